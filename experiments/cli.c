@@ -1,0 +1,198 @@
+/* Shared pieces of the fnet-* binaries: see cli.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static const char *prog_name = "fnet";
+
+void cli_init(const char *prog)
+{
+    prog_name = prog;
+}
+
+void cli_die(int code, const char *where, const char *fmt, ...)
+{
+    fflush(stdout);
+    if (cli_is_tty())
+        fputc('\n', stdout);
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    // one line: newlines inside a message would break the contract
+    for (char *p = msg; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    if (where && *where)
+        fprintf(stderr, "%s: error: %s (%s)\n", prog_name, msg, where);
+    else
+        fprintf(stderr, "%s: error: %s\n", prog_name, msg);
+    exit(code);
+}
+
+void cli_check(fnet_ctx *ctx, fnet_status st, const char *where)
+{
+    if (st == FNET_OK)
+        return;
+    const char *msg = ctx ? fnet_ctx_last_error(ctx) : "";
+    // usage-like failures (a spec that does not parse, a bad value) exit 2 as bad usage would
+    int code = st == FNET_ERR_INVALID_ARG ? 2 : 1;
+    if (msg && *msg)
+        cli_die(code, where, "%s: %s", fnet_status_str(st), msg);
+    cli_die(code, where, "%s", fnet_status_str(st));
+}
+
+int64_t cli_int(const char *opt, const char *text, int64_t lo, int64_t hi)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi)
+        cli_die(2, opt, "expected an integer in [%lld, %lld], got '%s'", (long long)lo,
+                (long long)hi, text);
+    return (int64_t)v;
+}
+
+double cli_double(const char *opt, const char *text, double lo, double hi)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(v) || v < lo || v > hi)
+        cli_die(2, opt, "expected a number in [%g, %g], got '%s'", lo, hi, text);
+    return v;
+}
+
+const char *cli_next(struct cli_args *a, bool (*takes_value)(const char *opt), const char **value)
+{
+    static char name[64];
+    *value = NULL;
+    if (a->i >= a->argc)
+        return NULL;
+    const char *arg = a->argv[a->i++];
+    if (strncmp(arg, "--", 2) != 0 && strcmp(arg, "-h") != 0)
+        cli_die(2, arg, "unexpected argument; options start with -- (see --help)");
+    const char *eq = strchr(arg, '=');
+    size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (len >= sizeof(name))
+        cli_die(2, arg, "unknown option (see --help)");
+    memcpy(name, arg, len);
+    name[len] = '\0';
+    if (takes_value(name)) {
+        if (eq)
+            *value = eq + 1;
+        else if (a->i < a->argc)
+            *value = a->argv[a->i++];
+        else
+            cli_die(2, name, "option needs a value");
+    } else if (eq) {
+        cli_die(2, name, "option takes no value");
+    }
+    return name;
+}
+
+double cli_peak_rss_mb(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0.0;
+    return (double)ru.ru_maxrss / 1024.0; // KiB on Linux
+}
+
+FILE *cli_json_open(const char *path)
+{
+    if (path == NULL)
+        return NULL;
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        cli_die(1, path, "cannot open the JSON file: %s", strerror(errno));
+    return f;
+}
+
+void cli_json_string(FILE *f, const char *key, const char *value, bool last)
+{
+    if (f == NULL)
+        return;
+    fprintf(f, "\"%s\":\"", key);
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputs(last ? "\"}\n" : "\",", f);
+}
+
+void cli_json_number(FILE *f, const char *key, double value, bool last)
+{
+    if (f == NULL)
+        return;
+    if (isfinite(value))
+        fprintf(f, "\"%s\":%.10g%s", key, value, last ? "}\n" : ",");
+    else
+        fprintf(f, "\"%s\":null%s", key, last ? "}\n" : ",");
+    if (last)
+        fflush(f);
+}
+
+bool cli_is_tty(void)
+{
+    static int tty = -1;
+    if (tty < 0)
+        tty = isatty(STDOUT_FILENO) ? 1 : 0;
+    return tty == 1;
+}
+
+void cli_progress(int64_t done, int64_t total, void *user)
+{
+    if (!cli_is_tty())
+        return;
+    const int width = 40;
+    // redraw about 100 times an epoch, not on every step
+    int64_t every = total / 100 > 0 ? total / 100 : 1;
+    if (done % every != 0 && done != total)
+        return;
+    int fill = (int)(width * done / total);
+    printf("\r  [%.*s%*s] %3d%%", fill, "########################################", width - fill, "",
+           (int)(100 * done / total));
+    fflush(stdout);
+}
+
+fnet_ctx *cli_ctx(const char *device, int threads)
+{
+    fnet_ctx *ctx = NULL;
+    fnet_status st;
+    if (strcmp(device, "cpu") == 0) {
+        st = fnet_ctx_create_cpu(&ctx);
+    } else if (strcmp(device, "reference") == 0) {
+        st = fnet_ctx_create_reference(&ctx);
+    } else if (strncmp(device, "cuda", 4) == 0 && (device[4] == '\0' || device[4] == ':')) {
+        int dev = device[4] == ':' ? (int)cli_int("--device", device + 5, 0, 1024) : 0;
+        st = fnet_ctx_create_cuda(dev, &ctx);
+        if (st == FNET_ERR_UNSUPPORTED)
+            cli_die(1, "--device", "this build has no CUDA backend (the CUDA backend is not built yet)");
+    } else {
+        cli_die(2, "--device", "expected cpu, reference or cuda[:K], got '%s'", device);
+    }
+    if (st != FNET_OK)
+        cli_die(1, "--device", "cannot create the %s context: %s", device, fnet_status_str(st));
+    if (threads > 0)
+        cli_check(ctx, fnet_ctx_set_threads(ctx, threads), "--threads");
+    return ctx;
+}
+
+const char *cli_default_data(void)
+{
+    const char *env = getenv("FNET_DATA");
+    return env && *env ? env : "/usr/share/datasets/fashion-mnist";
+}

@@ -1,0 +1,306 @@
+/* fnet-train: train and evaluate one model on an IDX dataset (DESIGN.md, "command-line
+ * contract"); --save/--load write and resume safetensors checkpoints. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: fnet-train --model SPEC [options]\n"
+    "\n"
+    "Train a model on an IDX dataset (Fashion-MNIST by default) and evaluate it on the test set.\n"
+    "\n"
+    "  --model SPEC        layers, comma-separated: dense:N, relu, tanh, sigmoid, dropout:P\n"
+    "                      (e.g. dense:64,relu,dense:32,relu,dense:10); optional with --load\n"
+    "  --data DIR          IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
+    "                      (default $FNET_DATA, then /usr/share/datasets/fashion-mnist)\n"
+    "  --optim NAME        adam (default), adamw, sgd, momentum, nesterov, rmsprop\n"
+    "  --lr X              learning rate (default 1e-3 for adam/adamw/rmsprop, 1e-2 others)\n"
+    "  --momentum X        momentum of momentum/nesterov (default 0.9)\n"
+    "  --weight-decay X    AdamW's decoupled decay (default 0.01 for adamw)\n"
+    "  --schedule NAME     constant (default), step, cosine\n"
+    "  --step-epochs N     step schedule: epochs between decays (default 10)\n"
+    "  --gamma X           step schedule: decay factor (default 0.1)\n"
+    "  --batch N           minibatch size, 0 = full batch (default 32)\n"
+    "  --epochs N          epochs (default 10); 0 with --load only evaluates\n"
+    "  --val-split F       fraction of the training set held out for validation (default 0)\n"
+    "  --limit-train N     use only the first N training samples\n"
+    "  --seed N            seed of initialization, split and shuffling (default 1)\n"
+    "  --threads N         BLAS and element-wise threads (default: the number of cores)\n"
+    "  --l1 X, --l2 X      L1 and L2 penalties on the weights (default 0)\n"
+    "  --loss ce|mse       softmax cross-entropy (default) or squared error\n"
+    "  --init NAME         glorot (default), glorot-normal, he, normal, uniform\n"
+    "  --device DEV        cpu (default), reference, cuda[:K]\n"
+    "  --load FILE         start from a checkpoint (its spec, weights and optimizer state)\n"
+    "  --save FILE         write a checkpoint after training (atomic: temporary file, rename)\n"
+    "  --json FILE         JSON lines: one object per epoch and a final one\n"
+    "  --help, --version\n"
+    "\n"
+    "Exit status: 0 success, 1 runtime error, 2 bad usage.\n";
+
+static bool takes_value(const char *opt)
+{
+    static const char *const flags[] = {"--help", "-h", "--version"};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (strcmp(opt, flags[i]) == 0)
+            return false;
+    return true;
+}
+
+struct run {
+    FILE *json;
+    bool tty;
+};
+
+static int on_epoch(const fnet_epoch_info *e, void *user)
+{
+    struct run *r = user;
+    if (r->tty)
+        printf("\r%60s\r", "");
+    printf("epoch %2d/%d  loss %.4f  val_loss %.4f  val_acc %.4f  lr %.3g  %.1fs  %.0f samples/s\n",
+           e->epoch, e->epochs, e->train_loss, e->val_loss, e->val_acc, e->lr, e->seconds,
+           e->samples_per_s);
+    fflush(stdout);
+    FILE *f = r->json;
+    if (f) {
+        fputc('{', f);
+        cli_json_string(f, "event", "epoch", false);
+        cli_json_number(f, "epoch", e->epoch, false);
+        cli_json_number(f, "train_loss", e->train_loss, false);
+        cli_json_number(f, "val_loss", e->val_loss, false);
+        cli_json_number(f, "val_acc", e->val_acc, false);
+        cli_json_number(f, "lr", e->lr, false);
+        cli_json_number(f, "seconds", e->seconds, false);
+        cli_json_number(f, "samples_per_s", e->samples_per_s, true);
+    }
+    return 0;
+}
+
+static fnet_init parse_init(const char *s)
+{
+    if (strcmp(s, "glorot") == 0 || strcmp(s, "glorot-uniform") == 0)
+        return FNET_INIT_GLOROT_UNIFORM;
+    if (strcmp(s, "glorot-normal") == 0)
+        return FNET_INIT_GLOROT_NORMAL;
+    if (strcmp(s, "he") == 0)
+        return FNET_INIT_HE;
+    if (strcmp(s, "normal") == 0)
+        return FNET_INIT_NORMAL;
+    if (strcmp(s, "uniform") == 0)
+        return FNET_INIT_UNIFORM;
+    cli_die(2, "--init", "expected glorot, glorot-normal, he, normal or uniform, got '%s'", s);
+}
+
+int main(int argc, char **argv)
+{
+    cli_init("fnet-train");
+    const char *spec = NULL, *data = cli_default_data(), *device = "cpu";
+    const char *load = NULL, *save = NULL, *json_path = NULL, *optim = "adam";
+    const char *lr_s = NULL, *mom_s = NULL, *wd_s = NULL, *sched = NULL, *step_s = NULL,
+               *gamma_s = NULL;
+    int64_t batch = 32, epochs = 10, limit = 0, threads = 0;
+    uint64_t seed = 1;
+    double val_split = 0.0, l1 = 0.0, l2 = 0.0;
+    fnet_loss loss = FNET_LOSS_CE;
+    fnet_init init = FNET_INIT_GLOROT_UNIFORM;
+    bool init_set = false;
+
+    struct cli_args a = {.argc = argc, .argv = argv, .i = 1};
+    const char *arg, *v;
+    while ((arg = cli_next(&a, takes_value, &v)) != NULL) {
+        const char *o = arg;
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(o, "--version") == 0) {
+            printf("fnet-train %s\n", fnet_version_string());
+            return 0;
+        } else if (strcmp(o, "--model") == 0) {
+            spec = v;
+        } else if (strcmp(o, "--data") == 0) {
+            data = v;
+        } else if (strcmp(o, "--optim") == 0) {
+            optim = v;
+        } else if (strcmp(o, "--lr") == 0) {
+            lr_s = v;
+        } else if (strcmp(o, "--momentum") == 0) {
+            mom_s = v;
+        } else if (strcmp(o, "--weight-decay") == 0) {
+            wd_s = v;
+        } else if (strcmp(o, "--schedule") == 0) {
+            sched = v;
+        } else if (strcmp(o, "--step-epochs") == 0) {
+            step_s = v;
+        } else if (strcmp(o, "--gamma") == 0) {
+            gamma_s = v;
+        } else if (strcmp(o, "--batch") == 0) {
+            batch = cli_int(o, v, 0, (int64_t)1 << 31);
+        } else if (strcmp(o, "--epochs") == 0) {
+            epochs = cli_int(o, v, 0, 1000000);
+        } else if (strcmp(o, "--val-split") == 0) {
+            val_split = cli_double(o, v, 0.0, 0.99);
+        } else if (strcmp(o, "--limit-train") == 0) {
+            limit = cli_int(o, v, 1, INT64_MAX);
+        } else if (strcmp(o, "--seed") == 0) {
+            seed = (uint64_t)cli_int(o, v, 0, INT64_MAX);
+        } else if (strcmp(o, "--threads") == 0) {
+            threads = cli_int(o, v, 1, 1024);
+        } else if (strcmp(o, "--l1") == 0) {
+            l1 = cli_double(o, v, 0.0, 1e6);
+        } else if (strcmp(o, "--l2") == 0) {
+            l2 = cli_double(o, v, 0.0, 1e6);
+        } else if (strcmp(o, "--loss") == 0) {
+            if (strcmp(v, "ce") == 0)
+                loss = FNET_LOSS_CE;
+            else if (strcmp(v, "mse") == 0)
+                loss = FNET_LOSS_MSE;
+            else
+                cli_die(2, o, "expected ce or mse, got '%s'", v);
+        } else if (strcmp(o, "--init") == 0) {
+            init = parse_init(v);
+            init_set = true;
+        } else if (strcmp(o, "--device") == 0) {
+            device = v;
+        } else if (strcmp(o, "--load") == 0) {
+            load = v;
+        } else if (strcmp(o, "--save") == 0) {
+            save = v;
+        } else if (strcmp(o, "--json") == 0) {
+            json_path = v;
+        } else {
+            cli_die(2, o, "unknown option (see --help)");
+        }
+    }
+    if (spec == NULL && load == NULL)
+        cli_die(2, "--model", "a model spec is required (or --load FILE)");
+    if (epochs == 0 && load == NULL)
+        cli_die(2, "--epochs", "0 epochs only makes sense with --load (evaluation)");
+
+    fnet_optim_kind kind;
+    if (fnet_optim_kind_parse(optim, &kind) != FNET_OK)
+        cli_die(2, "--optim", "expected adam, adamw, sgd, momentum, nesterov or rmsprop, got '%s'",
+                optim);
+    if (kind == FNET_OPTIM_LBFGS || kind == FNET_OPTIM_CG)
+        cli_die(2, "--optim", "%s is not built yet (see the README's status)", optim);
+    fnet_optim_params op = fnet_optim_params_default(kind);
+    if (lr_s)
+        op.lr = (float)cli_double("--lr", lr_s, 1e-30, 1e6);
+    if (mom_s)
+        op.momentum = (float)cli_double("--momentum", mom_s, 0.0, 0.999999);
+    if (wd_s)
+        op.weight_decay = (float)cli_double("--weight-decay", wd_s, 0.0, 1e6);
+    if (sched) {
+        if (strcmp(sched, "constant") == 0)
+            op.schedule = FNET_SCHEDULE_CONSTANT;
+        else if (strcmp(sched, "step") == 0)
+            op.schedule = FNET_SCHEDULE_STEP;
+        else if (strcmp(sched, "cosine") == 0)
+            op.schedule = FNET_SCHEDULE_COSINE;
+        else
+            cli_die(2, "--schedule", "expected constant, step or cosine, got '%s'", sched);
+    }
+    if (step_s)
+        op.step_epochs = (int)cli_int("--step-epochs", step_s, 1, 1000000);
+    if (gamma_s)
+        op.gamma = (float)cli_double("--gamma", gamma_s, 1e-9, 1.0);
+
+    fnet_ctx *ctx = cli_ctx(device, (int)threads);
+    char where[1200];
+
+    // data
+    fnet_dataset *train_all = NULL, *test = NULL, *train = NULL, *val = NULL;
+    snprintf(where, sizeof(where), "--data %s", data);
+    cli_check(ctx, fnet_dataset_load_idx(ctx, data, FNET_SPLIT_TRAIN, &train_all), where);
+    cli_check(ctx, fnet_dataset_load_idx(ctx, data, FNET_SPLIT_TEST, &test), where);
+    if (limit > 0) {
+        if (limit > fnet_dataset_size(train_all))
+            limit = fnet_dataset_size(train_all);
+        fnet_dataset *sub = NULL;
+        cli_check(ctx, fnet_dataset_subset(train_all, limit, &sub), "--limit-train");
+        fnet_dataset_free(train_all);
+        train_all = sub;
+    }
+    if (val_split > 0.0) {
+        cli_check(ctx, fnet_dataset_split(train_all, val_split, seed, &train, &val), "--val-split");
+    } else {
+        cli_check(ctx, fnet_dataset_subset(train_all, fnet_dataset_size(train_all), &train),
+                  "training set");
+    }
+    int64_t n_in = fnet_dataset_dim(train_all);
+
+    // model and optimizer
+    fnet_model *m = NULL;
+    if (spec) {
+        cli_check(ctx, fnet_model_create_from_spec(ctx, spec, n_in, seed, &m), "--model");
+        if (init_set)
+            cli_check(ctx, fnet_model_init(m, init, seed), "--init");
+    } else {
+        snprintf(where, sizeof(where), "--load %s", load);
+        cli_check(ctx, fnet_model_load(ctx, load, &m), where);
+        if (fnet_model_n_in(m) != n_in)
+            cli_die(1, where, "the checkpoint's model takes %lld inputs, the data has %lld",
+                    (long long)fnet_model_n_in(m), (long long)n_in);
+    }
+    cli_check(ctx, fnet_model_set_loss(m, loss), "--loss");
+    cli_check(ctx, fnet_model_set_regularization(m, (float)l1, (float)l2), "--l1/--l2");
+    fnet_optimizer *opt = NULL;
+    cli_check(ctx, fnet_optimizer_create(ctx, &op, fnet_model_num_params(m), &opt), "--optim/--lr");
+    if (load) {
+        snprintf(where, sizeof(where), "--load %s", load);
+        cli_check(ctx, fnet_model_load_params(m, opt, load), where);
+    }
+    if (fnet_dataset_classes(train_all) > fnet_model_n_out(m))
+        cli_die(1, "--model", "the data has %lld classes but the model has %lld outputs",
+                (long long)fnet_dataset_classes(train_all), (long long)fnet_model_n_out(m));
+
+    struct run r = {.json = cli_json_open(json_path), .tty = cli_is_tty()};
+    printf("model %s: %lld parameters; %lld training, %lld validation, %lld test samples; %s, %d threads\n",
+           fnet_model_spec(m), (long long)fnet_model_num_params(m),
+           (long long)fnet_dataset_size(train), (long long)(val ? fnet_dataset_size(val) : 0),
+           (long long)fnet_dataset_size(test), fnet_ctx_backend_name(ctx), fnet_ctx_threads(ctx));
+    fflush(stdout);
+
+    fnet_train_stats st = {0};
+    if (epochs > 0) {
+        fnet_train_params tp = fnet_train_params_default();
+        tp.batch = batch;
+        tp.epochs = (int)epochs;
+        tp.seed = seed;
+        tp.on_batch = r.tty ? cli_progress : NULL;
+        cli_check(ctx, fnet_train_with(m, opt, &op, &tp, train, val, on_epoch, &r, &st), "training");
+    }
+    double test_acc = 0.0, test_loss = 0.0;
+    cli_check(ctx, fnet_model_evaluate(m, test, &test_acc, &test_loss), "evaluating on the test set");
+    double rss = cli_peak_rss_mb();
+    printf("test_acc %.4f  test_loss %.4f  params %lld  train_seconds %.2f  samples_per_s %.0f  peak_rss_mb %.1f\n",
+           test_acc, test_loss, (long long)fnet_model_num_params(m), st.train_seconds,
+           st.samples_per_s, rss);
+    if (r.json) {
+        fputc('{', r.json);
+        cli_json_string(r.json, "event", "final", false);
+        cli_json_string(r.json, "model", fnet_model_spec(m), false);
+        cli_json_string(r.json, "optim", fnet_optim_kind_name(kind), false);
+        cli_json_number(r.json, "params", (double)fnet_model_num_params(m), false);
+        cli_json_number(r.json, "test_acc", test_acc, false);
+        cli_json_number(r.json, "test_loss", test_loss, false);
+        cli_json_number(r.json, "train_seconds", st.train_seconds, false);
+        cli_json_number(r.json, "samples_per_s", st.samples_per_s, false);
+        cli_json_number(r.json, "peak_rss_mb", rss, true);
+        if (fclose(r.json) != 0)
+            cli_die(1, json_path, "cannot write the JSON file");
+    }
+    if (save) {
+        snprintf(where, sizeof(where), "--save %s", save);
+        cli_check(ctx, fnet_model_save(m, opt, save), where);
+    }
+    fnet_optimizer_free(opt);
+    fnet_model_free(m);
+    fnet_dataset_free(val);
+    fnet_dataset_free(train);
+    fnet_dataset_free(train_all);
+    fnet_dataset_free(test);
+    fnet_ctx_free(ctx);
+    return 0;
+}

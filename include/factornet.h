@@ -1,0 +1,17 @@
+/* factornet: dense and compressed (tensor-train, low-rank, circulant, sparse) neural-network
+ * layers, optimizers and a trainer in C11. Umbrella header: include this one. */
+#ifndef FACTORNET_H
+#define FACTORNET_H
+
+#include <factornet/export.h>
+#include <factornet/status.h>
+#include <factornet/ctx.h>
+#include <factornet/rng.h>
+#include <factornet/layer.h>
+#include <factornet/model.h>
+#include <factornet/optim.h>
+#include <factornet/data.h>
+#include <factornet/train.h>
+#include <factornet/checkpoint.h>
+
+#endif

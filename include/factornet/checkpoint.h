@@ -1,0 +1,43 @@
+/* Checkpoints: safetensors files with tensors "layers.<i>.<name>" (PyTorch nn.Sequential
+ * numbering) and factornet metadata; written atomically, validated strictly on load. */
+#ifndef FACTORNET_CHECKPOINT_H
+#define FACTORNET_CHECKPOINT_H
+
+#include <stdint.h>
+#include <factornet/export.h>
+#include <factornet/status.h>
+#include <factornet/model.h>
+#include <factornet/optim.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Save the model (and the optimizer's state when opt is not NULL, as "optimizer.<name>"
+ *  tensors) to `path`: written to a temporary file in the same directory, flushed, then renamed
+ *  over `path`, so a failure never damages an existing file.
+ *  @return FNET_OK, FNET_ERR_IO, FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char *path);
+
+/** Load a checkpoint into a new model built from the spec in its metadata.
+ *  @param[out] out freed by the caller with fnet_model_free().
+ *  @return FNET_OK, FNET_ERR_IO, FNET_ERR_FORMAT (any inconsistency: header length, JSON, dtype,
+ *          shapes against the spec, offsets out of bounds or overlapping; the message names the
+ *          tensor and the field), FNET_ERR_UNSUPPORTED, FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_model_load(fnet_ctx *ctx, const char *path, fnet_model **out);
+
+/** Load the parameters of a checkpoint into an existing model with the same architecture; the
+ *  model is unchanged on failure. When opt is not NULL and the file holds a matching optimizer
+ *  state, it is restored too (FNET_ERR_FORMAT if the file holds a state of another shape).
+ *  @return as fnet_model_load(), and FNET_ERR_SHAPE when the spec or a shape differs. */
+FNET_API fnet_status fnet_model_load_params(fnet_model *m, fnet_optimizer *opt, const char *path);
+
+/** Read only the metadata of a checkpoint: its spec (copied into spec, of size cap) and input
+ *  width. @return FNET_OK, FNET_ERR_IO, FNET_ERR_FORMAT, FNET_ERR_INVALID_ARG (cap too small). */
+FNET_API fnet_status fnet_checkpoint_peek(fnet_ctx *ctx, const char *path, char *spec, size_t cap,
+                                          int64_t *n_in);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,82 @@
+/* The context: one per thread, it owns the backend, the thread setting and the last error. */
+#ifndef FACTORNET_CTX_H
+#define FACTORNET_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <factornet/export.h>
+#include <factornet/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Opaque context. Not thread-safe: use one per thread. */
+typedef struct fnet_ctx fnet_ctx;
+
+/** Which implementation of the backend table a ctx runs on. */
+typedef enum fnet_backend_kind {
+    FNET_BACKEND_REFERENCE = 0, /**< plain C, the test oracle; slow */
+    FNET_BACKEND_CPU = 1,       /**< OpenBLAS, LAPACKE (and FFTW) overrides of the reference */
+    FNET_BACKEND_CUDA = 2,      /**< cuBLAS, cuSOLVER, cuFFT (builds with FNET_WITH_CUDA only) */
+} fnet_backend_kind;
+
+/** Create a ctx on the CPU backend.
+ *  @param[out] out new ctx, freed by the caller with fnet_ctx_free().
+ *  @return FNET_OK or FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_ctx_create_cpu(fnet_ctx **out);
+
+/** Create a ctx on the plain-C reference backend (the oracle of the tests). Same contract as
+ *  fnet_ctx_create_cpu(). */
+FNET_API fnet_status fnet_ctx_create_reference(fnet_ctx **out);
+
+/** Create a ctx on CUDA device `device`.
+ *  @return FNET_ERR_UNSUPPORTED in a build without FNET_WITH_CUDA (then *out is NULL). */
+FNET_API fnet_status fnet_ctx_create_cuda(int device, fnet_ctx **out);
+
+/** Free a ctx; NULL is a no-op. Every object created on it must be freed first. */
+FNET_API void fnet_ctx_free(fnet_ctx *ctx);
+
+/** The message of the last failure on this ctx, "file.c:LINE: what" (empty string if none). The
+ *  pointer stays valid until the next failing call on the ctx. */
+FNET_API const char *fnet_ctx_last_error(const fnet_ctx *ctx);
+
+/** The status of the last failure on this ctx (FNET_OK if none). */
+FNET_API fnet_status fnet_ctx_last_status(const fnet_ctx *ctx);
+
+/** Clear the last error. */
+FNET_API void fnet_ctx_clear_error(fnet_ctx *ctx);
+
+/** Backend kind and name ("reference", "cpu", "cuda"). */
+FNET_API fnet_backend_kind fnet_ctx_backend(const fnet_ctx *ctx);
+FNET_API const char *fnet_ctx_backend_name(const fnet_ctx *ctx);
+
+/** Set the number of threads used by BLAS and by the library's own element-wise work.
+ *  @param n 1..1024; default at creation: the number of online cores.
+ *  @return FNET_OK or FNET_ERR_INVALID_ARG. */
+FNET_API fnet_status fnet_ctx_set_threads(fnet_ctx *ctx, int n);
+FNET_API int fnet_ctx_threads(const fnet_ctx *ctx);
+
+/** Log levels of the log callback. */
+typedef enum fnet_log_level {
+    FNET_LOG_DEBUG = 0,
+    FNET_LOG_INFO = 1,
+    FNET_LOG_WARN = 2,
+    FNET_LOG_ERROR = 3,
+} fnet_log_level;
+
+/** Log callback: receives one line without its newline. */
+typedef void (*fnet_log_fn)(fnet_log_level level, const char *msg, void *user);
+
+/** Set the process-wide log callback (the library's only global). NULL (the default) drops all
+ *  messages. The library never writes to stdout or stderr itself. */
+FNET_API void fnet_set_log_callback(fnet_log_fn fn, void *user);
+
+/** The library's version, "MAJOR.MINOR.PATCH". */
+FNET_API const char *fnet_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,103 @@
+/* The model: a sequence of layers over one flat parameter vector and one gradient vector, with
+ * the loss-and-gradient oracle that every optimizer uses. */
+#ifndef FACTORNET_MODEL_H
+#define FACTORNET_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <factornet/export.h>
+#include <factornet/status.h>
+#include <factornet/ctx.h>
+#include <factornet/layer.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Opaque model. */
+typedef struct fnet_model fnet_model;
+
+/** Losses. */
+typedef enum fnet_loss {
+    FNET_LOSS_CE = 0,  /**< softmax cross-entropy on logits, mean over the batch (default) */
+    FNET_LOSS_MSE = 1, /**< ½‖y − onehot(label)‖² summed over classes, mean over the batch */
+} fnet_loss;
+
+/** Create an empty model taking n_in inputs.
+ *  @param[out] out freed by the caller with fnet_model_free().
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_model_create(fnet_ctx *ctx, int64_t n_in, fnet_model **out);
+
+/** Build a model from a spec string ("dense:64,relu,dense:10"; grammar in the README), with
+ *  parameters initialized by FNET_INIT_GLOROT_UNIFORM from `seed`.
+ *  @return FNET_OK, FNET_ERR_FORMAT (the spec does not parse; the message names the item),
+ *          FNET_ERR_INVALID_ARG, FNET_ERR_UNSUPPORTED (a kind not built yet), FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_model_create_from_spec(fnet_ctx *ctx, const char *spec, int64_t n_in,
+                                                 uint64_t seed, fnet_model **out);
+
+/** Free a model and its layers; NULL is a no-op. */
+FNET_API void fnet_model_free(fnet_model *m);
+
+/** Append layers. Parameters of earlier layers are kept; new ones start at zero. */
+FNET_API fnet_status fnet_model_add_dense(fnet_model *m, int64_t n_out);
+FNET_API fnet_status fnet_model_add_activation(fnet_model *m, fnet_layer_kind kind);
+FNET_API fnet_status fnet_model_add_dropout(fnet_model *m, float p);
+/** Append a layer created on the same ctx; the model takes ownership, also on failure.
+ *  @return FNET_OK, FNET_ERR_SHAPE (its n_in is not the model's current width), ... */
+FNET_API fnet_status fnet_model_add_layer(fnet_model *m, fnet_layer *layer);
+
+/** Initialize every layer from `seed` (same seed, same model, on every backend). */
+FNET_API fnet_status fnet_model_init(fnet_model *m, fnet_init init, uint64_t seed);
+
+/** The spec string that rebuilds this model's architecture (owned by the model). */
+FNET_API const char *fnet_model_spec(const fnet_model *m);
+FNET_API int64_t fnet_model_n_in(const fnet_model *m);
+FNET_API int64_t fnet_model_n_out(const fnet_model *m);
+FNET_API int fnet_model_num_layers(const fnet_model *m);
+/** The i-th layer (borrowed; owned by the model). */
+FNET_API fnet_layer *fnet_model_layer(fnet_model *m, int i);
+FNET_API int64_t fnet_model_num_params(const fnet_model *m);
+FNET_API fnet_ctx *fnet_model_ctx(const fnet_model *m);
+
+/** The flat parameter vector and gradient vector (n floats each, owned by the model; device
+ *  memory on a GPU ctx). The pointers stay valid until a layer is added. */
+FNET_API float *fnet_model_params(fnet_model *m, int64_t *n);
+FNET_API float *fnet_model_grads(fnet_model *m, int64_t *n);
+
+/** Loss and regularization: L1 and L2 penalties l1·Σ|w| + ½·l2·Σw² over weights (not biases),
+ *  added to the loss that fnet_model_loss_grad() returns. Defaults: CE, 0, 0. */
+FNET_API fnet_status fnet_model_set_loss(fnet_model *m, fnet_loss loss);
+FNET_API fnet_status fnet_model_set_regularization(fnet_model *m, float l1, float l2);
+
+/** Training mode (dropout active) or evaluation mode (the default). */
+FNET_API void fnet_model_set_training(fnet_model *m, bool training);
+
+/** Size activations and workspaces for batches up to max_batch; later calls with a larger batch
+ *  grow them once. @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_model_reserve(fnet_model *m, int64_t max_batch);
+
+/** Forward pass. @param x (batch, n_in) @param out (batch, n_out) logits, written; may be NULL
+ *  (then read them with fnet_model_output()). */
+FNET_API fnet_status fnet_model_forward(fnet_model *m, const float *x, int64_t batch, float *out);
+/** The model's output buffer of the last forward, (batch, n_out). */
+FNET_API const float *fnet_model_output(const fnet_model *m);
+
+/** The loss-and-gradient oracle: mean loss over the batch plus the regularization penalty, and
+ *  its gradient with respect to the flat parameter vector.
+ *  @param x (batch, n_in)  @param labels (batch) class indices in [0, n_out)
+ *  @param[out] loss  the loss (double)
+ *  @param[out] grad  n floats; NULL or fnet_model_grads() writes the model's own gradient.
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (a label out of range, batch < 1), FNET_ERR_NUMERIC
+ *          (the loss is NaN or Inf; the gradient is then unspecified), FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_model_loss_grad(fnet_model *m, const float *x, const int32_t *labels,
+                                          int64_t batch, double *loss, float *grad);
+
+/** Loss (without regularization) and the number of correct argmax predictions on one batch. */
+FNET_API fnet_status fnet_model_loss_correct(fnet_model *m, const float *x, const int32_t *labels,
+                                             int64_t batch, double *loss, int64_t *correct);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,88 @@
+/* First-order optimizers on a flat parameter vector: SGD, momentum, Nesterov, RMSprop, Adam,
+ * AdamW; learning-rate schedules. They see (n, w, g) and never know what a layer is. */
+#ifndef FACTORNET_OPTIM_H
+#define FACTORNET_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <factornet/export.h>
+#include <factornet/status.h>
+#include <factornet/ctx.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum fnet_optim_kind {
+    FNET_OPTIM_SGD = 0,      /**< w -= lr·g */
+    FNET_OPTIM_MOMENTUM = 1, /**< v = μv + g; w -= lr·v (PyTorch's SGD with momentum) */
+    FNET_OPTIM_NESTEROV = 2, /**< v = μv + g; w -= lr·(g + μv) */
+    FNET_OPTIM_RMSPROP = 3,  /**< s = ρs + (1−ρ)g²; w -= lr·g/(√s + ε) */
+    FNET_OPTIM_ADAM = 4,     /**< Kingma & Ba, with bias correction */
+    FNET_OPTIM_ADAMW = 5,    /**< Adam with decoupled weight decay (Loshchilov & Hutter) */
+    FNET_OPTIM_LBFGS = 6,    /**< not built yet */
+    FNET_OPTIM_CG = 7,       /**< not built yet */
+} fnet_optim_kind;
+
+typedef enum fnet_schedule {
+    FNET_SCHEDULE_CONSTANT = 0, /**< lr */
+    FNET_SCHEDULE_STEP = 1,     /**< lr·gamma^floor(epoch / step_epochs) */
+    FNET_SCHEDULE_COSINE = 2,   /**< lr_min + ½(lr − lr_min)(1 + cos(π·epoch / epochs)) */
+} fnet_schedule;
+
+/** Optimizer settings; get them from fnet_optim_params_default(kind). */
+typedef struct fnet_optim_params {
+    fnet_optim_kind kind;
+    float lr;            /**< learning rate; default 1e-3 (Adam, AdamW, RMSprop), 1e-2 (others) */
+    float momentum;      /**< μ of momentum/Nesterov; default 0.9 */
+    float beta1, beta2;  /**< Adam moments; default 0.9, 0.999 */
+    float eps;           /**< Adam/RMSprop ε; default 1e-8 (Adam), 1e-7 (RMSprop) */
+    float rho;           /**< RMSprop decay; default 0.9 */
+    float weight_decay;  /**< AdamW decoupled decay; default 0.01 for AdamW, 0 otherwise */
+    fnet_schedule schedule; /**< default FNET_SCHEDULE_CONSTANT */
+    int step_epochs;     /**< STEP: epochs between decays; default 10 */
+    float gamma;         /**< STEP: factor; default 0.1 */
+    float lr_min;        /**< COSINE: final rate; default 0 */
+} fnet_optim_params;
+
+/** Defaults for one kind, as documented field by field above. */
+FNET_API fnet_optim_params fnet_optim_params_default(fnet_optim_kind kind);
+/** Parse "adam", "adamw", "sgd", "momentum", "nesterov", "rmsprop", "lbfgs", "cg".
+ *  @return FNET_OK or FNET_ERR_INVALID_ARG. */
+FNET_API fnet_status fnet_optim_kind_parse(const char *name, fnet_optim_kind *kind);
+FNET_API const char *fnet_optim_kind_name(fnet_optim_kind kind);
+
+/** The learning rate a schedule gives at `epoch` (0-based) of `epochs`. */
+FNET_API float fnet_schedule_lr(const fnet_optim_params *p, int epoch, int epochs);
+
+/** Opaque optimizer: the parameters and its state vectors (n floats each). */
+typedef struct fnet_optimizer fnet_optimizer;
+
+/** Create an optimizer for vectors of n floats, on ctx's backend.
+ *  @param[out] out freed by the caller with fnet_optimizer_free().
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (lr ≤ 0 or not finite, a β outside [0,1), ε ≤ 0,
+ *          a negative decay, n < 1), FNET_ERR_UNSUPPORTED (LBFGS, CG), FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_optimizer_create(fnet_ctx *ctx, const fnet_optim_params *p, int64_t n,
+                                           fnet_optimizer **out);
+FNET_API void fnet_optimizer_free(fnet_optimizer *opt);
+
+/** One step: update w (n) in place from g (n). Never allocates. */
+FNET_API fnet_status fnet_optimizer_step(fnet_optimizer *opt, float *w, const float *g);
+
+/** Current learning rate (what the schedule set last) and setting it. */
+FNET_API float fnet_optimizer_lr(const fnet_optimizer *opt);
+FNET_API fnet_status fnet_optimizer_set_lr(fnet_optimizer *opt, float lr);
+/** Steps taken so far. */
+FNET_API int64_t fnet_optimizer_steps(const fnet_optimizer *opt);
+
+/** The optimizer's state: `count` vectors of n floats (Adam: m, v) and the step count, for
+ *  checkpoints. @param i < count. Names: "m", "v", "velocity", "square_avg". */
+FNET_API int fnet_optimizer_num_states(const fnet_optimizer *opt);
+FNET_API float *fnet_optimizer_state(fnet_optimizer *opt, int i, const char **name);
+FNET_API fnet_status fnet_optimizer_set_steps(fnet_optimizer *opt, int64_t steps);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,80 @@
+/* The trainer: epochs of shuffled minibatches, validation each epoch, a NaN/Inf guard. */
+#ifndef FACTORNET_TRAIN_H
+#define FACTORNET_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <factornet/export.h>
+#include <factornet/status.h>
+#include <factornet/model.h>
+#include <factornet/optim.h>
+#include <factornet/data.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** What one epoch did, passed to the epoch callback. NaN where not measured (no validation set). */
+typedef struct fnet_epoch_info {
+    int epoch;            /**< 1-based */
+    int epochs;           /**< planned */
+    double train_loss;    /**< mean minibatch loss over the epoch (with regularization) */
+    double val_loss;      /**< on the validation set, evaluation mode */
+    double val_acc;
+    double lr;            /**< the learning rate used in this epoch */
+    double seconds;       /**< wall time of the epoch's training steps */
+    double samples_per_s; /**< training samples per second of those steps */
+} fnet_epoch_info;
+
+/** Called after each epoch; return nonzero to stop training (fnet_train then returns FNET_OK). */
+typedef int (*fnet_epoch_fn)(const fnet_epoch_info *info, void *user);
+/** Called after each minibatch with the number done and the total of the epoch. */
+typedef void (*fnet_batch_fn)(int64_t done, int64_t total, void *user);
+
+typedef struct fnet_train_params {
+    int64_t batch;        /**< minibatch size; 0 = the whole training set (full batch). Default 32 */
+    int epochs;           /**< default 10 */
+    uint64_t seed;        /**< shuffling seed; default 1 */
+    bool shuffle;         /**< reshuffle every epoch; default true */
+    fnet_batch_fn on_batch; /**< optional progress callback; default NULL */
+} fnet_train_params;
+
+/** Totals of a training run. */
+typedef struct fnet_train_stats {
+    int epochs_run;
+    int64_t steps;
+    double train_seconds;  /**< wall time of the training steps, validation excluded */
+    double samples_per_s;  /**< training samples / train_seconds */
+    double train_loss, val_loss, val_acc; /**< of the last epoch */
+} fnet_train_stats;
+
+FNET_API fnet_train_params fnet_train_params_default(void);
+
+/** Train m with the optimizer described by op on `train`, validating on `val` (may be NULL)
+ *  after every epoch; `on_epoch` (may be NULL) is called with `user` after each.
+ *  The model's loss and regularization settings are used.
+ *  @param[out] st totals (may be NULL).
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_SHAPE (data width or classes do not fit the
+ *          model), FNET_ERR_NUMERIC (a NaN or Inf loss: training stopped at that step, the
+ *          message names the epoch and step), FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_train(fnet_model *m, const fnet_optim_params *op,
+                                const fnet_train_params *tp, const fnet_dataset *train,
+                                const fnet_dataset *val, fnet_epoch_fn on_epoch, void *user,
+                                fnet_train_stats *st);
+
+/** Like fnet_train() with an optimizer the caller made (and may keep across calls: resuming). */
+FNET_API fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt,
+                                     const fnet_optim_params *op, const fnet_train_params *tp,
+                                     const fnet_dataset *train, const fnet_dataset *val,
+                                     fnet_epoch_fn on_epoch, void *user, fnet_train_stats *st);
+
+/** Accuracy and mean loss (without regularization) of m on d, in evaluation mode.
+ *  @return FNET_OK, FNET_ERR_SHAPE, FNET_ERR_INVALID_ARG (empty dataset), FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_model_evaluate(fnet_model *m, const fnet_dataset *d, double *accuracy,
+                                         double *loss);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

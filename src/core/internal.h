@@ -1,0 +1,55 @@
+/* Private core API shared across src/: the ctx, failing with a message, allocation, logging.
+ * Never installed; never included by experiments/. */
+#ifndef FNET_CORE_INTERNAL_H
+#define FNET_CORE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <factornet.h>
+
+struct fnet_backend_ops;
+struct fnet_pool;
+
+struct fnet_ctx {
+    const struct fnet_backend_ops *be;
+    fnet_backend_kind kind;
+    int threads;
+    struct fnet_pool *pool;     // element-wise workers (threads - 1 of them), NULL when 1 thread
+    fnet_status last_status;
+    char last_error[512];
+};
+
+/* Record "file.c:LINE: message" as the ctx's last error and return st. ctx may be NULL. */
+fnet_status fnet_fail_at(fnet_ctx *ctx, fnet_status st, const char *file, int line,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define fnet_fail(ctx, st, ...) fnet_fail_at((ctx), (st), __FILE__, __LINE__, __VA_ARGS__)
+
+/* Always-on invariant check inside functions that return fnet_status. */
+#define FNET_ASSERT(ctx, cond)                                                                     \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return fnet_fail((ctx), FNET_ERR_INTERNAL, "invariant failed: %s", #cond);             \
+    } while (0)
+
+/* Logging through the settable callback (never stdout). */
+void fnet_log(fnet_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Allocation: 64-byte aligned, overflow-checked, NULL on failure (also when the test hook says
+ * so). fnet_free(NULL) is a no-op. */
+void *fnet_malloc(size_t bytes);
+void *fnet_calloc(size_t n, size_t size);
+void *fnet_malloc_array(size_t n, size_t size); // n*size with overflow check, uninitialized
+void fnet_free(void *p);
+char *fnet_strdup(const char *s);
+
+/* Test hook (declared here and in tests): make the k-th next allocation of this thread fail
+ * (k >= 1); k = 0 disables. fnet_debug_alloc_count() counts allocations of this thread. */
+FNET_API void fnet_debug_fail_alloc(long k);
+FNET_API long fnet_debug_alloc_count(void);
+
+/* Monotonic wall clock in seconds. */
+double fnet_now(void);
+
+#endif

@@ -1,0 +1,579 @@
+/* The model: layers over one flat parameter vector and one gradient vector, activation buffers
+ * sized for a maximum batch, and the loss-and-gradient oracle (DESIGN.md, "two ideas"). */
+#include "core/layer_impl.h"
+#include "io/spec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+struct fnet_model {
+    fnet_ctx *ctx;
+    int64_t n_in;
+    int n_layers, cap_layers;
+    fnet_layer **layers;
+    int64_t n_params;
+    float *w, *g;        // flat vectors (backend memory)
+    char *spec;          // rebuilt on every add
+    fnet_loss loss;
+    float l1, l2;
+    bool training;
+    int64_t max_batch;   // activations are sized for this
+    float *act;          // one allocation for every layer output that is not in place
+    float **out;         // out[i]: output of layer i (B, n_out_i); in-place layers share
+    float *gbuf[2];      // backward ping-pong (max_batch, max width)
+};
+
+static int64_t model_width(const fnet_model *m)
+{
+    return m->n_layers ? m->layers[m->n_layers - 1]->n_out : m->n_in;
+}
+
+fnet_status fnet_model_create(fnet_ctx *ctx, int64_t n_in, fnet_model **out)
+{
+    if (ctx == NULL || out == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "model: ctx and out must not be NULL");
+    *out = NULL;
+    if (n_in < 1 || n_in > ((int64_t)1 << 31))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "model: input width must be in 1..2^31, got %lld",
+                         (long long)n_in);
+    fnet_model *m = fnet_calloc(1, sizeof(*m));
+    if (m == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "model");
+    m->spec = fnet_strdup("");
+    if (m->spec == NULL) {
+        fnet_free(m);
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "model spec");
+    }
+    m->ctx = ctx;
+    m->n_in = n_in;
+    m->loss = FNET_LOSS_CE;
+    *out = m;
+    return FNET_OK;
+}
+
+static void free_buffers(fnet_model *m)
+{
+    const struct fnet_backend_ops *be = m->ctx->be;
+    be->free(m->ctx, m->act);
+    be->free(m->ctx, m->gbuf[0]);
+    be->free(m->ctx, m->gbuf[1]);
+    fnet_free(m->out);
+    m->act = m->gbuf[0] = m->gbuf[1] = NULL;
+    m->out = NULL;
+    m->max_batch = 0;
+}
+
+void fnet_model_free(fnet_model *m)
+{
+    if (m == NULL)
+        return;
+    free_buffers(m);
+    for (int i = 0; i < m->n_layers; i++)
+        fnet_layer_free(m->layers[i]);
+    fnet_free(m->layers);
+    m->ctx->be->free(m->ctx, m->w);
+    m->ctx->be->free(m->ctx, m->g);
+    fnet_free(m->spec);
+    fnet_free(m);
+}
+
+// The spec of layers[0..n): items joined by commas.
+static char *build_spec(fnet_layer **layers, int n)
+{
+    size_t len = 0;
+    char item[256];
+    for (int i = 0; i < n; i++) {
+        int k = layers[i]->ops->describe(layers[i], item, sizeof(item));
+        len += (size_t)(k > 0 ? k : 0) + 1;
+    }
+    char *s = fnet_malloc(len + 1);
+    if (s == NULL)
+        return NULL;
+    size_t pos = 0;
+    s[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (i)
+            s[pos++] = ',';
+        int k = layers[i]->ops->describe(layers[i], s + pos, len + 1 - pos);
+        pos += (size_t)(k > 0 ? k : 0);
+    }
+    s[pos] = '\0';
+    return s;
+}
+
+fnet_status fnet_model_add_layer(fnet_model *m, fnet_layer *l)
+{
+    if (m == NULL || l == NULL) {
+        fnet_layer_free(l);
+        return m ? fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "add_layer: layer is NULL")
+                 : FNET_ERR_INVALID_ARG;
+    }
+    fnet_ctx *ctx = m->ctx;
+    fnet_status st = FNET_OK;
+    float *w = NULL, *g = NULL;
+    char *spec = NULL;
+    if (l->ctx != ctx) {
+        st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "add_layer: the layer was made on another ctx");
+        goto out_free_layer;
+    }
+    if (l->in_model) {
+        st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "add_layer: the layer already belongs to a model");
+        return st; // not ours to free
+    }
+    if (l->n_in != model_width(m)) {
+        st = fnet_fail(ctx, FNET_ERR_SHAPE, "add_layer: %s layer takes %lld inputs, the model gives %lld",
+                       fnet_layer_kind_name(l->ops->kind), (long long)l->n_in,
+                       (long long)model_width(m));
+        goto out_free_layer;
+    }
+    if (m->n_layers == m->cap_layers) {
+        int cap = m->cap_layers ? 2 * m->cap_layers : 8;
+        fnet_layer **layers = fnet_malloc_array((size_t)cap, sizeof(*layers));
+        if (layers == NULL) {
+            st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "model layer list");
+            goto out_free_layer;
+        }
+        if (m->n_layers)
+            memcpy(layers, m->layers, (size_t)m->n_layers * sizeof(*layers));
+        fnet_free(m->layers);
+        m->layers = layers;
+        m->cap_layers = cap;
+    }
+    m->layers[m->n_layers] = l; // tentatively, for the spec
+    spec = build_spec(m->layers, m->n_layers + 1);
+    if (spec == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "model spec");
+        goto out_free_layer;
+    }
+    int64_t n = m->n_params + l->n_params;
+    if (l->n_params > 0) {
+        w = ctx->be->alloc(ctx, (size_t)n * sizeof(float));
+        g = ctx->be->alloc(ctx, (size_t)n * sizeof(float));
+        if (w == NULL || g == NULL) {
+            st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "flat parameter vector of %lld floats",
+                           (long long)n);
+            goto out_free_vectors;
+        }
+        int64_t off = 0;
+        for (int i = 0; i <= m->n_layers; i++) {
+            fnet_layer_bind(m->layers[i], w + off, g + off);
+            off += m->layers[i]->n_params;
+        }
+        ctx->be->free(ctx, m->w);
+        ctx->be->free(ctx, m->g);
+        m->w = w;
+        m->g = g;
+        m->n_params = n;
+    }
+    l->in_model = true;
+    l->training = m->training;
+    m->n_layers++;
+    fnet_free(m->spec);
+    m->spec = spec;
+    free_buffers(m); // the next forward reserves for the new shape
+    return FNET_OK;
+out_free_vectors:
+    ctx->be->free(ctx, w);
+    ctx->be->free(ctx, g);
+    fnet_free(spec);
+out_free_layer:
+    fnet_layer_free(l);
+    return st;
+}
+
+fnet_status fnet_model_add_dense(fnet_model *m, int64_t n_out)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_layer *l;
+    fnet_status st = fnet_dense_create(m->ctx, model_width(m), n_out, true, &l);
+    return st != FNET_OK ? st : fnet_model_add_layer(m, l);
+}
+
+fnet_status fnet_model_add_activation(fnet_model *m, fnet_layer_kind kind)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_layer *l;
+    fnet_status st = fnet_activation_create(m->ctx, kind, model_width(m), &l);
+    return st != FNET_OK ? st : fnet_model_add_layer(m, l);
+}
+
+fnet_status fnet_model_add_dropout(fnet_model *m, float p)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_layer *l;
+    fnet_status st = fnet_dropout_create(m->ctx, model_width(m), p, &l);
+    return st != FNET_OK ? st : fnet_model_add_layer(m, l);
+}
+
+fnet_status fnet_model_init(fnet_model *m, fnet_init init, uint64_t seed)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    // Each layer draws from its own stream forked from the seed: adding a layer at the end never
+    // changes the initial values of the others.
+    fnet_rng root;
+    fnet_rng_seed(&root, seed);
+    for (int i = 0; i < m->n_layers; i++) {
+        fnet_rng rng;
+        fnet_rng_seed(&rng, fnet_rng_next(&root));
+        fnet_status st = fnet_layer_init(m->layers[i], init, &rng);
+        if (st != FNET_OK)
+            return st;
+    }
+    return FNET_OK;
+}
+
+static fnet_status add_item(fnet_model *m, const struct fnet_spec_item *it, int pos)
+{
+    switch (it->kind) {
+    case FNET_LAYER_DENSE: return fnet_model_add_dense(m, it->n);
+    case FNET_LAYER_RELU:
+    case FNET_LAYER_TANH:
+    case FNET_LAYER_SIGMOID: return fnet_model_add_activation(m, it->kind);
+    case FNET_LAYER_DROPOUT: return fnet_model_add_dropout(m, it->p);
+    default: {
+        char text[256];
+        fnet_spec_item_format(it, text, sizeof(text));
+        return fnet_fail(m->ctx, FNET_ERR_UNSUPPORTED,
+                         "spec item %d '%s': %s layers are not built yet (built: dense, relu, "
+                         "tanh, sigmoid, dropout)",
+                         pos, text, fnet_layer_kind_name(it->kind));
+    }
+    }
+}
+
+fnet_status fnet_model_create_from_spec(fnet_ctx *ctx, const char *spec, int64_t n_in,
+                                        uint64_t seed, fnet_model **out)
+{
+    if (ctx == NULL || spec == NULL || out == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "model: ctx, spec and out must not be NULL");
+    *out = NULL;
+    struct fnet_spec_item *items = NULL;
+    int count = 0;
+    fnet_model *m = NULL;
+    fnet_status st = fnet_spec_parse(ctx, spec, &items, &count);
+    if (st != FNET_OK)
+        return st;
+    // Kinds that are not built are refused before anything is allocated for the model.
+    for (int i = 0; i < count; i++) {
+        if (items[i].kind > FNET_LAYER_DROPOUT) {
+            char text[256];
+            fnet_spec_item_format(&items[i], text, sizeof(text));
+            st = fnet_fail(ctx, FNET_ERR_UNSUPPORTED,
+                           "spec item %d '%s': %s layers are not built yet (built: dense, relu, "
+                           "tanh, sigmoid, dropout)",
+                           i + 1, text, fnet_layer_kind_name(items[i].kind));
+            goto out_free_items;
+        }
+    }
+    st = fnet_model_create(ctx, n_in, &m);
+    if (st != FNET_OK)
+        goto out_free_items;
+    for (int i = 0; i < count; i++) {
+        st = add_item(m, &items[i], i + 1);
+        if (st != FNET_OK)
+            goto out_free_model;
+    }
+    st = fnet_model_init(m, FNET_INIT_GLOROT_UNIFORM, seed);
+    if (st != FNET_OK)
+        goto out_free_model;
+    fnet_free(items);
+    *out = m;
+    return FNET_OK;
+out_free_model:
+    fnet_model_free(m);
+out_free_items:
+    fnet_free(items);
+    return st;
+}
+
+const char *fnet_model_spec(const fnet_model *m)
+{
+    return m->spec;
+}
+
+int64_t fnet_model_n_in(const fnet_model *m)
+{
+    return m->n_in;
+}
+
+int64_t fnet_model_n_out(const fnet_model *m)
+{
+    return model_width(m);
+}
+
+int fnet_model_num_layers(const fnet_model *m)
+{
+    return m->n_layers;
+}
+
+fnet_layer *fnet_model_layer(fnet_model *m, int i)
+{
+    return m && i >= 0 && i < m->n_layers ? m->layers[i] : NULL;
+}
+
+int64_t fnet_model_num_params(const fnet_model *m)
+{
+    return m->n_params;
+}
+
+fnet_ctx *fnet_model_ctx(const fnet_model *m)
+{
+    return m->ctx;
+}
+
+float *fnet_model_params(fnet_model *m, int64_t *n)
+{
+    if (n)
+        *n = m->n_params;
+    return m->w;
+}
+
+float *fnet_model_grads(fnet_model *m, int64_t *n)
+{
+    if (n)
+        *n = m->n_params;
+    return m->g;
+}
+
+fnet_status fnet_model_set_loss(fnet_model *m, fnet_loss loss)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (loss != FNET_LOSS_CE && loss != FNET_LOSS_MSE)
+        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "unknown loss %d", (int)loss);
+    m->loss = loss;
+    return FNET_OK;
+}
+
+fnet_status fnet_model_set_regularization(fnet_model *m, float l1, float l2)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (!(l1 >= 0.0f && isfinite(l1)) || !(l2 >= 0.0f && isfinite(l2)))
+        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG,
+                         "regularization must be finite and >= 0, got l1 %g, l2 %g", (double)l1,
+                         (double)l2);
+    m->l1 = l1;
+    m->l2 = l2;
+    return FNET_OK;
+}
+
+void fnet_model_set_training(fnet_model *m, bool training)
+{
+    m->training = training;
+    for (int i = 0; i < m->n_layers; i++)
+        m->layers[i]->training = training;
+}
+
+// Layer i writes over its input (shares the buffer) when it can run in place, is not first (the
+// input x belongs to the caller) and the layer before does not read its own output backward.
+static bool runs_in_place(const fnet_model *m, int i)
+{
+    return i > 0 && m->layers[i]->ops->in_place && !m->layers[i - 1]->ops->uses_output;
+}
+
+fnet_status fnet_model_reserve(fnet_model *m, int64_t max_batch)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_ctx *ctx = m->ctx;
+    if (max_batch < 1 || max_batch > ((int64_t)1 << 31))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "batch must be in 1..2^31, got %lld",
+                         (long long)max_batch);
+    if (m->n_layers == 0)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "the model has no layers");
+    if (max_batch <= m->max_batch)
+        return FNET_OK;
+    for (int i = 0; i < m->n_layers; i++) {
+        fnet_status st = fnet_layer_reserve(m->layers[i], max_batch);
+        if (st != FNET_OK)
+            return st;
+    }
+    int64_t act_floats = 0, width = m->n_in;
+    for (int i = 0; i < m->n_layers; i++) {
+        if (!runs_in_place(m, i))
+            act_floats += max_batch * m->layers[i]->n_out;
+        if (m->layers[i]->n_out > width)
+            width = m->layers[i]->n_out;
+    }
+    float **out = fnet_calloc((size_t)m->n_layers, sizeof(*out));
+    float *act = ctx->be->alloc(ctx, (size_t)act_floats * sizeof(float));
+    float *g0 = ctx->be->alloc(ctx, (size_t)(max_batch * width) * sizeof(float));
+    float *g1 = ctx->be->alloc(ctx, (size_t)(max_batch * width) * sizeof(float));
+    if (out == NULL || act == NULL || g0 == NULL || g1 == NULL) {
+        fnet_free(out);
+        ctx->be->free(ctx, act);
+        ctx->be->free(ctx, g0);
+        ctx->be->free(ctx, g1);
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY,
+                         "activations for batch %lld (%lld floats)", (long long)max_batch,
+                         (long long)(act_floats + 2 * max_batch * width));
+    }
+    free_buffers(m);
+    int64_t off = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        if (runs_in_place(m, i)) {
+            out[i] = out[i - 1];
+        } else {
+            out[i] = act + off;
+            off += max_batch * m->layers[i]->n_out;
+        }
+    }
+    m->out = out;
+    m->act = act;
+    m->gbuf[0] = g0;
+    m->gbuf[1] = g1;
+    m->max_batch = max_batch;
+    return FNET_OK;
+}
+
+static fnet_status check_batch(fnet_model *m, const float *x, int64_t batch)
+{
+    if (x == NULL)
+        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "input x must not be NULL");
+    if (batch < 1)
+        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "batch must be >= 1, got %lld",
+                         (long long)batch);
+    return fnet_model_reserve(m, batch);
+}
+
+// x (B, n_in) -> out[L-1] (B, n_out)
+static void forward(fnet_model *m, const float *x, int64_t B)
+{
+    const float *in = x;
+    for (int i = 0; i < m->n_layers; i++) {
+        fnet_layer *l = m->layers[i];
+        l->ops->forward(l, in, B, m->out[i]);
+        in = m->out[i];
+    }
+}
+
+fnet_status fnet_model_forward(fnet_model *m, const float *x, int64_t batch, float *out)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_status st = check_batch(m, x, batch);
+    if (st != FNET_OK)
+        return st;
+    forward(m, x, batch);
+    if (out)
+        memcpy(out, m->out[m->n_layers - 1], (size_t)(batch * model_width(m)) * sizeof(float));
+    return FNET_OK;
+}
+
+const float *fnet_model_output(const fnet_model *m)
+{
+    return m->out ? m->out[m->n_layers - 1] : NULL;
+}
+
+static fnet_status check_labels(fnet_model *m, const int32_t *labels, int64_t batch)
+{
+    if (labels == NULL)
+        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "labels must not be NULL");
+    int64_t K = model_width(m);
+    for (int64_t r = 0; r < batch; r++)
+        if (labels[r] < 0 || labels[r] >= K)
+            return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG,
+                             "label %d of sample %lld is outside [0, %lld)", (int)labels[r],
+                             (long long)r, (long long)K);
+    return FNET_OK;
+}
+
+// Σ loss over the batch of the last forward; dlogits (B, K) = scale·∂loss/∂logits when asked.
+static double batch_loss(fnet_model *m, const int32_t *labels, int64_t B, float scale,
+                         float *dlogits, int64_t *correct)
+{
+    fnet_ctx *ctx = m->ctx;
+    const float *logits = m->out[m->n_layers - 1];
+    int64_t K = model_width(m);
+    if (m->loss == FNET_LOSS_MSE)
+        return ctx->be->mse(ctx, B, K, logits, labels, scale, dlogits, correct);
+    return ctx->be->softmax_ce(ctx, B, K, logits, labels, scale, dlogits, correct);
+}
+
+// Backward from dlogits in gbuf[0] through every layer, writing (not accumulating) gradients.
+static void backward(fnet_model *m, const float *x, int64_t B)
+{
+    int cur = 0;
+    float *dy = m->gbuf[0];
+    for (int i = m->n_layers - 1; i >= 0; i--) {
+        fnet_layer *l = m->layers[i];
+        const float *in = i == 0 ? x : m->out[i - 1];
+        float *dx = NULL;
+        if (i > 0)
+            dx = l->ops->in_place ? dy : m->gbuf[1 - cur];
+        l->ops->backward(l, in, m->out[i], dy, B, dx, false);
+        if (dx != NULL && dx != dy) {
+            cur = 1 - cur;
+            dy = dx;
+        }
+    }
+}
+
+// l1·Σ|w| + ½·l2·Σw² over every layer's decaying tensors, its gradient added to m->g
+static double regularize(fnet_model *m)
+{
+    if (m->l1 == 0.0f && m->l2 == 0.0f)
+        return 0.0;
+    double penalty = 0.0;
+    for (int i = 0; i < m->n_layers; i++) {
+        fnet_layer *l = m->layers[i];
+        int nt = fnet_layer_num_tensors(l);
+        for (int t = 0; t < nt; t++) {
+            fnet_tensor_info info = {0};
+            l->ops->tensor(l, t, &info);
+            if (info.decay)
+                penalty += m->ctx->be->regularize(m->ctx, info.numel, l->w + info.offset,
+                                                  l->g + info.offset, m->l1, m->l2);
+        }
+    }
+    return penalty;
+}
+
+fnet_status fnet_model_loss_grad(fnet_model *m, const float *x, const int32_t *labels,
+                                 int64_t batch, double *loss, float *grad)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_status st = check_batch(m, x, batch);
+    if (st == FNET_OK)
+        st = check_labels(m, labels, batch);
+    if (st != FNET_OK)
+        return st;
+    forward(m, x, batch);
+    double sum = batch_loss(m, labels, batch, 1.0f / (float)batch, m->gbuf[0], NULL);
+    backward(m, x, batch);
+    double value = sum / (double)batch + regularize(m);
+    if (loss)
+        *loss = value;
+    if (grad != NULL && grad != m->g)
+        memcpy(grad, m->g, (size_t)m->n_params * sizeof(float));
+    if (!isfinite(value))
+        return fnet_fail(m->ctx, FNET_ERR_NUMERIC, "loss is %g", value);
+    return FNET_OK;
+}
+
+fnet_status fnet_model_loss_correct(fnet_model *m, const float *x, const int32_t *labels,
+                                    int64_t batch, double *loss, int64_t *correct)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_status st = check_batch(m, x, batch);
+    if (st == FNET_OK)
+        st = check_labels(m, labels, batch);
+    if (st != FNET_OK)
+        return st;
+    forward(m, x, batch);
+    int64_t right = 0;
+    double sum = batch_loss(m, labels, batch, 1.0f, NULL, &right);
+    if (loss)
+        *loss = sum / (double)batch;
+    if (correct)
+        *correct = right;
+    return FNET_OK;
+}

@@ -1,0 +1,214 @@
+/* The trainer: epochs of shuffled minibatches through the loss-and-gradient oracle and an
+ * optimizer step, validation after every epoch, and a guard that stops on a NaN or Inf loss. */
+#include "core/internal.h"
+#include "core/backend.h"
+#include "core/layer_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+// Evaluation runs in chunks of this many samples (or the training batch, if larger).
+#define EVAL_CHUNK 1024
+
+fnet_train_params fnet_train_params_default(void)
+{
+    fnet_train_params p = {
+        .batch = 32,
+        .epochs = 10,
+        .seed = 1,
+        .shuffle = true,
+        .on_batch = NULL,
+    };
+    return p;
+}
+
+static fnet_status check_data(fnet_model *m, const fnet_dataset *d, const char *what)
+{
+    fnet_ctx *ctx = fnet_model_ctx(m);
+    if (fnet_dataset_dim(d) != fnet_model_n_in(m))
+        return fnet_fail(ctx, FNET_ERR_SHAPE, "%s samples have %lld values, the model takes %lld",
+                         what, (long long)fnet_dataset_dim(d), (long long)fnet_model_n_in(m));
+    if (fnet_dataset_classes(d) > fnet_model_n_out(m))
+        return fnet_fail(ctx, FNET_ERR_SHAPE,
+                         "%s data has %lld classes, the model has only %lld outputs", what,
+                         (long long)fnet_dataset_classes(d), (long long)fnet_model_n_out(m));
+    return FNET_OK;
+}
+
+fnet_status fnet_model_evaluate(fnet_model *m, const fnet_dataset *d, double *accuracy,
+                                double *loss)
+{
+    if (m == NULL || d == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_ctx *ctx = fnet_model_ctx(m);
+    int64_t n = fnet_dataset_size(d), dim = fnet_dataset_dim(d);
+    if (n < 1)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "evaluate: the dataset is empty");
+    fnet_status st = check_data(m, d, "evaluation");
+    if (st != FNET_OK)
+        return st;
+    int64_t chunk = n < EVAL_CHUNK ? n : EVAL_CHUNK;
+    float *x = ctx->be->alloc(ctx, (size_t)(chunk * dim) * sizeof(float));
+    int32_t *labels = fnet_malloc_array((size_t)chunk, sizeof(int32_t));
+    if (x == NULL || labels == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "evaluation batch of %lld", (long long)chunk);
+        goto out_free;
+    }
+    bool was_training = false;
+    if (fnet_model_num_layers(m) > 0)
+        was_training = fnet_model_layer(m, 0) && fnet_model_layer(m, 0)->training;
+    fnet_model_set_training(m, false);
+    double loss_sum = 0.0;
+    int64_t right = 0;
+    for (int64_t first = 0; first < n; first += chunk) {
+        int64_t bs = n - first < chunk ? n - first : chunk;
+        st = fnet_dataset_batch(d, NULL, first, bs, x, labels);
+        if (st != FNET_OK)
+            break;
+        double l = 0.0;
+        int64_t c = 0;
+        st = fnet_model_loss_correct(m, x, labels, bs, &l, &c);
+        if (st != FNET_OK)
+            break;
+        loss_sum += l * (double)bs;
+        right += c;
+    }
+    fnet_model_set_training(m, was_training);
+    if (st == FNET_OK) {
+        if (accuracy)
+            *accuracy = (double)right / (double)n;
+        if (loss)
+            *loss = loss_sum / (double)n;
+    }
+out_free:
+    fnet_free(labels);
+    ctx->be->free(ctx, x);
+    return st;
+}
+
+fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim_params *op,
+                            const fnet_train_params *tp, const fnet_dataset *train,
+                            const fnet_dataset *val, fnet_epoch_fn on_epoch, void *user,
+                            fnet_train_stats *stats)
+{
+    if (m == NULL || opt == NULL || op == NULL || tp == NULL || train == NULL)
+        return fnet_fail(m ? fnet_model_ctx(m) : NULL, FNET_ERR_INVALID_ARG,
+                         "train: model, optimizer, parameters and training data are required");
+    fnet_ctx *ctx = fnet_model_ctx(m);
+    int64_t n = fnet_dataset_size(train), dim = fnet_dataset_dim(train);
+    if (tp->batch < 0)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "batch must be >= 1 (or 0 for full batch), got %lld",
+                         (long long)tp->batch);
+    if (tp->epochs < 1)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "epochs must be >= 1, got %d", tp->epochs);
+    if (n < 1)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "the training set is empty");
+    fnet_status st = check_data(m, train, "training");
+    if (st == FNET_OK && val != NULL && fnet_dataset_size(val) > 0)
+        st = check_data(m, val, "validation");
+    if (st != FNET_OK)
+        return st;
+    int64_t B = tp->batch == 0 || tp->batch > n ? n : tp->batch;
+    int64_t n_batches = (n + B - 1) / B;
+
+    int64_t *perm = fnet_malloc_array((size_t)n, sizeof(int64_t));
+    float *x = ctx->be->alloc(ctx, (size_t)(B * dim) * sizeof(float));
+    int32_t *labels = fnet_malloc_array((size_t)B, sizeof(int32_t));
+    if (perm == NULL || x == NULL || labels == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "training batch of %lld", (long long)B);
+        goto out_free;
+    }
+    st = fnet_model_reserve(m, B);
+    if (st != FNET_OK)
+        goto out_free;
+    for (int64_t i = 0; i < n; i++)
+        perm[i] = i;
+    fnet_rng rng;
+    fnet_rng_seed(&rng, tp->seed);
+    float *w = fnet_model_params(m, NULL);
+    const float *g = fnet_model_grads(m, NULL);
+
+    fnet_train_stats acc = {0};
+    acc.val_loss = acc.val_acc = NAN;
+    for (int epoch = 0; epoch < tp->epochs; epoch++) {
+        float lr = fnet_schedule_lr(op, epoch, tp->epochs);
+        st = fnet_optimizer_set_lr(opt, lr);
+        if (st != FNET_OK)
+            break;
+        if (tp->shuffle)
+            fnet_rng_shuffle(&rng, perm, n);
+        fnet_model_set_training(m, true);
+        double t0 = fnet_now(), loss_sum = 0.0;
+        for (int64_t b = 0; b < n_batches && st == FNET_OK; b++) {
+            int64_t bs = n - b * B < B ? n - b * B : B;
+            double loss = 0.0;
+            st = fnet_dataset_batch(train, perm + b * B, 0, bs, x, labels);
+            if (st == FNET_OK)
+                st = fnet_model_loss_grad(m, x, labels, bs, &loss, NULL);
+            if (st == FNET_ERR_NUMERIC) {
+                st = fnet_fail(ctx, FNET_ERR_NUMERIC,
+                               "epoch %d, step %lld: the loss is %g; training stopped (the "
+                               "learning rate %g may be too high)",
+                               epoch + 1, (long long)b + 1, loss, (double)lr);
+                break;
+            }
+            if (st == FNET_OK)
+                st = fnet_optimizer_step(opt, w, g);
+            loss_sum += loss * (double)bs;
+            acc.steps++;
+            if (tp->on_batch)
+                tp->on_batch(b + 1, n_batches, user);
+        }
+        double seconds = fnet_now() - t0;
+        fnet_model_set_training(m, false);
+        if (st != FNET_OK)
+            break;
+        fnet_epoch_info info = {
+            .epoch = epoch + 1,
+            .epochs = tp->epochs,
+            .train_loss = loss_sum / (double)n,
+            .val_loss = NAN,
+            .val_acc = NAN,
+            .lr = lr,
+            .seconds = seconds,
+            .samples_per_s = seconds > 0 ? (double)n / seconds : 0.0,
+        };
+        if (val != NULL && fnet_dataset_size(val) > 0) {
+            st = fnet_model_evaluate(m, val, &info.val_acc, &info.val_loss);
+            if (st != FNET_OK)
+                break;
+        }
+        acc.epochs_run = epoch + 1;
+        acc.train_seconds += seconds;
+        acc.train_loss = info.train_loss;
+        acc.val_loss = info.val_loss;
+        acc.val_acc = info.val_acc;
+        if (on_epoch && on_epoch(&info, user) != 0)
+            break;
+    }
+    acc.samples_per_s = acc.train_seconds > 0
+                            ? (double)n * (double)acc.epochs_run / acc.train_seconds
+                            : 0.0;
+    if (stats)
+        *stats = acc;
+out_free:
+    fnet_free(labels);
+    ctx->be->free(ctx, x);
+    fnet_free(perm);
+    return st;
+}
+
+fnet_status fnet_train(fnet_model *m, const fnet_optim_params *op, const fnet_train_params *tp,
+                       const fnet_dataset *train, const fnet_dataset *val, fnet_epoch_fn on_epoch,
+                       void *user, fnet_train_stats *stats)
+{
+    if (m == NULL || op == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_optimizer *opt = NULL;
+    fnet_status st = fnet_optimizer_create(fnet_model_ctx(m), op, fnet_model_num_params(m), &opt);
+    if (st != FNET_OK)
+        return st;
+    st = fnet_train_with(m, opt, op, tp, train, val, on_epoch, user, stats);
+    fnet_optimizer_free(opt);
+    return st;
+}

@@ -1,0 +1,198 @@
+/* The CPU backend: the reference table with OpenBLAS for the BLAS-shaped ops and the large
+ * element-wise ops split over the ctx's sleeping thread pool (never while BLAS runs). */
+#include "cpu/ref.h"
+#include "core/pool.h"
+
+#include <cblas.h>
+
+// Below this many elements a job runs on the calling thread: waking a worker costs more.
+#define PAR_GRAIN 32768
+
+static void *cpu_alloc(fnet_ctx *ctx, size_t bytes)
+{
+    return fnet_malloc(bytes);
+}
+
+static void cpu_free(fnet_ctx *ctx, void *p)
+{
+    fnet_free(p);
+}
+
+static void cpu_set_threads(fnet_ctx *ctx, int n)
+{
+    openblas_set_num_threads(n);
+}
+
+static void cpu_synchronize(fnet_ctx *ctx)
+{
+}
+
+// C (M, N) = alpha·op(A)·op(B) + beta·C, row-major
+static void cpu_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                      float beta, float *C, int64_t ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta,
+                C, (blasint)ldc);
+}
+
+static void cpu_axpy(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y)
+{
+    cblas_saxpy((blasint)n, a, x, 1, y, 1);
+}
+
+static void cpu_scal(fnet_ctx *ctx, int64_t n, float a, float *x)
+{
+    cblas_sscal((blasint)n, a, x, 1);
+}
+
+// Σ x·y with double accumulation (BLAS dsdot)
+static double cpu_dot(fnet_ctx *ctx, int64_t n, const float *x, const float *y)
+{
+    return cblas_dsdot((blasint)n, x, 1, y, 1);
+}
+
+// db (n) (+)= Σ_r dy (B, n)[r], row by row so the inner loop runs along memory
+static void cpu_bias_grad(fnet_ctx *ctx, int64_t B, int64_t n, const float *dy, float *db,
+                          bool accumulate)
+{
+    if (!accumulate)
+        for (int64_t j = 0; j < n; j++)
+            db[j] = 0.0f;
+    for (int64_t r = 0; r < B; r++) {
+        const float *restrict d = dy + r * n;
+        float *restrict o = db;
+        for (int64_t j = 0; j < n; j++)
+            o[j] += d[j];
+    }
+}
+
+// ---- element-wise ops over the pool: each job carries its arguments and offsets pointers ----
+
+struct ew_job {
+    fnet_ctx *ctx;
+    int kind;
+    const float *x, *y, *mask;
+    float *out, *w, *s1, *s2;
+    const float *g;
+    const struct fnet_step_args *args;
+    bool nesterov;
+};
+
+static void act_forward_range(void *p, int64_t b, int64_t e)
+{
+    struct ew_job *j = p;
+    fnet_ref_act_forward(j->ctx, j->kind, e - b, j->x + b, j->out + b);
+}
+
+static void cpu_act_forward(fnet_ctx *ctx, int kind, int64_t n, const float *x, float *y)
+{
+    struct ew_job j = {.ctx = ctx, .kind = kind, .x = x, .out = y};
+    fnet_pool_run(ctx->pool, n, PAR_GRAIN, act_forward_range, &j);
+}
+
+static void act_backward_range(void *p, int64_t b, int64_t e)
+{
+    struct ew_job *j = p;
+    fnet_ref_act_backward(j->ctx, j->kind, e - b, j->y + b, j->x + b, j->out + b);
+}
+
+static void cpu_act_backward(fnet_ctx *ctx, int kind, int64_t n, const float *y, const float *dy,
+                             float *dx)
+{
+    struct ew_job j = {.ctx = ctx, .kind = kind, .y = y, .x = dy, .out = dx};
+    fnet_pool_run(ctx->pool, n, PAR_GRAIN, act_backward_range, &j);
+}
+
+static void mul_range(void *p, int64_t b, int64_t e)
+{
+    struct ew_job *j = p;
+    fnet_ref_mul(j->ctx, e - b, j->x + b, j->mask + b, j->out + b);
+}
+
+static void cpu_mul(fnet_ctx *ctx, int64_t n, const float *x, const float *mask, float *y)
+{
+    struct ew_job j = {.ctx = ctx, .x = x, .mask = mask, .out = y};
+    fnet_pool_run(ctx->pool, n, PAR_GRAIN, mul_range, &j);
+}
+
+static void sgd_range(void *p, int64_t b, int64_t e)
+{
+    struct ew_job *j = p;
+    fnet_ref_sgd_step(j->ctx, e - b, j->w + b, j->g + b, j->args);
+}
+
+static void cpu_sgd_step(fnet_ctx *ctx, int64_t n, float *w, const float *g,
+                         const struct fnet_step_args *a)
+{
+    struct ew_job j = {.ctx = ctx, .w = w, .g = g, .args = a};
+    fnet_pool_run(ctx->pool, n, PAR_GRAIN, sgd_range, &j);
+}
+
+static void momentum_range(void *p, int64_t b, int64_t e)
+{
+    struct ew_job *j = p;
+    fnet_ref_momentum_step(j->ctx, e - b, j->w + b, j->g + b, j->s1 + b, j->args, j->nesterov);
+}
+
+static void cpu_momentum_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *v,
+                              const struct fnet_step_args *a, bool nesterov)
+{
+    struct ew_job j = {.ctx = ctx, .w = w, .g = g, .s1 = v, .args = a, .nesterov = nesterov};
+    fnet_pool_run(ctx->pool, n, PAR_GRAIN, momentum_range, &j);
+}
+
+static void rmsprop_range(void *p, int64_t b, int64_t e)
+{
+    struct ew_job *j = p;
+    fnet_ref_rmsprop_step(j->ctx, e - b, j->w + b, j->g + b, j->s1 + b, j->args);
+}
+
+static void cpu_rmsprop_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *s,
+                             const struct fnet_step_args *a)
+{
+    struct ew_job j = {.ctx = ctx, .w = w, .g = g, .s1 = s, .args = a};
+    fnet_pool_run(ctx->pool, n, PAR_GRAIN, rmsprop_range, &j);
+}
+
+static void adam_range(void *p, int64_t b, int64_t e)
+{
+    struct ew_job *j = p;
+    fnet_ref_adam_step(j->ctx, e - b, j->w + b, j->g + b, j->s1 + b, j->s2 + b, j->args);
+}
+
+static void cpu_adam_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *m, float *v,
+                          const struct fnet_step_args *a)
+{
+    struct ew_job j = {.ctx = ctx, .w = w, .g = g, .s1 = m, .s2 = v, .args = a};
+    fnet_pool_run(ctx->pool, n, PAR_GRAIN, adam_range, &j);
+}
+
+const struct fnet_backend_ops fnet_cpu_backend = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .set_threads = cpu_set_threads,
+    .sgemm = cpu_sgemm,
+    .axpy = cpu_axpy,
+    .scal = cpu_scal,
+    .dot = cpu_dot,
+    .bias_fill = fnet_ref_bias_fill,
+    .bias_grad = cpu_bias_grad,
+    .act_forward = cpu_act_forward,
+    .act_backward = cpu_act_backward,
+    .mul = cpu_mul,
+    .softmax_ce = fnet_ref_softmax_ce,
+    .mse = fnet_ref_mse,
+    .regularize = fnet_ref_regularize,
+    .u8_to_float = fnet_ref_u8_to_float,
+    .all_finite = fnet_ref_all_finite,
+    .sgd_step = cpu_sgd_step,
+    .momentum_step = cpu_momentum_step,
+    .rmsprop_step = cpu_rmsprop_step,
+    .adam_step = cpu_adam_step,
+    .synchronize = cpu_synchronize,
+};

@@ -1,0 +1,43 @@
+/* The reference backend's functions, plain C: the oracle of every other backend. The CPU backend
+ * reuses the element-wise ones (split over its thread pool) and overrides the BLAS-shaped ones. */
+#ifndef FNET_CPU_REF_H
+#define FNET_CPU_REF_H
+
+#include "core/backend.h"
+
+// ref_blas.c
+void fnet_ref_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                    int64_t ldc);
+void fnet_ref_axpy(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y);
+void fnet_ref_scal(fnet_ctx *ctx, int64_t n, float a, float *x);
+double fnet_ref_dot(fnet_ctx *ctx, int64_t n, const float *x, const float *y);
+
+// ref_elementwise.c
+void fnet_ref_bias_fill(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias, float *y);
+void fnet_ref_bias_grad(fnet_ctx *ctx, int64_t B, int64_t n, const float *dy, float *db,
+                        bool accumulate);
+void fnet_ref_act_forward(fnet_ctx *ctx, int kind, int64_t n, const float *x, float *y);
+void fnet_ref_act_backward(fnet_ctx *ctx, int kind, int64_t n, const float *y, const float *dy,
+                           float *dx);
+void fnet_ref_mul(fnet_ctx *ctx, int64_t n, const float *x, const float *mask, float *y);
+double fnet_ref_softmax_ce(fnet_ctx *ctx, int64_t B, int64_t K, const float *logits,
+                           const int32_t *labels, float scale, float *dlogits, int64_t *correct);
+double fnet_ref_mse(fnet_ctx *ctx, int64_t B, int64_t K, const float *y, const int32_t *labels,
+                    float scale, float *dy, int64_t *correct);
+double fnet_ref_regularize(fnet_ctx *ctx, int64_t n, const float *w, float *g, float l1, float l2);
+void fnet_ref_u8_to_float(fnet_ctx *ctx, int64_t B, int64_t d, const uint8_t *src,
+                          const int64_t *idx, float scale, float *x);
+bool fnet_ref_all_finite(fnet_ctx *ctx, int64_t n, const float *x);
+
+// ref_optim.c: one fused pass over the vectors each
+void fnet_ref_sgd_step(fnet_ctx *ctx, int64_t n, float *w, const float *g,
+                       const struct fnet_step_args *a);
+void fnet_ref_momentum_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *v,
+                            const struct fnet_step_args *a, bool nesterov);
+void fnet_ref_rmsprop_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *s,
+                           const struct fnet_step_args *a);
+void fnet_ref_adam_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *m, float *v,
+                        const struct fnet_step_args *a);
+
+#endif

@@ -1,0 +1,45 @@
+/* Reference BLAS-shaped ops: obviously correct loops with double accumulation. The oracle of the
+ * CPU (OpenBLAS) and CUDA (cuBLAS) versions. */
+#include "cpu/ref.h"
+
+// C (M, N) = alpha·op(A)·op(B) + beta·C; op(A) (M, K) from A (M, K) or A (K, M) transposed.
+void fnet_ref_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                    int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++) {
+            double acc = 0.0;
+            for (int64_t k = 0; k < K; k++) {
+                float a = ta ? A[k * lda + i] : A[i * lda + k];
+                float b = tb ? B[j * ldb + k] : B[k * ldb + j];
+                acc += (double)a * (double)b;
+            }
+            float prev = beta == 0.0f ? 0.0f : beta * C[i * ldc + j]; // beta 0 ignores NaN in C
+            C[i * ldc + j] = (float)((double)alpha * acc) + prev;
+        }
+    }
+}
+
+// y (n) += a·x (n)
+void fnet_ref_axpy(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+// x (n) *= a
+void fnet_ref_scal(fnet_ctx *ctx, int64_t n, float a, float *x)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= a;
+}
+
+// Σ x·y (n), accumulated in double
+double fnet_ref_dot(fnet_ctx *ctx, int64_t n, const float *x, const float *y)
+{
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        acc += (double)x[i] * (double)y[i];
+    return acc;
+}

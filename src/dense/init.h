@@ -1,0 +1,12 @@
+/* Weight initializers shared by the layer kinds. */
+#ifndef FNET_DENSE_INIT_H
+#define FNET_DENSE_INIT_H
+
+#include "core/internal.h"
+
+/* Fill w (n) for a layer with the given fans: Glorot uniform/normal, He normal, N(0, 0.01²) or
+ * U(-0.05, 0.05), drawn in order from rng (host memory). */
+void fnet_init_fill(fnet_init init, int64_t fan_in, int64_t fan_out, fnet_rng *rng, int64_t n,
+                    float *w);
+
+#endif

@@ -1,0 +1,83 @@
+/* Shared test helpers: see test_util.h. */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void allclose(const float *af, const double *ad, const float *bf, const double *bd,
+                     int64_t n, double rtol, double atol, const char *file, int line)
+{
+    int64_t first = -1, worst = -1;
+    double worst_excess = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double a = af ? af[i] : ad[i], b = bf ? bf[i] : bd[i];
+        double tol = atol + rtol * fabs(b);
+        double diff = fabs(a - b);
+        if (!(diff <= tol)) { // also catches NaN
+            if (first < 0)
+                first = i;
+            double excess = isnan(diff) ? INFINITY : diff - tol;
+            if (worst < 0 || excess > worst_excess) {
+                worst = i;
+                worst_excess = excess;
+            }
+        }
+    }
+    if (first >= 0) {
+        double a0 = af ? af[first] : ad[first], b0 = bf ? bf[first] : bd[first];
+        double aw = af ? af[worst] : ad[worst], bw = bf ? bf[worst] : bd[worst];
+        print_error("%s:%d: not allclose (rtol %g, atol %g): first at [%lld] %.9g vs %.9g, "
+                    "worst at [%lld] %.9g vs %.9g\n",
+                    file, line, rtol, atol, (long long)first, a0, b0, (long long)worst, aw, bw);
+        _fail(file, line);
+    }
+}
+
+void fnet_check_allclose_f(const float *a, const float *b, int64_t n, double rtol, double atol,
+                           const char *file, int line)
+{
+    allclose(a, NULL, b, NULL, n, rtol, atol, file, line);
+}
+
+void fnet_check_allclose_d(const double *a, const double *b, int64_t n, double rtol, double atol,
+                           const char *file, int line)
+{
+    allclose(NULL, a, NULL, b, n, rtol, atol, file, line);
+}
+
+void fnet_check_close(double a, double b, double rtol, double atol, const char *file, int line)
+{
+    allclose(NULL, &a, NULL, &b, 1, rtol, atol, file, line);
+}
+
+void fnet_check_ok(const fnet_ctx *ctx, fnet_status st, const char *file, int line)
+{
+    if (st != FNET_OK) {
+        print_error("%s:%d: status %d (%s): %s\n", file, line, (int)st, fnet_status_str(st),
+                    ctx ? fnet_ctx_last_error(ctx) : "");
+        _fail(file, line);
+    }
+}
+
+void fnet_test_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed)
+{
+    fnet_rng rng;
+    fnet_rng_seed(&rng, seed);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = lo + (hi - lo) * (float)fnet_rng_uniform(&rng);
+}
+
+const char *fnet_test_tmpdir(void)
+{
+    static char path[512];
+    const char *base = getenv("TMPDIR");
+    snprintf(path, sizeof(path), "%s/fnet-test-XXXXXX", base && *base ? base : "/tmp");
+    if (mkdtemp(path) == NULL) {
+        print_error("mkdtemp failed\n");
+        fail();
+    }
+    return path;
+}
