@@ -1,0 +1,276 @@
+/* The model: the loss-and-gradient oracle against finite differences (both losses, with
+ * regularization), in-place buffers against a layer-by-layer composition, CPU against reference,
+ * specs, determinism, bad input and out-of-memory injection. */
+#include "test_util.h"
+#include "core/backend.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FD_EPS 1e-2
+#define FD_RTOL 2e-2
+#define FD_ATOL 2e-3
+
+static void fill_batch(float *x, int32_t *labels, int64_t B, int64_t d, int64_t K, uint64_t seed)
+{
+    fnet_test_fill_uniform(x, B * d, -1.0f, 1.0f, seed);
+    for (int64_t r = 0; r < B; r++)
+        labels[r] = (int32_t)((r * 7 + (int64_t)seed) % K);
+}
+
+static void check_model_gradient(const char *spec, fnet_loss loss, float l1, float l2)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_reference(&ctx));
+    fnet_model *m;
+    const int64_t d = 5, B = 4;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, spec, d, 3, &m));
+    fnet_assert_ok(ctx, fnet_model_set_loss(m, loss));
+    fnet_assert_ok(ctx, fnet_model_set_regularization(m, l1, l2));
+    int64_t n, K = fnet_model_n_out(m);
+    float *w = fnet_model_params(m, &n);
+    float x[B * d];
+    int32_t labels[B];
+    fill_batch(x, labels, B, d, K, 1);
+    float *g = malloc(sizeof(float) * (size_t)n);
+    double *ana = malloc(sizeof(double) * (size_t)n), *num = malloc(sizeof(double) * (size_t)n);
+    double f0;
+    fnet_assert_ok(ctx, fnet_model_loss_grad(m, x, labels, B, &f0, g));
+    for (int64_t i = 0; i < n; i++) {
+        ana[i] = g[i];
+        float keep = w[i];
+        double up, down;
+        w[i] = keep + (float)FD_EPS;
+        fnet_assert_ok(ctx, fnet_model_loss_grad(m, x, labels, B, &up, NULL));
+        w[i] = keep - (float)FD_EPS;
+        fnet_assert_ok(ctx, fnet_model_loss_grad(m, x, labels, B, &down, NULL));
+        w[i] = keep;
+        num[i] = (up - down) / (2 * FD_EPS);
+    }
+    fnet_assert_allclose_d(ana, num, n, FD_RTOL, FD_ATOL);
+    free(g), free(ana), free(num);
+    fnet_model_free(m);
+    fnet_ctx_free(ctx);
+}
+
+static void test_loss_grad_matches_finite_differences_ce(void **state)
+{
+    check_model_gradient("dense:6,tanh,dense:4,relu,dense:3", FNET_LOSS_CE, 0.0f, 0.0f);
+    check_model_gradient("dense:6,sigmoid,dropout:0.5,dense:3", FNET_LOSS_CE, 0.0f, 0.0f);
+}
+
+static void test_loss_grad_matches_finite_differences_mse(void **state)
+{
+    check_model_gradient("dense:6,tanh,dense:3", FNET_LOSS_MSE, 0.0f, 0.0f);
+}
+
+static void test_loss_grad_includes_regularization(void **state)
+{
+    check_model_gradient("dense:6,relu,dense:3", FNET_LOSS_CE, 0.01f, 0.1f);
+    // the penalty itself: weights only, biases excluded
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_model *m;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:2", 3, 1, &m));
+    int64_t n;
+    float *w = fnet_model_params(m, &n);
+    assert_int_equal(n, 8);
+    const float vals[8] = {1, -2, 0, 0.5f, 0, 3, /* bias */ 10, -10};
+    memcpy(w, vals, sizeof(vals));
+    float x[3] = {0, 0, 0};
+    int32_t label = 0;
+    double plain, reg;
+    fnet_assert_ok(ctx, fnet_model_loss_grad(m, x, &label, 1, &plain, NULL));
+    fnet_assert_ok(ctx, fnet_model_set_regularization(m, 0.5f, 0.25f));
+    fnet_assert_ok(ctx, fnet_model_loss_grad(m, x, &label, 1, &reg, NULL));
+    // l1·Σ|w| = 0.5·6.5, ½·l2·Σw² = 0.125·14.25
+    fnet_assert_close(reg - plain, 0.5 * 6.5 + 0.125 * 14.25, 1e-6, 0.0);
+    assert_int_equal(fnet_model_set_regularization(m, -1.0f, 0.0f), FNET_ERR_INVALID_ARG);
+    fnet_model_free(m);
+    fnet_ctx_free(ctx);
+}
+
+// The model shares buffers between a layer and the in-place activation after it; its output
+// must equal the layers applied one by one into separate buffers.
+static void test_in_place_buffers_match_layer_by_layer(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_model *m;
+    const int64_t d = 5, B = 3;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "relu,dense:7,tanh,dropout:0.2,sigmoid,dense:4", d, 9, &m));
+    float x[B * d];
+    fnet_test_fill_uniform(x, B * d, -1, 1, 4);
+    float out[B * 4];
+    fnet_assert_ok(ctx, fnet_model_forward(m, x, B, out));
+    float a[B * 7], b[B * 7];
+    memcpy(a, x, sizeof(x));
+    const float *in = x;
+    float *bufs[2] = {a, b};
+    for (int i = 0; i < fnet_model_num_layers(m); i++) {
+        float *o = bufs[i % 2];
+        fnet_assert_ok(ctx, fnet_layer_forward(fnet_model_layer(m, i), in, B, o));
+        in = o;
+    }
+    fnet_assert_allclose(out, in, B * 4, 0.0, 0.0);
+    assert_string_equal(fnet_model_spec(m), "relu,dense:7,tanh,dropout:0.2,sigmoid,dense:4");
+    assert_int_equal(fnet_model_num_params(m), 5 * 7 + 7 + 7 * 4 + 4);
+    fnet_model_free(m);
+    fnet_ctx_free(ctx);
+}
+
+static void test_cpu_model_matches_reference(void **state)
+{
+    fnet_ctx *rc, *cc;
+    fnet_assert_ok(NULL, fnet_ctx_create_reference(&rc));
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&cc));
+    fnet_model *mr, *mc;
+    const char *spec = "dense:32,relu,dense:16,tanh,dense:10";
+    const int64_t d = 20, B = 17;
+    fnet_assert_ok(rc, fnet_model_create_from_spec(rc, spec, d, 5, &mr));
+    fnet_assert_ok(cc, fnet_model_create_from_spec(cc, spec, d, 5, &mc));
+    int64_t n;
+    float *wr = fnet_model_params(mr, &n), *wc = fnet_model_params(mc, NULL);
+    fnet_assert_allclose(wc, wr, n, 0.0, 0.0); // same seed, same model, on every backend
+    float x[B * d];
+    int32_t labels[B];
+    fill_batch(x, labels, B, d, 10, 3);
+    double lr, lc;
+    fnet_assert_ok(rc, fnet_model_loss_grad(mr, x, labels, B, &lr, NULL));
+    fnet_assert_ok(cc, fnet_model_loss_grad(mc, x, labels, B, &lc, NULL));
+    fnet_assert_close(lc, lr, 1e-6, 0.0);
+    fnet_assert_allclose(fnet_model_grads(mc, NULL), fnet_model_grads(mr, NULL), n, 1e-4, 1e-6);
+    fnet_model_free(mr);
+    fnet_model_free(mc);
+    fnet_ctx_free(rc);
+    fnet_ctx_free(cc);
+}
+
+static void test_same_seed_same_model(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_model *a, *b, *c;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:8,relu,dense:3", 4, 42, &a));
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:8,relu,dense:3", 4, 42, &b));
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:8,relu,dense:3", 4, 43, &c));
+    int64_t n;
+    float *wa = fnet_model_params(a, &n);
+    assert_memory_equal(wa, fnet_model_params(b, NULL), sizeof(float) * (size_t)n);
+    assert_memory_not_equal(wa, fnet_model_params(c, NULL), sizeof(float) * (size_t)n);
+    fnet_model_free(a);
+    fnet_model_free(b);
+    fnet_model_free(c);
+    fnet_ctx_free(ctx);
+}
+
+static void test_model_rejects_bad_specs_and_input(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_model *m = (fnet_model *)&m;
+    assert_int_equal(fnet_model_create_from_spec(ctx, "dense:64,relu,dense", 784, 1, &m), FNET_ERR_FORMAT);
+    assert_null(m);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "spec item 3"));
+    assert_int_equal(fnet_model_create_from_spec(ctx, "dense:0", 784, 1, &m), FNET_ERR_FORMAT);
+    assert_int_equal(fnet_model_create_from_spec(ctx, "", 784, 1, &m), FNET_ERR_FORMAT);
+    assert_int_equal(fnet_model_create_from_spec(ctx, "dense:64,relu,tt:1024:rank=8", 784, 1, &m),
+                     FNET_ERR_UNSUPPORTED);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "spec item 3 'tt:1024:rank=8'"));
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "not built yet"));
+    assert_int_equal(fnet_model_create_from_spec(ctx, "dense:4", 0, 1, &m), FNET_ERR_INVALID_ARG);
+    assert_int_equal(fnet_model_create_from_spec(ctx, "dense:4", -5, 1, &m), FNET_ERR_INVALID_ARG);
+    assert_int_equal(fnet_model_create_from_spec(ctx, NULL, 5, 1, &m), FNET_ERR_INVALID_ARG);
+
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:3", 2, 1, &m));
+    float x[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+    int32_t bad[2] = {0, 3};
+    double loss;
+    assert_int_equal(fnet_model_loss_grad(m, x, bad, 2, &loss, NULL), FNET_ERR_INVALID_ARG);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "label 3 of sample 1"));
+    int32_t good[2] = {0, 2};
+    assert_int_equal(fnet_model_loss_grad(m, x, good, 0, &loss, NULL), FNET_ERR_INVALID_ARG);
+    assert_int_equal(fnet_model_loss_grad(m, NULL, good, 2, &loss, NULL), FNET_ERR_INVALID_ARG);
+    // a layer whose width does not fit is refused and freed
+    fnet_layer *l;
+    fnet_assert_ok(ctx, fnet_dense_create(ctx, 7, 2, true, &l));
+    assert_int_equal(fnet_model_add_layer(m, l), FNET_ERR_SHAPE);
+    assert_int_equal(fnet_model_n_out(m), 3);
+    // a NaN in the parameters is a numeric error, not a silent NaN loss
+    fnet_model_params(m, NULL)[0] = NAN;
+    assert_int_equal(fnet_model_loss_grad(m, x, good, 2, &loss, NULL), FNET_ERR_NUMERIC);
+    fnet_model_free(m);
+    fnet_ctx_free(ctx);
+}
+
+static void test_model_survives_out_of_memory(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    int failures = 0;
+    for (long k = 1; k < 1000; k++) {
+        fnet_model *m = NULL;
+        fnet_debug_fail_alloc(k);
+        fnet_status st = fnet_model_create_from_spec(ctx, "dense:8,relu,dropout:0.1,dense:3", 4, 1, &m);
+        if (st == FNET_OK)
+            st = fnet_model_reserve(m, 16);
+        fnet_debug_fail_alloc(0);
+        fnet_model_free(m);
+        if (st == FNET_OK)
+            break;
+        assert_int_equal(st, FNET_ERR_OUT_OF_MEMORY);
+        failures++;
+    }
+    assert_true(failures > 5);
+    // a model that fails to grow keeps working
+    fnet_model *m;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:3", 2, 1, &m));
+    float x[4] = {1, 2, 3, 4};
+    int32_t y[2] = {0, 1};
+    double before, after;
+    fnet_assert_ok(ctx, fnet_model_loss_grad(m, x, y, 2, &before, NULL));
+    fnet_debug_fail_alloc(1);
+    assert_int_equal(fnet_model_add_dense(m, 5), FNET_ERR_OUT_OF_MEMORY);
+    fnet_debug_fail_alloc(0);
+    fnet_assert_ok(ctx, fnet_model_loss_grad(m, x, y, 2, &after, NULL));
+    fnet_assert_close(after, before, 0.0, 0.0);
+    assert_string_equal(fnet_model_spec(m), "dense:3");
+    fnet_model_free(m);
+    fnet_ctx_free(ctx);
+}
+
+static void test_softmax_ce_is_stable_and_exact(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_reference(&ctx));
+    // logits far out: lse must not overflow
+    const float z[6] = {1000.0f, 0.0f, -1000.0f, 1.0f, 2.0f, 3.0f};
+    const int32_t lab[2] = {1, 2};
+    float d[6];
+    int64_t correct;
+    double total = ctx->be->softmax_ce(ctx, 2, 3, z, lab, 0.5f, d, &correct);
+    double row2 = log(exp(1.0) + exp(2.0) + exp(3.0)) - 3.0;
+    fnet_assert_close(total, 1000.0 + row2, 1e-9, 0.0);
+    assert_int_equal(correct, 1);
+    const float want[6] = {0.5f, -0.5f, 0.0f, (float)(0.5 * exp(1 - 3 - row2)),
+                           (float)(0.5 * exp(2 - 3 - row2)), (float)(0.5 * (exp(-row2) - 1))};
+    fnet_assert_allclose(d, want, 6, 1e-6, 1e-7);
+    fnet_ctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loss_grad_matches_finite_differences_ce),
+        cmocka_unit_test(test_loss_grad_matches_finite_differences_mse),
+        cmocka_unit_test(test_loss_grad_includes_regularization),
+        cmocka_unit_test(test_in_place_buffers_match_layer_by_layer),
+        cmocka_unit_test(test_cpu_model_matches_reference),
+        cmocka_unit_test(test_same_seed_same_model),
+        cmocka_unit_test(test_model_rejects_bad_specs_and_input),
+        cmocka_unit_test(test_model_survives_out_of_memory),
+        cmocka_unit_test(test_softmax_ce_is_stable_and_exact),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
