@@ -1,0 +1,351 @@
+/* First-order optimizers on one flat vector (include/factornet/optim.h): parameter checks, state
+ * vectors, the step counter and Adam's bias corrections. The fused update is the backend's
+ * (reference: src/cpu/ref_optim.c). Semantics are PyTorch's torch.optim; weight_decay is the
+ * coupled L2 term g += wd·w for every kind except AdamW, whose decay is decoupled
+ * (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", 2019). */
+#include "core/internal.h"
+#include "core/backend.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_STATES 2
+
+struct fnet_optimizer {
+    fnet_ctx *ctx;
+    fnet_optim_params p;
+    int64_t n;
+    int64_t steps;
+    float lr; // current rate: p.lr until fnet_optimizer_set_lr()
+    int num_states;
+    float *state[MAX_STATES]; // views into one block owned by state[0]
+    const char *state_name[MAX_STATES];
+};
+
+static const char *const kind_names[] = {
+    [FNET_OPTIM_SGD] = "sgd",         [FNET_OPTIM_MOMENTUM] = "momentum",
+    [FNET_OPTIM_NESTEROV] = "nesterov", [FNET_OPTIM_RMSPROP] = "rmsprop",
+    [FNET_OPTIM_ADAM] = "adam",       [FNET_OPTIM_ADAMW] = "adamw",
+    [FNET_OPTIM_LBFGS] = "lbfgs",     [FNET_OPTIM_CG] = "cg",
+};
+#define NUM_KINDS ((int)(sizeof(kind_names) / sizeof(kind_names[0])))
+
+fnet_optim_params fnet_optim_params_default(fnet_optim_kind kind)
+{
+    bool adaptive =
+        kind == FNET_OPTIM_ADAM || kind == FNET_OPTIM_ADAMW || kind == FNET_OPTIM_RMSPROP;
+    fnet_optim_params p = {
+        .kind = kind,
+        .lr = adaptive ? 1e-3f : 1e-2f,
+        .momentum = 0.9f,
+        .beta1 = 0.9f,
+        .beta2 = 0.999f,
+        .eps = kind == FNET_OPTIM_RMSPROP ? 1e-7f : 1e-8f, // Keras's RMSprop ε
+        .rho = 0.9f,
+        .weight_decay = kind == FNET_OPTIM_ADAMW ? 0.01f : 0.0f,
+        .schedule = FNET_SCHEDULE_CONSTANT,
+        .step_epochs = 10,
+        .gamma = 0.1f,
+        .lr_min = 0.0f,
+    };
+    return p;
+}
+
+fnet_status fnet_optim_kind_parse(const char *name, fnet_optim_kind *kind)
+{
+    if (name == NULL || kind == NULL)
+        return FNET_ERR_INVALID_ARG;
+    for (int k = 0; k < NUM_KINDS; k++) {
+        if (strcmp(name, kind_names[k]) == 0) {
+            *kind = (fnet_optim_kind)k;
+            return FNET_OK;
+        }
+    }
+    return FNET_ERR_INVALID_ARG;
+}
+
+const char *fnet_optim_kind_name(fnet_optim_kind kind)
+{
+    if ((int)kind < 0 || (int)kind >= NUM_KINDS)
+        return "unknown";
+    return kind_names[kind];
+}
+
+static bool in_unit_interval(float x) // [0, 1); false for NaN
+{
+    return x >= 0.0f && x < 1.0f;
+}
+
+static bool positive_finite(float x)
+{
+    return x > 0.0f && isfinite(x);
+}
+
+static int states_of(fnet_optim_kind kind)
+{
+    switch (kind) {
+    case FNET_OPTIM_MOMENTUM:
+    case FNET_OPTIM_NESTEROV:
+    case FNET_OPTIM_RMSPROP: return 1;
+    case FNET_OPTIM_ADAM:
+    case FNET_OPTIM_ADAMW: return 2;
+    default: return 0;
+    }
+}
+
+// Only the fields the kind and the schedule use are checked, as torch.optim checks only the
+// arguments an optimizer takes.
+static fnet_status params_check(fnet_ctx *ctx, const fnet_optim_params *p)
+{
+    fnet_optim_kind k = p->kind;
+    if ((int)k < 0 || (int)k >= NUM_KINDS)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "kind %d is not an optimizer kind", (int)k);
+    if (k == FNET_OPTIM_LBFGS)
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "L-BFGS is not built yet");
+    if (k == FNET_OPTIM_CG)
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "nonlinear CG is not built yet");
+    if (!positive_finite(p->lr))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "lr must be positive and finite, got %g",
+                         (double)p->lr);
+    if (!(p->weight_decay >= 0.0f) || !isfinite(p->weight_decay))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG,
+                         "weight_decay must be non-negative and finite, got %g",
+                         (double)p->weight_decay);
+    if ((k == FNET_OPTIM_MOMENTUM || k == FNET_OPTIM_NESTEROV) && !in_unit_interval(p->momentum))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "momentum must be in [0, 1), got %g",
+                         (double)p->momentum);
+    if (k == FNET_OPTIM_RMSPROP && !in_unit_interval(p->rho))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "rho must be in [0, 1), got %g",
+                         (double)p->rho);
+    if (k == FNET_OPTIM_ADAM || k == FNET_OPTIM_ADAMW) {
+        if (!in_unit_interval(p->beta1))
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "beta1 must be in [0, 1), got %g",
+                             (double)p->beta1);
+        if (!in_unit_interval(p->beta2))
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "beta2 must be in [0, 1), got %g",
+                             (double)p->beta2);
+    }
+    bool uses_eps = k == FNET_OPTIM_RMSPROP || k == FNET_OPTIM_ADAM || k == FNET_OPTIM_ADAMW;
+    if (uses_eps && !positive_finite(p->eps))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "eps must be positive and finite, got %g",
+                         (double)p->eps);
+    switch (p->schedule) {
+    case FNET_SCHEDULE_CONSTANT: break;
+    case FNET_SCHEDULE_STEP:
+        if (p->step_epochs < 1)
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "step_epochs must be at least 1, got %d",
+                             p->step_epochs);
+        if (!(p->gamma > 0.0f && p->gamma <= 1.0f))
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "gamma must be in (0, 1], got %g",
+                             (double)p->gamma);
+        break;
+    case FNET_SCHEDULE_COSINE:
+        if (!(p->lr_min >= 0.0f && p->lr_min <= p->lr))
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "lr_min must be in [0, lr = %g], got %g",
+                             (double)p->lr, (double)p->lr_min);
+        break;
+    default:
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "schedule %d is not a schedule",
+                         (int)p->schedule);
+    }
+    return FNET_OK;
+}
+
+// The backend entries a kind steps through; missing ones are refused here, not mid-training.
+static fnet_status backend_check(fnet_ctx *ctx, fnet_optim_kind k)
+{
+    const struct fnet_backend_ops *be = ctx->be;
+    const char *missing = NULL;
+    switch (k) {
+    case FNET_OPTIM_SGD: missing = be->sgd_step ? NULL : "sgd_step"; break;
+    case FNET_OPTIM_MOMENTUM:
+    case FNET_OPTIM_NESTEROV: missing = be->momentum_step ? NULL : "momentum_step"; break;
+    case FNET_OPTIM_RMSPROP: missing = be->rmsprop_step ? NULL : "rmsprop_step"; break;
+    case FNET_OPTIM_ADAM: missing = be->adam_step ? NULL : "adam_step"; break;
+    case FNET_OPTIM_ADAMW:
+        missing = !be->scal ? "scal" : !be->adam_step ? "adam_step" : NULL;
+        break;
+    default: break;
+    }
+    if (missing)
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "backend %s has no %s for optimizer %s",
+                         be->name, missing, fnet_optim_kind_name(k));
+    return FNET_OK;
+}
+
+fnet_status fnet_optimizer_create(fnet_ctx *ctx, const fnet_optim_params *p, int64_t n,
+                                  fnet_optimizer **out)
+{
+    if (out)
+        *out = NULL;
+    if (ctx == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (out == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "out must not be NULL");
+    if (p == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "params must not be NULL");
+    fnet_status st = params_check(ctx, p);
+    if (st != FNET_OK)
+        return st;
+    if (n < 1)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "n must be at least 1, got %lld",
+                         (long long)n);
+    st = backend_check(ctx, p->kind);
+    if (st != FNET_OK)
+        return st;
+    int count = states_of(p->kind);
+    // Each state vector starts on a 64-byte boundary: its stride is n rounded up to 16 floats.
+    if ((uint64_t)n > SIZE_MAX / (MAX_STATES * sizeof(float)) - 16)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "optimizer state of %lld floats",
+                         (long long)n);
+    size_t stride = ((size_t)n + 15) / 16 * 16;
+
+    fnet_optimizer *opt = fnet_calloc(1, sizeof(*opt));
+    if (opt == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "optimizer");
+    opt->ctx = ctx;
+    opt->p = *p;
+    opt->n = n;
+    opt->lr = p->lr;
+    opt->num_states = count;
+    if (count > 0) {
+        float *block = fnet_calloc(stride * (size_t)count, sizeof(float));
+        if (block == NULL) {
+            st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY,
+                           "optimizer state: %d vectors of %lld floats", count, (long long)n);
+            goto out_free_opt;
+        }
+        for (int i = 0; i < count; i++)
+            opt->state[i] = block + (size_t)i * stride;
+    }
+    switch (p->kind) {
+    case FNET_OPTIM_MOMENTUM:
+    case FNET_OPTIM_NESTEROV: opt->state_name[0] = "velocity"; break;
+    case FNET_OPTIM_RMSPROP: opt->state_name[0] = "square_avg"; break;
+    case FNET_OPTIM_ADAM:
+    case FNET_OPTIM_ADAMW:
+        opt->state_name[0] = "m";
+        opt->state_name[1] = "v";
+        break;
+    default: break;
+    }
+    *out = opt;
+    return FNET_OK;
+
+out_free_opt:
+    fnet_free(opt);
+    return st;
+}
+
+void fnet_optimizer_free(fnet_optimizer *opt)
+{
+    if (opt == NULL)
+        return;
+    fnet_free(opt->state[0]);
+    fnet_free(opt);
+}
+
+// w, g (n). Adam's t is the number of this step, from 1; the bias corrections are computed in
+// double (β2^t with β2 = 0.999 needs it for small t) and handed to the kernel rounded once.
+fnet_status fnet_optimizer_step(fnet_optimizer *opt, float *w, const float *g)
+{
+    if (opt == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_ctx *ctx = opt->ctx;
+    if (w == NULL || g == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "w and g must not be NULL");
+    if ((const float *)w == g)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "w and g must be distinct vectors");
+    const struct fnet_backend_ops *be = ctx->be;
+    const fnet_optim_params *p = &opt->p;
+    int64_t t = opt->steps + 1;
+    struct fnet_step_args a = {
+        .lr = opt->lr,
+        .momentum = p->momentum,
+        .beta1 = p->beta1,
+        .beta2 = p->beta2,
+        .eps = p->eps,
+        .rho = p->rho,
+        .weight_decay = p->weight_decay,
+        .bc1 = 1.0f,
+        .bc2 = 1.0f,
+    };
+    switch (p->kind) {
+    case FNET_OPTIM_SGD: be->sgd_step(ctx, opt->n, w, g, &a); break;
+    case FNET_OPTIM_MOMENTUM:
+        be->momentum_step(ctx, opt->n, w, g, opt->state[0], &a, false);
+        break;
+    case FNET_OPTIM_NESTEROV:
+        be->momentum_step(ctx, opt->n, w, g, opt->state[0], &a, true);
+        break;
+    case FNET_OPTIM_RMSPROP: be->rmsprop_step(ctx, opt->n, w, g, opt->state[0], &a); break;
+    case FNET_OPTIM_ADAM:
+    case FNET_OPTIM_ADAMW:
+        if (p->kind == FNET_OPTIM_ADAMW) {
+            // Decoupled decay first, w *= 1 − lr·wd, as torch.optim.AdamW; then plain Adam.
+            // (struct fnet_step_args has no field to tell the kernel which decay it is.)
+            if (p->weight_decay > 0.0f)
+                be->scal(ctx, opt->n, (float)(1.0 - (double)opt->lr * p->weight_decay), w);
+            a.weight_decay = 0.0f;
+        }
+        a.bc1 = (float)(1.0 - pow((double)p->beta1, (double)t));
+        a.bc2 = (float)(1.0 - pow((double)p->beta2, (double)t));
+        be->adam_step(ctx, opt->n, w, g, opt->state[0], opt->state[1], &a);
+        break;
+    default:
+        return fnet_fail(ctx, FNET_ERR_INTERNAL, "optimizer of kind %d cannot step", (int)p->kind);
+    }
+    opt->steps = t;
+    return FNET_OK;
+}
+
+float fnet_optimizer_lr(const fnet_optimizer *opt)
+{
+    return opt ? opt->lr : 0.0f;
+}
+
+// Zero is accepted here (unlike at create): a schedule may anneal to exactly lr_min = 0.
+fnet_status fnet_optimizer_set_lr(fnet_optimizer *opt, float lr)
+{
+    if (opt == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (!(lr >= 0.0f) || !isfinite(lr))
+        return fnet_fail(opt->ctx, FNET_ERR_INVALID_ARG,
+                         "lr must be non-negative and finite, got %g", (double)lr);
+    opt->lr = lr;
+    return FNET_OK;
+}
+
+int64_t fnet_optimizer_steps(const fnet_optimizer *opt)
+{
+    return opt ? opt->steps : 0;
+}
+
+fnet_status fnet_optimizer_set_steps(fnet_optimizer *opt, int64_t steps)
+{
+    if (opt == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (steps < 0)
+        return fnet_fail(opt->ctx, FNET_ERR_INVALID_ARG, "steps must be non-negative, got %lld",
+                         (long long)steps);
+    opt->steps = steps;
+    return FNET_OK;
+}
+
+int fnet_optimizer_num_states(const fnet_optimizer *opt)
+{
+    return opt ? opt->num_states : 0;
+}
+
+float *fnet_optimizer_state(fnet_optimizer *opt, int i, const char **name)
+{
+    if (opt == NULL || i < 0 || i >= opt->num_states) {
+        if (name)
+            *name = NULL;
+        return NULL;
+    }
+    if (name)
+        *name = opt->state_name[i];
+    return opt->state[i];
+}
