@@ -1,0 +1,510 @@
+/* Checkpoints (include/factornet/checkpoint.h): a model's tensors "layers.<i>.<name>" and an
+ * optimizer's state "optimizer.<name>" in a safetensors file with factornet metadata (DESIGN.md,
+ * "Checkpoints"). Built on the public model/layer/optimizer API only. A load validates the whole
+ * file against the model before it writes a single float, so a failed load changes nothing. */
+#include "core/internal.h"
+#include "io/safetensors.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define FORMAT_NAME "factornet"
+#define FORMAT_VERSION "1"
+#define LAYER_PREFIX "layers."
+#define OPTIM_PREFIX "optimizer."
+#define NAME_MAX_LEN 256 // "layers.<i>.<tensor name>"
+
+// What a checkpoint's metadata says, checked for form but not yet against a model.
+struct ckpt {
+    struct fnet_safetensors *file;
+    const char *spec;
+    int64_t n_in, classes;
+    const char *optim;  // kind name, NULL when the file holds no optimizer state
+    int64_t optim_steps;
+    size_t n_optim_tensors;
+};
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+// A decimal count as metadata writes it: digits only, no sign, no leading zero, fits in int64.
+static bool parse_count(const char *s, int64_t *v)
+{
+    if (s == NULL || *s == '\0' || (s[0] == '0' && s[1] != '\0'))
+        return false;
+    int64_t r = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        int d = *s - '0';
+        if (r > (INT64_MAX - d) / 10)
+            return false;
+        r = r * 10 + d;
+    }
+    *v = r;
+    return true;
+}
+
+// optim.h exposes an optimizer's state vectors and step count but not its kind; the state names
+// identify the family, which is all a checkpoint needs to restore it: (m, v) Adam and AdamW,
+// velocity momentum and Nesterov, square_avg RMSprop, none SGD. NULL for an unknown layout.
+static const char *optimizer_family(const fnet_optimizer *opt)
+{
+    fnet_optimizer *o = (fnet_optimizer *)opt; // fnet_optimizer_state() only reads here
+    int k = fnet_optimizer_num_states(opt);
+    const char *a = NULL, *b = NULL;
+    if (k >= 1)
+        fnet_optimizer_state(o, 0, &a);
+    if (k >= 2)
+        fnet_optimizer_state(o, 1, &b);
+    if (k == 0)
+        return "sgd";
+    if (k == 1 && strcmp(a, "velocity") == 0)
+        return "momentum";
+    if (k == 1 && strcmp(a, "square_avg") == 0)
+        return "rmsprop";
+    if (k == 2 && strcmp(a, "m") == 0 && strcmp(b, "v") == 0)
+        return "adam";
+    return NULL;
+}
+
+static void ckpt_free(struct ckpt *ck)
+{
+    fnet_safetensors_free(ck->file);
+    ck->file = NULL;
+}
+
+static fnet_status meta_count(fnet_ctx *ctx, const char *path, const struct fnet_safetensors *f,
+                              const char *key, int64_t min, int64_t *v)
+{
+    const char *s = fnet_safetensors_meta(f, key);
+    if (s == NULL)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata has no '%s'", path, key);
+    if (!parse_count(s, v) || *v < min)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata '%s' is '%.40s', expected an integer "
+                         ">= %" PRId64, path, key, s, min);
+    return FNET_OK;
+}
+
+// Read path (its header only, or all of it) and check the factornet metadata's form.
+static fnet_status ckpt_read(fnet_ctx *ctx, const char *path, bool header_only, struct ckpt *ck)
+{
+    memset(ck, 0, sizeof(*ck));
+    fnet_status st = fnet_safetensors_read(ctx, path, header_only, &ck->file);
+    if (st != FNET_OK)
+        return st;
+    const struct fnet_safetensors *f = ck->file;
+    if (!f->has_metadata) {
+        st = fnet_fail(ctx, FNET_ERR_FORMAT, "%s: no __metadata__: not a factornet checkpoint",
+                       path);
+        goto out_free_file;
+    }
+    const char *format = fnet_safetensors_meta(f, "format");
+    if (format == NULL || strcmp(format, FORMAT_NAME) != 0) {
+        st = fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata 'format' is '%.40s', expected '"
+                       FORMAT_NAME "'", path, format ? format : "(missing)");
+        goto out_free_file;
+    }
+    const char *version = fnet_safetensors_meta(f, "version");
+    if (version == NULL || strcmp(version, FORMAT_VERSION) != 0) {
+        st = fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata 'version' is '%.40s'; this library "
+                       "reads version " FORMAT_VERSION, path, version ? version : "(missing)");
+        goto out_free_file;
+    }
+    ck->spec = fnet_safetensors_meta(f, "spec");
+    if (ck->spec == NULL || ck->spec[0] == '\0') {
+        st = fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata has no 'spec'", path);
+        goto out_free_file;
+    }
+    st = meta_count(ctx, path, f, "input", 1, &ck->n_in);
+    if (st == FNET_OK)
+        st = meta_count(ctx, path, f, "classes", 1, &ck->classes);
+    if (st != FNET_OK)
+        goto out_free_file;
+
+    for (size_t i = 0; i < f->n_tensors; i++)
+        ck->n_optim_tensors += has_prefix(f->tensors[i].name, OPTIM_PREFIX);
+    ck->optim = fnet_safetensors_meta(f, "optimizer");
+    if (ck->optim != NULL) {
+        fnet_optim_kind kind;
+        if (fnet_optim_kind_parse(ck->optim, &kind) != FNET_OK) {
+            st = fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata 'optimizer' is '%.40s', not an "
+                           "optimizer kind", path, ck->optim);
+            goto out_free_file;
+        }
+        st = meta_count(ctx, path, f, "optimizer_steps", 0, &ck->optim_steps);
+        if (st != FNET_OK)
+            goto out_free_file;
+    } else if (ck->n_optim_tensors > 0 || fnet_safetensors_meta(f, "optimizer_steps") != NULL) {
+        st = fnet_fail(ctx, FNET_ERR_FORMAT, "%s: optimizer state without metadata 'optimizer'",
+                       path);
+        goto out_free_file;
+    }
+    return FNET_OK;
+out_free_file:
+    ckpt_free(ck);
+    return st;
+}
+
+// Whether name ("layers.<i>.<t>", i written without leading zeros) is a tensor of m.
+static bool is_model_tensor(fnet_model *m, const char *name)
+{
+    const char *p = name + strlen(LAYER_PREFIX);
+    if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] != '.'))
+        return false;
+    int64_t i = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        i = i * 10 + (*p - '0');
+        if (i >= fnet_model_num_layers(m))
+            return false;
+    }
+    if (*p != '.')
+        return false;
+    const fnet_layer *l = fnet_model_layer(m, (int)i);
+    for (int j = 0; j < fnet_layer_num_tensors(l); j++) {
+        fnet_tensor_info info;
+        if (fnet_layer_tensor(l, j, &info) == FNET_OK && strcmp(info.name, p + 1) == 0)
+            return true;
+    }
+    return false;
+}
+
+static fnet_status layer_tensor_name(fnet_ctx *ctx, int i, const fnet_tensor_info *info,
+                                     char name[NAME_MAX_LEN])
+{
+    int k = snprintf(name, NAME_MAX_LEN, LAYER_PREFIX "%d.%s", i, info->name);
+    if (k < 0 || k >= NAME_MAX_LEN)
+        return fnet_fail(ctx, FNET_ERR_INTERNAL, "layer %d: tensor name '%s' too long", i,
+                         info->name);
+    return FNET_OK;
+}
+
+// Every tensor m expects is in the file with exactly its shape, the file holds no tensor m does
+// not expect, and optimizer state vectors have m's parameter count. Nothing is written.
+static fnet_status ckpt_check_model(fnet_ctx *ctx, const char *path, const struct ckpt *ck,
+                                    fnet_model *m)
+{
+    const struct fnet_safetensors *f = ck->file;
+    char name[NAME_MAX_LEN], want[160], got[160];
+    if (ck->classes != fnet_model_n_out(m))
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata 'classes' is %" PRId64 " but spec "
+                         "'%s' gives %" PRId64 " outputs", path, ck->classes, ck->spec,
+                         fnet_model_n_out(m));
+    for (int i = 0; i < fnet_model_num_layers(m); i++) {
+        const fnet_layer *l = fnet_model_layer(m, i);
+        for (int j = 0; j < fnet_layer_num_tensors(l); j++) {
+            fnet_tensor_info info;
+            fnet_status st = fnet_layer_tensor(l, j, &info);
+            if (st == FNET_OK)
+                st = layer_tensor_name(ctx, i, &info, name);
+            if (st != FNET_OK)
+                return st;
+            const struct fnet_safetensors_tensor *t = fnet_safetensors_find(f, name);
+            fnet_safetensors_shape_str(want, sizeof(want), info.ndim, info.shape);
+            if (t == NULL)
+                return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: missing tensor '%s' (shape %s)",
+                                 path, name, want);
+            bool same = t->ndim == info.ndim;
+            for (int d = 0; same && d < info.ndim; d++)
+                same = t->shape[d] == info.shape[d];
+            if (!same)
+                return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%s': shape %s does not match "
+                                 "the model's %s", path, name,
+                                 fnet_safetensors_shape_str(got, sizeof(got), t->ndim, t->shape),
+                                 want);
+        }
+    }
+    int64_t n_params = fnet_model_num_params(m);
+    fnet_safetensors_shape_str(want, sizeof(want), 1, &n_params);
+    for (size_t k = 0; k < f->n_tensors; k++) {
+        const struct fnet_safetensors_tensor *t = &f->tensors[k];
+        if (has_prefix(t->name, LAYER_PREFIX)) {
+            if (!is_model_tensor(m, t->name))
+                return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: unexpected tensor '%.120s': spec "
+                                 "'%s' has no such tensor", path, t->name, ck->spec);
+        } else if (has_prefix(t->name, OPTIM_PREFIX)) {
+            if (t->ndim != 1 || t->shape[0] != n_params)
+                return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.120s': shape %s does not "
+                                 "match the model's %s parameters", path, t->name,
+                                 fnet_safetensors_shape_str(got, sizeof(got), t->ndim, t->shape),
+                                 want);
+        } else {
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: unexpected tensor '%.120s' (neither "
+                             LAYER_PREFIX "* nor " OPTIM_PREFIX "*)", path, t->name);
+        }
+    }
+    return FNET_OK;
+}
+
+// After ckpt_check_model(): copy every layer tensor into m. Cannot fail.
+static void ckpt_copy_params(const struct ckpt *ck, fnet_model *m)
+{
+    char name[NAME_MAX_LEN];
+    for (int i = 0; i < fnet_model_num_layers(m); i++) {
+        fnet_layer *l = fnet_model_layer(m, i);
+        float *w = fnet_layer_params(l);
+        for (int j = 0; j < fnet_layer_num_tensors(l); j++) {
+            fnet_tensor_info info;
+            fnet_layer_tensor(l, j, &info);
+            snprintf(name, sizeof(name), LAYER_PREFIX "%d.%s", i, info.name);
+            const struct fnet_safetensors_tensor *t = fnet_safetensors_find(ck->file, name);
+            memcpy(w + info.offset, t->data, (size_t)info.numel * sizeof(float));
+        }
+    }
+}
+
+// The file's optimizer state fits opt when it holds exactly opt's state vectors, by name (so a
+// kind mismatch is FNET_ERR_FORMAT, as for any state of another shape). Their length was checked
+// against the model's parameter count; optim.h cannot tell opt's own length, so opt is trusted
+// to have been created for fnet_model_num_params(m) floats, as every caller of the trainer does.
+static fnet_status ckpt_check_optimizer(fnet_ctx *ctx, const char *path, const struct ckpt *ck,
+                                        fnet_optimizer *opt)
+{
+    int k = fnet_optimizer_num_states(opt);
+    bool same = (size_t)k == ck->n_optim_tensors;
+    char name[NAME_MAX_LEN];
+    for (int i = 0; i < k && same; i++) {
+        const char *s;
+        fnet_optimizer_state(opt, i, &s);
+        snprintf(name, sizeof(name), OPTIM_PREFIX "%s", s);
+        same = fnet_safetensors_find(ck->file, name) != NULL;
+    }
+    if (!same) {
+        const char *family = optimizer_family(opt);
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: the file holds the state of a '%s' optimizer "
+                         "(%zu vectors), which does not fit the given '%s' optimizer (%d)", path,
+                         ck->optim, ck->n_optim_tensors, family ? family : "unknown", k);
+    }
+    return FNET_OK;
+}
+
+static void ckpt_copy_optimizer(const struct ckpt *ck, fnet_optimizer *opt, int64_t n_params)
+{
+    char name[NAME_MAX_LEN];
+    for (int i = 0; i < fnet_optimizer_num_states(opt); i++) {
+        const char *s;
+        float *v = fnet_optimizer_state(opt, i, &s);
+        snprintf(name, sizeof(name), OPTIM_PREFIX "%s", s);
+        const struct fnet_safetensors_tensor *t = fnet_safetensors_find(ck->file, name);
+        memcpy(v, t->data, (size_t)n_params * sizeof(float));
+    }
+}
+
+static fnet_status host_only(fnet_ctx *ctx, const char *path)
+{
+    // parameters of a CUDA model live in device memory, and the public API has no host copy
+    if (fnet_ctx_backend(ctx) == FNET_BACKEND_CUDA)
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "%s: checkpoints of CUDA models are not "
+                         "supported yet", path);
+    return FNET_OK;
+}
+
+fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char *path)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_ctx *ctx = fnet_model_ctx(m);
+    if (path == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "fnet_model_save: NULL path");
+    fnet_status st = host_only(ctx, path);
+    if (st != FNET_OK)
+        return st;
+    // "optimizer" records the state's family (see optimizer_family); opt is trusted to hold
+    // vectors of fnet_model_num_params(m) floats, which optim.h gives no way to check
+    const char *family = opt ? optimizer_family(opt) : NULL;
+    if (opt != NULL && family == NULL)
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "%s: optimizer state of unknown layout",
+                         path);
+
+    // sizes: tensors and the bytes of their names
+    int n_layers = fnet_model_num_layers(m);
+    int n_states = opt ? fnet_optimizer_num_states(opt) : 0;
+    size_t n = (size_t)n_states, name_bytes = 0;
+    for (int i = 0; i < n_layers; i++) {
+        const fnet_layer *l = fnet_model_layer(m, i);
+        for (int j = 0; j < fnet_layer_num_tensors(l); j++) {
+            fnet_tensor_info info;
+            st = fnet_layer_tensor(l, j, &info);
+            if (st != FNET_OK)
+                return st;
+            name_bytes += (size_t)snprintf(NULL, 0, LAYER_PREFIX "%d.%s", i, info.name) + 1;
+            n++;
+        }
+    }
+    fnet_optimizer *o = (fnet_optimizer *)opt; // fnet_optimizer_state() only reads here
+    for (int i = 0; i < n_states; i++) {
+        const char *s;
+        fnet_optimizer_state(o, i, &s);
+        name_bytes += strlen(OPTIM_PREFIX) + strlen(s) + 1;
+    }
+
+    struct fnet_safetensors_tensor *t = fnet_calloc(n ? n : 1, sizeof(*t));
+    if (t == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: list of %zu tensors", path, n);
+    char *names = fnet_malloc(name_bytes);
+    if (names == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: tensor names", path);
+        goto out_free_t;
+    }
+
+    size_t k = 0;
+    char *p = names;
+    for (int i = 0; i < n_layers; i++) {
+        fnet_layer *l = fnet_model_layer(m, i);
+        const float *w = fnet_layer_params(l);
+        for (int j = 0; j < fnet_layer_num_tensors(l); j++, k++) {
+            fnet_tensor_info info;
+            fnet_layer_tensor(l, j, &info);
+            t[k].name = p;
+            p += snprintf(p, name_bytes - (size_t)(p - names), LAYER_PREFIX "%d.%s", i,
+                          info.name) + 1;
+            t[k].ndim = info.ndim;
+            memcpy(t[k].shape, info.shape, (size_t)info.ndim * sizeof(int64_t));
+            t[k].data = w + info.offset;
+        }
+    }
+    int64_t n_params = fnet_model_num_params(m);
+    for (int i = 0; i < n_states; i++, k++) {
+        const char *s;
+        t[k].data = fnet_optimizer_state(o, i, &s);
+        t[k].name = p;
+        p += snprintf(p, name_bytes - (size_t)(p - names), OPTIM_PREFIX "%s", s) + 1;
+        t[k].ndim = 1;
+        t[k].shape[0] = n_params;
+    }
+
+    char input[24], classes[24], steps[24];
+    snprintf(input, sizeof(input), "%" PRId64, fnet_model_n_in(m));
+    snprintf(classes, sizeof(classes), "%" PRId64, fnet_model_n_out(m));
+    snprintf(steps, sizeof(steps), "%" PRId64, opt ? fnet_optimizer_steps(opt) : 0);
+    const struct fnet_safetensors_meta meta[] = {
+        {"format", FORMAT_NAME},  {"version", FORMAT_VERSION},
+        {"spec", fnet_model_spec(m)}, {"input", input},
+        {"classes", classes},     {"optimizer", family},
+        {"optimizer_steps", steps},
+    };
+    size_t n_meta = sizeof(meta) / sizeof(meta[0]) - (opt ? 0 : 2);
+    st = fnet_safetensors_write(ctx, path, t, n, meta, n_meta);
+
+    fnet_free(names);
+out_free_t:
+    fnet_free(t);
+    return st;
+}
+
+// Build the model the checkpoint's spec describes; the file's fault (a spec that does not parse
+// or build) is FNET_ERR_FORMAT naming the file, out-of-memory and unsupported kinds stay.
+static fnet_status ckpt_build_model(fnet_ctx *ctx, const char *path, const struct ckpt *ck,
+                                    fnet_model **m)
+{
+    fnet_status st = fnet_model_create_from_spec(ctx, ck->spec, ck->n_in, 0, m);
+    if (st == FNET_OK)
+        return FNET_OK;
+    char inner[sizeof(ctx->last_error)];
+    const char *msg = fnet_ctx_last_error(ctx), *colon = strstr(msg, ": ");
+    snprintf(inner, sizeof(inner), "%s", colon ? colon + 2 : msg); // drop "file.c:LINE: "
+    if (st != FNET_ERR_OUT_OF_MEMORY && st != FNET_ERR_UNSUPPORTED)
+        st = FNET_ERR_FORMAT;
+    return fnet_fail(ctx, st, "%s: metadata 'spec' '%.120s' with input %" PRId64 " does not build "
+                     "a model: %s", path, ck->spec, ck->n_in, inner);
+}
+
+fnet_status fnet_model_load(fnet_ctx *ctx, const char *path, fnet_model **out)
+{
+    if (out == NULL || ctx == NULL || path == NULL) {
+        if (out != NULL)
+            *out = NULL;
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "fnet_model_load: NULL ctx, path or out");
+    }
+    *out = NULL;
+    fnet_status st = host_only(ctx, path);
+    if (st != FNET_OK)
+        return st;
+    struct ckpt ck;
+    st = ckpt_read(ctx, path, false, &ck);
+    if (st != FNET_OK)
+        return st;
+    fnet_model *m = NULL;
+    st = ckpt_build_model(ctx, path, &ck, &m);
+    if (st != FNET_OK)
+        goto out_free_ck;
+    st = ckpt_check_model(ctx, path, &ck, m);
+    if (st != FNET_OK)
+        goto out_free_m;
+    ckpt_copy_params(&ck, m);
+    ckpt_free(&ck);
+    *out = m;
+    return FNET_OK;
+
+out_free_m:
+    fnet_model_free(m);
+out_free_ck:
+    ckpt_free(&ck);
+    return st;
+}
+
+fnet_status fnet_model_load_params(fnet_model *m, fnet_optimizer *opt, const char *path)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_ctx *ctx = fnet_model_ctx(m);
+    if (path == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "fnet_model_load_params: NULL path");
+    fnet_status st = host_only(ctx, path);
+    if (st != FNET_OK)
+        return st;
+    struct ckpt ck;
+    st = ckpt_read(ctx, path, false, &ck);
+    if (st != FNET_OK)
+        return st;
+    const char *spec = fnet_model_spec(m);
+    if (strcmp(ck.spec, spec) != 0 || ck.n_in != fnet_model_n_in(m)) {
+        st = fnet_fail(ctx, FNET_ERR_SHAPE, "%s: checkpoint of '%.120s' with input %" PRId64
+                       " does not fit the model '%.120s' with input %" PRId64, path, ck.spec,
+                       ck.n_in, spec, fnet_model_n_in(m));
+        goto out_free_ck;
+    }
+    st = ckpt_check_model(ctx, path, &ck, m);
+    if (st != FNET_OK)
+        goto out_free_ck;
+    bool restore_opt = opt != NULL && ck.optim != NULL;
+    if (restore_opt) {
+        st = ckpt_check_optimizer(ctx, path, &ck, opt);
+        if (st == FNET_OK)
+            st = fnet_optimizer_set_steps(opt, ck.optim_steps); // the only step that may fail
+        if (st != FNET_OK)
+            goto out_free_ck;
+        ckpt_copy_optimizer(&ck, opt, fnet_model_num_params(m));
+    }
+    ckpt_copy_params(&ck, m);
+out_free_ck:
+    ckpt_free(&ck);
+    return st;
+}
+
+fnet_status fnet_checkpoint_peek(fnet_ctx *ctx, const char *path, char *spec, size_t cap,
+                                 int64_t *n_in)
+{
+    if (path == NULL || (spec == NULL && cap > 0))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "fnet_checkpoint_peek: NULL path or spec");
+    struct ckpt ck;
+    fnet_status st = ckpt_read(ctx, path, true, &ck);
+    if (st != FNET_OK)
+        return st;
+    size_t len = strlen(ck.spec);
+    if (spec != NULL && len >= cap) {
+        st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: spec of %zu bytes does not fit in %zu",
+                       path, len + 1, cap);
+        goto out_free_ck;
+    }
+    if (spec != NULL)
+        memcpy(spec, ck.spec, len + 1);
+    if (n_in != NULL)
+        *n_in = ck.n_in;
+out_free_ck:
+    ckpt_free(&ck);
+    return st;
+}

@@ -1,0 +1,579 @@
+/* safetensors reader and writer for F32 tensors (https://github.com/huggingface/safetensors).
+ * The reader trusts nothing in the file: every length, offset and product is checked before use,
+ * and offsets must tile the data buffer exactly, as the reference implementation requires. The
+ * writer never leaves a partial file at the destination (temporary file, fsync, rename). */
+#include "io/safetensors.h"
+#include "io/json.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// Tensor data is stored and written as the host's floats: only valid on little-endian IEEE hosts.
+_Static_assert(sizeof(float) == 4, "safetensors F32 needs a 4-byte float");
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors.c stores floats as they lie in memory: a little-endian host is required"
+#endif
+#endif
+
+#define MAX_JSON_VALUES ((size_t)1 << 22) // ~300k tensors: far beyond any model of ours
+#define NAME_SHOWN 120                    // characters of a file-controlled name in a message
+#define TMP_SUFFIX ".tmp.XXXXXX"
+
+const char *fnet_safetensors_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
+{
+    size_t k = 0;
+    int w = snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && w >= 0 && (k += (size_t)w) < cap; i++)
+        w = snprintf(buf + k, cap - k, "%s%" PRId64, i ? ", " : "", shape[i]);
+    if (w >= 0 && (k += (size_t)w) < cap)
+        snprintf(buf + k, cap - k, "]");
+    return buf;
+}
+
+// ---------------------------------------------------------------- reading
+
+static fnet_status read_failure(fnet_ctx *ctx, const char *path, FILE *fp)
+{
+    if (ferror(fp))
+        return fnet_fail(ctx, FNET_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+    return fnet_fail(ctx, FNET_ERR_IO, "%s: file ended early (changed while being read?)", path);
+}
+
+// Read the 8-byte header length and then the header (header_only) or everything after it.
+static fnet_status read_file(fnet_ctx *ctx, const char *path, bool header_only,
+                             struct fnet_safetensors *f)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return fnet_fail(ctx, FNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    fnet_status st = FNET_OK;
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0) {
+        st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+        goto out_close_fp;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        st = fnet_fail(ctx, FNET_ERR_IO, "%s: not a regular file", path);
+        goto out_close_fp;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    if (size < 8) {
+        st = fnet_fail(ctx, FNET_ERR_FORMAT, "%s: file is %" PRIu64 " bytes, too short for the "
+                       "8-byte header length of a safetensors file", path, size);
+        goto out_close_fp;
+    }
+    unsigned char len8[8];
+    if (fread(len8, 1, 8, fp) != 8) {
+        st = read_failure(ctx, path, fp);
+        goto out_close_fp;
+    }
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | len8[i];
+    if (n > size - 8) {
+        st = fnet_fail(ctx, FNET_ERR_FORMAT, "%s: header length %" PRIu64 " exceeds the %" PRIu64
+                       " bytes that follow it (truncated or not a safetensors file)", path, n,
+                       size - 8);
+        goto out_close_fp;
+    }
+    if (n > FNET_SAFETENSORS_MAX_HEADER) {
+        st = fnet_fail(ctx, FNET_ERR_FORMAT, "%s: header length %" PRIu64 " exceeds the limit of %"
+                       PRIu64 " bytes", path, n, FNET_SAFETENSORS_MAX_HEADER);
+        goto out_close_fp;
+    }
+    uint64_t want = header_only ? n : size - 8;
+    if (want > SIZE_MAX) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: %" PRIu64 " bytes do not fit in memory",
+                       path, want);
+        goto out_close_fp;
+    }
+    f->buf = fnet_malloc((size_t)want);
+    if (f->buf == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: %" PRIu64 " bytes for the file", path,
+                       want);
+        goto out_close_fp;
+    }
+    if (fread(f->buf, 1, (size_t)want, fp) != (size_t)want) {
+        st = read_failure(ctx, path, fp);
+        goto out_close_fp;
+    }
+    f->header_len = n;
+    f->data_len = size - 8 - n;
+out_close_fp:
+    fclose(fp); // read-only: nothing to lose
+    return st;
+}
+
+static bool key_is(const struct fnet_json *m, const char *key)
+{
+    size_t n = strlen(key);
+    return m->key_len == n && memcmp(m->key, key, n) == 0;
+}
+
+static fnet_status parse_tensor(fnet_ctx *ctx, const char *path, const struct fnet_json *e,
+                                uint64_t data_len, struct fnet_safetensors_tensor *t)
+{
+    const int ns = NAME_SHOWN;
+    const char *name = e->key;
+    t->name = name;
+    if (strlen(name) != e->key_len)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': name holds a NUL character",
+                         path, ns, name);
+    if (e->type != FNET_JSON_OBJECT)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': entry is a JSON %s, not an "
+                         "object", path, ns, name, fnet_json_type_name(e->type));
+    const struct fnet_json *dtype = NULL, *shape = NULL, *offsets = NULL;
+    for (const struct fnet_json *m = e->child; m != NULL; m = m->next) {
+        if (key_is(m, "dtype"))
+            dtype = m;
+        else if (key_is(m, "shape"))
+            shape = m;
+        else if (key_is(m, "data_offsets"))
+            offsets = m;
+        else
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': unexpected field '%.*s'",
+                             path, ns, name, ns, m->key);
+    }
+    const char *missing = !dtype ? "dtype" : !shape ? "shape" : !offsets ? "data_offsets" : NULL;
+    if (missing != NULL)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': missing field '%s'", path, ns,
+                         name, missing);
+
+    if (dtype->type != FNET_JSON_STRING)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': dtype is a JSON %s, not a "
+                         "string", path, ns, name, fnet_json_type_name(dtype->type));
+    if (strcmp(dtype->str, "F32") != 0 || dtype->len != 3)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': dtype '%.*s' is not supported "
+                         "(only F32)", path, ns, name, ns, dtype->str);
+
+    if (shape->type != FNET_JSON_ARRAY)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': shape is a JSON %s, not an "
+                         "array", path, ns, name, fnet_json_type_name(shape->type));
+    if (shape->len > FNET_SAFETENSORS_MAX_DIMS)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': shape has %zu dimensions, "
+                         "more than %d", path, ns, name, shape->len, FNET_SAFETENSORS_MAX_DIMS);
+    t->ndim = (int)shape->len;
+    t->numel = 1;
+    int d = 0;
+    for (const struct fnet_json *v = shape->child; v != NULL; v = v->next, d++) {
+        if (v->type != FNET_JSON_INT || v->integer < 0)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': shape[%d] is not a "
+                             "non-negative integer", path, ns, name, d);
+        t->shape[d] = v->integer;
+        // numel·4 must fit in int64 (and so in uint64 offsets)
+        if (v->integer != 0 && t->numel > INT64_MAX / 4 / v->integer)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': shape's element count "
+                             "overflows", path, ns, name);
+        t->numel *= v->integer;
+    }
+    char sh[160];
+    fnet_safetensors_shape_str(sh, sizeof(sh), t->ndim, t->shape);
+
+    const struct fnet_json *b = offsets->child, *en = b ? b->next : NULL;
+    if (offsets->type != FNET_JSON_ARRAY || offsets->len != 2 || b->type != FNET_JSON_INT ||
+        en->type != FNET_JSON_INT || b->integer < 0 || en->integer < 0)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': data_offsets is not [begin, "
+                         "end] of two non-negative integers", path, ns, name);
+    t->begin = (uint64_t)b->integer;
+    t->end = (uint64_t)en->integer;
+    if (t->begin > t->end)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': data_offsets [%" PRIu64 ", %"
+                         PRIu64 "] begin after they end", path, ns, name, t->begin, t->end);
+    if (t->end > data_len)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': data_offsets [%" PRIu64 ", %"
+                         PRIu64 "] exceed the data buffer of %" PRIu64 " bytes (truncated "
+                         "file?)", path, ns, name, t->begin, t->end, data_len);
+    if (t->end - t->begin != 4 * (uint64_t)t->numel)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': data_offsets [%" PRIu64 ", %"
+                         PRIu64 "] hold %" PRIu64 " bytes but shape %s of F32 needs %" PRIu64,
+                         path, ns, name, t->begin, t->end, t->end - t->begin, sh,
+                         4 * (uint64_t)t->numel);
+    return FNET_OK;
+}
+
+static fnet_status parse_metadata(fnet_ctx *ctx, const char *path, const struct fnet_json *md,
+                                  struct fnet_safetensors *f)
+{
+    const int ns = NAME_SHOWN;
+    if (md->type != FNET_JSON_OBJECT)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: __metadata__ is a JSON %s, not an object",
+                         path, fnet_json_type_name(md->type));
+    size_t i = 0;
+    for (const struct fnet_json *m = md->child; m != NULL; m = m->next, i++) {
+        if (m->type != FNET_JSON_STRING)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata '%.*s' is a JSON %s, not a "
+                             "string", path, ns, m->key, fnet_json_type_name(m->type));
+        if (strlen(m->key) != m->key_len || strlen(m->str) != m->len)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata '%.*s' holds a NUL character",
+                             path, ns, m->key);
+        f->meta[i].key = m->key;
+        f->meta[i].value = m->str;
+    }
+    f->n_meta = i;
+    f->has_metadata = true;
+    return FNET_OK;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+    const struct fnet_safetensors_tensor *x = *(const struct fnet_safetensors_tensor *const *)a;
+    const struct fnet_safetensors_tensor *y = *(const struct fnet_safetensors_tensor *const *)b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    return (x->end > y->end) - (x->end < y->end);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    const struct fnet_safetensors_tensor *x = *(const struct fnet_safetensors_tensor *const *)a;
+    const struct fnet_safetensors_tensor *y = *(const struct fnet_safetensors_tensor *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+// The tensors' byte ranges, sorted, must tile [0, data_len) exactly: no overlap (two tensors
+// aliasing bytes), no gap and no tail (bytes that belong to nothing).
+static fnet_status check_coverage(fnet_ctx *ctx, const char *path,
+                                  const struct fnet_safetensors *f,
+                                  const struct fnet_safetensors_tensor **sorted)
+{
+    const int ns = NAME_SHOWN;
+    for (size_t i = 0; i < f->n_tensors; i++)
+        sorted[i] = &f->tensors[i];
+    qsort(sorted, f->n_tensors, sizeof(*sorted), by_offset);
+    uint64_t expect = 0;
+    const char *prev = NULL;
+    for (size_t i = 0; i < f->n_tensors; i++) {
+        const struct fnet_safetensors_tensor *t = sorted[i];
+        if (t->begin < expect)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': data_offsets [%" PRIu64
+                             ", %" PRIu64 "] overlap tensor '%.*s' ending at %" PRIu64, path, ns,
+                             t->name, t->begin, t->end, ns, prev, expect);
+        if (t->begin > expect)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': data_offsets [%" PRIu64
+                             ", %" PRIu64 "] leave a gap of %" PRIu64 " bytes before them",
+                             path, ns, t->name, t->begin, t->end, t->begin - expect);
+        expect = t->end;
+        prev = t->name;
+    }
+    if (expect != f->data_len)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: %" PRIu64 " bytes at the end of the data "
+                         "belong to no tensor", path, f->data_len - expect);
+    return FNET_OK;
+}
+
+static fnet_status parse_header(fnet_ctx *ctx, const char *path, bool header_only,
+                                struct fnet_safetensors *f)
+{
+    fnet_status st = fnet_json_parse(ctx, path, (const char *)f->buf, (size_t)f->header_len,
+                                     MAX_JSON_VALUES, &f->doc);
+    if (st != FNET_OK)
+        return st;
+    const struct fnet_json *root = fnet_json_root(f->doc);
+    if (root->type != FNET_JSON_OBJECT)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: header is a JSON %s, not an object", path,
+                         fnet_json_type_name(root->type));
+    const struct fnet_json *md = fnet_json_get(root, "__metadata__");
+    f->n_tensors = root->len - (md != NULL);
+    f->tensors = fnet_calloc(f->n_tensors ? f->n_tensors : 1, sizeof(*f->tensors));
+    // by_name, then the same number of slots for the offset sort
+    f->by_name = fnet_malloc_array(2 * f->n_tensors + 1, sizeof(*f->by_name));
+    size_t n_md = md != NULL && md->type == FNET_JSON_OBJECT ? md->len : 0;
+    f->meta = fnet_calloc(n_md ? n_md : 1, sizeof(*f->meta));
+    if (f->tensors == NULL || f->by_name == NULL || f->meta == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: index of %zu tensors", path,
+                         f->n_tensors);
+
+    size_t i = 0;
+    for (const struct fnet_json *m = root->child; m != NULL; m = m->next) {
+        if (m == md)
+            st = parse_metadata(ctx, path, m, f);
+        else
+            st = parse_tensor(ctx, path, m, f->data_len, &f->tensors[i++]);
+        if (st != FNET_OK)
+            return st;
+    }
+    st = check_coverage(ctx, path, f, f->by_name + f->n_tensors);
+    if (st != FNET_OK)
+        return st;
+    for (i = 0; i < f->n_tensors; i++) {
+        f->by_name[i] = &f->tensors[i];
+        if (!header_only)
+            f->tensors[i].data = f->buf + f->header_len + f->tensors[i].begin;
+    }
+    qsort(f->by_name, f->n_tensors, sizeof(*f->by_name), by_name);
+    return FNET_OK;
+}
+
+fnet_status fnet_safetensors_read(fnet_ctx *ctx, const char *path, bool header_only,
+                                  struct fnet_safetensors **out)
+{
+    *out = NULL;
+    if (path == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "NULL path");
+    struct fnet_safetensors *f = fnet_calloc(1, sizeof(*f));
+    if (f == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: safetensors reader", path);
+    fnet_status st = read_file(ctx, path, header_only, f);
+    if (st == FNET_OK)
+        st = parse_header(ctx, path, header_only, f);
+    if (st != FNET_OK)
+        goto out_free_f;
+    *out = f;
+    return FNET_OK;
+out_free_f:
+    fnet_safetensors_free(f);
+    return st;
+}
+
+void fnet_safetensors_free(struct fnet_safetensors *f)
+{
+    if (f == NULL)
+        return;
+    fnet_free(f->meta);
+    fnet_free(f->by_name);
+    fnet_free(f->tensors);
+    fnet_json_free(f->doc);
+    fnet_free(f->buf);
+    fnet_free(f);
+}
+
+const struct fnet_safetensors_tensor *fnet_safetensors_find(const struct fnet_safetensors *f,
+                                                            const char *name)
+{
+    struct fnet_safetensors_tensor key = {.name = name};
+    const struct fnet_safetensors_tensor *kp = &key;
+    const struct fnet_safetensors_tensor *const *hit =
+        bsearch(&kp, f->by_name, f->n_tensors, sizeof(*f->by_name), by_name);
+    return hit ? *hit : NULL;
+}
+
+const char *fnet_safetensors_meta(const struct fnet_safetensors *f, const char *key)
+{
+    for (size_t i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta[i].key, key) == 0)
+            return f->meta[i].value;
+    return NULL;
+}
+
+// ---------------------------------------------------------------- writing
+
+// A string builder that only counts while p is NULL (the sizing pass).
+struct sbuf {
+    char *p;
+    size_t len;
+};
+
+static void put(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->p != NULL)
+        memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void put_s(struct sbuf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+static void put_json_string(struct sbuf *b, const char *s)
+{
+    put(b, "\"", 1);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        char esc[8];
+        if (*c == '"' || *c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*c;
+            put(b, esc, 2);
+        } else if (*c < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)*c);
+            put(b, esc, 6);
+        } else {
+            put(b, (const char *)c, 1);
+        }
+    }
+    put(b, "\"", 1);
+}
+
+// The header JSON without padding; tensors' data packed in the given order.
+static void build_header(struct sbuf *b, const struct fnet_safetensors_tensor *t, size_t n,
+                         const struct fnet_safetensors_meta *meta, size_t n_meta)
+{
+    char num[64];
+    uint64_t off = 0;
+    put_s(b, "{");
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            put_s(b, ",");
+        put_json_string(b, t[i].name);
+        put_s(b, ":{\"dtype\":\"F32\",\"shape\":[");
+        uint64_t bytes = 4;
+        for (int d = 0; d < t[i].ndim; d++) {
+            snprintf(num, sizeof(num), "%s%" PRId64, d ? "," : "", t[i].shape[d]);
+            put_s(b, num);
+            bytes *= (uint64_t)t[i].shape[d];
+        }
+        snprintf(num, sizeof(num), "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off,
+                 off + bytes);
+        put_s(b, num);
+        off += bytes;
+    }
+    if (n_meta > 0) {
+        put_s(b, n > 0 ? ",\"__metadata__\":{" : "\"__metadata__\":{");
+        for (size_t i = 0; i < n_meta; i++) {
+            if (i > 0)
+                put_s(b, ",");
+            put_json_string(b, meta[i].key);
+            put_s(b, ":");
+            put_json_string(b, meta[i].value);
+        }
+        put_s(b, "}");
+    }
+    put_s(b, "}");
+}
+
+static fnet_status check_write_args(fnet_ctx *ctx, const char *path,
+                                    const struct fnet_safetensors_tensor *t, size_t n,
+                                    const struct fnet_safetensors_meta *meta, size_t n_meta)
+{
+    if (path == NULL || (t == NULL && n > 0) || (meta == NULL && n_meta > 0))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "NULL path, tensors or metadata");
+    for (size_t i = 0; i < n; i++) {
+        const char *name = t[i].name;
+        if (name == NULL || !fnet_json_utf8_valid(name, strlen(name)) ||
+            strcmp(name, "__metadata__") == 0)
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: tensor %zu: name missing, reserved "
+                             "or not UTF-8", path, i);
+        if (t[i].ndim < 0 || t[i].ndim > FNET_SAFETENSORS_MAX_DIMS)
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: tensor '%s': %d dimensions", path,
+                             name, t[i].ndim);
+        int64_t numel = 1;
+        for (int d = 0; d < t[i].ndim; d++) {
+            int64_t s = t[i].shape[d];
+            if (s < 0 || (s != 0 && numel > INT64_MAX / 4 / s))
+                return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: tensor '%s': bad shape", path,
+                                 name);
+            numel *= s;
+        }
+        if (numel > 0 && t[i].data == NULL)
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: tensor '%s': NULL data", path, name);
+    }
+    for (size_t i = 0; i < n_meta; i++) {
+        const char *k = meta[i].key, *v = meta[i].value;
+        if (k == NULL || v == NULL || !fnet_json_utf8_valid(k, strlen(k)) ||
+            !fnet_json_utf8_valid(v, strlen(v)))
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: metadata %zu: missing or not UTF-8",
+                             path, i);
+    }
+    return FNET_OK;
+}
+
+// The directory entry of a rename is durable only once the directory is synced. Best effort:
+// some filesystems refuse fsync on a directory, and the file itself is already safe.
+static void sync_parent_dir(char *tmp_path)
+{
+    char *slash = strrchr(tmp_path, '/');
+    const char *dir = ".";
+    if (slash == tmp_path) {
+        dir = "/";
+    } else if (slash != NULL) {
+        *slash = '\0';
+        dir = tmp_path;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
+                                   const struct fnet_safetensors_tensor *t, size_t n,
+                                   const struct fnet_safetensors_meta *meta, size_t n_meta)
+{
+    fnet_status st = check_write_args(ctx, path, t, n, meta, n_meta);
+    if (st != FNET_OK)
+        return st;
+
+    struct sbuf hb = {0};
+    build_header(&hb, t, n, meta, n_meta);
+    size_t pad = (8 - (8 + hb.len) % 8) % 8; // the data then starts 8-byte aligned
+    size_t header_len = hb.len + pad;
+    char *header = fnet_malloc(header_len);
+    if (header == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: %zu-byte header", path, header_len);
+    hb.p = header;
+    hb.len = 0;
+    build_header(&hb, t, n, meta, n_meta);
+    memset(header + hb.len, ' ', pad);
+
+    size_t plen = strlen(path);
+    char *tmp = fnet_malloc(plen + sizeof(TMP_SUFFIX));
+    if (tmp == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: temporary file name", path);
+        goto out_free_header;
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, TMP_SUFFIX, sizeof(TMP_SUFFIX));
+
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot create a temporary file beside it: %s",
+                       path, strerror(errno));
+        goto out_free_tmp;
+    }
+    // mkstemp makes the file 0600; give it what the file it replaces had, or 0644. Best effort:
+    // a filesystem without modes refuses, and the checkpoint is still good.
+    struct stat sb;
+    (void)fchmod(fd, stat(path, &sb) == 0 ? (sb.st_mode & 07777) : 0644);
+    FILE *fp = fdopen(fd, "wb");
+    if (fp == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot open %s for writing: %s", path, tmp,
+                       strerror(errno));
+        close(fd);
+        goto out_unlink_tmp;
+    }
+
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
+    bool ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(header, 1, header_len, fp) == header_len;
+    for (size_t i = 0; i < n && ok; i++) {
+        size_t numel = 1;
+        for (int d = 0; d < t[i].ndim; d++)
+            numel *= (size_t)t[i].shape[d];
+        ok = numel == 0 || fwrite(t[i].data, sizeof(float), numel, fp) == numel;
+    }
+    if (!ok || fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
+        st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(errno));
+        fclose(fp);
+        goto out_unlink_tmp;
+    }
+    if (fclose(fp) != 0) {
+        st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot close %s: %s", path, tmp, strerror(errno));
+        goto out_unlink_tmp;
+    }
+    if (rename(tmp, path) != 0) {
+        st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
+                       strerror(errno));
+        goto out_unlink_tmp;
+    }
+    sync_parent_dir(tmp);
+    fnet_free(tmp);
+    fnet_free(header);
+    return FNET_OK;
+
+out_unlink_tmp:
+    unlink(tmp);
+out_free_tmp:
+    fnet_free(tmp);
+out_free_header:
+    fnet_free(header);
+    return st;
+}

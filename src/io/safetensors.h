@@ -1,0 +1,76 @@
+/* safetensors files of named F32 tensors with string metadata: a strict reader and an atomic
+ * writer. Format (https://github.com/huggingface/safetensors): u64 little-endian header length N,
+ * N bytes of JSON {"name": {"dtype","shape","data_offsets"}, "__metadata__": {..}}, the data. */
+#ifndef FNET_IO_SAFETENSORS_H
+#define FNET_IO_SAFETENSORS_H
+
+#include "core/internal.h"
+
+#define FNET_SAFETENSORS_MAX_DIMS 8
+#define FNET_SAFETENSORS_MAX_HEADER ((uint64_t)100 << 20) // bytes of JSON header we accept
+
+/* One tensor. Writer: name, ndim, shape and data (host floats, borrowed) are read. Reader: every
+ * field is filled; data points at the tensor's little-endian float32 bytes inside the file's
+ * buffer (not necessarily 4-byte aligned: copy with memcpy), NULL when only the header was read. */
+struct fnet_safetensors_tensor {
+    const char *name;
+    int ndim;
+    int64_t shape[FNET_SAFETENSORS_MAX_DIMS];
+    int64_t numel;
+    uint64_t begin, end; // byte range in the data buffer
+    const void *data;
+};
+
+struct fnet_safetensors_meta {
+    const char *key;
+    const char *value;
+};
+
+/* A file read by fnet_safetensors_read(); every pointer is owned by it. */
+struct fnet_safetensors {
+    uint64_t header_len;                     // N
+    uint64_t data_len;                       // bytes after the header
+    size_t n_tensors;
+    struct fnet_safetensors_tensor *tensors; // in header order
+    bool has_metadata;                       // "__metadata__" present
+    size_t n_meta;
+    struct fnet_safetensors_meta *meta;      // in header order
+    // private
+    const struct fnet_safetensors_tensor **by_name; // sorted, for fnet_safetensors_find()
+    struct fnet_json_doc *doc;
+    unsigned char *buf;
+};
+
+/* Read and validate path: the header length (>= 8-byte file, N within the file and the limit),
+ * the JSON, every tensor entry (exactly dtype "F32", shape of <= 8 non-negative integers,
+ * data_offsets [b, e] with e - b = 4·numel within the data), offsets neither overlapping nor
+ * leaving gaps or trailing bytes, metadata values strings. With header_only the data is not read
+ * (tensors' data is NULL) but still checked against the file's size.
+ * @return FNET_OK, FNET_ERR_IO (open/read; the message has strerror), FNET_ERR_FORMAT (messages
+ *         "<path>: tensor '<name>': <field> ..."), FNET_ERR_OUT_OF_MEMORY. Free with
+ *         fnet_safetensors_free(). */
+fnet_status fnet_safetensors_read(fnet_ctx *ctx, const char *path, bool header_only,
+                                  struct fnet_safetensors **out);
+void fnet_safetensors_free(struct fnet_safetensors *f);
+
+/* The tensor called name, or NULL (O(log n)). */
+const struct fnet_safetensors_tensor *fnet_safetensors_find(const struct fnet_safetensors *f,
+                                                            const char *name);
+/* The metadata value of key, or NULL. */
+const char *fnet_safetensors_meta(const struct fnet_safetensors *f, const char *key);
+
+/* Write a shape as "[2, 3]" into buf (size cap, truncated if needed); returns buf. */
+const char *fnet_safetensors_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);
+
+/* Write tensors t[0..n) (unique names) in this order (data packed in the same order) and metadata meta[0..n_meta)
+ * to path atomically: a temporary file "<path>.tmp.XXXXXX" in the same directory is written,
+ * flushed, fsynced and renamed over path; on any failure it is removed and path is untouched.
+ * The header is padded with spaces so that the data starts at a multiple of 8 bytes. A new file
+ * gets mode 0644; an existing one keeps its mode.
+ * @return FNET_OK, FNET_ERR_INVALID_ARG (a name or value not UTF-8, NUL data, a bad shape),
+ *         FNET_ERR_IO (with the path and strerror), FNET_ERR_OUT_OF_MEMORY. */
+fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
+                                   const struct fnet_safetensors_tensor *t, size_t n,
+                                   const struct fnet_safetensors_meta *meta, size_t n_meta);
+
+#endif
