@@ -18,10 +18,26 @@ static void cpu_free(fnet_ctx *ctx, void *p)
     fnet_free(p);
 }
 
+// OpenBLAS's thread count is process-wide; remember what we set last so a switch costs nothing
+// when it does not change.
+static _Thread_local int blas_threads;
+
+static void use_blas_threads(int n)
+{
+    if (n != blas_threads) {
+        openblas_set_num_threads(n);
+        blas_threads = n;
+    }
+}
+
 static void cpu_set_threads(fnet_ctx *ctx, int n)
 {
-    openblas_set_num_threads(n);
+    use_blas_threads(n);
 }
+
+// Below this many multiply-adds a GEMM runs on one thread: waking BLAS's workers and splitting
+// the panels costs more than it saves (measured with fnet-bench on the seed network).
+#define GEMM_SERIAL_MACS (4 * 1024 * 1024)
 
 static void cpu_synchronize(fnet_ctx *ctx)
 {
@@ -34,6 +50,7 @@ static void cpu_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int
 {
     if (M == 0 || N == 0)
         return;
+    use_blas_threads(M * N * K < GEMM_SERIAL_MACS ? 1 : ctx->threads);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta,
                 C, (blasint)ldc);
@@ -56,6 +73,7 @@ static double cpu_dot(fnet_ctx *ctx, int64_t n, const float *x, const float *y)
 }
 
 // db (n) (+)= Σ_r dy (B, n)[r], row by row so the inner loop runs along memory
+FNET_VECTORIZE
 static void cpu_bias_grad(fnet_ctx *ctx, int64_t B, int64_t n, const float *dy, float *db,
                           bool accumulate)
 {

@@ -5,6 +5,7 @@
 #include <math.h>
 
 // y (B, n) = bias (n) broadcast over rows
+FNET_VECTORIZE
 void fnet_ref_bias_fill(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias, float *y)
 {
     for (int64_t r = 0; r < B; r++) {
@@ -37,6 +38,7 @@ static float sigmoidf(float x)
 }
 
 // y (n) = f(x (n)); x == y allowed
+FNET_VECTORIZE
 void fnet_ref_act_forward(fnet_ctx *ctx, int kind, int64_t n, const float *x, float *y)
 {
     switch (kind) {
@@ -58,6 +60,7 @@ void fnet_ref_act_forward(fnet_ctx *ctx, int kind, int64_t n, const float *x, fl
 }
 
 // dx (n) = dy ⊙ f'(x) expressed through y = f(x): relu 1[y>0], tanh 1−y², sigmoid y(1−y)
+FNET_VECTORIZE
 void fnet_ref_act_backward(fnet_ctx *ctx, int kind, int64_t n, const float *y, const float *dy,
                            float *dx)
 {
@@ -80,6 +83,7 @@ void fnet_ref_act_backward(fnet_ctx *ctx, int kind, int64_t n, const float *y, c
 }
 
 // y (n) = x ⊙ mask
+FNET_VECTORIZE
 void fnet_ref_mul(fnet_ctx *ctx, int64_t n, const float *x, const float *mask, float *y)
 {
     for (int64_t i = 0; i < n; i++)
@@ -147,6 +151,7 @@ double fnet_ref_mse(fnet_ctx *ctx, int64_t B, int64_t K, const float *y, const i
 }
 
 // l1·Σ|w| + ½·l2·Σw² over w (n); g += l1·sign(w) + l2·w (sign(0) = 0).
+FNET_VECTORIZE
 double fnet_ref_regularize(fnet_ctx *ctx, int64_t n, const float *w, float *g, float l1, float l2)
 {
     double s1 = 0.0, s2 = 0.0;
@@ -161,6 +166,7 @@ double fnet_ref_regularize(fnet_ctx *ctx, int64_t n, const float *w, float *g, f
 }
 
 // x (B, d) = scale · src rows idx[0..B) (each row d uint8 values)
+FNET_VECTORIZE
 void fnet_ref_u8_to_float(fnet_ctx *ctx, int64_t B, int64_t d, const uint8_t *src,
                           const int64_t *idx, float scale, float *x)
 {

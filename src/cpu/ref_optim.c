@@ -11,6 +11,7 @@
 // and sqrtps round alike); GCC 12 ignores it as a per-function attribute, so it is a build flag.
 
 // w (n) -= lr·g',  g' = g + wd·w
+FNET_VECTORIZE
 void fnet_ref_sgd_step(fnet_ctx *ctx, int64_t n, float *restrict w, const float *restrict g,
                        const struct fnet_step_args *a)
 {
@@ -22,6 +23,7 @@ void fnet_ref_sgd_step(fnet_ctx *ctx, int64_t n, float *restrict w, const float 
 }
 
 // w, g, v (n).  v = μv + g';  momentum: w -= lr·v;  Nesterov: w -= lr·(g' + μv)
+FNET_VECTORIZE
 void fnet_ref_momentum_step(fnet_ctx *ctx, int64_t n, float *restrict w, const float *restrict g,
                             float *restrict v, const struct fnet_step_args *a, bool nesterov)
 {
@@ -45,6 +47,7 @@ void fnet_ref_momentum_step(fnet_ctx *ctx, int64_t n, float *restrict w, const f
 }
 
 // w, g, s (n).  s = ρs + (1−ρ)g'²;  w -= lr·g'/(√s + ε)
+FNET_VECTORIZE
 void fnet_ref_rmsprop_step(fnet_ctx *ctx, int64_t n, float *restrict w, const float *restrict g,
                            float *restrict s, const struct fnet_step_args *a)
 {
@@ -60,6 +63,7 @@ void fnet_ref_rmsprop_step(fnet_ctx *ctx, int64_t n, float *restrict w, const fl
 
 // w, g, m, v (n).  m = β1·m + (1−β1)g';  v = β2·v + (1−β2)g'²;
 // w -= (lr/bc1)·m / (√v/√bc2 + ε), which is lr·m̂/(√v̂ + ε) arranged as PyTorch does.
+FNET_VECTORIZE
 void fnet_ref_adam_step(fnet_ctx *ctx, int64_t n, float *restrict w, const float *restrict g,
                         float *restrict m, float *restrict v, const struct fnet_step_args *a)
 {

@@ -48,27 +48,10 @@ static bool parse_count(const char *s, int64_t *v)
     return true;
 }
 
-// optim.h exposes an optimizer's state vectors and step count but not its kind; the state names
-// identify the family, which is all a checkpoint needs to restore it: (m, v) Adam and AdamW,
-// velocity momentum and Nesterov, square_avg RMSprop, none SGD. NULL for an unknown layout.
+// The optimizer's kind as written in the metadata ("adam", "adamw", "momentum", ...).
 static const char *optimizer_family(const fnet_optimizer *opt)
 {
-    fnet_optimizer *o = (fnet_optimizer *)opt; // fnet_optimizer_state() only reads here
-    int k = fnet_optimizer_num_states(opt);
-    const char *a = NULL, *b = NULL;
-    if (k >= 1)
-        fnet_optimizer_state(o, 0, &a);
-    if (k >= 2)
-        fnet_optimizer_state(o, 1, &b);
-    if (k == 0)
-        return "sgd";
-    if (k == 1 && strcmp(a, "velocity") == 0)
-        return "momentum";
-    if (k == 1 && strcmp(a, "square_avg") == 0)
-        return "rmsprop";
-    if (k == 2 && strcmp(a, "m") == 0 && strcmp(b, "v") == 0)
-        return "adam";
-    return NULL;
+    return fnet_optim_kind_name(fnet_optimizer_kind(opt));
 }
 
 static void ckpt_free(struct ckpt *ck)
@@ -256,15 +239,18 @@ static void ckpt_copy_params(const struct ckpt *ck, fnet_model *m)
     }
 }
 
-// The file's optimizer state fits opt when it holds exactly opt's state vectors, by name (so a
-// kind mismatch is FNET_ERR_FORMAT, as for any state of another shape). Their length was checked
-// against the model's parameter count; optim.h cannot tell opt's own length, so opt is trusted
-// to have been created for fnet_model_num_params(m) floats, as every caller of the trainer does.
+// The file's optimizer state fits opt when it is of the same kind and holds exactly opt's state
+// vectors, by name (a mismatch is FNET_ERR_FORMAT, as for any state of another shape). Their
+// length was checked against the model's parameter count, opt's against the model's here.
 static fnet_status ckpt_check_optimizer(fnet_ctx *ctx, const char *path, const struct ckpt *ck,
-                                        fnet_optimizer *opt)
+                                        fnet_optimizer *opt, int64_t n_params)
 {
+    if (fnet_optimizer_size(opt) != n_params)
+        return fnet_fail(ctx, FNET_ERR_SHAPE, "%s: the optimizer was made for %lld parameters, "
+                         "the model has %lld", path, (long long)fnet_optimizer_size(opt),
+                         (long long)n_params);
     int k = fnet_optimizer_num_states(opt);
-    bool same = (size_t)k == ck->n_optim_tensors;
+    bool same = (size_t)k == ck->n_optim_tensors && strcmp(ck->optim, optimizer_family(opt)) == 0;
     char name[NAME_MAX_LEN];
     for (int i = 0; i < k && same; i++) {
         const char *s;
@@ -312,12 +298,11 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
     fnet_status st = host_only(ctx, path);
     if (st != FNET_OK)
         return st;
-    // "optimizer" records the state's family (see optimizer_family); opt is trusted to hold
-    // vectors of fnet_model_num_params(m) floats, which optim.h gives no way to check
     const char *family = opt ? optimizer_family(opt) : NULL;
-    if (opt != NULL && family == NULL)
-        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "%s: optimizer state of unknown layout",
-                         path);
+    if (opt != NULL && fnet_optimizer_size(opt) != fnet_model_num_params(m))
+        return fnet_fail(ctx, FNET_ERR_SHAPE, "%s: the optimizer was made for %lld parameters, "
+                         "the model has %lld", path, (long long)fnet_optimizer_size(opt),
+                         (long long)fnet_model_num_params(m));
 
     // sizes: tensors and the bytes of their names
     int n_layers = fnet_model_num_layers(m);
@@ -472,7 +457,7 @@ fnet_status fnet_model_load_params(fnet_model *m, fnet_optimizer *opt, const cha
         goto out_free_ck;
     bool restore_opt = opt != NULL && ck.optim != NULL;
     if (restore_opt) {
-        st = ckpt_check_optimizer(ctx, path, &ck, opt);
+        st = ckpt_check_optimizer(ctx, path, &ck, opt, fnet_model_num_params(m));
         if (st == FNET_OK)
             st = fnet_optimizer_set_steps(opt, ck.optim_steps); // the only step that may fail
         if (st != FNET_OK)

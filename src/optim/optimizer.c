@@ -349,3 +349,13 @@ float *fnet_optimizer_state(fnet_optimizer *opt, int i, const char **name)
         *name = opt->state_name[i];
     return opt->state[i];
 }
+
+fnet_optim_kind fnet_optimizer_kind(const fnet_optimizer *opt)
+{
+    return opt->p.kind;
+}
+
+int64_t fnet_optimizer_size(const fnet_optimizer *opt)
+{
+    return opt->n;
+}

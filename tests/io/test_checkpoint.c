@@ -616,7 +616,7 @@ static void test_checkpoint_rejects_truncated_data(void **state)
     struct bytes b = read_all(path);
     write_all(path, b.p, b.n - 6);
     int64_t n = fnet_model_num_params(m);
-    char msg[128];
+    char msg[256];
     snprintf(msg, sizeof(msg), "tensor 'layers.4.bias': data_offsets [%lld, %lld] exceed the data "
              "buffer of %lld bytes (truncated file?)", (long long)(4 * n - 12),
              (long long)(4 * n), (long long)(4 * n - 6));

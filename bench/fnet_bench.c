@@ -1,0 +1,246 @@
+/* fnet-bench: training throughput of dense models against the backend's own sgemm on the same
+ * GEMM shapes, measured side by side in one run (medians of repeats). Uses src/ internals for
+ * the raw sgemm; everything else through the public API. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+#include "core/backend.h"
+#include "core/layer_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: fnet-bench [options]\n"
+    "\n"
+    "Time training steps (batch gather, forward, loss, backward, optimizer step) of dense models\n"
+    "and the backend's sgemm alone on the same GEMM shapes, in the same run; report samples/s,\n"
+    "GFLOP/s, the fraction of the sgemm rate the whole step reaches, and peak memory.\n"
+    "\n"
+    "  --model SPEC     a model to time (repeatable); default: the seed network at batch 32 and\n"
+    "                   the wide network at batch 256\n"
+    "  --batch N        batch size for the --model cases (default 32)\n"
+    "  --optim NAME     optimizer of the step (default adam)\n"
+    "  --data DIR       Fashion-MNIST directory (default as fnet-train); synthetic data when absent\n"
+    "  --seconds X      time per repeat (default 1.0)\n"
+    "  --repeat N       repeats; the median is reported (default 5)\n"
+    "  --threads N      threads (default: the number of cores)\n"
+    "  --json FILE      JSON lines, one object per case\n"
+    "  --help, --version\n";
+
+static bool takes_value(const char *opt)
+{
+    return strcmp(opt, "--help") != 0 && strcmp(opt, "-h") != 0 && strcmp(opt, "--version") != 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+struct bench_case {
+    const char *spec;
+    int64_t batch;
+};
+
+// One training step's GEMMs, as the dense layers issue them.
+struct gemm_shape {
+    bool ta, tb;
+    int64_t M, N, K;
+};
+
+static int model_gemms(fnet_model *m, int64_t B, struct gemm_shape *s, int cap, double *flops)
+{
+    int n = 0;
+    *flops = 0;
+    for (int i = 0; i < fnet_model_num_layers(m) && n + 3 <= cap; i++) {
+        fnet_layer *l = fnet_model_layer(m, i);
+        if (fnet_layer_kind_of(l) != FNET_LAYER_DENSE)
+            continue;
+        int64_t ni = fnet_layer_n_in(l), no = fnet_layer_n_out(l);
+        s[n++] = (struct gemm_shape){false, true, B, no, ni};  // forward
+        s[n++] = (struct gemm_shape){true, false, no, ni, B};  // weight gradient
+        *flops += 4.0 * (double)(B * ni * no);
+        if (i > 0) {
+            s[n++] = (struct gemm_shape){false, false, B, ni, no}; // input gradient
+            *flops += 2.0 * (double)(B * ni * no);
+        }
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    cli_init("fnet-bench");
+    const char *data = cli_default_data(), *json_path = NULL, *optim = "adam";
+    double seconds = 1.0;
+    int repeat = 5, threads = 0;
+    int64_t batch = 32;
+    struct bench_case cases[16];
+    int n_cases = 0;
+    struct cli_args a = {.argc = argc, .argv = argv, .i = 1};
+    const char *o, *v;
+    while ((o = cli_next(&a, takes_value, &v)) != NULL) {
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(o, "--version") == 0) {
+            printf("fnet-bench %s\n", fnet_version_string());
+            return 0;
+        } else if (strcmp(o, "--model") == 0) {
+            if (n_cases == 16)
+                cli_die(2, o, "at most 16 models");
+            cases[n_cases++] = (struct bench_case){v, 0};
+        } else if (strcmp(o, "--batch") == 0) {
+            batch = cli_int(o, v, 1, 1 << 20);
+        } else if (strcmp(o, "--optim") == 0) {
+            optim = v;
+        } else if (strcmp(o, "--data") == 0) {
+            data = v;
+        } else if (strcmp(o, "--seconds") == 0) {
+            seconds = cli_double(o, v, 0.01, 600);
+        } else if (strcmp(o, "--repeat") == 0) {
+            repeat = (int)cli_int(o, v, 1, 100);
+        } else if (strcmp(o, "--threads") == 0) {
+            threads = (int)cli_int(o, v, 1, 1024);
+        } else if (strcmp(o, "--json") == 0) {
+            json_path = v;
+        } else {
+            cli_die(2, o, "unknown option (see --help)");
+        }
+    }
+    if (n_cases == 0) {
+        cases[n_cases++] = (struct bench_case){"dense:64,relu,dense:32,relu,dense:10", 32};
+        cases[n_cases++] = (struct bench_case){"dense:1024,relu,dense:1024,relu,dense:10", 256};
+    } else {
+        for (int i = 0; i < n_cases; i++)
+            cases[i].batch = batch;
+    }
+    fnet_optim_kind kind;
+    if (fnet_optim_kind_parse(optim, &kind) != FNET_OK)
+        cli_die(2, "--optim", "unknown optimizer '%s'", optim);
+
+    fnet_ctx *ctx = cli_ctx("cpu", threads);
+    fnet_dataset *train = NULL;
+    if (fnet_dataset_load_idx(ctx, data, FNET_SPLIT_TRAIN, &train) != FNET_OK) {
+        // synthetic stand-in of the same shape: the timing does not depend on the values
+        const int64_t n = 60000, d = 784;
+        uint8_t *img = malloc((size_t)(n * d)), *lab = malloc((size_t)n);
+        if (!img || !lab)
+            cli_die(1, "synthetic data", "out of memory");
+        fnet_rng rng;
+        fnet_rng_seed(&rng, 7);
+        for (int64_t i = 0; i < n * d; i++)
+            img[i] = (uint8_t)(fnet_rng_next(&rng) >> 56);
+        for (int64_t i = 0; i < n; i++)
+            lab[i] = (uint8_t)(i % 10);
+        cli_check(ctx, fnet_dataset_from_memory(ctx, img, lab, n, d, 10, &train), "synthetic data");
+        free(img), free(lab);
+        printf("(no data in %s: synthetic 60000 x 784)\n", data);
+    }
+    FILE *json = cli_json_open(json_path);
+    int64_t n = fnet_dataset_size(train), d = fnet_dataset_dim(train);
+    printf("%-44s %6s %12s %10s %10s %10s %8s\n", "model", "batch", "samples/s", "GFLOP/s",
+           "sgemm GF/s", "of sgemm", "RSS MB");
+    for (int c = 0; c < n_cases; c++) {
+        int64_t B = cases[c].batch;
+        fnet_model *m;
+        cli_check(ctx, fnet_model_create_from_spec(ctx, cases[c].spec, d, 1, &m), "--model");
+        fnet_optim_params op = fnet_optim_params_default(kind);
+        fnet_optimizer *opt;
+        cli_check(ctx, fnet_optimizer_create(ctx, &op, fnet_model_num_params(m), &opt), "optimizer");
+        cli_check(ctx, fnet_model_reserve(m, B), "reserve");
+        fnet_model_set_training(m, true);
+        float *x = malloc(sizeof(float) * (size_t)(B * d));
+        int32_t *lab = malloc(sizeof(int32_t) * (size_t)B);
+        int64_t *perm = malloc(sizeof(int64_t) * (size_t)n);
+        for (int64_t i = 0; i < n; i++)
+            perm[i] = i;
+        fnet_rng rng;
+        fnet_rng_seed(&rng, 3);
+        fnet_rng_shuffle(&rng, perm, n);
+        float *w = fnet_model_params(m, NULL), *g = fnet_model_grads(m, NULL);
+
+        struct gemm_shape shapes[64];
+        double step_flops;
+        int n_shapes = model_gemms(m, B, shapes, 64, &step_flops);
+        size_t maxA = 0, maxB = 0, maxC = 0;
+        for (int s = 0; s < n_shapes; s++) {
+            size_t sa = (size_t)(shapes[s].M * shapes[s].K), sb = (size_t)(shapes[s].K * shapes[s].N),
+                   sc = (size_t)(shapes[s].M * shapes[s].N);
+            maxA = sa > maxA ? sa : maxA, maxB = sb > maxB ? sb : maxB, maxC = sc > maxC ? sc : maxC;
+        }
+        float *GA = calloc(maxA, sizeof(float)), *GB = calloc(maxB, sizeof(float)),
+              *GC = calloc(maxC, sizeof(float));
+
+        double *model_rate = malloc(sizeof(double) * (size_t)repeat);
+        double *gemm_rate = malloc(sizeof(double) * (size_t)repeat);
+        int64_t pos = 0;
+        for (int r = -1; r < repeat; r++) { // r = -1 warms up
+            // the whole training step
+            int64_t steps = 0;
+            double t0 = fnet_now(), t;
+            do {
+                if (pos + B > n)
+                    pos = 0;
+                cli_check(ctx, fnet_dataset_batch(train, perm + pos, 0, B, x, lab), "batch");
+                double loss;
+                cli_check(ctx, fnet_model_loss_grad(m, x, lab, B, &loss, NULL), "loss_grad");
+                cli_check(ctx, fnet_optimizer_step(opt, w, g), "step");
+                pos += B;
+                steps++;
+                t = fnet_now() - t0;
+            } while (t < seconds);
+            // the same GEMMs alone, on the same backend
+            int64_t gsteps = 0;
+            double g0 = fnet_now(), gt;
+            do {
+                for (int s = 0; s < n_shapes; s++) {
+                    struct gemm_shape *sh = &shapes[s];
+                    int64_t lda = sh->ta ? sh->M : sh->K, ldb = sh->tb ? sh->K : sh->N;
+                    ctx->be->sgemm(ctx, sh->ta, sh->tb, sh->M, sh->N, sh->K, 1.0f, GA, lda, GB, ldb,
+                                   0.0f, GC, sh->N);
+                }
+                gsteps++;
+                gt = fnet_now() - g0;
+            } while (gt < seconds);
+            if (r >= 0) {
+                model_rate[r] = (double)(steps * B) / t;
+                gemm_rate[r] = (double)(gsteps * B) / gt;
+            }
+        }
+        double ms = median(model_rate, repeat), gs = median(gemm_rate, repeat);
+        double gflops = ms / (double)B * step_flops * 1e-9, sgemm_gflops = gs / (double)B * step_flops * 1e-9;
+        double rss = cli_peak_rss_mb();
+        printf("%-44s %6lld %12.0f %10.1f %10.1f %9.1f%% %8.1f\n", cases[c].spec, (long long)B, ms,
+               gflops, sgemm_gflops, 100.0 * ms / gs, rss);
+        fflush(stdout);
+        if (json) {
+            fputc('{', json);
+            cli_json_string(json, "event", "bench", false);
+            cli_json_string(json, "model", cases[c].spec, false);
+            cli_json_number(json, "batch", (double)B, false);
+            cli_json_number(json, "threads", fnet_ctx_threads(ctx), false);
+            cli_json_number(json, "samples_per_s", ms, false);
+            cli_json_number(json, "gflops", gflops, false);
+            cli_json_number(json, "sgemm_gflops", sgemm_gflops, false);
+            cli_json_number(json, "fraction_of_sgemm", ms / gs, false);
+            cli_json_number(json, "peak_rss_mb", rss, true);
+        }
+        free(model_rate), free(gemm_rate), free(GA), free(GB), free(GC), free(x), free(lab), free(perm);
+        fnet_optimizer_free(opt);
+        fnet_model_free(m);
+    }
+    if (json)
+        fclose(json);
+    fnet_dataset_free(train);
+    fnet_ctx_free(ctx);
+    return 0;
+}
