@@ -484,6 +484,20 @@ static fnet_status check_labels(fnet_model *m, const int32_t *labels, int64_t ba
     return FNET_OK;
 }
 
+// The checks every labelled entry point makes, then the forward pass.
+static fnet_status forward_checked(fnet_model *m, const float *x, const int32_t *labels,
+                                   int64_t batch)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_status st = check_batch(m, x, batch);
+    if (st == FNET_OK)
+        st = check_labels(m, labels, batch);
+    if (st == FNET_OK)
+        forward(m, x, batch);
+    return st;
+}
+
 // Σ loss over the batch of the last forward; dlogits (B, K) = scale·∂loss/∂logits when asked.
 static double batch_loss(fnet_model *m, const int32_t *labels, int64_t B, float scale,
                          float *dlogits, int64_t *correct)
@@ -538,14 +552,9 @@ static double regularize(fnet_model *m)
 fnet_status fnet_model_loss_grad(fnet_model *m, const float *x, const int32_t *labels,
                                  int64_t batch, double *loss, float *grad)
 {
-    if (m == NULL)
-        return FNET_ERR_INVALID_ARG;
-    fnet_status st = check_batch(m, x, batch);
-    if (st == FNET_OK)
-        st = check_labels(m, labels, batch);
+    fnet_status st = forward_checked(m, x, labels, batch);
     if (st != FNET_OK)
         return st;
-    forward(m, x, batch);
     double sum = batch_loss(m, labels, batch, 1.0f / (float)batch, m->gbuf[0], NULL);
     backward(m, x, batch);
     double value = sum / (double)batch + regularize(m);
@@ -561,14 +570,9 @@ fnet_status fnet_model_loss_grad(fnet_model *m, const float *x, const int32_t *l
 fnet_status fnet_model_loss_correct(fnet_model *m, const float *x, const int32_t *labels,
                                     int64_t batch, double *loss, int64_t *correct)
 {
-    if (m == NULL)
-        return FNET_ERR_INVALID_ARG;
-    fnet_status st = check_batch(m, x, batch);
-    if (st == FNET_OK)
-        st = check_labels(m, labels, batch);
+    fnet_status st = forward_checked(m, x, labels, batch);
     if (st != FNET_OK)
         return st;
-    forward(m, x, batch);
     int64_t right = 0;
     double sum = batch_loss(m, labels, batch, 1.0f, NULL, &right);
     if (loss)
