@@ -1,0 +1,408 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2015  # "A && B || fail" is meant: fail when either is false
+# End-to-end tests of fnet-train as a new user would run it (DESIGN.md, "The command-line
+# contract" and "Errors and bad input"): good runs on a tiny synthetic IDX dataset (gzip and raw),
+# JSON lines, determinism, --save/--load, bad input (exit 2 for bad usage, 1 for a runtime error,
+# one line "fnet-train: error: <what> (<where>)" on stderr) and saves that never damage a good
+# checkpoint. No network, no GPU, no python; a few seconds, also under ASan/UBSan.
+#
+# usage: test_fnet_train.sh BIN_DIR MKIDX
+#   BIN_DIR  the build's bin/ directory (holds fnet-train)
+#   MKIDX    the fnet-mkidx generator (tests/cli/mkidx.c)
+set -u
+
+BIN_DIR=${1:?usage: test_fnet_train.sh BIN_DIR MKIDX}
+MKIDX=${2:?usage: test_fnet_train.sh BIN_DIR MKIDX}
+# absolute, since the checks run in their own directory
+case $BIN_DIR in /*) ;; *) BIN_DIR=$PWD/$BIN_DIR ;; esac
+case $MKIDX in /*) ;; *) MKIDX=$PWD/$MKIDX ;; esac
+TRAIN=$BIN_DIR/fnet-train
+MODEL=dense:16,relu,dense:10
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/fnet-train-test.XXXXXX") || exit 1
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+unset FNET_DATA
+
+n=0
+# ok WHAT: one line per passed check.
+ok() {
+    n=$((n + 1))
+    printf 'ok %2d - %s\n' "$n" "$1"
+}
+
+# fail WHAT SEEN...: say which check failed and what was seen, then stop.
+fail() {
+    printf 'FAIL %2d - %s\n' "$((n + 1))" "$1"
+    shift
+    for line in "$@"; do
+        printf '%s\n' "$line" | sed 's/^/    /'
+    done
+    exit 1
+}
+
+# show FILE: its first lines, indented, for a failure message.
+show() {
+    if [ -s "$1" ]; then
+        head -n 20 "$1" | sed 's/^/  | /'
+    else
+        echo "  | (empty)"
+    fi
+}
+
+# run NAME ARGS...: run fnet-train with stdout in NAME.out, stderr in NAME.err; sets RC and
+# LAST (= NAME). Never on a terminal: stdin is /dev/null, stdout a file.
+run() {
+    LAST=$1
+    shift
+    "$TRAIN" "$@" </dev/null >"$LAST.out" 2>"$LAST.err"
+    RC=$?
+}
+
+# seen: what the last run did, for a failure message.
+seen() {
+    echo "exit code $RC; stderr:"
+    show "$LAST.err"
+    echo "stdout:"
+    show "$LAST.out"
+}
+
+# no_sanitizer WHAT: nothing from ASan, UBSan or LeakSanitizer on the last run's stderr.
+no_sanitizer() {
+    if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' "$LAST.err"; then
+        fail "$1: sanitizer report on stderr" "$(seen)"
+    fi
+}
+
+# good WHAT: the last run succeeded, quietly.
+good() {
+    no_sanitizer "$1"
+    [ "$RC" -eq 0 ] || fail "$1: expected exit 0" "$(seen)"
+    if grep -q 'error' "$LAST.err"; then
+        fail "$1: exit 0 but an error on stderr" "$(seen)"
+    fi
+}
+
+# meaning CODES: what an expected exit status stands for (DESIGN.md).
+meaning() {
+    case $1 in
+    1) echo "a runtime error" ;;
+    2) echo "bad usage" ;;
+    *) echo "bad usage or a runtime error" ;;
+    esac
+}
+
+# bad CODES KEYWORD WHAT ARGS...: fnet-train ARGS must exit with one of CODES ("1", "2" or
+# "1|2"), print exactly one line "fnet-train: error: <what> (<where>)" on stderr that contains
+# KEYWORD (an extended regex, case-insensitive), and nothing from a sanitizer.
+bad() {
+    local codes=$1 keyword=$2 what=$3
+    shift 3
+    run bad "$@"
+    no_sanitizer "$what"
+    if ! [[ "$RC" =~ ^($codes)$ ]]; then
+        fail "$what: expected exit $codes ($(meaning "$codes")), got $RC" \
+            "command: fnet-train $*" "$(seen)"
+    fi
+    local lines
+    lines=$(awk 'END { print NR }' bad.err)
+    [ "$lines" -eq 1 ] || fail "$what: expected exactly one line on stderr, got $lines" \
+        "command: fnet-train $*" "$(seen)"
+    grep -q '^fnet-train: error: ' bad.err || fail "$what: stderr does not start with 'fnet-train: error: '" \
+        "command: fnet-train $*" "$(seen)"
+    grep -q ')$' bad.err || fail "$what: the error line does not end with '(<where>)'" \
+        "command: fnet-train $*" "$(seen)"
+    grep -qiE "$keyword" bad.err || fail "$what: the error does not mention /$keyword/" \
+        "command: fnet-train $*" "$(seen)"
+    ok "$what: exit $RC, one line naming /$keyword/"
+}
+
+# json_field LINE KEY: the raw value of KEY in a one-line JSON object (numbers, null).
+json_field() {
+    printf '%s\n' "$1" | sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p"
+}
+
+# final_field FILE KEY: KEY of the last line (the "final" object) of a JSON-lines file.
+final_field() {
+    json_field "$(tail -n 1 "$1")" "$2"
+}
+
+# unchanged FILE REF WHAT: FILE is byte-identical to REF.
+unchanged() {
+    cmp -s "$1" "$2" || fail "$3: $1 changed (cmp against the copy taken before)" \
+        "$(cmp "$1" "$2" 2>&1)" "$(ls -l "$1" "$2" 2>&1)"
+}
+
+# no_litter WHAT: no temporary checkpoint file left behind in the work directory.
+no_litter() {
+    local left
+    left=$(find . -name '*.tmp*' 2>/dev/null)
+    [ -z "$left" ] || fail "$1: temporary files left behind" "$left"
+}
+
+[ -x "$TRAIN" ] || fail "setup: $TRAIN is not an executable" "$(ls -l "$BIN_DIR" 2>&1)"
+[ -x "$MKIDX" ] || fail "setup: $MKIDX is not an executable" "$(ls -l "$MKIDX" 2>&1)"
+
+# --- help and version -----------------------------------------------------------------------
+
+run help --help
+good "--help"
+grep -q -- '--model' help.out || fail "--help: does not mention --model" "$(seen)"
+ok "--help exits 0 and mentions --model"
+
+run version --version
+good "--version"
+grep -qE '^fnet-train [0-9]+\.[0-9]+\.[0-9]+' version.out ||
+    fail "--version: expected 'fnet-train X.Y.Z'" "$(seen)"
+ok "--version exits 0: $(head -n 1 version.out)"
+
+# --- data: 1000 training / 200 test samples, 8x8 pixels, 5 classes, learnable ---------------
+
+"$MKIDX" gz >mkidx.log 2>&1 || fail "setup: fnet-mkidx gz" "$(cat mkidx.log)"
+"$MKIDX" --raw raw >mkidx.log 2>&1 || fail "setup: fnet-mkidx --raw raw" "$(cat mkidx.log)"
+[ -f gz/train-images-idx3-ubyte.gz ] && [ -f raw/t10k-labels-idx1-ubyte ] ||
+    fail "setup: fnet-mkidx wrote no IDX files" "$(ls -lR . 2>&1)"
+mkidx_bad() { # DIR ARGS...: a damaged copy of the dataset
+    local dir=$1
+    shift
+    "$MKIDX" "$@" "$dir" >mkidx.log 2>&1 || fail "setup: fnet-mkidx $* $dir" "$(cat mkidx.log)"
+}
+mkidx_bad gz_trunc --corrupt truncate
+mkidx_bad raw_trunc --raw --corrupt truncate
+mkidx_bad raw_magic --raw --corrupt magic
+mkidx_bad gz_magic --corrupt magic
+mkidx_bad gz_count --corrupt count --file train-labels
+mkidx_bad raw_count --raw --corrupt count --file t10k-images
+mkidx_bad gz_trailing --corrupt trailing
+mkidx_bad gz_crc --corrupt crc
+ok "fnet-mkidx: a good dataset (gzip and raw) and eight damaged ones"
+
+# --- a good run, as in the README: default threads, JSON lines ------------------------------
+
+run first --data gz --model "$MODEL" --epochs 3 --batch 16 --val-split 0.2 --json first.json
+good "training on gzip data"
+[ -s first.json ] || fail "--json: first.json is missing or empty" "$(seen)"
+epochs=$(grep -c '"event":"epoch"' first.json)
+[ "$epochs" -eq 3 ] || fail "--json: expected 3 epoch lines, got $epochs" "$(show first.json)"
+lines=$(awk 'END { print NR }' first.json)
+[ "$lines" -eq 4 ] || fail "--json: expected 4 lines (3 epochs, 1 final), got $lines" "$(show first.json)"
+for key in epoch train_loss val_loss val_acc seconds samples_per_s; do
+    missing=$(grep '"event":"epoch"' first.json | grep -vc "\"$key\":[-0-9]")
+    [ "$missing" -eq 0 ] || fail "--json: $missing epoch line(s) without a number for \"$key\"" \
+        "$(show first.json)"
+done
+final=$(tail -n 1 first.json)
+case $final in
+*'"event":"final"'*) ;;
+*) fail "--json: the last line is not the final object" "$(show first.json)" ;;
+esac
+case $final in
+*"\"model\":\"$MODEL\""*) ;;
+*) fail "--json: the final object does not name the model \"$MODEL\"" "$final" ;;
+esac
+for key in params test_acc test_loss train_seconds samples_per_s peak_rss_mb; do
+    [[ $(json_field "$final" "$key") =~ ^-?[0-9] ]] ||
+        fail "--json: the final object has no number for \"$key\"" "$final"
+done
+[ "$(json_field "$final" params)" = 1210 ] ||
+    fail "--json: params should be 64*16+16 + 16*10+10 = 1210" "$final"
+ok "--json: 3 epoch objects and a final one, with every key"
+acc=$(final_field first.json test_acc)
+awk -v a="$acc" 'BEGIN { exit !(a > 0.8) }' ||
+    fail "learning: test_acc $acc is not above 0.8 on learnable data" "$(show first.json)" "$(seen)"
+ok "learning: test_acc $acc > 0.8 after 3 epochs"
+epoch_lines=$(grep -c '^epoch' first.out)
+[ "$epoch_lines" -eq 3 ] || fail "stdout: expected 3 lines starting with 'epoch', got $epoch_lines" "$(seen)"
+if grep -q $'\r' first.out; then
+    fail "stdout: carriage returns (a progress bar) although stdout is not a terminal" \
+        "$(od -c first.out | head -n 10)"
+fi
+ok "stdout (not a terminal): one line per epoch, no progress bar"
+
+# --- gzip and raw, determinism, FNET_DATA ---------------------------------------------------
+
+common=(--model "$MODEL" --epochs 2 --batch 16 --val-split 0.2 --seed 7 --threads 1)
+run gz1 --data gz "${common[@]}" --json gz1.json
+good "gzip data, --seed 7 --threads 1"
+run gz2 --data gz "${common[@]}" --json gz2.json
+good "gzip data again"
+loss1=$(final_field gz1.json test_loss)
+loss2=$(final_field gz2.json test_loss)
+[ -n "$loss1" ] && [ "$loss1" = "$loss2" ] ||
+    fail "determinism: the same --seed and --threads 1 gave test_loss '$loss1' and '$loss2'"
+ok "determinism: two runs with --seed 7 --threads 1 give test_loss $loss1"
+
+run raw1 --data raw "${common[@]}" --json raw1.json
+good "raw data"
+acc=$(final_field raw1.json test_acc)
+loss=$(final_field raw1.json test_loss)
+[ "$loss" = "$loss1" ] ||
+    fail "raw files: the same data, raw instead of gzip, gave test_loss '$loss', not '$loss1'"
+ok "raw files: exit 0, the same result as gzip (test_acc $acc, test_loss $loss)"
+
+FNET_DATA=$WORK/raw run env1 "${common[@]}" --json env1.json
+good "FNET_DATA without --data"
+loss=$(final_field env1.json test_loss)
+[ "$loss" = "$loss1" ] || fail "FNET_DATA: test_loss '$loss', expected '$loss1' (the same data)" "$(seen)"
+ok "FNET_DATA is used when --data is omitted"
+FNET_DATA=$WORK/no-such-dir run env2 --data gz "${common[@]}" --json env2.json
+good "--data over a bad FNET_DATA"
+[ "$(final_field env2.json test_loss)" = "$loss1" ] || fail "--data does not win over FNET_DATA" "$(seen)"
+ok "--data wins over FNET_DATA"
+
+# --- save, evaluate, resume -----------------------------------------------------------------
+
+run save --data gz --model "$MODEL" --epochs 2 --seed 3 --threads 1 --save a.st --json save.json
+good "--save a.st"
+[ -s a.st ] || fail "--save: a.st is missing or empty" "$(seen)" "$(ls -l)"
+no_litter "--save"
+ok "--save writes a.st ($(wc -c <a.st) bytes) and nothing else"
+cp a.st a.ref
+
+run eval --data gz --load a.st --epochs 0 --threads 1 --json eval.json
+good "--load a.st --epochs 0"
+if grep -q '^epoch' eval.out; then
+    fail "--epochs 0: evaluation only, yet an epoch line was printed" "$(seen)"
+fi
+for key in test_acc test_loss; do
+    a=$(final_field save.json "$key")
+    b=$(final_field eval.json "$key")
+    [ -n "$a" ] && [ "$a" = "$b" ] ||
+        fail "--load --epochs 0: $key $b, but the run that saved printed $a" "$(show eval.json)"
+done
+printed_save=$(grep '^test_acc' save.out | awk '{ print $2, $4 }')
+printed_eval=$(grep '^test_acc' eval.out | awk '{ print $2, $4 }')
+[ -n "$printed_save" ] && [ "$printed_save" = "$printed_eval" ] ||
+    fail "--load --epochs 0: stdout says '$printed_eval', the run that saved said '$printed_save'"
+ok "--load --epochs 0 reproduces test_acc/test_loss exactly ($printed_eval)"
+unchanged a.st a.ref "--load only reads"
+
+run evalspec --data gz --load a.st --model "$MODEL" --epochs 0 --threads 1 --json evalspec.json
+good "--load a.st with the same --model"
+[ "$(final_field evalspec.json test_loss)" = "$(final_field save.json test_loss)" ] ||
+    fail "--load with the same --model: a different test_loss" "$(seen)"
+ok "--load with the same --model loads the same weights"
+
+run resume --data gz --load a.st --epochs 1 --threads 1 --save b.st
+good "--load a.st --epochs 1 (resume)"
+[ "$(grep -c '^epoch' resume.out)" -eq 1 ] || fail "resume: expected one epoch line" "$(seen)"
+[ -s b.st ] || fail "resume: --save b.st wrote nothing" "$(seen)"
+if cmp -s a.st b.st; then
+    fail "resume: one more epoch of training did not change the checkpoint"
+fi
+ok "--load --epochs 1 resumes training and saves b.st"
+
+cp a.ref inplace.st
+run inplace --data gz --load inplace.st --epochs 1 --threads 1 --save inplace.st
+good "--load inplace.st --save inplace.st"
+if cmp -s inplace.st a.ref; then
+    fail "resume in place: inplace.st was not rewritten" "$(seen)"
+fi
+no_litter "resume in place"
+ok "--load F --save F resumes and replaces F in place"
+
+bad 1 'mismatch|does not (fit|match)|differ' "--load with a --model that differs" \
+    --data gz --load a.st --model dense:32,relu,dense:10 --epochs 1 --threads 1
+grep -q 'dense:32' bad.err || fail "--load mismatch: the error does not name the --model given" "$(seen)"
+
+# --- a failed save never damages a good checkpoint ------------------------------------------
+
+bad 1 'nodir' "--save into a directory that does not exist" \
+    --data gz --model "$MODEL" --epochs 1 --threads 1 --save nodir/a.st
+unchanged a.st a.ref "--save nodir/a.st"
+[ ! -e nodir ] || fail "--save nodir/a.st: created nodir"
+mkdir ckdir
+bad 1 'ckdir' "--save onto an existing directory" \
+    --data gz --model "$MODEL" --epochs 1 --threads 1 --save ckdir
+[ -d ckdir ] && [ -z "$(ls -A ckdir)" ] || fail "--save ckdir: the directory was changed" "$(ls -la ckdir)"
+bad 1 'loss|nan|inf' "diverging training (sgd, lr 1e6, mse) with --save a.st" \
+    --data gz --model "$MODEL" --optim sgd --lr 1e6 --loss mse --epochs 3 --threads 1 --save a.st
+unchanged a.st a.ref "a diverging run with --save a.st"
+bad 1 'json' "--json into a missing directory, with --save a.st" \
+    --data gz --model "$MODEL" --epochs 1 --threads 1 --json nodir/x.json --save a.st
+unchanged a.st a.ref "a run whose --json fails, with --save a.st"
+no_litter "failed saves"
+ok "a.st is byte-identical after every failed run, no temporary files left"
+
+# --- bad data: runtime errors, exit 1 -------------------------------------------------------
+
+bad 1 'directory|no such' "a missing data directory" --data no-such-dir --model "$MODEL" --threads 1
+bad 1 'truncat' "a truncated gzip images file" --data gz_trunc --model "$MODEL" --threads 1
+bad 1 'truncat' "a truncated raw images file" --data raw_trunc --model "$MODEL" --threads 1
+bad 1 'magic' "a raw images file with a bad magic" --data raw_magic --model "$MODEL" --threads 1
+bad 1 'magic' "a gzip images file with a bad magic inside" --data gz_magic --model "$MODEL" --threads 1
+bad 1 'count|disagree' "999 training labels for 1000 images" --data gz_count --model "$MODEL" --threads 1
+bad 1 'count|disagree' "199 test images for 200 labels" --data raw_count --model "$MODEL" --threads 1
+bad 1 'trailing' "bytes after the data" --data gz_trailing --model "$MODEL" --threads 1
+bad 1 'gzip|crc|check' "a gzip file with a bad CRC" --data gz_crc --model "$MODEL" --threads 1
+bad 1 'classes|outputs' "a model with fewer outputs (3) than the data has classes (5)" \
+    --data gz --model dense:3 --threads 1
+
+mkdir mixed
+"$MKIDX" --classes 12 c12 >mkidx.log 2>&1 || fail "setup: fnet-mkidx --classes 12 c12" "$(cat mkidx.log)"
+cp gz/train-* mixed/ && cp c12/t10k-* mixed/ || fail "setup: mixed dataset"
+bad 1 'classes|outputs' "a test set with 12 classes for a model with 10 outputs" \
+    --data mixed --model "$MODEL" --epochs 1 --threads 1
+
+# --- bad checkpoints: runtime errors, exit 1 ------------------------------------------------
+
+head -c "$(($(wc -c <a.ref) / 2))" a.ref >half.st
+head -c 7 a.ref >seven.st
+cp a.ref hdrlen.st && printf '\377' | dd of=hdrlen.st bs=1 seek=7 conv=notrunc status=none
+cp a.ref json.st && printf 'Z' | dd of=json.st bs=1 seek=8 conv=notrunc status=none
+: >empty.st
+bad 1 'half\.st' "--load of a checkpoint cut in half" --data gz --load half.st --epochs 0 --threads 1
+bad 1 'short|truncat' "--load of a 7-byte checkpoint" --data gz --load seven.st --epochs 0 --threads 1
+bad 1 'header|length' "--load of a checkpoint with a huge header length" \
+    --data gz --load hdrlen.st --epochs 0 --threads 1
+bad 1 'json' "--load of a checkpoint whose JSON header is damaged" \
+    --data gz --load json.st --epochs 0 --threads 1
+bad 1 'empty\.st' "--load of an empty file" --data gz --load empty.st --epochs 0 --threads 1
+bad 1 'no such|cannot open|not found|exist' "--load of a missing file" \
+    --data gz --load missing.st --epochs 0 --threads 1
+bad 1 'half\.st' "--load of a damaged checkpoint with --model and --save a.st" \
+    --data gz --load half.st --model "$MODEL" --epochs 1 --threads 1 --save a.st
+unchanged a.st a.ref "a run whose --load fails, with --save a.st"
+
+# --- what a user tries next --------------------------------------------------------------------
+
+# Evaluation needs no optimizer: a checkpoint trained with sgd evaluates without --optim sgd.
+run sgdsave --data gz --model "$MODEL" --optim sgd --epochs 1 --seed 3 --threads 1 --save sgd.st \
+    --json sgdsave.json
+good "--optim sgd --save sgd.st"
+run sgdeval --data gz --load sgd.st --epochs 0 --threads 1 --json sgdeval.json
+good "--load sgd.st --epochs 0 without --optim (a checkpoint trained with sgd)"
+[ "$(final_field sgdeval.json test_loss)" = "$(final_field sgdsave.json test_loss)" ] ||
+    fail "--load sgd.st --epochs 0: a different test_loss than the run that saved" "$(seen)"
+ok "--load --epochs 0 evaluates a checkpoint trained with another optimizer than the default"
+
+# A full disk must not pass silently: the JSON lines are the results.
+if [ -c /dev/full ] && [ -w /dev/full ]; then
+    bad 1 'json|full|space|write' "--json /dev/full (a full disk)" \
+        --data gz --model "$MODEL" --epochs 1 --threads 1 --json /dev/full
+else
+    ok "--json /dev/full: skipped, no writable /dev/full here"
+fi
+
+# --- bad usage: exit 2 ----------------------------------------------------------------------
+# Not built yet: lbfgs is refused as bad usage (it is not in --help's list), --device cuda as a
+# runtime limit of this build; a tt layer may be either, as long as the error says so.
+
+bad 2 'model' "no --model and no --load" --data gz --threads 1
+bad 2 'lr' "--lr -0.1" --data gz --model "$MODEL" --lr -0.1
+bad 2 'lr' "--lr abc" --data gz --model "$MODEL" --lr abc
+bad 2 'lr' "--lr without a value" --data gz --model "$MODEL" --lr
+bad 2 'batch' "--batch -1" --data gz --model "$MODEL" --batch -1
+bad 2 'val-split' "--val-split 1.5" --data gz --model "$MODEL" --val-split 1.5
+bad 2 'epochs' "--epochs 0 without --load" --data gz --model "$MODEL" --epochs 0
+bad 2 'unexpected|argument' "a bare word" --data gz --model "$MODEL" extra
+bad 2 'not built' "--optim lbfgs (not built yet)" --data gz --model "$MODEL" --optim lbfgs
+bad 1 'cuda' "--device cuda (a build without CUDA)" --data gz --model "$MODEL" --device cuda
+bad '1|2' 'not built' "tt:64:rank=4 (not built yet)" --data gz --model tt:64:rank=4
+bad 2 'unknown' "an unknown option --foo before others" --foo --data gz --model "$MODEL"
+bad 2 'unknown' "an unknown option --foo at the end" --data gz --model "$MODEL" --foo
+bad 2 'spec item' "a spec that does not parse: dense:64,relu,dense" --data gz --model dense:64,relu,dense
+bad 2 'spec item' "a spec with a zero size: dense:0" --data gz --model dense:0
+bad 2 'spec item' "a spec with a negative size: dense:-5" --data gz --model dense:-5
+
+echo "all $n checks passed"
