@@ -38,16 +38,26 @@ void cli_die(int code, const char *where, const char *fmt, ...)
     exit(code);
 }
 
-void cli_check(fnet_ctx *ctx, fnet_status st, const char *where)
+static void check(fnet_ctx *ctx, fnet_status st, const char *where, int code)
 {
-    if (st == FNET_OK)
-        return;
     const char *msg = ctx ? fnet_ctx_last_error(ctx) : "";
-    // usage-like failures (a spec that does not parse, a bad value) exit 2 as bad usage would
-    int code = st == FNET_ERR_INVALID_ARG ? 2 : 1;
     if (msg && *msg)
         cli_die(code, where, "%s: %s", fnet_status_str(st), msg);
     cli_die(code, where, "%s", fnet_status_str(st));
+}
+
+void cli_check(fnet_ctx *ctx, fnet_status st, const char *where)
+{
+    // a value the library refuses (a bad number that got past parsing) is bad usage
+    if (st != FNET_OK)
+        check(ctx, st, where, st == FNET_ERR_INVALID_ARG ? 2 : 1);
+}
+
+void cli_check_usage(fnet_ctx *ctx, fnet_status st, const char *where)
+{
+    if (st != FNET_OK)
+        check(ctx, st, where,
+              st == FNET_ERR_INVALID_ARG || st == FNET_ERR_FORMAT || st == FNET_ERR_UNSUPPORTED ? 2 : 1);
 }
 
 int64_t cli_int(const char *opt, const char *text, int64_t lo, int64_t hi)
@@ -180,7 +190,7 @@ fnet_ctx *cli_ctx(const char *device, int threads)
         int dev = device[4] == ':' ? (int)cli_int("--device", device + 5, 0, 1024) : 0;
         st = fnet_ctx_create_cuda(dev, &ctx);
         if (st == FNET_ERR_UNSUPPORTED)
-            cli_die(1, "--device", "this build has no CUDA backend (the CUDA backend is not built yet)");
+            cli_die(2, "--device", "this build has no CUDA backend (the CUDA backend is not built yet)");
     } else {
         cli_die(2, "--device", "expected cpu, reference or cuda[:K], got '%s'", device);
     }

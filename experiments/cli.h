@@ -17,6 +17,10 @@ void cli_die(int code, const char *where, const char *fmt, ...) __attribute__((f
 /* Die with the ctx's last error when st is not FNET_OK. */
 void cli_check(fnet_ctx *ctx, fnet_status st, const char *where);
 
+/* As cli_check, but a spec or value the library refuses as malformed or not built is bad usage:
+ * exit 2 for FNET_ERR_INVALID_ARG, FNET_ERR_FORMAT and FNET_ERR_UNSUPPORTED, 1 otherwise. */
+void cli_check_usage(fnet_ctx *ctx, fnet_status st, const char *where);
+
 /* Option values: exit 2 with a message naming the option when the text is not a number in
  * range. */
 int64_t cli_int(const char *opt, const char *text, int64_t lo, int64_t hi);

@@ -40,13 +40,18 @@ static const char usage[] =
     "\n"
     "Exit status: 0 success, 1 runtime error, 2 bad usage.\n";
 
+// Options that take a value; every other option is a flag (and an unknown one is reported as
+// unknown by the option loop, not as missing its value).
 static bool takes_value(const char *opt)
 {
-    static const char *const flags[] = {"--help", "-h", "--version"};
-    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
-        if (strcmp(opt, flags[i]) == 0)
-            return false;
-    return true;
+    static const char *const with_value[] = {
+        "--model", "--data", "--optim", "--lr", "--momentum", "--weight-decay", "--schedule",
+        "--step-epochs", "--gamma", "--batch", "--epochs", "--val-split", "--limit-train", "--seed",
+        "--threads", "--l1", "--l2", "--loss", "--init", "--device", "--load", "--save", "--json"};
+    for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
+        if (strcmp(opt, with_value[i]) == 0)
+            return true;
+    return false;
 }
 
 struct run {
@@ -233,7 +238,7 @@ int main(int argc, char **argv)
     // model and optimizer
     fnet_model *m = NULL;
     if (spec) {
-        cli_check(ctx, fnet_model_create_from_spec(ctx, spec, n_in, seed, &m), "--model");
+        cli_check_usage(ctx, fnet_model_create_from_spec(ctx, spec, n_in, seed, &m), "--model");
         if (init_set)
             cli_check(ctx, fnet_model_init(m, init, seed), "--init");
     } else {
@@ -249,7 +254,8 @@ int main(int argc, char **argv)
     cli_check(ctx, fnet_optimizer_create(ctx, &op, fnet_model_num_params(m), &opt), "--optim/--lr");
     if (load) {
         snprintf(where, sizeof(where), "--load %s", load);
-        cli_check(ctx, fnet_model_load_params(m, opt, load), where);
+        // evaluation needs no optimizer state (and the file's may be of another optimizer)
+        cli_check(ctx, fnet_model_load_params(m, epochs > 0 ? opt : NULL, load), where);
     }
     if (fnet_dataset_classes(train_all) > fnet_model_n_out(m))
         cli_die(1, "--model", "the data has %lld classes but the model has %lld outputs",
@@ -288,8 +294,10 @@ int main(int argc, char **argv)
         cli_json_number(r.json, "train_seconds", st.train_seconds, false);
         cli_json_number(r.json, "samples_per_s", st.samples_per_s, false);
         cli_json_number(r.json, "peak_rss_mb", rss, true);
-        if (fclose(r.json) != 0)
-            cli_die(1, json_path, "cannot write the JSON file");
+        // lines are flushed as they go, so a write error shows in ferror, not only in fclose
+        bool bad = ferror(r.json) != 0;
+        if (fclose(r.json) != 0 || bad)
+            cli_die(1, json_path, "cannot write the JSON file (disk full?)");
     }
     if (save) {
         snprintf(where, sizeof(where), "--save %s", save);

@@ -513,6 +513,13 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     build_header(&hb, t, n, meta, n_meta);
     memset(header + hb.len, ' ', pad);
 
+    // rename() would replace whatever stands at path: refuse anything but a regular file there
+    // (saving "over" /dev/null as root would otherwise replace the device)
+    struct stat target;
+    if (stat(path, &target) == 0 && !S_ISREG(target.st_mode)) {
+        st = fnet_fail(ctx, FNET_ERR_IO, "%s: exists and is not a regular file", path);
+        goto out_free_header;
+    }
     size_t plen = strlen(path);
     char *tmp = fnet_malloc(plen + sizeof(TMP_SUFFIX));
     if (tmp == NULL) {

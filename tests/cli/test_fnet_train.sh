@@ -385,8 +385,8 @@ else
 fi
 
 # --- bad usage: exit 2 ----------------------------------------------------------------------
-# Not built yet: lbfgs is refused as bad usage (it is not in --help's list), --device cuda as a
-# runtime limit of this build; a tt layer may be either, as long as the error says so.
+# Not built yet: lbfgs, --device cuda and a tt layer are refused as bad usage (exit 2), the error
+# saying they are not built.
 
 bad 2 'model' "no --model and no --load" --data gz --threads 1
 bad 2 'lr' "--lr -0.1" --data gz --model "$MODEL" --lr -0.1
@@ -397,8 +397,8 @@ bad 2 'val-split' "--val-split 1.5" --data gz --model "$MODEL" --val-split 1.5
 bad 2 'epochs' "--epochs 0 without --load" --data gz --model "$MODEL" --epochs 0
 bad 2 'unexpected|argument' "a bare word" --data gz --model "$MODEL" extra
 bad 2 'not built' "--optim lbfgs (not built yet)" --data gz --model "$MODEL" --optim lbfgs
-bad 1 'cuda' "--device cuda (a build without CUDA)" --data gz --model "$MODEL" --device cuda
-bad '1|2' 'not built' "tt:64:rank=4 (not built yet)" --data gz --model tt:64:rank=4
+bad 2 'cuda' "--device cuda (a build without CUDA)" --data gz --model "$MODEL" --device cuda
+bad 2 'not built' "tt:64:rank=4 (not built yet)" --data gz --model tt:64:rank=4
 bad 2 'unknown' "an unknown option --foo before others" --foo --data gz --model "$MODEL"
 bad 2 'unknown' "an unknown option --foo at the end" --data gz --model "$MODEL" --foo
 bad 2 'spec item' "a spec that does not parse: dense:64,relu,dense" --data gz --model dense:64,relu,dense
