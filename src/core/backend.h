@@ -68,6 +68,14 @@ struct fnet_backend_ops {
     void (*adam_step)(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *m, float *v,
                       const struct fnet_step_args *a);
 
+    // Thin SVD of A (m, n) row-major, k = min(m, n): U (m, k), S (k) descending, Vt (k, n);
+    // A unchanged. Thin QR: Q (m, k) orthonormal columns, R (k, n) upper triangular. Both allocate
+    // their workspace (not for the training hot path); FNET_ERR_NUMERIC when A is not finite or
+    // the factorization fails to converge.
+    fnet_status (*gesvd)(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *U, float *S,
+                         float *Vt);
+    fnet_status (*qr)(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *Q, float *R);
+
     void (*synchronize)(fnet_ctx *ctx);
 };
 

@@ -2,6 +2,7 @@
  * element-wise ops split over the ctx's sleeping thread pool (never while BLAS runs). */
 #include "cpu/ref.h"
 #include "core/pool.h"
+#include "cpu/cpu_lapack.h"
 
 #include <cblas.h>
 
@@ -212,5 +213,7 @@ const struct fnet_backend_ops fnet_cpu_backend = {
     .momentum_step = cpu_momentum_step,
     .rmsprop_step = cpu_rmsprop_step,
     .adam_step = cpu_adam_step,
+    .gesvd = fnet_cpu_gesvd,
+    .qr = fnet_cpu_qr,
     .synchronize = cpu_synchronize,
 };

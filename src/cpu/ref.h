@@ -40,4 +40,9 @@ void fnet_ref_rmsprop_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, f
 void fnet_ref_adam_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *m, float *v,
                         const struct fnet_step_args *a);
 
+// ref_lapack.c: thin SVD by one-sided Jacobi and Householder QR, both in double
+fnet_status fnet_ref_gesvd(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *U, float *S,
+                           float *Vt);
+fnet_status fnet_ref_qr(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *Q, float *R);
+
 #endif

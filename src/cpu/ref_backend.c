@@ -40,5 +40,7 @@ const struct fnet_backend_ops fnet_reference_backend = {
     .momentum_step = fnet_ref_momentum_step,
     .rmsprop_step = fnet_ref_rmsprop_step,
     .adam_step = fnet_ref_adam_step,
+    .gesvd = fnet_ref_gesvd,
+    .qr = fnet_ref_qr,
     .synchronize = ref_synchronize,
 };
