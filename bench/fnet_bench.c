@@ -26,12 +26,18 @@ static const char usage[] =
     "  --repeat N       repeats; the median is reported (default 5)\n"
     "  --threads N      threads (default: the number of cores)\n"
     "  --json FILE      JSON lines, one object per case\n"
+    "  --layers         instead: time one TT layer against the dense layer of the same shape,\n"
+    "                   forward and backward, at batch 1, 32 and 256: 1024x1024 (rank 8, modes\n"
+    "                   chosen and in=4x8x8x4:out=4x8x8x4) and VGG-16 FC6 25088x4096 (rank 4)\n"
     "  --help, --version\n";
 
 static bool takes_value(const char *opt)
 {
-    return strcmp(opt, "--help") != 0 && strcmp(opt, "-h") != 0 && strcmp(opt, "--version") != 0;
+    return strcmp(opt, "--help") != 0 && strcmp(opt, "-h") != 0 && strcmp(opt, "--version") != 0 &&
+           strcmp(opt, "--layers") != 0;
 }
+
+static bool layers_mode;
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -76,6 +82,113 @@ static int model_gemms(fnet_model *m, int64_t B, struct gemm_shape *s, int cap, 
     return n;
 }
 
+// Median seconds of fn over `repeat` runs of at least `seconds` each.
+struct layer_run {
+    fnet_layer *l;
+    const float *x, *dy;
+    float *y, *dx;
+    int64_t B;
+    bool backward;
+};
+
+static double time_layer(struct layer_run *r, double seconds, int repeat)
+{
+    double med[101];
+    for (int k = -1; k < repeat; k++) {
+        int64_t n = 0;
+        double t0 = fnet_now(), t;
+        do {
+            fnet_layer_forward(r->l, r->x, r->B, r->y);
+            if (r->backward)
+                fnet_layer_backward(r->l, r->x, r->y, r->dy, r->B, r->dx);
+            n++;
+            t = fnet_now() - t0;
+        } while (t < seconds);
+        if (k >= 0)
+            med[k] = t / (double)n;
+    }
+    return median(med, repeat);
+}
+
+static const char *plan_name(fnet_tt_plan p)
+{
+    return p == FNET_TT_PLAN_SWEEP ? "sweep" : p == FNET_TT_PLAN_RECONSTRUCT ? "reconstruct" : "auto";
+}
+
+// TT against dense, one layer, forward and forward+backward, at batch 1, 32, 256.
+static void bench_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
+{
+    struct shape_case {
+        const char *name;
+        int64_t n_in, n_out, rank;
+        int64_t in[4], out[4];
+    } cases[] = {
+        {"1024x1024 rank 8, modes chosen", 1024, 1024, 8, {0}, {0}},
+        {"1024x1024 rank 8, in=4x8x8x4:out=4x8x8x4", 1024, 1024, 8, {4, 8, 8, 4}, {4, 8, 8, 4}},
+        {"FC6 25088x4096 rank 4, modes chosen", 25088, 4096, 4, {0}, {0}},
+    };
+    const int64_t batches[3] = {1, 32, 256};
+    printf("%-44s %5s %12s %12s %8s %12s %12s %8s %6s %9s\n", "TT layer", "batch", "dense fwd ms",
+           "tt fwd ms", "speedup", "dense f+b ms", "tt f+b ms", "speedup", "plan", "tt GF/s");
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        fnet_tt_params p = fnet_tt_params_default();
+        p.rank = cases[c].rank;
+        if (cases[c].in[0]) {
+            p.n_in_modes = p.n_out_modes = 4;
+            memcpy(p.in_modes, cases[c].in, sizeof(p.in_modes[0]) * 4);
+            memcpy(p.out_modes, cases[c].out, sizeof(p.out_modes[0]) * 4);
+        }
+        fnet_layer *tt, *dense;
+        cli_check(ctx, fnet_tt_create(ctx, cases[c].n_in, cases[c].n_out, &p, &tt), "tt layer");
+        cli_check(ctx, fnet_dense_create(ctx, cases[c].n_in, cases[c].n_out, true, &dense), "dense layer");
+        fnet_rng rng;
+        fnet_rng_seed(&rng, 1);
+        cli_check(ctx, fnet_layer_init(tt, FNET_INIT_GLOROT_UNIFORM, &rng), "init");
+        cli_check(ctx, fnet_layer_init(dense, FNET_INIT_GLOROT_UNIFORM, &rng), "init");
+        for (int b = 0; b < 3; b++) {
+            int64_t B = batches[b];
+            size_t nx = (size_t)(B * cases[c].n_in), ny = (size_t)(B * cases[c].n_out);
+            float *x = malloc(nx * sizeof(float)), *dx = malloc(nx * sizeof(float));
+            float *y = malloc(ny * sizeof(float)), *dy = malloc(ny * sizeof(float));
+            if (!x || !dx || !y || !dy)
+                cli_die(1, "layer benchmark", "out of memory");
+            for (size_t i = 0; i < nx; i++)
+                x[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
+            for (size_t i = 0; i < ny; i++)
+                dy[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
+            struct layer_run rd = {dense, x, dy, y, dx, B, false}, rt = {tt, x, dy, y, dx, B, false};
+            double df = time_layer(&rd, seconds, repeat), tf = time_layer(&rt, seconds, repeat);
+            rd.backward = rt.backward = true;
+            double db = time_layer(&rd, seconds, repeat), tb = time_layer(&rt, seconds, repeat);
+            fnet_tt_info info;
+            cli_check(ctx, fnet_tt_layer_info(tt, B, &info), "tt info");
+            double gf = (info.flops_forward + info.flops_backward) / tb * 1e-9;
+            printf("%-44s %5lld %12.3f %12.3f %7.1fx %12.3f %12.3f %7.1fx %6s %9.1f\n", cases[c].name,
+                   (long long)B, df * 1e3, tf * 1e3, df / tf, db * 1e3, tb * 1e3, db / tb,
+                   plan_name(info.plan), gf);
+            fflush(stdout);
+            if (json) {
+                fputc('{', json);
+                cli_json_string(json, "event", "tt_layer", false);
+                cli_json_string(json, "layer", cases[c].name, false);
+                cli_json_number(json, "batch", (double)B, false);
+                cli_json_number(json, "dense_forward_s", df, false);
+                cli_json_number(json, "tt_forward_s", tf, false);
+                cli_json_number(json, "dense_step_s", db, false);
+                cli_json_number(json, "tt_step_s", tb, false);
+                cli_json_string(json, "plan", plan_name(info.plan), false);
+                cli_json_number(json, "tt_flops_forward", info.flops_forward, false);
+                cli_json_number(json, "tt_flops_backward", info.flops_backward, false);
+                cli_json_number(json, "flops_sweep", info.flops_sweep, false);
+                cli_json_number(json, "flops_reconstruct", info.flops_reconstruct, true);
+            }
+            free(x), free(dx), free(y), free(dy);
+        }
+        fnet_layer_free(tt);
+        fnet_layer_free(dense);
+    }
+}
+
 int main(int argc, char **argv)
 {
     cli_init("fnet-bench");
@@ -112,6 +225,8 @@ int main(int argc, char **argv)
             threads = (int)cli_int(o, v, 1, 1024);
         } else if (strcmp(o, "--json") == 0) {
             json_path = v;
+        } else if (strcmp(o, "--layers") == 0) {
+            layers_mode = true;
         } else {
             cli_die(2, o, "unknown option (see --help)");
         }
@@ -128,6 +243,14 @@ int main(int argc, char **argv)
         cli_die(2, "--optim", "unknown optimizer '%s'", optim);
 
     fnet_ctx *ctx = cli_ctx("cpu", threads);
+    if (layers_mode) {
+        FILE *lj = cli_json_open(json_path);
+        bench_layers(ctx, seconds, repeat, lj);
+        if (lj)
+            fclose(lj);
+        fnet_ctx_free(ctx);
+        return 0;
+    }
     fnet_dataset *train = NULL;
     if (fnet_dataset_load_idx(ctx, data, FNET_SPLIT_TRAIN, &train) != FNET_OK) {
         // synthetic stand-in of the same shape: the timing does not depend on the values

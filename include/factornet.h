@@ -13,5 +13,6 @@
 #include <factornet/data.h>
 #include <factornet/train.h>
 #include <factornet/checkpoint.h>
+#include <factornet/tt.h>
 
 #endif

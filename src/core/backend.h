@@ -29,8 +29,15 @@ struct fnet_backend_ops {
     void (*scal)(fnet_ctx *ctx, int64_t n, float a, float *x);
     double (*dot)(fnet_ctx *ctx, int64_t n, const float *x, const float *y);
 
+    // out (Q, P, R) (+)= in (P, Q, R): swap the two outer axes, moving contiguous runs of R
+    void (*permute_021)(fnet_ctx *ctx, int64_t P, int64_t Q, int64_t R, const float *in,
+                        float *out, bool accumulate);
+    // out (cols, rows) = in (rows, cols)ᵀ
+    void (*transpose)(fnet_ctx *ctx, int64_t rows, int64_t cols, const float *in, float *out);
     // y (B, n) = bias broadcast over rows (the GEMM then accumulates with beta = 1)
     void (*bias_fill)(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias, float *y);
+    // y (B, n) += bias broadcast over rows
+    void (*bias_add)(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias, float *y);
     // db (n) (+)= Σ_rows dy (B, n)
     void (*bias_grad)(fnet_ctx *ctx, int64_t B, int64_t n, const float *dy, float *db,
                       bool accumulate);

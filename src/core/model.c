@@ -235,12 +235,32 @@ static fnet_status add_item(fnet_model *m, const struct fnet_spec_item *it, int 
     case FNET_LAYER_TANH:
     case FNET_LAYER_SIGMOID: return fnet_model_add_activation(m, it->kind);
     case FNET_LAYER_DROPOUT: return fnet_model_add_dropout(m, it->p);
+    case FNET_LAYER_TT: {
+        fnet_tt_params p = fnet_tt_params_default();
+        if (it->rank > 0)
+            p.rank = it->rank;
+        p.n_ranks = it->n_ranks;
+        memcpy(p.ranks, it->ranks, sizeof(p.ranks));
+        p.n_in_modes = it->n_in_modes;
+        memcpy(p.in_modes, it->in_modes, sizeof(p.in_modes));
+        p.n_out_modes = it->n_out_modes;
+        memcpy(p.out_modes, it->out_modes, sizeof(p.out_modes));
+        fnet_status st = fnet_model_add_tt(m, it->n, &p);
+        if (st != FNET_OK && st != FNET_ERR_OUT_OF_MEMORY) {
+            // name the spec item in front of the layer's own message
+            char text[256], why[512];
+            fnet_spec_item_format(it, text, sizeof(text));
+            snprintf(why, sizeof(why), "%s", fnet_ctx_last_error(m->ctx));
+            return fnet_fail(m->ctx, st, "spec item %d '%s': %s", pos, text, why);
+        }
+        return st;
+    }
     default: {
         char text[256];
         fnet_spec_item_format(it, text, sizeof(text));
         return fnet_fail(m->ctx, FNET_ERR_UNSUPPORTED,
                          "spec item %d '%s': %s layers are not built yet (built: dense, relu, "
-                         "tanh, sigmoid, dropout)",
+                         "tanh, sigmoid, dropout, tt)",
                          pos, text, fnet_layer_kind_name(it->kind));
     }
     }
@@ -260,12 +280,12 @@ fnet_status fnet_model_create_from_spec(fnet_ctx *ctx, const char *spec, int64_t
         return st;
     // Kinds that are not built are refused before anything is allocated for the model.
     for (int i = 0; i < count; i++) {
-        if (items[i].kind > FNET_LAYER_DROPOUT) {
+        if (items[i].kind > FNET_LAYER_TT) {
             char text[256];
             fnet_spec_item_format(&items[i], text, sizeof(text));
             st = fnet_fail(ctx, FNET_ERR_UNSUPPORTED,
                            "spec item %d '%s': %s layers are not built yet (built: dense, relu, "
-                           "tanh, sigmoid, dropout)",
+                           "tanh, sigmoid, dropout, tt)",
                            i + 1, text, fnet_layer_kind_name(items[i].kind));
             goto out_free_items;
         }

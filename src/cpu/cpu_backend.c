@@ -57,6 +57,74 @@ static void cpu_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int
                 C, (blasint)ldc);
 }
 
+// out (cols, rows) = in (rows, cols)ᵀ in 32×32 tiles
+struct transpose_job {
+    int64_t rows, cols;
+    const float *in;
+    float *out;
+};
+
+static void transpose_range(void *arg, int64_t t0, int64_t t1)
+{
+    const struct transpose_job *j = arg;
+    for (int64_t i0 = t0 * 32; i0 < t1 * 32 && i0 < j->rows; i0 += 32) {
+        int64_t i1 = i0 + 32 < j->rows ? i0 + 32 : j->rows;
+        for (int64_t c0 = 0; c0 < j->cols; c0 += 32) {
+            int64_t c1 = c0 + 32 < j->cols ? c0 + 32 : j->cols;
+            for (int64_t i = i0; i < i1; i++)
+                for (int64_t c = c0; c < c1; c++)
+                    j->out[c * j->rows + i] = j->in[i * j->cols + c];
+        }
+    }
+}
+
+static void cpu_transpose(fnet_ctx *ctx, int64_t rows, int64_t cols, const float *in, float *out)
+{
+    struct transpose_job j = {rows, cols, in, out};
+    int64_t tiles = (rows + 31) / 32;
+    fnet_pool_run(rows * cols >= PAR_GRAIN ? ctx->pool : NULL, tiles, 1, transpose_range, &j);
+}
+
+// out (Q, P, R) (+)= in (P, Q, R), split over p: each thread writes its own rows of every q
+struct permute_job {
+    fnet_ctx *ctx;
+    int64_t P, Q, R;
+    const float *in;
+    float *out;
+    bool accumulate;
+};
+
+FNET_VECTORIZE
+static void permute_range(void *arg, int64_t p0, int64_t p1)
+{
+    const struct permute_job *j = arg;
+    // rows p0..p1 of in are the contiguous block in[p0·Q·R ..), a (p1−p0, Q, R) tensor whose
+    // image is the (Q, p1−p0, R) slab of out with row stride P·R
+    int64_t R = j->R;
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t q = 0; q < j->Q; q++) {
+            const float *restrict src = j->in + (p * j->Q + q) * R;
+            float *restrict dst = j->out + (q * j->P + p) * R;
+            if (j->accumulate)
+                for (int64_t r = 0; r < R; r++)
+                    dst[r] += src[r];
+            else
+                for (int64_t r = 0; r < R; r++)
+                    dst[r] = src[r];
+        }
+}
+
+static void cpu_permute_021(fnet_ctx *ctx, int64_t P, int64_t Q, int64_t R, const float *in,
+                            float *out, bool accumulate)
+{
+    struct permute_job j = {ctx, P, Q, R, in, out, accumulate};
+    if (P * Q * R < PAR_GRAIN) {
+        fnet_ref_permute_021(ctx, P, Q, R, in, out, accumulate);
+        return;
+    }
+    fnet_pool_run(ctx->pool, P, 64, permute_range, &j);
+}
+
 static void cpu_axpy(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y)
 {
     cblas_saxpy((blasint)n, a, x, 1, y, 1);
@@ -196,10 +264,13 @@ const struct fnet_backend_ops fnet_cpu_backend = {
     .free = cpu_free,
     .set_threads = cpu_set_threads,
     .sgemm = cpu_sgemm,
+    .transpose = cpu_transpose,
+    .permute_021 = cpu_permute_021,
     .axpy = cpu_axpy,
     .scal = cpu_scal,
     .dot = cpu_dot,
     .bias_fill = fnet_ref_bias_fill,
+    .bias_add = fnet_ref_bias_add,
     .bias_grad = cpu_bias_grad,
     .act_forward = cpu_act_forward,
     .act_backward = cpu_act_backward,

@@ -9,12 +9,16 @@
 void fnet_ref_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                     int64_t ldc);
+void fnet_ref_permute_021(fnet_ctx *ctx, int64_t P, int64_t Q, int64_t R, const float *in,
+                          float *out, bool accumulate);
+void fnet_ref_transpose(fnet_ctx *ctx, int64_t rows, int64_t cols, const float *in, float *out);
 void fnet_ref_axpy(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y);
 void fnet_ref_scal(fnet_ctx *ctx, int64_t n, float a, float *x);
 double fnet_ref_dot(fnet_ctx *ctx, int64_t n, const float *x, const float *y);
 
 // ref_elementwise.c
 void fnet_ref_bias_fill(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias, float *y);
+void fnet_ref_bias_add(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias, float *y);
 void fnet_ref_bias_grad(fnet_ctx *ctx, int64_t B, int64_t n, const float *dy, float *db,
                         bool accumulate);
 void fnet_ref_act_forward(fnet_ctx *ctx, int kind, int64_t n, const float *x, float *y);

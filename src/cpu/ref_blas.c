@@ -21,6 +21,32 @@ void fnet_ref_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64
     }
 }
 
+// out (Q, P, R) (+)= in (P, Q, R)
+FNET_VECTORIZE
+void fnet_ref_permute_021(fnet_ctx *ctx, int64_t P, int64_t Q, int64_t R, const float *in,
+                          float *out, bool accumulate)
+{
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t q = 0; q < Q; q++) {
+            const float *restrict src = in + (p * Q + q) * R;
+            float *restrict dst = out + (q * P + p) * R;
+            if (accumulate)
+                for (int64_t r = 0; r < R; r++)
+                    dst[r] += src[r];
+            else
+                for (int64_t r = 0; r < R; r++)
+                    dst[r] = src[r];
+        }
+}
+
+// out (cols, rows) = in (rows, cols)ᵀ
+void fnet_ref_transpose(fnet_ctx *ctx, int64_t rows, int64_t cols, const float *in, float *out)
+{
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            out[j * rows + i] = in[i * cols + j];
+}
+
 // y (n) += a·x (n)
 void fnet_ref_axpy(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y)
 {

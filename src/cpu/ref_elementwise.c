@@ -15,6 +15,17 @@ void fnet_ref_bias_fill(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias, 
     }
 }
 
+// y (B, n) += bias (n) broadcast over rows
+FNET_VECTORIZE
+void fnet_ref_bias_add(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias, float *y)
+{
+    for (int64_t r = 0; r < B; r++) {
+        float *restrict yr = y + r * n;
+        for (int64_t j = 0; j < n; j++)
+            yr[j] += bias[j];
+    }
+}
+
 // db (n) (+)= Σ_r dy (B, n)[r]; float accumulation per column is what BLAS would do, but the
 // reference sums in double to be the more accurate side of any comparison.
 void fnet_ref_bias_grad(fnet_ctx *ctx, int64_t B, int64_t n, const float *dy, float *db,

@@ -250,6 +250,19 @@ good "--data over a bad FNET_DATA"
 [ "$(final_field env2.json test_loss)" = "$loss1" ] || fail "--data does not win over FNET_DATA" "$(seen)"
 ok "--data wins over FNET_DATA"
 
+# --- a tensor-train layer: trains, and its checkpoint (cores and modes) evaluates the same ------
+
+run tt --data gz --model dense:16,relu,tt:16:rank=2,relu,dense:10 --epochs 3 --seed 3 --threads 1 \
+    --save tt.st --json tt.json
+good "a tt layer"
+grep -q '"model":"dense:16,relu,tt:16:ranks=2x2x2:in=2x2x2x2:out=2x2x2x2,relu,dense:10"' tt.json ||
+    fail "tt: the final JSON does not name the layer's modes and ranks" "$(show tt.json)"
+run tt-eval --data gz --load tt.st --epochs 0 --threads 1 --json tt-eval.json
+good "--load tt.st --epochs 0"
+[ "$(final_field tt.json test_loss)" = "$(final_field tt-eval.json test_loss)" ] ||
+    fail "tt checkpoint: test_loss differs after --load" "$(show tt.json)" "$(show tt-eval.json)"
+ok "a tt checkpoint evaluates exactly as the run that saved it"
+
 # --- save, evaluate, resume -----------------------------------------------------------------
 
 run save --data gz --model "$MODEL" --epochs 2 --seed 3 --threads 1 --save a.st --json save.json
@@ -385,7 +398,7 @@ else
 fi
 
 # --- bad usage: exit 2 ----------------------------------------------------------------------
-# Not built yet: lbfgs, --device cuda and a tt layer are refused as bad usage (exit 2), the error
+# Not built yet: lbfgs, --device cuda and a low-rank layer are refused as bad usage (exit 2), the error
 # saying they are not built.
 
 bad 2 'model' "no --model and no --load" --data gz --threads 1
@@ -398,7 +411,7 @@ bad 2 'epochs' "--epochs 0 without --load" --data gz --model "$MODEL" --epochs 0
 bad 2 'unexpected|argument' "a bare word" --data gz --model "$MODEL" extra
 bad 2 'not built' "--optim lbfgs (not built yet)" --data gz --model "$MODEL" --optim lbfgs
 bad 2 'cuda' "--device cuda (a build without CUDA)" --data gz --model "$MODEL" --device cuda
-bad 2 'not built' "tt:64:rank=4 (not built yet)" --data gz --model tt:64:rank=4
+bad 2 'not built' "lowrank:64:rank=4 (not built yet)" --data gz --model lowrank:64:rank=4
 bad 2 'unknown' "an unknown option --foo before others" --foo --data gz --model "$MODEL"
 bad 2 'unknown' "an unknown option --foo at the end" --data gz --model "$MODEL" --foo
 bad 2 'spec item' "a spec that does not parse: dense:64,relu,dense" --data gz --model dense:64,relu,dense

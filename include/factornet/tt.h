@@ -1,0 +1,74 @@
+/* Tensor-train (TT-matrix) layers (Novikov et al. 2015, "Tensorizing Neural Networks") and the TT
+ * algebra on them (Oseledets 2011, "Tensor-Train Decomposition"). docs/tt.md has the math. */
+#ifndef FACTORNET_TT_H
+#define FACTORNET_TT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <factornet/export.h>
+#include <factornet/status.h>
+#include <factornet/ctx.h>
+#include <factornet/layer.h>
+#include <factornet/model.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Most cores a TT layer may have. */
+#define FNET_TT_MAX_CORES 8
+
+/** How a TT layer computes its forward and backward passes (chosen by the planner). */
+typedef enum fnet_tt_plan {
+    FNET_TT_PLAN_AUTO = 0,        /**< let the cost model choose (default) */
+    FNET_TT_PLAN_SWEEP = 1,       /**< contract x with the cores one by one, last core first */
+    FNET_TT_PLAN_RECONSTRUCT = 2, /**< build the dense W from the cores, then one GEMM */
+} fnet_tt_plan;
+
+/** Settings of a TT layer; get them from fnet_tt_params_default(). */
+typedef struct fnet_tt_params {
+    int d;          /**< number of cores, 2..8; 0 (default) = from the modes, else 4 (fewer when a
+                         size has fewer prime factors) */
+    int64_t rank;   /**< inner rank of every bond; default 8 */
+    int n_ranks;    /**< when > 0, ranks[0..d-2] give each inner rank (overrides rank); default 0 */
+    int64_t ranks[FNET_TT_MAX_CORES - 1];
+    int n_in_modes, n_out_modes; /**< when > 0, the modes (in=..., out=...); default 0: chosen */
+    int64_t in_modes[FNET_TT_MAX_CORES], out_modes[FNET_TT_MAX_CORES];
+    bool bias;       /**< default true */
+    bool orthogonal; /**< initialize with orthogonalized cores; default false */
+    fnet_tt_plan plan; /**< default FNET_TT_PLAN_AUTO */
+    double eps;      /**< fnet_tt_from_dense: relative accuracy (0 = ranks only); default 0 */
+} fnet_tt_params;
+
+/** What a TT layer is and what its planner chose. */
+typedef struct fnet_tt_info {
+    int d;
+    int64_t in_modes[FNET_TT_MAX_CORES], out_modes[FNET_TT_MAX_CORES];
+    int64_t ranks[FNET_TT_MAX_CORES + 1]; /**< r[0] = r[d] = 1 */
+    fnet_tt_plan plan;                    /**< the plan used for the batch size asked about */
+    double flops_forward;                 /**< of that plan at that batch size */
+    double flops_backward;
+    double flops_sweep, flops_reconstruct; /**< forward + backward of each alternative */
+} fnet_tt_info;
+
+FNET_API fnet_tt_params fnet_tt_params_default(void);
+
+/** Create a stand-alone TT layer n_in -> n_out; parameters zero (see fnet_layer_init()).
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (a mode product that is not the size, a rank that does
+ *          not fit the modes, d over 8, a size that does not factor into d modes: the message
+ *          names it), FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_tt_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out,
+                                    const fnet_tt_params *p, fnet_layer **out);
+
+/** Append a TT layer of n_out outputs to a model. */
+FNET_API fnet_status fnet_model_add_tt(fnet_model *m, int64_t n_out, const fnet_tt_params *p);
+
+/** Shape, ranks and the planner's choice and FLOP counts at batch size `batch`.
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (not a TT layer). */
+FNET_API fnet_status fnet_tt_layer_info(const fnet_layer *layer, int64_t batch, fnet_tt_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

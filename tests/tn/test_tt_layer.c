@@ -1,0 +1,273 @@
+/* The TT layer: statuses on bad arguments, forward equal to its dense reconstruction, central
+ * finite differences for every core and the input, CPU equal to reference, out-of-memory
+ * injection, the planner's modes and costs, specs and checkpoints, and a falling loss. */
+#include "layer_check.h"
+#include "tn/tt_plan.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static fnet_status make_tt(fnet_ctx *ctx, uint64_t seed, int d, const int64_t *in,
+                           const int64_t *out, const int64_t *ranks, bool bias, fnet_layer **l)
+{
+    fnet_tt_params p = fnet_tt_params_default();
+    p.n_in_modes = p.n_out_modes = d;
+    int64_t n_in = 1, n_out = 1;
+    for (int k = 0; k < d; k++) {
+        p.in_modes[k] = in[k];
+        p.out_modes[k] = out[k];
+        n_in *= in[k];
+        n_out *= out[k];
+    }
+    p.n_ranks = d - 1;
+    memcpy(p.ranks, ranks, sizeof(int64_t) * (size_t)(d - 1));
+    p.bias = bias;
+    fnet_status st = fnet_tt_create(ctx, n_in, n_out, &p, l);
+    if (st != FNET_OK)
+        return st;
+    fnet_rng rng;
+    fnet_rng_seed(&rng, seed);
+    st = fnet_layer_init(*l, FNET_INIT_GLOROT_NORMAL, &rng);
+    if (st == FNET_OK && bias) {
+        float *b = fnet_layer_params(*l) + fnet_layer_num_params(*l) - n_out;
+        for (int64_t i = 0; i < n_out; i++)
+            b[i] = 0.01f * (float)(i % 7);
+    }
+    return st;
+}
+
+// d = 2, uneven modes
+static fnet_status make_tt2(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
+{
+    return make_tt(ctx, seed, 2, (int64_t[]){3, 4}, (int64_t[]){2, 5}, (int64_t[]){3}, true, l);
+}
+
+// d = 3, different ranks per bond, no bias
+static fnet_status make_tt3(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
+{
+    return make_tt(ctx, seed, 3, (int64_t[]){2, 3, 2}, (int64_t[]){3, 2, 2}, (int64_t[]){2, 4},
+                   false, l);
+}
+
+// d = 4 with modes 1 in the mix
+static fnet_status make_tt4(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
+{
+    return make_tt(ctx, seed, 4, (int64_t[]){2, 1, 3, 2}, (int64_t[]){2, 2, 1, 3},
+                   (int64_t[]){2, 3, 2}, true, l);
+}
+
+static void test_tt_forward_matches_dense_matrix(void **state)
+{
+    fnet_check_forward_matches_dense(make_tt2, 3, true);
+    fnet_check_forward_matches_dense(make_tt3, 4, false);
+    fnet_check_forward_matches_dense(make_tt4, 2, true);
+}
+
+static void test_tt_gradients_match_finite_differences(void **state)
+{
+    fnet_check_gradients(make_tt2, 3);
+    fnet_check_gradients(make_tt3, 2);
+    fnet_check_gradients(make_tt4, 2);
+}
+
+static void test_tt_cpu_matches_reference(void **state)
+{
+    fnet_check_cpu_matches_reference(make_tt2, 37, 1e-5);
+    fnet_check_cpu_matches_reference(make_tt3, 5, 1e-5);
+    fnet_check_cpu_matches_reference(make_tt4, 64, 1e-5);
+}
+
+static void test_tt_survives_out_of_memory(void **state)
+{
+    fnet_check_out_of_memory(make_tt3, 16);
+}
+
+// A larger layer on the CPU backend (the blocked, threaded batched GEMMs) against the reference.
+static fnet_status make_tt_big(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
+{
+    return make_tt(ctx, seed, 4, (int64_t[]){4, 4, 8, 8}, (int64_t[]){8, 8, 4, 4},
+                   (int64_t[]){8, 8, 8}, true, l);
+}
+
+static void test_tt_large_layer_cpu_matches_reference(void **state)
+{
+    fnet_check_cpu_matches_reference(make_tt_big, 33, 1e-4);
+}
+
+static void test_tt_rejects_bad_shapes(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_reference(&ctx));
+    fnet_layer *l = (fnet_layer *)&l;
+    fnet_tt_params p = fnet_tt_params_default();
+    // modes whose product is not the size
+    p.n_in_modes = p.n_out_modes = 2;
+    p.in_modes[0] = 4, p.in_modes[1] = 4, p.out_modes[0] = 2, p.out_modes[1] = 8;
+    assert_int_equal(fnet_tt_create(ctx, 15, 16, &p, &l), FNET_ERR_INVALID_ARG);
+    assert_null(l);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "input modes multiply to 16, not the input size 15"));
+    // a rank that does not fit the modes: bond 1 of 2x2 -> 2x2 allows at most 4
+    p.in_modes[0] = 2, p.in_modes[1] = 2, p.out_modes[0] = 2, p.out_modes[1] = 2;
+    p.n_ranks = 1;
+    p.ranks[0] = 5;
+    assert_int_equal(fnet_tt_create(ctx, 4, 4, &p, &l), FNET_ERR_INVALID_ARG);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "rank 5"));
+    // wrong number of ranks, d over 8, a size that does not factor
+    p.n_ranks = 2;
+    assert_int_equal(fnet_tt_create(ctx, 4, 4, &p, &l), FNET_ERR_INVALID_ARG);
+    fnet_tt_params q = fnet_tt_params_default();
+    q.d = 9;
+    assert_int_equal(fnet_tt_create(ctx, 1024, 1024, &q, &l), FNET_ERR_INVALID_ARG);
+    q.d = 4;
+    assert_int_equal(fnet_tt_create(ctx, 1024, 7 * 11, &q, &l), FNET_ERR_INVALID_ARG);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "size 77 does not factor into 4 modes"));
+    q.d = 0;
+    assert_int_equal(fnet_tt_create(ctx, 1024, 13, &q, &l), FNET_ERR_INVALID_ARG);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "13"));
+    q.rank = 0;
+    assert_int_equal(fnet_tt_create(ctx, 1024, 1024, &q, &l), FNET_ERR_INVALID_ARG);
+    q = fnet_tt_params_default();
+    q.plan = FNET_TT_PLAN_RECONSTRUCT;
+    assert_int_equal(fnet_tt_create(ctx, 1024, 1024, &q, &l), FNET_ERR_UNSUPPORTED);
+    fnet_ctx_free(ctx);
+}
+
+static void test_tt_balanced_modes_and_planner(void **state)
+{
+    int64_t m[8];
+    assert_true(fnet_tt_balanced_modes(784, 4, m));
+    assert_true(m[0] == 4 && m[1] == 4 && m[2] == 7 && m[3] == 7);
+    assert_true(fnet_tt_balanced_modes(1024, 4, m));
+    assert_true(m[0] == 4 && m[1] == 4 && m[2] == 8 && m[3] == 8);
+    assert_false(fnet_tt_balanced_modes(77, 4, m));
+    assert_int_equal(fnet_tt_prime_count(25088), 11); // 2^9·7^2
+
+    // the planner's order for 1024 -> 1024 at rank 8: inputs ascending, outputs descending, and
+    // no permutation costs less
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_layer *l;
+    fnet_tt_params p = fnet_tt_params_default();
+    fnet_assert_ok(ctx, fnet_tt_create(ctx, 1024, 1024, &p, &l));
+    fnet_tt_info info;
+    fnet_assert_ok(ctx, fnet_tt_layer_info(l, 256, &info));
+    assert_int_equal(info.d, 4);
+    const int64_t want_in[4] = {4, 4, 8, 8}, want_out[4] = {8, 8, 4, 4};
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(info.in_modes[k], want_in[k]);
+        assert_int_equal(info.out_modes[k], want_out[k]);
+    }
+    // forward multiply-adds Σ_k r_k r_{k+1} Π_{l>=k} m_l Π_{l<=k} n_l per sample: 327,680
+    fnet_assert_close(info.flops_forward, 2.0 * 256 * 327680, 0.0, 0.0);
+    assert_int_equal(fnet_layer_num_params(l), 4608 + 1024);
+    // the fixed order in=4x8x8x4:out=4x8x8x4 has as many multiply-adds as the dense layer
+    struct fnet_tt_shape s = {.d = 4, .m = {4, 8, 8, 4}, .n = {4, 8, 8, 4}, .r = {1, 8, 8, 8, 1}};
+    double fwd;
+    fnet_tt_cost_sweep(&s, 1, &fwd, NULL);
+    fnet_assert_close(fwd, 2.0 * (32768 + 524288 + 524288 + 32768), 0.0, 0.0);
+    fnet_layer_free(l);
+    fnet_ctx_free(ctx);
+}
+
+static void test_tt_in_a_model_from_spec(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_model *m;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:64,relu,tt:64:rank=4,relu,dense:3", 12, 1, &m));
+    assert_int_equal(fnet_layer_kind_of(fnet_model_layer(m, 2)), FNET_LAYER_TT);
+    // the model's spec names every mode and rank, so it rebuilds the same layout
+    const char *spec = fnet_model_spec(m);
+    assert_non_null(strstr(spec, "tt:64:ranks=4x4x4:in=2x2x4x4:out=4x4x2x2"));
+    fnet_model *again;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, spec, 12, 1, &again));
+    assert_string_equal(fnet_model_spec(again), spec);
+    assert_int_equal(fnet_model_num_params(again), fnet_model_num_params(m));
+    fnet_tensor_info t;
+    fnet_assert_ok(ctx, fnet_layer_tensor(fnet_model_layer(m, 2), 1, &t));
+    assert_string_equal(t.name, "core1");
+    assert_int_equal(t.ndim, 4);
+    fnet_model_free(again);
+    fnet_model_free(m);
+    // a bad tt item names the item
+    assert_int_equal(fnet_model_create_from_spec(ctx, "dense:64,tt:64:ranks=9x4x4:in=2x2x4x4:out=4x4x2x2", 12, 1, &m),
+                     FNET_ERR_INVALID_ARG);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "spec item 2"));
+    fnet_ctx_free(ctx);
+}
+
+// The reconstructed W has the initializer's variance.
+static void test_tt_init_has_glorot_variance(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_layer *l;
+    fnet_tt_params p = fnet_tt_params_default();
+    fnet_assert_ok(ctx, fnet_tt_create(ctx, 256, 256, &p, &l));
+    fnet_rng rng;
+    fnet_rng_seed(&rng, 3);
+    fnet_assert_ok(ctx, fnet_layer_init(l, FNET_INIT_GLOROT_UNIFORM, &rng));
+    float *W = malloc(sizeof(float) * 256 * 256);
+    fnet_assert_ok(ctx, fnet_layer_to_dense(l, W));
+    double s2 = 0.0;
+    for (int i = 0; i < 256 * 256; i++)
+        s2 += (double)W[i] * W[i];
+    // products of 4 cores are heavy-tailed; the mean square is within 20% of 2/(256+256)
+    fnet_assert_close(s2 / (256.0 * 256.0), 2.0 / 512.0, 0.2, 0.0);
+    free(W);
+    fnet_layer_free(l);
+    fnet_ctx_free(ctx);
+}
+
+static void test_tt_model_loss_falls(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    const int64_t n = 400, dim = 16;
+    uint8_t *img = malloc((size_t)(n * dim)), *lab = malloc((size_t)n);
+    fnet_rng rng;
+    fnet_rng_seed(&rng, 5);
+    for (int64_t i = 0; i < n; i++) {
+        lab[i] = (uint8_t)fnet_rng_below(&rng, 4);
+        for (int j = 0; j < dim; j++)
+            img[i * dim + j] = (uint8_t)((j % 4 == lab[i] ? 160 : 30) + fnet_rng_below(&rng, 60));
+    }
+    fnet_dataset *d;
+    fnet_assert_ok(ctx, fnet_dataset_from_memory(ctx, img, lab, n, dim, 4, &d));
+    fnet_model *m;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "tt:64:rank=4,relu,dense:4", dim, 2, &m));
+    fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_ADAM);
+    op.lr = 1e-2f;
+    fnet_train_params tp = fnet_train_params_default();
+    tp.batch = 16;
+    tp.epochs = 1;
+    double acc0, loss0, acc, loss;
+    fnet_assert_ok(ctx, fnet_model_evaluate(m, d, &acc0, &loss0));
+    tp.epochs = 6;
+    fnet_assert_ok(ctx, fnet_train(m, &op, &tp, d, NULL, NULL, NULL, NULL));
+    fnet_assert_ok(ctx, fnet_model_evaluate(m, d, &acc, &loss));
+    if (!(loss < 0.3 * loss0 && acc > 0.9))
+        fail_msg("loss %g -> %g, accuracy %g -> %g", loss0, loss, acc0, acc);
+    fnet_model_free(m);
+    fnet_dataset_free(d);
+    free(img), free(lab);
+    fnet_ctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tt_forward_matches_dense_matrix),
+        cmocka_unit_test(test_tt_gradients_match_finite_differences),
+        cmocka_unit_test(test_tt_cpu_matches_reference),
+        cmocka_unit_test(test_tt_survives_out_of_memory),
+        cmocka_unit_test(test_tt_large_layer_cpu_matches_reference),
+        cmocka_unit_test(test_tt_rejects_bad_shapes),
+        cmocka_unit_test(test_tt_balanced_modes_and_planner),
+        cmocka_unit_test(test_tt_in_a_model_from_spec),
+        cmocka_unit_test(test_tt_init_has_glorot_variance),
+        cmocka_unit_test(test_tt_model_loss_falls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
