@@ -110,9 +110,22 @@ static double time_layer(struct layer_run *r, double seconds, int repeat)
     return median(med, repeat);
 }
 
-static const char *plan_name(fnet_tt_plan p)
+// The grouping as text: "0123" is the plain sweep, "(01)(23)" merges two pairs.
+static const char *plan_name(unsigned mask, int d)
 {
-    return p == FNET_TT_PLAN_SWEEP ? "sweep" : p == FNET_TT_PLAN_RECONSTRUCT ? "reconstruct" : "auto";
+    static char buf[32];
+    int pos = 0;
+    for (int k = 0; k < d; k++) {
+        bool opens = (k == 0 || !(mask & (1u << (k - 1)))) && k < d - 1 && (mask & (1u << k));
+        bool closes = k > 0 && (mask & (1u << (k - 1))) && (k == d - 1 || !(mask & (1u << k)));
+        if (opens)
+            buf[pos++] = '(';
+        buf[pos++] = (char)('0' + k);
+        if (closes)
+            buf[pos++] = ')';
+    }
+    buf[pos] = '\0';
+    return buf;
 }
 
 // TT against dense, one layer, forward and forward+backward, at batch 1, 32, 256.
@@ -165,7 +178,7 @@ static void bench_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
             double gf = (info.flops_forward + info.flops_backward) / tb * 1e-9;
             printf("%-44s %5lld %12.3f %12.3f %7.1fx %12.3f %12.3f %7.1fx %6s %9.1f\n", cases[c].name,
                    (long long)B, df * 1e3, tf * 1e3, df / tf, db * 1e3, tb * 1e3, db / tb,
-                   plan_name(info.plan), gf);
+                   plan_name(info.merge, info.d), gf);
             fflush(stdout);
             if (json) {
                 fputc('{', json);
@@ -176,7 +189,7 @@ static void bench_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
                 cli_json_number(json, "tt_forward_s", tf, false);
                 cli_json_number(json, "dense_step_s", db, false);
                 cli_json_number(json, "tt_step_s", tb, false);
-                cli_json_string(json, "plan", plan_name(info.plan), false);
+                cli_json_string(json, "plan", plan_name(info.merge, info.d), false);
                 cli_json_number(json, "tt_flops_forward", info.flops_forward, false);
                 cli_json_number(json, "tt_flops_backward", info.flops_backward, false);
                 cli_json_number(json, "flops_sweep", info.flops_sweep, false);

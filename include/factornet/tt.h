@@ -19,11 +19,13 @@ extern "C" {
 /** Most cores a TT layer may have. */
 #define FNET_TT_MAX_CORES 8
 
-/** How a TT layer computes its forward and backward passes (chosen by the planner). */
+/** How a TT layer computes its forward and backward passes. Every plan is a grouping of adjacent
+ *  cores, each group merged into one core before the sweep (docs/tt.md). */
 typedef enum fnet_tt_plan {
-    FNET_TT_PLAN_AUTO = 0,        /**< let the cost model choose (default) */
-    FNET_TT_PLAN_SWEEP = 1,       /**< contract x with the cores one by one, last core first */
-    FNET_TT_PLAN_RECONSTRUCT = 2, /**< build the dense W from the cores, then one GEMM */
+    FNET_TT_PLAN_AUTO = 0,        /**< the cost model chooses the grouping per batch size (default) */
+    FNET_TT_PLAN_SWEEP = 1,       /**< no merging: contract x with the cores one by one */
+    FNET_TT_PLAN_RECONSTRUCT = 2, /**< all cores merged: the dense W, then the dense GEMMs */
+    FNET_TT_PLAN_MERGE = 3,       /**< the grouping given by fnet_tt_params.merge */
 } fnet_tt_plan;
 
 /** Settings of a TT layer; get them from fnet_tt_params_default(). */
@@ -38,6 +40,7 @@ typedef struct fnet_tt_params {
     bool bias;       /**< default true */
     bool orthogonal; /**< initialize with orthogonalized cores; default false */
     fnet_tt_plan plan; /**< default FNET_TT_PLAN_AUTO */
+    unsigned merge;    /**< FNET_TT_PLAN_MERGE: bit k merges core k with core k+1; default 0 */
     double eps;      /**< fnet_tt_from_dense: relative accuracy (0 = ranks only); default 0 */
 } fnet_tt_params;
 
@@ -46,10 +49,11 @@ typedef struct fnet_tt_info {
     int d;
     int64_t in_modes[FNET_TT_MAX_CORES], out_modes[FNET_TT_MAX_CORES];
     int64_t ranks[FNET_TT_MAX_CORES + 1]; /**< r[0] = r[d] = 1 */
-    fnet_tt_plan plan;                    /**< the plan used for the batch size asked about */
-    double flops_forward;                 /**< of that plan at that batch size */
+    unsigned merge;       /**< the grouping the planner uses at the batch size asked about */
+    int merged_d;         /**< cores after merging */
+    double flops_forward; /**< of that grouping at that batch size, merging included */
     double flops_backward;
-    double flops_sweep, flops_reconstruct; /**< forward + backward of each alternative */
+    double flops_sweep, flops_reconstruct; /**< forward + backward of no and of full merging */
 } fnet_tt_info;
 
 FNET_API fnet_tt_params fnet_tt_params_default(void);

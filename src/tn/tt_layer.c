@@ -5,7 +5,9 @@
 #include "core/layer_impl.h"
 #include "io/spec.h"
 #include "tn/tt.h"
+#include "tn/tt_merge.h"
 #include "tn/tt_plan.h"
+#include "tn/tt_sweep.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -15,147 +17,119 @@ struct tt_layer {
     fnet_layer base;
     struct fnet_tt_shape s;
     bool has_bias;
-    fnet_tt_plan plan;
+    fnet_tt_plan plan;          // as asked: AUTO chooses a grouping at every reserve
+    unsigned forced_mask;       // FNET_TT_PLAN_MERGE: the grouping asked for
     int64_t off[FNET_TT_MAX_D]; // core offsets within the parameters
-    int64_t max_core;           // floats of the largest core
-    // workspaces for max_batch (backend memory):
-    float *state;               // S_k, the input of step k, for k = 0..d-2 (S_{d-1} is x)
-    int64_t state_off[FNET_TT_MAX_D];
-    float *gbuf[2];             // GEMM outputs and backward gradients, the largest state
-    float *core;                // one core permuted to (m, r, c)
-    float *dcore;               // one core's gradient in (m, r, c)
+    unsigned mask;              // the grouping in use (0: every core on its own)
+    struct fnet_tt_merge merge; // the merged cores when mask != 0
+    struct fnet_tt_sweep sweep; // workspaces of the sweep over the (merged) shape
 };
 
-// Step k of the sweep at batch B: a rows, c = n_k·r_{k+1} contracted columns.
-static int64_t step_rows(const struct fnet_tt_shape *s, int k, int64_t B)
+// Largest merged core (floats) the planner considers: the dense W of FC6 (25088·4096) is not
+// rebuilt on every step.
+#define MAX_MERGED_FLOATS ((int64_t)1 << 24)
+
+// Estimated cost of a grouping at batch B: the sweep over the merged shape and the merging
+// itself (forward, and backward through it twice over).
+static double grouping_cost(const struct fnet_tt_shape *s, unsigned mask, int64_t B)
 {
-    int64_t a = B;
-    for (int l = k + 1; l < s->d; l++)
-        a *= s->m[l];
-    for (int l = 0; l < k; l++)
-        a *= s->n[l];
-    return a;
+    struct fnet_tt_shape ms;
+    int64_t partial = 0;
+    fnet_tt_merge_shape(s, mask, &ms, &partial);
+    if (mask != 0 && partial > MAX_MERGED_FLOATS)
+        return -1.0;
+    return fnet_tt_cost_sweep(&ms, B, NULL, NULL) + 3.0 * fnet_tt_merge_macs(s, mask) +
+           (mask ? 8.0 * (double)partial : 0.0);
 }
 
-static int64_t step_cols(const struct fnet_tt_shape *s, int k)
+static unsigned best_grouping(const struct fnet_tt_shape *s, int64_t B)
 {
-    return s->n[k] * s->r[k + 1];
+    unsigned best = 0;
+    double best_cost = grouping_cost(s, 0, B);
+    for (unsigned mask = 1; mask < (1u << (s->d - 1)); mask++) {
+        double c = grouping_cost(s, mask, B);
+        if (c >= 0.0 && c < best_cost) {
+            best_cost = c;
+            best = mask;
+        }
+    }
+    return best;
 }
 
-// x (B, N) -> y (B, M). Step k = d-1..0, with the core permuted to Gp_k (m_k, r_k, c) (a few KiB):
-//   C (a, m_k·r_k) = S_k (a, c) · Gp_kᵀ                    one GEMM
-//   S_{k-1} (m_k, a, r_k) = C (a, m_k, r_k) with its outer axes swapped
-// which puts the new output mode outermost and r_k innermost: the next step's layout. After
-// step 0, C is (M/m_0, B·m_0) and its transpose is y. (docs/tt.md, "The sweep")
+static unsigned planned_grouping(const struct tt_layer *t, int64_t B)
+{
+    switch (t->plan) {
+    case FNET_TT_PLAN_SWEEP: return 0;
+    case FNET_TT_PLAN_RECONSTRUCT: return (1u << (t->s.d - 1)) - 1;
+    case FNET_TT_PLAN_MERGE: return t->forced_mask;
+    default: return best_grouping(&t->s, B);
+    }
+}
+
+// x (B, N) -> y (B, M): merge cores if the plan says so, sweep, add the bias.
 static void tt_forward(fnet_layer *l, const float *x, int64_t B, float *y)
 {
     struct tt_layer *t = (struct tt_layer *)l;
-    const struct fnet_tt_shape *s = &t->s;
     fnet_ctx *ctx = l->ctx;
-    const float *in = x;
-    for (int k = s->d - 1; k >= 0; k--) {
-        int64_t a = step_rows(s, k, B), c = step_cols(s, k), m = s->m[k], r = s->r[k];
-        ctx->be->permute_021(ctx, r, m, c, l->w + t->off[k], t->core, false);
-        float *C = t->gbuf[0];
-        ctx->be->sgemm(ctx, false, true, a, m * r, c, 1.0f, in, c, t->core, c, 0.0f, C, m * r);
-        if (k > 0) {
-            float *out = t->state + t->state_off[k - 1];
-            ctx->be->permute_021(ctx, a, m, r, C, out, false);
-            in = out;
-        } else {
-            ctx->be->transpose(ctx, a / B, B * m, C, y); // r_0 = 1
-        }
+    const float *cores = l->w;
+    if (t->mask) {
+        fnet_tt_merge_forward(ctx, &t->merge, &t->s, l->w);
+        cores = t->merge.mcore;
     }
+    fnet_tt_sweep_forward(ctx, &t->sweep, cores, x, B, y);
     if (t->has_bias)
         ctx->be->bias_add(ctx, B, l->n_out, l->w + l->n_params - l->n_out, y);
 }
 
-// Backward through the steps in reverse (k = 0..d-1) with dOut_k (a, m_k·r_k), the gradient of
-// step k's GEMM output, starting from dyᵀ:
-//   dGp_k (m_k·r_k, c) = dOut_kᵀ · S_k        added to the core after swapping back to (r, m, c)
-//   dS_k (a, c)        = dOut_k · Gp_k         = (m_{k+1}, a', r_{k+1}): swapped, it is dOut_{k+1};
-//                                              at k = d-1 it is dx itself
 static void tt_backward(fnet_layer *l, const float *x, const float *y, const float *dy,
                         int64_t B, float *dx, bool accumulate)
 {
     struct tt_layer *t = (struct tt_layer *)l;
-    const struct fnet_tt_shape *s = &t->s;
     fnet_ctx *ctx = l->ctx;
     int64_t M = l->n_out;
     if (t->has_bias)
         ctx->be->bias_grad(ctx, B, M, dy, l->g + l->n_params - M, accumulate);
-    float *dout = t->gbuf[0], *tmp = t->gbuf[1];
-    ctx->be->transpose(ctx, B * s->m[0], M / s->m[0], dy, dout);
-    for (int k = 0; k < s->d; k++) {
-        int64_t a = step_rows(s, k, B), c = step_cols(s, k), m = s->m[k], r = s->r[k];
-        const float *sin = k == s->d - 1 ? x : t->state + t->state_off[k];
-        ctx->be->sgemm(ctx, true, false, m * r, c, a, 1.0f, dout, m * r, sin, c, 0.0f, t->dcore, c);
-        ctx->be->permute_021(ctx, m, r, c, t->dcore, l->g + t->off[k], accumulate);
-        if (k == s->d - 1 && dx == NULL)
-            break;
-        ctx->be->permute_021(ctx, r, m, c, l->w + t->off[k], t->core, false);
-        float *ds = k == s->d - 1 ? dx : tmp;
-        ctx->be->sgemm(ctx, false, false, a, c, m * r, 1.0f, dout, m * r, t->core, c, 0.0f, ds, c);
-        if (k < s->d - 1) {
-            // dS_k is (m_{k+1}, a_{k+1}, r_{k+1}); dOut_{k+1} is (a_{k+1}, m_{k+1}, r_{k+1})
-            int64_t m1 = s->m[k + 1], r1 = s->r[k + 1];
-            ctx->be->permute_021(ctx, m1, step_rows(s, k + 1, B), r1, ds, dout, false);
-        }
+    if (t->mask == 0) {
+        fnet_tt_sweep_backward(ctx, &t->sweep, l->w, x, dy, B, l->g, accumulate, dx);
+        return;
     }
+    fnet_tt_sweep_backward(ctx, &t->sweep, t->merge.mcore, x, dy, B, t->merge.mgrad, false, dx);
+    fnet_tt_merge_backward(ctx, &t->merge, &t->s, l->w, l->g, accumulate);
 }
 
+// Choose the grouping for batches up to B and size its workspaces.
 static fnet_status tt_reserve(fnet_layer *l, int64_t B)
 {
     struct tt_layer *t = (struct tt_layer *)l;
-    const struct fnet_tt_shape *s = &t->s;
     fnet_ctx *ctx = l->ctx;
-    int64_t total = 0, biggest = B * l->n_out, off[FNET_TT_MAX_D] = {0};
-    for (int k = 0; k < s->d; k++) {
-        int64_t in_size = step_rows(s, k, B) * step_cols(s, k);         // S_k
-        int64_t out_size = step_rows(s, k, B) * s->m[k] * s->r[k];       // GEMM output
-        if (k < s->d - 1) {
-            off[k] = total;
-            total += in_size;
-        }
-        biggest = in_size > biggest ? in_size : biggest;
-        biggest = out_size > biggest ? out_size : biggest;
+    unsigned mask = planned_grouping(t, B);
+    struct fnet_tt_shape ms = t->s;
+    struct fnet_tt_merge merge = {0};
+    if (mask != 0) {
+        fnet_status st = fnet_tt_merge_reserve(ctx, &merge, &t->s, mask);
+        if (st != FNET_OK)
+            return st;
+        ms = merge.ms;
     }
-    float *state = ctx->be->alloc(ctx, (size_t)(total > 0 ? total : 1) * sizeof(float));
-    float *g0 = ctx->be->alloc(ctx, (size_t)biggest * sizeof(float));
-    float *g1 = ctx->be->alloc(ctx, (size_t)biggest * sizeof(float));
-    float *core = ctx->be->alloc(ctx, (size_t)t->max_core * sizeof(float));
-    float *dcore = ctx->be->alloc(ctx, (size_t)t->max_core * sizeof(float));
-    if (state == NULL || g0 == NULL || g1 == NULL || core == NULL || dcore == NULL) {
-        ctx->be->free(ctx, state);
-        ctx->be->free(ctx, g0);
-        ctx->be->free(ctx, g1);
-        ctx->be->free(ctx, core);
-        ctx->be->free(ctx, dcore);
-        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "tt layer workspace for batch %lld (%lld floats)",
-                         (long long)B, (long long)(total + 2 * biggest));
+    struct fnet_tt_sweep sweep = {0};
+    fnet_status st = fnet_tt_sweep_reserve(ctx, &sweep, &ms, B);
+    if (st != FNET_OK) {
+        fnet_tt_merge_free(ctx, &merge);
+        return st;
     }
-    ctx->be->free(ctx, t->state);
-    ctx->be->free(ctx, t->gbuf[0]);
-    ctx->be->free(ctx, t->gbuf[1]);
-    ctx->be->free(ctx, t->core);
-    ctx->be->free(ctx, t->dcore);
-    t->state = state;
-    t->gbuf[0] = g0;
-    t->gbuf[1] = g1;
-    t->core = core;
-    t->dcore = dcore;
-    memcpy(t->state_off, off, sizeof(off));
+    fnet_tt_merge_free(ctx, &t->merge);
+    fnet_tt_sweep_free(ctx, &t->sweep);
+    t->merge = merge;
+    t->sweep = sweep;
+    t->mask = mask;
     return FNET_OK;
 }
 
 static void tt_destroy(fnet_layer *l)
 {
     struct tt_layer *t = (struct tt_layer *)l;
-    l->ctx->be->free(l->ctx, t->state);
-    l->ctx->be->free(l->ctx, t->gbuf[0]);
-    l->ctx->be->free(l->ctx, t->gbuf[1]);
-    l->ctx->be->free(l->ctx, t->core);
-    l->ctx->be->free(l->ctx, t->dcore);
+    fnet_tt_merge_free(l->ctx, &t->merge);
+    fnet_tt_sweep_free(l->ctx, &t->sweep);
 }
 
 // Cores drawn i.i.d. with variance σ² such that each entry of W, a sum of Π r_k products of d
@@ -186,10 +160,25 @@ static fnet_status tt_init(fnet_layer *l, fnet_init init, fnet_rng *rng)
     return FNET_OK;
 }
 
+// Forward and backward flops of a grouping at batch B: the sweep over the merged shape and the
+// merge (forward), the merge's two GEMMs per merged core (backward).
+static void plan_flops(const struct fnet_tt_shape *s, unsigned mask, int64_t B,
+                               double *fwd, double *bwd)
+{
+    struct fnet_tt_shape ms;
+    fnet_tt_merge_shape(s, mask, &ms, NULL);
+    fnet_tt_cost_sweep(&ms, B, fwd, bwd);
+    double merge = 2.0 * fnet_tt_merge_macs(s, mask);
+    *fwd += merge;
+    *bwd += 2.0 * merge;
+}
+
+// Forward flops of the grouping the planner picks at batch B.
 static double tt_flops(const fnet_layer *l, int64_t B)
 {
-    double fwd = 0.0;
-    fnet_tt_cost_sweep(&((const struct tt_layer *)l)->s, B, &fwd, NULL);
+    const struct tt_layer *t = (const struct tt_layer *)l;
+    double fwd, bwd;
+    plan_flops(&t->s, planned_grouping(t, B), B, &fwd, &bwd);
     return fwd;
 }
 
@@ -381,9 +370,7 @@ fnet_status fnet_tt_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out, const fne
     if (n_in < 1 || n_out < 1 || n_in > ((int64_t)1 << 31) || n_out > ((int64_t)1 << 31))
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: sizes must be in 1..2^31, got %lld -> %lld",
                          (long long)n_in, (long long)n_out);
-    if (p->plan == FNET_TT_PLAN_RECONSTRUCT)
-        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "tt: the reconstruct plan is not built yet");
-    if (p->plan != FNET_TT_PLAN_AUTO && p->plan != FNET_TT_PLAN_SWEEP)
+    if (p->plan < FNET_TT_PLAN_AUTO || p->plan > FNET_TT_PLAN_MERGE)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: unknown plan %d", (int)p->plan);
     if (p->orthogonal)
         return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "tt: orthogonalized initialization is not built yet");
@@ -396,12 +383,17 @@ fnet_status fnet_tt_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out, const fne
         return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "tt layer");
     t->s = s;
     t->has_bias = p->bias;
-    t->plan = FNET_TT_PLAN_SWEEP;
-    for (int k = 0; k < s.d; k++) {
-        t->off[k] = fnet_tt_core_offset(&s, k);
-        int64_t size = s.r[k] * s.m[k] * s.n[k] * s.r[k + 1];
-        t->max_core = size > t->max_core ? size : t->max_core;
+    t->plan = p->plan;
+    if (p->plan == FNET_TT_PLAN_MERGE) {
+        if (p->merge >= (1u << (s.d - 1))) {
+            fnet_free(t);
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: merge mask 0x%x names a bond past the "
+                             "%d cores", p->merge, s.d);
+        }
+        t->forced_mask = p->merge;
     }
+    for (int k = 0; k < s.d; k++)
+        t->off[k] = fnet_tt_core_offset(&s, k);
     st = fnet_layer_base_init(&t->base, ctx, &tt_ops, n_in, n_out,
                               fnet_tt_num_params(&s) + (p->bias ? n_out : 0));
     if (st != FNET_OK) {
@@ -434,13 +426,16 @@ fnet_status fnet_tt_layer_info(const fnet_layer *l, int64_t batch, fnet_tt_info 
         info->out_modes[k] = t->s.m[k];
     }
     memcpy(info->ranks, t->s.r, sizeof(int64_t) * (size_t)(t->s.d + 1));
-    double sf, sb, rf, rb;
-    fnet_tt_cost_sweep(&t->s, batch, &sf, &sb);
-    fnet_tt_cost_reconstruct(&t->s, batch, &rf, &rb);
-    info->plan = t->plan;
-    info->flops_forward = sf;
-    info->flops_backward = sb;
-    info->flops_sweep = sf + sb;
-    info->flops_reconstruct = rf + rb;
+    unsigned full = (1u << (t->s.d - 1)) - 1;
+    info->merge = planned_grouping(t, batch);
+    plan_flops(&t->s, info->merge, batch, &info->flops_forward, &info->flops_backward);
+    struct fnet_tt_shape ms;
+    fnet_tt_merge_shape(&t->s, info->merge, &ms, NULL);
+    info->merged_d = ms.d;
+    double f, b;
+    plan_flops(&t->s, 0, batch, &f, &b);
+    info->flops_sweep = f + b;
+    plan_flops(&t->s, full, batch, &f, &b);
+    info->flops_reconstruct = f + b;
     return FNET_OK;
 }

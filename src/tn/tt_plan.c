@@ -85,24 +85,6 @@ double fnet_tt_cost_sweep(const struct fnet_tt_shape *s, int64_t B, double *fwd,
     return t_fwd + t_bwd;
 }
 
-// Rebuild W (M, N) from the cores (about M·N·r multiply-adds), then the dense layer's three
-// GEMMs, and back-projecting dW onto the cores (about 2·d·r·M·N).
-double fnet_tt_cost_reconstruct(const struct fnet_tt_shape *s, int64_t B, double *fwd,
-                                double *bwd)
-{
-    double M = (double)fnet_tt_rows(s), N = (double)fnet_tt_cols(s), rmax = 1.0;
-    for (int k = 1; k < s->d; k++)
-        if ((double)s->r[k] > rmax)
-            rmax = (double)s->r[k];
-    double build = M * N * rmax, gemm = (double)B * M * N;
-    double project = 2.0 * (double)s->d * rmax * M * N;
-    if (fwd)
-        *fwd = 2.0 * (build + gemm);
-    if (bwd)
-        *bwd = 2.0 * (2.0 * gemm + project);
-    return build + 3.0 * gemm + project + COST_PER_FLOAT * 4.0 * M * N;
-}
-
 // Next permutation of v (n) in lexicographic order; false after the last one.
 static bool next_permutation(int64_t *v, int n)
 {

@@ -12,11 +12,9 @@ bool fnet_tt_balanced_modes(int64_t n, int d, int64_t *modes);
 int fnet_tt_prime_count(int64_t n);
 
 /* Estimated time, in units of one GEMM multiply-add at full speed, of one forward plus backward
- * pass at batch B: the sweep's skinny GEMMs and transposes, or rebuilding W then dense GEMMs.
- * The flop counts (2 per multiply-add) of each pass go to *fwd and *bwd when not NULL. */
+ * sweep at batch B: its GEMMs, the states they move, the swaps and transposes. The flop counts
+ * (2 per multiply-add) of each pass go to *fwd and *bwd when not NULL. */
 double fnet_tt_cost_sweep(const struct fnet_tt_shape *s, int64_t B, double *fwd, double *bwd);
-double fnet_tt_cost_reconstruct(const struct fnet_tt_shape *s, int64_t B, double *fwd,
-                                double *bwd);
 
 /* Set every inner rank of s to R capped by its bond's bound min(Π_{l<k} m_l n_l, Π_{l>=k} m_l n_l)
  * (a uniform rank is a maximum). */

@@ -8,10 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+static fnet_tt_plan plan_for_test = FNET_TT_PLAN_SWEEP;
+static unsigned merge_for_test;
+
 static fnet_status make_tt(fnet_ctx *ctx, uint64_t seed, int d, const int64_t *in,
                            const int64_t *out, const int64_t *ranks, bool bias, fnet_layer **l)
 {
     fnet_tt_params p = fnet_tt_params_default();
+    p.plan = plan_for_test;
+    p.merge = merge_for_test;
     p.n_in_modes = p.n_out_modes = d;
     int64_t n_in = 1, n_out = 1;
     for (int k = 0; k < d; k++) {
@@ -78,9 +83,39 @@ static void test_tt_cpu_matches_reference(void **state)
     fnet_check_cpu_matches_reference(make_tt4, 64, 1e-5);
 }
 
+static fnet_status make_tt_big(fnet_ctx *ctx, uint64_t seed, fnet_layer **l);
+
 static void test_tt_survives_out_of_memory(void **state)
 {
     fnet_check_out_of_memory(make_tt3, 16);
+    plan_for_test = FNET_TT_PLAN_RECONSTRUCT;
+    fnet_check_out_of_memory(make_tt3, 16);
+    plan_for_test = FNET_TT_PLAN_SWEEP;
+}
+
+// Every grouping of merged cores computes the same layer: forward against the dense matrix,
+// gradients against central differences, CPU against reference.
+static void test_tt_every_grouping_is_the_same_layer(void **state)
+{
+    plan_for_test = FNET_TT_PLAN_MERGE;
+    for (unsigned mask = 1; mask < 8; mask++) {
+        merge_for_test = mask;
+        fnet_check_forward_matches_dense(make_tt4, 3, true);
+        fnet_check_gradients(make_tt4, 2);
+        fnet_check_cpu_matches_reference(make_tt4, 17, 1e-5);
+    }
+    for (unsigned mask = 1; mask < 4; mask++) {
+        merge_for_test = mask;
+        fnet_check_gradients(make_tt3, 2);
+    }
+    plan_for_test = FNET_TT_PLAN_RECONSTRUCT;
+    fnet_check_forward_matches_dense(make_tt2, 4, true);
+    fnet_check_gradients(make_tt2, 2);
+    plan_for_test = FNET_TT_PLAN_MERGE;
+    merge_for_test = 5; // (core0 core1)(core2 core3) on the big layer
+    fnet_check_cpu_matches_reference(make_tt_big, 40, 1e-4);
+    plan_for_test = FNET_TT_PLAN_SWEEP;
+    merge_for_test = 0;
 }
 
 // A larger layer on the CPU backend (the blocked, threaded batched GEMMs) against the reference.
@@ -128,8 +163,10 @@ static void test_tt_rejects_bad_shapes(void **state)
     q.rank = 0;
     assert_int_equal(fnet_tt_create(ctx, 1024, 1024, &q, &l), FNET_ERR_INVALID_ARG);
     q = fnet_tt_params_default();
-    q.plan = FNET_TT_PLAN_RECONSTRUCT;
-    assert_int_equal(fnet_tt_create(ctx, 1024, 1024, &q, &l), FNET_ERR_UNSUPPORTED);
+    q.plan = FNET_TT_PLAN_MERGE;
+    q.merge = 8; // bond 3 of 4 cores does not exist
+    assert_int_equal(fnet_tt_create(ctx, 1024, 1024, &q, &l), FNET_ERR_INVALID_ARG);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "merge mask 0x8"));
     fnet_ctx_free(ctx);
 }
 
@@ -158,8 +195,16 @@ static void test_tt_balanced_modes_and_planner(void **state)
         assert_int_equal(info.in_modes[k], want_in[k]);
         assert_int_equal(info.out_modes[k], want_out[k]);
     }
-    // forward multiply-adds Σ_k r_k r_{k+1} Π_{l>=k} m_l Π_{l<=k} n_l per sample: 327,680
-    fnet_assert_close(info.flops_forward, 2.0 * 256 * 327680, 0.0, 0.0);
+    // the sweep's forward multiply-adds Σ_k r_k r_{k+1} Π_{l>=k} m_l Π_{l<=k} n_l per sample are
+    // 327,680 (backward twice that); merging (core0 core1)(core2 core3) costs 262,144 per sample
+    // plus 32,768·... to merge, and the planner takes it at batch 256
+    fnet_assert_close(info.flops_sweep, 3 * 2.0 * 256 * 327680, 0.0, 0.0);
+    assert_int_equal(info.merge, 5);
+    assert_int_equal(info.merged_d, 2);
+    assert_true(info.flops_forward < 2.0 * 256 * 270000);
+    // at batch 1 nothing is worth merging
+    fnet_assert_ok(ctx, fnet_tt_layer_info(l, 1, &info));
+    assert_int_equal(info.merge, 0);
     assert_int_equal(fnet_layer_num_params(l), 4608 + 1024);
     // the fixed order in=4x8x8x4:out=4x8x8x4 has as many multiply-adds as the dense layer
     struct fnet_tt_shape s = {.d = 4, .m = {4, 8, 8, 4}, .n = {4, 8, 8, 4}, .r = {1, 8, 8, 8, 1}};
@@ -262,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_tt_gradients_match_finite_differences),
         cmocka_unit_test(test_tt_cpu_matches_reference),
         cmocka_unit_test(test_tt_survives_out_of_memory),
+        cmocka_unit_test(test_tt_every_grouping_is_the_same_layer),
         cmocka_unit_test(test_tt_large_layer_cpu_matches_reference),
         cmocka_unit_test(test_tt_rejects_bad_shapes),
         cmocka_unit_test(test_tt_balanced_modes_and_planner),

@@ -1,0 +1,39 @@
+/* The TT sweep (docs/tt.md, "The sweep"): forward and backward of y = x·Wᵀ for the TT-matrix of
+ * a shape and its cores, with the workspaces sized for a maximum batch. Used by the TT layer on
+ * its own cores or on cores it merged. No bias. */
+#ifndef FNET_TN_TT_SWEEP_H
+#define FNET_TN_TT_SWEEP_H
+
+#include "tn/tt.h"
+
+struct fnet_tt_sweep {
+    struct fnet_tt_shape s;
+    int64_t max_batch;
+    float *state;                    // S_k, the input of step k, for k = 0..d-2 (S_{d-1} is x)
+    int64_t state_off[FNET_TT_MAX_D];
+    float *gbuf[2];                  // GEMM outputs and backward gradients, the largest state
+    float *core, *dcore;             // one core permuted to (m, r, c), and its gradient
+};
+
+/* Size the workspaces for shape s and batches up to B (frees what was there on success).
+ * @return FNET_OK or FNET_ERR_OUT_OF_MEMORY. */
+fnet_status fnet_tt_sweep_reserve(fnet_ctx *ctx, struct fnet_tt_sweep *w,
+                                  const struct fnet_tt_shape *s, int64_t B);
+void fnet_tt_sweep_free(fnet_ctx *ctx, struct fnet_tt_sweep *w);
+
+/* y (B, M) = x (B, N) · Wᵀ of the cores (laid out as fnet_tt_core_offset says). B <= max_batch.
+ * Keeps the states for the backward pass. */
+void fnet_tt_sweep_forward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float *cores,
+                           const float *x, int64_t B, float *y);
+
+/* After a forward on the same x: core gradients written to (accumulate false) or added to
+ * dcores, and dx (B, N) = dy · W unless dx is NULL. */
+void fnet_tt_sweep_backward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float *cores,
+                            const float *x, const float *dy, int64_t B, float *dcores,
+                            bool accumulate, float *dx);
+
+/* Rows a and contracted columns c of step k at batch B. */
+int64_t fnet_tt_step_rows(const struct fnet_tt_shape *s, int k, int64_t B);
+int64_t fnet_tt_step_cols(const struct fnet_tt_shape *s, int k);
+
+#endif
