@@ -47,6 +47,15 @@ FNET_API fnet_status fnet_model_add_dropout(fnet_model *m, float p);
  *  @return FNET_OK, FNET_ERR_SHAPE (its n_in is not the model's current width), ... */
 FNET_API fnet_status fnet_model_add_layer(fnet_model *m, fnet_layer *layer);
 
+/** Replace layer i by `layer` (same n_in and n_out, made on the model's ctx): the flat vectors
+ *  are rebuilt with the other layers' values kept; the old layer is freed. The model takes
+ *  ownership of `layer`, also on failure (then the model is unchanged).
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_SHAPE, FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_model_replace_layer(fnet_model *m, int i, fnet_layer *layer);
+
+/** Where layer i's parameters start in the flat vector. */
+FNET_API int64_t fnet_model_layer_offset(const fnet_model *m, int i);
+
 /** Initialize every layer from `seed` (same seed, same model, on every backend). */
 FNET_API fnet_status fnet_model_init(fnet_model *m, fnet_init init, uint64_t seed);
 

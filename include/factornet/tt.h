@@ -72,6 +72,34 @@ FNET_API fnet_status fnet_model_add_tt(fnet_model *m, int64_t n_out, const fnet_
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (not a TT layer). */
 FNET_API fnet_status fnet_tt_layer_info(const fnet_layer *layer, int64_t batch, fnet_tt_info *info);
 
+/** TT-SVD (Oseledets 2011) of a dense W (n_out, n_in) into a new stand-alone TT layer with zero
+ *  bias: modes as fnet_tt_create() chooses them (or p's), each rank the smallest with
+ *  ‖W − TT‖_F <= p->eps·‖W‖_F, capped at p->rank (p->eps 0: the cap alone).
+ *  @param[out] out freed by the caller with fnet_layer_free().
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (eps < 0 or NaN, eps 0 with no rank cap, bad shapes),
+ *          FNET_ERR_NUMERIC (an SVD failed), FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_tt_from_dense(fnet_ctx *ctx, const float *W, int64_t n_out, int64_t n_in,
+                                        const fnet_tt_params *p, fnet_layer **out);
+
+/** TT-rounding of a stand-alone TT layer in place: ranks shrink to the smallest meeting
+ *  ‖W − W'‖_F <= eps·‖W‖_F, capped at max_rank when > 0; never grow. The parameters are
+ *  reallocated (pointers from fnet_layer_params() become invalid); the bias is kept.
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (not a TT layer, a layer inside a model: use
+ *          fnet_model_tt_round(), eps < 0), FNET_ERR_NUMERIC, FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_tt_layer_round(fnet_layer *layer, double eps, int64_t max_rank);
+
+/** ‖W‖_F of a TT layer's matrix, and ⟨W_a, W_b⟩_F of two TT layers of the same modes, computed
+ *  in TT form (never the dense matrix), in double. Biases are not included. */
+FNET_API fnet_status fnet_tt_layer_norm(const fnet_layer *layer, double *norm);
+FNET_API fnet_status fnet_tt_layer_dot(const fnet_layer *a, const fnet_layer *b, double *dot);
+
+/** Round every TT layer of a model (rank-adaptive training, fnet-train --tt-round-every): layers
+ *  whose ranks shrink are replaced and the flat parameter and gradient vectors rebuilt (pointers
+ *  from fnet_model_params() become invalid). *changed (may be NULL) is set to whether any rank
+ *  changed. @return as fnet_tt_layer_round(); each layer is replaced whole or not at all. */
+FNET_API fnet_status fnet_model_tt_round(fnet_model *m, double eps, int64_t max_rank,
+                                         bool *changed);
+
 #ifdef __cplusplus
 }
 #endif

@@ -182,6 +182,85 @@ out_free_layer:
     return st;
 }
 
+fnet_status fnet_model_replace_layer(fnet_model *m, int i, fnet_layer *l)
+{
+    if (m == NULL || l == NULL) {
+        fnet_layer_free(l);
+        return m ? fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "replace_layer: layer is NULL")
+                 : FNET_ERR_INVALID_ARG;
+    }
+    fnet_ctx *ctx = m->ctx;
+    fnet_status st = FNET_OK;
+    float *w = NULL, *g = NULL;
+    char *spec = NULL;
+    if (l->in_model)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "replace_layer: the layer already belongs to a model");
+    if (i < 0 || i >= m->n_layers || l->ctx != ctx) {
+        st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "replace_layer: no layer %d (the model has %d), "
+                       "or the layer was made on another ctx", i, m->n_layers);
+        goto out_free_layer;
+    }
+    fnet_layer *old = m->layers[i];
+    if (l->n_in != old->n_in || l->n_out != old->n_out) {
+        st = fnet_fail(ctx, FNET_ERR_SHAPE, "replace_layer: layer %d maps %lld -> %lld, the new one "
+                       "%lld -> %lld", i, (long long)old->n_in, (long long)old->n_out,
+                       (long long)l->n_in, (long long)l->n_out);
+        goto out_free_layer;
+    }
+    if (m->max_batch > 0 && (st = fnet_layer_reserve(l, m->max_batch)) != FNET_OK)
+        goto out_free_layer;
+    m->layers[i] = l; // tentatively, for the spec
+    spec = build_spec(m->layers, m->n_layers);
+    m->layers[i] = old;
+    if (spec == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "model spec");
+        goto out_free_layer;
+    }
+    int64_t n = m->n_params - old->n_params + l->n_params;
+    w = ctx->be->alloc(ctx, (size_t)(n > 0 ? n : 1) * sizeof(float));
+    g = ctx->be->alloc(ctx, (size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (w == NULL || g == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "flat parameter vector of %lld floats", (long long)n);
+        goto out_free_vectors;
+    }
+    // nothing can fail from here on
+    m->layers[i] = l;
+    l->in_model = true;
+    l->training = m->training;
+    int64_t off = 0;
+    for (int k = 0; k < m->n_layers; k++) {
+        fnet_layer_bind(m->layers[k], w + off, g + off);
+        off += m->layers[k]->n_params;
+    }
+    ctx->be->free(ctx, m->w);
+    ctx->be->free(ctx, m->g);
+    m->w = w;
+    m->g = g;
+    m->n_params = n;
+    fnet_free(m->spec);
+    m->spec = spec;
+    old->in_model = false;
+    old->w = old->g = NULL; // its values lived in the old flat vector
+    old->n_params = 0;
+    fnet_layer_free(old);
+    return FNET_OK;
+out_free_vectors:
+    ctx->be->free(ctx, w);
+    ctx->be->free(ctx, g);
+    fnet_free(spec);
+out_free_layer:
+    fnet_layer_free(l);
+    return st;
+}
+
+int64_t fnet_model_layer_offset(const fnet_model *m, int i)
+{
+    int64_t off = 0;
+    for (int k = 0; k < i && k < m->n_layers; k++)
+        off += m->layers[k]->n_params;
+    return off;
+}
+
 fnet_status fnet_model_add_dense(fnet_model *m, int64_t n_out)
 {
     if (m == NULL)

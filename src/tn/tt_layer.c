@@ -439,3 +439,164 @@ fnet_status fnet_tt_layer_info(const fnet_layer *l, int64_t batch, fnet_tt_info 
     info->flops_reconstruct = f + b;
     return FNET_OK;
 }
+
+static bool is_tt(const fnet_layer *l)
+{
+    return l != NULL && l->ops == &tt_ops;
+}
+
+// A new stand-alone layer of shape s (modes and ranks as given), same bias and plan as p, with
+// the given cores (and bias when not NULL) copied in.
+static fnet_status layer_from_cores(fnet_ctx *ctx, const struct fnet_tt_shape *s, bool bias,
+                                    fnet_tt_plan plan, unsigned merge, const float *cores,
+                                    const float *b, fnet_layer **out)
+{
+    fnet_tt_params p = fnet_tt_params_default();
+    p.n_in_modes = p.n_out_modes = p.d = s->d;
+    memcpy(p.in_modes, s->n, sizeof(int64_t) * (size_t)s->d);
+    memcpy(p.out_modes, s->m, sizeof(int64_t) * (size_t)s->d);
+    p.n_ranks = s->d - 1;
+    for (int k = 1; k < s->d; k++)
+        p.ranks[k - 1] = s->r[k];
+    p.bias = bias;
+    p.plan = plan;
+    p.merge = plan == FNET_TT_PLAN_MERGE ? merge : 0;
+    if (plan == FNET_TT_PLAN_MERGE && p.merge >= (1u << (s->d - 1)))
+        p.plan = FNET_TT_PLAN_AUTO;
+    fnet_status st = fnet_tt_create(ctx, fnet_tt_cols(s), fnet_tt_rows(s), &p, out);
+    if (st != FNET_OK)
+        return st;
+    int64_t nc = fnet_tt_num_params(s);
+    memcpy((*out)->w, cores, (size_t)nc * sizeof(float));
+    if (bias)
+        memcpy((*out)->w + nc, b, (size_t)fnet_tt_rows(s) * sizeof(float));
+    return FNET_OK;
+}
+
+fnet_status fnet_tt_from_dense(fnet_ctx *ctx, const float *W, int64_t n_out, int64_t n_in,
+                               const fnet_tt_params *p, fnet_layer **out)
+{
+    if (ctx == NULL || W == NULL || p == NULL || out == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt_from_dense: NULL argument");
+    *out = NULL;
+    if (n_in < 1 || n_out < 1)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt_from_dense: sizes must be positive");
+    struct fnet_tt_shape s;
+    fnet_status st = tt_shape_from_params(ctx, n_in, n_out, p, &s);
+    if (st != FNET_OK)
+        return st;
+    int64_t cap = p->rank;
+    if (p->n_ranks > 0)
+        for (int k = 0; k < p->n_ranks; k++)
+            cap = k == 0 || p->ranks[k] > cap ? p->ranks[k] : cap;
+    float *cores = NULL;
+    st = fnet_tt_svd(ctx, W, p->eps, cap, &s, &cores);
+    if (st != FNET_OK)
+        return st;
+    float *zero = p->bias ? fnet_calloc((size_t)n_out, sizeof(float)) : NULL;
+    if (p->bias && zero == NULL)
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "tt_from_dense: bias");
+    else
+        st = layer_from_cores(ctx, &s, p->bias, p->plan, p->merge, cores, zero, out);
+    fnet_free(zero);
+    fnet_free(cores);
+    return st;
+}
+
+fnet_status fnet_tt_layer_round(fnet_layer *l, double eps, int64_t max_rank)
+{
+    if (!is_tt(l))
+        return l ? fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "tt_layer_round: not a TT layer")
+                 : FNET_ERR_INVALID_ARG;
+    if (l->in_model)
+        return fnet_fail(l->ctx, FNET_ERR_INVALID_ARG,
+                         "tt_layer_round: the layer belongs to a model: use fnet_model_tt_round");
+    struct tt_layer *t = (struct tt_layer *)l;
+    fnet_ctx *ctx = l->ctx;
+    struct fnet_tt_shape ns;
+    float *cores = NULL;
+    fnet_status st = fnet_tt_round(ctx, &t->s, l->w, eps, max_rank, &ns, &cores);
+    if (st != FNET_OK)
+        return st;
+    int64_t nc = fnet_tt_num_params(&ns), n = nc + (t->has_bias ? l->n_out : 0);
+    float *own = fnet_calloc((size_t)n * 2, sizeof(float));
+    if (own == NULL) {
+        fnet_free(cores);
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "tt_layer_round: %lld parameters", (long long)n);
+    }
+    memcpy(own, cores, (size_t)nc * sizeof(float));
+    if (t->has_bias)
+        memcpy(own + nc, l->w + l->n_params - l->n_out, (size_t)l->n_out * sizeof(float));
+    fnet_free(cores);
+    fnet_free(l->own);
+    l->own = own;
+    l->w = own;
+    l->g = own + n;
+    l->n_params = n;
+    t->s = ns;
+    for (int k = 0; k < ns.d; k++)
+        t->off[k] = fnet_tt_core_offset(&ns, k);
+    // workspaces follow the new shape at the next forward
+    fnet_tt_merge_free(ctx, &t->merge);
+    fnet_tt_sweep_free(ctx, &t->sweep);
+    t->mask = 0;
+    l->max_batch = 0;
+    if (t->plan == FNET_TT_PLAN_MERGE && t->forced_mask >= (1u << (ns.d - 1)))
+        t->plan = FNET_TT_PLAN_AUTO;
+    return FNET_OK;
+}
+
+fnet_status fnet_tt_layer_norm(const fnet_layer *l, double *norm)
+{
+    if (!is_tt(l) || norm == NULL)
+        return l ? fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "tt_layer_norm: not a TT layer")
+                 : FNET_ERR_INVALID_ARG;
+    return fnet_tt_norm(l->ctx, &((const struct tt_layer *)l)->s, l->w, norm);
+}
+
+fnet_status fnet_tt_layer_dot(const fnet_layer *a, const fnet_layer *b, double *dot)
+{
+    if (!is_tt(a) || !is_tt(b) || dot == NULL)
+        return a ? fnet_fail(a->ctx, FNET_ERR_INVALID_ARG, "tt_layer_dot: not two TT layers")
+                 : FNET_ERR_INVALID_ARG;
+    return fnet_tt_inner(a->ctx, &((const struct tt_layer *)a)->s, a->w,
+                         &((const struct tt_layer *)b)->s, b->w, dot);
+}
+
+fnet_status fnet_model_tt_round(fnet_model *m, double eps, int64_t max_rank, bool *changed)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_ctx *ctx = fnet_model_ctx(m);
+    if (changed)
+        *changed = false;
+    for (int i = 0; i < fnet_model_num_layers(m); i++) {
+        fnet_layer *l = fnet_model_layer(m, i);
+        if (!is_tt(l))
+            continue;
+        struct tt_layer *t = (struct tt_layer *)l;
+        struct fnet_tt_shape ns;
+        float *cores = NULL;
+        fnet_status st = fnet_tt_round(ctx, &t->s, l->w, eps, max_rank, &ns, &cores);
+        if (st != FNET_OK)
+            return st;
+        bool same = true;
+        for (int k = 1; k < ns.d; k++)
+            same = same && ns.r[k] == t->s.r[k];
+        if (same) {
+            fnet_free(cores);
+            continue;
+        }
+        fnet_layer *nl = NULL;
+        st = layer_from_cores(ctx, &ns, t->has_bias, t->plan, t->forced_mask, cores,
+                              l->w + l->n_params - l->n_out, &nl);
+        fnet_free(cores);
+        if (st == FNET_OK)
+            st = fnet_model_replace_layer(m, i, nl);
+        if (st != FNET_OK)
+            return st;
+        if (changed)
+            *changed = true;
+    }
+    return FNET_OK;
+}

@@ -300,6 +300,124 @@ static void test_tt_model_loss_falls(void **state)
     fnet_ctx_free(ctx);
 }
 
+static double rel_diff(const float *a, const float *b, int64_t n)
+{
+    double d = 0.0, nb = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        nb += (double)b[i] * b[i];
+    }
+    return sqrt(d / nb);
+}
+
+// TT-SVD of the dense matrix of a rank-(2,3,2) TT finds those ranks and the same matrix.
+static void test_tt_from_dense_recovers_exact_ranks(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_layer *src, *back;
+    fnet_assert_ok(ctx, make_tt(ctx, 4, 4, (int64_t[]){2, 3, 2, 2}, (int64_t[]){3, 2, 2, 2},
+                                (int64_t[]){2, 3, 2}, false, &src));
+    float W[24 * 24], W2[24 * 24];
+    fnet_assert_ok(ctx, fnet_layer_to_dense(src, W));
+    fnet_tt_params p = fnet_tt_params_default();
+    p.n_in_modes = p.n_out_modes = 4;
+    memcpy(p.in_modes, (int64_t[]){2, 3, 2, 2}, sizeof(int64_t) * 4);
+    memcpy(p.out_modes, (int64_t[]){3, 2, 2, 2}, sizeof(int64_t) * 4);
+    p.eps = 1e-5;
+    p.bias = false;
+    fnet_assert_ok(ctx, fnet_tt_from_dense(ctx, W, 24, 24, &p, &back));
+    fnet_tt_info info;
+    fnet_assert_ok(ctx, fnet_tt_layer_info(back, 1, &info));
+    assert_true(info.ranks[1] == 2 && info.ranks[2] == 3 && info.ranks[3] == 2);
+    fnet_assert_ok(ctx, fnet_layer_to_dense(back, W2));
+    assert_true(rel_diff(W2, W, 24 * 24) < 1e-5);
+    // norm and inner product in TT form against the dense ones
+    double nrm, dot, dn = 0.0;
+    for (int i = 0; i < 24 * 24; i++)
+        dn += (double)W[i] * W[i];
+    fnet_assert_ok(ctx, fnet_tt_layer_norm(src, &nrm));
+    fnet_assert_close(nrm, sqrt(dn), 1e-5, 0.0);
+    fnet_assert_ok(ctx, fnet_tt_layer_dot(src, back, &dot));
+    fnet_assert_close(dot, dn, 1e-4, 0.0);
+    // bad input
+    p.eps = -1.0;
+    fnet_layer *bad = NULL;
+    assert_int_equal(fnet_tt_from_dense(ctx, W, 24, 24, &p, &bad), FNET_ERR_INVALID_ARG);
+    assert_null(bad);
+    fnet_layer_free(src);
+    fnet_layer_free(back);
+    fnet_ctx_free(ctx);
+}
+
+static void test_tt_layer_round_shrinks_ranks(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_layer *l;
+    fnet_assert_ok(ctx, make_tt(ctx, 9, 4, (int64_t[]){2, 2, 2, 2}, (int64_t[]){2, 2, 2, 2},
+                                (int64_t[]){4, 6, 4}, true, &l));
+    float W[256], W2[256], b[16];
+    fnet_assert_ok(ctx, fnet_layer_to_dense(l, W));
+    memcpy(b, fnet_layer_params(l) + fnet_layer_num_params(l) - 16, sizeof(b));
+    // a loose eps keeps the error bound and never grows a rank
+    fnet_assert_ok(ctx, fnet_tt_layer_round(l, 0.3, 0));
+    fnet_tt_info info;
+    fnet_assert_ok(ctx, fnet_tt_layer_info(l, 1, &info));
+    assert_true(info.ranks[1] <= 4 && info.ranks[2] <= 6 && info.ranks[3] <= 4);
+    fnet_assert_ok(ctx, fnet_layer_to_dense(l, W2));
+    assert_true(rel_diff(W2, W, 256) <= 0.3 + 1e-5);
+    // a rank cap
+    fnet_assert_ok(ctx, fnet_tt_layer_round(l, 0.0, 2));
+    fnet_assert_ok(ctx, fnet_tt_layer_info(l, 1, &info));
+    assert_true(info.ranks[1] <= 2 && info.ranks[2] <= 2 && info.ranks[3] <= 2);
+    int64_t n = fnet_layer_num_params(l);
+    assert_true(n <= 2 * 4 * 2 + 2 * 4 * 2 * 2 + 16 + 16);
+    fnet_assert_allclose(fnet_layer_params(l) + n - 16, b, 16, 0.0, 0.0); // bias kept
+    // the rounded layer still runs
+    float x[32], y[32];
+    fnet_test_fill_uniform(x, 32, -1, 1, 3);
+    fnet_assert_ok(ctx, fnet_layer_forward(l, x, 2, y));
+    assert_int_equal(fnet_tt_layer_round(l, -1.0, 0), FNET_ERR_INVALID_ARG);
+    fnet_layer_free(l);
+    fnet_ctx_free(ctx);
+}
+
+// Rank-adaptive training's building block: rounding a model's TT layers rebuilds the flat
+// vector and keeps every other layer's values.
+static void test_model_tt_round_rebuilds_the_flat_vector(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_model *m;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:16,relu,tt:16:rank=4,relu,dense:3", 8, 1, &m));
+    int64_t n0 = fnet_model_num_params(m);
+    float dense0[8 * 16 + 16], dense4[16 * 3 + 3];
+    memcpy(dense0, fnet_model_params(m, NULL), sizeof(dense0));
+    memcpy(dense4, fnet_model_params(m, NULL) + fnet_model_layer_offset(m, 4), sizeof(dense4));
+    bool changed = false;
+    fnet_assert_ok(ctx, fnet_model_tt_round(m, 0.0, 2, &changed));
+    assert_true(changed);
+    int64_t n1 = fnet_model_num_params(m);
+    assert_true(n1 < n0);
+    float *w = fnet_model_params(m, NULL);
+    fnet_assert_allclose(w, dense0, 8 * 16 + 16, 0.0, 0.0);
+    fnet_assert_allclose(w + fnet_model_layer_offset(m, 4), dense4, 16 * 3 + 3, 0.0, 0.0);
+    assert_non_null(strstr(fnet_model_spec(m), "tt:16:ranks=2x2x2"));
+    float x[2 * 8];
+    int32_t y[2] = {0, 2};
+    double loss;
+    fnet_test_fill_uniform(x, 16, -1, 1, 4);
+    fnet_assert_ok(ctx, fnet_model_loss_grad(m, x, y, 2, &loss, NULL));
+    assert_true(isfinite(loss));
+    // rounding again at the same cap changes nothing
+    fnet_assert_ok(ctx, fnet_model_tt_round(m, 0.0, 2, &changed));
+    assert_false(changed);
+    assert_int_equal(fnet_model_num_params(m), n1);
+    fnet_model_free(m);
+    fnet_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +432,9 @@ int main(void)
         cmocka_unit_test(test_tt_in_a_model_from_spec),
         cmocka_unit_test(test_tt_init_has_glorot_variance),
         cmocka_unit_test(test_tt_model_loss_falls),
+        cmocka_unit_test(test_tt_from_dense_recovers_exact_ranks),
+        cmocka_unit_test(test_tt_layer_round_shrinks_ranks),
+        cmocka_unit_test(test_model_tt_round_rebuilds_the_flat_vector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
