@@ -28,7 +28,9 @@ static const char usage[] =
     "  --json FILE      JSON lines, one object per case\n"
     "  --layers         instead: time one TT layer against the dense layer of the same shape,\n"
     "                   forward and backward, at batch 1, 32 and 256: 1024x1024 (rank 8, modes\n"
-    "                   chosen and in=4x8x8x4:out=4x8x8x4) and VGG-16 FC6 25088x4096 (rank 4)\n"
+    "                   chosen and in=4x8x8x4:out=4x8x8x4) and VGG-16 FC6 25088x4096 (rank 4);\n"
+    "                   every grouping the planner rejected is timed too ('vs best': the\n"
+    "                   chosen plan's forward+backward time over the fastest one's)\n"
     "  --help, --version\n";
 
 static bool takes_value(const char *opt)
@@ -141,8 +143,9 @@ static void bench_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
         {"FC6 25088x4096 rank 4, modes chosen", 25088, 4096, 4, {0}, {0}},
     };
     const int64_t batches[3] = {1, 32, 256};
-    printf("%-44s %5s %12s %12s %8s %12s %12s %8s %6s %9s\n", "TT layer", "batch", "dense fwd ms",
-           "tt fwd ms", "speedup", "dense f+b ms", "tt f+b ms", "speedup", "plan", "tt GF/s");
+    printf("%-44s %5s %12s %12s %8s %12s %12s %8s %9s %9s %9s %6s\n", "TT layer", "batch",
+           "dense fwd ms", "tt fwd ms", "speedup", "dense f+b ms", "tt f+b ms", "speedup", "plan",
+           "tt GF/s", "best", "vs best");
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         fnet_tt_params p = fnet_tt_params_default();
         p.rank = cases[c].rank;
@@ -175,10 +178,46 @@ static void bench_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
             double db = time_layer(&rd, seconds, repeat), tb = time_layer(&rt, seconds, repeat);
             fnet_tt_info info;
             cli_check(ctx, fnet_tt_layer_info(tt, B, &info), "tt info");
+            // every alternative grouping the planner rejected, timed the same way
+            double best = tb, chosen = tb;
+            unsigned best_mask = info.merge;
+            for (unsigned mask = 0; mask < (1u << (info.d - 1)); mask++) {
+                if (mask == info.merge)
+                    continue;
+                fnet_tt_params q = p;
+                q.plan = FNET_TT_PLAN_MERGE;
+                q.merge = mask;
+                for (int k = 0; k < info.d; k++) {
+                    q.in_modes[k] = info.in_modes[k];
+                    q.out_modes[k] = info.out_modes[k];
+                }
+                q.n_in_modes = q.n_out_modes = info.d;
+                // a merged core over 2^24 floats (FC6's dense W) is not an alternative
+                double merged = 1.0;
+                for (int k = 0; k < info.d; k++)
+                    if (mask & (1u << k) || (k > 0 && (mask & (1u << (k - 1)))))
+                        merged *= (double)(info.in_modes[k] * info.out_modes[k]);
+                if (merged * (double)p.rank * (double)p.rank > (double)(1 << 24))
+                    continue;
+                fnet_layer *alt;
+                if (fnet_tt_create(ctx, cases[c].n_in, cases[c].n_out, &q, &alt) != FNET_OK)
+                    continue;
+                memcpy(fnet_layer_params(alt), fnet_layer_params(tt),
+                       sizeof(float) * (size_t)fnet_layer_num_params(tt));
+                struct layer_run ra = {alt, x, dy, y, dx, B, true};
+                double ta = time_layer(&ra, seconds, repeat);
+                if (ta < best) {
+                    best = ta;
+                    best_mask = mask;
+                }
+                fnet_layer_free(alt);
+            }
+            char best_name[32];
+            snprintf(best_name, sizeof(best_name), "%s", plan_name(best_mask, info.d));
             double gf = (info.flops_forward + info.flops_backward) / tb * 1e-9;
-            printf("%-44s %5lld %12.3f %12.3f %7.1fx %12.3f %12.3f %7.1fx %6s %9.1f\n", cases[c].name,
-                   (long long)B, df * 1e3, tf * 1e3, df / tf, db * 1e3, tb * 1e3, db / tb,
-                   plan_name(info.merge, info.d), gf);
+            printf("%-44s %5lld %12.3f %12.3f %7.1fx %12.3f %12.3f %7.1fx %9s %9.1f %9s %6.2f\n",
+                   cases[c].name, (long long)B, df * 1e3, tf * 1e3, df / tf, db * 1e3, tb * 1e3,
+                   db / tb, plan_name(info.merge, info.d), gf, best_name, chosen / best);
             fflush(stdout);
             if (json) {
                 fputc('{', json);
@@ -193,7 +232,9 @@ static void bench_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
                 cli_json_number(json, "tt_flops_forward", info.flops_forward, false);
                 cli_json_number(json, "tt_flops_backward", info.flops_backward, false);
                 cli_json_number(json, "flops_sweep", info.flops_sweep, false);
-                cli_json_number(json, "flops_reconstruct", info.flops_reconstruct, true);
+                cli_json_number(json, "flops_reconstruct", info.flops_reconstruct, false);
+                cli_json_string(json, "best_plan", best_name, false);
+                cli_json_number(json, "chosen_over_best", chosen / best, true);
             }
             free(x), free(dx), free(y), free(dy);
         }

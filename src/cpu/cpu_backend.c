@@ -5,6 +5,7 @@
 #include "cpu/cpu_lapack.h"
 
 #include <cblas.h>
+#include <string.h>
 
 // Below this many elements a job runs on the calling thread: waking a worker costs more.
 #define PAR_GRAIN 32768
@@ -94,35 +95,45 @@ struct permute_job {
     bool accumulate;
 };
 
+// Copy (or add) runs of R floats: fixed R for the common TT ranks lets the compiler emit one or
+// two vector moves per run instead of a loop with a tail.
+#define PERMUTE_RUNS(RLEN)                                                                         \
+    for (int64_t p = p0; p < p1; p++)                                                              \
+        for (int64_t q = 0; q < Q; q++) {                                                          \
+            const float *restrict src = in + (p * Q + q) * (RLEN);                                 \
+            float *restrict dst = out + (q * P + p) * (RLEN);                                      \
+            if (acc)                                                                               \
+                for (int64_t r = 0; r < (RLEN); r++)                                               \
+                    dst[r] += src[r];                                                              \
+            else                                                                                   \
+                memcpy(dst, src, sizeof(float) * (size_t)(RLEN));                                  \
+        }
+
 FNET_VECTORIZE
 static void permute_range(void *arg, int64_t p0, int64_t p1)
 {
     const struct permute_job *j = arg;
-    // rows p0..p1 of in are the contiguous block in[p0·Q·R ..), a (p1−p0, Q, R) tensor whose
-    // image is the (Q, p1−p0, R) slab of out with row stride P·R
-    int64_t R = j->R;
-    for (int64_t p = p0; p < p1; p++)
-        for (int64_t q = 0; q < j->Q; q++) {
-            const float *restrict src = j->in + (p * j->Q + q) * R;
-            float *restrict dst = j->out + (q * j->P + p) * R;
-            if (j->accumulate)
-                for (int64_t r = 0; r < R; r++)
-                    dst[r] += src[r];
-            else
-                for (int64_t r = 0; r < R; r++)
-                    dst[r] = src[r];
-        }
+    // rows p0..p1 of in (P, Q, R) go to rows p0..p1 of every q-slab of out (Q, P, R): one read
+    // stream, Q sequential write streams
+    const int64_t P = j->P, Q = j->Q, R = j->R;
+    const float *in = j->in;
+    float *out = j->out;
+    bool acc = j->accumulate;
+    switch (R) {
+    case 1: PERMUTE_RUNS(1) break;
+    case 2: PERMUTE_RUNS(2) break;
+    case 4: PERMUTE_RUNS(4) break;
+    case 8: PERMUTE_RUNS(8) break;
+    case 16: PERMUTE_RUNS(16) break;
+    default: PERMUTE_RUNS(R) break;
+    }
 }
 
 static void cpu_permute_021(fnet_ctx *ctx, int64_t P, int64_t Q, int64_t R, const float *in,
                             float *out, bool accumulate)
 {
     struct permute_job j = {ctx, P, Q, R, in, out, accumulate};
-    if (P * Q * R < PAR_GRAIN) {
-        fnet_ref_permute_021(ctx, P, Q, R, in, out, accumulate);
-        return;
-    }
-    fnet_pool_run(ctx->pool, P, 64, permute_range, &j);
+    fnet_pool_run(P * Q * R < PAR_GRAIN ? NULL : ctx->pool, P, 64, permute_range, &j);
 }
 
 static void cpu_axpy(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y)
