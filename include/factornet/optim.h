@@ -76,6 +76,14 @@ FNET_API fnet_status fnet_optimizer_set_lr(fnet_optimizer *opt, float lr);
 /** The optimizer's kind and the length n of the vectors it was made for. */
 FNET_API fnet_optim_kind fnet_optimizer_kind(const fnet_optimizer *opt);
 FNET_API int64_t fnet_optimizer_size(const fnet_optimizer *opt);
+/** Resize the optimizer to vectors of n floats: run k copies len[k] state floats from src[k]
+ *  to dst[k]; all else starts at zero. Steps and learning rate are kept. Used when a model's
+ *  flat vector is rebuilt (rank-adaptive training).
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (a run out of bounds), FNET_ERR_OUT_OF_MEMORY (the
+ *          optimizer is then unchanged). */
+FNET_API fnet_status fnet_optimizer_remap(fnet_optimizer *opt, int64_t n, int count,
+                                          const int64_t *src, const int64_t *dst,
+                                          const int64_t *len);
 /** Steps taken so far. */
 FNET_API int64_t fnet_optimizer_steps(const fnet_optimizer *opt);
 

@@ -25,6 +25,7 @@ typedef struct fnet_epoch_info {
     double lr;            /**< the learning rate used in this epoch */
     double seconds;       /**< wall time of the epoch's training steps */
     double samples_per_s; /**< training samples per second of those steps */
+    int64_t params;       /**< the model's parameters after this epoch (TT rounding shrinks them) */
 } fnet_epoch_info;
 
 /** Called after each epoch; return nonzero to stop training (fnet_train then returns FNET_OK). */
@@ -38,6 +39,11 @@ typedef struct fnet_train_params {
     uint64_t seed;        /**< shuffling seed; default 1 */
     bool shuffle;         /**< reshuffle every epoch; default true */
     fnet_batch_fn on_batch; /**< optional progress callback; default NULL */
+    int tt_round_every;   /**< rank-adaptive training: after every this many epochs (but the last),
+                               round the TT layers (fnet_model_tt_round) and rebuild the flat
+                               vectors and the optimizer's state; 0 (default) never */
+    double tt_eps;        /**< rounding accuracy; default 0.1 (relative Frobenius error) */
+    int64_t tt_max_rank;  /**< rounding rank cap, 0 (default) none */
 } fnet_train_params;
 
 /** Totals of a training run. */

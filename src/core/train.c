@@ -18,6 +18,9 @@ fnet_train_params fnet_train_params_default(void)
         .seed = 1,
         .shuffle = true,
         .on_batch = NULL,
+        .tt_round_every = 0,
+        .tt_eps = 0.1,
+        .tt_max_rank = 0,
     };
     return p;
 }
@@ -86,6 +89,46 @@ out_free:
     return st;
 }
 
+// Rank-adaptive training: round the model's TT layers; when a rank shrank, the flat vector was
+// rebuilt, so the optimizer's state follows: runs of the layers that were kept are copied to
+// their new offsets, the state of the rounded layers starts again from zero.
+static fnet_status round_tt(fnet_model *m, fnet_optimizer *opt, const fnet_train_params *tp)
+{
+    fnet_ctx *ctx = fnet_model_ctx(m);
+    int L = fnet_model_num_layers(m);
+    fnet_layer **before = fnet_malloc_array((size_t)L, sizeof(*before));
+    int64_t *src = fnet_malloc_array((size_t)L * 3, sizeof(int64_t));
+    fnet_status st = FNET_OK;
+    if (before == NULL || src == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "rank-adaptive rounding");
+        goto out_free;
+    }
+    int64_t *dst = src + L, *len = src + 2 * L;
+    for (int i = 0; i < L; i++) {
+        before[i] = fnet_model_layer(m, i);
+        src[i] = fnet_model_layer_offset(m, i);
+    }
+    bool changed = false;
+    st = fnet_model_tt_round(m, tp->tt_eps, tp->tt_max_rank, &changed);
+    if (st != FNET_OK || !changed)
+        goto out_free;
+    int runs = 0;
+    for (int i = 0; i < L; i++) {
+        fnet_layer *l = fnet_model_layer(m, i);
+        if (l != before[i] || fnet_layer_num_params(l) == 0)
+            continue;
+        src[runs] = src[i];
+        dst[runs] = fnet_model_layer_offset(m, i);
+        len[runs] = fnet_layer_num_params(l);
+        runs++;
+    }
+    st = fnet_optimizer_remap(opt, fnet_model_num_params(m), runs, src, dst, len);
+out_free:
+    fnet_free(src);
+    fnet_free(before);
+    return st;
+}
+
 fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim_params *op,
                             const fnet_train_params *tp, const fnet_dataset *train,
                             const fnet_dataset *val, fnet_epoch_fn on_epoch, void *user,
@@ -103,6 +146,14 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "epochs must be >= 1, got %d", tp->epochs);
     if (n < 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "the training set is empty");
+    if (tp->tt_round_every < 0 ||
+        (tp->tt_round_every > 0 && (!(tp->tt_eps >= 0.0 && isfinite(tp->tt_eps)) ||
+                                    tp->tt_max_rank < 0 ||
+                                    (tp->tt_eps == 0.0 && tp->tt_max_rank == 0))))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG,
+                         "TT rounding every %d epochs with eps %g and rank cap %lld: the interval "
+                         "must be >= 0, eps finite and >= 0, and eps or the cap positive",
+                         tp->tt_round_every, tp->tt_eps, (long long)tp->tt_max_rank);
     fnet_status st = check_data(m, train, "training");
     if (st == FNET_OK && val != NULL && fnet_dataset_size(val) > 0)
         st = check_data(m, val, "validation");
@@ -178,6 +229,15 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             if (st != FNET_OK)
                 break;
         }
+        if (tp->tt_round_every > 0 && (epoch + 1) % tp->tt_round_every == 0 &&
+            epoch + 1 < tp->epochs) {
+            st = round_tt(m, opt, tp);
+            if (st != FNET_OK)
+                break;
+            w = fnet_model_params(m, NULL); // rebuilt
+            g = fnet_model_grads(m, NULL);
+        }
+        info.params = fnet_model_num_params(m);
         acc.epochs_run = epoch + 1;
         acc.train_seconds += seconds;
         acc.train_loss = info.train_loss;

@@ -359,3 +359,39 @@ int64_t fnet_optimizer_size(const fnet_optimizer *opt)
 {
     return opt->n;
 }
+
+// Resize the state to n floats per vector: each (src[k], dst[k], len[k]) run of the old vectors
+// is copied to the new ones, everything else starts at zero (rank-adaptive training rebuilds the
+// state of the layers it rounded). The step count and learning rate are kept.
+fnet_status fnet_optimizer_remap(fnet_optimizer *opt, int64_t n, int count, const int64_t *src,
+                                 const int64_t *dst, const int64_t *len)
+{
+    if (opt == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_ctx *ctx = opt->ctx;
+    if (n < 1 || count < 0 || (count > 0 && (src == NULL || dst == NULL || len == NULL)))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "optimizer remap: n %lld, %d runs",
+                         (long long)n, count);
+    for (int k = 0; k < count; k++)
+        if (len[k] < 0 || src[k] < 0 || dst[k] < 0 || src[k] + len[k] > opt->n ||
+            dst[k] + len[k] > n)
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG,
+                             "optimizer remap: run %d [%lld, +%lld) -> [%lld, ...) out of bounds", k,
+                             (long long)src[k], (long long)len[k], (long long)dst[k]);
+    if (opt->num_states > 0) {
+        size_t stride = ((size_t)n + 15) / 16 * 16;
+        float *block = fnet_calloc(stride * (size_t)opt->num_states, sizeof(float));
+        if (block == NULL)
+            return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "optimizer state: %d vectors of %lld floats",
+                             opt->num_states, (long long)n);
+        for (int i = 0; i < opt->num_states; i++)
+            for (int k = 0; k < count; k++)
+                memcpy(block + (size_t)i * stride + dst[k], opt->state[i] + src[k],
+                       (size_t)len[k] * sizeof(float));
+        fnet_free(opt->state[0]);
+        for (int i = 0; i < opt->num_states; i++)
+            opt->state[i] = block + (size_t)i * stride;
+    }
+    opt->n = n;
+    return FNET_OK;
+}
