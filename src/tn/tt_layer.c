@@ -17,6 +17,7 @@ struct tt_layer {
     fnet_layer base;
     struct fnet_tt_shape s;
     bool has_bias;
+    bool orthogonal;            // initialize with left-orthogonal cores
     fnet_tt_plan plan;          // as asked: AUTO chooses a grouping at every reserve
     unsigned forced_mask;       // FNET_TT_PLAN_MERGE: the grouping asked for
     int64_t off[FNET_TT_MAX_D]; // core offsets within the parameters
@@ -132,6 +133,49 @@ static void tt_destroy(fnet_layer *l)
     fnet_tt_sweep_free(l->ctx, &t->sweep);
 }
 
+// Orthogonalized initialization: cores 0..d-2 replaced by the Q of their (r_k·m_k·n_k, r_{k+1})
+// unfolding (left-orthogonal, where the unfolding has at least as many rows as columns), then the
+// last core scaled so that ‖W‖_F² = M·N·V, the initializer's variance.
+static fnet_status orthogonalize(fnet_layer *l, double V)
+{
+    struct tt_layer *t = (struct tt_layer *)l;
+    const struct fnet_tt_shape *s = &t->s;
+    fnet_ctx *ctx = l->ctx;
+    int64_t biggest = 1;
+    for (int k = 0; k < s->d; k++) {
+        int64_t size = s->r[k] * s->m[k] * s->n[k] * s->r[k + 1];
+        biggest = size > biggest ? size : biggest;
+    }
+    float *Q = ctx->be->alloc(ctx, (size_t)biggest * sizeof(float));
+    float *R = ctx->be->alloc(ctx, (size_t)biggest * sizeof(float));
+    fnet_status st = FNET_OK;
+    if (Q == NULL || R == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "tt orthogonal init");
+        goto out_free;
+    }
+    for (int k = 0; k < s->d - 1; k++) {
+        int64_t rows = s->r[k] * s->m[k] * s->n[k], cols = s->r[k + 1];
+        if (rows < cols)
+            continue;
+        float *core = l->w + t->off[k];
+        st = ctx->be->qr(ctx, rows, cols, core, Q, R);
+        if (st != FNET_OK)
+            goto out_free;
+        memcpy(core, Q, (size_t)(rows * cols) * sizeof(float));
+    }
+    double norm = 0.0;
+    st = fnet_tt_norm(ctx, s, l->w, &norm);
+    if (st == FNET_OK && norm > 0.0) {
+        double want = sqrt((double)l->n_in * (double)l->n_out * V);
+        int64_t k = s->d - 1, size = s->r[k] * s->m[k] * s->n[k] * s->r[k + 1];
+        ctx->be->scal(ctx, size, (float)(want / norm), l->w + t->off[k]);
+    }
+out_free:
+    ctx->be->free(ctx, Q);
+    ctx->be->free(ctx, R);
+    return st;
+}
+
 // Cores drawn i.i.d. with variance σ² such that each entry of W, a sum of Π r_k products of d
 // core entries, has the initializer's variance V: σ² = (V / Π_k r_k)^(1/d).
 static fnet_status tt_init(fnet_layer *l, fnet_init init, fnet_rng *rng)
@@ -157,7 +201,7 @@ static fnet_status tt_init(fnet_layer *l, fnet_init init, fnet_rng *rng)
                           : (float)(sigma * fnet_rng_normal(rng));
     if (t->has_bias)
         memset(l->w + ncore, 0, (size_t)l->n_out * sizeof(float));
-    return FNET_OK;
+    return t->orthogonal ? orthogonalize(l, V) : FNET_OK;
 }
 
 // Forward and backward flops of a grouping at batch B: the sweep over the merged shape and the
@@ -372,8 +416,6 @@ fnet_status fnet_tt_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out, const fne
                          (long long)n_in, (long long)n_out);
     if (p->plan < FNET_TT_PLAN_AUTO || p->plan > FNET_TT_PLAN_MERGE)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: unknown plan %d", (int)p->plan);
-    if (p->orthogonal)
-        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "tt: orthogonalized initialization is not built yet");
     struct fnet_tt_shape s;
     fnet_status st = tt_shape_from_params(ctx, n_in, n_out, p, &s);
     if (st != FNET_OK)
@@ -383,6 +425,7 @@ fnet_status fnet_tt_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out, const fne
         return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "tt layer");
     t->s = s;
     t->has_bias = p->bias;
+    t->orthogonal = p->orthogonal;
     t->plan = p->plan;
     if (p->plan == FNET_TT_PLAN_MERGE) {
         if (p->merge >= (1u << (s.d - 1))) {

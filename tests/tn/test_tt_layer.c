@@ -265,6 +265,40 @@ static void test_tt_init_has_glorot_variance(void **state)
     fnet_ctx_free(ctx);
 }
 
+// Orthogonalized cores: every core but the last is left-orthogonal, and W has the variance.
+static void test_tt_orthogonal_init(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_layer *l;
+    fnet_tt_params p = fnet_tt_params_default();
+    p.orthogonal = true;
+    fnet_assert_ok(ctx, fnet_tt_create(ctx, 256, 256, &p, &l));
+    fnet_rng rng;
+    fnet_rng_seed(&rng, 8);
+    fnet_assert_ok(ctx, fnet_layer_init(l, FNET_INIT_GLOROT_NORMAL, &rng));
+    fnet_tt_info info;
+    fnet_assert_ok(ctx, fnet_tt_layer_info(l, 1, &info));
+    const float *w = fnet_layer_params(l);
+    int64_t off = 0;
+    for (int k = 0; k < info.d - 1; k++) {
+        int64_t rows = info.ranks[k] * info.out_modes[k] * info.in_modes[k], cols = info.ranks[k + 1];
+        for (int64_t a = 0; a < cols; a++)
+            for (int64_t b = 0; b < cols; b++) {
+                double dot = 0.0;
+                for (int64_t i = 0; i < rows; i++)
+                    dot += (double)w[off + i * cols + a] * w[off + i * cols + b];
+                fnet_assert_close(dot, a == b ? 1.0 : 0.0, 0.0, 1e-5);
+            }
+        off += rows * cols;
+    }
+    double norm;
+    fnet_assert_ok(ctx, fnet_tt_layer_norm(l, &norm));
+    fnet_assert_close(norm * norm, 256.0 * 256.0 * 2.0 / 512.0, 1e-4, 0.0);
+    fnet_layer_free(l);
+    fnet_ctx_free(ctx);
+}
+
 static void test_tt_model_loss_falls(void **state)
 {
     fnet_ctx *ctx;
@@ -432,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_tt_in_a_model_from_spec),
         cmocka_unit_test(test_tt_init_has_glorot_variance),
         cmocka_unit_test(test_tt_model_loss_falls),
+        cmocka_unit_test(test_tt_orthogonal_init),
         cmocka_unit_test(test_tt_from_dense_recovers_exact_ranks),
         cmocka_unit_test(test_tt_layer_round_shrinks_ranks),
         cmocka_unit_test(test_model_tt_round_rebuilds_the_flat_vector),
