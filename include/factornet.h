@@ -10,6 +10,7 @@
 #include <factornet/layer.h>
 #include <factornet/model.h>
 #include <factornet/optim.h>
+#include <factornet/solver.h>
 #include <factornet/data.h>
 #include <factornet/train.h>
 #include <factornet/checkpoint.h>

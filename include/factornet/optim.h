@@ -1,5 +1,6 @@
-/* First-order optimizers on a flat parameter vector: SGD, momentum, Nesterov, RMSprop, Adam,
- * AdamW; learning-rate schedules. They see (n, w, g) and never know what a layer is. */
+/* Optimizers on a flat parameter vector: the first-order ones (SGD, momentum, Nesterov, RMSprop,
+ * Adam, AdamW) with learning-rate schedules, and the settings of the L-BFGS and nonlinear-CG
+ * solvers (factornet/solver.h, docs/optim.md). They see (n, w, g) and never know what a layer is. */
 #ifndef FACTORNET_OPTIM_H
 #define FACTORNET_OPTIM_H
 
@@ -21,9 +22,28 @@ typedef enum fnet_optim_kind {
     FNET_OPTIM_RMSPROP = 3,  /**< s = ρs + (1−ρ)g²; w -= lr·g/(√s + ε) */
     FNET_OPTIM_ADAM = 4,     /**< Kingma & Ba, with bias correction */
     FNET_OPTIM_ADAMW = 5,    /**< Adam with decoupled weight decay (Loshchilov & Hutter) */
-    FNET_OPTIM_LBFGS = 6,    /**< not built yet */
-    FNET_OPTIM_CG = 7,       /**< not built yet */
+    FNET_OPTIM_LBFGS = 6,    /**< L-BFGS solver (factornet/solver.h); not a step-wise optimizer */
+    FNET_OPTIM_CG = 7,       /**< nonlinear conjugate gradient solver (factornet/solver.h) */
 } fnet_optim_kind;
+
+/** Line searches of the L-BFGS and CG solvers (docs/optim.md). */
+typedef enum fnet_line_search {
+    FNET_LINESEARCH_MORE_THUENTE = 0, /**< Moré–Thuente (strong Wolfe, safeguarded cubic
+                                           interpolation); the default */
+    FNET_LINESEARCH_ARMIJO = 1,       /**< backtracking to sufficient decrease only (L-BFGS only) */
+    FNET_LINESEARCH_WOLFE = 2,        /**< backtracking/extrapolating to the Wolfe conditions
+                                           (L-BFGS only) */
+    FNET_LINESEARCH_STRONG_WOLFE = 3, /**< backtracking/extrapolating to the strong Wolfe
+                                           conditions */
+} fnet_line_search;
+
+/** The β of nonlinear conjugate gradient, d = −g + β·d_prev (docs/optim.md). */
+typedef enum fnet_cg_beta {
+    FNET_CG_PR_PLUS = 0, /**< Polak–Ribière+, max(0, gᵀ(g − g_prev)/‖g_prev‖²); the default */
+    FNET_CG_FR = 1,      /**< Fletcher–Reeves, ‖g‖²/‖g_prev‖² */
+    FNET_CG_HS = 2,      /**< Hestenes–Stiefel, gᵀy/d_prevᵀy with y = g − g_prev */
+    FNET_CG_DY = 3,      /**< Dai–Yuan, ‖g‖²/d_prevᵀy */
+} fnet_cg_beta;
 
 typedef enum fnet_schedule {
     FNET_SCHEDULE_CONSTANT = 0, /**< lr */
@@ -44,6 +64,23 @@ typedef struct fnet_optim_params {
     int step_epochs;     /**< STEP: epochs between decays; default 10 */
     float gamma;         /**< STEP: factor; default 0.1 */
     float lr_min;        /**< COSINE: final rate; default 0 */
+
+    /* L-BFGS and CG (factornet/solver.h); the first-order kinds ignore these fields. */
+    int history;         /**< L-BFGS: correction pairs m kept, ≥ 1; default 10 */
+    int iters_per_batch; /**< fnet_train(): solver iterations K on each minibatch (each epoch
+                              with batch 0), ≥ 1; default 10 */
+    int max_iter;        /**< fnet_solver_minimize(): iteration limit, 0 = none; default 0 */
+    int64_t max_evals;   /**< objective evaluations per minimize call, 0 = none; default 0 */
+    fnet_line_search line_search; /**< default FNET_LINESEARCH_MORE_THUENTE */
+    int max_linesearch;  /**< evaluations per line search, ≥ 1; default 20 */
+    double c1;           /**< sufficient decrease (Armijo) constant, 0 < c1 < c2; default 1e-4 */
+    double c2;           /**< curvature constant, c1 < c2 < 1; default 0.9 (L-BFGS), 0.1 (CG) */
+    double gtol;         /**< stop when ‖g‖∞ ≤ gtol (absolute); default 1e-5 */
+    int past;            /**< stop when (f[k−past] − f[k]) / max(1, |f[k]|) ≤ delta; 0 (the
+                              default) turns this test off */
+    double delta;        /**< see past; default 1e-5 */
+    double min_step, max_step; /**< line-search step bounds; default 1e-20, 1e20 */
+    fnet_cg_beta cg_beta; /**< CG: the β formula; default FNET_CG_PR_PLUS */
 } fnet_optim_params;
 
 /** Defaults for one kind, as documented field by field above. */
@@ -52,6 +89,13 @@ FNET_API fnet_optim_params fnet_optim_params_default(fnet_optim_kind kind);
  *  @return FNET_OK or FNET_ERR_INVALID_ARG. */
 FNET_API fnet_status fnet_optim_kind_parse(const char *name, fnet_optim_kind *kind);
 FNET_API const char *fnet_optim_kind_name(fnet_optim_kind kind);
+
+/** Parse "morethuente", "armijo", "wolfe", "strongwolfe". @return FNET_OK or FNET_ERR_INVALID_ARG. */
+FNET_API fnet_status fnet_line_search_parse(const char *name, fnet_line_search *ls);
+FNET_API const char *fnet_line_search_name(fnet_line_search ls);
+/** Parse "pr+", "fr", "hs", "dy". @return FNET_OK or FNET_ERR_INVALID_ARG. */
+FNET_API fnet_status fnet_cg_beta_parse(const char *name, fnet_cg_beta *beta);
+FNET_API const char *fnet_cg_beta_name(fnet_cg_beta beta);
 
 /** The learning rate a schedule gives at `epoch` (0-based) of `epochs`. */
 FNET_API float fnet_schedule_lr(const fnet_optim_params *p, int epoch, int epochs);
@@ -62,7 +106,8 @@ typedef struct fnet_optimizer fnet_optimizer;
 /** Create an optimizer for vectors of n floats, on ctx's backend.
  *  @param[out] out freed by the caller with fnet_optimizer_free().
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (lr ≤ 0 or not finite, a β outside [0,1), ε ≤ 0,
- *          a negative decay, n < 1), FNET_ERR_UNSUPPORTED (LBFGS, CG), FNET_ERR_OUT_OF_MEMORY. */
+ *          a negative decay, n < 1), FNET_ERR_UNSUPPORTED (LBFGS and CG are solvers, not
+ *          step-wise optimizers: use fnet_train() or factornet/solver.h), FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_optimizer_create(fnet_ctx *ctx, const fnet_optim_params *p, int64_t n,
                                            fnet_optimizer **out);
 FNET_API void fnet_optimizer_free(fnet_optimizer *opt);

@@ -3,6 +3,7 @@
 #include "core/internal.h"
 #include "core/backend.h"
 #include "core/layer_impl.h"
+#include "optim/solver.h"
 
 #include <math.h>
 #include <string.h>
@@ -138,6 +139,10 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
         return fnet_fail(m ? fnet_model_ctx(m) : NULL, FNET_ERR_INVALID_ARG,
                          "train: model, optimizer, parameters and training data are required");
     fnet_ctx *ctx = fnet_model_ctx(m);
+    if (op->kind == FNET_OPTIM_LBFGS || op->kind == FNET_OPTIM_CG)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG,
+                         "%s is a solver, not a step-wise optimizer: train with fnet_train()",
+                         fnet_optim_kind_name(op->kind));
     int64_t n = fnet_dataset_size(train), dim = fnet_dataset_dim(train);
     if (tp->batch < 0)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "batch must be >= 1 (or 0 for full batch), got %lld",
@@ -264,6 +269,9 @@ fnet_status fnet_train(fnet_model *m, const fnet_optim_params *op, const fnet_tr
 {
     if (m == NULL || op == NULL)
         return FNET_ERR_INVALID_ARG;
+    // L-BFGS and CG call the loss-and-gradient oracle as often as they need (src/optim/)
+    if (op->kind == FNET_OPTIM_LBFGS || op->kind == FNET_OPTIM_CG)
+        return fnet_train_solver(m, op, tp, train, val, on_epoch, user, stats);
     fnet_optimizer *opt = NULL;
     fnet_status st = fnet_optimizer_create(fnet_model_ctx(m), op, fnet_model_num_params(m), &opt);
     if (st != FNET_OK)

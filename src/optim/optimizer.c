@@ -48,6 +48,21 @@ fnet_optim_params fnet_optim_params_default(fnet_optim_kind kind)
         .step_epochs = 10,
         .gamma = 0.1f,
         .lr_min = 0.0f,
+        // L-BFGS and CG (src/optim/lbfgs.c, cg.c; docs/optim.md)
+        .history = 10,
+        .iters_per_batch = 10,
+        .max_iter = 0,
+        .max_evals = 0,
+        .line_search = FNET_LINESEARCH_MORE_THUENTE,
+        .max_linesearch = 20,
+        .c1 = 1e-4,
+        .c2 = kind == FNET_OPTIM_CG ? 0.1 : 0.9, // Nocedal & Wright's usual values
+        .gtol = 1e-5,
+        .past = 0,
+        .delta = 1e-5,
+        .min_step = 1e-20,
+        .max_step = 1e20,
+        .cg_beta = FNET_CG_PR_PLUS,
     };
     return p;
 }
@@ -101,10 +116,15 @@ static fnet_status params_check(fnet_ctx *ctx, const fnet_optim_params *p)
     fnet_optim_kind k = p->kind;
     if ((int)k < 0 || (int)k >= NUM_KINDS)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "kind %d is not an optimizer kind", (int)k);
+    // The solvers call the objective as often as they need: they are not step-wise.
     if (k == FNET_OPTIM_LBFGS)
-        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "L-BFGS is not built yet");
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED,
+                         "L-BFGS is not built yet as a step-wise optimizer: it is a solver "
+                         "(fnet_train() or fnet_solver_create())");
     if (k == FNET_OPTIM_CG)
-        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "nonlinear CG is not built yet");
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED,
+                         "nonlinear CG is not built yet as a step-wise optimizer: it is a solver "
+                         "(fnet_train() or fnet_solver_create())");
     if (!positive_finite(p->lr))
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "lr must be positive and finite, got %g",
                          (double)p->lr);
