@@ -16,14 +16,21 @@ static const char usage[] =
     "                      (e.g. dense:64,relu,dense:32,relu,dense:10); optional with --load\n"
     "  --data DIR          IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
     "                      (default $FNET_DATA, then /usr/share/datasets/fashion-mnist)\n"
-    "  --optim NAME        adam (default), adamw, sgd, momentum, nesterov, rmsprop\n"
+    "  --optim NAME        adam (default), adamw, sgd, momentum, nesterov, rmsprop, or the\n"
+    "                      solvers lbfgs, cg (a line search picks every step: no --lr)\n"
     "  --lr X              learning rate (default 1e-3 for adam/adamw/rmsprop, 1e-2 others)\n"
     "  --momentum X        momentum of momentum/nesterov (default 0.9)\n"
     "  --weight-decay X    AdamW's decoupled decay (default 0.01 for adamw)\n"
     "  --schedule NAME     constant (default), step, cosine\n"
     "  --step-epochs N     step schedule: epochs between decays (default 10)\n"
     "  --gamma X           step schedule: decay factor (default 0.1)\n"
-    "  --batch N           minibatch size, 0 = full batch (default 32)\n"
+    "  --batch N           minibatch size, 0 = full batch (default 32; 10000 for lbfgs, cg)\n"
+    "  --iters-per-batch K lbfgs, cg: solver iterations on each minibatch, or per epoch with\n"
+    "                      --batch 0 (default 10)\n"
+    "  --history M         lbfgs: correction pairs kept (default 10)\n"
+    "  --line-search NAME  lbfgs, cg: morethuente (default), armijo, wolfe, strongwolfe\n"
+    "                      (cg: morethuente or strongwolfe)\n"
+    "  --cg-beta NAME      cg: pr+ (default), fr, hs, dy\n"
     "  --epochs N          epochs (default 10); 0 with --load only evaluates\n"
     "  --val-split F       fraction of the training set held out for validation (default 0)\n"
     "  --limit-train N     use only the first N training samples\n"
@@ -33,7 +40,8 @@ static const char usage[] =
     "  --loss ce|mse       softmax cross-entropy (default) or squared error\n"
     "  --init NAME         glorot (default), glorot-normal, he, normal, uniform\n"
     "  --device DEV        cpu (default), reference, cuda[:K]\n"
-    "  --load FILE         start from a checkpoint (its spec, weights and optimizer state)\n"
+    "  --load FILE         start from a checkpoint (its spec, weights and optimizer state;\n"
+    "                      lbfgs and cg keep no state: they save and load weights only)\n"
     "  --save FILE         write a checkpoint after training (atomic: temporary file, rename)\n"
     "  --json FILE         JSON lines: one object per epoch and a final one\n"
     "  --help, --version\n"
@@ -47,7 +55,8 @@ static bool takes_value(const char *opt)
     static const char *const with_value[] = {
         "--model", "--data", "--optim", "--lr", "--momentum", "--weight-decay", "--schedule",
         "--step-epochs", "--gamma", "--batch", "--epochs", "--val-split", "--limit-train", "--seed",
-        "--threads", "--l1", "--l2", "--loss", "--init", "--device", "--load", "--save", "--json"};
+        "--threads", "--l1", "--l2", "--loss", "--init", "--device", "--load", "--save", "--json",
+        "--iters-per-batch", "--history", "--line-search", "--cg-beta"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
         if (strcmp(opt, with_value[i]) == 0)
             return true;
@@ -64,9 +73,14 @@ static int on_epoch(const fnet_epoch_info *e, void *user)
     struct run *r = user;
     if (r->tty)
         printf("\r%60s\r", "");
-    printf("epoch %2d/%d  loss %.4f  val_loss %.4f  val_acc %.4f  lr %.3g  %.1fs  %.0f samples/s\n",
-           e->epoch, e->epochs, e->train_loss, e->val_loss, e->val_acc, e->lr, e->seconds,
-           e->samples_per_s);
+    if (isnan(e->lr)) // a solver: its line search picks the steps
+        printf("epoch %2d/%d  loss %.4f  val_loss %.4f  val_acc %.4f  %.1fs  %.0f samples/s\n",
+               e->epoch, e->epochs, e->train_loss, e->val_loss, e->val_acc, e->seconds,
+               e->samples_per_s);
+    else
+        printf("epoch %2d/%d  loss %.4f  val_loss %.4f  val_acc %.4f  lr %.3g  %.1fs  %.0f samples/s\n",
+               e->epoch, e->epochs, e->train_loss, e->val_loss, e->val_acc, e->lr, e->seconds,
+               e->samples_per_s);
     fflush(stdout);
     FILE *f = r->json;
     if (f) {
@@ -106,6 +120,8 @@ int main(int argc, char **argv)
     const char *lr_s = NULL, *mom_s = NULL, *wd_s = NULL, *sched = NULL, *step_s = NULL,
                *gamma_s = NULL;
     int64_t batch = 32, epochs = 10, limit = 0, threads = 0;
+    bool batch_set = false;
+    const char *iters_s = NULL, *history_s = NULL, *ls_s = NULL, *beta_s = NULL;
     uint64_t seed = 1;
     double val_split = 0.0, l1 = 0.0, l2 = 0.0;
     fnet_loss loss = FNET_LOSS_CE;
@@ -142,6 +158,15 @@ int main(int argc, char **argv)
             gamma_s = v;
         } else if (strcmp(o, "--batch") == 0) {
             batch = cli_int(o, v, 0, (int64_t)1 << 31);
+            batch_set = true;
+        } else if (strcmp(o, "--iters-per-batch") == 0) {
+            iters_s = v;
+        } else if (strcmp(o, "--history") == 0) {
+            history_s = v;
+        } else if (strcmp(o, "--line-search") == 0) {
+            ls_s = v;
+        } else if (strcmp(o, "--cg-beta") == 0) {
+            beta_s = v;
         } else if (strcmp(o, "--epochs") == 0) {
             epochs = cli_int(o, v, 0, 1000000);
         } else if (strcmp(o, "--val-split") == 0) {
@@ -185,11 +210,41 @@ int main(int argc, char **argv)
 
     fnet_optim_kind kind;
     if (fnet_optim_kind_parse(optim, &kind) != FNET_OK)
-        cli_die(2, "--optim", "expected adam, adamw, sgd, momentum, nesterov or rmsprop, got '%s'",
+        cli_die(2, "--optim",
+                "expected adam, adamw, sgd, momentum, nesterov, rmsprop, lbfgs or cg, got '%s'",
                 optim);
-    if (kind == FNET_OPTIM_LBFGS || kind == FNET_OPTIM_CG)
-        cli_die(2, "--optim", "%s is not built yet (see the README's status)", optim);
+    const bool solver = kind == FNET_OPTIM_LBFGS || kind == FNET_OPTIM_CG;
     fnet_optim_params op = fnet_optim_params_default(kind);
+    if (solver) {
+        if (lr_s || mom_s || wd_s || sched || step_s || gamma_s)
+            cli_die(2, "--optim", "%s takes no learning rate, momentum, decay or schedule: its "
+                    "line search picks every step", optim);
+        if (!batch_set)
+            batch = 10000; // large fixed minibatches (Le et al. 2011)
+    } else if (iters_s || history_s || ls_s || beta_s) {
+        cli_die(2, "--optim", "--iters-per-batch, --history, --line-search and --cg-beta are for "
+                "lbfgs and cg, not %s", optim);
+    }
+    if (iters_s)
+        op.iters_per_batch = (int)cli_int("--iters-per-batch", iters_s, 1, 1000000);
+    if (history_s) {
+        if (kind != FNET_OPTIM_LBFGS)
+            cli_die(2, "--history", "only lbfgs keeps a history");
+        op.history = (int)cli_int("--history", history_s, 1, 100000);
+    }
+    if (ls_s && fnet_line_search_parse(ls_s, &op.line_search) != FNET_OK)
+        cli_die(2, "--line-search", "expected morethuente, armijo, wolfe or strongwolfe, got '%s'",
+                ls_s);
+    if (kind == FNET_OPTIM_CG && (op.line_search == FNET_LINESEARCH_ARMIJO ||
+                                  op.line_search == FNET_LINESEARCH_WOLFE))
+        cli_die(2, "--line-search", "cg needs a strong Wolfe line search (morethuente or "
+                "strongwolfe), got '%s'", ls_s);
+    if (beta_s) {
+        if (kind != FNET_OPTIM_CG)
+            cli_die(2, "--cg-beta", "only cg has a beta formula");
+        if (fnet_cg_beta_parse(beta_s, &op.cg_beta) != FNET_OK)
+            cli_die(2, "--cg-beta", "expected pr+, fr, hs or dy, got '%s'", beta_s);
+    }
     if (lr_s)
         op.lr = (float)cli_double("--lr", lr_s, 1e-30, 1e6);
     if (mom_s)
@@ -250,8 +305,11 @@ int main(int argc, char **argv)
     }
     cli_check(ctx, fnet_model_set_loss(m, loss), "--loss");
     cli_check(ctx, fnet_model_set_regularization(m, (float)l1, (float)l2), "--l1/--l2");
+    // the solvers are no optimizer object: fnet_train() runs them, and they keep no state
     fnet_optimizer *opt = NULL;
-    cli_check(ctx, fnet_optimizer_create(ctx, &op, fnet_model_num_params(m), &opt), "--optim/--lr");
+    if (!solver)
+        cli_check(ctx, fnet_optimizer_create(ctx, &op, fnet_model_num_params(m), &opt),
+                  "--optim/--lr");
     if (load) {
         snprintf(where, sizeof(where), "--load %s", load);
         // evaluation needs no optimizer state (and the file's may be of another optimizer)
@@ -275,7 +333,11 @@ int main(int argc, char **argv)
         tp.epochs = (int)epochs;
         tp.seed = seed;
         tp.on_batch = r.tty ? cli_progress : NULL;
-        cli_check(ctx, fnet_train_with(m, opt, &op, &tp, train, val, on_epoch, &r, &st), "training");
+        if (solver)
+            cli_check(ctx, fnet_train(m, &op, &tp, train, val, on_epoch, &r, &st), "training");
+        else
+            cli_check(ctx, fnet_train_with(m, opt, &op, &tp, train, val, on_epoch, &r, &st),
+                      "training");
     }
     double test_acc = 0.0, test_loss = 0.0;
     cli_check(ctx, fnet_model_evaluate(m, test, &test_acc, &test_loss), "evaluating on the test set");
