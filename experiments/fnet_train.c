@@ -40,6 +40,10 @@ static const char usage[] =
     "  --loss ce|mse       softmax cross-entropy (default) or squared error\n"
     "  --init NAME         glorot (default), glorot-normal, he, normal, uniform\n"
     "  --device DEV        cpu (default), reference, cuda[:K]\n"
+    "  --tt-round-every E  rank-adaptive training: re-round the TT layers every E epochs, which\n"
+    "                      shrinks their ranks for real (default 0: never)\n"
+    "  --tt-eps X          rounding accuracy, relative Frobenius error (default 0.1)\n"
+    "  --tt-max-rank R     rounding rank cap (default 0: none)\n"
     "  --load FILE         start from a checkpoint (its spec, weights and optimizer state;\n"
     "                      lbfgs and cg keep no state: they save and load weights only)\n"
     "  --save FILE         write a checkpoint after training (atomic: temporary file, rename)\n"
@@ -56,7 +60,8 @@ static bool takes_value(const char *opt)
         "--model", "--data", "--optim", "--lr", "--momentum", "--weight-decay", "--schedule",
         "--step-epochs", "--gamma", "--batch", "--epochs", "--val-split", "--limit-train", "--seed",
         "--threads", "--l1", "--l2", "--loss", "--init", "--device", "--load", "--save", "--json",
-        "--iters-per-batch", "--history", "--line-search", "--cg-beta"};
+        "--iters-per-batch", "--history", "--line-search", "--cg-beta", "--tt-round-every",
+        "--tt-eps", "--tt-max-rank"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
         if (strcmp(opt, with_value[i]) == 0)
             return true;
@@ -66,7 +71,24 @@ static bool takes_value(const char *opt)
 struct run {
     FILE *json;
     bool tty;
+    fnet_model *m;
 };
+
+// The ranks of every TT layer, "8x8x8 6x4" (empty when there is none).
+static void tt_ranks(fnet_model *m, char *buf, size_t cap)
+{
+    size_t pos = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < fnet_model_num_layers(m); i++) {
+        fnet_tt_info info;
+        if (fnet_layer_kind_of(fnet_model_layer(m, i)) != FNET_LAYER_TT ||
+            fnet_tt_layer_info(fnet_model_layer(m, i), 1, &info) != FNET_OK)
+            continue;
+        for (int k = 1; k < info.d && pos + 24 < cap; k++)
+            pos += (size_t)snprintf(buf + pos, cap - pos, "%s%lld", k == 1 ? (pos ? " " : "") : "x",
+                                    (long long)info.ranks[k]);
+    }
+}
 
 static int on_epoch(const fnet_epoch_info *e, void *user)
 {
@@ -81,6 +103,10 @@ static int on_epoch(const fnet_epoch_info *e, void *user)
         printf("epoch %2d/%d  loss %.4f  val_loss %.4f  val_acc %.4f  lr %.3g  %.1fs  %.0f samples/s\n",
                e->epoch, e->epochs, e->train_loss, e->val_loss, e->val_acc, e->lr, e->seconds,
                e->samples_per_s);
+    char ranks[256];
+    tt_ranks(r->m, ranks, sizeof(ranks));
+    if (ranks[0])
+        printf("           tt ranks %s  params %lld\n", ranks, (long long)e->params);
     fflush(stdout);
     FILE *f = r->json;
     if (f) {
@@ -92,6 +118,10 @@ static int on_epoch(const fnet_epoch_info *e, void *user)
         cli_json_number(f, "val_acc", e->val_acc, false);
         cli_json_number(f, "lr", e->lr, false);
         cli_json_number(f, "seconds", e->seconds, false);
+        if (ranks[0]) {
+            cli_json_string(f, "tt_ranks", ranks, false);
+            cli_json_number(f, "params", (double)e->params, false);
+        }
         cli_json_number(f, "samples_per_s", e->samples_per_s, true);
     }
     return 0;
@@ -123,6 +153,8 @@ int main(int argc, char **argv)
     bool batch_set = false;
     const char *iters_s = NULL, *history_s = NULL, *ls_s = NULL, *beta_s = NULL;
     uint64_t seed = 1;
+    int64_t tt_every = 0, tt_max_rank = 0;
+    double tt_eps = 0.1;
     double val_split = 0.0, l1 = 0.0, l2 = 0.0;
     fnet_loss loss = FNET_LOSS_CE;
     fnet_init init = FNET_INIT_GLOROT_UNIFORM;
@@ -199,6 +231,12 @@ int main(int argc, char **argv)
             save = v;
         } else if (strcmp(o, "--json") == 0) {
             json_path = v;
+        } else if (strcmp(o, "--tt-round-every") == 0) {
+            tt_every = cli_int(o, v, 0, 1000000);
+        } else if (strcmp(o, "--tt-eps") == 0) {
+            tt_eps = cli_double(o, v, 0.0, 1.0);
+        } else if (strcmp(o, "--tt-max-rank") == 0) {
+            tt_max_rank = cli_int(o, v, 0, (int64_t)1 << 31);
         } else {
             cli_die(2, o, "unknown option (see --help)");
         }
@@ -319,7 +357,7 @@ int main(int argc, char **argv)
         cli_die(1, "--model", "the data has %lld classes but the model has %lld outputs",
                 (long long)fnet_dataset_classes(train_all), (long long)fnet_model_n_out(m));
 
-    struct run r = {.json = cli_json_open(json_path), .tty = cli_is_tty()};
+    struct run r = {.json = cli_json_open(json_path), .tty = cli_is_tty(), .m = m};
     printf("model %s: %lld parameters; %lld training, %lld validation, %lld test samples; %s, %d threads\n",
            fnet_model_spec(m), (long long)fnet_model_num_params(m),
            (long long)fnet_dataset_size(train), (long long)(val ? fnet_dataset_size(val) : 0),
@@ -333,6 +371,9 @@ int main(int argc, char **argv)
         tp.epochs = (int)epochs;
         tp.seed = seed;
         tp.on_batch = r.tty ? cli_progress : NULL;
+        tp.tt_round_every = (int)tt_every;
+        tp.tt_eps = tt_eps;
+        tp.tt_max_rank = tt_max_rank;
         if (solver)
             cli_check(ctx, fnet_train(m, &op, &tp, train, val, on_epoch, &r, &st), "training");
         else

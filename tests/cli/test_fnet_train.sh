@@ -263,6 +263,17 @@ good "--load tt.st --epochs 0"
     fail "tt checkpoint: test_loss differs after --load" "$(show tt.json)" "$(show tt-eval.json)"
 ok "a tt checkpoint evaluates exactly as the run that saved it"
 
+run tt-round --data gz --model dense:16,relu,tt:16:rank=4,relu,dense:10 --epochs 3 --seed 3 \
+    --threads 1 --tt-round-every 1 --tt-max-rank 2 --json tt-round.json
+good "--tt-round-every 1 --tt-max-rank 2"
+grep -q '"tt_ranks":"2x2x2"' tt-round.json ||
+    fail "rank-adaptive training: the epoch lines do not show ranks capped at 2" "$(show tt-round.json)"
+grep -q 'tt ranks 2x2x2' tt-round.out ||
+    fail "rank-adaptive training: stdout does not show the ranks" "$(seen)"
+ok "rank-adaptive training rounds the TT ranks down to the cap and reports them"
+bad 2 'TT rounding' "--tt-round-every 1 --tt-eps 0 (no accuracy and no cap)" --data gz \
+    --model dense:16,relu,tt:16:rank=4,relu,dense:10 --tt-round-every 1 --tt-eps 0
+
 # --- save, evaluate, resume -----------------------------------------------------------------
 
 run save --data gz --model "$MODEL" --epochs 2 --seed 3 --threads 1 --save a.st --json save.json
@@ -398,7 +409,7 @@ else
 fi
 
 # --- bad usage: exit 2 ----------------------------------------------------------------------
-# Not built yet: lbfgs, --device cuda and a low-rank layer are refused as bad usage (exit 2), the error
+# Not built yet: --device cuda and a low-rank layer are refused as bad usage (exit 2), the error
 # saying they are not built.
 
 bad 2 'model' "no --model and no --load" --data gz --threads 1
@@ -409,7 +420,8 @@ bad 2 'batch' "--batch -1" --data gz --model "$MODEL" --batch -1
 bad 2 'val-split' "--val-split 1.5" --data gz --model "$MODEL" --val-split 1.5
 bad 2 'epochs' "--epochs 0 without --load" --data gz --model "$MODEL" --epochs 0
 bad 2 'unexpected|argument' "a bare word" --data gz --model "$MODEL" extra
-bad 2 'not built' "--optim lbfgs (not built yet)" --data gz --model "$MODEL" --optim lbfgs
+bad 2 'line-search' "--optim lbfgs --line-search nope" --data gz --model "$MODEL" --optim lbfgs \
+    --line-search nope
 bad 2 'cuda' "--device cuda (a build without CUDA)" --data gz --model "$MODEL" --device cuda
 bad 2 'not built' "lowrank:64:rank=4 (not built yet)" --data gz --model lowrank:64:rank=4
 bad 2 'unknown' "an unknown option --foo before others" --foo --data gz --model "$MODEL"
