@@ -12,9 +12,18 @@
 
 static const char *prog_name = "fnet";
 
+// The library's warnings (a rollback after a NaN loss, ...) as "prog: warning: ..." on stderr.
+static void log_to_stderr(fnet_log_level level, const char *msg, void *user)
+{
+    if (level >= FNET_LOG_WARN)
+        fprintf(stderr, "%s: %s: %s\n", prog_name, level >= FNET_LOG_ERROR ? "error" : "warning",
+                msg);
+}
+
 void cli_init(const char *prog)
 {
     prog_name = prog;
+    fnet_set_log_callback(log_to_stderr, NULL);
 }
 
 void cli_die(int code, const char *where, const char *fmt, ...)

@@ -40,6 +40,9 @@ static const char usage[] =
     "  --loss ce|mse       softmax cross-entropy (default) or squared error\n"
     "  --init NAME         glorot (default), glorot-normal, he, normal, uniform\n"
     "  --device DEV        cpu (default), reference, cuda[:K]\n"
+    "  --on-nan POLICY     stop (default): a NaN/Inf loss ends the run with an error; rollback:\n"
+    "                      restore the start of the epoch, halve the learning rate, run it again\n"
+    "  --max-rollbacks N   rollback: at most N in a run (default 3)\n"
     "  --tt-round-every E  rank-adaptive training: re-round the TT layers every E epochs, which\n"
     "                      shrinks their ranks for real (default 0: never)\n"
     "  --tt-eps X          rounding accuracy, relative Frobenius error (default 0.1)\n"
@@ -61,7 +64,7 @@ static bool takes_value(const char *opt)
         "--step-epochs", "--gamma", "--batch", "--epochs", "--val-split", "--limit-train", "--seed",
         "--threads", "--l1", "--l2", "--loss", "--init", "--device", "--load", "--save", "--json",
         "--iters-per-batch", "--history", "--line-search", "--cg-beta", "--tt-round-every",
-        "--tt-eps", "--tt-max-rank"};
+        "--tt-eps", "--tt-max-rank", "--on-nan", "--max-rollbacks"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
         if (strcmp(opt, with_value[i]) == 0)
             return true;
@@ -153,7 +156,8 @@ int main(int argc, char **argv)
     bool batch_set = false;
     const char *iters_s = NULL, *history_s = NULL, *ls_s = NULL, *beta_s = NULL;
     uint64_t seed = 1;
-    int64_t tt_every = 0, tt_max_rank = 0;
+    int64_t tt_every = 0, tt_max_rank = 0, max_rollbacks = 3;
+    fnet_nan_policy on_nan = FNET_NAN_STOP;
     double tt_eps = 0.1;
     double val_split = 0.0, l1 = 0.0, l2 = 0.0;
     fnet_loss loss = FNET_LOSS_CE;
@@ -231,6 +235,15 @@ int main(int argc, char **argv)
             save = v;
         } else if (strcmp(o, "--json") == 0) {
             json_path = v;
+        } else if (strcmp(o, "--on-nan") == 0) {
+            if (strcmp(v, "stop") == 0)
+                on_nan = FNET_NAN_STOP;
+            else if (strcmp(v, "rollback") == 0)
+                on_nan = FNET_NAN_ROLLBACK;
+            else
+                cli_die(2, o, "expected stop or rollback, got '%s'", v);
+        } else if (strcmp(o, "--max-rollbacks") == 0) {
+            max_rollbacks = cli_int(o, v, 0, 1000);
         } else if (strcmp(o, "--tt-round-every") == 0) {
             tt_every = cli_int(o, v, 0, 1000000);
         } else if (strcmp(o, "--tt-eps") == 0) {
@@ -374,6 +387,8 @@ int main(int argc, char **argv)
         tp.tt_round_every = (int)tt_every;
         tp.tt_eps = tt_eps;
         tp.tt_max_rank = tt_max_rank;
+        tp.on_nan = on_nan;
+        tp.max_rollbacks = (int)max_rollbacks;
         if (solver)
             cli_check(ctx, fnet_train(m, &op, &tp, train, val, on_epoch, &r, &st), "training");
         else

@@ -33,6 +33,14 @@ typedef int (*fnet_epoch_fn)(const fnet_epoch_info *info, void *user);
 /** Called after each minibatch with the number done and the total of the epoch. */
 typedef void (*fnet_batch_fn)(int64_t done, int64_t total, void *user);
 
+/** What the trainer does when a minibatch loss is NaN or Inf. */
+typedef enum fnet_nan_policy {
+    FNET_NAN_STOP = 0,     /**< stop with FNET_ERR_NUMERIC (default) */
+    FNET_NAN_ROLLBACK = 1, /**< restore the parameters and optimizer state of the start of the
+                                epoch, halve the learning rate and run the epoch again, at most
+                                max_rollbacks times in a run; then stop as STOP does */
+} fnet_nan_policy;
+
 typedef struct fnet_train_params {
     int64_t batch;        /**< minibatch size; 0 = the whole training set (full batch). Default 32 */
     int epochs;           /**< default 10 */
@@ -44,6 +52,8 @@ typedef struct fnet_train_params {
                                vectors and the optimizer's state; 0 (default) never */
     double tt_eps;        /**< rounding accuracy; default 0.1 (relative Frobenius error) */
     int64_t tt_max_rank;  /**< rounding rank cap, 0 (default) none */
+    fnet_nan_policy on_nan; /**< default FNET_NAN_STOP */
+    int max_rollbacks;    /**< FNET_NAN_ROLLBACK: at most this many in a run; default 3 */
 } fnet_train_params;
 
 /** Totals of a training run. */
@@ -53,6 +63,7 @@ typedef struct fnet_train_stats {
     double train_seconds;  /**< wall time of the training steps, validation excluded */
     double samples_per_s;  /**< training samples / train_seconds */
     double train_loss, val_loss, val_acc; /**< of the last epoch */
+    int rollbacks;         /**< epochs rolled back after a NaN/Inf loss */
 } fnet_train_stats;
 
 FNET_API fnet_train_params fnet_train_params_default(void);

@@ -22,6 +22,8 @@ fnet_train_params fnet_train_params_default(void)
         .tt_round_every = 0,
         .tt_eps = 0.1,
         .tt_max_rank = 0,
+        .on_nan = FNET_NAN_STOP,
+        .max_rollbacks = 3,
     };
     return p;
 }
@@ -130,6 +132,45 @@ out_free:
     return st;
 }
 
+// The last good state for --on-nan rollback: parameters, optimizer state vectors and steps, taken
+// at the start of every epoch (sized again when TT rounding changes the parameter count).
+struct snapshot {
+    int64_t n;
+    float *w;      // n floats, then the optimizer's state vectors
+    int64_t steps;
+};
+
+static fnet_status snapshot_take(fnet_model *m, fnet_optimizer *opt, struct snapshot *s)
+{
+    int64_t n = fnet_model_num_params(m);
+    int states = fnet_optimizer_num_states(opt);
+    if (s->n != n) {
+        float *w = fnet_malloc_array((size_t)n * (size_t)(1 + states), sizeof(float));
+        if (w == NULL)
+            return fnet_fail(fnet_model_ctx(m), FNET_ERR_OUT_OF_MEMORY,
+                             "rollback snapshot of %lld parameters", (long long)n);
+        fnet_free(s->w);
+        s->w = w;
+        s->n = n;
+    }
+    memcpy(s->w, fnet_model_params(m, NULL), (size_t)n * sizeof(float));
+    for (int i = 0; i < states; i++)
+        memcpy(s->w + (size_t)(i + 1) * (size_t)n, fnet_optimizer_state(opt, i, NULL),
+               (size_t)n * sizeof(float));
+    s->steps = fnet_optimizer_steps(opt);
+    return FNET_OK;
+}
+
+static void snapshot_restore(fnet_model *m, fnet_optimizer *opt, const struct snapshot *s)
+{
+    int64_t n = s->n;
+    memcpy(fnet_model_params(m, NULL), s->w, (size_t)n * sizeof(float));
+    for (int i = 0; i < fnet_optimizer_num_states(opt); i++)
+        memcpy(fnet_optimizer_state(opt, i, NULL), s->w + (size_t)(i + 1) * (size_t)n,
+               (size_t)n * sizeof(float));
+    fnet_optimizer_set_steps(opt, s->steps);
+}
+
 fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim_params *op,
                             const fnet_train_params *tp, const fnet_dataset *train,
                             const fnet_dataset *val, fnet_epoch_fn on_epoch, void *user,
@@ -151,6 +192,11 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "epochs must be >= 1, got %d", tp->epochs);
     if (n < 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "the training set is empty");
+    if (tp->on_nan != FNET_NAN_STOP && tp->on_nan != FNET_NAN_ROLLBACK)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "unknown NaN policy %d", (int)tp->on_nan);
+    if (tp->max_rollbacks < 0)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "max_rollbacks must be >= 0, got %d",
+                         tp->max_rollbacks);
     if (tp->tt_round_every < 0 ||
         (tp->tt_round_every > 0 && (!(tp->tt_eps >= 0.0 && isfinite(tp->tt_eps)) ||
                                     tp->tt_max_rank < 0 ||
@@ -186,9 +232,13 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
 
     fnet_train_stats acc = {0};
     acc.val_loss = acc.val_acc = NAN;
+    struct snapshot snap = {0};
+    float lr_scale = 1.0f; // halved by every rollback
     for (int epoch = 0; epoch < tp->epochs; epoch++) {
-        float lr = fnet_schedule_lr(op, epoch, tp->epochs);
+        float lr = fnet_schedule_lr(op, epoch, tp->epochs) * lr_scale;
         st = fnet_optimizer_set_lr(opt, lr);
+        if (st == FNET_OK && tp->on_nan == FNET_NAN_ROLLBACK)
+            st = snapshot_take(m, opt, &snap);
         if (st != FNET_OK)
             break;
         if (tp->shuffle)
@@ -202,10 +252,14 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             if (st == FNET_OK)
                 st = fnet_model_loss_grad(m, x, labels, bs, &loss, NULL);
             if (st == FNET_ERR_NUMERIC) {
+                if (tp->on_nan == FNET_NAN_ROLLBACK && acc.rollbacks < tp->max_rollbacks)
+                    break; // rolled back below
                 st = fnet_fail(ctx, FNET_ERR_NUMERIC,
-                               "epoch %d, step %lld: the loss is %g; training stopped (the "
+                               "epoch %d, step %lld: the loss is %g; training stopped%s (the "
                                "learning rate %g may be too high)",
-                               epoch + 1, (long long)b + 1, loss, (double)lr);
+                               epoch + 1, (long long)b + 1, loss,
+                               tp->on_nan == FNET_NAN_ROLLBACK ? " after the last rollback" : "",
+                               (double)lr);
                 break;
             }
             if (st == FNET_OK)
@@ -217,6 +271,20 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
         }
         double seconds = fnet_now() - t0;
         fnet_model_set_training(m, false);
+        if (st == FNET_ERR_NUMERIC && tp->on_nan == FNET_NAN_ROLLBACK &&
+            acc.rollbacks < tp->max_rollbacks && fnet_ctx_last_status(ctx) == FNET_ERR_NUMERIC &&
+            snap.w != NULL) {
+            // restore the start of this epoch, halve the rate, run the epoch again
+            snapshot_restore(m, opt, &snap);
+            acc.rollbacks++;
+            lr_scale *= 0.5f;
+            fnet_log(FNET_LOG_WARN, "epoch %d: the loss became NaN/Inf; rolled back, learning "
+                     "rate halved to %g (rollback %d of %d)", epoch + 1, (double)(lr * 0.5f),
+                     acc.rollbacks, tp->max_rollbacks);
+            st = FNET_OK;
+            epoch--;
+            continue;
+        }
         if (st != FNET_OK)
             break;
         fnet_epoch_info info = {
@@ -256,6 +324,7 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
                             : 0.0;
     if (stats)
         *stats = acc;
+    fnet_free(snap.w);
 out_free:
     fnet_free(labels);
     ctx->be->free(ctx, x);

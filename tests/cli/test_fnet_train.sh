@@ -274,6 +274,14 @@ ok "rank-adaptive training rounds the TT ranks down to the cap and reports them"
 bad 2 'TT rounding' "--tt-round-every 1 --tt-eps 0 (no accuracy and no cap)" --data gz \
     --model dense:16,relu,tt:16:rank=4,relu,dense:10 --tt-round-every 1 --tt-eps 0
 
+run rollback --data gz --model "$MODEL" --optim sgd --lr 1e6 --loss mse --epochs 2 --threads 1 \
+    --on-nan rollback --max-rollbacks 40 --json rollback.json
+good "--on-nan rollback with a diverging learning rate"
+grep -q 'warning: epoch 1: the loss became NaN/Inf; rolled back' rollback.err ||
+    fail "--on-nan rollback: no warning about the rollback on stderr" "$(seen)"
+ok "--on-nan rollback recovers a diverging run and says so"
+bad 2 'on-nan' "--on-nan sometimes" --data gz --model "$MODEL" --on-nan sometimes
+
 # --- save, evaluate, resume -----------------------------------------------------------------
 
 run save --data gz --model "$MODEL" --epochs 2 --seed 3 --threads 1 --save a.st --json save.json

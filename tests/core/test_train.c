@@ -149,6 +149,45 @@ static void test_diverging_run_stops_with_numeric_error(void **state)
     fnet_ctx_free(ctx);
 }
 
+// A learning rate far too high: with --on-nan rollback the trainer restores the start of the
+// epoch and halves the rate until the run converges; with a small budget it stops cleanly.
+static void test_rollback_recovers_from_divergence(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_dataset *train = make_data(ctx, 400, 1);
+    fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_SGD);
+    op.lr = 1e8f; // the loss overflows within the first epoch's 25 steps
+    fnet_train_params tp = fnet_train_params_default();
+    tp.batch = 16;
+    tp.epochs = 4;
+    tp.on_nan = FNET_NAN_ROLLBACK;
+    tp.max_rollbacks = 40;
+    fnet_model *m;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:3", DIM, 5, &m));
+    fnet_assert_ok(ctx, fnet_model_set_loss(m, FNET_LOSS_MSE));
+    struct history h = {0};
+    fnet_train_stats st;
+    fnet_assert_ok(ctx, fnet_train(m, &op, &tp, train, NULL, record, &h, &st));
+    assert_int_equal(st.epochs_run, 4);
+    assert_true(st.rollbacks >= 20); // 1e8 must halve to below ~0.5
+    assert_true(isfinite(h.loss[3]) && h.loss[3] < h.loss[0] + 1.0);
+    int64_t n;
+    const float *w = fnet_model_params(m, &n);
+    for (int64_t i = 0; i < n; i++)
+        assert_true(isfinite(w[i]));
+    fnet_model_free(m);
+    // a budget too small: stops with FNET_ERR_NUMERIC, and says so
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:3", DIM, 5, &m));
+    fnet_assert_ok(ctx, fnet_model_set_loss(m, FNET_LOSS_MSE));
+    tp.max_rollbacks = 2;
+    assert_int_equal(fnet_train(m, &op, &tp, train, NULL, NULL, NULL, &st), FNET_ERR_NUMERIC);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "after the last rollback"));
+    fnet_model_free(m);
+    fnet_dataset_free(train);
+    fnet_ctx_free(ctx);
+}
+
 static void test_callback_stops_training(void **state)
 {
     fnet_ctx *ctx;
@@ -266,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_full_batch_training),
         cmocka_unit_test(test_seeded_runs_repeat_exactly),
         cmocka_unit_test(test_diverging_run_stops_with_numeric_error),
+        cmocka_unit_test(test_rollback_recovers_from_divergence),
         cmocka_unit_test(test_callback_stops_training),
         cmocka_unit_test(test_evaluate_by_hand),
         cmocka_unit_test(test_train_rejects_bad_input),
