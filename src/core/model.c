@@ -102,6 +102,36 @@ static char *build_spec(fnet_layer **layers, int n)
     return s;
 }
 
+// New flat parameter and gradient vectors of n floats. @return FNET_OK or _OUT_OF_MEMORY.
+static fnet_status alloc_vectors(fnet_model *m, int64_t n, float **w, float **g)
+{
+    fnet_ctx *ctx = m->ctx;
+    *w = ctx->be->alloc(ctx, (size_t)(n > 0 ? n : 1) * sizeof(float));
+    *g = ctx->be->alloc(ctx, (size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (*w != NULL && *g != NULL)
+        return FNET_OK;
+    ctx->be->free(ctx, *w);
+    ctx->be->free(ctx, *g);
+    *w = *g = NULL;
+    return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "flat parameter vector of %lld floats", (long long)n);
+}
+
+// Point layers[0..count) at consecutive slices of w and g (their values move along) and make
+// those the model's vectors; cannot fail.
+static void adopt_vectors(fnet_model *m, int count, float *w, float *g, int64_t n)
+{
+    int64_t off = 0;
+    for (int i = 0; i < count; i++) {
+        fnet_layer_bind(m->layers[i], w + off, g + off);
+        off += m->layers[i]->n_params;
+    }
+    m->ctx->be->free(m->ctx, m->w);
+    m->ctx->be->free(m->ctx, m->g);
+    m->w = w;
+    m->g = g;
+    m->n_params = n;
+}
+
 fnet_status fnet_model_add_layer(fnet_model *m, fnet_layer *l)
 {
     if (m == NULL || l == NULL) {
@@ -148,23 +178,9 @@ fnet_status fnet_model_add_layer(fnet_model *m, fnet_layer *l)
     }
     int64_t n = m->n_params + l->n_params;
     if (l->n_params > 0) {
-        w = ctx->be->alloc(ctx, (size_t)n * sizeof(float));
-        g = ctx->be->alloc(ctx, (size_t)n * sizeof(float));
-        if (w == NULL || g == NULL) {
-            st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "flat parameter vector of %lld floats",
-                           (long long)n);
-            goto out_free_vectors;
-        }
-        int64_t off = 0;
-        for (int i = 0; i <= m->n_layers; i++) {
-            fnet_layer_bind(m->layers[i], w + off, g + off);
-            off += m->layers[i]->n_params;
-        }
-        ctx->be->free(ctx, m->w);
-        ctx->be->free(ctx, m->g);
-        m->w = w;
-        m->g = g;
-        m->n_params = n;
+        if ((st = alloc_vectors(m, n, &w, &g)) != FNET_OK)
+            goto out_free_spec;
+        adopt_vectors(m, m->n_layers + 1, w, g, n);
     }
     l->in_model = true;
     l->training = m->training;
@@ -173,9 +189,7 @@ fnet_status fnet_model_add_layer(fnet_model *m, fnet_layer *l)
     m->spec = spec;
     free_buffers(m); // the next forward reserves for the new shape
     return FNET_OK;
-out_free_vectors:
-    ctx->be->free(ctx, w);
-    ctx->be->free(ctx, g);
+out_free_spec:
     fnet_free(spec);
 out_free_layer:
     fnet_layer_free(l);
@@ -217,26 +231,13 @@ fnet_status fnet_model_replace_layer(fnet_model *m, int i, fnet_layer *l)
         goto out_free_layer;
     }
     int64_t n = m->n_params - old->n_params + l->n_params;
-    w = ctx->be->alloc(ctx, (size_t)(n > 0 ? n : 1) * sizeof(float));
-    g = ctx->be->alloc(ctx, (size_t)(n > 0 ? n : 1) * sizeof(float));
-    if (w == NULL || g == NULL) {
-        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "flat parameter vector of %lld floats", (long long)n);
-        goto out_free_vectors;
-    }
+    if ((st = alloc_vectors(m, n, &w, &g)) != FNET_OK)
+        goto out_free_spec;
     // nothing can fail from here on
     m->layers[i] = l;
     l->in_model = true;
     l->training = m->training;
-    int64_t off = 0;
-    for (int k = 0; k < m->n_layers; k++) {
-        fnet_layer_bind(m->layers[k], w + off, g + off);
-        off += m->layers[k]->n_params;
-    }
-    ctx->be->free(ctx, m->w);
-    ctx->be->free(ctx, m->g);
-    m->w = w;
-    m->g = g;
-    m->n_params = n;
+    adopt_vectors(m, m->n_layers, w, g, n);
     fnet_free(m->spec);
     m->spec = spec;
     old->in_model = false;
@@ -244,9 +245,7 @@ fnet_status fnet_model_replace_layer(fnet_model *m, int i, fnet_layer *l)
     old->n_params = 0;
     fnet_layer_free(old);
     return FNET_OK;
-out_free_vectors:
-    ctx->be->free(ctx, w);
-    ctx->be->free(ctx, g);
+out_free_spec:
     fnet_free(spec);
 out_free_layer:
     fnet_layer_free(l);
