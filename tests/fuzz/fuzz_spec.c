@@ -1,0 +1,178 @@
+/* libFuzzer target: the model-spec parser (src/io/spec.c) and the model builder behind it. Any
+ * text must parse or fail with FNET_ERR_FORMAT and a message. What parses must print back as a
+ * canonical spec that parses to the same items and prints to the same text (a fixed point), and,
+ * when small enough to build, give a model (or a clean refusal, for kinds not built) whose own
+ * spec builds the same model again. */
+#include "fuzz_util.h"
+#include "io/spec.h"
+
+#define SPEC_N_IN 6
+#define MAX_MODEL_PARAMS 200000 // build only models this small (a huge spec is legal, not a bug)
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_ctx();
+    return 0;
+}
+
+static void check_same_item(const struct fnet_spec_item *a, const struct fnet_spec_item *b)
+{
+    FUZZ_CHECK(a->kind == b->kind && a->n == b->n && a->rank == b->rank && a->block == b->block);
+    FUZZ_CHECK(a->p == b->p && a->density == b->density);
+    FUZZ_CHECK(a->n_ranks == b->n_ranks && a->n_in_modes == b->n_in_modes &&
+               a->n_out_modes == b->n_out_modes);
+    for (int k = 0; k < a->n_ranks; k++)
+        FUZZ_CHECK(a->ranks[k] == b->ranks[k]);
+    for (int k = 0; k < a->n_in_modes; k++)
+        FUZZ_CHECK(a->in_modes[k] == b->in_modes[k]);
+    for (int k = 0; k < a->n_out_modes; k++)
+        FUZZ_CHECK(a->out_modes[k] == b->out_modes[k]);
+}
+
+// The canonical text of items[0..n) joined with commas, malloc'd.
+static char *canonical(const struct fnet_spec_item *items, int n)
+{
+    size_t cap = 1, len = 0;
+    for (int i = 0; i < n; i++) {
+        int k = fnet_spec_item_format(&items[i], NULL, 0);
+        FUZZ_CHECK(k > 0);
+        cap += (size_t)k + 1;
+    }
+    char *s = malloc(cap);
+    FUZZ_CHECK(s != NULL);
+    s[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            s[len++] = ',';
+        int k = fnet_spec_item_format(&items[i], s + len, cap - len);
+        FUZZ_CHECK(k > 0 && (size_t)k < cap - len && strlen(s + len) == (size_t)k);
+        len += (size_t)k;
+    }
+    return s;
+}
+
+// What building a spec's model should give: the exact parameter count when every layer is dense,
+// an activation or dropout; for the other kinds (TT, low-rank, circulant, sparse: built or not,
+// as the library grows) only that it builds or is refused cleanly.
+struct expect {
+    bool too_big;   // over MAX_MODEL_PARAMS even as dense layers: not built here
+    bool exotic;    // a kind other than dense, activation, dropout
+    int64_t params; // exact when !exotic
+};
+
+static struct expect model_size(const struct fnet_spec_item *items, int n)
+{
+    struct expect e = {false, false, 0};
+    int64_t width = SPEC_N_IN, bound = 0;
+    for (int i = 0; i < n && !e.too_big; i++) {
+        const struct fnet_spec_item *it = &items[i];
+        if (it->n == 0) // activation, dropout: width unchanged
+            continue;
+        if (it->kind != FNET_LAYER_DENSE)
+            e.exotic = true;
+        if (it->n > MAX_MODEL_PARAMS) {
+            e.too_big = true;
+            break;
+        }
+        int64_t dense = (width + 1) * it->n;
+        e.params += dense;
+        // a factorized layer holds fewer parameters than the dense one it replaces (its
+        // builder must refuse ranks that would not): 4x is generous
+        bound += it->kind == FNET_LAYER_DENSE ? dense : 4 * dense;
+        width = it->n;
+        e.too_big = bound > MAX_MODEL_PARAMS;
+    }
+    return e;
+}
+
+// KNOWN BUG (reported; src/dense/dropout.c is not ours to change): a dropout layer describes
+// itself with "%g", 6 significant digits, so a model's spec (and the spec its checkpoints carry)
+// loses the exact p: 0.2147483 comes back as 0.214748 and 0.99999964 as 1, which no longer
+// parses. The rebuild check below skips such models until the layer prints p exactly.
+static bool dropout_text_is_lossy(const struct fnet_spec_item *items, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "%g", (double)items[i].p);
+        if (items[i].kind == FNET_LAYER_DROPOUT && (float)strtod(text, NULL) != items[i].p)
+            return true;
+    }
+    return false;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fnet_ctx *ctx = fuzz_ctx();
+    char *spec = malloc(size + 1);
+    if (spec == NULL)
+        return 0;
+    memcpy(spec, data, size);
+    spec[size] = '\0';
+
+    struct fnet_spec_item *items = NULL;
+    int n = -1;
+    fnet_ctx_clear_error(ctx);
+    fnet_status st = fnet_spec_parse(ctx, spec, &items, &n);
+    if (st != FNET_OK) {
+        fuzz_check_error(ctx, st);
+        FUZZ_CHECK(st == FNET_ERR_FORMAT);
+        FUZZ_CHECK(items == NULL && n == 0);
+        free(spec);
+        return 0;
+    }
+    FUZZ_CHECK(items != NULL && n >= 1);
+
+    // canonical text: parses to the same items and prints to itself
+    char *canon = canonical(items, n);
+    struct fnet_spec_item *again = NULL;
+    int n2 = 0;
+    st = fnet_spec_parse(ctx, canon, &again, &n2);
+    FUZZ_CHECK(st == FNET_OK && n2 == n);
+    for (int i = 0; i < n; i++)
+        check_same_item(&items[i], &again[i]);
+    char *canon2 = canonical(again, n2);
+    FUZZ_CHECK(strcmp(canon, canon2) == 0);
+
+    // small models: build it, then rebuild it from its own spec (what its checkpoints carry)
+    struct expect e = model_size(items, n);
+    if (!e.too_big) {
+        fnet_model *m = (fnet_model *)&m, *m2 = NULL;
+        fnet_ctx_clear_error(ctx);
+        st = fnet_model_create_from_spec(ctx, spec, SPEC_N_IN, 1, &m);
+        if (e.exotic && st != FNET_OK) {
+            // not built (yet), or shapes its builder refuses (modes that do not factorize, ...)
+            fuzz_check_error(ctx, st);
+            FUZZ_CHECK(st == FNET_ERR_UNSUPPORTED || st == FNET_ERR_SHAPE ||
+                       st == FNET_ERR_INVALID_ARG || st == FNET_ERR_FORMAT);
+            FUZZ_CHECK(m == NULL);
+            goto out;
+        }
+        FUZZ_CHECK(st == FNET_OK);
+        int64_t np = fnet_model_num_params(m);
+        FUZZ_CHECK(e.exotic ? np <= 4 * e.params : np == e.params);
+        if (dropout_text_is_lossy(items, n)) {
+            fnet_model_free(m);
+            goto out;
+        }
+        if (!e.exotic) // factorized layers may print the modes and ranks they chose
+            FUZZ_CHECK(strcmp(fnet_model_spec(m), canon) == 0);
+        st = fnet_model_create_from_spec(ctx, fnet_model_spec(m), SPEC_N_IN, 1, &m2);
+        FUZZ_CHECK(st == FNET_OK);
+        FUZZ_CHECK(strcmp(fnet_model_spec(m), fnet_model_spec(m2)) == 0);
+        FUZZ_CHECK(fnet_model_num_params(m2) == np);
+        const float *w = fnet_model_params(m, NULL), *w2 = fnet_model_params(m2, NULL);
+        FUZZ_CHECK(np == 0 || memcmp(w, w2, (size_t)np * sizeof(float)) == 0);
+        fnet_model_free(m2);
+        fnet_model_free(m);
+    }
+
+out:
+    free(canon2);
+    fnet_free(again);
+    free(canon);
+    fnet_free(items);
+    free(spec);
+    return 0;
+}
