@@ -4,6 +4,7 @@
  * file against the model before it writes a single float, so a failed load changes nothing. */
 #include "core/internal.h"
 #include "io/safetensors.h"
+#include "io/spec.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -380,11 +381,42 @@ out_free_t:
     return st;
 }
 
+// A lower bound on the parameters of the model that spec builds on n_in inputs: the weights of
+// its dense layers (other kinds count 0), saturating at INT64_MAX. 0 when the spec does not parse
+// (building it then reports why).
+static int64_t spec_min_params(fnet_ctx *ctx, const char *spec, int64_t n_in)
+{
+    struct fnet_spec_item *items = NULL;
+    int count = 0;
+    if (fnet_spec_parse(ctx, spec, &items, &count) != FNET_OK)
+        return 0;
+    int64_t width = n_in, total = 0;
+    for (int i = 0; i < count; i++) {
+        const struct fnet_spec_item *it = &items[i];
+        if (it->kind == FNET_LAYER_DENSE) {
+            int64_t w = width > INT64_MAX / it->n ? INT64_MAX : width * it->n;
+            total = total > INT64_MAX - w ? INT64_MAX : total + w;
+        }
+        if (it->n > 0)
+            width = it->n;
+    }
+    fnet_free(items);
+    return total;
+}
+
 // Build the model the checkpoint's spec describes; the file's fault (a spec that does not parse
-// or build) is FNET_ERR_FORMAT naming the file, out-of-memory and unsupported kinds stay.
+// or build) is FNET_ERR_FORMAT naming the file, out-of-memory and unsupported kinds stay. A spec
+// whose parameters cannot fit in the file's tensor data is refused before anything is allocated
+// for it: a small hostile file must not make the loader allocate and zero gigabytes.
 static fnet_status ckpt_build_model(fnet_ctx *ctx, const char *path, const struct ckpt *ck,
                                     fnet_model **m)
 {
+    int64_t min_params = spec_min_params(ctx, ck->spec, ck->n_in);
+    if ((uint64_t)min_params > ck->file->data_len / 4)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata 'spec' '%.120s' with input %" PRId64
+                         " needs at least %" PRId64 " parameters, but the file holds %" PRIu64
+                         " bytes of tensor data", path, ck->spec, ck->n_in, min_params,
+                         ck->file->data_len);
     fnet_status st = fnet_model_create_from_spec(ctx, ck->spec, ck->n_in, 0, m);
     if (st == FNET_OK)
         return FNET_OK;
