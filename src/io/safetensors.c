@@ -474,6 +474,31 @@ static fnet_status check_write_args(fnet_ctx *ctx, const char *path,
     return FNET_OK;
 }
 
+// Test hook (safetensors.h): the k-th next write-path operation of this thread fails.
+static _Thread_local long io_fail_countdown; // 0: off
+static _Thread_local long io_op_count;
+
+void fnet_debug_fail_io(long k)
+{
+    io_fail_countdown = k > 0 ? k : 0;
+}
+
+long fnet_debug_io_count(void)
+{
+    return io_op_count;
+}
+
+// Count one write-path operation; true (with errno = err) when the hook says it fails.
+static bool io_injected(int err)
+{
+    io_op_count++;
+    if (io_fail_countdown > 0 && --io_fail_countdown == 0) {
+        errno = err;
+        return true;
+    }
+    return false;
+}
+
 // The directory entry of a rename is durable only once the directory is synced. Best effort:
 // some filesystems refuse fsync on a directory, and the file itself is already safe.
 static void sync_parent_dir(char *tmp_path)
@@ -529,7 +554,7 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, TMP_SUFFIX, sizeof(TMP_SUFFIX));
 
-    int fd = mkstemp(tmp);
+    int fd = io_injected(EACCES) ? -1 : mkstemp(tmp);
     if (fd < 0) {
         st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot create a temporary file beside it: %s",
                        path, strerror(errno));
@@ -539,7 +564,7 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     // a filesystem without modes refuses, and the checkpoint is still good.
     struct stat sb;
     (void)fchmod(fd, stat(path, &sb) == 0 ? (sb.st_mode & 07777) : 0644);
-    FILE *fp = fdopen(fd, "wb");
+    FILE *fp = io_injected(ENOMEM) ? NULL : fdopen(fd, "wb");
     if (fp == NULL) {
         st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot open %s for writing: %s", path, tmp,
                        strerror(errno));
@@ -550,23 +575,29 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
-    bool ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(header, 1, header_len, fp) == header_len;
+    bool ok = !io_injected(ENOSPC) && fwrite(len8, 1, 8, fp) == 8 && !io_injected(ENOSPC) &&
+              fwrite(header, 1, header_len, fp) == header_len;
     for (size_t i = 0; i < n && ok; i++) {
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++)
             numel *= (size_t)t[i].shape[d];
-        ok = numel == 0 || fwrite(t[i].data, sizeof(float), numel, fp) == numel;
+        ok = numel == 0 ||
+             (!io_injected(ENOSPC) && fwrite(t[i].data, sizeof(float), numel, fp) == numel);
     }
-    if (!ok || fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
+    if (!ok || io_injected(ENOSPC) || fflush(fp) != 0 || io_injected(EIO) ||
+        fsync(fileno(fp)) != 0) {
         st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(errno));
         fclose(fp);
         goto out_unlink_tmp;
     }
-    if (fclose(fp) != 0) {
+    bool close_fails = io_injected(EIO); // the file is closed either way
+    if (fclose(fp) != 0 || close_fails) {
+        if (close_fails)
+            errno = EIO;
         st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot close %s: %s", path, tmp, strerror(errno));
         goto out_unlink_tmp;
     }
-    if (rename(tmp, path) != 0) {
+    if (io_injected(EXDEV) || rename(tmp, path) != 0) {
         st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
                        strerror(errno));
         goto out_unlink_tmp;

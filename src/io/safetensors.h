@@ -73,4 +73,11 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
                                    const struct fnet_safetensors_tensor *t, size_t n,
                                    const struct fnet_safetensors_meta *meta, size_t n_meta);
 
+/* Test hook: make the k-th next write-path operation of fnet_safetensors_write() on this thread
+ * fail (k >= 1; 0 disables), as a full disk or an I/O error would: creating the temporary file,
+ * opening it as a stream, each fwrite, fflush, fsync, fclose and the rename, in that order.
+ * fnet_debug_io_count() counts those operations of this thread. */
+void fnet_debug_fail_io(long k);
+long fnet_debug_io_count(void);
+
 #endif
