@@ -78,6 +78,14 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
     if (op->iters_per_batch < 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "iters_per_batch must be >= 1, got %d",
                          op->iters_per_batch);
+    // Not built for the solvers yet: refused rather than silently ignored.
+    if (tp->on_nan == FNET_NAN_ROLLBACK)
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "--on-nan rollback is not built for %s yet "
+                         "(its line search already shrinks a step that gives NaN)",
+                         fnet_optim_kind_name(op->kind));
+    if (tp->tt_round_every > 0)
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "rank-adaptive TT rounding is not built for "
+                         "%s yet", fnet_optim_kind_name(op->kind));
     fnet_status st = fnet_solver_params_check(ctx, op);
     if (st != FNET_OK)
         return st;

@@ -217,6 +217,14 @@ static void test_bad_settings(void **state)
     tp = fnet_train_params_default();
     tp.epochs = 0;
     assert_int_equal(fnet_train(m, &op, &tp, d, NULL, NULL, NULL, NULL), FNET_ERR_INVALID_ARG);
+    // settings the solvers do not implement are refused, not ignored
+    tp = fnet_train_params_default();
+    tp.on_nan = FNET_NAN_ROLLBACK;
+    assert_int_equal(fnet_train(m, &op, &tp, d, NULL, NULL, NULL, NULL), FNET_ERR_UNSUPPORTED);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "rollback is not built for cg"));
+    tp = fnet_train_params_default();
+    tp.tt_round_every = 1;
+    assert_int_equal(fnet_train(m, &op, &tp, d, NULL, NULL, NULL, NULL), FNET_ERR_UNSUPPORTED);
     // fnet_train_with takes step-wise optimizers only
     tp = fnet_train_params_default();
     fnet_optim_params adam = fnet_optim_params_default(FNET_OPTIM_ADAM);
