@@ -1,6 +1,6 @@
-/* Shared by the libFuzzer targets of tests/fuzz: a private scratch directory (on /dev/shm when it
- * exists, so the loaders that take a path cost no disk I/O), writing an input to a file there, and
- * an always-on check that aborts (libFuzzer then reports the input as a crash). */
+/* Shared by the libFuzzer targets of tests/fuzz: a private scratch directory (under $TMPDIR when
+ * set, else on /dev/shm, so the loaders that take a path cost no disk I/O), writing an input to a
+ * file there, and an always-on check that aborts (libFuzzer then reports the input as a crash). */
 #ifndef FNET_FUZZ_UTIL_H
 #define FNET_FUZZ_UTIL_H
 
@@ -36,8 +36,11 @@ static inline void fuzz_remove_dir(void)
 static inline const char *fuzz_scratch_dir(void)
 {
     if (fuzz_dir[0] == '\0') {
-        const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-        snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/fnet-fuzz-XXXXXX", base ? base : "/tmp");
+        // $TMPDIR when set (run.sh points it at a directory it removes), else /dev/shm, /tmp
+        const char *base = getenv("TMPDIR");
+        if (base == NULL || base[0] == '\0')
+            base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/fnet-fuzz-XXXXXX", base);
         if (mkdtemp(fuzz_dir) == NULL) {
             perror("fuzz: mkdtemp");
             abort();

@@ -15,6 +15,10 @@ targets=("$@")
 jobs="${JOBS:-2}"
 bin="$build/fuzz"
 mkdir -p "$bin/work" "$bin/artifacts" "$bin/logs"
+# the targets' scratch files (a run stopped by its time limit leaves its last input's files)
+shm=/dev/shm; [ -w "$shm" ] || shm="$bin"
+export TMPDIR="$(mktemp -d "$shm/fnet-fuzz-run.XXXXXX")"
+trap 'rm -rf "$TMPDIR"' EXIT
 
 run_one() {
   local t="$1"
