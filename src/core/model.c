@@ -308,13 +308,20 @@ fnet_status fnet_model_init(fnet_model *m, fnet_init init, uint64_t seed)
 static fnet_status add_item(fnet_model *m, const struct fnet_spec_item *it, int pos)
 {
     switch (it->kind) {
-    case FNET_LAYER_DENSE: return fnet_model_add_dense(m, it->n);
+    case FNET_LAYER_DENSE: {
+        if (!it->no_bias)
+            return fnet_model_add_dense(m, it->n);
+        fnet_layer *l;
+        fnet_status st = fnet_dense_create(m->ctx, model_width(m), it->n, false, &l);
+        return st != FNET_OK ? st : fnet_model_add_layer(m, l);
+    }
     case FNET_LAYER_RELU:
     case FNET_LAYER_TANH:
     case FNET_LAYER_SIGMOID: return fnet_model_add_activation(m, it->kind);
     case FNET_LAYER_DROPOUT: return fnet_model_add_dropout(m, it->p);
     case FNET_LAYER_TT: {
         fnet_tt_params p = fnet_tt_params_default();
+        p.bias = !it->no_bias;
         if (it->rank > 0)
             p.rank = it->rank;
         p.n_ranks = it->n_ranks;

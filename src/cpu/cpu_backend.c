@@ -20,16 +20,12 @@ static void cpu_free(fnet_ctx *ctx, void *p)
     fnet_free(p);
 }
 
-// OpenBLAS's thread count is process-wide; remember what we set last so a switch costs nothing
-// when it does not change.
-static _Thread_local int blas_threads;
-
+// OpenBLAS's thread count is process-wide: compare with what it is now (another ctx on another
+// thread may have changed it), and set it only when it differs.
 static void use_blas_threads(int n)
 {
-    if (n != blas_threads) {
+    if (openblas_get_num_threads() != n)
         openblas_set_num_threads(n);
-        blas_threads = n;
-    }
 }
 
 static void cpu_set_threads(fnet_ctx *ctx, int n)

@@ -2,6 +2,7 @@
  * in the flat vector. Forward and backward are three GEMMs on the backend. */
 #include "core/layer_impl.h"
 #include "dense/init.h"
+#include "io/spec.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -88,9 +89,9 @@ static void dense_tensor(const fnet_layer *l, int i, fnet_tensor_info *t)
 
 static int dense_describe(const fnet_layer *l, char *buf, size_t cap)
 {
-    // a dense layer without bias has no spec item of its own: the checkpoint then refuses it
-    return snprintf(buf, cap, ((const struct dense *)l)->has_bias ? "dense:%lld" : "dense-nobias:%lld",
-                    (long long)l->n_out);
+    struct fnet_spec_item it = {.kind = FNET_LAYER_DENSE, .n = l->n_out,
+                                .no_bias = !((const struct dense *)l)->has_bias};
+    return fnet_spec_item_format(&it, buf, cap);
 }
 
 static const struct fnet_layer_ops dense_ops = {

@@ -2,6 +2,7 @@
  * and scaled by 1/(1−p), so evaluation is the identity. The mask is drawn from the layer's own
  * seeded rng (seeded by fnet_layer_init) and kept for the backward pass. */
 #include "core/layer_impl.h"
+#include "io/spec.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -77,9 +78,11 @@ static void dropout_destroy(fnet_layer *l)
     l->ctx->be->free(l->ctx, d->mask);
 }
 
+// The spec parser's canonical text, which prints p so that it parses back to the same float.
 static int dropout_describe(const fnet_layer *l, char *buf, size_t cap)
 {
-    return snprintf(buf, cap, "dropout:%g", (double)((const struct dropout *)l)->p);
+    struct fnet_spec_item it = {.kind = FNET_LAYER_DROPOUT, .p = ((const struct dropout *)l)->p};
+    return fnet_spec_item_format(&it, buf, cap);
 }
 
 static const struct fnet_layer_ops dropout_ops = {

@@ -38,6 +38,7 @@ enum opt_bit {
     OPT_OUT = 1u << 3,
     OPT_BLOCK = 1u << 4,
     OPT_DENSITY = 1u << 5,
+    OPT_BIAS = 1u << 6,
 };
 
 static const struct {
@@ -46,6 +47,7 @@ static const struct {
 } options[] = {
     {"rank", OPT_RANK}, {"ranks", OPT_RANKS},   {"in", OPT_IN},
     {"out", OPT_OUT},   {"block", OPT_BLOCK}, {"density", OPT_DENSITY},
+    {"bias", OPT_BIAS},
 };
 
 // Kinds in the order of the "expected ..." list; usage is what a message tells the user to write.
@@ -55,9 +57,9 @@ static const struct {
     unsigned opts;
     const char *usage;
 } kinds[] = {
-    {"dense", FNET_LAYER_DENSE, 0, "dense:N"},
-    {"tt", FNET_LAYER_TT, OPT_RANK | OPT_RANKS | OPT_IN | OPT_OUT,
-     "tt:N[:rank=R|:ranks=R1xR2x..][:in=a1xa2x..][:out=b1xb2x..]"},
+    {"dense", FNET_LAYER_DENSE, OPT_BIAS, "dense:N[:bias=0]"},
+    {"tt", FNET_LAYER_TT, OPT_RANK | OPT_RANKS | OPT_IN | OPT_OUT | OPT_BIAS,
+     "tt:N[:rank=R|:ranks=R1xR2x..][:in=a1xa2x..][:out=b1xb2x..][:bias=0]"},
     {"lowrank", FNET_LAYER_LOWRANK, OPT_RANK, "lowrank:N:rank=R"},
     {"circ", FNET_LAYER_CIRC, OPT_BLOCK, "circ:N:block=B"},
     {"sparse", FNET_LAYER_SPARSE, OPT_DENSITY, "sparse:N:density=D"},
@@ -281,6 +283,15 @@ static fnet_status parse_option(const struct where *w, int k, struct span o, uns
         return want_list(w, "in", val, FNET_SPEC_MAX_MODES, it->in_modes, &it->n_in_modes);
     case OPT_OUT:
         return want_list(w, "out", val, FNET_SPEC_MAX_MODES, it->out_modes, &it->n_out_modes);
+    case OPT_BIAS: {
+        struct span v = val;
+        if (v.n == 1 && (v.p[0] == '0' || v.p[0] == '1')) {
+            it->no_bias = v.p[0] == '0';
+            return FNET_OK;
+        }
+        clip(val, got);
+        return item_fail(w, "bias must be 0 or 1, got '%s'", got);
+    }
     case OPT_DENSITY: {
         double d = 0.0;
         if (!parse_double(val, &d) || !(d > 0.0 && d <= 1.0) || !((float)d > 0.0f)) {
@@ -526,6 +537,8 @@ int fnet_spec_item_format(const struct fnet_spec_item *it, char *buf, size_t cap
     switch (it->kind) {
     case FNET_LAYER_DENSE:
         put(&o, ":%" PRId64, it->n);
+        if (it->no_bias)
+            put(&o, ":bias=0");
         break;
     case FNET_LAYER_TT:
         put(&o, ":%" PRId64, it->n);
@@ -537,6 +550,8 @@ int fnet_spec_item_format(const struct fnet_spec_item *it, char *buf, size_t cap
             put_list(&o, "in", it->in_modes, it->n_in_modes);
         if (it->n_out_modes > 0)
             put_list(&o, "out", it->out_modes, it->n_out_modes);
+        if (it->no_bias)
+            put(&o, ":bias=0");
         break;
     case FNET_LAYER_LOWRANK:
         put(&o, ":%" PRId64 ":rank=%" PRId64, it->n, it->rank);

@@ -14,6 +14,7 @@ struct fnet_spec_item {
     float density;      // sparse: in (0, 1]
     int64_t rank;       // tt (uniform rank) or lowrank; 0 when not given
     int64_t block;      // circ block size
+    bool no_bias;       // dense, tt: ":bias=0"
     int n_ranks;        // tt ranks=R1xR2x..: the d-1 inner ranks
     int64_t ranks[FNET_SPEC_MAX_MODES];
     int n_in_modes, n_out_modes; // tt in=a1xa2.., out=b1xb2..

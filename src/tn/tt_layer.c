@@ -279,8 +279,7 @@ static int tt_describe(const fnet_layer *l, char *buf, size_t cap)
         if (k > 0)
             it.ranks[k - 1] = s->r[k];
     }
-    if (!t->has_bias)
-        return snprintf(buf, cap, "tt-nobias:%lld", (long long)l->n_out);
+    it.no_bias = !t->has_bias;
     return fnet_spec_item_format(&it, buf, cap);
 }
 

@@ -165,6 +165,26 @@ static void test_same_seed_same_model(void **state)
     fnet_ctx_free(ctx);
 }
 
+// Every layer's spec item parses back to the same layer: bias-free dense and TT layers, and a
+// dropout probability that %g would round (found by fuzzing).
+static void test_model_spec_round_trips(void **state)
+{
+    fnet_ctx *ctx;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    const char *spec = "dense:8:bias=0,relu,dropout:0.99999964,tt:16:ranks=2x2x2:in=2x2x2x1:out=2x2x2x2:bias=0,dense:3";
+    fnet_model *m, *again;
+    const char *canonical = "dense:8:bias=0,relu,dropout:0.999999642,tt:16:ranks=2x2x2:in=2x2x2x1:out=2x2x2x2:bias=0,dense:3";
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, spec, 4, 1, &m));
+    assert_string_equal(fnet_model_spec(m), canonical);
+    assert_int_equal(fnet_layer_num_params(fnet_model_layer(m, 0)), 4 * 8);
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, fnet_model_spec(m), 4, 1, &again));
+    assert_string_equal(fnet_model_spec(again), canonical);
+    assert_int_equal(fnet_model_num_params(again), fnet_model_num_params(m));
+    fnet_model_free(again);
+    fnet_model_free(m);
+    fnet_ctx_free(ctx);
+}
+
 static void test_model_rejects_bad_specs_and_input(void **state)
 {
     fnet_ctx *ctx;
@@ -268,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_in_place_buffers_match_layer_by_layer),
         cmocka_unit_test(test_cpu_model_matches_reference),
         cmocka_unit_test(test_same_seed_same_model),
+        cmocka_unit_test(test_model_spec_round_trips),
         cmocka_unit_test(test_model_rejects_bad_specs_and_input),
         cmocka_unit_test(test_model_survives_out_of_memory),
         cmocka_unit_test(test_softmax_ce_is_stable_and_exact),

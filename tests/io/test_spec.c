@@ -300,12 +300,15 @@ static void test_spec_rejects_bad_options(void **state)
     fnet_ctx *ctx = *state;
     // Unknown, duplicated, valueless and empty options.
     parse_bad(ctx, "relu,tt:64:foo=3", "spec item 2 'tt:64:foo=3'",
-              "unknown option 'foo' for tt (expected rank, ranks, in, out)");
+              "unknown option 'foo' for tt (expected rank, ranks, in, out, bias)");
     parse_bad(ctx, "lowrank:64:rank=2:block=4", "spec item 1 'lowrank:64:rank=2:block=4'",
               "unknown option 'block' for lowrank (expected rank)");
     parse_bad(ctx, "circ:64:block=4:Block=4", "spec item 1", "unknown option 'Block' for circ");
     parse_bad(ctx, "dense:64:rank=3", "spec item 1 'dense:64:rank=3'",
-              "dense takes no options, got 'rank=3'");
+              "unknown option 'rank' for dense (expected bias)");
+    parse_bad(ctx, "relu:bias=0", "spec item 1 'relu:bias=0'", "relu takes no arguments");
+    parse_bad(ctx, "dense:64:bias=2", "spec item 1 'dense:64:bias=2'", "bias must be 0 or 1, got '2'");
+    parse_bad(ctx, "dense:64:bias=0:bias=0", "spec item 1", "option 'bias' given twice");
     parse_bad(ctx, "tt:64:rank=2:rank=2", "spec item 1 'tt:64:rank=2:rank=2'",
               "option 'rank' given twice");
     parse_bad(ctx, "tt:64:in=8x8:in=8x8", "spec item 1", "option 'in' given twice");

@@ -242,7 +242,7 @@ static void test_model_create_and_add_report_out_of_memory_and_change_nothing(vo
                      adds[i].min_failures);
     }
     assert_string_equal(fnet_model_spec(a.m),
-                        "dense:6,relu,dense:5,sigmoid,dropout:0.5,dense-nobias:4");
+                        "dense:6,relu,dense:5,sigmoid,dropout:0.5,dense:4:bias=0");
     free(a.w);
     fnet_model_free(a.m);
     fnet_ctx_free(a.ctx);
