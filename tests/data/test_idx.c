@@ -162,7 +162,7 @@ static void assert_error_contains(const fnet_ctx *ctx, const char *needle)
 }
 
 /* Load images_path + labels_path and expect st with a message containing needle. */
-static void expect_load_fails(struct fixture *fx, const char *images_path, const char *labels_path,
+static void check_load_fails(struct fixture *fx, const char *images_path, const char *labels_path,
                               fnet_status st, const char *needle)
 {
     fnet_dataset *d = (fnet_dataset *)&d; // must be reset to NULL on failure
@@ -309,7 +309,7 @@ static void test_idx_rejects_bad_magic(void **state)
     make_images(&im, N);
     im.b[1] = 0x01;
     write_idx(fx->images_path, &im, false);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte: bad magic");
     // The same in a gzip file.
     char gi[700];
@@ -317,7 +317,7 @@ static void test_idx_rejects_bad_magic(void **state)
     im.b[1] = 0x00;
     im.b[0] = 0x1f;
     write_idx(gi, &im, true);
-    expect_load_fails(fx, gi, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, gi, fx->labels_path, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte.gz: bad magic");
 }
 
@@ -329,7 +329,7 @@ static void test_idx_rejects_wrong_type_byte(void **state)
     uint32_t dims[1] = {N};
     make_idx(&lb, 0x0D, 1, dims, labels, N); // 0x0D: float
     write_idx(fx->labels_path, &lb, false);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-labels-idx1-ubyte: IDX data type 0x0d");
 }
 
@@ -342,7 +342,7 @@ static void test_idx_rejects_wrong_rank(void **state)
     uint32_t dims2[2] = {N, 1};
     make_idx(&buf, 0x08, 2, dims2, labels, N);
     write_idx(fx->labels_path, &buf, false);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-labels-idx1-ubyte: rank 2, expected 1");
     // images of rank 1
     make_labels(&buf, N);
@@ -350,14 +350,14 @@ static void test_idx_rejects_wrong_rank(void **state)
     uint32_t dims1[1] = {N};
     make_idx(&buf, 0x08, 1, dims1, images, N);
     write_idx(fx->images_path, &buf, false);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte: rank 1, expected 2 to 255");
     // rank 0 labels
     make_images(&buf, N);
     write_idx(fx->images_path, &buf, false);
     make_idx(&buf, 0x08, 0, NULL, NULL, 0);
     write_idx(fx->labels_path, &buf, false);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-labels-idx1-ubyte: rank 0");
 }
 
@@ -369,13 +369,13 @@ static void test_idx_rejects_zero_dimension(void **state)
     uint32_t dims[3] = {N, 0, W};
     make_idx(&im, 0x08, 3, dims, images, sizeof(images));
     write_idx(fx->images_path, &im, true);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte: dimension 1 of 3 is 0");
     uint32_t zero[1] = {0};
     make_idx(&im, 0x08, 1, zero, NULL, 0);
     write_pair(fx, true);
     write_idx(fx->labels_path, &im, true);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-labels-idx1-ubyte: dimension 0 of 1 is 0");
 }
 
@@ -388,7 +388,7 @@ static void test_idx_rejects_absurd_dimensions_before_reading(void **state)
     make_idx(&im, 0x08, 3, dims, images, sizeof(images));
     write_idx(fx->images_path, &im, false);
     long before = fnet_debug_alloc_count();
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte: dimension 1 of 3 (= 65536) takes the data over");
     assert_int_equal(fnet_debug_alloc_count(), before);
 }
@@ -400,13 +400,13 @@ static void test_idx_rejects_truncated_header(void **state)
     struct idx_buf im;
     make_images(&im, N);
     write_raw(fx->images_path, im.b, 10); // magic + 1.5 dimensions
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte: truncated header");
     write_raw(fx->images_path, im.b, 2);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte: truncated");
     write_raw(fx->images_path, im.b, 0);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte: truncated");
 }
 
@@ -417,7 +417,7 @@ static void test_idx_rejects_truncated_raw(void **state)
     struct idx_buf im;
     make_images(&im, N);
     write_raw(fx->images_path, im.b, im.n - 5);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte: truncated: expected 84 data bytes, got 79");
 }
 
@@ -429,7 +429,7 @@ static void test_idx_rejects_truncated_gzip(void **state)
     struct idx_buf lb;
     make_labels(&lb, N);
     write_gz(fx->labels_path, lb.b, lb.n - 2);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-labels-idx1-ubyte: truncated: expected 7 data bytes, got 5");
 }
 
@@ -447,9 +447,9 @@ static void test_idx_rejects_cut_gzip_stream(void **state)
     size_t zn = read_raw(gi, z, sizeof(z));
     assert_true(zn > 30);
     write_raw(gi, z, zn / 2);
-    expect_load_fails(fx, gi, fx->labels_path, FNET_ERR_FORMAT, "train-images-idx3-ubyte.gz: ");
+    check_load_fails(fx, gi, fx->labels_path, FNET_ERR_FORMAT, "train-images-idx3-ubyte.gz: ");
     write_raw(gi, z, zn - 4);
-    expect_load_fails(fx, gi, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, gi, fx->labels_path, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte.gz: truncated gzip stream");
 }
 
@@ -461,10 +461,10 @@ static void test_idx_rejects_trailing_garbage(void **state)
     make_labels(&lb, N);
     lb.b[lb.n++] = 0x42;
     write_idx(fx->labels_path, &lb, false);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-labels-idx1-ubyte: trailing bytes after the expected 7 data bytes");
     write_idx(fx->labels_path, &lb, true);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-labels-idx1-ubyte: trailing bytes");
     // Trailing bytes after a large payload (more than one internal read).
     struct idx_buf im;
@@ -473,7 +473,7 @@ static void test_idx_rejects_trailing_garbage(void **state)
     im.n += 1000;
     write_pair(fx, false);
     write_idx(fx->images_path, &im, true);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte: trailing bytes");
 }
 
@@ -512,21 +512,21 @@ static void test_idx_rejects_corrupt_gzip_bytes(void **state)
     for (size_t i = zn / 2; i < zn / 2 + 16; i++)
         z[i] ^= 0xA5;
     write_raw(gi, z, zn);
-    expect_load_fails(fx, gi, gl, FNET_ERR_FORMAT, "train-images-idx3-ubyte.gz: ");
+    check_load_fails(fx, gi, gl, FNET_ERR_FORMAT, "train-images-idx3-ubyte.gz: ");
     // The first deflate block header (right after the 10-byte gzip header) set to the
     // reserved block type 11: inflate itself must refuse it.
     write_idx(gi, &im, true);
     zn = read_raw(gi, z, sizeof(z));
     z[10] |= 0x06;
     write_raw(gi, z, zn);
-    expect_load_fails(fx, gi, gl, FNET_ERR_FORMAT,
+    check_load_fails(fx, gi, gl, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte.gz: corrupt gzip stream: invalid block type");
     // A single flipped byte of the CRC trailer only: the data inflate fine, the check fails.
     write_idx(gi, &im, true);
     zn = read_raw(gi, z, sizeof(z));
     z[zn - 6] ^= 0x01;
     write_raw(gi, z, zn);
-    expect_load_fails(fx, gi, gl, FNET_ERR_FORMAT,
+    check_load_fails(fx, gi, gl, FNET_ERR_FORMAT,
                       "train-images-idx3-ubyte.gz: corrupt gzip stream");
 }
 
@@ -539,7 +539,7 @@ static void test_idx_rejects_gz_name_without_gzip_stream(void **state)
     struct idx_buf lb;
     make_labels(&lb, N);
     write_idx(gl, &lb, false);
-    expect_load_fails(fx, fx->images_path, gl, FNET_ERR_FORMAT,
+    check_load_fails(fx, fx->images_path, gl, FNET_ERR_FORMAT,
                       "train-labels-idx1-ubyte.gz: named .gz but is not a gzip stream");
 }
 
@@ -551,7 +551,7 @@ static void test_idx_rejects_counts_that_disagree(void **state)
     make_labels(&lb, N - 1);
     write_idx(fx->images_path, &im, true);
     write_idx(fx->labels_path, &lb, false);
-    expect_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT, "counts disagree");
+    check_load_fails(fx, fx->images_path, fx->labels_path, FNET_ERR_FORMAT, "counts disagree");
     char want[1400];
     snprintf(want, sizeof(want), "%s holds 7 images but %s holds 6 labels", fx->images_path,
              fx->labels_path);
@@ -564,12 +564,12 @@ static void test_idx_rejects_missing_file(void **state)
     write_pair(fx, false);
     char missing[700];
     snprintf(missing, sizeof(missing), "%s/no-such-images", fx->dir);
-    expect_load_fails(fx, missing, fx->labels_path, FNET_ERR_IO, missing);
+    check_load_fails(fx, missing, fx->labels_path, FNET_ERR_IO, missing);
     assert_error_contains(fx->ctx, "No such file or directory");
     snprintf(missing, sizeof(missing), "%s/no-such-labels.gz", fx->dir);
-    expect_load_fails(fx, fx->images_path, missing, FNET_ERR_IO, missing);
+    check_load_fails(fx, fx->images_path, missing, FNET_ERR_IO, missing);
     // A directory where a file should be is an I/O error too.
-    expect_load_fails(fx, fx->dir, fx->labels_path, FNET_ERR_IO, fx->dir);
+    check_load_fails(fx, fx->dir, fx->labels_path, FNET_ERR_IO, fx->dir);
 }
 
 static void test_idx_load_dir_names_both_paths_tried(void **state)
