@@ -58,6 +58,10 @@ char *fnet_strdup(const char *s);
 FNET_API void fnet_debug_fail_alloc(long k);
 FNET_API long fnet_debug_alloc_count(void);
 
+/* FNET_ERR_SHAPE unless d's samples fit m's input and d's classes its outputs; `what` names the
+ * data in the message ("training", "validation"). Shared by the trainers. */
+fnet_status fnet_train_check_data(fnet_model *m, const fnet_dataset *d, const char *what);
+
 /* Monotonic wall clock in seconds. */
 double fnet_now(void);
 

@@ -28,7 +28,7 @@ fnet_train_params fnet_train_params_default(void)
     return p;
 }
 
-static fnet_status check_data(fnet_model *m, const fnet_dataset *d, const char *what)
+fnet_status fnet_train_check_data(fnet_model *m, const fnet_dataset *d, const char *what)
 {
     fnet_ctx *ctx = fnet_model_ctx(m);
     if (fnet_dataset_dim(d) != fnet_model_n_in(m))
@@ -50,7 +50,7 @@ fnet_status fnet_model_evaluate(fnet_model *m, const fnet_dataset *d, double *ac
     int64_t n = fnet_dataset_size(d), dim = fnet_dataset_dim(d);
     if (n < 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "evaluate: the dataset is empty");
-    fnet_status st = check_data(m, d, "evaluation");
+    fnet_status st = fnet_train_check_data(m, d, "evaluation");
     if (st != FNET_OK)
         return st;
     int64_t chunk = n < EVAL_CHUNK ? n : EVAL_CHUNK;
@@ -205,9 +205,9 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
                          "TT rounding every %d epochs with eps %g and rank cap %lld: the interval "
                          "must be >= 0, eps finite and >= 0, and eps or the cap positive",
                          tp->tt_round_every, tp->tt_eps, (long long)tp->tt_max_rank);
-    fnet_status st = check_data(m, train, "training");
+    fnet_status st = fnet_train_check_data(m, train, "training");
     if (st == FNET_OK && val != NULL && fnet_dataset_size(val) > 0)
-        st = check_data(m, val, "validation");
+        st = fnet_train_check_data(m, val, "validation");
     if (st != FNET_OK)
         return st;
     int64_t B = tp->batch == 0 || tp->batch > n ? n : tp->batch;

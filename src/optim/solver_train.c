@@ -30,19 +30,6 @@ fnet_status fnet_model_objective(const float *x, int64_t n, double *f, float *g,
     return st;
 }
 
-static fnet_status check_data(fnet_model *m, const fnet_dataset *d, const char *what)
-{
-    fnet_ctx *ctx = fnet_model_ctx(m);
-    if (fnet_dataset_dim(d) != fnet_model_n_in(m))
-        return fnet_fail(ctx, FNET_ERR_SHAPE, "%s samples have %lld values, the model takes %lld",
-                         what, (long long)fnet_dataset_dim(d), (long long)fnet_model_n_in(m));
-    if (fnet_dataset_classes(d) > fnet_model_n_out(m))
-        return fnet_fail(ctx, FNET_ERR_SHAPE,
-                         "%s data has %lld classes, the model has only %lld outputs", what,
-                         (long long)fnet_dataset_classes(d), (long long)fnet_model_n_out(m));
-    return FNET_OK;
-}
-
 // The trainer's progress bar counts solver iterations: K per batch.
 struct progress {
     const fnet_train_params *tp;
@@ -91,9 +78,9 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
         return st;
     if (n < 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "the training set is empty");
-    st = check_data(m, train, "training");
+    st = fnet_train_check_data(m, train, "training");
     if (st == FNET_OK && val != NULL && fnet_dataset_size(val) > 0)
-        st = check_data(m, val, "validation");
+        st = fnet_train_check_data(m, val, "validation");
     if (st != FNET_OK)
         return st;
     int64_t B = tp->batch == 0 || tp->batch > n ? n : tp->batch;
