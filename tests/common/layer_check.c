@@ -20,7 +20,7 @@ static void fill_input(float *x, int64_t n, uint64_t seed)
             x[i] = x[i] < 0 ? -0.1f - x[i] : 0.1f + x[i];
 }
 
-void fnet_check_forward_matches_dense(fnet_layer_factory make, int64_t B, bool has_bias)
+void check_layer_forward_matches_dense(fnet_layer_factory make, int64_t B, bool has_bias)
 {
     fnet_ctx *ctx;
     fnet_assert_ok(NULL, fnet_ctx_create_reference(&ctx));
@@ -60,7 +60,7 @@ static double probe(fnet_layer *l, const float *x, int64_t B, const float *c, fl
     return s;
 }
 
-void fnet_check_gradients(fnet_layer_factory make, int64_t B)
+void check_layer_gradients(fnet_layer_factory make, int64_t B)
 {
     fnet_ctx *ctx;
     fnet_assert_ok(NULL, fnet_ctx_create_reference(&ctx));
@@ -110,7 +110,7 @@ void fnet_check_gradients(fnet_layer_factory make, int64_t B)
     fnet_ctx_free(ctx);
 }
 
-void fnet_check_cpu_matches_reference(fnet_layer_factory make, int64_t B, double rtol)
+void check_layer_cpu_matches_reference(fnet_layer_factory make, int64_t B, double rtol)
 {
     fnet_ctx *rc, *cc;
     fnet_assert_ok(NULL, fnet_ctx_create_reference(&rc));
@@ -141,7 +141,7 @@ void fnet_check_cpu_matches_reference(fnet_layer_factory make, int64_t B, double
     fnet_ctx_free(cc);
 }
 
-void fnet_check_out_of_memory(fnet_layer_factory make, int64_t B)
+void check_layer_out_of_memory(fnet_layer_factory make, int64_t B)
 {
     fnet_ctx *ctx;
     fnet_assert_ok(NULL, fnet_ctx_create_reference(&ctx));

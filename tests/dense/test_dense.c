@@ -94,39 +94,39 @@ static void test_dense_rejects_bad_arguments(void **state)
 
 static void test_dense_forward_matches_dense_matrix(void **state)
 {
-    fnet_check_forward_matches_dense(make_dense, 4, true);
-    fnet_check_forward_matches_dense(make_dense_nobias, 3, false);
+    check_layer_forward_matches_dense(make_dense, 4, true);
+    check_layer_forward_matches_dense(make_dense_nobias, 3, false);
 }
 
 static void test_dense_gradients_match_finite_differences(void **state)
 {
-    fnet_check_gradients(make_dense, 3);
-    fnet_check_gradients(make_dense_nobias, 2);
+    check_layer_gradients(make_dense, 3);
+    check_layer_gradients(make_dense_nobias, 2);
 }
 
 static void test_activation_gradients_match_finite_differences(void **state)
 {
-    fnet_check_gradients(make_relu, 4);
-    fnet_check_gradients(make_tanh, 4);
-    fnet_check_gradients(make_sigmoid, 4);
-    fnet_check_gradients(make_dropout, 4); // evaluation mode: identity
+    check_layer_gradients(make_relu, 4);
+    check_layer_gradients(make_tanh, 4);
+    check_layer_gradients(make_sigmoid, 4);
+    check_layer_gradients(make_dropout, 4); // evaluation mode: identity
 }
 
 static void test_cpu_matches_reference(void **state)
 {
-    fnet_check_cpu_matches_reference(make_dense, 33, 1e-5);
-    fnet_check_cpu_matches_reference(make_dense_nobias, 5, 1e-5);
-    fnet_check_cpu_matches_reference(make_relu, 7, 0.0);
-    fnet_check_cpu_matches_reference(make_tanh, 7, 1e-6);
-    fnet_check_cpu_matches_reference(make_sigmoid, 7, 1e-6);
-    fnet_check_cpu_matches_reference(make_dropout, 7, 0.0);
+    check_layer_cpu_matches_reference(make_dense, 33, 1e-5);
+    check_layer_cpu_matches_reference(make_dense_nobias, 5, 1e-5);
+    check_layer_cpu_matches_reference(make_relu, 7, 0.0);
+    check_layer_cpu_matches_reference(make_tanh, 7, 1e-6);
+    check_layer_cpu_matches_reference(make_sigmoid, 7, 1e-6);
+    check_layer_cpu_matches_reference(make_dropout, 7, 0.0);
 }
 
 static void test_layers_survive_out_of_memory(void **state)
 {
-    fnet_check_out_of_memory(make_dense, 8);
-    fnet_check_out_of_memory(make_relu, 8);
-    fnet_check_out_of_memory(make_dropout, 8);
+    check_layer_out_of_memory(make_dense, 8);
+    check_layer_out_of_memory(make_relu, 8);
+    check_layer_out_of_memory(make_dropout, 8);
 }
 
 static void test_activation_values(void **state)

@@ -33,7 +33,7 @@ static struct fnet_json_doc *parse_ok(const char *text)
 }
 
 // Parse text of len bytes expecting FNET_ERR_FORMAT and a message containing `reason`.
-static void parse_bad_n(const char *text, size_t len, const char *reason)
+static void check_parse_fails_n(const char *text, size_t len, const char *reason)
 {
     struct fnet_json_doc *doc = (struct fnet_json_doc *)&doc; // must be reset to NULL
     fnet_status st = fnet_json_parse(ctx, "doc", text, len, MAX_NODES, &doc);
@@ -44,9 +44,9 @@ static void parse_bad_n(const char *text, size_t len, const char *reason)
     assert_null(doc);
 }
 
-static void parse_bad(const char *text, const char *reason)
+static void check_parse_fails(const char *text, const char *reason)
 {
-    parse_bad_n(text, strlen(text), reason);
+    check_parse_fails_n(text, strlen(text), reason);
 }
 
 static void test_json_parses_nested_object_in_document_order(void **state)
@@ -185,70 +185,70 @@ static void test_json_keeps_int64_exact_and_demotes_huge_numbers(void **state)
     char big[1100];
     memset(big, '7', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    parse_bad(big, "number longer than 1023 characters");
+    check_parse_fails(big, "number longer than 1023 characters");
 }
 
 static void test_json_rejects_every_malformed_kind(void **state)
 {
     (void)state;
-    parse_bad("", "unexpected end of input");
-    parse_bad(" \n\t ", "unexpected end of input");
-    parse_bad("{", "expected a string as object key");
-    parse_bad("[", "unexpected end of input");
-    parse_bad("[1", "expected ',' or ']' in array");
-    parse_bad("[1,]", "unexpected character");
-    parse_bad("[1 2]", "expected ',' or ']' in array");
-    parse_bad("{\"a\":1,}", "expected a string as object key");
-    parse_bad("{\"a\" 1}", "expected ':' after object key");
-    parse_bad("{\"a\":1 \"b\":2}", "expected ',' or '}' in object");
-    parse_bad("{1:2}", "expected a string as object key");
-    parse_bad("{\"a\"}", "expected ':' after object key");
-    parse_bad("{\"a\":}", "unexpected character");
-    parse_bad("[1]]", "trailing characters");
-    parse_bad("{} x", "trailing characters");
-    parse_bad("1 2", "trailing characters");
-    parse_bad("01", "leading zero");
-    parse_bad("-01", "leading zero");
-    parse_bad("1.", "expected a digit after the decimal point");
-    parse_bad(".5", "unexpected character");
-    parse_bad("-", "expected a digit");
-    parse_bad("-a", "expected a digit");
-    parse_bad("1e", "expected a digit in the exponent");
-    parse_bad("1e+", "expected a digit in the exponent");
-    parse_bad("+1", "unexpected character");
-    parse_bad("NaN", "unexpected character");
-    parse_bad("Infinity", "unexpected character");
-    parse_bad("tru", "unexpected character");
-    parse_bad("nul", "unexpected character");
-    parse_bad("falsey", "trailing characters");
-    parse_bad("'a'", "unexpected character");
-    parse_bad("\"abc", "unterminated string");
-    parse_bad("\"a\x01\"", "control character in string");
-    parse_bad("\"a\nb\"", "control character in string");
-    parse_bad("\"\\x\"", "invalid escape sequence");
-    parse_bad("\"\\", "unterminated escape sequence");
-    parse_bad("\"\\u12\"", "four hex digits");
-    parse_bad("\"\\u12g4\"", "four hex digits");
-    parse_bad("\"\\ud800\"", "high surrogate");
-    parse_bad("\"\\ud800\\u0041\"", "high surrogate");
-    parse_bad("\"\\udc00\"", "unpaired low surrogate");
-    parse_bad("\"\xff\"", "invalid UTF-8");
-    parse_bad("\"\xc0\xaf\"", "invalid UTF-8");         // overlong '/'
-    parse_bad("\"\xed\xa0\x80\"", "invalid UTF-8");     // a surrogate encoded in UTF-8
-    parse_bad("\"\xf4\x90\x80\x80\"", "invalid UTF-8"); // beyond U+10FFFF
-    parse_bad("\"\xe2\x82\"", "invalid UTF-8");         // truncated sequence
-    parse_bad("\xef\xbb\xbf{}", "unexpected character"); // byte-order mark
-    parse_bad("{\"a\":1,\"b\":2,\"a\":3}", "duplicate key 'a'");
-    parse_bad("[{\"k\":[{\"z\":1,\"z\":1}]}]", "duplicate key 'z'");
-    parse_bad_n("[1,\0002]", 6, "unexpected character"); // a NUL byte inside the text
-    parse_bad_n("{}\0", 3, "trailing characters");
+    check_parse_fails("", "unexpected end of input");
+    check_parse_fails(" \n\t ", "unexpected end of input");
+    check_parse_fails("{", "expected a string as object key");
+    check_parse_fails("[", "unexpected end of input");
+    check_parse_fails("[1", "expected ',' or ']' in array");
+    check_parse_fails("[1,]", "unexpected character");
+    check_parse_fails("[1 2]", "expected ',' or ']' in array");
+    check_parse_fails("{\"a\":1,}", "expected a string as object key");
+    check_parse_fails("{\"a\" 1}", "expected ':' after object key");
+    check_parse_fails("{\"a\":1 \"b\":2}", "expected ',' or '}' in object");
+    check_parse_fails("{1:2}", "expected a string as object key");
+    check_parse_fails("{\"a\"}", "expected ':' after object key");
+    check_parse_fails("{\"a\":}", "unexpected character");
+    check_parse_fails("[1]]", "trailing characters");
+    check_parse_fails("{} x", "trailing characters");
+    check_parse_fails("1 2", "trailing characters");
+    check_parse_fails("01", "leading zero");
+    check_parse_fails("-01", "leading zero");
+    check_parse_fails("1.", "expected a digit after the decimal point");
+    check_parse_fails(".5", "unexpected character");
+    check_parse_fails("-", "expected a digit");
+    check_parse_fails("-a", "expected a digit");
+    check_parse_fails("1e", "expected a digit in the exponent");
+    check_parse_fails("1e+", "expected a digit in the exponent");
+    check_parse_fails("+1", "unexpected character");
+    check_parse_fails("NaN", "unexpected character");
+    check_parse_fails("Infinity", "unexpected character");
+    check_parse_fails("tru", "unexpected character");
+    check_parse_fails("nul", "unexpected character");
+    check_parse_fails("falsey", "trailing characters");
+    check_parse_fails("'a'", "unexpected character");
+    check_parse_fails("\"abc", "unterminated string");
+    check_parse_fails("\"a\x01\"", "control character in string");
+    check_parse_fails("\"a\nb\"", "control character in string");
+    check_parse_fails("\"\\x\"", "invalid escape sequence");
+    check_parse_fails("\"\\", "unterminated escape sequence");
+    check_parse_fails("\"\\u12\"", "four hex digits");
+    check_parse_fails("\"\\u12g4\"", "four hex digits");
+    check_parse_fails("\"\\ud800\"", "high surrogate");
+    check_parse_fails("\"\\ud800\\u0041\"", "high surrogate");
+    check_parse_fails("\"\\udc00\"", "unpaired low surrogate");
+    check_parse_fails("\"\xff\"", "invalid UTF-8");
+    check_parse_fails("\"\xc0\xaf\"", "invalid UTF-8");         // overlong '/'
+    check_parse_fails("\"\xed\xa0\x80\"", "invalid UTF-8");     // a surrogate encoded in UTF-8
+    check_parse_fails("\"\xf4\x90\x80\x80\"", "invalid UTF-8"); // beyond U+10FFFF
+    check_parse_fails("\"\xe2\x82\"", "invalid UTF-8");         // truncated sequence
+    check_parse_fails("\xef\xbb\xbf{}", "unexpected character"); // byte-order mark
+    check_parse_fails("{\"a\":1,\"b\":2,\"a\":3}", "duplicate key 'a'");
+    check_parse_fails("[{\"k\":[{\"z\":1,\"z\":1}]}]", "duplicate key 'z'");
+    check_parse_fails_n("[1,\0002]", 6, "unexpected character"); // a NUL byte inside the text
+    check_parse_fails_n("{}\0", 3, "trailing characters");
 }
 
 static void test_json_error_names_the_byte_offset(void **state)
 {
     (void)state;
-    parse_bad("[1,,2]", "at byte 3: unexpected character");
-    parse_bad("{\"ab\":1,\"ab\":2}", "at byte 13: duplicate key 'ab'");
+    check_parse_fails("[1,,2]", "at byte 3: unexpected character");
+    check_parse_fails("{\"ab\":1,\"ab\":2}", "at byte 13: duplicate key 'ab'");
 }
 
 // Build "[[[...]]]" (depth arrays) or with a trailing '0' inside.
@@ -278,7 +278,7 @@ static void test_json_limits_nesting_depth_without_recursion(void **state)
     free(ok);
 
     char *deep = nested(FNET_JSON_MAX_DEPTH + 1);
-    parse_bad(deep, "nesting deeper than 64 levels");
+    check_parse_fails(deep, "nesting deeper than 64 levels");
     free(deep);
 
     // a million unclosed brackets: refused at the limit, no stack growth
@@ -287,9 +287,9 @@ static void test_json_limits_nesting_depth_without_recursion(void **state)
     assert_non_null(huge);
     memset(huge, '[', n);
     huge[n] = '\0';
-    parse_bad(huge, "at byte 64: nesting deeper than 64 levels");
+    check_parse_fails(huge, "at byte 64: nesting deeper than 64 levels");
     memset(huge, '{', n);
-    parse_bad(huge, "expected a string as object key");
+    check_parse_fails(huge, "expected a string as object key");
     free(huge);
 }
 

@@ -43,7 +43,7 @@ static struct fnet_spec_item *parse_ok(fnet_ctx *ctx, const char *spec, int expe
 
 // Parse spec, expecting FNET_ERR_FORMAT, *items NULL, *count 0 and a message holding every one
 // of the (up to two) given pieces.
-static void parse_bad(fnet_ctx *ctx, const char *spec, const char *piece1, const char *piece2)
+static void check_parse_fails(fnet_ctx *ctx, const char *spec, const char *piece1, const char *piece2)
 {
     struct fnet_spec_item *items = (struct fnet_spec_item *)&items; // not NULL before the call
     int count = 77;
@@ -244,157 +244,157 @@ static void test_spec_tolerates_whitespace_around_tokens(void **state)
     fnet_free(a);
     fnet_free(b);
     // Whitespace inside a number or a name is not tolerated.
-    parse_bad(ctx, "dense:6 4", "spec item 1 'dense:6 4'", "got '6 4'");
-    parse_bad(ctx, "re lu", "spec item 1 're lu'", "unknown layer kind 're lu'");
+    check_parse_fails(ctx, "dense:6 4", "spec item 1 'dense:6 4'", "got '6 4'");
+    check_parse_fails(ctx, "re lu", "spec item 1 're lu'", "unknown layer kind 're lu'");
 }
 
 static void test_spec_rejects_bad_sizes(void **state)
 {
     fnet_ctx *ctx = *state;
-    parse_bad(ctx, "relu,relu,dense:0", "spec item 3 'dense:0'",
+    check_parse_fails(ctx, "relu,relu,dense:0", "spec item 3 'dense:0'",
               "size must be a positive integer, got '0'");
-    parse_bad(ctx, "dense:-3", "spec item 1 'dense:-3'", "got '-3'");
-    parse_bad(ctx, "dense:+3", "spec item 1 'dense:+3'", "got '+3'");
-    parse_bad(ctx, "dense:1e3", "spec item 1 'dense:1e3'", "got '1e3'");
-    parse_bad(ctx, "dense:12abc", "spec item 1 'dense:12abc'", "got '12abc'");
-    parse_bad(ctx, "dense:0x10", "spec item 1 'dense:0x10'", "got '0x10'");
-    parse_bad(ctx, "dense:3.0", "spec item 1 'dense:3.0'", "got '3.0'");
-    parse_bad(ctx, "relu,dense:", "spec item 2 'dense:'", "got ''");
-    parse_bad(ctx, "dense", "spec item 1 'dense'", "missing size: write dense:N");
-    parse_bad(ctx, "dense:2147483648", "spec item 1 'dense:2147483648'",
+    check_parse_fails(ctx, "dense:-3", "spec item 1 'dense:-3'", "got '-3'");
+    check_parse_fails(ctx, "dense:+3", "spec item 1 'dense:+3'", "got '+3'");
+    check_parse_fails(ctx, "dense:1e3", "spec item 1 'dense:1e3'", "got '1e3'");
+    check_parse_fails(ctx, "dense:12abc", "spec item 1 'dense:12abc'", "got '12abc'");
+    check_parse_fails(ctx, "dense:0x10", "spec item 1 'dense:0x10'", "got '0x10'");
+    check_parse_fails(ctx, "dense:3.0", "spec item 1 'dense:3.0'", "got '3.0'");
+    check_parse_fails(ctx, "relu,dense:", "spec item 2 'dense:'", "got ''");
+    check_parse_fails(ctx, "dense", "spec item 1 'dense'", "missing size: write dense:N");
+    check_parse_fails(ctx, "dense:2147483648", "spec item 1 'dense:2147483648'",
               "size must be at most 2147483647");
-    parse_bad(ctx, "dense:99999999999999999999999999", "spec item 1", "must be at most 2147483647");
-    parse_bad(ctx, "tt:rank=8", "spec item 1 'tt:rank=8'", "size must be a positive integer");
-    parse_bad(ctx, "lowrank:0:rank=2", "spec item 1 'lowrank:0:rank=2'", "size must be");
-    parse_bad(ctx, "circ:-8:block=2", "spec item 1 'circ:-8:block=2'", "size must be");
-    parse_bad(ctx, "sparse::density=0.5", "spec item 1 'sparse::density=0.5'", "got ''");
+    check_parse_fails(ctx, "dense:99999999999999999999999999", "spec item 1", "must be at most 2147483647");
+    check_parse_fails(ctx, "tt:rank=8", "spec item 1 'tt:rank=8'", "size must be a positive integer");
+    check_parse_fails(ctx, "lowrank:0:rank=2", "spec item 1 'lowrank:0:rank=2'", "size must be");
+    check_parse_fails(ctx, "circ:-8:block=2", "spec item 1 'circ:-8:block=2'", "size must be");
+    check_parse_fails(ctx, "sparse::density=0.5", "spec item 1 'sparse::density=0.5'", "got ''");
 }
 
 static void test_spec_rejects_empty_spec_and_items(void **state)
 {
     fnet_ctx *ctx = *state;
-    parse_bad(ctx, "", "spec is empty", NULL);
-    parse_bad(ctx, "   \t ", "spec is empty", NULL);
-    parse_bad(ctx, "dense:64,,relu", "spec item 2 ''", "empty item");
-    parse_bad(ctx, "dense:64,relu,", "spec item 3 ''", "empty item");
-    parse_bad(ctx, ",relu", "spec item 1 ''", "empty item");
-    parse_bad(ctx, "relu, ,relu", "spec item 2 ''", "empty item");
-    parse_bad(ctx, ",", "spec item 1 ''", "empty item");
+    check_parse_fails(ctx, "", "spec is empty", NULL);
+    check_parse_fails(ctx, "   \t ", "spec is empty", NULL);
+    check_parse_fails(ctx, "dense:64,,relu", "spec item 2 ''", "empty item");
+    check_parse_fails(ctx, "dense:64,relu,", "spec item 3 ''", "empty item");
+    check_parse_fails(ctx, ",relu", "spec item 1 ''", "empty item");
+    check_parse_fails(ctx, "relu, ,relu", "spec item 2 ''", "empty item");
+    check_parse_fails(ctx, ",", "spec item 1 ''", "empty item");
 }
 
 static void test_spec_rejects_unknown_kinds(void **state)
 {
     fnet_ctx *ctx = *state;
-    parse_bad(ctx, "dense:64,relux", "spec item 2 'relux'",
+    check_parse_fails(ctx, "dense:64,relux", "spec item 2 'relux'",
               "unknown layer kind 'relux' (expected dense, tt, lowrank, circ, sparse, relu, tanh, "
               "sigmoid, dropout)");
-    parse_bad(ctx, "Dense:64", "spec item 1 'Dense:64'", "unknown layer kind 'Dense'");
-    parse_bad(ctx, "RELU", "spec item 1 'RELU'", "unknown layer kind 'RELU'");
-    parse_bad(ctx, "conv:3", "spec item 1 'conv:3'", "unknown layer kind 'conv'");
-    parse_bad(ctx, ":64", "spec item 1 ':64'", "unknown layer kind ''");
-    parse_bad(ctx, "relu;dense:3", "spec item 1 'relu;dense:3'", "unknown layer kind");
+    check_parse_fails(ctx, "Dense:64", "spec item 1 'Dense:64'", "unknown layer kind 'Dense'");
+    check_parse_fails(ctx, "RELU", "spec item 1 'RELU'", "unknown layer kind 'RELU'");
+    check_parse_fails(ctx, "conv:3", "spec item 1 'conv:3'", "unknown layer kind 'conv'");
+    check_parse_fails(ctx, ":64", "spec item 1 ':64'", "unknown layer kind ''");
+    check_parse_fails(ctx, "relu;dense:3", "spec item 1 'relu;dense:3'", "unknown layer kind");
 }
 
 static void test_spec_rejects_bad_options(void **state)
 {
     fnet_ctx *ctx = *state;
     // Unknown, duplicated, valueless and empty options.
-    parse_bad(ctx, "relu,tt:64:foo=3", "spec item 2 'tt:64:foo=3'",
+    check_parse_fails(ctx, "relu,tt:64:foo=3", "spec item 2 'tt:64:foo=3'",
               "unknown option 'foo' for tt (expected rank, ranks, in, out, bias)");
-    parse_bad(ctx, "lowrank:64:rank=2:block=4", "spec item 1 'lowrank:64:rank=2:block=4'",
+    check_parse_fails(ctx, "lowrank:64:rank=2:block=4", "spec item 1 'lowrank:64:rank=2:block=4'",
               "unknown option 'block' for lowrank (expected rank)");
-    parse_bad(ctx, "circ:64:block=4:Block=4", "spec item 1", "unknown option 'Block' for circ");
-    parse_bad(ctx, "dense:64:rank=3", "spec item 1 'dense:64:rank=3'",
+    check_parse_fails(ctx, "circ:64:block=4:Block=4", "spec item 1", "unknown option 'Block' for circ");
+    check_parse_fails(ctx, "dense:64:rank=3", "spec item 1 'dense:64:rank=3'",
               "unknown option 'rank' for dense (expected bias)");
-    parse_bad(ctx, "relu:bias=0", "spec item 1 'relu:bias=0'", "relu takes no arguments");
-    parse_bad(ctx, "dense:64:bias=2", "spec item 1 'dense:64:bias=2'", "bias must be 0 or 1, got '2'");
-    parse_bad(ctx, "dense:64:bias=0:bias=0", "spec item 1", "option 'bias' given twice");
-    parse_bad(ctx, "tt:64:rank=2:rank=2", "spec item 1 'tt:64:rank=2:rank=2'",
+    check_parse_fails(ctx, "relu:bias=0", "spec item 1 'relu:bias=0'", "relu takes no arguments");
+    check_parse_fails(ctx, "dense:64:bias=2", "spec item 1 'dense:64:bias=2'", "bias must be 0 or 1, got '2'");
+    check_parse_fails(ctx, "dense:64:bias=0:bias=0", "spec item 1", "option 'bias' given twice");
+    check_parse_fails(ctx, "tt:64:rank=2:rank=2", "spec item 1 'tt:64:rank=2:rank=2'",
               "option 'rank' given twice");
-    parse_bad(ctx, "tt:64:in=8x8:in=8x8", "spec item 1", "option 'in' given twice");
-    parse_bad(ctx, "sparse:9:density=0.5:density=0.5", "spec item 1",
+    check_parse_fails(ctx, "tt:64:in=8x8:in=8x8", "spec item 1", "option 'in' given twice");
+    check_parse_fails(ctx, "sparse:9:density=0.5:density=0.5", "spec item 1",
               "option 'density' given twice");
-    parse_bad(ctx, "tt:64:rank", "spec item 1 'tt:64:rank'", "option 'rank' needs a value");
-    parse_bad(ctx, "tt:64:rank=", "spec item 1 'tt:64:rank='", "rank must be a positive integer");
-    parse_bad(ctx, "tt:64:", "spec item 1 'tt:64:'", "empty option");
-    parse_bad(ctx, "tt:64::rank=2", "spec item 1", "empty option");
+    check_parse_fails(ctx, "tt:64:rank", "spec item 1 'tt:64:rank'", "option 'rank' needs a value");
+    check_parse_fails(ctx, "tt:64:rank=", "spec item 1 'tt:64:rank='", "rank must be a positive integer");
+    check_parse_fails(ctx, "tt:64:", "spec item 1 'tt:64:'", "empty option");
+    check_parse_fails(ctx, "tt:64::rank=2", "spec item 1", "empty option");
     // Required options.
-    parse_bad(ctx, "lowrank:64", "spec item 1 'lowrank:64'",
+    check_parse_fails(ctx, "lowrank:64", "spec item 1 'lowrank:64'",
               "missing required option rank: write lowrank:N:rank=R");
-    parse_bad(ctx, "relu,circ:64", "spec item 2 'circ:64'", "missing required option block");
-    parse_bad(ctx, "sparse:64", "spec item 1 'sparse:64'", "missing required option density");
+    check_parse_fails(ctx, "relu,circ:64", "spec item 2 'circ:64'", "missing required option block");
+    check_parse_fails(ctx, "sparse:64", "spec item 1 'sparse:64'", "missing required option density");
     // Option values.
-    parse_bad(ctx, "lowrank:64:rank=0", "spec item 1 'lowrank:64:rank=0'",
+    check_parse_fails(ctx, "lowrank:64:rank=0", "spec item 1 'lowrank:64:rank=0'",
               "rank must be a positive integer, got '0'");
-    parse_bad(ctx, "tt:64:rank=-1", "spec item 1", "rank must be a positive integer, got '-1'");
-    parse_bad(ctx, "circ:64:block=0", "spec item 1 'circ:64:block=0'",
+    check_parse_fails(ctx, "tt:64:rank=-1", "spec item 1", "rank must be a positive integer, got '-1'");
+    check_parse_fails(ctx, "circ:64:block=0", "spec item 1 'circ:64:block=0'",
               "block must be a positive integer, got '0'");
-    parse_bad(ctx, "circ:64:block=3", "spec item 1 'circ:64:block=3'",
+    check_parse_fails(ctx, "circ:64:block=3", "spec item 1 'circ:64:block=3'",
               "block 3 does not divide the size 64");
-    parse_bad(ctx, "circ:64:block=128", "spec item 1", "block 128 does not divide the size 64");
-    parse_bad(ctx, "sparse:64:density=0", "spec item 1 'sparse:64:density=0'",
+    check_parse_fails(ctx, "circ:64:block=128", "spec item 1", "block 128 does not divide the size 64");
+    check_parse_fails(ctx, "sparse:64:density=0", "spec item 1 'sparse:64:density=0'",
               "density must be a number in (0, 1], got '0'");
-    parse_bad(ctx, "sparse:64:density=1.5", "spec item 1", "got '1.5'");
-    parse_bad(ctx, "sparse:64:density=-0.5", "spec item 1", "got '-0.5'");
-    parse_bad(ctx, "sparse:64:density=nan", "spec item 1", "got 'nan'");
-    parse_bad(ctx, "sparse:64:density=inf", "spec item 1", "got 'inf'");
-    parse_bad(ctx, "sparse:64:density=0.5x", "spec item 1", "got '0.5x'");
-    parse_bad(ctx, "sparse:64:density=1e-60", "spec item 1", "got '1e-60'"); // 0 as a float
-    parse_bad(ctx, "sparse:64:density=", "spec item 1", "got ''");
+    check_parse_fails(ctx, "sparse:64:density=1.5", "spec item 1", "got '1.5'");
+    check_parse_fails(ctx, "sparse:64:density=-0.5", "spec item 1", "got '-0.5'");
+    check_parse_fails(ctx, "sparse:64:density=nan", "spec item 1", "got 'nan'");
+    check_parse_fails(ctx, "sparse:64:density=inf", "spec item 1", "got 'inf'");
+    check_parse_fails(ctx, "sparse:64:density=0.5x", "spec item 1", "got '0.5x'");
+    check_parse_fails(ctx, "sparse:64:density=1e-60", "spec item 1", "got '1e-60'"); // 0 as a float
+    check_parse_fails(ctx, "sparse:64:density=", "spec item 1", "got ''");
 }
 
 static void test_spec_rejects_bad_tt_structure(void **state)
 {
     fnet_ctx *ctx = *state;
-    parse_bad(ctx, "tt:64:rank=2:ranks=2x2", "spec item 1 'tt:64:rank=2:ranks=2x2'",
+    check_parse_fails(ctx, "tt:64:rank=2:ranks=2x2", "spec item 1 'tt:64:rank=2:ranks=2x2'",
               "rank and ranks are exclusive");
-    parse_bad(ctx, "tt:64:ranks=2x2:in=4x4x4:out=4x4x4:rank=3", "spec item 1",
+    check_parse_fails(ctx, "tt:64:ranks=2x2:in=4x4x4:out=4x4x4:rank=3", "spec item 1",
               "rank and ranks are exclusive");
-    parse_bad(ctx, "tt:64:ranks=2x2x2:out=4x4x4", "spec item 1 'tt:64:ranks=2x2x2:out=4x4x4'",
+    check_parse_fails(ctx, "tt:64:ranks=2x2x2:out=4x4x4", "spec item 1 'tt:64:ranks=2x2x2:out=4x4x4'",
               "ranks has 3 values but 3 modes need 2");
-    parse_bad(ctx, "tt:64:ranks=2:in=8x8x1", "spec item 1",
+    check_parse_fails(ctx, "tt:64:ranks=2:in=8x8x1", "spec item 1",
               "ranks has 1 values but 3 modes need 2");
-    parse_bad(ctx, "tt:64:ranks=2:in=64", "spec item 1", "ranks has 1 values but 1 modes need 0");
-    parse_bad(ctx, "tt:64:in=4x4x4:out=8x8", "spec item 1 'tt:64:in=4x4x4:out=8x8'",
+    check_parse_fails(ctx, "tt:64:ranks=2:in=64", "spec item 1", "ranks has 1 values but 1 modes need 0");
+    check_parse_fails(ctx, "tt:64:in=4x4x4:out=8x8", "spec item 1 'tt:64:in=4x4x4:out=8x8'",
               "in has 3 modes but out has 2");
-    parse_bad(ctx, "tt:64:out=4x4x2", "spec item 1 'tt:64:out=4x4x2'",
+    check_parse_fails(ctx, "tt:64:out=4x4x2", "spec item 1 'tt:64:out=4x4x2'",
               "out modes multiply to 32, not the size 64");
-    parse_bad(ctx, "tt:64:out=4x4x8", "spec item 1", "out modes multiply to 128, not the size 64");
-    parse_bad(ctx, "tt:64:out=2147483647x2147483647x2147483647x2147483647x2147483647",
+    check_parse_fails(ctx, "tt:64:out=4x4x8", "spec item 1", "out modes multiply to 128, not the size 64");
+    check_parse_fails(ctx, "tt:64:out=2147483647x2147483647x2147483647x2147483647x2147483647",
               "spec item 1",
               "out modes multiply past 2^63, not the size 64");
-    parse_bad(ctx, "tt:512:out=2x2x2x2x2x2x2x2x2", "spec item 1", "out has more than 8 values");
-    parse_bad(ctx, "tt:512:in=2x2x2x2x2x2x2x2x2", "spec item 1", "in has more than 8 values");
-    parse_bad(ctx, "tt:512:ranks=2x2x2x2x2x2x2x2", "spec item 1", "ranks has more than 7 values");
-    parse_bad(ctx, "tt:64:in=4xx16", "spec item 1 'tt:64:in=4xx16'",
+    check_parse_fails(ctx, "tt:512:out=2x2x2x2x2x2x2x2x2", "spec item 1", "out has more than 8 values");
+    check_parse_fails(ctx, "tt:512:in=2x2x2x2x2x2x2x2x2", "spec item 1", "in has more than 8 values");
+    check_parse_fails(ctx, "tt:512:ranks=2x2x2x2x2x2x2x2", "spec item 1", "ranks has more than 7 values");
+    check_parse_fails(ctx, "tt:64:in=4xx16", "spec item 1 'tt:64:in=4xx16'",
               "in value 2 must be a positive integer, got ''");
-    parse_bad(ctx, "tt:64:in=4x16x", "spec item 1", "in value 3 must be a positive integer");
-    parse_bad(ctx, "tt:64:out=x64", "spec item 1", "out value 1 must be a positive integer");
-    parse_bad(ctx, "tt:64:out=8x0x8", "spec item 1",
+    check_parse_fails(ctx, "tt:64:in=4x16x", "spec item 1", "in value 3 must be a positive integer");
+    check_parse_fails(ctx, "tt:64:out=x64", "spec item 1", "out value 1 must be a positive integer");
+    check_parse_fails(ctx, "tt:64:out=8x0x8", "spec item 1",
               "out value 2 must be a positive integer, got '0'");
-    parse_bad(ctx, "tt:64:ranks=2x-2", "spec item 1", "ranks value 2 must be a positive integer");
-    parse_bad(ctx, "tt:64:in=", "spec item 1 'tt:64:in='", "in needs a list");
-    parse_bad(ctx, "tt:64:in=4X16", "spec item 1", "got '4X16'"); // 'x' is case-sensitive too
-    parse_bad(ctx, "tt:64:in=4x9999999999", "spec item 1", "in value 2 must be at most 2147483647");
+    check_parse_fails(ctx, "tt:64:ranks=2x-2", "spec item 1", "ranks value 2 must be a positive integer");
+    check_parse_fails(ctx, "tt:64:in=", "spec item 1 'tt:64:in='", "in needs a list");
+    check_parse_fails(ctx, "tt:64:in=4X16", "spec item 1", "got '4X16'"); // 'x' is case-sensitive too
+    check_parse_fails(ctx, "tt:64:in=4x9999999999", "spec item 1", "in value 2 must be at most 2147483647");
 }
 
 static void test_spec_rejects_bad_activations_and_dropout(void **state)
 {
     fnet_ctx *ctx = *state;
-    parse_bad(ctx, "dense:8,relu:3", "spec item 2 'relu:3'", "relu takes no arguments, got '3'");
-    parse_bad(ctx, "tanh:", "spec item 1 'tanh:'", "tanh takes no arguments");
-    parse_bad(ctx, "sigmoid:x=1", "spec item 1 'sigmoid:x=1'", "sigmoid takes no arguments");
-    parse_bad(ctx, "dropout", "spec item 1 'dropout'", "missing probability");
-    parse_bad(ctx, "dropout:1", "spec item 1 'dropout:1'",
+    check_parse_fails(ctx, "dense:8,relu:3", "spec item 2 'relu:3'", "relu takes no arguments, got '3'");
+    check_parse_fails(ctx, "tanh:", "spec item 1 'tanh:'", "tanh takes no arguments");
+    check_parse_fails(ctx, "sigmoid:x=1", "spec item 1 'sigmoid:x=1'", "sigmoid takes no arguments");
+    check_parse_fails(ctx, "dropout", "spec item 1 'dropout'", "missing probability");
+    check_parse_fails(ctx, "dropout:1", "spec item 1 'dropout:1'",
               "dropout probability must be a number in [0, 1), got '1'");
-    parse_bad(ctx, "dropout:1.5", "spec item 1", "got '1.5'");
-    parse_bad(ctx, "dropout:-0.1", "spec item 1", "got '-0.1'");
-    parse_bad(ctx, "dropout:0.99999999", "spec item 1", "got '0.99999999'"); // 1.0f as a float
-    parse_bad(ctx, "dropout:", "spec item 1 'dropout:'", "got ''");
-    parse_bad(ctx, "dropout:half", "spec item 1", "got 'half'");
-    parse_bad(ctx, "dropout:0.5.5", "spec item 1", "got '0.5.5'");
-    parse_bad(ctx, "dropout:nan", "spec item 1", "got 'nan'");
-    parse_bad(ctx, "dropout:0.5:0.5", "spec item 1 'dropout:0.5:0.5'",
+    check_parse_fails(ctx, "dropout:1.5", "spec item 1", "got '1.5'");
+    check_parse_fails(ctx, "dropout:-0.1", "spec item 1", "got '-0.1'");
+    check_parse_fails(ctx, "dropout:0.99999999", "spec item 1", "got '0.99999999'"); // 1.0f as a float
+    check_parse_fails(ctx, "dropout:", "spec item 1 'dropout:'", "got ''");
+    check_parse_fails(ctx, "dropout:half", "spec item 1", "got 'half'");
+    check_parse_fails(ctx, "dropout:0.5.5", "spec item 1", "got '0.5.5'");
+    check_parse_fails(ctx, "dropout:nan", "spec item 1", "got 'nan'");
+    check_parse_fails(ctx, "dropout:0.5:0.5", "spec item 1 'dropout:0.5:0.5'",
               "dropout takes one argument, got extra '0.5'");
 }
 
@@ -412,7 +412,7 @@ static void test_spec_enforces_length_and_item_limits(void **state)
     assert_int_equal(it[1023].kind, FNET_LAYER_RELU);
     fnet_free(it);
     strcat(s, ",relu");
-    parse_bad(ctx, s, "spec has 1025 items, at most 1024", NULL);
+    check_parse_fails(ctx, s, "spec has 1025 items, at most 1024", NULL);
     free(s);
 
     // 64 KiB of text parse (one item padded with spaces); one byte more does not.
@@ -427,7 +427,7 @@ static void test_spec_enforces_length_and_item_limits(void **state)
     fnet_free(it);
     s[max] = ' ';
     s[max + 1] = '\0';
-    parse_bad(ctx, s, "spec is longer than 65536 bytes", NULL);
+    check_parse_fails(ctx, s, "spec is longer than 65536 bytes", NULL);
     free(s);
 }
 
@@ -439,7 +439,7 @@ static void test_spec_clips_long_item_text_in_messages(void **state)
     memset(s + 11, '7', 2000);
     s[2011] = 'z';
     s[2012] = '\0';
-    parse_bad(ctx, s, "spec item 2 'dense:7777", "...'");
+    check_parse_fails(ctx, s, "spec item 2 'dense:7777", "...'");
     assert_true(strlen(fnet_ctx_last_error(ctx)) < 400);
 }
 

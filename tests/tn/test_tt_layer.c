@@ -64,32 +64,32 @@ static fnet_status make_tt4(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
 
 static void test_tt_forward_matches_dense_matrix(void **state)
 {
-    fnet_check_forward_matches_dense(make_tt2, 3, true);
-    fnet_check_forward_matches_dense(make_tt3, 4, false);
-    fnet_check_forward_matches_dense(make_tt4, 2, true);
+    check_layer_forward_matches_dense(make_tt2, 3, true);
+    check_layer_forward_matches_dense(make_tt3, 4, false);
+    check_layer_forward_matches_dense(make_tt4, 2, true);
 }
 
 static void test_tt_gradients_match_finite_differences(void **state)
 {
-    fnet_check_gradients(make_tt2, 3);
-    fnet_check_gradients(make_tt3, 2);
-    fnet_check_gradients(make_tt4, 2);
+    check_layer_gradients(make_tt2, 3);
+    check_layer_gradients(make_tt3, 2);
+    check_layer_gradients(make_tt4, 2);
 }
 
 static void test_tt_cpu_matches_reference(void **state)
 {
-    fnet_check_cpu_matches_reference(make_tt2, 37, 1e-5);
-    fnet_check_cpu_matches_reference(make_tt3, 5, 1e-5);
-    fnet_check_cpu_matches_reference(make_tt4, 64, 1e-5);
+    check_layer_cpu_matches_reference(make_tt2, 37, 1e-5);
+    check_layer_cpu_matches_reference(make_tt3, 5, 1e-5);
+    check_layer_cpu_matches_reference(make_tt4, 64, 1e-5);
 }
 
 static fnet_status make_tt_big(fnet_ctx *ctx, uint64_t seed, fnet_layer **l);
 
 static void test_tt_survives_out_of_memory(void **state)
 {
-    fnet_check_out_of_memory(make_tt3, 16);
+    check_layer_out_of_memory(make_tt3, 16);
     plan_for_test = FNET_TT_PLAN_RECONSTRUCT;
-    fnet_check_out_of_memory(make_tt3, 16);
+    check_layer_out_of_memory(make_tt3, 16);
     plan_for_test = FNET_TT_PLAN_SWEEP;
 }
 
@@ -100,20 +100,20 @@ static void test_tt_every_grouping_is_the_same_layer(void **state)
     plan_for_test = FNET_TT_PLAN_MERGE;
     for (unsigned mask = 1; mask < 8; mask++) {
         merge_for_test = mask;
-        fnet_check_forward_matches_dense(make_tt4, 3, true);
-        fnet_check_gradients(make_tt4, 2);
-        fnet_check_cpu_matches_reference(make_tt4, 17, 1e-5);
+        check_layer_forward_matches_dense(make_tt4, 3, true);
+        check_layer_gradients(make_tt4, 2);
+        check_layer_cpu_matches_reference(make_tt4, 17, 1e-5);
     }
     for (unsigned mask = 1; mask < 4; mask++) {
         merge_for_test = mask;
-        fnet_check_gradients(make_tt3, 2);
+        check_layer_gradients(make_tt3, 2);
     }
     plan_for_test = FNET_TT_PLAN_RECONSTRUCT;
-    fnet_check_forward_matches_dense(make_tt2, 4, true);
-    fnet_check_gradients(make_tt2, 2);
+    check_layer_forward_matches_dense(make_tt2, 4, true);
+    check_layer_gradients(make_tt2, 2);
     plan_for_test = FNET_TT_PLAN_MERGE;
     merge_for_test = 5; // (core0 core1)(core2 core3) on the big layer
-    fnet_check_cpu_matches_reference(make_tt_big, 40, 1e-4);
+    check_layer_cpu_matches_reference(make_tt_big, 40, 1e-4);
     plan_for_test = FNET_TT_PLAN_SWEEP;
     merge_for_test = 0;
 }
@@ -127,7 +127,7 @@ static fnet_status make_tt_big(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
 
 static void test_tt_large_layer_cpu_matches_reference(void **state)
 {
-    fnet_check_cpu_matches_reference(make_tt_big, 33, 1e-4);
+    check_layer_cpu_matches_reference(make_tt_big, 33, 1e-4);
 }
 
 static void test_tt_rejects_bad_shapes(void **state)
