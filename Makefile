@@ -17,9 +17,10 @@ RELIABILITY_PACKAGES = clang libclang-rt-14-dev valgrind
 
 all: build
 
-# Install the Debian packages that are missing: as root directly, otherwise print the command.
-deps:
-	@missing=""; for p in $(PACKAGES); do \
+# Install the Debian packages of $(1) that are missing: as root directly, otherwise print the
+# command and stop with status 2.
+define install_missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -32,6 +33,10 @@ deps:
 	    exit 2; \
 	  fi; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(PACKAGES))
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DFNET_WERROR=ON
@@ -53,19 +58,7 @@ test: build asan
 
 # The tools of the reliability checks, as `deps` installs the build's (as root, else the command).
 deps-reliability: deps
-	@missing=""; for p in $(RELIABILITY_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	  else \
-	    echo "missing Debian packages; run:" >&2; \
-	    echo "  sudo apt-get install -y$$missing" >&2; \
-	    exit 2; \
-	  fi; \
-	fi
+	$(call install_missing,$(RELIABILITY_PACKAGES))
 
 # libFuzzer targets (tests/fuzz), built by clang with ASan + UBSan, each run FUZZ_SECONDS, two at a
 # time; a crash, leak, hang or out-of-memory fails. Inputs found go to $(FUZZ_BUILD)/fuzz/work/.
