@@ -84,7 +84,25 @@ struct fnet_backend_ops {
     fnet_status (*qr)(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *Q, float *R);
 
     void (*synchronize)(fnet_ctx *ctx);
+
+    // Run fn(arg, part) for part = 0..parts-1 at once, one part per worker (parts <=
+    // ctx->threads), and return when all are done. Inside fn the backend's ops run on the calling
+    // worker alone (one BLAS thread, no pool), so parts must touch disjoint outputs. NULL: the
+    // caller runs the parts one after the other (fnet_run_parts).
+    void (*run_parts)(fnet_ctx *ctx, int parts, void (*fn)(void *arg, int part), void *arg);
 };
+
+/* ctx->be->run_parts when the backend has it, else the parts one after the other. */
+static inline void fnet_run_parts(fnet_ctx *ctx, int parts, void (*fn)(void *arg, int part),
+                                  void *arg)
+{
+    if (ctx->be->run_parts != NULL && parts > 1) {
+        ctx->be->run_parts(ctx, parts, fn, arg);
+        return;
+    }
+    for (int p = 0; p < parts; p++)
+        fn(arg, p);
+}
 
 extern const struct fnet_backend_ops fnet_reference_backend;
 extern const struct fnet_backend_ops fnet_cpu_backend;

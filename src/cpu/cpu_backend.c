@@ -1,5 +1,7 @@
-/* The CPU backend: the reference table with OpenBLAS for the BLAS-shaped ops and the large
- * element-wise ops split over the ctx's sleeping thread pool (never while BLAS runs). */
+/* The CPU backend: the reference table with OpenBLAS for the BLAS-shaped ops. All parallelism is
+ * the ctx's sleeping thread pool: large GEMMs split into one single-threaded OpenBLAS GEMM per
+ * worker, large element-wise ops split likewise, and run_parts runs independent parts of one job
+ * (the TT sweep's sample chunks) one per worker. */
 #include "cpu/ref.h"
 #include "core/pool.h"
 #include "cpu/cpu_lapack.h"
@@ -20,38 +22,82 @@ static void cpu_free(fnet_ctx *ctx, void *p)
     fnet_free(p);
 }
 
-// OpenBLAS's thread count is process-wide: compare with what it is now (another ctx on another
-// thread may have changed it), and set it only when it differs.
-static void use_blas_threads(int n)
+// OpenBLAS always runs on one thread: a large GEMM is split into one GEMM per worker of the ctx's
+// pool instead. OpenBLAS's own workers spin (sched_yield) for a while after every threaded call
+// and took the cores from the pool's workers whenever the two alternated (the TT sweep's parts
+// after a dense layer ran at half speed; docs/tt.md, "Chunks and workers"). OpenBLAS's thread
+// count is process-wide: compare with what it is now and set it only when it differs.
+static void use_one_blas_thread(void)
 {
-    if (openblas_get_num_threads() != n)
-        openblas_set_num_threads(n);
+    if (openblas_get_num_threads() != 1)
+        openblas_set_num_threads(1);
+}
+
+// Set on a pool worker while it runs a part of run_parts: ops then run on that worker alone.
+static _Thread_local bool in_part;
+
+// The pool an op may split its work over: none inside a part (parts already use every worker).
+static struct fnet_pool *pool_of(const fnet_ctx *ctx)
+{
+    return in_part ? NULL : ctx->pool;
 }
 
 static void cpu_set_threads(fnet_ctx *ctx, int n)
 {
-    use_blas_threads(n);
+    use_one_blas_thread();
 }
 
-// Below this many multiply-adds a GEMM runs on one thread: waking BLAS's workers and splitting
-// the panels costs more than it saves (measured with fnet-bench on the seed network).
+// Below this many multiply-adds a GEMM runs on the calling thread: waking the workers costs
+// more than splitting saves (measured with fnet-bench on the seed network).
 #define GEMM_SERIAL_MACS (4 * 1024 * 1024)
+// Pieces of a split GEMM are multiples of this many rows or columns (whole vector registers).
+#define GEMM_SPLIT_GRAIN 16
 
 static void cpu_synchronize(fnet_ctx *ctx)
 {
 }
 
-// C (M, N) = alpha·op(A)·op(B) + beta·C, row-major
+static void blas_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C, int64_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta,
+                C, (blasint)ldc);
+}
+
+// One worker's piece of a split GEMM: rows [begin, end) of C, or its columns.
+struct gemm_job {
+    bool ta, tb, by_rows;
+    int64_t M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+};
+
+static void gemm_range(void *arg, int64_t begin, int64_t end)
+{
+    const struct gemm_job *j = arg;
+    if (j->by_rows) // rows of op(A): A's rows, or its columns when transposed
+        blas_sgemm(j->ta, j->tb, end - begin, j->N, j->K, j->alpha,
+                   j->A + begin * (j->ta ? 1 : j->lda), j->lda, j->B, j->ldb, j->beta,
+                   j->C + begin * j->ldc, j->ldc);
+    else // columns of op(B): B's columns, or its rows when transposed
+        blas_sgemm(j->ta, j->tb, j->M, end - begin, j->K, j->alpha, j->A, j->lda,
+                   j->B + begin * (j->tb ? j->ldb : 1), j->ldb, j->beta, j->C + begin, j->ldc);
+}
+
+// C (M, N) = alpha·op(A)·op(B) + beta·C, row-major; large ones split along C's longer side
 static void cpu_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                       float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                       float beta, float *C, int64_t ldc)
 {
     if (M == 0 || N == 0)
         return;
-    use_blas_threads(M * N * K < GEMM_SERIAL_MACS ? 1 : ctx->threads);
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta,
-                C, (blasint)ldc);
+    use_one_blas_thread();
+    struct gemm_job j = {ta, tb, M >= N, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
+    struct fnet_pool *pool = M * N * K < GEMM_SERIAL_MACS ? NULL : pool_of(ctx);
+    fnet_pool_run(pool, j.by_rows ? M : N, GEMM_SPLIT_GRAIN, gemm_range, &j);
 }
 
 // out (cols, rows) = in (rows, cols)ᵀ in 32×32 tiles
@@ -79,7 +125,7 @@ static void cpu_transpose(fnet_ctx *ctx, int64_t rows, int64_t cols, const float
 {
     struct transpose_job j = {rows, cols, in, out};
     int64_t tiles = (rows + 31) / 32;
-    fnet_pool_run(rows * cols >= PAR_GRAIN ? ctx->pool : NULL, tiles, 1, transpose_range, &j);
+    fnet_pool_run(rows * cols >= PAR_GRAIN ? pool_of(ctx) : NULL, tiles, 1, transpose_range, &j);
 }
 
 // out (Q, P, R) (+)= in (P, Q, R), split over p: each thread writes its own rows of every q
@@ -129,7 +175,7 @@ static void cpu_permute_021(fnet_ctx *ctx, int64_t P, int64_t Q, int64_t R, cons
                             float *out, bool accumulate)
 {
     struct permute_job j = {ctx, P, Q, R, in, out, accumulate};
-    fnet_pool_run(P * Q * R < PAR_GRAIN ? NULL : ctx->pool, P, 64, permute_range, &j);
+    fnet_pool_run(P * Q * R < PAR_GRAIN ? NULL : pool_of(ctx), P, 64, permute_range, &j);
 }
 
 static void cpu_axpy(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y)
@@ -185,7 +231,7 @@ static void act_forward_range(void *p, int64_t b, int64_t e)
 static void cpu_act_forward(fnet_ctx *ctx, int kind, int64_t n, const float *x, float *y)
 {
     struct ew_job j = {.ctx = ctx, .kind = kind, .x = x, .out = y};
-    fnet_pool_run(ctx->pool, n, PAR_GRAIN, act_forward_range, &j);
+    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, act_forward_range, &j);
 }
 
 static void act_backward_range(void *p, int64_t b, int64_t e)
@@ -198,7 +244,7 @@ static void cpu_act_backward(fnet_ctx *ctx, int kind, int64_t n, const float *y,
                              float *dx)
 {
     struct ew_job j = {.ctx = ctx, .kind = kind, .y = y, .x = dy, .out = dx};
-    fnet_pool_run(ctx->pool, n, PAR_GRAIN, act_backward_range, &j);
+    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, act_backward_range, &j);
 }
 
 static void mul_range(void *p, int64_t b, int64_t e)
@@ -210,7 +256,7 @@ static void mul_range(void *p, int64_t b, int64_t e)
 static void cpu_mul(fnet_ctx *ctx, int64_t n, const float *x, const float *mask, float *y)
 {
     struct ew_job j = {.ctx = ctx, .x = x, .mask = mask, .out = y};
-    fnet_pool_run(ctx->pool, n, PAR_GRAIN, mul_range, &j);
+    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, mul_range, &j);
 }
 
 static void sgd_range(void *p, int64_t b, int64_t e)
@@ -223,7 +269,7 @@ static void cpu_sgd_step(fnet_ctx *ctx, int64_t n, float *w, const float *g,
                          const struct fnet_step_args *a)
 {
     struct ew_job j = {.ctx = ctx, .w = w, .g = g, .args = a};
-    fnet_pool_run(ctx->pool, n, PAR_GRAIN, sgd_range, &j);
+    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, sgd_range, &j);
 }
 
 static void momentum_range(void *p, int64_t b, int64_t e)
@@ -236,7 +282,7 @@ static void cpu_momentum_step(fnet_ctx *ctx, int64_t n, float *w, const float *g
                               const struct fnet_step_args *a, bool nesterov)
 {
     struct ew_job j = {.ctx = ctx, .w = w, .g = g, .s1 = v, .args = a, .nesterov = nesterov};
-    fnet_pool_run(ctx->pool, n, PAR_GRAIN, momentum_range, &j);
+    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, momentum_range, &j);
 }
 
 static void rmsprop_range(void *p, int64_t b, int64_t e)
@@ -249,7 +295,7 @@ static void cpu_rmsprop_step(fnet_ctx *ctx, int64_t n, float *w, const float *g,
                              const struct fnet_step_args *a)
 {
     struct ew_job j = {.ctx = ctx, .w = w, .g = g, .s1 = s, .args = a};
-    fnet_pool_run(ctx->pool, n, PAR_GRAIN, rmsprop_range, &j);
+    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, rmsprop_range, &j);
 }
 
 static void adam_range(void *p, int64_t b, int64_t e)
@@ -262,7 +308,32 @@ static void cpu_adam_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, fl
                           const struct fnet_step_args *a)
 {
     struct ew_job j = {.ctx = ctx, .w = w, .g = g, .s1 = m, .s2 = v, .args = a};
-    fnet_pool_run(ctx->pool, n, PAR_GRAIN, adam_range, &j);
+    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, adam_range, &j);
+}
+
+struct parts_job {
+    void (*fn)(void *arg, int part);
+    void *arg;
+};
+
+static void parts_range(void *arg, int64_t begin, int64_t end)
+{
+    const struct parts_job *j = arg;
+    in_part = true;
+    for (int64_t p = begin; p < end; p++)
+        j->fn(j->arg, (int)p);
+    in_part = false;
+}
+
+static void cpu_run_parts(fnet_ctx *ctx, int parts, void (*fn)(void *arg, int part), void *arg)
+{
+    struct parts_job j = {fn, arg};
+    if (in_part || ctx->pool == NULL) { // nested, or one thread: one after the other
+        for (int p = 0; p < parts; p++)
+            fn(arg, p);
+        return;
+    }
+    fnet_pool_run(ctx->pool, parts, 1, parts_range, &j);
 }
 
 const struct fnet_backend_ops fnet_cpu_backend = {
@@ -294,4 +365,5 @@ const struct fnet_backend_ops fnet_cpu_backend = {
     .gesvd = fnet_cpu_gesvd,
     .qr = fnet_cpu_qr,
     .synchronize = cpu_synchronize,
+    .run_parts = cpu_run_parts,
 };

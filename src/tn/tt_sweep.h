@@ -6,16 +6,29 @@
 
 #include "tn/tt.h"
 
+/* One worker's workspaces: its chunks' GEMM outputs and its share of the core gradients. */
+struct fnet_tt_part {
+    float *gbuf[2]; // GEMM outputs and backward gradients of one chunk: its largest state
+    float *dcore;   // core gradients summed over its chunks, every core permuted to (m, r, c)
+};
+
+/* The batch is cut into chunks of at most `chunk` samples whose states stay in a core's cache,
+ * and at least one chunk per worker; the chunks are shared out between up to `nparts` workers
+ * (docs/tt.md, "Chunks and workers"). */
 struct fnet_tt_sweep {
     struct fnet_tt_shape s;
     int64_t max_batch;
-    float *state;                    // S_k, the input of step k, for k = 0..d-2 (S_{d-1} is x)
-    int64_t state_off[FNET_TT_MAX_D];
-    float *gbuf[2];                  // GEMM outputs and backward gradients, the largest state
-    float *core, *dcore;             // one core permuted to (m, r, c), and its gradient
+    int64_t chunk;                    // samples per chunk at most
+    int nparts;                       // workers with workspaces
+    struct fnet_tt_part *part;        // nparts of them
+    float *state;                     // S_k, the input of step k, k = 0..d-2, chunk after chunk
+    int64_t state_off[FNET_TT_MAX_D]; // where S_k starts within a chunk's block, per sample
+    int64_t sample_state;             // floats of the states of one sample
+    float *pcore;                     // the cores permuted to (m, r, c), back to back
 };
 
-/* Size the workspaces for shape s and batches up to B (frees what was there on success).
+/* Size the workspaces for shape s, batches up to B and ctx's threads (frees what was there on
+ * success).
  * @return FNET_OK or FNET_ERR_OUT_OF_MEMORY. */
 fnet_status fnet_tt_sweep_reserve(fnet_ctx *ctx, struct fnet_tt_sweep *w,
                                   const struct fnet_tt_shape *s, int64_t B);
@@ -31,6 +44,10 @@ void fnet_tt_sweep_forward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float *
 void fnet_tt_sweep_backward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float *cores,
                             const float *x, const float *dy, int64_t B, float *dcores,
                             bool accumulate, float *dx);
+
+/* Tests: cut batches into chunks of this many samples instead of the cache-sized default (0), at
+ * the next reserve. */
+FNET_API void fnet_debug_tt_chunk(int64_t samples);
 
 /* Rows a and contracted columns c of step k at batch B. */
 int64_t fnet_tt_step_rows(const struct fnet_tt_shape *s, int k, int64_t B);

@@ -115,6 +115,8 @@ void check_layer_cpu_matches_reference(fnet_layer_factory make, int64_t B, doubl
     fnet_ctx *rc, *cc;
     fnet_assert_ok(NULL, fnet_ctx_create_reference(&rc));
     fnet_assert_ok(NULL, fnet_ctx_create_cpu(&cc));
+    // three workers whatever the machine: layers that split work over them are checked split
+    fnet_assert_ok(cc, fnet_ctx_set_threads(cc, 3));
     fnet_layer *lr = make_on(rc, make, 31), *lc = make_on(cc, make, 31);
     int64_t n_in = fnet_layer_n_in(lr), n_out = fnet_layer_n_out(lr), np = fnet_layer_num_params(lr);
     assert_int_equal(np, fnet_layer_num_params(lc));

@@ -3,6 +3,7 @@
  * injection, the planner's modes and costs, specs and checkpoints, and a falling loss. */
 #include "layer_check.h"
 #include "tn/tt_plan.h"
+#include "tn/tt_sweep.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -128,6 +129,32 @@ static fnet_status make_tt_big(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
 static void test_tt_large_layer_cpu_matches_reference(void **state)
 {
     check_layer_cpu_matches_reference(make_tt_big, 33, 1e-4);
+}
+
+// Batches cut into chunks of 1, 2 or 3 samples, shared out between the workers (three on the
+// CPU backend, run one after the other on the reference): the same layer as in one piece,
+// for the plain sweep and for every grouping.
+static void test_tt_chunks_and_workers_are_the_same_layer(void **state)
+{
+    for (int64_t chunk = 1; chunk <= 3; chunk++) {
+        fnet_debug_tt_chunk(chunk);
+        plan_for_test = FNET_TT_PLAN_SWEEP;
+        check_layer_forward_matches_dense(make_tt3, 7, false);
+        check_layer_gradients(make_tt2, 5);
+        check_layer_cpu_matches_reference(make_tt4, 37, 1e-5);
+        check_layer_cpu_matches_reference(make_tt_big, 11, 1e-4);
+        plan_for_test = FNET_TT_PLAN_MERGE;
+        for (unsigned mask = 1; mask < 8; mask++) {
+            merge_for_test = mask;
+            check_layer_forward_matches_dense(make_tt4, 5, true);
+            check_layer_gradients(make_tt4, 4);
+            check_layer_cpu_matches_reference(make_tt4, 9, 1e-5);
+        }
+    }
+    plan_for_test = FNET_TT_PLAN_SWEEP;
+    merge_for_test = 0;
+    check_layer_out_of_memory(make_tt3, 16); // with a workspace per worker
+    fnet_debug_tt_chunk(0);
 }
 
 static void test_tt_rejects_bad_shapes(void **state)
@@ -461,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_tt_survives_out_of_memory),
         cmocka_unit_test(test_tt_every_grouping_is_the_same_layer),
         cmocka_unit_test(test_tt_large_layer_cpu_matches_reference),
+        cmocka_unit_test(test_tt_chunks_and_workers_are_the_same_layer),
         cmocka_unit_test(test_tt_rejects_bad_shapes),
         cmocka_unit_test(test_tt_balanced_modes_and_planner),
         cmocka_unit_test(test_tt_in_a_model_from_spec),
