@@ -98,14 +98,15 @@ static int on_epoch(const fnet_epoch_info *e, void *user)
     struct run *r = user;
     if (r->tty)
         printf("\r%60s\r", "");
-    if (isnan(e->lr)) // a solver: its line search picks the steps
-        printf("epoch %2d/%d  loss %.4f  val_loss %.4f  val_acc %.4f  %.1fs  %.0f samples/s\n",
-               e->epoch, e->epochs, e->train_loss, e->val_loss, e->val_acc, e->seconds,
-               e->samples_per_s);
-    else
-        printf("epoch %2d/%d  loss %.4f  val_loss %.4f  val_acc %.4f  lr %.3g  %.1fs  %.0f samples/s\n",
-               e->epoch, e->epochs, e->train_loss, e->val_loss, e->val_acc, e->lr, e->seconds,
-               e->samples_per_s);
+    // the validation figures only with a validation set; the learning rate only when there is
+    // one (a solver's line search picks its steps)
+    char val[64] = "", lr[32] = "";
+    if (!isnan(e->val_loss))
+        snprintf(val, sizeof(val), "  val_loss %.4f  val_acc %.4f", e->val_loss, e->val_acc);
+    if (!isnan(e->lr))
+        snprintf(lr, sizeof(lr), "  lr %.3g", e->lr);
+    printf("epoch %2d/%d  loss %.4f%s%s  %.1fs  %.0f samples/s\n", e->epoch, e->epochs,
+           e->train_loss, val, lr, e->seconds, e->samples_per_s);
     char ranks[256];
     tt_ranks(r->m, ranks, sizeof(ranks));
     if (ranks[0])

@@ -191,6 +191,18 @@ for key in epoch train_loss val_loss val_acc seconds samples_per_s; do
     [ "$missing" -eq 0 ] || fail "--json: $missing epoch line(s) without a number for \"$key\"" \
         "$(show first.json)"
 done
+grep -q 'val_acc' first.out || fail "a run with --val-split prints val_acc per epoch" "$(seen)"
+ok "epoch lines with the validation figures"
+
+run noval --data gz --model "$MODEL" --epochs 1 --batch 16
+good "training without a validation set"
+grep -q '^epoch  1/1  loss [0-9.]*  lr 0.001  ' noval.out ||
+    fail "an epoch line without a validation set: no val_* fields" "$(seen)"
+if grep -qi 'nan' noval.out; then
+    fail "an epoch line without a validation set prints no nan" "$(seen)"
+fi
+ok "epoch lines without a validation set: no val_loss/val_acc, no nan"
+
 final=$(tail -n 1 first.json)
 case $final in
 *'"event":"final"'*) ;;
