@@ -130,6 +130,7 @@ struct pass {
     float *y, *dx;
     int64_t B, chunk, chunks;
     int parts;
+    bool backward;
 };
 
 // As many parts as workers and samples allow, each cut into chunks of at most w->chunk.
@@ -184,30 +185,6 @@ static void chunk_forward(fnet_ctx *ctx, const struct fnet_tt_sweep *w, float *C
     }
 }
 
-static void forward_part(void *arg, int p)
-{
-    const struct pass *ps = arg;
-    const struct fnet_tt_sweep *w = ps->w;
-    int64_t first, last, N = fnet_tt_cols(&w->s), M = fnet_tt_rows(&w->s);
-    chunks_of(ps, p, &first, &last);
-    for (int64_t q = first; q < last; q++) {
-        int64_t b;
-        float *state;
-        int64_t b0 = chunk_of(ps, q, &b, &state);
-        chunk_forward(ps->ctx, w, w->part[p].gbuf[0], ps->x + b0 * N, b, state, ps->y + b0 * M);
-    }
-}
-
-void fnet_tt_sweep_forward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float *cores,
-                           const float *x, int64_t B, float *y)
-{
-    permute_cores(ctx, &w->s, cores, w->pcore);
-    struct pass ps = plan_pass(ctx, w, B);
-    ps.x = x;
-    ps.y = y;
-    fnet_run_parts(ctx, ps.parts, forward_part, &ps);
-}
-
 // Steps in reverse (k = 0..d-1) for a chunk of b samples, with dOut_k (a, m_k·r_k), starting
 // from dyᵀ:
 //   dGp_k (m_k·r_k, c) (+)= dOut_kᵀ · S_k     into the part's permuted core gradients
@@ -238,7 +215,8 @@ static void chunk_backward(fnet_ctx *ctx, const struct fnet_tt_sweep *w,
     }
 }
 
-static void backward_part(void *arg, int p)
+// Part p's chunks, one after the other, forward or backward.
+static void sweep_part(void *arg, int p)
 {
     const struct pass *ps = arg;
     const struct fnet_tt_sweep *w = ps->w;
@@ -248,9 +226,23 @@ static void backward_part(void *arg, int p)
         int64_t b;
         float *state;
         int64_t b0 = chunk_of(ps, q, &b, &state);
-        chunk_backward(ps->ctx, w, &w->part[p], ps->x + b0 * N, ps->dy + b0 * M, b, state,
-                       q == first, ps->dx ? ps->dx + b0 * N : NULL);
+        if (ps->backward)
+            chunk_backward(ps->ctx, w, &w->part[p], ps->x + b0 * N, ps->dy + b0 * M, b, state,
+                           q == first, ps->dx ? ps->dx + b0 * N : NULL);
+        else
+            chunk_forward(ps->ctx, w, w->part[p].gbuf[0], ps->x + b0 * N, b, state,
+                          ps->y + b0 * M);
     }
+}
+
+void fnet_tt_sweep_forward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float *cores,
+                           const float *x, int64_t B, float *y)
+{
+    permute_cores(ctx, &w->s, cores, w->pcore);
+    struct pass ps = plan_pass(ctx, w, B);
+    ps.x = x;
+    ps.y = y;
+    fnet_run_parts(ctx, ps.parts, sweep_part, &ps);
 }
 
 void fnet_tt_sweep_backward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float *cores,
@@ -263,7 +255,8 @@ void fnet_tt_sweep_backward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float 
     ps.x = x;
     ps.dy = dy;
     ps.dx = dx;
-    fnet_run_parts(ctx, ps.parts, backward_part, &ps);
+    ps.backward = true;
+    fnet_run_parts(ctx, ps.parts, sweep_part, &ps);
     // the parts' gradients summed into part 0's, then each core swapped back to (r, m, c)
     float *dp = w->part[0].dcore;
     for (int p = 1; p < ps.parts; p++)
