@@ -144,8 +144,10 @@ static void test_checkpoint_survives_sigkill_at_any_moment_of_a_save(void **stat
     print_message("one save of %lld parameters takes %.1f ms in a child\n", (long long)n,
                   1e3 * save_s);
 
-    int64_t last = generation_of(ctx, path, expect, n); // the generation the file holds now
-    assert_true(last == 3 || last == 4);
+    // the generation the file holds now: 3, or a later one if the child went on saving before
+    // the kill reached it (a slow parent on a loaded machine)
+    int64_t last = generation_of(ctx, path, expect, n);
+    assert_true(last >= 3);
     remove_stale_temporaries(ctx, m, dir, path, last); // the calibration child was killed too
     fnet_rng rng;
     fnet_rng_seed(&rng, 2024);
