@@ -2,6 +2,7 @@
  * optimizer step, validation after every epoch, and a guard that stops on a NaN or Inf loss. */
 #include "core/internal.h"
 #include "core/backend.h"
+#include "core/train_loop.h"
 #include "core/layer_impl.h"
 #include "optim/solver.h"
 
@@ -184,7 +185,7 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG,
                          "%s is a solver, not a step-wise optimizer: train with fnet_train()",
                          fnet_optim_kind_name(op->kind));
-    int64_t n = fnet_dataset_size(train), dim = fnet_dataset_dim(train);
+    int64_t n = fnet_dataset_size(train);
     if (tp->batch < 0)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "batch must be >= 1 (or 0 for full batch), got %lld",
                          (long long)tp->batch);
@@ -205,33 +206,13 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
                          "TT rounding every %d epochs with eps %g and rank cap %lld: the interval "
                          "must be >= 0, eps finite and >= 0, and eps or the cap positive",
                          tp->tt_round_every, tp->tt_eps, (long long)tp->tt_max_rank);
-    fnet_status st = fnet_train_check_data(m, train, "training");
-    if (st == FNET_OK && val != NULL && fnet_dataset_size(val) > 0)
-        st = fnet_train_check_data(m, val, "validation");
+    struct fnet_train_loop L;
+    fnet_status st = fnet_train_loop_open(&L, m, tp, train, val);
     if (st != FNET_OK)
         return st;
-    int64_t B = tp->batch == 0 || tp->batch > n ? n : tp->batch;
-    int64_t n_batches = (n + B - 1) / B;
-
-    int64_t *perm = fnet_malloc_array((size_t)n, sizeof(int64_t));
-    float *x = ctx->be->alloc(ctx, (size_t)(B * dim) * sizeof(float));
-    int32_t *labels = fnet_malloc_array((size_t)B, sizeof(int32_t));
-    if (perm == NULL || x == NULL || labels == NULL) {
-        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "training batch of %lld", (long long)B);
-        goto out_free;
-    }
-    st = fnet_model_reserve(m, B);
-    if (st != FNET_OK)
-        goto out_free;
-    for (int64_t i = 0; i < n; i++)
-        perm[i] = i;
-    fnet_rng rng;
-    fnet_rng_seed(&rng, tp->seed);
     float *w = fnet_model_params(m, NULL);
     const float *g = fnet_model_grads(m, NULL);
-
-    fnet_train_stats acc = {0};
-    acc.val_loss = acc.val_acc = NAN;
+    fnet_train_stats *acc = &L.acc;
     struct snapshot snap = {0};
     float lr_scale = 1.0f; // halved by every rollback
     for (int epoch = 0; epoch < tp->epochs; epoch++) {
@@ -242,17 +223,17 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
         if (st != FNET_OK)
             break;
         if (tp->shuffle)
-            fnet_rng_shuffle(&rng, perm, n);
+            fnet_rng_shuffle(&L.rng, L.perm, L.n);
         fnet_model_set_training(m, true);
         double t0 = fnet_now(), loss_sum = 0.0;
-        for (int64_t b = 0; b < n_batches && st == FNET_OK; b++) {
-            int64_t bs = n - b * B < B ? n - b * B : B;
+        for (int64_t b = 0; b < L.n_batches && st == FNET_OK; b++) {
+            int64_t bs = L.n - b * L.B < L.B ? L.n - b * L.B : L.B;
             double loss = 0.0;
-            st = fnet_dataset_batch(train, perm + b * B, 0, bs, x, labels);
+            st = fnet_dataset_batch(train, L.perm + b * L.B, 0, bs, L.x, L.labels);
             if (st == FNET_OK)
-                st = fnet_model_loss_grad(m, x, labels, bs, &loss, NULL);
+                st = fnet_model_loss_grad(m, L.x, L.labels, bs, &loss, NULL);
             if (st == FNET_ERR_NUMERIC) {
-                if (tp->on_nan == FNET_NAN_ROLLBACK && acc.rollbacks < tp->max_rollbacks)
+                if (tp->on_nan == FNET_NAN_ROLLBACK && acc->rollbacks < tp->max_rollbacks)
                     break; // rolled back below
                 st = fnet_fail(ctx, FNET_ERR_NUMERIC,
                                "epoch %d, step %lld: the loss is %g; training stopped%s (the "
@@ -265,43 +246,32 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             if (st == FNET_OK)
                 st = fnet_optimizer_step(opt, w, g);
             loss_sum += loss * (double)bs;
-            acc.steps++;
+            acc->steps++;
             if (tp->on_batch)
-                tp->on_batch(b + 1, n_batches, user);
+                tp->on_batch(b + 1, L.n_batches, user);
         }
         double seconds = fnet_now() - t0;
         fnet_model_set_training(m, false);
         if (st == FNET_ERR_NUMERIC && tp->on_nan == FNET_NAN_ROLLBACK &&
-            acc.rollbacks < tp->max_rollbacks && fnet_ctx_last_status(ctx) == FNET_ERR_NUMERIC &&
+            acc->rollbacks < tp->max_rollbacks && fnet_ctx_last_status(ctx) == FNET_ERR_NUMERIC &&
             snap.w != NULL) {
             // restore the start of this epoch, halve the rate, run the epoch again
             snapshot_restore(m, opt, &snap);
-            acc.rollbacks++;
+            acc->rollbacks++;
             lr_scale *= 0.5f;
             fnet_log(FNET_LOG_WARN, "epoch %d: the loss became NaN/Inf; rolled back, learning "
                      "rate halved to %g (rollback %d of %d)", epoch + 1, (double)(lr * 0.5f),
-                     acc.rollbacks, tp->max_rollbacks);
+                     acc->rollbacks, tp->max_rollbacks);
             st = FNET_OK;
             epoch--;
             continue;
         }
         if (st != FNET_OK)
             break;
-        fnet_epoch_info info = {
-            .epoch = epoch + 1,
-            .epochs = tp->epochs,
-            .train_loss = loss_sum / (double)n,
-            .val_loss = NAN,
-            .val_acc = NAN,
-            .lr = lr,
-            .seconds = seconds,
-            .samples_per_s = seconds > 0 ? (double)n / seconds : 0.0,
-        };
-        if (val != NULL && fnet_dataset_size(val) > 0) {
-            st = fnet_model_evaluate(m, val, &info.val_acc, &info.val_loss);
-            if (st != FNET_OK)
-                break;
-        }
+        fnet_epoch_info info;
+        st = fnet_train_loop_epoch_info(&L, epoch, tp->epochs, loss_sum, lr, seconds, &info);
+        if (st != FNET_OK)
+            break;
         if (tp->tt_round_every > 0 && (epoch + 1) % tp->tt_round_every == 0 &&
             epoch + 1 < tp->epochs) {
             st = round_tt(m, opt, tp);
@@ -310,25 +280,12 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             w = fnet_model_params(m, NULL); // rebuilt
             g = fnet_model_grads(m, NULL);
         }
-        info.params = fnet_model_num_params(m);
-        acc.epochs_run = epoch + 1;
-        acc.train_seconds += seconds;
-        acc.train_loss = info.train_loss;
-        acc.val_loss = info.val_loss;
-        acc.val_acc = info.val_acc;
-        if (on_epoch && on_epoch(&info, user) != 0)
+        if (fnet_train_loop_epoch_end(&L, &info, on_epoch, user))
             break;
     }
-    acc.samples_per_s = acc.train_seconds > 0
-                            ? (double)n * (double)acc.epochs_run / acc.train_seconds
-                            : 0.0;
-    if (stats)
-        *stats = acc;
+    fnet_train_loop_stats(&L, stats);
     fnet_free(snap.w);
-out_free:
-    fnet_free(labels);
-    ctx->be->free(ctx, x);
-    fnet_free(perm);
+    fnet_train_loop_close(&L);
     return st;
 }
 

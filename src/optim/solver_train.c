@@ -4,6 +4,7 @@
  * reports and NaN guard as the first-order trainer (src/core/train.c). docs/optim.md. */
 #include "optim/solver.h"
 #include "core/backend.h"
+#include "core/train_loop.h"
 
 #include <math.h>
 #include <string.h>
@@ -56,7 +57,7 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
         return fnet_fail(m ? fnet_model_ctx(m) : NULL, FNET_ERR_INVALID_ARG,
                          "train: model, parameters and training data are required");
     fnet_ctx *ctx = fnet_model_ctx(m);
-    int64_t n = fnet_dataset_size(train), dim = fnet_dataset_dim(train);
+    int64_t n = fnet_dataset_size(train);
     if (tp->batch < 0)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG,
                          "batch must be >= 1 (or 0 for full batch), got %lld", (long long)tp->batch);
@@ -78,63 +79,41 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
         return st;
     if (n < 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "the training set is empty");
-    st = fnet_train_check_data(m, train, "training");
-    if (st == FNET_OK && val != NULL && fnet_dataset_size(val) > 0)
-        st = fnet_train_check_data(m, val, "validation");
+    struct fnet_train_loop L;
+    st = fnet_train_loop_open(&L, m, tp, train, val);
     if (st != FNET_OK)
         return st;
-    int64_t B = tp->batch == 0 || tp->batch > n ? n : tp->batch;
-    int64_t n_batches = (n + B - 1) / B;
-    int64_t n_params = fnet_model_num_params(m);
-
     fnet_solver *solver = NULL;
-    st = fnet_solver_create(ctx, op, n_params, &solver);
-    if (st != FNET_OK)
+    st = fnet_solver_create(ctx, op, fnet_model_num_params(m), &solver);
+    if (st != FNET_OK) {
+        fnet_train_loop_close(&L);
         return st;
+    }
     // The solver's own copy of the settings: K iterations per call.
     solver->p.max_iter = op->iters_per_batch;
-    int64_t *perm = fnet_malloc_array((size_t)n, sizeof(int64_t));
-    float *x = ctx->be->alloc(ctx, (size_t)(B * dim) * sizeof(float));
-    int32_t *labels = fnet_malloc_array((size_t)B, sizeof(int32_t));
-    if (perm == NULL || x == NULL || labels == NULL) {
-        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "training batch of %lld", (long long)B);
-        goto out_free;
-    }
-    st = fnet_model_reserve(m, B);
-    if (st != FNET_OK)
-        goto out_free;
-    for (int64_t i = 0; i < n; i++)
-        perm[i] = i;
-    fnet_rng rng;
-    fnet_rng_seed(&rng, tp->seed);
     float *w = fnet_model_params(m, NULL);
     // Full batch: one fixed objective, gathered once. Minibatches: each batch is a new function,
     // but large ones share most of their curvature: L-BFGS keeps its history across them (the
     // curvature check guards every new pair), which reached 0.85 test accuracy on the seed
     // network where a fresh history per batch did not (docs/optim.md).
-    const bool full = n_batches == 1;
+    const bool full = L.n_batches == 1;
     if (full)
-        st = fnet_dataset_batch(train, NULL, 0, n, x, labels);
-    if (st != FNET_OK)
-        goto out_free;
-
-    fnet_train_stats acc = {0};
-    acc.val_loss = acc.val_acc = NAN;
-    struct progress pr = {.tp = tp, .user = user, .total = n_batches * op->iters_per_batch};
-    for (int epoch = 0; epoch < tp->epochs; epoch++) {
+        st = fnet_dataset_batch(train, NULL, 0, L.n, L.x, L.labels);
+    struct progress pr = {.tp = tp, .user = user, .total = L.n_batches * op->iters_per_batch};
+    for (int epoch = 0; epoch < tp->epochs && st == FNET_OK; epoch++) {
         if (tp->shuffle && !full)
-            fnet_rng_shuffle(&rng, perm, n);
+            fnet_rng_shuffle(&L.rng, L.perm, L.n);
         fnet_model_set_training(m, true);
         double t0 = fnet_now(), loss_sum = 0.0;
         pr.done = 0;
-        for (int64_t b = 0; b < n_batches && st == FNET_OK; b++) {
-            int64_t bs = n - b * B < B ? n - b * B : B;
+        for (int64_t b = 0; b < L.n_batches && st == FNET_OK; b++) {
+            int64_t bs = L.n - b * L.B < L.B ? L.n - b * L.B : L.B;
             if (!full) {
-                st = fnet_dataset_batch(train, perm + b * B, 0, bs, x, labels);
+                st = fnet_dataset_batch(train, L.perm + b * L.B, 0, bs, L.x, L.labels);
                 if (st != FNET_OK)
                     break;
             }
-            fnet_model_batch_info info = {.model = m, .x = x, .labels = labels, .batch = bs};
+            fnet_model_batch_info info = {.model = m, .x = L.x, .labels = L.labels, .batch = bs};
             fnet_solver_stats ss;
             st = fnet_solver_minimize(solver, w, fnet_model_objective, &info, on_iteration, &pr,
                                       &ss);
@@ -148,7 +127,7 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
             if (st != FNET_OK)
                 break;
             loss_sum += ss.f * (double)bs;
-            acc.steps += ss.iterations;
+            L.acc.steps += ss.iterations;
             // the bar jumps to the batch's end when the solver stopped early
             pr.done = (b + 1) * op->iters_per_batch;
             if (tp->on_batch)
@@ -158,37 +137,14 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
         fnet_model_set_training(m, false);
         if (st != FNET_OK)
             break;
-        fnet_epoch_info info = {
-            .epoch = epoch + 1,
-            .epochs = tp->epochs,
-            .train_loss = loss_sum / (double)n,
-            .val_loss = NAN,
-            .val_acc = NAN,
-            .lr = NAN, // a solver has no learning rate: its line search picks every step
-            .seconds = seconds,
-            .samples_per_s = seconds > 0 ? (double)n / seconds : 0.0,
-        };
-        if (val != NULL && fnet_dataset_size(val) > 0) {
-            st = fnet_model_evaluate(m, val, &info.val_acc, &info.val_loss);
-            if (st != FNET_OK)
-                break;
-        }
-        acc.epochs_run = epoch + 1;
-        acc.train_seconds += seconds;
-        acc.train_loss = info.train_loss;
-        acc.val_loss = info.val_loss;
-        acc.val_acc = info.val_acc;
-        if (on_epoch && on_epoch(&info, user) != 0)
+        // a solver has no learning rate: its line search picks every step
+        fnet_epoch_info info;
+        st = fnet_train_loop_epoch_info(&L, epoch, tp->epochs, loss_sum, NAN, seconds, &info);
+        if (st != FNET_OK || fnet_train_loop_epoch_end(&L, &info, on_epoch, user))
             break;
     }
-    acc.samples_per_s =
-        acc.train_seconds > 0 ? (double)n * (double)acc.epochs_run / acc.train_seconds : 0.0;
-    if (stats)
-        *stats = acc;
-out_free:
-    fnet_free(labels);
-    ctx->be->free(ctx, x);
-    fnet_free(perm);
+    fnet_train_loop_stats(&L, stats);
+    fnet_train_loop_close(&L);
     fnet_solver_free(solver);
     return st;
 }

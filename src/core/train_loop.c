@@ -1,0 +1,89 @@
+/* What the two trainers share: see train_loop.h. */
+#include "core/train_loop.h"
+#include "core/backend.h"
+
+#include <math.h>
+
+fnet_status fnet_train_loop_open(struct fnet_train_loop *L, fnet_model *m,
+                                 const fnet_train_params *tp, const fnet_dataset *train,
+                                 const fnet_dataset *val)
+{
+    fnet_ctx *ctx = fnet_model_ctx(m);
+    *L = (struct fnet_train_loop){.m = m, .train = train};
+    L->val = val != NULL && fnet_dataset_size(val) > 0 ? val : NULL;
+    L->acc.val_loss = L->acc.val_acc = NAN;
+    fnet_status st = fnet_train_check_data(m, train, "training");
+    if (st == FNET_OK && L->val != NULL)
+        st = fnet_train_check_data(m, L->val, "validation");
+    if (st != FNET_OK)
+        return st;
+    L->n = fnet_dataset_size(train);
+    L->B = tp->batch == 0 || tp->batch > L->n ? L->n : tp->batch;
+    L->n_batches = (L->n + L->B - 1) / L->B;
+    L->perm = fnet_malloc_array((size_t)L->n, sizeof(int64_t));
+    L->x = ctx->be->alloc(ctx, (size_t)(L->B * fnet_dataset_dim(train)) * sizeof(float));
+    L->labels = fnet_malloc_array((size_t)L->B, sizeof(int32_t));
+    if (L->perm == NULL || L->x == NULL || L->labels == NULL)
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "training batch of %lld", (long long)L->B);
+    else
+        st = fnet_model_reserve(m, L->B);
+    if (st != FNET_OK) {
+        fnet_train_loop_close(L);
+        return st;
+    }
+    for (int64_t i = 0; i < L->n; i++)
+        L->perm[i] = i;
+    fnet_rng_seed(&L->rng, tp->seed);
+    return FNET_OK;
+}
+
+void fnet_train_loop_close(struct fnet_train_loop *L)
+{
+    fnet_ctx *ctx = fnet_model_ctx(L->m);
+    fnet_free(L->labels);
+    ctx->be->free(ctx, L->x);
+    fnet_free(L->perm);
+    L->labels = NULL;
+    L->x = NULL;
+    L->perm = NULL;
+}
+
+fnet_status fnet_train_loop_epoch_info(struct fnet_train_loop *L, int epoch, int epochs,
+                                       double loss_sum, double lr, double seconds,
+                                       fnet_epoch_info *info)
+{
+    *info = (fnet_epoch_info){
+        .epoch = epoch + 1,
+        .epochs = epochs,
+        .train_loss = loss_sum / (double)L->n,
+        .val_loss = NAN,
+        .val_acc = NAN,
+        .lr = lr,
+        .seconds = seconds,
+        .samples_per_s = seconds > 0 ? (double)L->n / seconds : 0.0,
+    };
+    if (L->val == NULL)
+        return FNET_OK;
+    return fnet_model_evaluate(L->m, L->val, &info->val_acc, &info->val_loss);
+}
+
+bool fnet_train_loop_epoch_end(struct fnet_train_loop *L, fnet_epoch_info *info,
+                               fnet_epoch_fn on_epoch, void *user)
+{
+    info->params = fnet_model_num_params(L->m);
+    L->acc.epochs_run = info->epoch;
+    L->acc.train_seconds += info->seconds;
+    L->acc.train_loss = info->train_loss;
+    L->acc.val_loss = info->val_loss;
+    L->acc.val_acc = info->val_acc;
+    return on_epoch != NULL && on_epoch(info, user) != 0;
+}
+
+void fnet_train_loop_stats(struct fnet_train_loop *L, fnet_train_stats *stats)
+{
+    fnet_train_stats *a = &L->acc;
+    a->samples_per_s =
+        a->train_seconds > 0 ? (double)L->n * (double)a->epochs_run / a->train_seconds : 0.0;
+    if (stats)
+        *stats = *a;
+}
