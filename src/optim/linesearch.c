@@ -307,13 +307,17 @@ static enum ls_outcome more_thuente(struct fnet_ls *ls)
 // decrease, a NaN, or for strong Wolfe a slope above c2·|f'(0)|), grow by BT_INC while it is
 // too short (slope below c2·f'(0)). Once a too-short and a too-long step are both known, the
 // acceptable steps lie between them and the search bisects, where libLBFGS's ×0.5/×2.1 would
-// cycle around a narrow strong Wolfe window.
+// cycle around a narrow strong Wolfe window. A step whose value was not finite bounds the
+// search only once seen twice: when a too-short step turns up below it, it is tried again, since
+// a NaN from a stochastic objective (or a transient overflow) would otherwise fence the search
+// off from a strong Wolfe window beyond it and close in on the NaN until the evaluations run out.
 static enum ls_outcome backtracking(struct fnet_ls *ls)
 {
     const fnet_optim_params *p = ls->p;
     const fnet_line_search kind = p->line_search;
     const double finit = ls->f0, dginit = ls->dg0, dgtest = p->c1 * dginit;
     double lo = 0.0, hi = INFINITY; // longest too-short step, shortest too-long step
+    bool hi_nonfinite = false;      // hi is a step whose value was not finite, seen once
     for (;;) {
         double dg;
         bool finite;
@@ -342,11 +346,20 @@ static enum ls_outcome backtracking(struct fnet_ls *ls)
             return LS_MAX_EVALS;
         double next;
         if (too_long) {
+            // a second non-finite value at the same step: a hard bound from now on
+            bool again = !finite && hi_nonfinite && stp == hi;
             hi = stp;
+            hi_nonfinite = !finite && !again;
             next = lo > 0.0 ? 0.5 * (lo + hi) : stp * BT_DEC;
         } else {
             lo = stp;
+            if (stp >= hi) { // the non-finite bound, tried again, was finite and too short
+                hi = INFINITY;
+                hi_nonfinite = false;
+            }
             next = isfinite(hi) ? 0.5 * (lo + hi) : stp * BT_INC;
+            if (hi_nonfinite)
+                next = hi; // try the non-finite bound again before closing in on it
         }
         if (fabs(next - stp) <= MT_XTOL * stp)
             return LS_ROUNDING;

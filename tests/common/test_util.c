@@ -81,3 +81,22 @@ const char *fnet_test_tmpdir(void)
     }
     return path;
 }
+
+fnet_dataset *fnet_test_class_data(fnet_ctx *ctx, int64_t n, int dim, int classes, int hot,
+                                   int cold, int noise, uint64_t seed)
+{
+    uint8_t *img = malloc((size_t)(n * dim)), *lab = malloc((size_t)n);
+    assert_true(img != NULL && lab != NULL);
+    fnet_rng rng;
+    fnet_rng_seed(&rng, seed);
+    for (int64_t i = 0; i < n; i++) {
+        lab[i] = (uint8_t)fnet_rng_below(&rng, (uint64_t)classes);
+        for (int j = 0; j < dim; j++)
+            img[i * dim + j] =
+                (uint8_t)((j % classes == lab[i] ? hot : cold) + (int)fnet_rng_below(&rng, (uint64_t)noise));
+    }
+    fnet_dataset *d = NULL;
+    fnet_assert_ok(ctx, fnet_dataset_from_memory(ctx, img, lab, n, dim, classes, &d));
+    free(img), free(lab);
+    return d;
+}

@@ -37,4 +37,10 @@ void fnet_test_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t se
 /* A fresh empty directory under $TMPDIR (or /tmp); the path is static storage. */
 const char *fnet_test_tmpdir(void);
 
+/* n synthetic uint8 samples of `dim` pixels in `classes` classes (labels drawn with seed): pixel
+ * j of a sample of class c is `hot` when j % classes == c, else `cold`, plus uniform noise in
+ * [0, noise). Hot and cold close together with much noise make classes that overlap. */
+fnet_dataset *fnet_test_class_data(fnet_ctx *ctx, int64_t n, int dim, int classes, int hot,
+                                   int cold, int noise, uint64_t seed);
+
 #endif

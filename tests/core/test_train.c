@@ -13,18 +13,7 @@
 // Class c lights up pixels j with j % 3 == c; uniform noise on top.
 static fnet_dataset *make_data(fnet_ctx *ctx, int64_t n, uint64_t seed)
 {
-    uint8_t *img = malloc((size_t)(n * DIM)), *lab = malloc((size_t)n);
-    fnet_rng rng;
-    fnet_rng_seed(&rng, seed);
-    for (int64_t i = 0; i < n; i++) {
-        lab[i] = (uint8_t)fnet_rng_below(&rng, CLASSES);
-        for (int j = 0; j < DIM; j++)
-            img[i * DIM + j] = (uint8_t)((j % CLASSES == lab[i] ? 150 : 40) + fnet_rng_below(&rng, 60));
-    }
-    fnet_dataset *d = NULL;
-    fnet_assert_ok(ctx, fnet_dataset_from_memory(ctx, img, lab, n, DIM, CLASSES, &d));
-    free(img), free(lab);
-    return d;
+    return fnet_test_class_data(ctx, n, DIM, CLASSES, 150, 40, 60, seed);
 }
 
 struct history {

@@ -3,7 +3,7 @@
  * the same iterates as a dense double BFGS on a strictly convex quadratic (m ≥ n, exact line
  * searches), every line search, NaN at trial points, cancelling, every stop reason, bad input
  * with the vector left at the best point, history kept across calls, out-of-memory injection. */
-#include "test_util.h"
+#include "objectives.h"
 #include "optim/solver.h"
 
 #include <math.h>
@@ -21,42 +21,8 @@
 // to ‖x*‖∞.
 #define BFGS_RTOL 1e-5
 
-static fnet_ctx *cpu_ctx(void)
-{
-    fnet_ctx *ctx = NULL;
-    assert_int_equal(fnet_ctx_create_cpu(&ctx), FNET_OK);
-    fnet_assert_ok(ctx, fnet_ctx_set_threads(ctx, 1));
-    return ctx;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Objectives
-
-// Chained Rosenbrock Σ 100(x[i+1] − x[i]²)² + (1 − x[i])², in double from float x.
-static fnet_status rosenbrock(const float *x, int64_t n, double *f, float *g, void *user)
-{
-    (void)user;
-    double s = 0.0, carry = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        double gi = carry;
-        carry = 0.0;
-        if (i + 1 < n) {
-            double a = x[i], t = (double)x[i + 1] - a * a;
-            s += 100.0 * t * t + (1.0 - a) * (1.0 - a);
-            gi += -400.0 * a * t - 2.0 * (1.0 - a);
-            carry = 200.0 * t;
-        }
-        g[i] = (float)gi;
-    }
-    *f = s;
-    return FNET_OK;
-}
-
-static void rosen_start(float *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        x[i] = i % 2 == 0 ? -1.2f : 1.0f;
-}
 
 // A strictly convex quadratic ½xᵀAx − bᵀx, A = Q·diag(λ)·Qᵀ (n ≤ QN), in double.
 #define QN 10
@@ -121,66 +87,18 @@ static fnet_status quad_objective(const float *x, int64_t n, double *f, float *g
     return FNET_OK;
 }
 
-// Wraps another objective: counts calls, records the lowest f, returns NaN (value, or one
-// gradient entry) at chosen calls, fails with `fail_status` at call `fail_at`.
-struct wrap {
-    fnet_objective_fn fn;
-    void *user;
-    int calls;
-    int nan_every;       // NaN value at every nan_every-th call (after the first), 0 = never
-    bool nan_in_grad;    // put the NaN in g[0] instead of f
-    int fail_at;         // 0 = never
-    fnet_status fail_status;
-    double best_f;
-};
-
-static fnet_status wrapped(const float *x, int64_t n, double *f, float *g, void *user)
-{
-    struct wrap *w = user;
-    w->calls++;
-    if (w->fail_at > 0 && w->calls >= w->fail_at)
-        return w->fail_status;
-    fnet_status st = w->fn(x, n, f, g, w->user);
-    if (w->nan_every > 0 && w->calls > 1 && w->calls % w->nan_every == 0) {
-        if (w->nan_in_grad)
-            g[0] = NAN;
-        else
-            *f = NAN;
-        return st;
-    }
-    if (isfinite(*f) && *f < w->best_f)
-        w->best_f = *f;
-    return st;
-}
-
-static struct wrap wrap_of(fnet_objective_fn fn, void *user)
-{
-    struct wrap w = {.fn = fn, .user = user, .best_f = INFINITY};
-    return w;
-}
-
-static double f_at(fnet_objective_fn fn, void *user, const float *x, int64_t n)
-{
-    float *g = malloc((size_t)n * sizeof(float));
-    assert_non_null(g);
-    double f;
-    assert_int_equal(fn(x, n, &f, g, user), FNET_OK);
-    free(g);
-    return f;
-}
-
 // ---------------------------------------------------------------------------------------------
 
 static void run_rosenbrock(int64_t n, int64_t max_evals_allowed)
 {
-    fnet_ctx *ctx = cpu_ctx();
+    fnet_ctx *ctx = fnet_test_solver_ctx();
     float *x = malloc((size_t)n * sizeof(float));
     assert_non_null(x);
-    rosen_start(x, n);
+    fnet_test_rosen_start(x, n);
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     p.gtol = GTOL;
     fnet_solver_stats st;
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, n, x, rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, n, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
     print_message("L-BFGS (m = 10, Moré–Thuente) on Rosenbrock n = %lld: %lld evaluations, "
                   "%lld iterations, f = %.3g, |g|inf = %.3g (allowed: %lld evaluations)\n",
                   (long long)n, (long long)st.evaluations, (long long)st.iterations, st.f,
@@ -190,7 +108,7 @@ static void run_rosenbrock(int64_t n, int64_t max_evals_allowed)
     assert_true(st.evaluations <= max_evals_allowed);
     float *g = malloc((size_t)n * sizeof(float));
     double f;
-    rosenbrock(x, n, &f, g, NULL);
+    fnet_test_rosenbrock(x, n, &f, g, NULL);
     assert_true(f == st.f);
     for (int64_t i = 0; i < n; i++) {
         assert_true(fabsf(g[i]) <= GTOL);
@@ -218,18 +136,18 @@ static void test_rosenbrock_100d_within_scipy_budget(void **state)
 static void test_every_line_search_converges(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = cpu_ctx();
+    fnet_ctx *ctx = fnet_test_solver_ctx();
     const fnet_line_search kinds[] = {FNET_LINESEARCH_MORE_THUENTE, FNET_LINESEARCH_STRONG_WOLFE,
                                       FNET_LINESEARCH_WOLFE, FNET_LINESEARCH_ARMIJO};
     for (int k = 0; k < 4; k++) {
         float x[10];
-        rosen_start(x, 10);
+        fnet_test_rosen_start(x, 10);
         fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
         p.gtol = GTOL;
         p.line_search = kinds[k];
         p.max_evals = 5000;
         fnet_solver_stats st;
-        fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, rosenbrock, NULL, NULL, NULL, &st));
+        fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
         print_message("L-BFGS with %s on Rosenbrock n = 10: %lld evaluations, %lld skipped\n",
                       fnet_line_search_name(kinds[k]), (long long)st.evaluations,
                       (long long)st.skipped);
@@ -318,7 +236,7 @@ static int dense_bfgs(const struct quad *q, double xs[][QN], int max_iter)
 static void test_matches_dense_bfgs_on_a_quadratic(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = cpu_ctx();
+    fnet_ctx *ctx = fnet_test_solver_ctx();
     struct quad q;
     quad_init(&q, QN, 1.0, 10.0, 11);
     double xs[QN][QN];
@@ -365,12 +283,12 @@ static void test_matches_dense_bfgs_on_a_quadratic(void **state)
 static void test_nan_at_trial_points_is_survived(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = cpu_ctx();
+    fnet_ctx *ctx = fnet_test_solver_ctx();
     for (int in_grad = 0; in_grad < 2; in_grad++) {
         for (int ls = 0; ls < 4; ls++) {
             float x[10];
-            rosen_start(x, 10);
-            struct wrap w = wrap_of(rosenbrock, NULL);
+            fnet_test_rosen_start(x, 10);
+            struct fnet_test_wrap w = fnet_test_wrap_of(fnet_test_rosenbrock, NULL);
             w.nan_every = 7;
             w.nan_in_grad = in_grad;
             fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
@@ -378,7 +296,7 @@ static void test_nan_at_trial_points_is_survived(void **state)
             p.line_search = (fnet_line_search)ls;
             p.max_evals = 5000;
             fnet_solver_stats st;
-            fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, wrapped, &w, NULL, NULL, &st));
+            fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_wrapped, &w, NULL, NULL, &st));
             assert_int_equal(st.stop, FNET_SOLVER_GRADIENT);
             assert_true(st.nonfinite > 0);
             assert_true(isfinite(st.f));
@@ -393,12 +311,12 @@ static void test_nan_at_trial_points_is_survived(void **state)
 static void test_nan_at_start_is_numeric(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = cpu_ctx();
+    fnet_ctx *ctx = fnet_test_solver_ctx();
     float x[4] = {NAN, 1, 2, 3}, x0[4];
     memcpy(x0, x, sizeof(x));
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     fnet_solver_stats st;
-    assert_int_equal(fnet_minimize(ctx, &p, 4, x, rosenbrock, NULL, NULL, NULL, &st),
+    assert_int_equal(fnet_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st),
                      FNET_ERR_NUMERIC);
     assert_int_equal(st.stop, FNET_SOLVER_ERROR);
     assert_int_equal(st.evaluations, 1);
@@ -428,15 +346,15 @@ static fnet_status cancel_at(const fnet_solver_info *info, void *user)
 static void test_progress_callback_cancels_with_its_status(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = cpu_ctx();
+    fnet_ctx *ctx = fnet_test_solver_ctx();
     const fnet_status statuses[] = {FNET_ERR_CANCELLED, FNET_ERR_IO};
     for (int k = 0; k < 2; k++) {
         float x[10];
-        rosen_start(x, 10);
+        fnet_test_rosen_start(x, 10);
         struct cancel c = {.at = 3, .status = statuses[k]};
         fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
         fnet_solver_stats st;
-        assert_int_equal(fnet_minimize(ctx, &p, 10, x, rosenbrock, NULL, cancel_at, &c, &st),
+        assert_int_equal(fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, cancel_at, &c, &st),
                          statuses[k]);
         assert_int_equal(st.stop, FNET_SOLVER_CANCELLED);
         assert_int_equal(st.iterations, 3);
@@ -454,7 +372,7 @@ static void expect_rejected(fnet_ctx *ctx, const fnet_optim_params *p, int64_t n
     memcpy(x0, x, sizeof(x));
     long before = fnet_debug_alloc_count();
     fnet_solver_stats st;
-    fnet_status s = fnet_minimize(ctx, p, n, x, rosenbrock, NULL, NULL, NULL, &st);
+    fnet_status s = fnet_minimize(ctx, p, n, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st);
     if (s != FNET_ERR_INVALID_ARG)
         fail_msg("\"%s\": expected FNET_ERR_INVALID_ARG, got %d", message, (int)s);
     assert_int_equal(fnet_debug_alloc_count(), before);
@@ -470,7 +388,7 @@ static void expect_rejected(fnet_ctx *ctx, const fnet_optim_params *p, int64_t n
 static void test_bad_input_is_rejected(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = cpu_ctx();
+    fnet_ctx *ctx = fnet_test_solver_ctx();
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     p.history = 0;
     expect_rejected(ctx, &p, 4, "history (m) must be at least 1, got 0");
@@ -511,16 +429,16 @@ static void test_bad_input_is_rejected(void **state)
     // NULL arguments
     p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     float x[4] = {0};
-    assert_int_equal(fnet_minimize(ctx, &p, 4, NULL, rosenbrock, NULL, NULL, NULL, NULL),
+    assert_int_equal(fnet_minimize(ctx, &p, 4, NULL, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
                      FNET_ERR_INVALID_ARG);
     assert_int_equal(fnet_minimize(ctx, &p, 4, x, NULL, NULL, NULL, NULL, NULL),
                      FNET_ERR_INVALID_ARG);
-    assert_int_equal(fnet_minimize(ctx, NULL, 4, x, rosenbrock, NULL, NULL, NULL, NULL),
+    assert_int_equal(fnet_minimize(ctx, NULL, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
                      FNET_ERR_INVALID_ARG);
-    assert_int_equal(fnet_minimize(NULL, &p, 4, x, rosenbrock, NULL, NULL, NULL, NULL),
+    assert_int_equal(fnet_minimize(NULL, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
                      FNET_ERR_INVALID_ARG);
     assert_int_equal(fnet_solver_create(ctx, &p, 4, NULL), FNET_ERR_INVALID_ARG);
-    assert_int_equal(fnet_solver_minimize(NULL, x, rosenbrock, NULL, NULL, NULL, NULL),
+    assert_int_equal(fnet_solver_minimize(NULL, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
                      FNET_ERR_INVALID_ARG);
     fnet_solver_free(NULL);
     fnet_solver_reset(NULL);
@@ -532,20 +450,20 @@ static void test_bad_input_is_rejected(void **state)
 static void test_objective_error_leaves_the_best_point(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = cpu_ctx();
+    fnet_ctx *ctx = fnet_test_solver_ctx();
     for (int k = 1; k <= 40; k++) {
         float x[10];
-        rosen_start(x, 10);
-        double f0 = f_at(rosenbrock, NULL, x, 10);
-        struct wrap w = wrap_of(rosenbrock, NULL);
+        fnet_test_rosen_start(x, 10);
+        double f0 = fnet_test_f_at(fnet_test_rosenbrock, NULL, x, 10);
+        struct fnet_test_wrap w = fnet_test_wrap_of(fnet_test_rosenbrock, NULL);
         w.fail_at = k;
         w.fail_status = FNET_ERR_IO;
         fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
         fnet_solver_stats st;
-        assert_int_equal(fnet_minimize(ctx, &p, 10, x, wrapped, &w, NULL, NULL, &st),
+        assert_int_equal(fnet_minimize(ctx, &p, 10, x, fnet_test_wrapped, &w, NULL, NULL, &st),
                          FNET_ERR_IO);
         assert_int_equal(st.stop, FNET_SOLVER_ERROR);
-        double f = f_at(rosenbrock, NULL, x, 10);
+        double f = fnet_test_f_at(fnet_test_rosenbrock, NULL, x, 10);
         assert_true(f <= f0);
         if (k > 1) {
             assert_true(f == w.best_f); // the lowest value the objective returned
@@ -558,31 +476,31 @@ static void test_objective_error_leaves_the_best_point(void **state)
 static void test_each_stop_reason(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = cpu_ctx();
+    fnet_ctx *ctx = fnet_test_solver_ctx();
     float x[10];
     fnet_solver_stats st;
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
 
-    rosen_start(x, 10);
+    fnet_test_rosen_start(x, 10);
     p.max_iter = 5;
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
     assert_int_equal(st.stop, FNET_SOLVER_MAX_ITER);
     assert_int_equal(st.iterations, 5);
     assert_true(st.f < st.f0);
 
-    rosen_start(x, 10);
+    fnet_test_rosen_start(x, 10);
     p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     p.max_evals = 17;
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
     assert_int_equal(st.stop, FNET_SOLVER_MAX_EVALS);
     assert_true(st.evaluations <= 17);
-    assert_true(f_at(rosenbrock, NULL, x, 10) == st.f);
+    assert_true(fnet_test_f_at(fnet_test_rosenbrock, NULL, x, 10) == st.f);
 
-    rosen_start(x, 10);
+    fnet_test_rosen_start(x, 10);
     p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     p.past = 3;
     p.delta = 1e-3;
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
     assert_int_equal(st.stop, FNET_SOLVER_DECREASE);
     assert_true(st.iterations >= 3);
 
@@ -590,15 +508,15 @@ static void test_each_stop_reason(void **state)
     for (int i = 0; i < 10; i++)
         x[i] = 1.0f;
     p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
     assert_int_equal(st.stop, FNET_SOLVER_GRADIENT);
     assert_int_equal(st.iterations, 0);
     assert_int_equal(st.evaluations, 1);
 
     // gtol = 0 on a float problem: it runs until no step along −g decreases f any more
-    rosen_start(x, 2);
+    fnet_test_rosen_start(x, 2);
     p.gtol = 0.0;
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 2, x, rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 2, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
     assert_true(st.stop == FNET_SOLVER_LINESEARCH || st.stop == FNET_SOLVER_GRADIENT);
     assert_true(st.f < 1e-10);
 
@@ -613,18 +531,18 @@ static void test_each_stop_reason(void **state)
 static void test_history_is_kept_across_calls(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = cpu_ctx();
+    fnet_ctx *ctx = fnet_test_solver_ctx();
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     p.gtol = GTOL;
     p.max_iter = 20;
     fnet_solver *s = NULL;
     fnet_assert_ok(ctx, fnet_solver_create(ctx, &p, 100, &s));
     float x[100];
-    rosen_start(x, 100);
+    fnet_test_rosen_start(x, 100);
     fnet_solver_stats st;
     int64_t evals = 0;
     for (int call = 0; call < 100; call++) {
-        fnet_assert_ok(ctx, fnet_solver_minimize(s, x, rosenbrock, NULL, NULL, NULL, &st));
+        fnet_assert_ok(ctx, fnet_solver_minimize(s, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
         evals += st.evaluations;
         if (st.stop == FNET_SOLVER_GRADIENT)
             break;
@@ -637,16 +555,16 @@ static void test_history_is_kept_across_calls(void **state)
     // after a reset the first step is steepest descent again: one call of one iteration from
     // the start costs what a fresh solver's does
     fnet_solver_reset(s);
-    rosen_start(x, 100);
+    fnet_test_rosen_start(x, 100);
     p.max_iter = 1;
     fnet_solver *fresh = NULL;
     fnet_assert_ok(ctx, fnet_solver_create(ctx, &p, 100, &fresh));
     float x2[100];
-    rosen_start(x2, 100);
+    fnet_test_rosen_start(x2, 100);
     fnet_solver_stats st2;
     s->p.max_iter = 1;
-    fnet_assert_ok(ctx, fnet_solver_minimize(s, x, rosenbrock, NULL, NULL, NULL, &st));
-    fnet_assert_ok(ctx, fnet_solver_minimize(fresh, x2, rosenbrock, NULL, NULL, NULL, &st2));
+    fnet_assert_ok(ctx, fnet_solver_minimize(s, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_solver_minimize(fresh, x2, fnet_test_rosenbrock, NULL, NULL, NULL, &st2));
     assert_memory_equal(x, x2, sizeof(x));
     assert_int_equal(st.evaluations, st2.evaluations);
     fnet_solver_free(fresh);
@@ -659,7 +577,7 @@ static void test_history_is_kept_across_calls(void **state)
 static void test_out_of_memory_at_every_allocation(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = cpu_ctx();
+    fnet_ctx *ctx = fnet_test_solver_ctx();
     const fnet_optim_kind kinds[] = {FNET_OPTIM_LBFGS, FNET_OPTIM_CG};
     for (int kk = 0; kk < 2; kk++) {
         fnet_optim_params p = fnet_optim_params_default(kinds[kk]);
@@ -673,7 +591,7 @@ static void test_out_of_memory_at_every_allocation(void **state)
                 fnet_debug_fail_alloc(k);
                 fnet_status st = entry == 0
                                      ? fnet_solver_create(ctx, &p, 4, &s)
-                                     : fnet_minimize(ctx, &p, 4, x, rosenbrock, NULL, NULL,
+                                     : fnet_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL,
                                                      NULL, NULL);
                 fnet_debug_fail_alloc(0);
                 if (st == FNET_OK) {
@@ -696,15 +614,15 @@ static void test_out_of_memory_at_every_allocation(void **state)
 static void test_minimize_never_allocates(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = cpu_ctx();
+    fnet_ctx *ctx = fnet_test_solver_ctx();
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     p.past = 3;
     fnet_solver *s = NULL;
     fnet_assert_ok(ctx, fnet_solver_create(ctx, &p, 10, &s));
     float x[10];
-    rosen_start(x, 10);
+    fnet_test_rosen_start(x, 10);
     long before = fnet_debug_alloc_count();
-    fnet_assert_ok(ctx, fnet_solver_minimize(s, x, rosenbrock, NULL, NULL, NULL, NULL));
+    fnet_assert_ok(ctx, fnet_solver_minimize(s, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL));
     assert_int_equal(fnet_debug_alloc_count(), before);
     fnet_solver_free(s);
     fnet_ctx_free(ctx);

@@ -15,20 +15,7 @@
 // overlap a little (the loss stays above 0).
 static fnet_dataset *make_data(fnet_ctx *ctx, int64_t n, uint64_t seed)
 {
-    uint8_t *img = malloc((size_t)(n * DIM)), *lab = malloc((size_t)n);
-    assert_true(img && lab);
-    fnet_rng rng;
-    fnet_rng_seed(&rng, seed);
-    for (int64_t i = 0; i < n; i++) {
-        lab[i] = (uint8_t)fnet_rng_below(&rng, CLASSES);
-        for (int j = 0; j < DIM; j++)
-            img[i * DIM + j] =
-                (uint8_t)((j % CLASSES == lab[i] ? 110 : 60) + fnet_rng_below(&rng, 120));
-    }
-    fnet_dataset *d = NULL;
-    fnet_assert_ok(ctx, fnet_dataset_from_memory(ctx, img, lab, n, DIM, CLASSES, &d));
-    free(img), free(lab);
-    return d;
+    return fnet_test_class_data(ctx, n, DIM, CLASSES, 110, 60, 120, seed);
 }
 
 struct history {

@@ -329,17 +329,8 @@ static void test_tt_model_loss_falls(void **state)
 {
     fnet_ctx *ctx;
     fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
-    const int64_t n = 400, dim = 16;
-    uint8_t *img = malloc((size_t)(n * dim)), *lab = malloc((size_t)n);
-    fnet_rng rng;
-    fnet_rng_seed(&rng, 5);
-    for (int64_t i = 0; i < n; i++) {
-        lab[i] = (uint8_t)fnet_rng_below(&rng, 4);
-        for (int j = 0; j < dim; j++)
-            img[i * dim + j] = (uint8_t)((j % 4 == lab[i] ? 160 : 30) + fnet_rng_below(&rng, 60));
-    }
-    fnet_dataset *d;
-    fnet_assert_ok(ctx, fnet_dataset_from_memory(ctx, img, lab, n, dim, 4, &d));
+    const int dim = 16;
+    fnet_dataset *d = fnet_test_class_data(ctx, 400, dim, 4, 160, 30, 60, 5);
     fnet_model *m;
     fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "tt:64:rank=4,relu,dense:4", dim, 2, &m));
     fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_ADAM);
@@ -356,7 +347,6 @@ static void test_tt_model_loss_falls(void **state)
         fail_msg("loss %g -> %g, accuracy %g -> %g", loss0, loss, acc0, acc);
     fnet_model_free(m);
     fnet_dataset_free(d);
-    free(img), free(lab);
     fnet_ctx_free(ctx);
 }
 

@@ -10,18 +10,7 @@
 
 static fnet_dataset *make_data(fnet_ctx *ctx, int64_t n)
 {
-    uint8_t *img = malloc((size_t)(n * DIM)), *lab = malloc((size_t)n);
-    fnet_rng rng;
-    fnet_rng_seed(&rng, 11);
-    for (int64_t i = 0; i < n; i++) {
-        lab[i] = (uint8_t)fnet_rng_below(&rng, 4);
-        for (int j = 0; j < DIM; j++)
-            img[i * DIM + j] = (uint8_t)((j % 4 == lab[i] ? 170 : 30) + fnet_rng_below(&rng, 50));
-    }
-    fnet_dataset *d;
-    fnet_assert_ok(ctx, fnet_dataset_from_memory(ctx, img, lab, n, DIM, 4, &d));
-    free(img), free(lab);
-    return d;
+    return fnet_test_class_data(ctx, n, DIM, 4, 170, 30, 50, 11);
 }
 
 struct seen {
