@@ -277,7 +277,7 @@ static void bench_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
 
 int main(int argc, char **argv)
 {
-    cli_init("fnet-bench");
+    cli_init("fnet-bench", usage);
     const char *data = cli_default_data(), *json_path = NULL, *optim = "adam";
     double seconds = 1.0;
     int repeat = 5, threads = 0;
@@ -287,13 +287,7 @@ int main(int argc, char **argv)
     struct cli_args a = {.argc = argc, .argv = argv, .i = 1};
     const char *o, *v;
     while ((o = cli_next(&a, takes_value, &v)) != NULL) {
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (strcmp(o, "--version") == 0) {
-            printf("fnet-bench %s\n", fnet_version_string());
-            return 0;
-        } else if (strcmp(o, "--model") == 0) {
+        if (strcmp(o, "--model") == 0) {
             if (n_cases == 16)
                 cli_die(2, o, "at most 16 models");
             cases[n_cases++] = (struct bench_case){v, 0};

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 static const char *prog_name = "fnet";
+static const char *usage_text = "";
 
 // The library's warnings (a rollback after a NaN loss, ...) as "prog: warning: ..." on stderr.
 static void log_to_stderr(fnet_log_level level, const char *msg, void *user)
@@ -20,9 +21,10 @@ static void log_to_stderr(fnet_log_level level, const char *msg, void *user)
                 msg);
 }
 
-void cli_init(const char *prog)
+void cli_init(const char *prog, const char *usage)
 {
     prog_name = prog;
+    usage_text = usage;
     fnet_set_log_callback(log_to_stderr, NULL);
 }
 
@@ -90,6 +92,19 @@ double cli_double(const char *opt, const char *text, double lo, double hi)
     return v;
 }
 
+// --help and --version are every binary's: answered here, exit 0.
+static void standard_option(const char *arg)
+{
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        fputs(usage_text, stdout);
+        exit(0);
+    }
+    if (strcmp(arg, "--version") == 0) {
+        printf("%s %s\n", prog_name, fnet_version_string());
+        exit(0);
+    }
+}
+
 const char *cli_next(struct cli_args *a, bool (*takes_value)(const char *opt), const char **value)
 {
     static char name[64];
@@ -97,6 +112,7 @@ const char *cli_next(struct cli_args *a, bool (*takes_value)(const char *opt), c
     if (a->i >= a->argc)
         return NULL;
     const char *arg = a->argv[a->i++];
+    standard_option(arg);
     if (strncmp(arg, "--", 2) != 0 && strcmp(arg, "-h") != 0)
         cli_die(2, arg, "unexpected argument; options start with -- (see --help)");
     const char *eq = strchr(arg, '=');

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <factornet.h>
 
-/* Set by cli_init: the program name used in messages. */
-void cli_init(const char *prog);
+/* The program name used in messages and by --version, and the text --help prints. */
+void cli_init(const char *prog, const char *usage);
 
 /* Print "prog: error: what (where)" and exit with code (2 usage, 1 runtime). */
 void cli_die(int code, const char *where, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
@@ -28,7 +28,7 @@ double cli_double(const char *opt, const char *text, double lo, double hi);
 
 /* Iterate over argv: returns the next option name ("--lr") and sets *value to its argument when
  * `takes_value` says it has one (--lr 0.1 or --lr=0.1); NULL at the end. Bare words are usage
- * errors. */
+ * errors. --help (-h) and --version are answered here (cli_init's usage and name), exit 0. */
 struct cli_args {
     int argc, i;
     char **argv;

@@ -418,7 +418,7 @@ static void write_plot_script(const char *gp, const char *dat, const char *out, 
 
 int main(int argc, char **argv)
 {
-    cli_init("fnet-optim");
+    cli_init("fnet-optim", usage);
     struct config c = {
         .data = cli_default_data(),
         .seconds = 30.0,
@@ -442,13 +442,7 @@ int main(int argc, char **argv)
     struct cli_args a = {.argc = argc, .argv = argv, .i = 1};
     const char *o, *v;
     while ((o = cli_next(&a, takes_value, &v)) != NULL) {
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (strcmp(o, "--version") == 0) {
-            printf("fnet-optim %s\n", fnet_version_string());
-            return 0;
-        } else if (strcmp(o, "--network") == 0) {
+        if (strcmp(o, "--network") == 0) {
             if (n_nets >= MAX_NETS)
                 cli_die(2, o, "at most %d networks", MAX_NETS);
             nets[n_nets++] = v;

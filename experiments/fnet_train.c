@@ -148,7 +148,7 @@ static fnet_init parse_init(const char *s)
 
 int main(int argc, char **argv)
 {
-    cli_init("fnet-train");
+    cli_init("fnet-train", usage);
     const char *spec = NULL, *data = cli_default_data(), *device = "cpu";
     const char *load = NULL, *save = NULL, *json_path = NULL, *optim = "adam";
     const char *lr_s = NULL, *mom_s = NULL, *wd_s = NULL, *sched = NULL, *step_s = NULL,
@@ -169,13 +169,7 @@ int main(int argc, char **argv)
     const char *arg, *v;
     while ((arg = cli_next(&a, takes_value, &v)) != NULL) {
         const char *o = arg;
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (strcmp(o, "--version") == 0) {
-            printf("fnet-train %s\n", fnet_version_string());
-            return 0;
-        } else if (strcmp(o, "--model") == 0) {
+        if (strcmp(o, "--model") == 0) {
             spec = v;
         } else if (strcmp(o, "--data") == 0) {
             data = v;
