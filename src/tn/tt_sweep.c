@@ -133,14 +133,17 @@ struct pass {
     bool backward;
 };
 
-// As many parts as workers and samples allow, each cut into chunks of at most w->chunk.
-static struct pass plan_pass(fnet_ctx *ctx, struct fnet_tt_sweep *w, int64_t B)
+// As many parts as workers and samples allow, each cut into chunks of at most w->chunk; the
+// backward pass cuts the batch as its forward pass did (chunk > 0), since a chunk's states are
+// laid out for its own size.
+static struct pass plan_pass(fnet_ctx *ctx, struct fnet_tt_sweep *w, int64_t B, int64_t chunk)
 {
     struct pass ps = {.ctx = ctx, .w = w, .B = B};
     int64_t parts = w->nparts < ctx->threads ? w->nparts : ctx->threads;
     parts = parts < B ? parts : B;
     ps.chunk = (B + parts - 1) / parts;
     ps.chunk = ps.chunk < w->chunk ? ps.chunk : w->chunk;
+    ps.chunk = chunk > 0 ? chunk : ps.chunk;
     ps.chunks = (B + ps.chunk - 1) / ps.chunk;
     ps.parts = (int)(parts < ps.chunks ? parts : ps.chunks);
     return ps;
@@ -239,7 +242,8 @@ void fnet_tt_sweep_forward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float *
                            const float *x, int64_t B, float *y)
 {
     permute_cores(ctx, &w->s, cores, w->pcore);
-    struct pass ps = plan_pass(ctx, w, B);
+    struct pass ps = plan_pass(ctx, w, B, 0);
+    w->forward_chunk = ps.chunk;
     ps.x = x;
     ps.y = y;
     fnet_run_parts(ctx, ps.parts, sweep_part, &ps);
@@ -251,7 +255,7 @@ void fnet_tt_sweep_backward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float 
 {
     const struct fnet_tt_shape *s = &w->s;
     permute_cores(ctx, s, cores, w->pcore);
-    struct pass ps = plan_pass(ctx, w, B);
+    struct pass ps = plan_pass(ctx, w, B, w->forward_chunk);
     ps.x = x;
     ps.dy = dy;
     ps.dx = dx;

@@ -19,6 +19,7 @@ struct fnet_tt_sweep {
     struct fnet_tt_shape s;
     int64_t max_batch;
     int64_t chunk;                    // samples per chunk at most
+    int64_t forward_chunk;            // the chunk size the last forward pass used
     int nparts;                       // workers with workspaces
     struct fnet_tt_part *part;        // nparts of them
     float *state;                     // S_k, the input of step k, k = 0..d-2, chunk after chunk

@@ -156,6 +156,41 @@ static void test_tt_chunks_and_workers_are_the_same_layer(void **state)
     fnet_debug_tt_chunk(0);
 }
 
+// The backward pass cuts the batch as the forward pass did, even when the ctx's thread count
+// changed in between (a chunk's saved states are laid out for its own size).
+static void test_tt_threads_changed_between_passes(void **state)
+{
+    fnet_ctx *rc, *cc;
+    fnet_assert_ok(NULL, fnet_ctx_create_reference(&rc));
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&cc));
+    fnet_layer *lr, *lc; // small: the chunk size is the batch over the threads
+    fnet_assert_ok(rc, make_tt4(rc, 3, &lr));
+    fnet_assert_ok(cc, make_tt4(cc, 3, &lc));
+    const int64_t B = 13, n_in = fnet_layer_n_in(lr), n_out = fnet_layer_n_out(lr);
+    float *x = malloc(sizeof(float) * (size_t)(B * n_in)), *dy = malloc(sizeof(float) * (size_t)(B * n_out));
+    float *y = malloc(sizeof(float) * (size_t)(B * n_out)), *dx = malloc(sizeof(float) * (size_t)(B * n_in));
+    float *dxr = malloc(sizeof(float) * (size_t)(B * n_in));
+    fnet_test_fill_uniform(x, B * n_in, -1.0f, 1.0f, 8);
+    fnet_test_fill_uniform(dy, B * n_out, -1.0f, 1.0f, 9);
+    fnet_assert_ok(rc, fnet_layer_forward(lr, x, B, y));
+    fnet_assert_ok(rc, fnet_layer_backward(lr, x, y, dy, B, dxr));
+    for (int threads = 4; threads >= 1; threads--) { // reserved on 4: up to 4 workers
+        fnet_assert_ok(cc, fnet_ctx_set_threads(cc, threads));
+        fnet_assert_ok(cc, fnet_layer_forward(lc, x, B, y));
+        fnet_assert_ok(cc, fnet_ctx_set_threads(cc, 5 - threads));
+        memset(fnet_layer_grads(lc), 0, sizeof(float) * (size_t)fnet_layer_num_params(lc));
+        fnet_assert_ok(cc, fnet_layer_backward(lc, x, y, dy, B, dx)); // adds to the gradients
+        fnet_assert_allclose(dx, dxr, B * n_in, 1e-5, 1e-5);
+        fnet_assert_allclose(fnet_layer_grads(lc), fnet_layer_grads(lr),
+                             fnet_layer_num_params(lr), 1e-5, 1e-5);
+    }
+    free(x), free(dy), free(y), free(dx), free(dxr);
+    fnet_layer_free(lr);
+    fnet_layer_free(lc);
+    fnet_ctx_free(rc);
+    fnet_ctx_free(cc);
+}
+
 static void test_tt_rejects_bad_shapes(void **state)
 {
     fnet_ctx *ctx;
@@ -478,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_tt_every_grouping_is_the_same_layer),
         cmocka_unit_test(test_tt_large_layer_cpu_matches_reference),
         cmocka_unit_test(test_tt_chunks_and_workers_are_the_same_layer),
+        cmocka_unit_test(test_tt_threads_changed_between_passes),
         cmocka_unit_test(test_tt_rejects_bad_shapes),
         cmocka_unit_test(test_tt_balanced_modes_and_planner),
         cmocka_unit_test(test_tt_in_a_model_from_spec),
