@@ -76,7 +76,7 @@ static struct expect model_size(const struct fnet_spec_item *items, int n)
             e.too_big = true;
             break;
         }
-        int64_t dense = (width + 1) * it->n;
+        int64_t dense = (width + (it->no_bias ? 0 : 1)) * it->n; // ":bias=0": no bias
         e.params += dense;
         // a factorized layer holds fewer parameters than the dense one it replaces (its
         // builder must refuse ranks that would not): 4x is generous
