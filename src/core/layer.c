@@ -78,14 +78,20 @@ fnet_status fnet_layer_reserve(fnet_layer *l, int64_t max_batch)
     if (max_batch < 1)
         return fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "batch must be >= 1, got %lld",
                          (long long)max_batch);
-    if (max_batch <= l->max_batch)
+    // a kind with a workspace per worker follows the ctx's thread count, so that its results
+    // depend on the thread count now, not on the one its workspaces were first sized for
+    bool resize = l->ops->threads_sized && l->max_batch > 0 &&
+                  l->reserved_threads != l->ctx->threads;
+    if (max_batch <= l->max_batch && !resize)
         return FNET_OK;
+    max_batch = max_batch > l->max_batch ? max_batch : l->max_batch;
     if (l->ops->reserve) {
         fnet_status st = l->ops->reserve(l, max_batch);
         if (st != FNET_OK)
             return st;
     }
     l->max_batch = max_batch;
+    l->reserved_threads = l->ctx->threads;
     return FNET_OK;
 }
 

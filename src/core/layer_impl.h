@@ -9,7 +9,8 @@ struct fnet_layer_ops {
     fnet_layer_kind kind;
     // weights from rng by init, biases zero
     fnet_status (*init)(fnet_layer *l, fnet_init init, fnet_rng *rng);
-    // grow workspaces to max_batch (called only when it grows); may be NULL
+    // size workspaces for max_batch (called when it grows, and for kinds with threads_sized when
+    // the ctx's thread count changed since); may be NULL
     fnet_status (*reserve)(fnet_layer *l, int64_t max_batch);
     // x (B, n_in) -> y (B, n_out); y == x for in-place kinds (activations, dropout)
     void (*forward)(fnet_layer *l, const float *x, int64_t B, float *y);
@@ -26,6 +27,7 @@ struct fnet_layer_ops {
     int (*describe)(const fnet_layer *l, char *buf, size_t cap);
     bool in_place;    // forward may run with y == x (the model then shares buffers)
     bool uses_output; // backward reads y: a following layer must not overwrite it in place
+    bool threads_sized; // workspaces depend on the ctx's thread count (one per worker)
 };
 
 struct fnet_layer {
@@ -35,6 +37,7 @@ struct fnet_layer {
     float *w, *g;         // views into the model's flat vectors, or into own
     float *own;           // stand-alone layers: 2·n_params floats (w then g); NULL in a model
     int64_t max_batch;    // workspaces are sized for this
+    int reserved_threads; // ... and, for threads_sized kinds, this many threads
     bool training;
     bool in_model;
 };

@@ -492,8 +492,15 @@ fnet_status fnet_model_reserve(fnet_model *m, int64_t max_batch)
                          (long long)max_batch);
     if (m->n_layers == 0)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "the model has no layers");
-    if (max_batch <= m->max_batch)
+    if (max_batch <= m->max_batch) {
+        // nothing grows; layers with a workspace per worker follow a changed thread count
+        for (int i = 0; i < m->n_layers; i++) {
+            fnet_status st = fnet_layer_reserve(m->layers[i], m->max_batch);
+            if (st != FNET_OK)
+                return st;
+        }
         return FNET_OK;
+    }
     for (int i = 0; i < m->n_layers; i++) {
         fnet_status st = fnet_layer_reserve(m->layers[i], max_batch);
         if (st != FNET_OK)

@@ -287,6 +287,7 @@ static const struct fnet_layer_ops tt_ops = {
     .kind = FNET_LAYER_TT,
     .init = tt_init,
     .reserve = tt_reserve,
+    .threads_sized = true,
     .forward = tt_forward,
     .backward = tt_backward,
     .flops = tt_flops,

@@ -174,7 +174,7 @@ static void test_tt_threads_changed_between_passes(void **state)
     fnet_test_fill_uniform(dy, B * n_out, -1.0f, 1.0f, 9);
     fnet_assert_ok(rc, fnet_layer_forward(lr, x, B, y));
     fnet_assert_ok(rc, fnet_layer_backward(lr, x, y, dy, B, dxr));
-    for (int threads = 4; threads >= 1; threads--) { // reserved on 4: up to 4 workers
+    for (int threads = 4; threads >= 1; threads--) { // the forward sizes its workers
         fnet_assert_ok(cc, fnet_ctx_set_threads(cc, threads));
         fnet_assert_ok(cc, fnet_layer_forward(lc, x, B, y));
         fnet_assert_ok(cc, fnet_ctx_set_threads(cc, 5 - threads));
@@ -189,6 +189,42 @@ static void test_tt_threads_changed_between_passes(void **state)
     fnet_layer_free(lc);
     fnet_ctx_free(rc);
     fnet_ctx_free(cc);
+}
+
+// Results depend on the thread count now, not on the one a layer first reserved for: a layer
+// reserved on 1 thread and run on 3 gives the bits of one that was on 3 all along.
+static void test_tt_follows_the_thread_count(void **state)
+{
+    fnet_ctx *a, *b;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&a));
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&b));
+    fnet_assert_ok(a, fnet_ctx_set_threads(a, 1));
+    fnet_assert_ok(b, fnet_ctx_set_threads(b, 3));
+    fnet_layer *la, *lb;
+    fnet_assert_ok(a, make_tt_big(a, 3, &la));
+    fnet_assert_ok(b, make_tt_big(b, 3, &lb));
+    const int64_t B = 96, n_in = fnet_layer_n_in(la), n_out = fnet_layer_n_out(la);
+    float *x = malloc(sizeof(float) * (size_t)(B * n_in)), *dy = malloc(sizeof(float) * (size_t)(B * n_out));
+    float *ya = malloc(sizeof(float) * (size_t)(B * n_out)), *yb = malloc(sizeof(float) * (size_t)(B * n_out));
+    float *dxa = malloc(sizeof(float) * (size_t)(B * n_in)), *dxb = malloc(sizeof(float) * (size_t)(B * n_in));
+    fnet_test_fill_uniform(x, B * n_in, -1.0f, 1.0f, 10);
+    fnet_test_fill_uniform(dy, B * n_out, -1.0f, 1.0f, 11);
+    fnet_assert_ok(a, fnet_layer_forward(la, x, B, ya)); // reserves for 1 thread
+    fnet_assert_ok(a, fnet_ctx_set_threads(a, 3));
+    memset(fnet_layer_grads(la), 0, sizeof(float) * (size_t)fnet_layer_num_params(la));
+    fnet_assert_ok(a, fnet_layer_forward(la, x, B, ya));
+    fnet_assert_ok(a, fnet_layer_backward(la, x, ya, dy, B, dxa));
+    fnet_assert_ok(b, fnet_layer_forward(lb, x, B, yb));
+    fnet_assert_ok(b, fnet_layer_backward(lb, x, yb, dy, B, dxb));
+    assert_memory_equal(ya, yb, sizeof(float) * (size_t)(B * n_out));
+    assert_memory_equal(dxa, dxb, sizeof(float) * (size_t)(B * n_in));
+    assert_memory_equal(fnet_layer_grads(la), fnet_layer_grads(lb),
+                        sizeof(float) * (size_t)fnet_layer_num_params(la));
+    free(x), free(dy), free(ya), free(yb), free(dxa), free(dxb);
+    fnet_layer_free(la);
+    fnet_layer_free(lb);
+    fnet_ctx_free(a);
+    fnet_ctx_free(b);
 }
 
 static void test_tt_rejects_bad_shapes(void **state)
@@ -514,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_tt_large_layer_cpu_matches_reference),
         cmocka_unit_test(test_tt_chunks_and_workers_are_the_same_layer),
         cmocka_unit_test(test_tt_threads_changed_between_passes),
+        cmocka_unit_test(test_tt_follows_the_thread_count),
         cmocka_unit_test(test_tt_rejects_bad_shapes),
         cmocka_unit_test(test_tt_balanced_modes_and_planner),
         cmocka_unit_test(test_tt_in_a_model_from_spec),
