@@ -12,6 +12,10 @@ struct fnet_step_args {
     float bc1, bc2; // Adam bias corrections 1 − β1^t, 1 − β2^t
 };
 
+/* At most this many workers call BLAS at once (run_parts, split GEMMs): OpenBLAS keeps a fixed
+ * table of buffers for concurrent callers, and Debian's is built for 64 threads. */
+#define FNET_MAX_PARTS 64
+
 struct fnet_backend_ops {
     const char *name;
 
@@ -86,7 +90,7 @@ struct fnet_backend_ops {
     void (*synchronize)(fnet_ctx *ctx);
 
     // Run fn(arg, part) for part = 0..parts-1 at once, one part per worker (parts <=
-    // ctx->threads), and return when all are done. Inside fn the backend's ops run on the calling
+    // min(ctx->threads, FNET_MAX_PARTS)), and return when all are done. Inside fn the backend's ops run on the calling
     // worker alone (one BLAS thread, no pool), so parts must touch disjoint outputs. NULL: the
     // caller runs the parts one after the other (fnet_run_parts).
     void (*run_parts)(fnet_ctx *ctx, int parts, void (*fn)(void *arg, int part), void *arg);

@@ -86,6 +86,7 @@ fnet_status fnet_tt_sweep_reserve(fnet_ctx *ctx, struct fnet_tt_sweep *w,
         n.chunk = debug_chunk > 0 ? debug_chunk : n.chunk;
         n.chunk = n.chunk < B ? n.chunk : B;
         n.nparts = ctx->threads < B ? ctx->threads : (int)B;
+        n.nparts = n.nparts < FNET_MAX_PARTS ? n.nparts : FNET_MAX_PARTS;
     }
     int64_t biggest, params = fnet_tt_num_params(s), state = B * sample_state;
     state_layout(s, n.chunk, &biggest, off);

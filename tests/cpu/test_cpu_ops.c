@@ -1,6 +1,6 @@
 /* The CPU backend's own parallelism: GEMMs of 4M multiply-adds or more split over the ctx's pool
  * (one single-threaded OpenBLAS GEMM per worker, along C's rows or columns) against the
- * reference GEMM, for every transpose, leading dimensions wider than the matrix and beta != 0;
+ * reference GEMM, for every transpose, leading dimensions wider than the matrix, beta != 0 and more workers than pieces;
  * and run_parts: every part once, on its own worker, nested calls one after the other. Under
  * ThreadSanitizer (make tsan) these check the pool's hand-off around BLAS. */
 #include "test_util.h"
@@ -39,11 +39,12 @@ static void test_split_gemm_matches_reference(void **state)
 {
     fnet_ctx *cc;
     fnet_assert_ok(NULL, fnet_ctx_create_cpu(&cc));
-    for (int threads = 1; threads <= 3; threads++) {
-        fnet_assert_ok(cc, fnet_ctx_set_threads(cc, threads));
+    const int thread_counts[] = {1, 2, 3, 80}; // 80: more workers than pieces (FNET_MAX_PARTS)
+    for (int t = 0; t < 4; t++) {
+        fnet_assert_ok(cc, fnet_ctx_set_threads(cc, thread_counts[t]));
         for (size_t i = 0; i < sizeof(gemm_cases) / sizeof(gemm_cases[0]); i++)
-            for (int t = 0; t < 4; t++)
-                check_gemm(cc, &gemm_cases[i], t & 1, t & 2);
+            for (int tr = 0; tr < 4; tr++)
+                check_gemm(cc, &gemm_cases[i], tr & 1, tr & 2);
     }
     fnet_ctx_free(cc);
 }
