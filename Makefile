@@ -12,7 +12,7 @@ TSAN_BUILD   ?= build-tsan
 FUZZ_SECONDS ?= 60
 RELIABILITY_PACKAGES = clang libclang-rt-14-dev valgrind
 
-.PHONY: all deps build asan test test-fast demo bench install clean deps-reliability fuzz tsan \
+.PHONY: all deps build asan test test-fast demo seed bench install clean deps-reliability fuzz tsan \
         valgrind
 
 all: build
@@ -87,8 +87,14 @@ valgrind: deps-reliability build
 test-fast: build
 	ctest --test-dir $(BUILD) -L unit --output-on-failure -j$(JOBS)
 
-# The seed network of the original study on Fashion-MNIST.
+# Dense against compressed on Fashion-MNIST: the wide dense network and the same network with
+# its 1024x1024 middle layer a rank-8 tensor-train layer, trained alike (Adam, batch 256, 10
+# epochs), compared in one table (README, "Results").
 demo: build
+	$(BUILD)/bin/fnet-compare --data $(DATA)
+
+# The seed network of the original study on Fashion-MNIST.
+seed: build
 	$(BUILD)/bin/fnet-train --data $(DATA) --model dense:64,relu,dense:32,relu,dense:10 \
 	  --optim adam --lr 1e-3 --batch 32 --epochs 10 --val-split 0.2
 

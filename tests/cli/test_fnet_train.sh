@@ -10,6 +10,7 @@
 #   BIN_DIR  the build's bin/ directory (holds fnet-train)
 #   MKIDX    the fnet-mkidx generator (tests/cli/mkidx.c)
 set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 BIN_DIR=${1:?usage: test_fnet_train.sh BIN_DIR MKIDX}
 MKIDX=${2:?usage: test_fnet_train.sh BIN_DIR MKIDX}
@@ -24,103 +25,10 @@ trap 'rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 1
 unset FNET_DATA
 
-n=0
-# ok WHAT: one line per passed check.
-ok() {
-    n=$((n + 1))
-    printf 'ok %2d - %s\n' "$n" "$1"
-}
-
-# fail WHAT SEEN...: say which check failed and what was seen, then stop.
-fail() {
-    printf 'FAIL %2d - %s\n' "$((n + 1))" "$1"
-    shift
-    for line in "$@"; do
-        printf '%s\n' "$line" | sed 's/^/    /'
-    done
-    exit 1
-}
-
-# show FILE: its first lines, indented, for a failure message.
-show() {
-    if [ -s "$1" ]; then
-        head -n 20 "$1" | sed 's/^/  | /'
-    else
-        echo "  | (empty)"
-    fi
-}
-
-# run NAME ARGS...: run fnet-train with stdout in NAME.out, stderr in NAME.err; sets RC and
-# LAST (= NAME). Never on a terminal: stdin is /dev/null, stdout a file.
-run() {
-    LAST=$1
-    shift
-    "$TRAIN" "$@" </dev/null >"$LAST.out" 2>"$LAST.err"
-    RC=$?
-}
-
-# seen: what the last run did, for a failure message.
-seen() {
-    echo "exit code $RC; stderr:"
-    show "$LAST.err"
-    echo "stdout:"
-    show "$LAST.out"
-}
-
-# no_sanitizer WHAT: nothing from ASan, UBSan or LeakSanitizer on the last run's stderr.
-no_sanitizer() {
-    if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' "$LAST.err"; then
-        fail "$1: sanitizer report on stderr" "$(seen)"
-    fi
-}
-
-# good WHAT: the last run succeeded, quietly.
-good() {
-    no_sanitizer "$1"
-    [ "$RC" -eq 0 ] || fail "$1: expected exit 0" "$(seen)"
-    if grep -q 'error' "$LAST.err"; then
-        fail "$1: exit 0 but an error on stderr" "$(seen)"
-    fi
-}
-
-# meaning CODES: what an expected exit status stands for (DESIGN.md).
-meaning() {
-    case $1 in
-    1) echo "a runtime error" ;;
-    2) echo "bad usage" ;;
-    *) echo "bad usage or a runtime error" ;;
-    esac
-}
-
-# bad CODES KEYWORD WHAT ARGS...: fnet-train ARGS must exit with one of CODES ("1", "2" or
-# "1|2"), print exactly one line "fnet-train: error: <what> (<where>)" on stderr that contains
-# KEYWORD (an extended regex, case-insensitive), and nothing from a sanitizer.
-bad() {
-    local codes=$1 keyword=$2 what=$3
-    shift 3
-    run bad "$@"
-    no_sanitizer "$what"
-    if ! [[ "$RC" =~ ^($codes)$ ]]; then
-        fail "$what: expected exit $codes ($(meaning "$codes")), got $RC" \
-            "command: fnet-train $*" "$(seen)"
-    fi
-    local lines
-    lines=$(awk 'END { print NR }' bad.err)
-    [ "$lines" -eq 1 ] || fail "$what: expected exactly one line on stderr, got $lines" \
-        "command: fnet-train $*" "$(seen)"
-    grep -q '^fnet-train: error: ' bad.err || fail "$what: stderr does not start with 'fnet-train: error: '" \
-        "command: fnet-train $*" "$(seen)"
-    grep -q ')$' bad.err || fail "$what: the error line does not end with '(<where>)'" \
-        "command: fnet-train $*" "$(seen)"
-    grep -qiE "$keyword" bad.err || fail "$what: the error does not mention /$keyword/" \
-        "command: fnet-train $*" "$(seen)"
-    ok "$what: exit $RC, one line naming /$keyword/"
-}
-
-# json_field LINE KEY: the raw value of KEY in a one-line JSON object (numbers, null).
-json_field() {
-    printf '%s\n' "$1" | sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p"
-}
+PROG=fnet-train
+PROG_PATH=$TRAIN
+# shellcheck source=harness.bash
+. "$HERE/harness.bash"
 
 # final_field FILE KEY: KEY of the last line (the "final" object) of a JSON-lines file.
 final_field() {

@@ -1,0 +1,104 @@
+# The harness of the command-line tests (tests/cli/test_*.sh), sourced by each: one line per
+# check ("ok N - what"), the first failure stops the script with what was seen. The sourcing
+# script sets PROG (the binary's name, as in its messages) and PROG_PATH, and runs in its own
+# temporary directory.
+# shellcheck shell=bash
+
+n=0
+# ok WHAT: one line per passed check.
+ok() {
+    n=$((n + 1))
+    printf 'ok %2d - %s\n' "$n" "$1"
+}
+
+# fail WHAT SEEN...: say which check failed and what was seen, then stop.
+fail() {
+    printf 'FAIL %2d - %s\n' "$((n + 1))" "$1"
+    shift
+    for line in "$@"; do
+        printf '%s\n' "$line" | sed 's/^/    /'
+    done
+    exit 1
+}
+
+# show FILE: its first lines, indented, for a failure message.
+show() {
+    if [ -s "$1" ]; then
+        head -n 20 "$1" | sed 's/^/  | /'
+    else
+        echo "  | (empty)"
+    fi
+}
+
+# run NAME ARGS...: run $PROG with stdout in NAME.out, stderr in NAME.err; sets RC and
+# LAST (= NAME). Never on a terminal: stdin is /dev/null, stdout a file.
+run() {
+    LAST=$1
+    shift
+    "$PROG_PATH" "$@" </dev/null >"$LAST.out" 2>"$LAST.err"
+    RC=$?
+}
+
+# seen: what the last run did, for a failure message.
+seen() {
+    echo "exit code $RC; stderr:"
+    show "$LAST.err"
+    echo "stdout:"
+    show "$LAST.out"
+}
+
+# no_sanitizer WHAT: nothing from ASan, UBSan or LeakSanitizer on the last run's stderr.
+no_sanitizer() {
+    if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' "$LAST.err"; then
+        fail "$1: sanitizer report on stderr" "$(seen)"
+    fi
+}
+
+# good WHAT: the last run succeeded, quietly.
+good() {
+    no_sanitizer "$1"
+    [ "$RC" -eq 0 ] || fail "$1: expected exit 0" "$(seen)"
+    if grep -q 'error' "$LAST.err"; then
+        fail "$1: exit 0 but an error on stderr" "$(seen)"
+    fi
+}
+
+# meaning CODES: what an expected exit status stands for (DESIGN.md).
+meaning() {
+    case $1 in
+    1) echo "a runtime error" ;;
+    2) echo "bad usage" ;;
+    *) echo "bad usage or a runtime error" ;;
+    esac
+}
+
+# bad CODES KEYWORD WHAT ARGS...: $PROG ARGS must exit with one of CODES ("1", "2" or
+# "1|2"), print exactly one line "$PROG: error: <what> (<where>)" on stderr that contains
+# KEYWORD (an extended regex, case-insensitive), and nothing from a sanitizer.
+bad() {
+    local codes=$1 keyword=$2 what=$3
+    shift 3
+    run bad "$@"
+    no_sanitizer "$what"
+    if ! [[ "$RC" =~ ^($codes)$ ]]; then
+        fail "$what: expected exit $codes ($(meaning "$codes")), got $RC" \
+            "command: $PROG $*" "$(seen)"
+    fi
+    local lines
+    lines=$(awk 'END { print NR }' bad.err)
+    [ "$lines" -eq 1 ] || fail "$what: expected exactly one line on stderr, got $lines" \
+        "command: $PROG $*" "$(seen)"
+    grep -q "^$PROG: error: " bad.err || fail "$what: stderr does not start with '$PROG: error: '" \
+        "command: $PROG $*" "$(seen)"
+    grep -q ')$' bad.err || fail "$what: the error line does not end with '(<where>)'" \
+        "command: $PROG $*" "$(seen)"
+    grep -qiE "$keyword" bad.err || fail "$what: the error does not mention /$keyword/" \
+        "command: $PROG $*" "$(seen)"
+    ok "$what: exit $RC, one line naming /$keyword/"
+}
+
+# json_field LINE KEY: the raw value of KEY in a one-line JSON object (numbers, null).
+json_field() {
+    printf '%s\n' "$1" | sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p"
+}
+
