@@ -326,8 +326,7 @@ int main(int argc, char **argv)
     if (layers_mode) {
         FILE *lj = cli_json_open(json_path);
         bench_layers(ctx, seconds, repeat, lj);
-        if (lj)
-            fclose(lj);
+        cli_json_close(lj, json_path);
         fnet_ctx_free(ctx);
         return 0;
     }
@@ -441,8 +440,7 @@ int main(int argc, char **argv)
         fnet_optimizer_free(opt);
         fnet_model_free(m);
     }
-    if (json)
-        fclose(json);
+    cli_json_close(json, json_path);
     fnet_dataset_free(train);
     fnet_ctx_free(ctx);
     return 0;

@@ -168,6 +168,16 @@ void cli_json_string(FILE *f, const char *key, const char *value, bool last)
     fputs(last ? "\"}\n" : "\",", f);
 }
 
+void cli_json_close(FILE *f, const char *path)
+{
+    if (f == NULL)
+        return;
+    // lines are flushed as they go, so a write error shows in ferror, not only in fclose
+    bool bad = ferror(f) != 0;
+    if (fclose(f) != 0 || bad)
+        cli_die(1, path, "cannot write the JSON file (disk full?)");
+}
+
 void cli_json_number(FILE *f, const char *key, double value, bool last)
 {
     if (f == NULL)

@@ -41,6 +41,8 @@ double cli_peak_rss_mb(void);
 
 /* A JSON-lines file; NULL path means none. Strings are escaped. */
 FILE *cli_json_open(const char *path);
+/* Close f (NULL: nothing); a write error on the way (disk full) dies naming path, exit 1. */
+void cli_json_close(FILE *f, const char *path);
 void cli_json_string(FILE *f, const char *key, const char *value, bool last);
 void cli_json_number(FILE *f, const char *key, double value, bool last);
 

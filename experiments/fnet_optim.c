@@ -644,11 +644,7 @@ int main(int argc, char **argv)
         }
         fflush(stdout);
     }
-    if (json) {
-        bool bad = ferror(json) != 0;
-        if (fclose(json) != 0 || bad)
-            cli_die(1, json_path, "cannot write the JSON file (disk full?)");
-    }
+    cli_json_close(json, json_path);
     fnet_dataset_free(test);
     fnet_dataset_free(train);
     fnet_ctx_free(ctx);

@@ -407,10 +407,7 @@ int main(int argc, char **argv)
         cli_json_number(r.json, "train_seconds", st.train_seconds, false);
         cli_json_number(r.json, "samples_per_s", st.samples_per_s, false);
         cli_json_number(r.json, "peak_rss_mb", rss, true);
-        // lines are flushed as they go, so a write error shows in ferror, not only in fclose
-        bool bad = ferror(r.json) != 0;
-        if (fclose(r.json) != 0 || bad)
-            cli_die(1, json_path, "cannot write the JSON file (disk full?)");
+        cli_json_close(r.json, json_path);
     }
     if (save) {
         snprintf(where, sizeof(where), "--save %s", save);
