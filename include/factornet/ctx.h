@@ -52,7 +52,10 @@ FNET_API void fnet_ctx_clear_error(fnet_ctx *ctx);
 FNET_API fnet_backend_kind fnet_ctx_backend(const fnet_ctx *ctx);
 FNET_API const char *fnet_ctx_backend_name(const fnet_ctx *ctx);
 
-/** Set the number of threads used by BLAS and by the library's own element-wise work.
+/** Set the number of threads of the ctx's worker pool: large GEMMs (each worker calling
+ *  single-threaded BLAS; the CPU backend sets OpenBLAS's process-wide thread count to 1), large
+ *  element-wise work and the TT sweep's sample chunks run on them; at most 64 call BLAS at once.
+ *  TT layers follow a new count at their next forward pass.
  *  @param n 1..1024; default at creation: the number of online cores.
  *  @return FNET_OK or FNET_ERR_INVALID_ARG. */
 FNET_API fnet_status fnet_ctx_set_threads(fnet_ctx *ctx, int n);
