@@ -32,6 +32,8 @@ static const char usage[] =
     "  --json FILE         JSON lines: one object per model\n"
     "  --help, --version\n"
     "\n"
+    "A model whose loss becomes NaN or Inf is marked 'diverged' and the others are still\n"
+    "trained and compared; the run then exits 1 with that model's error.\n"
     "Exit status: 0 success, 1 runtime error, 2 bad usage.\n";
 
 #define MAX_MODELS 8
@@ -52,6 +54,7 @@ struct result {
     int64_t params;
     int64_t compressed, as_dense; // parameters of the non-dense layers, and of dense ones instead
     double test_acc, samples_per_s, train_seconds;
+    char error[1024]; // why its training stopped (a NaN/Inf loss); empty when it did not
 };
 
 // The non-dense layers with weights: their parameters, and those of dense layers (with a bias)
@@ -100,11 +103,20 @@ static struct result train_one(fnet_ctx *ctx, const char *spec, const fnet_optim
     fnet_optimizer *opt = NULL;
     cli_check(ctx, fnet_optimizer_create(ctx, op, r.params, &opt), "--optim/--lr");
     fnet_train_stats st = {0};
-    cli_check(ctx, fnet_train_with(m, opt, op, tp, train, NULL, on_epoch, NULL, &st), where);
-    double loss;
-    cli_check(ctx, fnet_model_evaluate(m, test, &r.test_acc, &loss), "evaluating on the test set");
-    r.samples_per_s = st.samples_per_s;
-    r.train_seconds = st.train_seconds;
+    fnet_status status = fnet_train_with(m, opt, op, tp, train, NULL, on_epoch, NULL, &st);
+    if (status == FNET_ERR_NUMERIC) {
+        // a diverging model: the others are still compared, the run ends with its error
+        snprintf(r.error, sizeof(r.error), "%s: %s", fnet_status_str(status),
+                 fnet_ctx_last_error(ctx));
+        r.test_acc = r.samples_per_s = r.train_seconds = NAN;
+    } else {
+        cli_check(ctx, status, where);
+        double loss;
+        cli_check(ctx, fnet_model_evaluate(m, test, &r.test_acc, &loss),
+                  "evaluating on the test set");
+        r.samples_per_s = st.samples_per_s;
+        r.train_seconds = st.train_seconds;
+    }
     fnet_optimizer_free(opt);
     fnet_model_free(m);
     return r;
@@ -121,9 +133,16 @@ static void print_table(const struct result *r, int n)
         char ratio[32] = "-";
         if (r[i].compressed > 0)
             snprintf(ratio, sizeof(ratio), "%.1fx", (double)r[i].as_dense / (double)r[i].compressed);
-        printf("%-*s %10lld %11s %9.4f %11.0f %8.2fx\n", w, r[i].spec, (long long)r[i].params,
-               ratio, r[i].test_acc, r[i].samples_per_s,
-               r[0].samples_per_s > 0 ? r[i].samples_per_s / r[0].samples_per_s : 0.0);
+        if (r[i].error[0]) {
+            printf("%-*s %10lld %11s %9s %11s %9s\n", w, r[i].spec, (long long)r[i].params, ratio,
+                   "diverged", "-", "-");
+            continue;
+        }
+        char speed[32] = "-";
+        if (r[0].samples_per_s > 0) // not when the reference diverged
+            snprintf(speed, sizeof(speed), "%.2fx", r[i].samples_per_s / r[0].samples_per_s);
+        printf("%-*s %10lld %11s %9.4f %11.0f %9s\n", w, r[i].spec, (long long)r[i].params, ratio,
+               r[i].test_acc, r[i].samples_per_s, speed);
     }
     printf("(compressed: the dense layers of the same shapes over the non-dense layers, in "
            "parameters;\n speed: training samples/s over the first model's, measured in this run)\n");
@@ -204,7 +223,10 @@ int main(int argc, char **argv)
     struct result r[MAX_MODELS];
     for (int i = 0; i < n; i++) {
         r[i] = train_one(ctx, specs[i], &op, &tp, train, test);
-        printf("  test_acc %.4f  %.0f samples/s\n\n", r[i].test_acc, r[i].samples_per_s);
+        if (r[i].error[0])
+            printf("  diverged: %s\n\n", r[i].error);
+        else
+            printf("  test_acc %.4f  %.0f samples/s\n\n", r[i].test_acc, r[i].samples_per_s);
         if (json) {
             fputc('{', json);
             cli_json_string(json, "event", "model", false);
@@ -214,11 +236,18 @@ int main(int argc, char **argv)
             cli_json_number(json, "as_dense_params", (double)r[i].as_dense, false);
             cli_json_number(json, "test_acc", r[i].test_acc, false);
             cli_json_number(json, "train_seconds", r[i].train_seconds, false);
+            if (r[i].error[0])
+                cli_json_string(json, "error", r[i].error, false);
             cli_json_number(json, "samples_per_s", r[i].samples_per_s, true);
         }
     }
     print_table(r, n);
     cli_json_close(json, json_path);
+    for (int i = 0; i < n; i++) // the table is out; a model that diverged fails the run
+        if (r[i].error[0]) {
+            snprintf(where, sizeof(where), "--model %s", r[i].spec);
+            cli_die(1, where, "%s", r[i].error);
+        }
     fnet_dataset_free(train);
     fnet_dataset_free(test);
     fnet_ctx_free(ctx);

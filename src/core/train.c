@@ -235,10 +235,11 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             if (st == FNET_ERR_NUMERIC) {
                 if (tp->on_nan == FNET_NAN_ROLLBACK && acc->rollbacks < tp->max_rollbacks)
                     break; // rolled back below
+                char ls[32];
                 st = fnet_fail(ctx, FNET_ERR_NUMERIC,
-                               "epoch %d, step %lld: the loss is %g; training stopped%s (the "
+                               "epoch %d, step %lld: the loss is %s; training stopped%s (the "
                                "learning rate %g may be too high)",
-                               epoch + 1, (long long)b + 1, loss,
+                               epoch + 1, (long long)b + 1, fnet_train_loss_str(loss, ls, sizeof(ls)),
                                tp->on_nan == FNET_NAN_ROLLBACK ? " after the last rollback" : "",
                                (double)lr);
                 break;

@@ -3,6 +3,7 @@
 #include "core/backend.h"
 
 #include <math.h>
+#include <stdio.h>
 
 fnet_status fnet_train_loop_open(struct fnet_train_loop *L, fnet_model *m,
                                  const fnet_train_params *tp, const fnet_dataset *train,
@@ -77,6 +78,17 @@ bool fnet_train_loop_epoch_end(struct fnet_train_loop *L, fnet_epoch_info *info,
     L->acc.val_loss = info->val_loss;
     L->acc.val_acc = info->val_acc;
     return on_epoch != NULL && on_epoch(info, user) != 0;
+}
+
+const char *fnet_train_loss_str(double loss, char *buf, size_t cap)
+{
+    if (isnan(loss))
+        snprintf(buf, cap, "NaN");
+    else if (isinf(loss))
+        snprintf(buf, cap, "%sInf", loss < 0 ? "-" : "");
+    else
+        snprintf(buf, cap, "%g", loss);
+    return buf;
 }
 
 void fnet_train_loop_stats(struct fnet_train_loop *L, fnet_train_stats *stats)

@@ -41,6 +41,10 @@ fnet_status fnet_train_loop_epoch_info(struct fnet_train_loop *L, int epoch, int
 bool fnet_train_loop_epoch_end(struct fnet_train_loop *L, fnet_epoch_info *info,
                                fnet_epoch_fn on_epoch, void *user);
 
+/* A loss for a message: "NaN", "Inf", "-Inf" (glibc prints "-nan" for some NaNs), else %g.
+ * Returns buf. */
+const char *fnet_train_loss_str(double loss, char *buf, size_t cap);
+
 /* The run's samples/s into L->acc; *stats = L->acc when stats is not NULL. */
 void fnet_train_loop_stats(struct fnet_train_loop *L, fnet_train_stats *stats);
 

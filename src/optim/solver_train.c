@@ -118,10 +118,11 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
             st = fnet_solver_minimize(solver, w, fnet_model_objective, &info, on_iteration, &pr,
                                       &ss);
             if (st == FNET_ERR_NUMERIC) {
+                char ls[32];
                 st = fnet_fail(ctx, FNET_ERR_NUMERIC,
-                               "epoch %d, batch %lld: the loss is %g at the start of the batch; "
+                               "epoch %d, batch %lld: the loss is %s at the start of the batch; "
                                "training stopped",
-                               epoch + 1, (long long)b + 1, ss.f0);
+                               epoch + 1, (long long)b + 1, fnet_train_loss_str(ss.f0, ls, sizeof(ls)));
                 break;
             }
             if (st != FNET_OK)

@@ -89,6 +89,25 @@ for key in params compressed_params test_acc; do
 done
 ok "a second run repeats parameters and accuracies"
 
+# --- a model that diverges: marked in the table, the others still compared, exit 1 -------------
+run diverge --data data --epochs 2 --batch 20 --optim sgd --lr 1e6 --json diverge.json \
+    --model dense:64,tanh,dense:4 --model dense:64,relu,dense:64,relu,dense:4 \
+    --model dense:64,sigmoid,dense:4
+no_sanitizer "a diverging model"
+[ "$RC" -eq 1 ] || fail "a diverging model: expected exit 1, got $RC" "$(seen)"
+[ "$(awk 'END { print NR }' diverge.err)" -eq 1 ] &&
+    grep -q '^fnet-compare: error: .*the loss is NaN.*(--model dense:64,relu,dense:64,relu,dense:4)$' diverge.err ||
+    fail "a diverging model: one error line naming the loss and the model" "$(seen)"
+grep -q '^dense:64,relu,dense:64,relu,dense:4 .* diverged ' diverge.out ||
+    fail "a diverging model: its table row says diverged" "$(seen)"
+grep -q '^dense:64,sigmoid,dense:4 .*x$' diverge.out ||
+    fail "a diverging model: the model after it was still trained and compared" "$(seen)"
+[ "$(awk 'END { print NR }' diverge.json)" -eq 3 ] &&
+    grep -q '"test_acc":null.*"error":"numerical failure' diverge.json ||
+    fail "a diverging model: three JSON lines, the diverged one with test_acc null and its error" \
+        "$(show diverge.json)"
+ok "a diverging model: 'diverged' in the table, the others compared, one error line, exit 1"
+
 # --- bad input: one line, no model trained ---------------------------------------------------
 bad 2 'unknown option' "an unknown option" --data data --bogus
 bad 2 'spec|dense' "a spec that does not parse" --data data --epochs 1 --model dense:x
