@@ -71,16 +71,18 @@ fnet_status fnet_layer_init(fnet_layer *l, fnet_init init, fnet_rng *rng)
     return l->ops->init ? l->ops->init(l, init, rng) : FNET_OK;
 }
 
-fnet_status fnet_layer_reserve(fnet_layer *l, int64_t max_batch)
+// Size l's workspaces for max_batch when it grows, and, when follow_threads, also when l's kind
+// keeps a workspace per worker and the ctx's thread count changed since (its results then depend
+// on the thread count now, not on the one its workspaces were first sized for). Only a forward
+// pass follows the threads: between a forward and its backward the saved states must stay.
+static fnet_status reserve(fnet_layer *l, int64_t max_batch, bool follow_threads)
 {
     if (l == NULL)
         return FNET_ERR_INVALID_ARG;
     if (max_batch < 1)
         return fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "batch must be >= 1, got %lld",
                          (long long)max_batch);
-    // a kind with a workspace per worker follows the ctx's thread count, so that its results
-    // depend on the thread count now, not on the one its workspaces were first sized for
-    bool resize = l->ops->threads_sized && l->max_batch > 0 &&
+    bool resize = follow_threads && l->ops->threads_sized && l->max_batch > 0 &&
                   l->reserved_threads != l->ctx->threads;
     if (max_batch <= l->max_batch && !resize)
         return FNET_OK;
@@ -95,6 +97,16 @@ fnet_status fnet_layer_reserve(fnet_layer *l, int64_t max_batch)
     return FNET_OK;
 }
 
+fnet_status fnet_layer_reserve(fnet_layer *l, int64_t max_batch)
+{
+    return reserve(l, max_batch, false);
+}
+
+fnet_status fnet_layer_reserve_forward(fnet_layer *l, int64_t batch)
+{
+    return reserve(l, batch, true);
+}
+
 fnet_status fnet_layer_forward(fnet_layer *l, const float *x, int64_t batch, float *y)
 {
     if (l == NULL)
@@ -102,7 +114,7 @@ fnet_status fnet_layer_forward(fnet_layer *l, const float *x, int64_t batch, flo
     if (x == NULL || y == NULL)
         return fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "%s forward: x and y must not be NULL",
                          fnet_layer_kind_name(l->ops->kind));
-    fnet_status st = fnet_layer_reserve(l, batch);
+    fnet_status st = fnet_layer_reserve_forward(l, batch);
     if (st != FNET_OK)
         return st;
     l->ops->forward(l, x, batch, y);

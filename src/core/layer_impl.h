@@ -42,6 +42,11 @@ struct fnet_layer {
     bool in_model;
 };
 
+/* What a forward pass reserves: fnet_layer_reserve, and for threads_sized kinds a new
+ * workspace when the ctx's thread count changed since the last one (never between a forward
+ * and its backward: fnet_layer_reserve itself only grows). */
+fnet_status fnet_layer_reserve_forward(fnet_layer *l, int64_t batch);
+
 /* Common part of every kind's create: fill base, allocate own parameters (zeroed). */
 fnet_status fnet_layer_base_init(fnet_layer *l, fnet_ctx *ctx, const struct fnet_layer_ops *ops,
                                  int64_t n_in, int64_t n_out, int64_t n_params);

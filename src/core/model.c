@@ -492,15 +492,8 @@ fnet_status fnet_model_reserve(fnet_model *m, int64_t max_batch)
                          (long long)max_batch);
     if (m->n_layers == 0)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "the model has no layers");
-    if (max_batch <= m->max_batch) {
-        // nothing grows; layers with a workspace per worker follow a changed thread count
-        for (int i = 0; i < m->n_layers; i++) {
-            fnet_status st = fnet_layer_reserve(m->layers[i], m->max_batch);
-            if (st != FNET_OK)
-                return st;
-        }
+    if (max_batch <= m->max_batch)
         return FNET_OK;
-    }
     for (int i = 0; i < m->n_layers; i++) {
         fnet_status st = fnet_layer_reserve(m->layers[i], max_batch);
         if (st != FNET_OK)
@@ -551,7 +544,11 @@ static fnet_status check_batch(fnet_model *m, const float *x, int64_t batch)
     if (batch < 1)
         return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "batch must be >= 1, got %lld",
                          (long long)batch);
-    return fnet_model_reserve(m, batch);
+    fnet_status st = fnet_model_reserve(m, batch);
+    // a forward pass: layers with a workspace per worker follow a changed thread count
+    for (int i = 0; i < m->n_layers && st == FNET_OK; i++)
+        st = fnet_layer_reserve_forward(m->layers[i], m->max_batch);
+    return st;
 }
 
 // x (B, n_in) -> out[L-1] (B, n_out)

@@ -157,7 +157,8 @@ static void test_tt_chunks_and_workers_are_the_same_layer(void **state)
 }
 
 // The backward pass cuts the batch as the forward pass did, even when the ctx's thread count
-// changed in between (a chunk's saved states are laid out for its own size).
+// changed in between (a chunk's saved states are laid out for its own size), and a reserve in
+// between keeps the saved states.
 static void test_tt_threads_changed_between_passes(void **state)
 {
     fnet_ctx *rc, *cc;
@@ -178,6 +179,7 @@ static void test_tt_threads_changed_between_passes(void **state)
         fnet_assert_ok(cc, fnet_ctx_set_threads(cc, threads));
         fnet_assert_ok(cc, fnet_layer_forward(lc, x, B, y));
         fnet_assert_ok(cc, fnet_ctx_set_threads(cc, 5 - threads));
+        fnet_assert_ok(cc, fnet_layer_reserve(lc, B)); // must keep what the forward saved
         memset(fnet_layer_grads(lc), 0, sizeof(float) * (size_t)fnet_layer_num_params(lc));
         fnet_assert_ok(cc, fnet_layer_backward(lc, x, y, dy, B, dx)); // adds to the gradients
         fnet_assert_allclose(dx, dxr, B * n_in, 1e-5, 1e-5);
