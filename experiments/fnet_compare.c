@@ -82,20 +82,30 @@ static int on_epoch(const fnet_epoch_info *e, void *user)
     return 0;
 }
 
+// The model of spec for this data, or die naming it: a spec that does not parse or is not built
+// is bad usage (2), a model with fewer outputs than the data has classes a runtime error (1).
+static fnet_model *build(fnet_ctx *ctx, const char *spec, const fnet_dataset *train,
+                         uint64_t seed)
+{
+    fnet_model *m = NULL;
+    char where[1100];
+    snprintf(where, sizeof(where), "--model %s", spec);
+    cli_check_usage(ctx, fnet_model_create_from_spec(ctx, spec, fnet_dataset_dim(train), seed, &m),
+                    where);
+    if (fnet_dataset_classes(train) > fnet_model_n_out(m))
+        cli_die(1, where, "the data has %lld classes but the model has %lld outputs",
+                (long long)fnet_dataset_classes(train), (long long)fnet_model_n_out(m));
+    return m;
+}
+
 static struct result train_one(fnet_ctx *ctx, const char *spec, const fnet_optim_params *op,
                                const fnet_train_params *tp, const fnet_dataset *train,
                                const fnet_dataset *test)
 {
     struct result r = {.spec = spec};
-    fnet_model *m = NULL;
+    fnet_model *m = build(ctx, spec, train, tp->seed);
     char where[1100];
     snprintf(where, sizeof(where), "--model %s", spec);
-    cli_check_usage(ctx, fnet_model_create_from_spec(ctx, spec, fnet_dataset_dim(train), tp->seed,
-                                                     &m),
-                    where);
-    if (fnet_dataset_classes(train) > fnet_model_n_out(m))
-        cli_die(1, where, "the data has %lld classes but the model has %lld outputs",
-                (long long)fnet_dataset_classes(train), (long long)fnet_model_n_out(m));
     r.params = fnet_model_num_params(m);
     compressed_layers(m, &r.compressed, &r.as_dense);
     printf("%s: %lld parameters\n", fnet_model_spec(m), (long long)r.params);
@@ -215,6 +225,8 @@ int main(int argc, char **argv)
         fnet_dataset_free(train);
         train = sub;
     }
+    for (int i = 0; i < n; i++) // every model builds before the first one trains
+        fnet_model_free(build(ctx, specs[i], train, seed));
     FILE *json = cli_json_open(json_path);
     printf("%lld training, %lld test samples; %s, batch %lld, %lld epochs; %s, %d threads\n\n",
            (long long)fnet_dataset_size(train), (long long)fnet_dataset_size(test),

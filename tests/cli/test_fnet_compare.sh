@@ -103,8 +103,9 @@ grep -q '^dense:64,relu,dense:64,relu,dense:4 .* diverged ' diverge.out ||
 grep -q '^dense:64,sigmoid,dense:4 .*x$' diverge.out ||
     fail "a diverging model: the model after it was still trained and compared" "$(seen)"
 [ "$(awk 'END { print NR }' diverge.json)" -eq 3 ] &&
-    grep -q '"test_acc":null.*"error":"numerical failure' diverge.json ||
-    fail "a diverging model: three JSON lines, the diverged one with test_acc null and its error" \
+    sed -n 2p diverge.json | grep -q '"model":"dense:64,relu,dense:64,relu,dense:4".*"test_acc":null.*"error":"numerical failure' &&
+    ! sed -n '1p;3p' diverge.json | grep -q '"error"' ||
+    fail "a diverging model: three JSON lines, the second (diverged) with test_acc null and its error" \
         "$(show diverge.json)"
 ok "a diverging model: 'diverged' in the table, the others compared, one error line, exit 1"
 
@@ -116,6 +117,14 @@ bad 2 'epochs' "zero epochs" --data data --epochs 0
 bad 1 'no-such-dir|open|not found|No such' "a missing data directory" --data no-such-dir
 bad 1 'classes|outputs' "a model with fewer outputs than classes" --data data --epochs 1 \
     --model dense:8,relu,dense:2
+# a bad model after a good one: refused before anything trains
+bad 2 'spec|dense' "a bad second model" --data data --model dense:64,relu,dense:4 --model dense:x
+! grep -q '^  epoch ' bad.out || fail "a bad second model: the first one was trained first" "$(seen)"
+bad 1 'classes|outputs' "a second model with too few outputs" --data data \
+    --model dense:64,relu,dense:4 --model dense:8,relu,dense:2
+! grep -q '^  epoch ' bad.out || fail "a second model with too few outputs: the first trained" "$(seen)"
+ok "bad models are refused before the first model trains"
+
 many=()
 for i in 1 2 3 4 5 6 7 8 9; do many+=(--model "dense:$i"); done
 bad 2 'at most 8' "nine models" --data data "${many[@]}"
