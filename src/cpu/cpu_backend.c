@@ -97,9 +97,12 @@ static void cpu_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int
     use_one_blas_thread();
     struct gemm_job j = {ta, tb, M >= N, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
     struct fnet_pool *pool = M * N * K < GEMM_SERIAL_MACS ? NULL : pool_of(ctx);
-    // pieces of whole GEMM_SPLIT_GRAINs, at most FNET_MAX_PARTS of them
-    int64_t n = j.by_rows ? M : N, grain = (n + FNET_MAX_PARTS - 1) / FNET_MAX_PARTS;
-    grain = (grain + GEMM_SPLIT_GRAIN - 1) / GEMM_SPLIT_GRAIN * GEMM_SPLIT_GRAIN;
+    // pieces of whole GEMM_SPLIT_GRAINs, one per worker, at most FNET_MAX_PARTS of them
+    int64_t n = j.by_rows ? M : N, grain = GEMM_SPLIT_GRAIN;
+    if (ctx->threads > FNET_MAX_PARTS) {
+        grain = (n + FNET_MAX_PARTS - 1) / FNET_MAX_PARTS;
+        grain = (grain + GEMM_SPLIT_GRAIN - 1) / GEMM_SPLIT_GRAIN * GEMM_SPLIT_GRAIN;
+    }
     fnet_pool_run(pool, n, grain, gemm_range, &j);
 }
 
