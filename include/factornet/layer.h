@@ -65,13 +65,16 @@ FNET_API void fnet_layer_free(fnet_layer *layer);
 /** Initialize the parameters (weights by `init`, biases zero) drawing from `rng`. */
 FNET_API fnet_status fnet_layer_init(fnet_layer *layer, fnet_init init, fnet_rng *rng);
 
-/** Reserve workspaces for batches up to max_batch (forward/backward then never allocate).
+/** Reserve workspaces for batches up to max_batch (forward/backward then never allocate, unless
+ *  the ctx's thread count changes: a TT layer keeps a workspace per worker, and its next forward
+ *  sizes them anew). Only grows: safe between a forward and its backward.
  *  @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_layer_reserve(fnet_layer *layer, int64_t max_batch);
 
 /** Forward pass.
  *  @param x (batch, n_in), borrowed.  @param y (batch, n_out), written.
- *  Reserves workspace first if batch exceeds what was reserved.
+ *  Reserves workspace first if batch exceeds what was reserved, or (TT layers) if the ctx's
+ *  thread count changed since.
  *  @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_layer_forward(fnet_layer *layer, const float *x, int64_t batch, float *y);
 
