@@ -17,7 +17,7 @@
 #define GTOL 1e-4
 #define QN 20
 
-static void run_rosenbrock(int64_t n, fnet_cg_beta beta, int64_t allowed)
+static void check_rosenbrock(int64_t n, fnet_cg_beta beta, int64_t allowed)
 {
     fnet_ctx *ctx = fnet_test_solver_ctx();
     float *x = malloc((size_t)n * sizeof(float));
@@ -45,13 +45,13 @@ static void run_rosenbrock(int64_t n, fnet_cg_beta beta, int64_t allowed)
 static void test_rosenbrock_2d_within_scipy_budget(void **state)
 {
     (void)state;
-    run_rosenbrock(2, FNET_CG_PR_PLUS, SCIPY_CG_N2 * 12 / 10);
+    check_rosenbrock(2, FNET_CG_PR_PLUS, SCIPY_CG_N2 * 12 / 10);
 }
 
 static void test_rosenbrock_100d_within_scipy_budget(void **state)
 {
     (void)state;
-    run_rosenbrock(100, FNET_CG_PR_PLUS, SCIPY_CG_N100 * 12 / 10);
+    check_rosenbrock(100, FNET_CG_PR_PLUS, SCIPY_CG_N100 * 12 / 10);
 }
 
 // FR, HS and DY converge too (no budget from SciPy for them: a generous bound).
@@ -60,7 +60,7 @@ static void test_every_beta_converges(void **state)
     (void)state;
     const fnet_cg_beta betas[] = {FNET_CG_FR, FNET_CG_HS, FNET_CG_DY};
     for (int k = 0; k < 3; k++)
-        run_rosenbrock(10, betas[k], 5000);
+        check_rosenbrock(10, betas[k], 5000);
 }
 
 // ½xᵀAx − bᵀx with A = diag(1..QN) in a rotated basis is too much code for what the test needs:

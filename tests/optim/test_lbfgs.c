@@ -89,7 +89,7 @@ static fnet_status quad_objective(const float *x, int64_t n, double *f, float *g
 
 // ---------------------------------------------------------------------------------------------
 
-static void run_rosenbrock(int64_t n, int64_t max_evals_allowed)
+static void check_rosenbrock(int64_t n, int64_t max_evals_allowed)
 {
     fnet_ctx *ctx = fnet_test_solver_ctx();
     float *x = malloc((size_t)n * sizeof(float));
@@ -122,13 +122,13 @@ static void run_rosenbrock(int64_t n, int64_t max_evals_allowed)
 static void test_rosenbrock_2d_within_scipy_budget(void **state)
 {
     (void)state;
-    run_rosenbrock(2, SCIPY_LBFGSB_N2 * 12 / 10);
+    check_rosenbrock(2, SCIPY_LBFGSB_N2 * 12 / 10);
 }
 
 static void test_rosenbrock_100d_within_scipy_budget(void **state)
 {
     (void)state;
-    run_rosenbrock(100, SCIPY_LBFGSB_N100 * 12 / 10);
+    check_rosenbrock(100, SCIPY_LBFGSB_N100 * 12 / 10);
 }
 
 // Every line search minimizes the 10-D Rosenbrock function; the strong Wolfe ones never skip

@@ -3,7 +3,7 @@
  * rechecked independently in double, on Moré & Thuente's six test functions (ACM TOMS 1994,
  * section 5) from four initial steps and on n-dimensional functions; a NaN region is survived;
  * the objective's error and the evaluation limits are reported; the name parsers. */
-#include "test_util.h"
+#include "objectives.h"
 #include "optim/solver.h"
 
 #include <math.h>
@@ -83,27 +83,8 @@ static fnet_status mt_objective(const float *x, int64_t n, double *f, float *g, 
 }
 
 // ---------------------------------------------------------------------------------------------
-// n-dimensional functions: the chained Rosenbrock function and a diagonal quadratic with a NaN
-// region.
-
-static fnet_status rosenbrock(const float *x, int64_t n, double *f, float *g, void *user)
-{
-    (void)user;
-    double s = 0.0, gprev = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        double gi = gprev;
-        gprev = 0.0;
-        if (i + 1 < n) {
-            double a = x[i], t = (double)x[i + 1] - a * a;
-            s += 100.0 * t * t + (1.0 - a) * (1.0 - a);
-            gi += -400.0 * a * t - 2.0 * (1.0 - a);
-            gprev = 200.0 * t;
-        }
-        g[i] = (float)gi;
-    }
-    *f = s;
-    return FNET_OK;
-}
+// n-dimensional functions: the chained Rosenbrock function (tests/common/objectives.c) and a
+// diagonal quadratic with a NaN region.
 
 // ½Σ (i+1)(x_i − 1)², NaN wherever some x_i > 3
 static fnet_status nan_quadratic(const float *x, int64_t n, double *f, float *g, void *user)
@@ -299,12 +280,12 @@ static void test_conditions_hold_on_rosenbrock(void **state)
         int accepted = 0;
         for (int trial = 0; trial < 20; trial++) {
             struct ls_case c;
-            case_init(&c, ctx, n, rosenbrock, NULL);
+            case_init(&c, ctx, n, fnet_test_rosenbrock, NULL);
             c.p.line_search = all_ls[k];
             fnet_test_fill_uniform(c.xp, n, -2.0f, 2.0f, 100 + (uint64_t)trial);
             float *gx = malloc((size_t)n * sizeof(float));
             double fx;
-            rosenbrock(c.xp, n, &fx, gx, NULL);
+            fnet_test_rosenbrock(c.xp, n, &fx, gx, NULL);
             for (int64_t i = 0; i < n; i++) // −g, every other component scaled down
                 c.d[i] = -gx[i] * (trial % 2 && i % 2 ? 0.01f : 1.0f);
             free(gx);

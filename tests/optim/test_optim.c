@@ -453,7 +453,7 @@ struct bad_case {
     const char *message; // expected inside the last error
 };
 
-static void expect_invalid(fnet_ctx *ctx, const fnet_optim_params *p, int64_t n,
+static void check_invalid(fnet_ctx *ctx, const fnet_optim_params *p, int64_t n,
                            fnet_status expected, const char *message)
 {
     fnet_optimizer *sentinel = (fnet_optimizer *)&sentinel, *opt = sentinel;
@@ -515,23 +515,23 @@ static void test_create_rejects_each_invalid_field(void **state)
         fnet_optim_params p = fnet_optim_params_default(cases[c].kind);
         p.schedule = cases[c].schedule;
         memcpy((char *)&p + cases[c].offset, &cases[c].value, sizeof(float));
-        expect_invalid(ctx, &p, 100, FNET_ERR_INVALID_ARG, cases[c].message);
+        check_invalid(ctx, &p, 100, FNET_ERR_INVALID_ARG, cases[c].message);
     }
 
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_SGD);
     p.schedule = FNET_SCHEDULE_STEP;
     p.step_epochs = 0;
-    expect_invalid(ctx, &p, 100, FNET_ERR_INVALID_ARG, "step_epochs must be at least 1, got 0");
+    check_invalid(ctx, &p, 100, FNET_ERR_INVALID_ARG, "step_epochs must be at least 1, got 0");
     p = fnet_optim_params_default(FNET_OPTIM_SGD);
     p.schedule = (fnet_schedule)9;
-    expect_invalid(ctx, &p, 100, FNET_ERR_INVALID_ARG, "schedule 9");
+    check_invalid(ctx, &p, 100, FNET_ERR_INVALID_ARG, "schedule 9");
     p = fnet_optim_params_default(FNET_OPTIM_SGD);
     p.kind = (fnet_optim_kind)42;
-    expect_invalid(ctx, &p, 100, FNET_ERR_INVALID_ARG, "kind 42");
+    check_invalid(ctx, &p, 100, FNET_ERR_INVALID_ARG, "kind 42");
     p = fnet_optim_params_default(FNET_OPTIM_ADAM);
-    expect_invalid(ctx, &p, 0, FNET_ERR_INVALID_ARG, "n must be at least 1, got 0");
-    expect_invalid(ctx, &p, -3, FNET_ERR_INVALID_ARG, "n must be at least 1, got -3");
-    expect_invalid(ctx, NULL, 100, FNET_ERR_INVALID_ARG, "params must not be NULL");
+    check_invalid(ctx, &p, 0, FNET_ERR_INVALID_ARG, "n must be at least 1, got 0");
+    check_invalid(ctx, &p, -3, FNET_ERR_INVALID_ARG, "n must be at least 1, got -3");
+    check_invalid(ctx, NULL, 100, FNET_ERR_INVALID_ARG, "params must not be NULL");
 
     // Fields the kind does not use are not checked (as torch.optim takes only its own).
     p = fnet_optim_params_default(FNET_OPTIM_SGD);
@@ -553,9 +553,9 @@ static void test_lbfgs_and_cg_are_unsupported(void **state)
     (void)state;
     fnet_ctx *ctx = reference_ctx();
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
-    expect_invalid(ctx, &p, 100, FNET_ERR_UNSUPPORTED, "L-BFGS is not built yet");
+    check_invalid(ctx, &p, 100, FNET_ERR_UNSUPPORTED, "L-BFGS is not built yet");
     p = fnet_optim_params_default(FNET_OPTIM_CG);
-    expect_invalid(ctx, &p, 100, FNET_ERR_UNSUPPORTED, "CG is not built yet");
+    check_invalid(ctx, &p, 100, FNET_ERR_UNSUPPORTED, "CG is not built yet");
     fnet_ctx_free(ctx);
 }
 

@@ -45,7 +45,7 @@ static double initial_loss(fnet_ctx *ctx, const fnet_dataset *d)
     return loss;
 }
 
-static void train_and_check(fnet_optim_kind kind, int64_t batch, int iters, int epochs)
+static void check_training(fnet_optim_kind kind, int64_t batch, int iters, int epochs)
 {
     fnet_ctx *ctx = NULL;
     assert_int_equal(fnet_ctx_create_cpu(&ctx), FNET_OK);
@@ -93,25 +93,25 @@ static void train_and_check(fnet_optim_kind kind, int64_t batch, int iters, int 
 static void test_lbfgs_full_batch_lowers_the_loss(void **state)
 {
     (void)state;
-    train_and_check(FNET_OPTIM_LBFGS, 0, 10, 3);
+    check_training(FNET_OPTIM_LBFGS, 0, 10, 3);
 }
 
 static void test_lbfgs_minibatches_lower_the_loss(void **state)
 {
     (void)state;
-    train_and_check(FNET_OPTIM_LBFGS, 100, 5, 3);
+    check_training(FNET_OPTIM_LBFGS, 100, 5, 3);
 }
 
 static void test_cg_full_batch_lowers_the_loss(void **state)
 {
     (void)state;
-    train_and_check(FNET_OPTIM_CG, 0, 10, 3);
+    check_training(FNET_OPTIM_CG, 0, 10, 3);
 }
 
 static void test_cg_minibatches_lower_the_loss(void **state)
 {
     (void)state;
-    train_and_check(FNET_OPTIM_CG, 100, 5, 3);
+    check_training(FNET_OPTIM_CG, 100, 5, 3);
 }
 
 // The model objective on its own: the point is copied into the model when it is not the
