@@ -6,6 +6,7 @@
 #include <factornet/export.h>
 #include <factornet/status.h>
 #include <factornet/ctx.h>
+#include <factornet/memory.h>
 #include <factornet/rng.h>
 #include <factornet/layer.h>
 #include <factornet/model.h>

@@ -20,6 +20,8 @@ typedef enum fnet_backend_kind {
     FNET_BACKEND_REFERENCE = 0, /**< plain C, the test oracle; slow */
     FNET_BACKEND_CPU = 1,       /**< OpenBLAS, LAPACKE (and FFTW) overrides of the reference */
     FNET_BACKEND_CUDA = 2,      /**< cuBLAS, cuSOLVER, cuFFT (builds with FNET_WITH_CUDA only) */
+    FNET_BACKEND_GUARDED = 3,   /**< a test backend: the reference's ops on memory that faults
+                                     when host code touches it (docs/design.md) */
 } fnet_backend_kind;
 
 /** Create a ctx on the CPU backend.
@@ -31,6 +33,13 @@ FNET_API fnet_status fnet_ctx_create_cpu(fnet_ctx **out);
  *  fnet_ctx_create_cpu(). */
 FNET_API fnet_status fnet_ctx_create_reference(fnet_ctx **out);
 
+/** Create a ctx on the guarded test backend: the reference backend's ops, on backend memory that
+ *  is mapped PROT_NONE except while one of the backend's own ops runs, so host code that reads
+ *  or writes it faults at once; an op handed host memory where it expects backend memory aborts
+ *  with a message naming the op and the argument. For checking that code keeps to the memory
+ *  domains of factornet/memory.h without a GPU; slow. Same contract as fnet_ctx_create_cpu(). */
+FNET_API fnet_status fnet_ctx_create_guarded(fnet_ctx **out);
+
 /** Create a ctx on CUDA device `device`.
  *  @return FNET_ERR_UNSUPPORTED in a build without FNET_WITH_CUDA (then *out is NULL). */
 FNET_API fnet_status fnet_ctx_create_cuda(int device, fnet_ctx **out);
@@ -38,9 +47,13 @@ FNET_API fnet_status fnet_ctx_create_cuda(int device, fnet_ctx **out);
 /** Free a ctx; NULL is a no-op. Every object created on it must be freed first. */
 FNET_API void fnet_ctx_free(fnet_ctx *ctx);
 
-/** The message of the last failure on this ctx, "file.c:LINE: what" (empty string if none). The
- *  pointer stays valid until the next failing call on the ctx. */
+/** The message of the last failure on this ctx, "file.c:LINE: what" (empty string if none): the
+ *  library's source location, then what went wrong. The pointer stays valid until the next
+ *  failing call on the ctx. */
 FNET_API const char *fnet_ctx_last_error(const fnet_ctx *ctx);
+
+/** The same message without the source location ("what" alone): the words to show a user. */
+FNET_API const char *fnet_ctx_last_message(const fnet_ctx *ctx);
 
 /** The status of the last failure on this ctx (FNET_OK if none). */
 FNET_API fnet_status fnet_ctx_last_status(const fnet_ctx *ctx);
@@ -60,6 +73,11 @@ FNET_API const char *fnet_ctx_backend_name(const fnet_ctx *ctx);
  *  @return FNET_OK or FNET_ERR_INVALID_ARG. */
 FNET_API fnet_status fnet_ctx_set_threads(fnet_ctx *ctx, int n);
 FNET_API int fnet_ctx_threads(const fnet_ctx *ctx);
+
+/** Wait until the backend has finished all work queued on this ctx (a no-op on the CPU), e.g.
+ *  before reading a clock. @return FNET_OK, or FNET_ERR_BACKEND for a failure the backend kept
+ *  from an earlier operation. */
+FNET_API fnet_status fnet_ctx_synchronize(fnet_ctx *ctx);
 
 /** Log levels of the log callback. */
 typedef enum fnet_log_level {

@@ -1,5 +1,5 @@
 /* Datasets of uint8 images and labels (IDX files: MNIST, Fashion-MNIST, KMNIST), kept as uint8
- * and converted to float one batch at a time. */
+ * in the ctx's backend memory (uploaded once) and converted to float one batch at a time. */
 #ifndef FACTORNET_DATA_H
 #define FACTORNET_DATA_H
 
@@ -35,7 +35,8 @@ FNET_API fnet_status fnet_dataset_load_idx(fnet_ctx *ctx, const char *dir, fnet_
 FNET_API fnet_status fnet_dataset_load_idx_files(fnet_ctx *ctx, const char *images_path,
                                                  const char *labels_path, fnet_dataset **out);
 
-/** Make a dataset from memory (copied): images (n, dim) uint8, labels (n) in [0, classes). */
+/** Make a dataset from memory (copied): images (n, dim) uint8, labels (n) in [0, classes), both
+ *  host memory. */
 FNET_API fnet_status fnet_dataset_from_memory(fnet_ctx *ctx, const uint8_t *images,
                                               const uint8_t *labels, int64_t n, int64_t dim,
                                               int64_t classes, fnet_dataset **out);
@@ -57,8 +58,9 @@ FNET_API fnet_status fnet_dataset_split(const fnet_dataset *d, double frac, uint
 /** A view of the first n samples (n ≤ size): what --limit-train does. */
 FNET_API fnet_status fnet_dataset_subset(const fnet_dataset *d, int64_t n, fnet_dataset **out);
 
-/** Gather a batch: samples idx[0..batch) of this view, images scaled to [0, 1] into x
- *  (batch, dim) and labels into labels (batch). idx NULL means samples first..first+batch-1.
+/** Gather a batch: samples idx[0..batch) of this view (host memory), images scaled to [0, 1]
+ *  into x (batch, dim; backend memory, as the model's input) and labels into labels (batch; host
+ *  memory, as fnet_model_loss_grad() takes them). idx NULL means samples first..first+batch-1.
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (an index out of range). */
 FNET_API fnet_status fnet_dataset_batch(const fnet_dataset *d, const int64_t *idx, int64_t first,
                                         int64_t batch, float *x, int32_t *labels);

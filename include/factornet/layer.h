@@ -1,5 +1,6 @@
 /* Layers: the public face of the layer table. A layer maps x (B, n_in) to y (B, n_out); its
- * parameters are a slice of a model's flat vector, or its own when it stands alone. */
+ * parameters are a slice of a model's flat vector, or its own when it stands alone. Which
+ * pointers are host memory and which backend memory: factornet/memory.h. */
 #ifndef FACTORNET_LAYER_H
 #define FACTORNET_LAYER_H
 
@@ -25,7 +26,7 @@ typedef enum fnet_layer_kind {
     FNET_LAYER_TANH = 2,    /**< "tanh" */
     FNET_LAYER_SIGMOID = 3, /**< "sigmoid" */
     FNET_LAYER_DROPOUT = 4, /**< "dropout:P": inverted dropout, identity when not training */
-    FNET_LAYER_TT = 5,      /**< "tt:N" (not built yet) */
+    FNET_LAYER_TT = 5,      /**< "tt:N": tensor-train matrix (factornet/tt.h) */
     FNET_LAYER_LOWRANK = 6, /**< "lowrank:N" (not built yet) */
     FNET_LAYER_CIRC = 7,    /**< "circ:N" (not built yet) */
     FNET_LAYER_SPARSE = 8,  /**< "sparse:N" (not built yet) */
@@ -62,7 +63,10 @@ FNET_API fnet_status fnet_dropout_create(fnet_ctx *ctx, int64_t n, float p, fnet
 /** Free a layer; NULL is a no-op. A layer added to a model is freed by the model. */
 FNET_API void fnet_layer_free(fnet_layer *layer);
 
-/** Initialize the parameters (weights by `init`, biases zero) drawing from `rng`. */
+/** Initialize the parameters (weights by `init`, biases zero) drawing from `rng` (host memory):
+ *  drawn on the host and uploaded, so the same rng state gives the same layer on every backend.
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_OUT_OF_MEMORY, FNET_ERR_NUMERIC (a TT layer's
+ *          orthogonalization). */
 FNET_API fnet_status fnet_layer_init(fnet_layer *layer, fnet_init init, fnet_rng *rng);
 
 /** Reserve workspaces for batches up to max_batch (forward/backward then never allocate, unless
@@ -72,7 +76,8 @@ FNET_API fnet_status fnet_layer_init(fnet_layer *layer, fnet_init init, fnet_rng
 FNET_API fnet_status fnet_layer_reserve(fnet_layer *layer, int64_t max_batch);
 
 /** Forward pass.
- *  @param x (batch, n_in), borrowed.  @param y (batch, n_out), written.
+ *  @param x (batch, n_in), backend memory, borrowed.  @param y (batch, n_out), backend memory,
+ *  written.
  *  Reserves workspace first if batch exceeds what was reserved, or (TT layers) if the ctx's
  *  thread count changed since.
  *  @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_OUT_OF_MEMORY. */
@@ -80,7 +85,8 @@ FNET_API fnet_status fnet_layer_forward(fnet_layer *layer, const float *x, int64
 
 /** Backward pass of the last forward on the same x: accumulates into the layer's gradient and
  *  writes dx (batch, n_in) unless dx is NULL.
- *  @param x (batch, n_in) input of the forward, y (batch, n_out) its output, dy (batch, n_out).
+ *  @param x (batch, n_in) input of the forward, y (batch, n_out) its output, dy (batch, n_out),
+ *  dx: all backend memory.
  *  @return FNET_OK, FNET_ERR_INVALID_ARG. */
 FNET_API fnet_status fnet_layer_backward(fnet_layer *layer, const float *x, const float *y,
                                          const float *dy, int64_t batch, float *dx);
@@ -93,14 +99,23 @@ FNET_API int64_t fnet_layer_n_in(const fnet_layer *layer);
 FNET_API int64_t fnet_layer_n_out(const fnet_layer *layer);
 /** Number of trainable parameters. */
 FNET_API int64_t fnet_layer_num_params(const fnet_layer *layer);
-/** The layer's parameters and gradient (num_params floats each); NULL when it has none. */
+/** The layer's parameters and gradient (num_params floats each, backend memory, owned by the
+ *  layer or its model); NULL when it has none. */
 FNET_API float *fnet_layer_params(fnet_layer *layer);
 FNET_API float *fnet_layer_grads(fnet_layer *layer);
+/** Host copies: w (num_params floats, host memory) = the parameters; the parameters = w; g (host)
+ *  = the gradient. No-ops for a layer without parameters.
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (a NULL layer or buffer). */
+FNET_API fnet_status fnet_layer_get_params(const fnet_layer *layer, float *w);
+FNET_API fnet_status fnet_layer_set_params(fnet_layer *layer, const float *w);
+FNET_API fnet_status fnet_layer_get_grads(const fnet_layer *layer, float *g);
+/** Set the gradient to zero (fnet_layer_backward() accumulates into it). */
+FNET_API fnet_status fnet_layer_zero_grads(fnet_layer *layer);
 /** Multiply-adds ×2 of one forward pass at this batch size. */
 FNET_API double fnet_layer_flops(const fnet_layer *layer, int64_t batch);
 
-/** The dense matrix the layer applies: W (n_out, n_in) such that y = x·Wᵀ (+ bias).
- *  @return FNET_OK, or FNET_ERR_UNSUPPORTED for a layer that is not linear. */
+/** The dense matrix the layer applies: W (n_out, n_in), host memory, such that y = x·Wᵀ (+ bias).
+ *  @return FNET_OK, FNET_ERR_UNSUPPORTED for a layer that is not linear, FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_layer_to_dense(const fnet_layer *layer, float *W);
 
 /** One named tensor of a layer, as stored in a checkpoint ("weight", "bias", ...). */

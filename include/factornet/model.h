@@ -1,5 +1,6 @@
 /* The model: a sequence of layers over one flat parameter vector and one gradient vector, with
- * the loss-and-gradient oracle that every optimizer uses. */
+ * the loss-and-gradient oracle that every optimizer uses. Which pointers are host memory and
+ * which backend memory: factornet/memory.h. */
 #ifndef FACTORNET_MODEL_H
 #define FACTORNET_MODEL_H
 
@@ -69,10 +70,16 @@ FNET_API fnet_layer *fnet_model_layer(fnet_model *m, int i);
 FNET_API int64_t fnet_model_num_params(const fnet_model *m);
 FNET_API fnet_ctx *fnet_model_ctx(const fnet_model *m);
 
-/** The flat parameter vector and gradient vector (n floats each, owned by the model; device
- *  memory on a GPU ctx). The pointers stay valid until a layer is added. */
+/** The flat parameter vector and gradient vector (n floats each, backend memory, owned by the
+ *  model). The pointers stay valid until a layer is added or replaced. */
 FNET_API float *fnet_model_params(fnet_model *m, int64_t *n);
 FNET_API float *fnet_model_grads(fnet_model *m, int64_t *n);
+/** Host copies of the flat vectors: w (num_params floats, host memory) = the parameters; the
+ *  parameters = w; g (host) = the gradient.
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (a NULL model or buffer). */
+FNET_API fnet_status fnet_model_get_params(const fnet_model *m, float *w);
+FNET_API fnet_status fnet_model_set_params(fnet_model *m, const float *w);
+FNET_API fnet_status fnet_model_get_grads(const fnet_model *m, float *g);
 
 /** Loss and regularization: L1 and L2 penalties l1·Σ|w| + ½·l2·Σw² over weights (not biases),
  *  added to the loss that fnet_model_loss_grad() returns. Defaults: CE, 0, 0. */
@@ -86,23 +93,30 @@ FNET_API void fnet_model_set_training(fnet_model *m, bool training);
  *  grow them once. @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_model_reserve(fnet_model *m, int64_t max_batch);
 
-/** Forward pass. @param x (batch, n_in) @param out (batch, n_out) logits, written; may be NULL
- *  (then read them with fnet_model_output()). */
+/** Forward pass. @param x (batch, n_in), backend memory. @param out (batch, n_out), host
+ *  memory: the logits, copied; may be NULL (then fnet_model_get_output() or fnet_model_output()
+ *  reads them). @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_model_forward(fnet_model *m, const float *x, int64_t batch, float *out);
-/** The model's output buffer of the last forward, (batch, n_out). */
+/** The model's output buffer of the last forward, (batch, n_out), backend memory. */
 FNET_API const float *fnet_model_output(const fnet_model *m);
+/** A host copy of the last forward's output: y (batch, n_out), host memory.
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (no forward yet, NULL y). */
+FNET_API fnet_status fnet_model_get_output(const fnet_model *m, float *y);
 
 /** The loss-and-gradient oracle: mean loss over the batch plus the regularization penalty, and
  *  its gradient with respect to the flat parameter vector.
- *  @param x (batch, n_in)  @param labels (batch) class indices in [0, n_out)
+ *  @param x (batch, n_in), backend memory  @param labels (batch) class indices in [0, n_out),
+ *  host memory
  *  @param[out] loss  the loss (double)
- *  @param[out] grad  n floats; NULL or fnet_model_grads() writes the model's own gradient.
+ *  @param[out] grad  n floats, backend memory; NULL or fnet_model_grads() leaves the gradient in
+ *  the model's own vector.
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (a label out of range, batch < 1), FNET_ERR_NUMERIC
  *          (the loss is NaN or Inf; the gradient is then unspecified), FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_model_loss_grad(fnet_model *m, const float *x, const int32_t *labels,
                                           int64_t batch, double *loss, float *grad);
 
-/** Loss (without regularization) and the number of correct argmax predictions on one batch. */
+/** Loss (without regularization) and the number of correct argmax predictions on one batch:
+ *  x backend memory, labels host memory, as fnet_model_loss_grad(). */
 FNET_API fnet_status fnet_model_loss_correct(fnet_model *m, const float *x, const int32_t *labels,
                                              int64_t batch, double *loss, int64_t *correct);
 

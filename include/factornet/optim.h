@@ -112,7 +112,8 @@ FNET_API fnet_status fnet_optimizer_create(fnet_ctx *ctx, const fnet_optim_param
                                            fnet_optimizer **out);
 FNET_API void fnet_optimizer_free(fnet_optimizer *opt);
 
-/** One step: update w (n) in place from g (n). Never allocates. */
+/** One step: update w (n, backend memory) in place from g (n, backend memory). Never
+ *  allocates. @return FNET_OK, FNET_ERR_INVALID_ARG (NULL or equal w and g). */
 FNET_API fnet_status fnet_optimizer_step(fnet_optimizer *opt, float *w, const float *g);
 
 /** Current learning rate (what the schedule set last) and setting it. */
@@ -122,7 +123,7 @@ FNET_API fnet_status fnet_optimizer_set_lr(fnet_optimizer *opt, float lr);
 FNET_API fnet_optim_kind fnet_optimizer_kind(const fnet_optimizer *opt);
 FNET_API int64_t fnet_optimizer_size(const fnet_optimizer *opt);
 /** Resize the optimizer to vectors of n floats: run k copies len[k] state floats from src[k]
- *  to dst[k]; all else starts at zero. Steps and learning rate are kept. Used when a model's
+ *  to dst[k] (the three arrays are host memory); all else starts at zero. Steps and learning rate are kept. Used when a model's
  *  flat vector is rebuilt (rank-adaptive training).
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (a run out of bounds), FNET_ERR_OUT_OF_MEMORY (the
  *          optimizer is then unchanged). */
@@ -132,10 +133,15 @@ FNET_API fnet_status fnet_optimizer_remap(fnet_optimizer *opt, int64_t n, int co
 /** Steps taken so far. */
 FNET_API int64_t fnet_optimizer_steps(const fnet_optimizer *opt);
 
-/** The optimizer's state: `count` vectors of n floats (Adam: m, v) and the step count, for
- *  checkpoints. @param i < count. Names: "m", "v", "velocity", "square_avg". */
+/** The optimizer's state: `count` vectors of n floats (Adam: m, v; backend memory, owned by the
+ *  optimizer) and the step count, for checkpoints. @param i < count. Names: "m", "v",
+ *  "velocity", "square_avg". */
 FNET_API int fnet_optimizer_num_states(const fnet_optimizer *opt);
 FNET_API float *fnet_optimizer_state(fnet_optimizer *opt, int i, const char **name);
+/** Host copies of state vector i: v (n floats, host memory) = the state; the state = v.
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (no state i, NULL v). */
+FNET_API fnet_status fnet_optimizer_get_state(const fnet_optimizer *opt, int i, float *v);
+FNET_API fnet_status fnet_optimizer_set_state(fnet_optimizer *opt, int i, const float *v);
 FNET_API fnet_status fnet_optimizer_set_steps(fnet_optimizer *opt, int64_t steps);
 
 #ifdef __cplusplus

@@ -18,7 +18,9 @@ extern "C" {
 #endif
 
 /** The objective: the value f(x) (double) and the gradient g (n floats, written) at x (n floats,
- *  read only). A value or gradient that is NaN or Inf tells the solver that the point is not
+ *  read only); x and g are backend memory of the solver's ctx (host memory on the cpu and
+ *  reference backends, so a plain C function can read x and write g there; on others it moves
+ *  them with fnet_backend_download() and fnet_backend_upload()). A value or gradient that is NaN or Inf tells the solver that the point is not
  *  usable: the line search shrinks its step and nothing from that point enters the history.
  *  @return FNET_OK, or any error, which stops the solver and is returned by it as is. */
 typedef fnet_status (*fnet_objective_fn)(const float *x, int64_t n, double *f, float *g,
@@ -64,7 +66,8 @@ typedef struct fnet_solver_info {
     double step;          /**< the accepted step length along the search direction */
     int ls_evals;         /**< evaluations of this iteration's line search */
     int64_t n;
-    const float *x, *g;   /**< the iterate and its gradient (n; borrowed, read only) */
+    const float *x, *g;   /**< the iterate and its gradient (n, backend memory; borrowed, read
+                               only) */
 } fnet_solver_info;
 
 /** Progress callback: FNET_OK continues; any other status stops the solver, which then returns
@@ -75,13 +78,15 @@ typedef fnet_status (*fnet_solver_progress_fn)(const fnet_solver_info *info, voi
 typedef struct fnet_solver fnet_solver;
 
 /** Create an L-BFGS (p->kind FNET_OPTIM_LBFGS) or CG (FNET_OPTIM_CG) solver for vectors of n
- *  floats. Work memory: (2·history + 4)·n floats for L-BFGS, 4·n for CG.
+ *  floats. Work memory (backend memory): (2·history + 4)·n floats for L-BFGS, 4·n for CG. The
+ *  vector arithmetic runs on the ctx's backend; only scalars (dot products, norms, f) come back
+ *  to the host, where the line search and the stopping tests run.
  *  @param[out] out freed by the caller with fnet_solver_free().
  *  @return FNET_OK; FNET_ERR_INVALID_ARG (n < 1, another kind, history < 1, c1 and c2 not
  *          0 < c1 < c2 < 1, max_linesearch < 1, a negative gtol, delta, past, max_iter or
  *          max_evals, step bounds not 0 < min_step < max_step, an unknown line search or β,
  *          Armijo or plain Wolfe backtracking for CG, which needs strong Wolfe);
- *          FNET_ERR_OUT_OF_MEMORY. */
+ *          FNET_ERR_UNSUPPORTED (the backend lacks the vector ops); FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_solver_create(fnet_ctx *ctx, const fnet_optim_params *p, int64_t n,
                                         fnet_solver **out);
 /** Free a solver; NULL is a no-op. */
@@ -91,7 +96,7 @@ FNET_API void fnet_solver_free(fnet_solver *s);
  *  solver's first one. */
 FNET_API void fnet_solver_reset(fnet_solver *s);
 
-/** Minimize fn from x (n floats, host memory), updating x in place. Never allocates.
+/** Minimize fn from x (n floats, backend memory), updating x in place. Never allocates.
  *  L-BFGS keeps its history across calls (so a call can continue the previous one, or start on
  *  a new minibatch with the curvature learned so far) until fnet_solver_reset(); CG starts
  *  every call with steepest descent, its first trial as long as the previous call's last step
@@ -137,8 +142,8 @@ FNET_API fnet_status fnet_minimize(fnet_ctx *ctx, const fnet_optim_params *p, in
 /** One minibatch of a model, for fnet_model_objective(). */
 typedef struct fnet_model_batch_info {
     fnet_model *model;
-    const float *x;        /**< (batch, n_in) inputs, borrowed */
-    const int32_t *labels; /**< (batch) class indices, borrowed */
+    const float *x;        /**< (batch, n_in) inputs, backend memory, borrowed */
+    const int32_t *labels; /**< (batch) class indices, host memory, borrowed */
     int64_t batch;
 } fnet_model_batch_info;
 
@@ -146,7 +151,7 @@ typedef struct fnet_model_batch_info {
  *  the point into the model's parameter vector (nothing to copy when the solver's x is
  *  fnet_model_params() itself, the cheap way) and returns fnet_model_loss_grad() on the batch;
  *  a NaN or Inf loss is handed to the solver as a non-finite value (the step shrinks), not as
- *  an error. The model must be on a host-memory backend (cpu or reference).
+ *  an error. The solver and the model must be on the same ctx.
  *  @return FNET_OK, FNET_ERR_SHAPE (n is not the model's parameter count), the oracle's errors. */
 FNET_API fnet_status fnet_model_objective(const float *x, int64_t n, double *f, float *g,
                                           void *user);

@@ -21,10 +21,15 @@ long fnet_debug_alloc_count(void)
     return alloc_count;
 }
 
-void *fnet_malloc(size_t bytes)
+bool fnet_alloc_fails_now(void)
 {
     alloc_count++;
-    if (fail_countdown > 0 && --fail_countdown == 0)
+    return fail_countdown > 0 && --fail_countdown == 0;
+}
+
+void *fnet_malloc(size_t bytes)
+{
+    if (fnet_alloc_fails_now())
         return NULL;
     if (bytes == 0)
         bytes = 1;

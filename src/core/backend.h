@@ -1,6 +1,17 @@
-/* The backend table: every numeric primitive a layer, loss or optimizer needs. The reference
- * backend (src/cpu/ref_*.c) implements all of them in plain C and is the oracle; the CPU backend
- * copies it and overrides entries with OpenBLAS/LAPACKE. Optional entries may be NULL. */
+/* The backend table: every numeric primitive a layer, loss, optimizer or solver needs, and the
+ * memory they work on (docs/design.md, "Backends" and "Memory domains"). The reference backend
+ * (src/cpu/ref_*.c) implements all of them in plain C and is the oracle; the CPU backend copies
+ * it and overrides entries with OpenBLAS/LAPACKE and its thread pool; the guarded backend
+ * (src/guarded/) runs the reference's ops on memory that faults when touched from outside an op.
+ *
+ * Memory domains. "Backend memory" is what alloc returns; only the ops below read or write it.
+ * Every pointer argument is backend memory unless its comment says host. Host code moves data
+ * with upload and download and never dereferences backend memory, even on backends whose memory
+ * happens to be host memory (host_memory), so that the same code runs on a GPU.
+ *
+ * Errors. Ops that can fail on the numbers they are given return fnet_status; the others cannot
+ * fail once a ctx exists (a GPU backend keeps an asynchronous failure as a sticky error that
+ * synchronize reports). */
 #ifndef FNET_CORE_BACKEND_H
 #define FNET_CORE_BACKEND_H
 
@@ -12,32 +23,85 @@ struct fnet_step_args {
     float bc1, bc2; // Adam bias corrections 1 − β1^t, 1 − β2^t
 };
 
+/* The element-wise activations of act_forward and act_backward. */
+enum fnet_act {
+    FNET_ACT_RELU = 0,
+    FNET_ACT_TANH = 1,
+    FNET_ACT_SIGMOID = 2,
+};
+
 /* At most this many workers call BLAS at once (run_parts, split GEMMs): OpenBLAS keeps a fixed
  * table of buffers for concurrent callers, and Debian's is built for 64 threads. */
 #define FNET_MAX_PARTS 64
 
-struct fnet_backend_ops {
+/* Linear algebra on host memory for the host-side algorithms (TT-SVD, TT rounding, the TT
+ * layer's orthogonal initialization): each backend names the one its host side uses. ctx only
+ * receives error messages; these never touch the ctx's backend state or backend memory. */
+struct fnet_host_la {
     const char *name;
-
-    // memory (device memory on a GPU; host elsewhere)
-    void *(*alloc)(fnet_ctx *ctx, size_t bytes);
-    void (*free)(fnet_ctx *ctx, void *p);
-    void (*set_threads)(fnet_ctx *ctx, int n);
-
-    // C (M, N) = alpha·op(A)·op(B) + beta·C, row-major; op(A) (M, K), op(B) (K, N).
+    // C (M, N) = alpha·op(A)·op(B) + beta·C, row-major, all host memory
     void (*sgemm)(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc);
-    // y (n) += a·x (n);  x (n) *= a;  Σ x·y and ‖x‖² in double
+    // Thin SVD of A (m, n), k = min(m, n): U (m, k), S (k) descending, Vt (k, n); A unchanged.
+    // Thin QR: Q (m, k) orthonormal columns, R (k, n) upper triangular. Both allocate their
+    // workspace; FNET_ERR_NUMERIC when A is not finite or the factorization fails to converge.
+    fnet_status (*gesvd)(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *U,
+                         float *S, float *Vt);
+    fnet_status (*qr)(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *Q, float *R);
+};
+
+struct fnet_backend_ops {
+    const char *name;
+    bool host_memory; // backend memory is ordinary host memory (reference, cpu)
+    const struct fnet_host_la *host_la;
+
+    // ---- per-ctx state (handles, streams, thread pools): ctx->state ----
+    // Made when the ctx is made and freed with it; NULL entries: the backend keeps none.
+    fnet_status (*state_init)(fnet_ctx *ctx);
+    void (*state_free)(fnet_ctx *ctx);
+    // ctx->threads was set to n (1..1024); FNET_ERR_OUT_OF_MEMORY leaves the old state working.
+    fnet_status (*set_threads)(fnet_ctx *ctx, int n);
+    // Wait for every queued op; report (and clear) a failure kept since the last call.
+    fnet_status (*synchronize)(fnet_ctx *ctx);
+
+    // ---- memory ----
+    // bytes (> 0) of backend memory, 64-byte aligned; NULL when out of memory. free(NULL) no-op.
+    void *(*alloc)(fnet_ctx *ctx, size_t bytes);
+    void (*free)(fnet_ctx *ctx, void *p);
+    // dst (bytes, backend) = src (bytes, host)
+    void (*upload)(fnet_ctx *ctx, void *dst, const void *src, size_t bytes);
+    // dst (bytes, host) = src (bytes, backend)
+    void (*download)(fnet_ctx *ctx, void *dst, const void *src, size_t bytes);
+    // dst (bytes) = src (bytes); the two do not overlap (dst == src is a no-op)
+    void (*copy)(fnet_ctx *ctx, void *dst, const void *src, size_t bytes);
+    // x (n) = value
+    void (*fill)(fnet_ctx *ctx, int64_t n, float value, float *x);
+
+    // ---- BLAS-shaped ----
+    // C (M, N) = alpha·op(A)·op(B) + beta·C, row-major; op(A) (M, K), op(B) (K, N). beta == 0
+    // ignores what C held (NaN included).
+    void (*sgemm)(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                  int64_t ldc);
+    // y (n) += a·x (n);  x (n) *= a;  Σ x·y in double
     void (*axpy)(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y);
     void (*scal)(fnet_ctx *ctx, int64_t n, float a, float *x);
     double (*dot)(fnet_ctx *ctx, int64_t n, const float *x, const float *y);
+    // y (n) = a·x + b·y, computed as (a·x) + (b·y) in float without fused multiply-adds; b == 0
+    // writes a·x without reading y. x == y allowed.
+    void (*axpby)(fnet_ctx *ctx, int64_t n, float a, const float *x, float b, float *y);
+    // max |x_i| over x (n), NaNs skipped; 0 for n = 0
+    double (*amax)(fnet_ctx *ctx, int64_t n, const float *x);
 
+    // ---- layout ----
     // out (Q, P, R) (+)= in (P, Q, R): swap the two outer axes, moving contiguous runs of R
     void (*permute_021)(fnet_ctx *ctx, int64_t P, int64_t Q, int64_t R, const float *in,
                         float *out, bool accumulate);
     // out (cols, rows) = in (rows, cols)ᵀ
     void (*transpose)(fnet_ctx *ctx, int64_t rows, int64_t cols, const float *in, float *out);
+
+    // ---- element-wise ----
     // y (B, n) = bias broadcast over rows (the GEMM then accumulates with beta = 1)
     void (*bias_fill)(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias, float *y);
     // y (B, n) += bias broadcast over rows
@@ -45,31 +109,38 @@ struct fnet_backend_ops {
     // db (n) (+)= Σ_rows dy (B, n)
     void (*bias_grad)(fnet_ctx *ctx, int64_t B, int64_t n, const float *dy, float *db,
                       bool accumulate);
-    // y (n) = f(x (n)), x == y allowed; f is relu, tanh or sigmoid (fnet_layer_kind)
-    void (*act_forward)(fnet_ctx *ctx, int kind, int64_t n, const float *x, float *y);
-    // dx (n) = dy ⊙ f'(.) written from the output y (n); dx == dy allowed
-    void (*act_backward)(fnet_ctx *ctx, int kind, int64_t n, const float *y, const float *dy,
-                         float *dx);
-    // y (n) = x ⊙ mask (n) (mask holds 0 or 1/(1−p)); x == y allowed
+    // y (n) = f(x (n)), x == y allowed. FNET_ERR_INVALID_ARG for an unknown act (y untouched).
+    fnet_status (*act_forward)(fnet_ctx *ctx, enum fnet_act act, int64_t n, const float *x,
+                               float *y);
+    // dx (n) = dy ⊙ f'(.) written from the output y (n); dx == dy allowed. As act_forward.
+    fnet_status (*act_backward)(fnet_ctx *ctx, enum fnet_act act, int64_t n, const float *y,
+                                const float *dy, float *dx);
+    // y (n) = x ⊙ mask (n); x == y allowed
     void (*mul)(fnet_ctx *ctx, int64_t n, const float *x, const float *mask, float *y);
+    // mask (n): element i is 0 with probability p and 1/(1−p) otherwise, drawn from the
+    // counter-based generator (seed, step, i) of docs/design.md ("Random numbers"), so every
+    // backend draws the same mask. 0 <= p < 1.
+    void (*dropout_mask)(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, uint64_t step,
+                         float *mask);
 
-    // Softmax cross-entropy of logits (B, K) against labels (B): returns Σ loss (double);
+    // ---- losses, data ----
+    // Softmax cross-entropy of logits (B, K) against labels (B, int32): returns Σ loss (double);
     // writes dlogits (B, K) = scale·(softmax − onehot) when dlogits != NULL; counts correct
-    // argmax predictions into *correct when not NULL. logits == dlogits allowed.
+    // argmax predictions into *correct (host) when not NULL. logits == dlogits allowed.
     double (*softmax_ce)(fnet_ctx *ctx, int64_t B, int64_t K, const float *logits,
                          const int32_t *labels, float scale, float *dlogits, int64_t *correct);
-    // MSE ½‖y − onehot‖² per row: as softmax_ce, dlogits = scale·(y − onehot).
+    // MSE ½‖y − onehot‖² per row: as softmax_ce, dy = scale·(y − onehot).
     double (*mse)(fnet_ctx *ctx, int64_t B, int64_t K, const float *y, const int32_t *labels,
                   float scale, float *dy, int64_t *correct);
     // Regularization over w (n): returns l1·Σ|w| + ½·l2·Σw²; g += l1·sign(w) + l2·w.
     double (*regularize)(fnet_ctx *ctx, int64_t n, const float *w, float *g, float l1, float l2);
-    // x (B, d) = images (B, d) uint8 · scale, gathered from rows idx[0..B) of src (N, d)
+    // x (B, d) = src (N, d uint8) rows idx[0..B) (host) · scale
     void (*u8_to_float)(fnet_ctx *ctx, int64_t B, int64_t d, const uint8_t *src,
                         const int64_t *idx, float scale, float *x);
     // true when every element of x (n) is finite
     bool (*all_finite)(fnet_ctx *ctx, int64_t n, const float *x);
 
-    // fused optimizer steps over w, g and state vectors (n each)
+    // ---- fused optimizer steps over w, g and state vectors (n each) ----
     void (*sgd_step)(fnet_ctx *ctx, int64_t n, float *w, const float *g,
                      const struct fnet_step_args *a);
     void (*momentum_step)(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *v,
@@ -79,22 +150,51 @@ struct fnet_backend_ops {
     void (*adam_step)(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *m, float *v,
                       const struct fnet_step_args *a);
 
-    // Thin SVD of A (m, n) row-major, k = min(m, n): U (m, k), S (k) descending, Vt (k, n);
-    // A unchanged. Thin QR: Q (m, k) orthonormal columns, R (k, n) upper triangular. Both allocate
-    // their workspace (not for the training hot path); FNET_ERR_NUMERIC when A is not finite or
-    // the factorization fails to converge.
-    fnet_status (*gesvd)(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *U, float *S,
-                         float *Vt);
-    fnet_status (*qr)(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *Q, float *R);
-
-    void (*synchronize)(fnet_ctx *ctx);
-
+    // ---- parallel parts ----
     // Run fn(arg, part) for part = 0..parts-1 at once, one part per worker (parts <=
-    // min(ctx->threads, FNET_MAX_PARTS)), and return when all are done. Inside fn the backend's ops run on the calling
-    // worker alone (one BLAS thread, no pool), so parts must touch disjoint outputs. NULL: the
-    // caller runs the parts one after the other (fnet_run_parts).
+    // min(ctx->threads, FNET_MAX_PARTS)), and return when all are done. Inside fn the backend's
+    // ops run on the calling worker alone (one BLAS thread, no pool), so parts must touch
+    // disjoint outputs. NULL: the caller runs the parts one after the other (fnet_run_parts).
     void (*run_parts)(fnet_ctx *ctx, int parts, void (*fn)(void *arg, int part), void *arg);
 };
+
+/* The ops of the table, for the checks of which ones a backend has. */
+enum fnet_op {
+    FNET_OP_STATE_INIT, FNET_OP_STATE_FREE, FNET_OP_SET_THREADS, FNET_OP_SYNCHRONIZE,
+    FNET_OP_ALLOC, FNET_OP_FREE, FNET_OP_UPLOAD, FNET_OP_DOWNLOAD, FNET_OP_COPY, FNET_OP_FILL,
+    FNET_OP_SGEMM, FNET_OP_AXPY, FNET_OP_SCAL, FNET_OP_DOT, FNET_OP_AXPBY, FNET_OP_AMAX,
+    FNET_OP_PERMUTE_021, FNET_OP_TRANSPOSE,
+    FNET_OP_BIAS_FILL, FNET_OP_BIAS_ADD, FNET_OP_BIAS_GRAD, FNET_OP_ACT_FORWARD,
+    FNET_OP_ACT_BACKWARD, FNET_OP_MUL, FNET_OP_DROPOUT_MASK,
+    FNET_OP_SOFTMAX_CE, FNET_OP_MSE, FNET_OP_REGULARIZE, FNET_OP_U8_TO_FLOAT, FNET_OP_ALL_FINITE,
+    FNET_OP_SGD_STEP, FNET_OP_MOMENTUM_STEP, FNET_OP_RMSPROP_STEP, FNET_OP_ADAM_STEP,
+    FNET_OP_RUN_PARTS,
+    FNET_OP_COUNT
+};
+
+/* A set of ops: bit (1 << op). */
+#define FNET_OPS(op) ((uint64_t)1 << (op))
+
+/* What the table check knows of op `op`: its name and whether every backend must have it (the
+ * rest are asked for by the layers, optimizers and solvers that use them, when they are made). */
+struct fnet_op_info {
+    const char *name;
+    bool required;
+};
+const struct fnet_op_info *fnet_backend_op_info(enum fnet_op op);
+
+/* Whether be has op `op` (its entry is not NULL). */
+bool fnet_backend_has(const struct fnet_backend_ops *be, enum fnet_op op);
+
+/* FNET_ERR_UNSUPPORTED, naming the first op of `ops` that ctx's backend lacks and `what` needs
+ * it ("backend cpu has no permute_021, which tt layers need"), else FNET_OK. */
+fnet_status fnet_backend_require(fnet_ctx *ctx, uint64_t ops, const char *what);
+
+/* Make a ctx on table be: the required ops and host_la are checked (FNET_ERR_UNSUPPORTED naming
+ * the first missing one), then the backend's state is made and the threads set to the online
+ * cores. The one constructor behind every fnet_ctx_create_*; tests use it with altered tables. */
+FNET_API fnet_status fnet_ctx_create_backend(const struct fnet_backend_ops *be,
+                                             fnet_backend_kind kind, fnet_ctx **out);
 
 /* ctx->be->run_parts when the backend has it, else the parts one after the other. */
 static inline void fnet_run_parts(fnet_ctx *ctx, int parts, void (*fn)(void *arg, int part),
@@ -108,7 +208,12 @@ static inline void fnet_run_parts(fnet_ctx *ctx, int parts, void (*fn)(void *arg
         fn(arg, p);
 }
 
+/* The backend memory helpers every module uses: n floats (or bytes) allocated on ctx's backend
+ * and set to zero; NULL when out of memory (no message: the caller names what it was for). */
+float *fnet_be_zeros(fnet_ctx *ctx, int64_t n);
+
 extern const struct fnet_backend_ops fnet_reference_backend;
 extern const struct fnet_backend_ops fnet_cpu_backend;
+extern const struct fnet_backend_ops fnet_guarded_backend;
 
 #endif

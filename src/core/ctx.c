@@ -1,7 +1,7 @@
-/* The ctx and the backend registry: the one place that picks an implementation. */
+/* The ctx and the backend registry: the one place that picks an implementation, and the check of
+ * which ops a backend table has (docs/design.md, "Backends"). */
 #include "core/internal.h"
 #include "core/backend.h"
-#include "core/pool.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -12,20 +12,130 @@ static int online_cores(void)
     return n < 1 ? 1 : (n > 1024 ? 1024 : (int)n);
 }
 
-static fnet_status ctx_create(fnet_backend_kind kind, const struct fnet_backend_ops *be,
-                              fnet_ctx **out)
+// Names, and whether every backend must have the op; indexed by enum fnet_op.
+static const struct fnet_op_info op_info[FNET_OP_COUNT] = {
+    [FNET_OP_STATE_INIT] = {"state_init", false},
+    [FNET_OP_STATE_FREE] = {"state_free", false},
+    [FNET_OP_SET_THREADS] = {"set_threads", false},
+    [FNET_OP_SYNCHRONIZE] = {"synchronize", true},
+    [FNET_OP_ALLOC] = {"alloc", true},
+    [FNET_OP_FREE] = {"free", true},
+    [FNET_OP_UPLOAD] = {"upload", true},
+    [FNET_OP_DOWNLOAD] = {"download", true},
+    [FNET_OP_COPY] = {"copy", true},
+    [FNET_OP_FILL] = {"fill", true},
+    [FNET_OP_SGEMM] = {"sgemm", true},
+    [FNET_OP_AXPY] = {"axpy", true},
+    [FNET_OP_SCAL] = {"scal", true},
+    [FNET_OP_DOT] = {"dot", true},
+    [FNET_OP_AXPBY] = {"axpby", false},
+    [FNET_OP_AMAX] = {"amax", false},
+    [FNET_OP_PERMUTE_021] = {"permute_021", false},
+    [FNET_OP_TRANSPOSE] = {"transpose", false},
+    [FNET_OP_BIAS_FILL] = {"bias_fill", true},
+    [FNET_OP_BIAS_ADD] = {"bias_add", true},
+    [FNET_OP_BIAS_GRAD] = {"bias_grad", true},
+    [FNET_OP_ACT_FORWARD] = {"act_forward", false},
+    [FNET_OP_ACT_BACKWARD] = {"act_backward", false},
+    [FNET_OP_MUL] = {"mul", false},
+    [FNET_OP_DROPOUT_MASK] = {"dropout_mask", false},
+    [FNET_OP_SOFTMAX_CE] = {"softmax_ce", true},
+    [FNET_OP_MSE] = {"mse", true},
+    [FNET_OP_REGULARIZE] = {"regularize", true},
+    [FNET_OP_U8_TO_FLOAT] = {"u8_to_float", true},
+    [FNET_OP_ALL_FINITE] = {"all_finite", true},
+    [FNET_OP_SGD_STEP] = {"sgd_step", false},
+    [FNET_OP_MOMENTUM_STEP] = {"momentum_step", false},
+    [FNET_OP_RMSPROP_STEP] = {"rmsprop_step", false},
+    [FNET_OP_ADAM_STEP] = {"adam_step", false},
+    [FNET_OP_RUN_PARTS] = {"run_parts", false},
+};
+
+const struct fnet_op_info *fnet_backend_op_info(enum fnet_op op)
 {
-    if (out == NULL)
+    return (int)op >= 0 && op < FNET_OP_COUNT ? &op_info[op] : NULL;
+}
+
+bool fnet_backend_has(const struct fnet_backend_ops *be, enum fnet_op op)
+{
+    switch (op) {
+    case FNET_OP_STATE_INIT: return be->state_init != NULL;
+    case FNET_OP_STATE_FREE: return be->state_free != NULL;
+    case FNET_OP_SET_THREADS: return be->set_threads != NULL;
+    case FNET_OP_SYNCHRONIZE: return be->synchronize != NULL;
+    case FNET_OP_ALLOC: return be->alloc != NULL;
+    case FNET_OP_FREE: return be->free != NULL;
+    case FNET_OP_UPLOAD: return be->upload != NULL;
+    case FNET_OP_DOWNLOAD: return be->download != NULL;
+    case FNET_OP_COPY: return be->copy != NULL;
+    case FNET_OP_FILL: return be->fill != NULL;
+    case FNET_OP_SGEMM: return be->sgemm != NULL;
+    case FNET_OP_AXPY: return be->axpy != NULL;
+    case FNET_OP_SCAL: return be->scal != NULL;
+    case FNET_OP_DOT: return be->dot != NULL;
+    case FNET_OP_AXPBY: return be->axpby != NULL;
+    case FNET_OP_AMAX: return be->amax != NULL;
+    case FNET_OP_PERMUTE_021: return be->permute_021 != NULL;
+    case FNET_OP_TRANSPOSE: return be->transpose != NULL;
+    case FNET_OP_BIAS_FILL: return be->bias_fill != NULL;
+    case FNET_OP_BIAS_ADD: return be->bias_add != NULL;
+    case FNET_OP_BIAS_GRAD: return be->bias_grad != NULL;
+    case FNET_OP_ACT_FORWARD: return be->act_forward != NULL;
+    case FNET_OP_ACT_BACKWARD: return be->act_backward != NULL;
+    case FNET_OP_MUL: return be->mul != NULL;
+    case FNET_OP_DROPOUT_MASK: return be->dropout_mask != NULL;
+    case FNET_OP_SOFTMAX_CE: return be->softmax_ce != NULL;
+    case FNET_OP_MSE: return be->mse != NULL;
+    case FNET_OP_REGULARIZE: return be->regularize != NULL;
+    case FNET_OP_U8_TO_FLOAT: return be->u8_to_float != NULL;
+    case FNET_OP_ALL_FINITE: return be->all_finite != NULL;
+    case FNET_OP_SGD_STEP: return be->sgd_step != NULL;
+    case FNET_OP_MOMENTUM_STEP: return be->momentum_step != NULL;
+    case FNET_OP_RMSPROP_STEP: return be->rmsprop_step != NULL;
+    case FNET_OP_ADAM_STEP: return be->adam_step != NULL;
+    case FNET_OP_RUN_PARTS: return be->run_parts != NULL;
+    case FNET_OP_COUNT: break;
+    }
+    return false;
+}
+
+fnet_status fnet_backend_require(fnet_ctx *ctx, uint64_t ops, const char *what)
+{
+    for (int op = 0; op < FNET_OP_COUNT; op++)
+        if ((ops & FNET_OPS(op)) && !fnet_backend_has(ctx->be, (enum fnet_op)op))
+            return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "backend %s has no %s op (needed by %s)",
+                             ctx->be->name, op_info[op].name, what);
+    return FNET_OK;
+}
+
+fnet_status fnet_ctx_create_backend(const struct fnet_backend_ops *be, fnet_backend_kind kind,
+                                    fnet_ctx **out)
+{
+    if (out == NULL || be == NULL)
         return FNET_ERR_INVALID_ARG;
     *out = NULL;
+    // a table without its required ops or host linear algebra is refused here, once, rather
+    // than failing in the middle of training
+    for (int op = 0; op < FNET_OP_COUNT; op++)
+        if (op_info[op].required && !fnet_backend_has(be, (enum fnet_op)op))
+            return FNET_ERR_UNSUPPORTED;
+    if (be->host_la == NULL || be->host_la->sgemm == NULL || be->host_la->gesvd == NULL ||
+        be->host_la->qr == NULL)
+        return FNET_ERR_UNSUPPORTED;
     fnet_ctx *ctx = fnet_calloc(1, sizeof(*ctx));
     if (ctx == NULL)
         return FNET_ERR_OUT_OF_MEMORY;
     ctx->be = be;
     ctx->kind = kind;
-    fnet_status st = fnet_ctx_set_threads(ctx, online_cores());
+    ctx->threads = 1;
+    fnet_status st = be->state_init ? be->state_init(ctx) : FNET_OK;
     if (st != FNET_OK) {
         fnet_free(ctx);
+        return st;
+    }
+    st = fnet_ctx_set_threads(ctx, online_cores());
+    if (st != FNET_OK) {
+        fnet_ctx_free(ctx);
         return st;
     }
     *out = ctx;
@@ -34,12 +144,17 @@ static fnet_status ctx_create(fnet_backend_kind kind, const struct fnet_backend_
 
 fnet_status fnet_ctx_create_cpu(fnet_ctx **out)
 {
-    return ctx_create(FNET_BACKEND_CPU, &fnet_cpu_backend, out);
+    return fnet_ctx_create_backend(&fnet_cpu_backend, FNET_BACKEND_CPU, out);
 }
 
 fnet_status fnet_ctx_create_reference(fnet_ctx **out)
 {
-    return ctx_create(FNET_BACKEND_REFERENCE, &fnet_reference_backend, out);
+    return fnet_ctx_create_backend(&fnet_reference_backend, FNET_BACKEND_REFERENCE, out);
+}
+
+fnet_status fnet_ctx_create_guarded(fnet_ctx **out)
+{
+    return fnet_ctx_create_backend(&fnet_guarded_backend, FNET_BACKEND_GUARDED, out);
 }
 
 fnet_status fnet_ctx_create_cuda(int device, fnet_ctx **out)
@@ -55,7 +170,8 @@ void fnet_ctx_free(fnet_ctx *ctx)
 {
     if (ctx == NULL)
         return;
-    fnet_pool_free(ctx->pool);
+    if (ctx->be->state_free)
+        ctx->be->state_free(ctx);
     fnet_free(ctx);
 }
 
@@ -75,21 +191,22 @@ fnet_status fnet_ctx_set_threads(fnet_ctx *ctx, int n)
         return FNET_ERR_INVALID_ARG;
     if (n < 1 || n > 1024)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "threads must be in 1..1024, got %d", n);
-    struct fnet_pool *pool = NULL;
-    if (n > 1 && ctx->kind == FNET_BACKEND_CPU) {
-        pool = fnet_pool_create(n);
-        if (pool == NULL)
-            return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "thread pool of %d threads", n);
-    }
-    fnet_pool_free(ctx->pool);
-    ctx->pool = pool;
+    int before = ctx->threads;
     ctx->threads = n;
-    if (ctx->be->set_threads)
-        ctx->be->set_threads(ctx, n);
-    return FNET_OK;
+    fnet_status st = ctx->be->set_threads ? ctx->be->set_threads(ctx, n) : FNET_OK;
+    if (st != FNET_OK)
+        ctx->threads = before;
+    return st;
 }
 
 int fnet_ctx_threads(const fnet_ctx *ctx)
 {
     return ctx->threads;
+}
+
+fnet_status fnet_ctx_synchronize(fnet_ctx *ctx)
+{
+    if (ctx == NULL)
+        return FNET_ERR_INVALID_ARG;
+    return ctx->be->synchronize(ctx);
 }

@@ -10,18 +10,20 @@
 #include <factornet.h>
 
 struct fnet_backend_ops;
-struct fnet_pool;
 
 struct fnet_ctx {
     const struct fnet_backend_ops *be;
     fnet_backend_kind kind;
     int threads;
-    struct fnet_pool *pool;     // element-wise workers (threads - 1 of them), NULL when 1 thread
+    void *state;            // the backend's own (handles, streams, the CPU thread pool)
     fnet_status last_status;
+    int message_at;         // last_error + message_at: the message without "file.c:LINE: "
     char last_error[512];
 };
 
-/* Record "file.c:LINE: message" as the ctx's last error and return st. ctx may be NULL. */
+/* Record "file.c:LINE: message" as the ctx's last error (the location for the library's log and
+ * fnet_ctx_last_error, the message alone for fnet_ctx_last_message) and return st. ctx may be
+ * NULL. */
 fnet_status fnet_fail_at(fnet_ctx *ctx, fnet_status st, const char *file, int line,
                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 #define fnet_fail(ctx, st, ...) fnet_fail_at((ctx), (st), __FILE__, __LINE__, __VA_ARGS__)
@@ -57,10 +59,33 @@ char *fnet_strdup(const char *s);
  * (k >= 1); k = 0 disables. fnet_debug_alloc_count() counts allocations of this thread. */
 FNET_API void fnet_debug_fail_alloc(long k);
 FNET_API long fnet_debug_alloc_count(void);
+/* Count one allocation and say whether the test hook makes it fail: for allocators that do not
+ * go through fnet_malloc (the guarded backend's mmap). */
+bool fnet_alloc_fails_now(void);
 
 /* FNET_ERR_SHAPE unless d's samples fit m's input and d's classes its outputs; `what` names the
  * data in the message ("training", "validation"). Shared by the trainers. */
 fnet_status fnet_train_check_data(fnet_model *m, const fnet_dataset *d, const char *what);
+
+/* Counter-based random bits (docs/design.md, "Random numbers"): element i of draw `step` of the
+ * stream `seed` is SplitMix64's output i + 1 from a state that mixes seed and step, so any
+ * element can be computed on its own, in any order, on any backend, with the same bits. */
+static inline uint64_t fnet_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t fnet_counter_key(uint64_t seed, uint64_t step)
+{
+    return fnet_mix64(seed ^ fnet_mix64(step + UINT64_C(0x9E3779B97F4A7C15)));
+}
+
+static inline uint64_t fnet_counter_bits(uint64_t key, uint64_t i)
+{
+    return fnet_mix64(key + (i + 1) * UINT64_C(0x9E3779B97F4A7C15));
+}
 
 /* Monotonic wall clock in seconds. */
 double fnet_now(void);

@@ -1,23 +1,8 @@
-/* The public layer functions: argument checks at the boundary, then the kind's table entry. */
+/* The public layer functions: argument checks at the boundary, then the kind's table entry; the
+ * layer's own parameters in backend memory and their host copies. */
 #include "core/layer_impl.h"
 
 #include <string.h>
-
-const char *fnet_layer_kind_name(fnet_layer_kind kind)
-{
-    switch (kind) {
-    case FNET_LAYER_DENSE: return "dense";
-    case FNET_LAYER_RELU: return "relu";
-    case FNET_LAYER_TANH: return "tanh";
-    case FNET_LAYER_SIGMOID: return "sigmoid";
-    case FNET_LAYER_DROPOUT: return "dropout";
-    case FNET_LAYER_TT: return "tt";
-    case FNET_LAYER_LOWRANK: return "lowrank";
-    case FNET_LAYER_CIRC: return "circ";
-    case FNET_LAYER_SPARSE: return "sparse";
-    }
-    return "unknown";
-}
 
 fnet_status fnet_layer_base_init(fnet_layer *l, fnet_ctx *ctx, const struct fnet_layer_ops *ops,
                                  int64_t n_in, int64_t n_out, int64_t n_params)
@@ -27,11 +12,14 @@ fnet_status fnet_layer_base_init(fnet_layer *l, fnet_ctx *ctx, const struct fnet
     l->n_in = n_in;
     l->n_out = n_out;
     l->n_params = n_params;
+    fnet_status st = fnet_backend_require(ctx, ops->needs, ops->desc->name);
+    if (st != FNET_OK)
+        return st;
     if (n_params > 0) {
-        l->own = fnet_calloc((size_t)n_params * 2, sizeof(float));
+        l->own = fnet_be_zeros(ctx, 2 * n_params);
         if (l->own == NULL)
             return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s layer: %lld parameters",
-                             fnet_layer_kind_name(ops->kind), (long long)n_params);
+                             ops->desc->name, (long long)n_params);
         l->w = l->own;
         l->g = l->own + n_params;
     }
@@ -42,14 +30,22 @@ void fnet_layer_bind(fnet_layer *l, float *w, float *g)
 {
     if (l->n_params == 0)
         return;
-    if (l->w != w)
-        memcpy(w, l->w, (size_t)l->n_params * sizeof(float));
-    if (l->g != g)
-        memcpy(g, l->g, (size_t)l->n_params * sizeof(float));
-    fnet_free(l->own);
+    fnet_ctx *ctx = l->ctx;
+    size_t bytes = (size_t)l->n_params * sizeof(float);
+    ctx->be->copy(ctx, w, l->w, bytes);
+    ctx->be->copy(ctx, g, l->g, bytes);
+    ctx->be->free(ctx, l->own);
     l->own = NULL;
     l->w = w;
     l->g = g;
+}
+
+float *fnet_layer_host_params(const fnet_layer *l)
+{
+    float *h = fnet_malloc_array((size_t)(l->n_params > 0 ? l->n_params : 1), sizeof(float));
+    if (h != NULL && l->n_params > 0)
+        l->ctx->be->download(l->ctx, h, l->w, (size_t)l->n_params * sizeof(float));
+    return h;
 }
 
 void fnet_layer_free(fnet_layer *l)
@@ -58,7 +54,7 @@ void fnet_layer_free(fnet_layer *l)
         return;
     if (l->ops->destroy)
         l->ops->destroy(l);
-    fnet_free(l->own);
+    l->ctx->be->free(l->ctx, l->own);
     fnet_free(l); // every kind's struct starts with its fnet_layer
 }
 
@@ -68,7 +64,21 @@ fnet_status fnet_layer_init(fnet_layer *l, fnet_init init, fnet_rng *rng)
         return FNET_ERR_INVALID_ARG;
     if ((int)init < FNET_INIT_GLOROT_UNIFORM || (int)init > FNET_INIT_UNIFORM)
         return fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "unknown initializer %d", (int)init);
-    return l->ops->init ? l->ops->init(l, init, rng) : FNET_OK;
+    if (l->ops->init == NULL)
+        return FNET_OK;
+    if (l->n_params == 0)
+        return l->ops->init(l, init, rng, NULL);
+    // drawn on the host (the same numbers on every backend), then uploaded in one place
+    fnet_ctx *ctx = l->ctx;
+    float *w = fnet_malloc_array((size_t)l->n_params, sizeof(float));
+    if (w == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s init: %lld parameters",
+                         fnet_layer_name(l), (long long)l->n_params);
+    fnet_status st = l->ops->init(l, init, rng, w);
+    if (st == FNET_OK)
+        ctx->be->upload(ctx, l->w, w, (size_t)l->n_params * sizeof(float));
+    fnet_free(w);
+    return st;
 }
 
 // Size l's workspaces for max_batch when it grows, and, when follow_threads, also when l's kind
@@ -113,12 +123,11 @@ fnet_status fnet_layer_forward(fnet_layer *l, const float *x, int64_t batch, flo
         return FNET_ERR_INVALID_ARG;
     if (x == NULL || y == NULL)
         return fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "%s forward: x and y must not be NULL",
-                         fnet_layer_kind_name(l->ops->kind));
+                         fnet_layer_name(l));
     fnet_status st = fnet_layer_reserve_forward(l, batch);
     if (st != FNET_OK)
         return st;
-    l->ops->forward(l, x, batch, y);
-    return FNET_OK;
+    return l->ops->forward(l, x, batch, y);
 }
 
 fnet_status fnet_layer_backward(fnet_layer *l, const float *x, const float *y, const float *dy,
@@ -128,14 +137,12 @@ fnet_status fnet_layer_backward(fnet_layer *l, const float *x, const float *y, c
         return FNET_ERR_INVALID_ARG;
     if (x == NULL || y == NULL || dy == NULL)
         return fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "%s backward: x, y and dy must not be NULL",
-                         fnet_layer_kind_name(l->ops->kind));
+                         fnet_layer_name(l));
     if (batch < 1 || batch > l->max_batch)
         return fnet_fail(l->ctx, FNET_ERR_INVALID_ARG,
                          "%s backward: batch %lld is not that of a forward (at most %lld)",
-                         fnet_layer_kind_name(l->ops->kind), (long long)batch,
-                         (long long)l->max_batch);
-    l->ops->backward(l, x, y, dy, batch, dx, true);
-    return FNET_OK;
+                         fnet_layer_name(l), (long long)batch, (long long)l->max_batch);
+    return l->ops->backward(l, x, y, dy, batch, dx, true);
 }
 
 void fnet_layer_set_training(fnet_layer *l, bool training)
@@ -145,7 +152,7 @@ void fnet_layer_set_training(fnet_layer *l, bool training)
 
 fnet_layer_kind fnet_layer_kind_of(const fnet_layer *l)
 {
-    return l->ops->kind;
+    return l->ops->desc->kind;
 }
 
 int64_t fnet_layer_n_in(const fnet_layer *l)
@@ -184,8 +191,51 @@ fnet_status fnet_layer_to_dense(const fnet_layer *l, float *W)
         return FNET_ERR_INVALID_ARG;
     if (l->ops->to_dense == NULL)
         return fnet_fail(l->ctx, FNET_ERR_UNSUPPORTED, "%s layer is not linear: no dense matrix",
-                         fnet_layer_kind_name(l->ops->kind));
+                         fnet_layer_name(l));
     return l->ops->to_dense(l, W);
+}
+
+// w (n_params, host) <-> the layer's parameters or gradient (backend)
+static fnet_status host_copy(const fnet_layer *l, const char *what, float *dst, const float *src,
+                             bool down)
+{
+    if (l == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (l->n_params == 0)
+        return FNET_OK;
+    if (dst == NULL || src == NULL)
+        return fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "%s layer %s: NULL host buffer",
+                         fnet_layer_name(l), what);
+    size_t bytes = (size_t)l->n_params * sizeof(float);
+    if (down)
+        l->ctx->be->download(l->ctx, dst, src, bytes);
+    else
+        l->ctx->be->upload(l->ctx, dst, src, bytes);
+    return FNET_OK;
+}
+
+fnet_status fnet_layer_get_params(const fnet_layer *l, float *w)
+{
+    return host_copy(l, "get_params", w, l ? l->w : NULL, true);
+}
+
+fnet_status fnet_layer_set_params(fnet_layer *l, const float *w)
+{
+    return host_copy(l, "set_params", l ? l->w : NULL, w, false);
+}
+
+fnet_status fnet_layer_get_grads(const fnet_layer *l, float *g)
+{
+    return host_copy(l, "get_grads", g, l ? l->g : NULL, true);
+}
+
+fnet_status fnet_layer_zero_grads(fnet_layer *l)
+{
+    if (l == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (l->n_params > 0)
+        l->ctx->be->fill(l->ctx, l->n_params, 0.0f, l->g);
+    return FNET_OK;
 }
 
 int fnet_layer_num_tensors(const fnet_layer *l)

@@ -1,32 +1,44 @@
-/* The layer table: what every layer kind implements. Layer code calls backend ops only. */
+/* The layer table: what every layer kind implements (docs/design.md, "Layer kinds"). Layer code
+ * calls backend ops only: every pointer a layer op receives or keeps is backend memory, except
+ * where a comment says host. */
 #ifndef FNET_CORE_LAYER_IMPL_H
 #define FNET_CORE_LAYER_IMPL_H
 
 #include "core/internal.h"
 #include "core/backend.h"
+#include "core/layer_kind.h"
 
 struct fnet_layer_ops {
-    fnet_layer_kind kind;
-    // weights from rng by init, biases zero
-    fnet_status (*init)(fnet_layer *l, fnet_init init, fnet_rng *rng);
+    const struct fnet_layer_desc *desc; // the kind: its enum value and spec name
+    // Backend ops beyond the required ones that the kind runs on (FNET_OPS(FNET_OP_...)): a
+    // backend that lacks one is refused when the layer is created.
+    uint64_t needs;
+    // w (n_params, host memory): weights drawn from rng by init, biases zero; the caller
+    // uploads w. Runs with w NULL when the layer has no parameters. May be NULL.
+    fnet_status (*init)(fnet_layer *l, fnet_init init, fnet_rng *rng, float *w);
     // size workspaces for max_batch (called when it grows, and for kinds with threads_sized when
     // the ctx's thread count changed since); may be NULL
     fnet_status (*reserve)(fnet_layer *l, int64_t max_batch);
     // x (B, n_in) -> y (B, n_out); y == x for in-place kinds (activations, dropout)
-    void (*forward)(fnet_layer *l, const float *x, int64_t B, float *y);
+    fnet_status (*forward)(fnet_layer *l, const float *x, int64_t B, float *y);
     // writes (accumulate false) or adds to (true) the gradient slice; dx (B, n_in) unless NULL;
     // dx == dy allowed for in-place kinds
-    void (*backward)(fnet_layer *l, const float *x, const float *y, const float *dy, int64_t B,
-                     float *dx, bool accumulate);
+    fnet_status (*backward)(fnet_layer *l, const float *x, const float *y, const float *dy,
+                            int64_t B, float *dx, bool accumulate);
     double (*flops)(const fnet_layer *l, int64_t B);
-    fnet_status (*to_dense)(const fnet_layer *l, float *W); // NULL: not linear
+    // W (n_out, n_in), host memory: the dense matrix the layer applies. NULL: not linear
+    fnet_status (*to_dense)(const fnet_layer *l, float *W);
     int (*num_tensors)(const fnet_layer *l);
     void (*tensor)(const fnet_layer *l, int i, fnet_tensor_info *info);
     void (*destroy)(fnet_layer *l); // frees the kind's own workspaces, not the struct
-    // its item in a spec string ("dense:64", "dropout:0.5"); returns the length (snprintf)
-    int (*describe)(const fnet_layer *l, char *buf, size_t cap);
-    bool in_place;    // forward may run with y == x (the model then shares buffers)
-    bool uses_output; // backward reads y: a following layer must not overwrite it in place
+    // its spec item, every size and rank named so that the item rebuilds this very layout
+    void (*describe)(const fnet_layer *l, struct fnet_spec_item *it);
+    // Rank-adaptive rounding to accuracy eps and rank cap max_rank (0: none): *out a new
+    // stand-alone layer of the same kind with smaller ranks, or NULL when no rank would change.
+    // NULL: the kind has no ranks to round.
+    fnet_status (*round)(const fnet_layer *l, double eps, int64_t max_rank, fnet_layer **out);
+    bool in_place;      // forward may run with y == x (the model then shares buffers)
+    bool uses_output;   // backward reads y: a following layer must not overwrite it in place
     bool threads_sized; // workspaces depend on the ctx's thread count (one per worker)
 };
 
@@ -34,7 +46,7 @@ struct fnet_layer {
     const struct fnet_layer_ops *ops;
     fnet_ctx *ctx;
     int64_t n_in, n_out, n_params;
-    float *w, *g;         // views into the model's flat vectors, or into own
+    float *w, *g;         // views into the model's flat vectors, or into own (backend memory)
     float *own;           // stand-alone layers: 2·n_params floats (w then g); NULL in a model
     int64_t max_batch;    // workspaces are sized for this
     int reserved_threads; // ... and, for threads_sized kinds, this many threads
@@ -47,11 +59,23 @@ struct fnet_layer {
  * and its backward: fnet_layer_reserve itself only grows). */
 fnet_status fnet_layer_reserve_forward(fnet_layer *l, int64_t batch);
 
-/* Common part of every kind's create: fill base, allocate own parameters (zeroed). */
+/* Common part of every kind's create: the backend has the kind's ops (FNET_ERR_UNSUPPORTED),
+ * fill base, allocate own parameters and gradient (zeroed, backend memory). */
 fnet_status fnet_layer_base_init(fnet_layer *l, fnet_ctx *ctx, const struct fnet_layer_ops *ops,
                                  int64_t n_in, int64_t n_out, int64_t n_params);
 /* Point the layer at slices of a model's flat vectors, dropping its own storage after copying
  * its values over. */
 void fnet_layer_bind(fnet_layer *l, float *w, float *g);
+
+/* The layer's parameters as host memory: a new host copy (fnet_free), or NULL when out of
+ * memory (no message). The one place layer code downloads its parameters for a host-side
+ * algorithm (to_dense, TT rounding, checkpoints). */
+float *fnet_layer_host_params(const fnet_layer *l);
+
+/* The kind's name ("dense", "tt"). */
+static inline const char *fnet_layer_name(const fnet_layer *l)
+{
+    return l->ops->desc->name;
+}
 
 #endif

@@ -1,7 +1,9 @@
 /* The model: layers over one flat parameter vector and one gradient vector, activation buffers
- * sized for a maximum batch, and the loss-and-gradient oracle (DESIGN.md, "two ideas"). */
+ * sized for a maximum batch, and the loss-and-gradient oracle (docs/design.md, "The flat
+ * parameter vector"). Every float buffer is backend memory; the model builder walks the table of
+ * layer kinds and knows none of them. */
 #include "core/layer_impl.h"
-#include "io/spec.h"
+#include "core/model_impl.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +24,8 @@ struct fnet_model {
     float *act;          // one allocation for every layer output that is not in place
     float **out;         // out[i]: output of layer i (B, n_out_i); in-place layers share
     float *gbuf[2];      // backward ping-pong (max_batch, max width)
+    int32_t *labels;     // (max_batch): the labels of the batch, uploaded
+    int64_t last_batch;  // the batch of the last forward (for fnet_model_get_output)
 };
 
 static int64_t model_width(const fnet_model *m)
@@ -58,10 +62,13 @@ static void free_buffers(fnet_model *m)
     be->free(m->ctx, m->act);
     be->free(m->ctx, m->gbuf[0]);
     be->free(m->ctx, m->gbuf[1]);
+    be->free(m->ctx, m->labels);
     fnet_free(m->out);
     m->act = m->gbuf[0] = m->gbuf[1] = NULL;
+    m->labels = NULL;
     m->out = NULL;
     m->max_batch = 0;
+    m->last_batch = 0;
 }
 
 void fnet_model_free(fnet_model *m)
@@ -78,13 +85,21 @@ void fnet_model_free(fnet_model *m)
     fnet_free(m);
 }
 
+// Layer l's spec item as text into buf (cap), like snprintf.
+static int describe(const fnet_layer *l, char *buf, size_t cap)
+{
+    struct fnet_spec_item it;
+    l->ops->describe(l, &it);
+    return fnet_spec_item_format(&it, buf, cap);
+}
+
 // The spec of layers[0..n): items joined by commas.
 static char *build_spec(fnet_layer **layers, int n)
 {
     size_t len = 0;
     char item[256];
     for (int i = 0; i < n; i++) {
-        int k = layers[i]->ops->describe(layers[i], item, sizeof(item));
+        int k = describe(layers[i], item, sizeof(item));
         len += (size_t)(k > 0 ? k : 0) + 1;
     }
     char *s = fnet_malloc(len + 1);
@@ -95,7 +110,7 @@ static char *build_spec(fnet_layer **layers, int n)
     for (int i = 0; i < n; i++) {
         if (i)
             s[pos++] = ',';
-        int k = layers[i]->ops->describe(layers[i], s + pos, len + 1 - pos);
+        int k = describe(layers[i], s + pos, len + 1 - pos);
         pos += (size_t)(k > 0 ? k : 0);
     }
     s[pos] = '\0';
@@ -153,8 +168,7 @@ fnet_status fnet_model_add_layer(fnet_model *m, fnet_layer *l)
     }
     if (l->n_in != model_width(m)) {
         st = fnet_fail(ctx, FNET_ERR_SHAPE, "add_layer: %s layer takes %lld inputs, the model gives %lld",
-                       fnet_layer_kind_name(l->ops->kind), (long long)l->n_in,
-                       (long long)model_width(m));
+                       fnet_layer_name(l), (long long)l->n_in, (long long)model_width(m));
         goto out_free_layer;
     }
     if (m->n_layers == m->cap_layers) {
@@ -196,59 +210,166 @@ out_free_layer:
     return st;
 }
 
-fnet_status fnet_model_replace_layer(fnet_model *m, int i, fnet_layer *l)
+// Replace layers idx[0..count) (distinct) by fresh[0..count) (stand-alone, on m's ctx, each
+// with the n_in and n_out of the layer it replaces) in one rebuild of the flat vectors; opt (may be
+// NULL, made for m's parameters) is remapped in the same step: the state of the kept layers
+// moves to their new offsets, the new layers' state starts at zero. All or nothing: on failure
+// the model and opt are unchanged and the fresh layers are freed. The model owns them on success.
+static fnet_status replace_layers(fnet_model *m, int count, const int *idx, fnet_layer **fresh,
+                                  fnet_optimizer *opt)
 {
-    if (m == NULL || l == NULL) {
-        fnet_layer_free(l);
-        return m ? fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "replace_layer: layer is NULL")
-                 : FNET_ERR_INVALID_ARG;
-    }
     fnet_ctx *ctx = m->ctx;
     fnet_status st = FNET_OK;
     float *w = NULL, *g = NULL;
     char *spec = NULL;
-    if (l->in_model)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "replace_layer: the layer already belongs to a model");
-    if (i < 0 || i >= m->n_layers || l->ctx != ctx) {
-        st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "replace_layer: no layer %d (the model has %d), "
-                       "or the layer was made on another ctx", i, m->n_layers);
-        goto out_free_layer;
+    fnet_layer **old = NULL;
+    int64_t *runs = NULL;
+    for (int k = 0; k < count; k++) {
+        fnet_layer *l = fresh[k];
+        int i = idx[k];
+        if (l->in_model) {
+            fresh[k] = NULL; // not ours to free
+            st = fnet_fail(ctx, FNET_ERR_INVALID_ARG,
+                           "replace_layer: the layer already belongs to a model");
+            goto out_free_fresh;
+        }
+        if (i < 0 || i >= m->n_layers || l->ctx != ctx) {
+            st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "replace_layer: no layer %d (the model has "
+                           "%d), or the layer was made on another ctx", i, m->n_layers);
+            goto out_free_fresh;
+        }
+        fnet_layer *was = m->layers[i];
+        if (l->n_in != was->n_in || l->n_out != was->n_out) {
+            st = fnet_fail(ctx, FNET_ERR_SHAPE, "replace_layer: layer %d maps %lld -> %lld, the "
+                           "new one %lld -> %lld", i, (long long)was->n_in, (long long)was->n_out,
+                           (long long)l->n_in, (long long)l->n_out);
+            goto out_free_fresh;
+        }
+        if (m->max_batch > 0 && (st = fnet_layer_reserve(l, m->max_batch)) != FNET_OK)
+            goto out_free_fresh;
     }
-    fnet_layer *old = m->layers[i];
-    if (l->n_in != old->n_in || l->n_out != old->n_out) {
-        st = fnet_fail(ctx, FNET_ERR_SHAPE, "replace_layer: layer %d maps %lld -> %lld, the new one "
-                       "%lld -> %lld", i, (long long)old->n_in, (long long)old->n_out,
-                       (long long)l->n_in, (long long)l->n_out);
-        goto out_free_layer;
+    if (opt != NULL && fnet_optimizer_size(opt) != m->n_params) {
+        st = fnet_fail(ctx, FNET_ERR_SHAPE, "replace_layer: the optimizer was made for %lld "
+                       "parameters, the model has %lld", (long long)fnet_optimizer_size(opt),
+                       (long long)m->n_params);
+        goto out_free_fresh;
     }
-    if (m->max_batch > 0 && (st = fnet_layer_reserve(l, m->max_batch)) != FNET_OK)
-        goto out_free_layer;
-    m->layers[i] = l; // tentatively, for the spec
+    old = fnet_malloc_array((size_t)m->n_layers, sizeof(*old));
+    runs = fnet_malloc_array((size_t)m->n_layers * 3, sizeof(int64_t));
+    if (old == NULL || runs == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "replace_layer: %d layers", m->n_layers);
+        goto out_free_fresh;
+    }
+    // the new list, tentatively, for the spec and the new offsets
+    int64_t n = m->n_params, *src = runs, *dst = runs + m->n_layers, *len = runs + 2 * m->n_layers;
+    memcpy(old, m->layers, (size_t)m->n_layers * sizeof(*old));
+    for (int k = 0; k < count; k++) {
+        n += fresh[k]->n_params - m->layers[idx[k]]->n_params;
+        m->layers[idx[k]] = fresh[k];
+    }
     spec = build_spec(m->layers, m->n_layers);
-    m->layers[i] = old;
+    int nruns = 0;
+    int64_t off_old = 0, off_new = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        if (m->layers[i] == old[i] && old[i]->n_params > 0) {
+            src[nruns] = off_old;
+            dst[nruns] = off_new;
+            len[nruns++] = old[i]->n_params;
+        }
+        off_old += old[i]->n_params;
+        off_new += m->layers[i]->n_params;
+    }
+    memcpy(m->layers, old, (size_t)m->n_layers * sizeof(*old));
     if (spec == NULL) {
         st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "model spec");
-        goto out_free_layer;
+        goto out_free_fresh;
     }
-    int64_t n = m->n_params - old->n_params + l->n_params;
     if ((st = alloc_vectors(m, n, &w, &g)) != FNET_OK)
-        goto out_free_spec;
+        goto out_free_fresh;
+    if (opt != NULL && (st = fnet_optimizer_remap(opt, n, nruns, src, dst, len)) != FNET_OK)
+        goto out_free_fresh;
     // nothing can fail from here on
-    m->layers[i] = l;
-    l->in_model = true;
-    l->training = m->training;
+    for (int k = 0; k < count; k++) {
+        m->layers[idx[k]] = fresh[k];
+        fresh[k]->in_model = true;
+        fresh[k]->training = m->training;
+    }
     adopt_vectors(m, m->n_layers, w, g, n);
     fnet_free(m->spec);
     m->spec = spec;
-    old->in_model = false;
-    old->w = old->g = NULL; // its values lived in the old flat vector
-    old->n_params = 0;
-    fnet_layer_free(old);
+    for (int k = 0; k < count; k++) {
+        fnet_layer *was = old[idx[k]];
+        was->in_model = false;
+        was->w = was->g = NULL; // its values lived in the old flat vector
+        was->n_params = 0;
+        fnet_layer_free(was);
+    }
+    fnet_free(runs);
+    fnet_free(old);
     return FNET_OK;
-out_free_spec:
+out_free_fresh:
+    ctx->be->free(ctx, w);
+    ctx->be->free(ctx, g);
     fnet_free(spec);
-out_free_layer:
-    fnet_layer_free(l);
+    fnet_free(runs);
+    fnet_free(old);
+    for (int k = 0; k < count; k++)
+        fnet_layer_free(fresh[k]);
+    return st;
+}
+
+fnet_status fnet_model_replace_layer(fnet_model *m, int i, fnet_layer *l)
+{
+    if (m == NULL || l == NULL) {
+        if (l != NULL && !l->in_model)
+            fnet_layer_free(l);
+        return m ? fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "replace_layer: layer is NULL")
+                 : FNET_ERR_INVALID_ARG;
+    }
+    return replace_layers(m, 1, &i, &l, NULL);
+}
+
+fnet_status fnet_model_round_layers(fnet_model *m, double eps, int64_t max_rank,
+                                    fnet_optimizer *opt, bool *changed)
+{
+    if (changed)
+        *changed = false;
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_ctx *ctx = m->ctx;
+    int *idx = fnet_malloc_array((size_t)(m->n_layers > 0 ? m->n_layers : 1), sizeof(int));
+    fnet_layer **fresh = fnet_calloc((size_t)(m->n_layers > 0 ? m->n_layers : 1), sizeof(*fresh));
+    fnet_status st = FNET_OK;
+    int count = 0;
+    if (idx == NULL || fresh == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "rounding %d layers", m->n_layers);
+        goto out_free;
+    }
+    // every layer rounded first, then all replaced at once: a failure changes nothing
+    for (int i = 0; i < m->n_layers; i++) {
+        fnet_layer *l = m->layers[i];
+        if (l->ops->round == NULL)
+            continue;
+        fnet_layer *r = NULL;
+        st = l->ops->round(l, eps, max_rank, &r);
+        if (st != FNET_OK)
+            goto out_free;
+        if (r != NULL) {
+            idx[count] = i;
+            fresh[count++] = r;
+        }
+    }
+    if (count > 0) {
+        st = replace_layers(m, count, idx, fresh, opt);
+        count = 0; // freed by replace_layers on failure, owned by the model on success
+        if (st == FNET_OK && changed)
+            *changed = true;
+    }
+out_free:
+    for (int k = 0; k < count; k++)
+        fnet_layer_free(fresh[k]);
+    fnet_free(fresh);
+    fnet_free(idx);
     return st;
 }
 
@@ -258,33 +379,6 @@ int64_t fnet_model_layer_offset(const fnet_model *m, int i)
     for (int k = 0; k < i && k < m->n_layers; k++)
         off += m->layers[k]->n_params;
     return off;
-}
-
-fnet_status fnet_model_add_dense(fnet_model *m, int64_t n_out)
-{
-    if (m == NULL)
-        return FNET_ERR_INVALID_ARG;
-    fnet_layer *l;
-    fnet_status st = fnet_dense_create(m->ctx, model_width(m), n_out, true, &l);
-    return st != FNET_OK ? st : fnet_model_add_layer(m, l);
-}
-
-fnet_status fnet_model_add_activation(fnet_model *m, fnet_layer_kind kind)
-{
-    if (m == NULL)
-        return FNET_ERR_INVALID_ARG;
-    fnet_layer *l;
-    fnet_status st = fnet_activation_create(m->ctx, kind, model_width(m), &l);
-    return st != FNET_OK ? st : fnet_model_add_layer(m, l);
-}
-
-fnet_status fnet_model_add_dropout(fnet_model *m, float p)
-{
-    if (m == NULL)
-        return FNET_ERR_INVALID_ARG;
-    fnet_layer *l;
-    fnet_status st = fnet_dropout_create(m->ctx, model_width(m), p, &l);
-    return st != FNET_OK ? st : fnet_model_add_layer(m, l);
 }
 
 fnet_status fnet_model_init(fnet_model *m, fnet_init init, uint64_t seed)
@@ -305,50 +399,19 @@ fnet_status fnet_model_init(fnet_model *m, fnet_init init, uint64_t seed)
     return FNET_OK;
 }
 
+// Append the layer an item makes; a failure names the item in front of the kind's own words.
 static fnet_status add_item(fnet_model *m, const struct fnet_spec_item *it, int pos)
 {
-    switch (it->kind) {
-    case FNET_LAYER_DENSE: {
-        if (!it->no_bias)
-            return fnet_model_add_dense(m, it->n);
-        fnet_layer *l;
-        fnet_status st = fnet_dense_create(m->ctx, model_width(m), it->n, false, &l);
-        return st != FNET_OK ? st : fnet_model_add_layer(m, l);
-    }
-    case FNET_LAYER_RELU:
-    case FNET_LAYER_TANH:
-    case FNET_LAYER_SIGMOID: return fnet_model_add_activation(m, it->kind);
-    case FNET_LAYER_DROPOUT: return fnet_model_add_dropout(m, it->p);
-    case FNET_LAYER_TT: {
-        fnet_tt_params p = fnet_tt_params_default();
-        p.bias = !it->no_bias;
-        if (it->rank > 0)
-            p.rank = it->rank;
-        p.n_ranks = it->n_ranks;
-        memcpy(p.ranks, it->ranks, sizeof(p.ranks));
-        p.n_in_modes = it->n_in_modes;
-        memcpy(p.in_modes, it->in_modes, sizeof(p.in_modes));
-        p.n_out_modes = it->n_out_modes;
-        memcpy(p.out_modes, it->out_modes, sizeof(p.out_modes));
-        fnet_status st = fnet_model_add_tt(m, it->n, &p);
-        if (st != FNET_OK && st != FNET_ERR_OUT_OF_MEMORY) {
-            // name the spec item in front of the layer's own message
-            char text[256], why[512];
-            fnet_spec_item_format(it, text, sizeof(text));
-            snprintf(why, sizeof(why), "%s", fnet_ctx_last_error(m->ctx));
-            return fnet_fail(m->ctx, st, "spec item %d '%s': %s", pos, text, why);
-        }
+    fnet_layer *l = NULL;
+    fnet_status st = it->desc->create(m->ctx, it, model_width(m), &l);
+    if (st == FNET_OK)
+        return fnet_model_add_layer(m, l);
+    if (st == FNET_ERR_OUT_OF_MEMORY)
         return st;
-    }
-    default: {
-        char text[256];
-        fnet_spec_item_format(it, text, sizeof(text));
-        return fnet_fail(m->ctx, FNET_ERR_UNSUPPORTED,
-                         "spec item %d '%s': %s layers are not built yet (built: dense, relu, "
-                         "tanh, sigmoid, dropout, tt)",
-                         pos, text, fnet_layer_kind_name(it->kind));
-    }
-    }
+    char text[256], why[512];
+    fnet_spec_item_format(it, text, sizeof(text));
+    snprintf(why, sizeof(why), "%s", fnet_ctx_last_message(m->ctx));
+    return fnet_fail(m->ctx, st, "spec item %d '%s': %s", pos, text, why);
 }
 
 fnet_status fnet_model_create_from_spec(fnet_ctx *ctx, const char *spec, int64_t n_in,
@@ -365,13 +428,13 @@ fnet_status fnet_model_create_from_spec(fnet_ctx *ctx, const char *spec, int64_t
         return st;
     // Kinds that are not built are refused before anything is allocated for the model.
     for (int i = 0; i < count; i++) {
-        if (items[i].kind > FNET_LAYER_TT) {
-            char text[256];
+        if (items[i].desc->create == NULL) {
+            char text[256], built[160];
             fnet_spec_item_format(&items[i], text, sizeof(text));
+            fnet_spec_built_kinds(built, sizeof(built));
             st = fnet_fail(ctx, FNET_ERR_UNSUPPORTED,
-                           "spec item %d '%s': %s layers are not built yet (built: dense, relu, "
-                           "tanh, sigmoid, dropout, tt)",
-                           i + 1, text, fnet_layer_kind_name(items[i].kind));
+                           "spec item %d '%s': %s layers are not built yet (built: %s)", i + 1,
+                           text, items[i].desc->name, built);
             goto out_free_items;
         }
     }
@@ -445,6 +508,39 @@ float *fnet_model_grads(fnet_model *m, int64_t *n)
     return m->g;
 }
 
+// v (n_params, host) <-> the flat parameter or gradient vector (backend)
+static fnet_status host_copy(const fnet_model *m, const char *what, float *dst, const float *src,
+                             bool down)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (m->n_params == 0)
+        return FNET_OK;
+    if (dst == NULL || src == NULL)
+        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "model %s: NULL host buffer", what);
+    size_t bytes = (size_t)m->n_params * sizeof(float);
+    if (down)
+        m->ctx->be->download(m->ctx, dst, src, bytes);
+    else
+        m->ctx->be->upload(m->ctx, dst, src, bytes);
+    return FNET_OK;
+}
+
+fnet_status fnet_model_get_params(const fnet_model *m, float *w)
+{
+    return host_copy(m, "get_params", w, m ? m->w : NULL, true);
+}
+
+fnet_status fnet_model_set_params(fnet_model *m, const float *w)
+{
+    return host_copy(m, "set_params", m ? m->w : NULL, w, false);
+}
+
+fnet_status fnet_model_get_grads(const fnet_model *m, float *g)
+{
+    return host_copy(m, "get_grads", g, m ? m->g : NULL, true);
+}
+
 fnet_status fnet_model_set_loss(fnet_model *m, fnet_loss loss)
 {
     if (m == NULL)
@@ -507,14 +603,16 @@ fnet_status fnet_model_reserve(fnet_model *m, int64_t max_batch)
             width = m->layers[i]->n_out;
     }
     float **out = fnet_calloc((size_t)m->n_layers, sizeof(*out));
-    float *act = ctx->be->alloc(ctx, (size_t)act_floats * sizeof(float));
+    float *act = ctx->be->alloc(ctx, (size_t)(act_floats > 0 ? act_floats : 1) * sizeof(float));
     float *g0 = ctx->be->alloc(ctx, (size_t)(max_batch * width) * sizeof(float));
     float *g1 = ctx->be->alloc(ctx, (size_t)(max_batch * width) * sizeof(float));
-    if (out == NULL || act == NULL || g0 == NULL || g1 == NULL) {
+    int32_t *labels = ctx->be->alloc(ctx, (size_t)max_batch * sizeof(int32_t));
+    if (out == NULL || act == NULL || g0 == NULL || g1 == NULL || labels == NULL) {
         fnet_free(out);
         ctx->be->free(ctx, act);
         ctx->be->free(ctx, g0);
         ctx->be->free(ctx, g1);
+        ctx->be->free(ctx, labels);
         return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY,
                          "activations for batch %lld (%lld floats)", (long long)max_batch,
                          (long long)(act_floats + 2 * max_batch * width));
@@ -533,6 +631,7 @@ fnet_status fnet_model_reserve(fnet_model *m, int64_t max_batch)
     m->act = act;
     m->gbuf[0] = g0;
     m->gbuf[1] = g1;
+    m->labels = labels;
     m->max_batch = max_batch;
     return FNET_OK;
 }
@@ -552,14 +651,19 @@ static fnet_status check_batch(fnet_model *m, const float *x, int64_t batch)
 }
 
 // x (B, n_in) -> out[L-1] (B, n_out)
-static void forward(fnet_model *m, const float *x, int64_t B)
+static fnet_status forward(fnet_model *m, const float *x, int64_t B)
 {
     const float *in = x;
+    m->last_batch = 0;
     for (int i = 0; i < m->n_layers; i++) {
         fnet_layer *l = m->layers[i];
-        l->ops->forward(l, in, B, m->out[i]);
+        fnet_status st = l->ops->forward(l, in, B, m->out[i]);
+        if (st != FNET_OK)
+            return st;
         in = m->out[i];
     }
+    m->last_batch = B;
+    return FNET_OK;
 }
 
 fnet_status fnet_model_forward(fnet_model *m, const float *x, int64_t batch, float *out)
@@ -567,17 +671,28 @@ fnet_status fnet_model_forward(fnet_model *m, const float *x, int64_t batch, flo
     if (m == NULL)
         return FNET_ERR_INVALID_ARG;
     fnet_status st = check_batch(m, x, batch);
-    if (st != FNET_OK)
-        return st;
-    forward(m, x, batch);
-    if (out)
-        memcpy(out, m->out[m->n_layers - 1], (size_t)(batch * model_width(m)) * sizeof(float));
-    return FNET_OK;
+    if (st == FNET_OK)
+        st = forward(m, x, batch);
+    if (st == FNET_OK && out)
+        st = fnet_model_get_output(m, out);
+    return st;
 }
 
 const float *fnet_model_output(const fnet_model *m)
 {
     return m->out ? m->out[m->n_layers - 1] : NULL;
+}
+
+fnet_status fnet_model_get_output(const fnet_model *m, float *y)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (y == NULL || m->last_batch == 0)
+        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "get_output: %s",
+                         y ? "no forward pass yet" : "NULL host buffer");
+    m->ctx->be->download(m->ctx, y, m->out[m->n_layers - 1],
+                         (size_t)(m->last_batch * model_width(m)) * sizeof(float));
+    return FNET_OK;
 }
 
 static fnet_status check_labels(fnet_model *m, const int32_t *labels, int64_t batch)
@@ -593,7 +708,7 @@ static fnet_status check_labels(fnet_model *m, const int32_t *labels, int64_t ba
     return FNET_OK;
 }
 
-// The checks every labelled entry point makes, then the forward pass.
+// The checks every labelled entry point makes, the labels (host) uploaded, the forward pass.
 static fnet_status forward_checked(fnet_model *m, const float *x, const int32_t *labels,
                                    int64_t batch)
 {
@@ -602,25 +717,26 @@ static fnet_status forward_checked(fnet_model *m, const float *x, const int32_t 
     fnet_status st = check_batch(m, x, batch);
     if (st == FNET_OK)
         st = check_labels(m, labels, batch);
-    if (st == FNET_OK)
-        forward(m, x, batch);
-    return st;
+    if (st != FNET_OK)
+        return st;
+    m->ctx->be->upload(m->ctx, m->labels, labels, (size_t)batch * sizeof(int32_t));
+    return forward(m, x, batch);
 }
 
-// Σ loss over the batch of the last forward; dlogits (B, K) = scale·∂loss/∂logits when asked.
-static double batch_loss(fnet_model *m, const int32_t *labels, int64_t B, float scale,
-                         float *dlogits, int64_t *correct)
+// Σ loss over the batch of the last forward against m->labels; dlogits (B, K) =
+// scale·∂loss/∂logits when asked.
+static double batch_loss(fnet_model *m, int64_t B, float scale, float *dlogits, int64_t *correct)
 {
     fnet_ctx *ctx = m->ctx;
     const float *logits = m->out[m->n_layers - 1];
     int64_t K = model_width(m);
     if (m->loss == FNET_LOSS_MSE)
-        return ctx->be->mse(ctx, B, K, logits, labels, scale, dlogits, correct);
-    return ctx->be->softmax_ce(ctx, B, K, logits, labels, scale, dlogits, correct);
+        return ctx->be->mse(ctx, B, K, logits, m->labels, scale, dlogits, correct);
+    return ctx->be->softmax_ce(ctx, B, K, logits, m->labels, scale, dlogits, correct);
 }
 
 // Backward from dlogits in gbuf[0] through every layer, writing (not accumulating) gradients.
-static void backward(fnet_model *m, const float *x, int64_t B)
+static fnet_status backward(fnet_model *m, const float *x, int64_t B)
 {
     int cur = 0;
     float *dy = m->gbuf[0];
@@ -630,12 +746,15 @@ static void backward(fnet_model *m, const float *x, int64_t B)
         float *dx = NULL;
         if (i > 0)
             dx = l->ops->in_place ? dy : m->gbuf[1 - cur];
-        l->ops->backward(l, in, m->out[i], dy, B, dx, false);
+        fnet_status st = l->ops->backward(l, in, m->out[i], dy, B, dx, false);
+        if (st != FNET_OK)
+            return st;
         if (dx != NULL && dx != dy) {
             cur = 1 - cur;
             dy = dx;
         }
     }
+    return FNET_OK;
 }
 
 // l1·Σ|w| + ½·l2·Σw² over every layer's decaying tensors, its gradient added to m->g
@@ -664,13 +783,14 @@ fnet_status fnet_model_loss_grad(fnet_model *m, const float *x, const int32_t *l
     fnet_status st = forward_checked(m, x, labels, batch);
     if (st != FNET_OK)
         return st;
-    double sum = batch_loss(m, labels, batch, 1.0f / (float)batch, m->gbuf[0], NULL);
-    backward(m, x, batch);
+    double sum = batch_loss(m, batch, 1.0f / (float)batch, m->gbuf[0], NULL);
+    if ((st = backward(m, x, batch)) != FNET_OK)
+        return st;
     double value = sum / (double)batch + regularize(m);
     if (loss)
         *loss = value;
     if (grad != NULL && grad != m->g)
-        memcpy(grad, m->g, (size_t)m->n_params * sizeof(float));
+        m->ctx->be->copy(m->ctx, grad, m->g, (size_t)m->n_params * sizeof(float));
     if (!isfinite(value))
         return fnet_fail(m->ctx, FNET_ERR_NUMERIC, "loss is %g", value);
     return FNET_OK;
@@ -683,7 +803,7 @@ fnet_status fnet_model_loss_correct(fnet_model *m, const float *x, const int32_t
     if (st != FNET_OK)
         return st;
     int64_t right = 0;
-    double sum = batch_loss(m, labels, batch, 1.0f, NULL, &right);
+    double sum = batch_loss(m, batch, 1.0f, NULL, &right);
     if (loss)
         *loss = sum / (double)batch;
     if (correct)

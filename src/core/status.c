@@ -53,6 +53,7 @@ fnet_status fnet_fail_at(fnet_ctx *ctx, fnet_status st, const char *file, int li
     int k = snprintf(ctx->last_error, sizeof(ctx->last_error), "%s:%d: ", base, line);
     if (k < 0 || (size_t)k >= sizeof(ctx->last_error))
         k = 0;
+    ctx->message_at = k;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(ctx->last_error + k, sizeof(ctx->last_error) - (size_t)k, fmt, ap);
@@ -67,6 +68,11 @@ const char *fnet_ctx_last_error(const fnet_ctx *ctx)
     return ctx ? ctx->last_error : "no ctx";
 }
 
+const char *fnet_ctx_last_message(const fnet_ctx *ctx)
+{
+    return ctx ? ctx->last_error + ctx->message_at : "no ctx";
+}
+
 fnet_status fnet_ctx_last_status(const fnet_ctx *ctx)
 {
     return ctx ? ctx->last_status : FNET_ERR_INVALID_ARG;
@@ -76,6 +82,7 @@ void fnet_ctx_clear_error(fnet_ctx *ctx)
 {
     if (ctx) {
         ctx->last_error[0] = '\0';
+        ctx->message_at = 0;
         ctx->last_status = FNET_OK;
     }
 }

@@ -4,6 +4,7 @@
 #include "core/backend.h"
 #include "core/train_loop.h"
 #include "core/layer_impl.h"
+#include "core/model_impl.h"
 #include "optim/solver.h"
 
 #include <math.h>
@@ -93,82 +94,48 @@ out_free:
     return st;
 }
 
-// Rank-adaptive training: round the model's TT layers; when a rank shrank, the flat vector was
-// rebuilt, so the optimizer's state follows: runs of the layers that were kept are copied to
-// their new offsets, the state of the rounded layers starts again from zero.
-static fnet_status round_tt(fnet_model *m, fnet_optimizer *opt, const fnet_train_params *tp)
-{
-    fnet_ctx *ctx = fnet_model_ctx(m);
-    int L = fnet_model_num_layers(m);
-    fnet_layer **before = fnet_malloc_array((size_t)L, sizeof(*before));
-    int64_t *src = fnet_malloc_array((size_t)L * 3, sizeof(int64_t));
-    fnet_status st = FNET_OK;
-    if (before == NULL || src == NULL) {
-        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "rank-adaptive rounding");
-        goto out_free;
-    }
-    int64_t *dst = src + L, *len = src + 2 * L;
-    for (int i = 0; i < L; i++) {
-        before[i] = fnet_model_layer(m, i);
-        src[i] = fnet_model_layer_offset(m, i);
-    }
-    bool changed = false;
-    st = fnet_model_tt_round(m, tp->tt_eps, tp->tt_max_rank, &changed);
-    if (st != FNET_OK || !changed)
-        goto out_free;
-    int runs = 0;
-    for (int i = 0; i < L; i++) {
-        fnet_layer *l = fnet_model_layer(m, i);
-        if (l != before[i] || fnet_layer_num_params(l) == 0)
-            continue;
-        src[runs] = src[i];
-        dst[runs] = fnet_model_layer_offset(m, i);
-        len[runs] = fnet_layer_num_params(l);
-        runs++;
-    }
-    st = fnet_optimizer_remap(opt, fnet_model_num_params(m), runs, src, dst, len);
-out_free:
-    fnet_free(src);
-    fnet_free(before);
-    return st;
-}
-
 // The last good state for --on-nan rollback: parameters, optimizer state vectors and steps, taken
-// at the start of every epoch (sized again when TT rounding changes the parameter count).
+// at the start of every epoch (sized again when TT rounding changes the parameter count). The
+// copies stay in backend memory.
 struct snapshot {
+    fnet_ctx *ctx;
     int64_t n;
-    float *w;      // n floats, then the optimizer's state vectors
+    float *w;      // n floats, then the optimizer's state vectors (backend memory)
     int64_t steps;
 };
 
 static fnet_status snapshot_take(fnet_model *m, fnet_optimizer *opt, struct snapshot *s)
 {
+    fnet_ctx *ctx = fnet_model_ctx(m);
     int64_t n = fnet_model_num_params(m);
     int states = fnet_optimizer_num_states(opt);
+    size_t bytes = (size_t)n * sizeof(float);
     if (s->n != n) {
-        float *w = fnet_malloc_array((size_t)n * (size_t)(1 + states), sizeof(float));
+        float *w = ctx->be->alloc(ctx, bytes * (size_t)(1 + states));
         if (w == NULL)
-            return fnet_fail(fnet_model_ctx(m), FNET_ERR_OUT_OF_MEMORY,
-                             "rollback snapshot of %lld parameters", (long long)n);
-        fnet_free(s->w);
+            return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "rollback snapshot of %lld parameters",
+                             (long long)n);
+        ctx->be->free(ctx, s->w);
+        s->ctx = ctx;
         s->w = w;
         s->n = n;
     }
-    memcpy(s->w, fnet_model_params(m, NULL), (size_t)n * sizeof(float));
+    ctx->be->copy(ctx, s->w, fnet_model_params(m, NULL), bytes);
     for (int i = 0; i < states; i++)
-        memcpy(s->w + (size_t)(i + 1) * (size_t)n, fnet_optimizer_state(opt, i, NULL),
-               (size_t)n * sizeof(float));
+        ctx->be->copy(ctx, s->w + (size_t)(i + 1) * (size_t)n, fnet_optimizer_state(opt, i, NULL),
+                      bytes);
     s->steps = fnet_optimizer_steps(opt);
     return FNET_OK;
 }
 
 static void snapshot_restore(fnet_model *m, fnet_optimizer *opt, const struct snapshot *s)
 {
-    int64_t n = s->n;
-    memcpy(fnet_model_params(m, NULL), s->w, (size_t)n * sizeof(float));
+    fnet_ctx *ctx = fnet_model_ctx(m);
+    size_t bytes = (size_t)s->n * sizeof(float);
+    ctx->be->copy(ctx, fnet_model_params(m, NULL), s->w, bytes);
     for (int i = 0; i < fnet_optimizer_num_states(opt); i++)
-        memcpy(fnet_optimizer_state(opt, i, NULL), s->w + (size_t)(i + 1) * (size_t)n,
-               (size_t)n * sizeof(float));
+        ctx->be->copy(ctx, fnet_optimizer_state(opt, i, NULL), s->w + (size_t)(i + 1) * (size_t)s->n,
+                      bytes);
     fnet_optimizer_set_steps(opt, s->steps);
 }
 
@@ -193,6 +160,10 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "epochs must be >= 1, got %d", tp->epochs);
     if (n < 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "the training set is empty");
+    if (fnet_optimizer_size(opt) != fnet_model_num_params(m))
+        return fnet_fail(ctx, FNET_ERR_SHAPE, "train: the optimizer was made for %lld parameters, "
+                         "the model has %lld", (long long)fnet_optimizer_size(opt),
+                         (long long)fnet_model_num_params(m));
     if (tp->on_nan != FNET_NAN_STOP && tp->on_nan != FNET_NAN_ROLLBACK)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "unknown NaN policy %d", (int)tp->on_nan);
     if (tp->max_rollbacks < 0)
@@ -275,7 +246,8 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             break;
         if (tp->tt_round_every > 0 && (epoch + 1) % tp->tt_round_every == 0 &&
             epoch + 1 < tp->epochs) {
-            st = round_tt(m, opt, tp);
+            // the optimizer's state follows the rebuilt flat vector in the same step
+            st = fnet_model_round_layers(m, tp->tt_eps, tp->tt_max_rank, opt, NULL);
             if (st != FNET_OK)
                 break;
             w = fnet_model_params(m, NULL); // rebuilt
@@ -285,7 +257,7 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             break;
     }
     fnet_train_loop_stats(&L, stats);
-    fnet_free(snap.w);
+    ctx->be->free(ctx, snap.w);
     fnet_train_loop_close(&L);
     return st;
 }

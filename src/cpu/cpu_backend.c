@@ -1,9 +1,10 @@
 /* The CPU backend: the reference table with OpenBLAS for the BLAS-shaped ops. All parallelism is
- * the ctx's sleeping thread pool: large GEMMs split into one single-threaded OpenBLAS GEMM per
- * worker, large element-wise ops split likewise, and run_parts runs independent parts of one job
- * (the TT sweep's sample chunks) one per worker. */
+ * the ctx's sleeping thread pool, the backend's per-ctx state: large GEMMs split into one
+ * single-threaded OpenBLAS GEMM per worker, large element-wise ops split likewise, and run_parts
+ * runs independent parts of one job (the TT sweep's sample chunks) one per worker. Entries that
+ * are the reference's own functions are marked so in the table. */
 #include "cpu/ref.h"
-#include "core/pool.h"
+#include "cpu/pool.h"
 #include "cpu/cpu_lapack.h"
 
 #include <cblas.h>
@@ -12,15 +13,10 @@
 // Below this many elements a job runs on the calling thread: waking a worker costs more.
 #define PAR_GRAIN 32768
 
-static void *cpu_alloc(fnet_ctx *ctx, size_t bytes)
-{
-    return fnet_malloc(bytes);
-}
-
-static void cpu_free(fnet_ctx *ctx, void *p)
-{
-    fnet_free(p);
-}
+// The backend's per-ctx state.
+struct cpu_state {
+    struct fnet_pool *pool; // ctx->threads - 1 sleeping workers; NULL with one thread
+};
 
 // OpenBLAS always runs on one thread: a large GEMM is split into one GEMM per worker of the ctx's
 // pool instead. OpenBLAS's own workers spin (sched_yield) for a while after every threaded call
@@ -39,12 +35,39 @@ static _Thread_local bool in_part;
 // The pool an op may split its work over: none inside a part (parts already use every worker).
 static struct fnet_pool *pool_of(const fnet_ctx *ctx)
 {
-    return in_part ? NULL : ctx->pool;
+    return in_part ? NULL : ((const struct cpu_state *)ctx->state)->pool;
 }
 
-static void cpu_set_threads(fnet_ctx *ctx, int n)
+static fnet_status cpu_state_init(fnet_ctx *ctx)
 {
+    ctx->state = fnet_calloc(1, sizeof(struct cpu_state));
+    return ctx->state ? FNET_OK : FNET_ERR_OUT_OF_MEMORY;
+}
+
+static void cpu_state_free(fnet_ctx *ctx)
+{
+    struct cpu_state *cs = ctx->state;
+    if (cs != NULL)
+        fnet_pool_free(cs->pool);
+    fnet_free(cs);
+    ctx->state = NULL;
+}
+
+// A pool of n workers (the caller one of them) replaces the old one; on failure the old one
+// stays.
+static fnet_status cpu_set_threads(fnet_ctx *ctx, int n)
+{
+    struct cpu_state *cs = ctx->state;
     use_one_blas_thread();
+    struct fnet_pool *pool = NULL;
+    if (n > 1) {
+        pool = fnet_pool_create(n);
+        if (pool == NULL)
+            return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "thread pool of %d threads", n);
+    }
+    fnet_pool_free(cs->pool);
+    cs->pool = pool;
+    return FNET_OK;
 }
 
 // Below this many multiply-adds a GEMM runs on the calling thread: waking the workers costs
@@ -53,10 +76,6 @@ static void cpu_set_threads(fnet_ctx *ctx, int n)
 // Pieces of a split GEMM are multiples of this many rows or columns (whole vector registers).
 #define GEMM_SPLIT_GRAIN 16
 
-static void cpu_synchronize(fnet_ctx *ctx)
-{
-}
-
 static void blas_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                        float *C, int64_t ldc)
@@ -64,6 +83,17 @@ static void blas_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float 
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta,
                 C, (blasint)ldc);
+}
+
+// The host linear algebra's GEMM: one OpenBLAS thread, no pool (it runs for any ctx).
+static void host_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                       float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                       float beta, float *C, int64_t ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    use_one_blas_thread();
+    blas_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 // One worker's piece of a split GEMM: rows [begin, end) of C, or its columns.
@@ -220,37 +250,53 @@ static void cpu_bias_grad(fnet_ctx *ctx, int64_t B, int64_t n, const float *dy, 
 
 struct ew_job {
     fnet_ctx *ctx;
-    int kind;
+    enum fnet_act act;
     const float *x, *y, *mask;
     float *out, *w, *s1, *s2;
     const float *g;
     const struct fnet_step_args *args;
     bool nesterov;
+    float value, value2;
+    uint64_t seed, step;
 };
+
+// The activations are checked once here, so the split pieces (which cannot report) never see
+// an unknown one.
+static bool known_act(enum fnet_act act)
+{
+    return act == FNET_ACT_RELU || act == FNET_ACT_TANH || act == FNET_ACT_SIGMOID;
+}
 
 static void act_forward_range(void *p, int64_t b, int64_t e)
 {
     struct ew_job *j = p;
-    fnet_ref_act_forward(j->ctx, j->kind, e - b, j->x + b, j->out + b);
+    fnet_ref_act_forward(j->ctx, j->act, e - b, j->x + b, j->out + b);
 }
 
-static void cpu_act_forward(fnet_ctx *ctx, int kind, int64_t n, const float *x, float *y)
+static fnet_status cpu_act_forward(fnet_ctx *ctx, enum fnet_act act, int64_t n, const float *x,
+                                   float *y)
 {
-    struct ew_job j = {.ctx = ctx, .kind = kind, .x = x, .out = y};
+    if (!known_act(act))
+        return fnet_ref_act_forward(ctx, act, n, x, y); // the reference's message
+    struct ew_job j = {.ctx = ctx, .act = act, .x = x, .out = y};
     fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, act_forward_range, &j);
+    return FNET_OK;
 }
 
 static void act_backward_range(void *p, int64_t b, int64_t e)
 {
     struct ew_job *j = p;
-    fnet_ref_act_backward(j->ctx, j->kind, e - b, j->y + b, j->x + b, j->out + b);
+    fnet_ref_act_backward(j->ctx, j->act, e - b, j->y + b, j->x + b, j->out + b);
 }
 
-static void cpu_act_backward(fnet_ctx *ctx, int kind, int64_t n, const float *y, const float *dy,
-                             float *dx)
+static fnet_status cpu_act_backward(fnet_ctx *ctx, enum fnet_act act, int64_t n, const float *y,
+                                    const float *dy, float *dx)
 {
-    struct ew_job j = {.ctx = ctx, .kind = kind, .y = y, .x = dy, .out = dx};
+    if (!known_act(act))
+        return fnet_ref_act_backward(ctx, act, n, y, dy, dx);
+    struct ew_job j = {.ctx = ctx, .act = act, .y = y, .x = dy, .out = dx};
     fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, act_backward_range, &j);
+    return FNET_OK;
 }
 
 static void mul_range(void *p, int64_t b, int64_t e)
@@ -317,6 +363,45 @@ static void cpu_adam_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, fl
     fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, adam_range, &j);
 }
 
+static void fill_range(void *p, int64_t b, int64_t e)
+{
+    struct ew_job *j = p;
+    fnet_ref_fill(j->ctx, e - b, j->value, j->out + b);
+}
+
+static void cpu_fill(fnet_ctx *ctx, int64_t n, float value, float *x)
+{
+    struct ew_job j = {.ctx = ctx, .value = value, .out = x};
+    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, fill_range, &j);
+}
+
+static void axpby_range(void *p, int64_t b, int64_t e)
+{
+    struct ew_job *j = p;
+    fnet_ref_axpby(j->ctx, e - b, j->value, j->x + b, j->value2, j->out + b);
+}
+
+// the reference's loop, split: element-wise, so every split gives the same bits
+static void cpu_axpby(fnet_ctx *ctx, int64_t n, float a, const float *x, float b, float *y)
+{
+    struct ew_job j = {.ctx = ctx, .value = a, .x = x, .value2 = b, .out = y};
+    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, axpby_range, &j);
+}
+
+// Element i depends on (seed, step, i) alone: each piece draws its own indices.
+static void dropout_range(void *p, int64_t b, int64_t e)
+{
+    struct ew_job *j = p;
+    fnet_ref_dropout_span(b, e - b, j->value, j->seed, j->step, j->out + b);
+}
+
+static void cpu_dropout_mask(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, uint64_t step,
+                             float *mask)
+{
+    struct ew_job j = {.ctx = ctx, .value = p, .seed = seed, .step = step, .out = mask};
+    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, dropout_range, &j);
+}
+
 struct parts_job {
     void (*fn)(void *arg, int part);
     void *arg;
@@ -334,42 +419,62 @@ static void parts_range(void *arg, int64_t begin, int64_t end)
 static void cpu_run_parts(fnet_ctx *ctx, int parts, void (*fn)(void *arg, int part), void *arg)
 {
     struct parts_job j = {fn, arg};
-    if (in_part || ctx->pool == NULL) { // nested, or one thread: one after the other
+    struct fnet_pool *pool = pool_of(ctx);
+    if (pool == NULL) { // nested, or one thread: one after the other
         for (int p = 0; p < parts; p++)
             fn(arg, p);
         return;
     }
-    fnet_pool_run(ctx->pool, parts, 1, parts_range, &j);
+    fnet_pool_run(pool, parts, 1, parts_range, &j);
 }
 
+static const struct fnet_host_la cpu_host_la = {
+    .name = "cpu",
+    .sgemm = host_sgemm,
+    .gesvd = fnet_cpu_gesvd,
+    .qr = fnet_cpu_qr,
+};
+
+// Entries that are the reference's own functions are grouped last: the conformance test
+// (tests/cpu/test_backend_ops.c) names them as such.
 const struct fnet_backend_ops fnet_cpu_backend = {
     .name = "cpu",
-    .alloc = cpu_alloc,
-    .free = cpu_free,
+    .host_memory = true,
+    .host_la = &cpu_host_la,
+    .state_init = cpu_state_init,
+    .state_free = cpu_state_free,
     .set_threads = cpu_set_threads,
+    .fill = cpu_fill,
     .sgemm = cpu_sgemm,
     .transpose = cpu_transpose,
     .permute_021 = cpu_permute_021,
     .axpy = cpu_axpy,
     .scal = cpu_scal,
     .dot = cpu_dot,
-    .bias_fill = fnet_ref_bias_fill,
-    .bias_add = fnet_ref_bias_add,
+    .axpby = cpu_axpby,
     .bias_grad = cpu_bias_grad,
     .act_forward = cpu_act_forward,
     .act_backward = cpu_act_backward,
     .mul = cpu_mul,
+    .dropout_mask = cpu_dropout_mask,
+    .sgd_step = cpu_sgd_step,
+    .momentum_step = cpu_momentum_step,
+    .rmsprop_step = cpu_rmsprop_step,
+    .adam_step = cpu_adam_step,
+    .run_parts = cpu_run_parts,
+    // the reference's own: host memory, and loops too small or too light to split
+    .synchronize = fnet_ref_synchronize,
+    .alloc = fnet_ref_alloc,
+    .free = fnet_ref_free,
+    .upload = fnet_ref_memcpy,
+    .download = fnet_ref_memcpy,
+    .copy = fnet_ref_memcpy,
+    .amax = fnet_ref_amax,
+    .bias_fill = fnet_ref_bias_fill,
+    .bias_add = fnet_ref_bias_add,
     .softmax_ce = fnet_ref_softmax_ce,
     .mse = fnet_ref_mse,
     .regularize = fnet_ref_regularize,
     .u8_to_float = fnet_ref_u8_to_float,
     .all_finite = fnet_ref_all_finite,
-    .sgd_step = cpu_sgd_step,
-    .momentum_step = cpu_momentum_step,
-    .rmsprop_step = cpu_rmsprop_step,
-    .adam_step = cpu_adam_step,
-    .gesvd = fnet_cpu_gesvd,
-    .qr = fnet_cpu_qr,
-    .synchronize = cpu_synchronize,
-    .run_parts = cpu_run_parts,
 };

@@ -5,6 +5,13 @@
 
 #include "core/backend.h"
 
+// ref_backend.c: host memory, so the memory ops are plain memcpy/memset
+void *fnet_ref_alloc(fnet_ctx *ctx, size_t bytes);
+void fnet_ref_free(fnet_ctx *ctx, void *p);
+void fnet_ref_memcpy(fnet_ctx *ctx, void *dst, const void *src, size_t bytes);
+void fnet_ref_fill(fnet_ctx *ctx, int64_t n, float value, float *x);
+fnet_status fnet_ref_synchronize(fnet_ctx *ctx);
+
 // ref_blas.c
 void fnet_ref_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
@@ -15,16 +22,24 @@ void fnet_ref_transpose(fnet_ctx *ctx, int64_t rows, int64_t cols, const float *
 void fnet_ref_axpy(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y);
 void fnet_ref_scal(fnet_ctx *ctx, int64_t n, float a, float *x);
 double fnet_ref_dot(fnet_ctx *ctx, int64_t n, const float *x, const float *y);
+void fnet_ref_axpby(fnet_ctx *ctx, int64_t n, float a, const float *x, float b, float *y);
+double fnet_ref_amax(fnet_ctx *ctx, int64_t n, const float *x);
 
 // ref_elementwise.c
 void fnet_ref_bias_fill(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias, float *y);
 void fnet_ref_bias_add(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias, float *y);
 void fnet_ref_bias_grad(fnet_ctx *ctx, int64_t B, int64_t n, const float *dy, float *db,
                         bool accumulate);
-void fnet_ref_act_forward(fnet_ctx *ctx, int kind, int64_t n, const float *x, float *y);
-void fnet_ref_act_backward(fnet_ctx *ctx, int kind, int64_t n, const float *y, const float *dy,
-                           float *dx);
+fnet_status fnet_ref_act_forward(fnet_ctx *ctx, enum fnet_act act, int64_t n, const float *x,
+                                 float *y);
+fnet_status fnet_ref_act_backward(fnet_ctx *ctx, enum fnet_act act, int64_t n, const float *y,
+                                  const float *dy, float *dx);
 void fnet_ref_mul(fnet_ctx *ctx, int64_t n, const float *x, const float *mask, float *y);
+void fnet_ref_dropout_mask(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, uint64_t step,
+                           float *mask);
+// mask (n) with the draws first..first+n-1 of the mask above: the pieces of a split one
+void fnet_ref_dropout_span(int64_t first, int64_t n, float p, uint64_t seed, uint64_t step,
+                           float *mask);
 double fnet_ref_softmax_ce(fnet_ctx *ctx, int64_t B, int64_t K, const float *logits,
                            const int32_t *labels, float scale, float *dlogits, int64_t *correct);
 double fnet_ref_mse(fnet_ctx *ctx, int64_t B, int64_t K, const float *y, const int32_t *labels,
@@ -44,9 +59,12 @@ void fnet_ref_rmsprop_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, f
 void fnet_ref_adam_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *m, float *v,
                         const struct fnet_step_args *a);
 
-// ref_lapack.c: thin SVD by one-sided Jacobi and Householder QR, both in double
+// ref_lapack.c: thin SVD by one-sided Jacobi and Householder QR, both in double, on host memory
+// (the reference's host linear algebra, fnet_ref_host_la)
 fnet_status fnet_ref_gesvd(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *U, float *S,
                            float *Vt);
 fnet_status fnet_ref_qr(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *Q, float *R);
+
+extern const struct fnet_host_la fnet_ref_host_la;
 
 #endif

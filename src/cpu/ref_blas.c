@@ -2,6 +2,8 @@
  * CPU (OpenBLAS) and CUDA (cuBLAS) versions. */
 #include "cpu/ref.h"
 
+#include <math.h>
+
 // C (M, N) = alpha·op(A)·op(B) + beta·C; op(A) (M, K) from A (M, K) or A (K, M) transposed.
 void fnet_ref_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
@@ -68,4 +70,28 @@ double fnet_ref_dot(fnet_ctx *ctx, int64_t n, const float *x, const float *y)
     for (int64_t i = 0; i < n; i++)
         acc += (double)x[i] * (double)y[i];
     return acc;
+}
+
+// y (n) = (a·x) + (b·y); b == 0 writes a·x without reading y (so NaN in y does not leak)
+FNET_VECTORIZE
+void fnet_ref_axpby(fnet_ctx *ctx, int64_t n, float a, const float *x, float b, float *y)
+{
+    if (b == 0.0f) {
+        for (int64_t i = 0; i < n; i++)
+            y[i] = a * x[i];
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        y[i] = a * x[i] + b * y[i];
+}
+
+// max |x_i| (n), NaNs skipped
+double fnet_ref_amax(fnet_ctx *ctx, int64_t n, const float *x)
+{
+    float m = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        m = a > m ? a : m;
+    }
+    return (double)m;
 }

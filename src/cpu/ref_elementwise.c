@@ -50,47 +50,46 @@ static float sigmoidf(float x)
 
 // y (n) = f(x (n)); x == y allowed
 FNET_VECTORIZE
-void fnet_ref_act_forward(fnet_ctx *ctx, int kind, int64_t n, const float *x, float *y)
+fnet_status fnet_ref_act_forward(fnet_ctx *ctx, enum fnet_act act, int64_t n, const float *x,
+                                 float *y)
 {
-    switch (kind) {
-    case FNET_LAYER_RELU:
+    switch (act) {
+    case FNET_ACT_RELU:
         for (int64_t i = 0; i < n; i++)
             y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-        break;
-    case FNET_LAYER_TANH:
+        return FNET_OK;
+    case FNET_ACT_TANH:
         for (int64_t i = 0; i < n; i++)
             y[i] = tanhf(x[i]);
-        break;
-    case FNET_LAYER_SIGMOID:
+        return FNET_OK;
+    case FNET_ACT_SIGMOID:
         for (int64_t i = 0; i < n; i++)
             y[i] = sigmoidf(x[i]);
-        break;
-    default:
-        break;
+        return FNET_OK;
     }
+    return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "act_forward: unknown activation %d", (int)act);
 }
 
 // dx (n) = dy ⊙ f'(x) expressed through y = f(x): relu 1[y>0], tanh 1−y², sigmoid y(1−y)
 FNET_VECTORIZE
-void fnet_ref_act_backward(fnet_ctx *ctx, int kind, int64_t n, const float *y, const float *dy,
-                           float *dx)
+fnet_status fnet_ref_act_backward(fnet_ctx *ctx, enum fnet_act act, int64_t n, const float *y,
+                                  const float *dy, float *dx)
 {
-    switch (kind) {
-    case FNET_LAYER_RELU:
+    switch (act) {
+    case FNET_ACT_RELU:
         for (int64_t i = 0; i < n; i++)
             dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-        break;
-    case FNET_LAYER_TANH:
+        return FNET_OK;
+    case FNET_ACT_TANH:
         for (int64_t i = 0; i < n; i++)
             dx[i] = dy[i] * (1.0f - y[i] * y[i]);
-        break;
-    case FNET_LAYER_SIGMOID:
+        return FNET_OK;
+    case FNET_ACT_SIGMOID:
         for (int64_t i = 0; i < n; i++)
             dx[i] = dy[i] * y[i] * (1.0f - y[i]);
-        break;
-    default:
-        break;
+        return FNET_OK;
     }
+    return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "act_backward: unknown activation %d", (int)act);
 }
 
 // y (n) = x ⊙ mask
@@ -99,6 +98,27 @@ void fnet_ref_mul(fnet_ctx *ctx, int64_t n, const float *x, const float *mask, f
 {
     for (int64_t i = 0; i < n; i++)
         y[i] = x[i] * mask[i];
+}
+
+// mask (n) = 0 where the draw's top 24 bits fall below p·2^24, else 1/(1−p): exact for any p
+// representable on 24 bits. mask[k] takes draw first + k of (seed, step), fnet_counter_bits
+// (core/internal.h), so pieces of one mask can be drawn apart.
+void fnet_ref_dropout_span(int64_t first, int64_t n, float p, uint64_t seed, uint64_t step,
+                           float *mask)
+{
+    uint32_t threshold = (uint32_t)((double)p * 16777216.0);
+    float keep = 1.0f / (1.0f - p);
+    uint64_t key = fnet_counter_key(seed, step);
+    for (int64_t k = 0; k < n; k++)
+        mask[k] = (uint32_t)(fnet_counter_bits(key, (uint64_t)(first + k)) >> 40) < threshold
+                      ? 0.0f
+                      : keep;
+}
+
+void fnet_ref_dropout_mask(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, uint64_t step,
+                           float *mask)
+{
+    fnet_ref_dropout_span(0, n, p, seed, step, mask);
 }
 
 static int64_t argmax(const float *v, int64_t K)

@@ -28,11 +28,12 @@ struct fnet_idx {
 fnet_status fnet_data_idx_open(fnet_ctx *ctx, const char *path, const char *what, int min_rank,
                                int max_rank, struct fnet_idx *f);
 
-/* Read the data that follows the header: exactly f->bytes bytes into dst (f->bytes), in one
- * pass, then check that the file (and, for gzip, its CRC trailer) ends right there.
+/* Read the data that follows the header: exactly f->bytes bytes into dst (f->bytes; host memory,
+ * or backend memory of ctx when `backend`, then uploaded a piece at a time), in one pass, then
+ * check that the file (and, for gzip, its CRC trailer) ends right there.
  * @return FNET_OK, FNET_ERR_IO, FNET_ERR_FORMAT (truncated, trailing bytes, corrupt gzip),
- *         FNET_ERR_OUT_OF_MEMORY (zlib's own buffers). */
-fnet_status fnet_data_idx_read(fnet_ctx *ctx, struct fnet_idx *f, uint8_t *dst);
+ *         FNET_ERR_OUT_OF_MEMORY (zlib's own buffers, the staging buffer). */
+fnet_status fnet_data_idx_read(fnet_ctx *ctx, struct fnet_idx *f, uint8_t *dst, bool backend);
 
 /* Close an IDX file; a closed or never-opened one (gz NULL) is a no-op. */
 void fnet_data_idx_close(struct fnet_idx *f);

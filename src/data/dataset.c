@@ -1,7 +1,8 @@
-/* Datasets: refcounted uint8 storage (images (N, dim), labels (N), classes) shared by views,
- * each view an optional list of storage rows. Split (seeded Fisher-Yates), subset and batching
- * never copy images; a batch is converted to float by the backend's u8_to_float op, with no
- * heap allocation (it runs every training step). A dataset keeps the ctx it was made on. */
+/* Datasets: refcounted uint8 storage (images (N, dim) in backend memory, uploaded once; labels
+ * (N) and classes on the host) shared by views, each view an optional list of storage rows.
+ * Split (seeded Fisher-Yates), subset and batching never copy images; a batch is gathered and
+ * converted to float by the backend's u8_to_float op, with no heap allocation (it runs every
+ * training step). A dataset keeps the ctx it was made on. */
 #include "data/data_impl.h"
 #include "core/backend.h"
 
@@ -15,10 +16,11 @@
 #define PIXEL_SCALE (1.0f / 255.0f)
 
 struct data_storage {
+    fnet_ctx *ctx;    // whose backend holds the images
     int64_t refs;     // views alive; freed when it drops to 0 (not atomic: one ctx, one thread)
     int64_t n, dim, classes;
-    uint8_t *images;  // (n, dim)
-    uint8_t *labels;  // (n), each < classes
+    uint8_t *images;  // (n, dim), backend memory
+    uint8_t *labels;  // (n), each < classes, host memory
 };
 
 struct fnet_dataset {
@@ -38,7 +40,8 @@ static void storage_free(struct data_storage *s)
     if (s == NULL)
         return;
     fnet_free(s->labels);
-    fnet_free(s->images);
+    if (s->images != NULL)
+        s->ctx->be->free(s->ctx, s->images);
     fnet_free(s);
 }
 
@@ -50,9 +53,10 @@ static fnet_status storage_create(fnet_ctx *ctx, int64_t n, int64_t dim,
     struct data_storage *s = fnet_calloc(1, sizeof(*s));
     if (s == NULL)
         return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "dataset storage");
+    s->ctx = ctx;
     s->n = n;
     s->dim = dim;
-    s->images = fnet_malloc_array((size_t)n, (size_t)dim);
+    s->images = ctx->be->alloc(ctx, (size_t)n * (size_t)dim);
     if (s->images == NULL) {
         storage_free(s);
         return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "dataset images (%lld x %lld bytes)",
@@ -137,7 +141,7 @@ fnet_status fnet_dataset_from_memory(fnet_ctx *ctx, const uint8_t *images, const
         st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "dataset view");
         goto out_free_storage;
     }
-    memcpy(s->images, images, (size_t)n * (size_t)dim);
+    ctx->be->upload(ctx, s->images, images, (size_t)n * (size_t)dim);
     memcpy(s->labels, labels, (size_t)n);
     s->classes = classes;
     *out = view_attach(v, ctx, s, NULL, n);
@@ -182,9 +186,9 @@ fnet_status fnet_dataset_load_idx_files(fnet_ctx *ctx, const char *images_path,
         goto out_free_storage;
     }
 
-    if ((st = fnet_data_idx_read(ctx, &im, s->images)) != FNET_OK)
+    if ((st = fnet_data_idx_read(ctx, &im, s->images, true)) != FNET_OK)
         goto out_free_view;
-    if ((st = fnet_data_idx_read(ctx, &lb, s->labels)) != FNET_OK)
+    if ((st = fnet_data_idx_read(ctx, &lb, s->labels, false)) != FNET_OK)
         goto out_free_view;
     int max_label = 0;
     for (int64_t i = 0; i < s->n; i++)

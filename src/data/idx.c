@@ -3,6 +3,7 @@
  * checked, and the data must be exactly as long as the dimensions say: a truncated file, bytes
  * after the data, or a gzip stream that fails to inflate or its CRC check is FNET_ERR_FORMAT. */
 #include "data/data_impl.h"
+#include "core/backend.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 
 #define IDX_TYPE_U8 0x08
 #define IDX_CHUNK ((int64_t)1 << 24) // bytes per gzread call (its length is an unsigned int)
+#define STAGE_BYTES ((int64_t)1 << 20) // bytes staged on the host per upload into backend memory
 #define IDX_GZ_BUFFER (1u << 17)     // zlib's input buffer: fewer read() calls than its 8 KiB
 
 static bool ends_with(const char *s, const char *suffix)
@@ -155,18 +157,27 @@ out_close:
     return st;
 }
 
-fnet_status fnet_data_idx_read(fnet_ctx *ctx, struct fnet_idx *f, uint8_t *dst)
+fnet_status fnet_data_idx_read(fnet_ctx *ctx, struct fnet_idx *f, uint8_t *dst, bool backend)
 {
     FNET_ASSERT(ctx, f->gz != NULL && dst != NULL);
     gzFile gz = f->gz;
+    // backend memory is filled through a host staging buffer, one upload per piece
+    int64_t piece = backend ? (f->bytes < STAGE_BYTES ? f->bytes : STAGE_BYTES) : IDX_CHUNK;
+    uint8_t *stage = backend ? fnet_malloc((size_t)(piece > 0 ? piece : 1)) : NULL;
+    if (backend && stage == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: staging buffer of %lld bytes", f->path,
+                         (long long)piece);
     int64_t got = 0;
     while (got < f->bytes) {
-        int64_t want = f->bytes - got < IDX_CHUNK ? f->bytes - got : IDX_CHUNK;
-        int64_t k = gz_read_some(gz, dst + got, want);
+        int64_t want = f->bytes - got < piece ? f->bytes - got : piece;
+        int64_t k = gz_read_some(gz, backend ? stage : dst + got, want);
+        if (backend && k > 0)
+            ctx->be->upload(ctx, dst + got, stage, (size_t)k);
         got += k;
         if (k < want)
             break;
     }
+    fnet_free(stage);
     fnet_status st = gz_check(ctx, gz, f->path);
     if (st != FNET_OK)
         return st;

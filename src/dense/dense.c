@@ -1,10 +1,9 @@
 /* Dense layer y = x·Wᵀ + b with W (n_out, n_in), as PyTorch's nn.Linear: parameters are W then b
- * in the flat vector. Forward and backward are three GEMMs on the backend. */
+ * in the flat vector. Forward and backward are three GEMMs on the backend. Also the "dense" kind's
+ * descriptor: spec "dense:N[:bias=0]". */
 #include "core/layer_impl.h"
 #include "dense/init.h"
-#include "io/spec.h"
 
-#include <stdio.h>
 #include <string.h>
 
 struct dense {
@@ -13,7 +12,7 @@ struct dense {
 };
 
 // x (B, n_in) -> y (B, n_out) = x·Wᵀ + b
-static void dense_forward(fnet_layer *l, const float *x, int64_t B, float *y)
+static fnet_status dense_forward(fnet_layer *l, const float *x, int64_t B, float *y)
 {
     const struct dense *d = (const struct dense *)l;
     fnet_ctx *ctx = l->ctx;
@@ -25,11 +24,12 @@ static void dense_forward(fnet_layer *l, const float *x, int64_t B, float *y)
     }
     ctx->be->sgemm(ctx, false, true, B, l->n_out, l->n_in, 1.0f, x, l->n_in, W, l->n_in, beta, y,
                    l->n_out);
+    return FNET_OK;
 }
 
 // dW (n_out, n_in) (+)= dyᵀ·x; db (n_out) (+)= Σ_rows dy; dx (B, n_in) = dy·W
-static void dense_backward(fnet_layer *l, const float *x, const float *y, const float *dy,
-                           int64_t B, float *dx, bool accumulate)
+static fnet_status dense_backward(fnet_layer *l, const float *x, const float *y, const float *dy,
+                                  int64_t B, float *dx, bool accumulate)
 {
     const struct dense *d = (const struct dense *)l;
     fnet_ctx *ctx = l->ctx;
@@ -41,13 +41,15 @@ static void dense_backward(fnet_layer *l, const float *x, const float *y, const 
     if (dx)
         ctx->be->sgemm(ctx, false, false, B, n_in, n_out, 1.0f, dy, n_out, l->w, n_in, 0.0f, dx,
                        n_in);
+    return FNET_OK;
 }
 
-static fnet_status dense_init(fnet_layer *l, fnet_init init, fnet_rng *rng)
+// w (host): W drawn by init, the bias zero
+static fnet_status dense_init(fnet_layer *l, fnet_init init, fnet_rng *rng, float *w)
 {
     int64_t nw = l->n_out * l->n_in;
-    fnet_init_fill(init, l->n_in, l->n_out, rng, nw, l->w);
-    memset(l->w + nw, 0, (size_t)(l->n_params - nw) * sizeof(float));
+    fnet_init_fill(init, l->n_in, l->n_out, rng, nw, w);
+    memset(w + nw, 0, (size_t)(l->n_params - nw) * sizeof(float));
     return FNET_OK;
 }
 
@@ -56,9 +58,10 @@ static double dense_flops(const fnet_layer *l, int64_t B)
     return 2.0 * (double)B * (double)l->n_in * (double)l->n_out;
 }
 
+// W (n_out, n_in), host: the weight, downloaded
 static fnet_status dense_to_dense(const fnet_layer *l, float *W)
 {
-    memcpy(W, l->w, (size_t)(l->n_out * l->n_in) * sizeof(float));
+    l->ctx->be->download(l->ctx, W, l->w, (size_t)(l->n_out * l->n_in) * sizeof(float));
     return FNET_OK;
 }
 
@@ -87,16 +90,15 @@ static void dense_tensor(const fnet_layer *l, int i, fnet_tensor_info *t)
     }
 }
 
-static int dense_describe(const fnet_layer *l, char *buf, size_t cap)
+static void dense_describe(const fnet_layer *l, struct fnet_spec_item *it)
 {
-    struct fnet_spec_item it = {.kind = FNET_LAYER_DENSE, .n = l->n_out,
-                                .no_bias = !((const struct dense *)l)->has_bias};
-    return fnet_spec_item_format(&it, buf, cap);
+    fnet_spec_item_init(it, &fnet_dense_desc);
+    it->n = l->n_out;
+    fnet_spec_set_flag(it, "bias", ((const struct dense *)l)->has_bias);
 }
 
 static const struct fnet_layer_ops dense_ops = {
-    .describe = dense_describe,
-    .kind = FNET_LAYER_DENSE,
+    .desc = &fnet_dense_desc,
     .init = dense_init,
     .forward = dense_forward,
     .backward = dense_backward,
@@ -104,6 +106,7 @@ static const struct fnet_layer_ops dense_ops = {
     .to_dense = dense_to_dense,
     .num_tensors = dense_num_tensors,
     .tensor = dense_tensor,
+    .describe = dense_describe,
 };
 
 // Sizes whose product would not fit the flat vector's indices are refused up front.
@@ -134,3 +137,42 @@ out_free_d:
     fnet_free(d);
     return st;
 }
+
+fnet_status fnet_model_add_dense(fnet_model *m, int64_t n_out)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_layer *l;
+    fnet_status st =
+        fnet_dense_create(fnet_model_ctx(m), fnet_model_n_out(m), n_out, true, &l);
+    return st != FNET_OK ? st : fnet_model_add_layer(m, l);
+}
+
+// ---- the kind ----
+
+static fnet_status dense_create_item(fnet_ctx *ctx, const struct fnet_spec_item *it, int64_t n_in,
+                                     fnet_layer **out)
+{
+    return fnet_dense_create(ctx, n_in, it->n, fnet_spec_flag(it, "bias"), out);
+}
+
+static int64_t dense_min_params(const struct fnet_spec_item *it, int64_t n_in)
+{
+    int64_t weights = fnet_sat_mul(n_in, it->n);
+    return fnet_spec_flag(it, "bias") ? fnet_sat_add(weights, it->n) : weights;
+}
+
+static const struct fnet_spec_opt dense_opts[] = {
+    {.name = "bias", .type = FNET_SPEC_FLAG, .flag_default = true},
+};
+
+const struct fnet_layer_desc fnet_dense_desc = {
+    .kind = FNET_LAYER_DENSE,
+    .name = "dense",
+    .usage = "dense:N[:bias=0]",
+    .arg = FNET_SPEC_ARG_SIZE,
+    .opts = dense_opts,
+    .n_opts = 1,
+    .create = dense_create_item,
+    .min_params = dense_min_params,
+};

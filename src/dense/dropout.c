@@ -1,17 +1,16 @@
 /* Inverted dropout (Srivastava et al. 2014): in training each unit is kept with probability 1−p
- * and scaled by 1/(1−p), so evaluation is the identity. The mask is drawn from the layer's own
- * seeded rng (seeded by fnet_layer_init) and kept for the backward pass. */
+ * and scaled by 1/(1−p), so evaluation is the identity. The mask of the k-th training forward is
+ * the backend's counter-based draw (seed, k) (docs/design.md, "Random numbers"), the seed from
+ * fnet_layer_init's rng: every backend draws the same mask. Kept for the backward pass. Also the
+ * "dropout" kind's descriptor: spec "dropout:P". */
 #include "core/layer_impl.h"
-#include "io/spec.h"
-
-#include <stdio.h>
-#include <string.h>
 
 struct dropout {
     fnet_layer base;
     float p;
-    fnet_rng rng;
-    float *mask; // (max_batch, n): 0 or 1/(1−p)
+    uint64_t seed;  // of the mask stream, from fnet_layer_init
+    uint64_t step;  // training forwards so far: the counter of the next mask
+    float *mask;    // (max_batch, n): 0 or 1/(1−p), of the last training forward
 };
 
 static fnet_status dropout_reserve(fnet_layer *l, int64_t max_batch)
@@ -27,43 +26,41 @@ static fnet_status dropout_reserve(fnet_layer *l, int64_t max_batch)
 }
 
 // x (B, n) -> y (B, n); y == x allowed
-static void dropout_forward(fnet_layer *l, const float *x, int64_t B, float *y)
+static fnet_status dropout_forward(fnet_layer *l, const float *x, int64_t B, float *y)
 {
     struct dropout *d = (struct dropout *)l;
+    fnet_ctx *ctx = l->ctx;
     int64_t n = B * l->n_in;
     if (!l->training || d->p == 0.0f) {
-        if (x != y)
-            memcpy(y, x, (size_t)n * sizeof(float));
-        return;
+        ctx->be->copy(ctx, y, x, (size_t)n * sizeof(float));
+        return FNET_OK;
     }
-    // The uniform draw is compared against p on 24 bits: exact for any p representable so.
-    uint32_t threshold = (uint32_t)((double)d->p * 16777216.0);
-    float keep = 1.0f / (1.0f - d->p);
-    for (int64_t i = 0; i < n; i++)
-        d->mask[i] = (uint32_t)(fnet_rng_next(&d->rng) >> 40) < threshold ? 0.0f : keep;
-    l->ctx->be->mul(l->ctx, n, x, d->mask, y);
+    ctx->be->dropout_mask(ctx, n, d->p, d->seed, d->step++, d->mask);
+    ctx->be->mul(ctx, n, x, d->mask, y);
+    return FNET_OK;
 }
 
 // dx (B, n) = dy ⊙ mask
-static void dropout_backward(fnet_layer *l, const float *x, const float *y, const float *dy,
-                             int64_t B, float *dx, bool accumulate)
+static fnet_status dropout_backward(fnet_layer *l, const float *x, const float *y,
+                                    const float *dy, int64_t B, float *dx, bool accumulate)
 {
     struct dropout *d = (struct dropout *)l;
+    fnet_ctx *ctx = l->ctx;
     if (dx == NULL)
-        return;
+        return FNET_OK;
     int64_t n = B * l->n_in;
-    if (!l->training || d->p == 0.0f) {
-        if (dx != dy)
-            memcpy(dx, dy, (size_t)n * sizeof(float));
-        return;
-    }
-    l->ctx->be->mul(l->ctx, n, dy, d->mask, dx);
+    if (!l->training || d->p == 0.0f)
+        ctx->be->copy(ctx, dx, dy, (size_t)n * sizeof(float));
+    else
+        ctx->be->mul(ctx, n, dy, d->mask, dx);
+    return FNET_OK;
 }
 
-static fnet_status dropout_init(fnet_layer *l, fnet_init init, fnet_rng *rng)
+static fnet_status dropout_init(fnet_layer *l, fnet_init init, fnet_rng *rng, float *w)
 {
     struct dropout *d = (struct dropout *)l;
-    fnet_rng_seed(&d->rng, fnet_rng_next(rng));
+    d->seed = fnet_rng_next(rng);
+    d->step = 0;
     return FNET_OK;
 }
 
@@ -78,22 +75,22 @@ static void dropout_destroy(fnet_layer *l)
     l->ctx->be->free(l->ctx, d->mask);
 }
 
-// The spec parser's canonical text, which prints p so that it parses back to the same float.
-static int dropout_describe(const fnet_layer *l, char *buf, size_t cap)
+static void dropout_describe(const fnet_layer *l, struct fnet_spec_item *it)
 {
-    struct fnet_spec_item it = {.kind = FNET_LAYER_DROPOUT, .p = ((const struct dropout *)l)->p};
-    return fnet_spec_item_format(&it, buf, cap);
+    fnet_spec_item_init(it, &fnet_dropout_desc);
+    it->p = ((const struct dropout *)l)->p;
 }
 
 static const struct fnet_layer_ops dropout_ops = {
-    .describe = dropout_describe,
-    .kind = FNET_LAYER_DROPOUT,
+    .desc = &fnet_dropout_desc,
+    .needs = FNET_OPS(FNET_OP_MUL) | FNET_OPS(FNET_OP_DROPOUT_MASK),
     .init = dropout_init,
     .reserve = dropout_reserve,
     .forward = dropout_forward,
     .backward = dropout_backward,
     .flops = dropout_flops,
     .destroy = dropout_destroy,
+    .describe = dropout_describe,
     .in_place = true,
 };
 
@@ -112,7 +109,6 @@ fnet_status fnet_dropout_create(fnet_ctx *ctx, int64_t n, float p, fnet_layer **
     if (d == NULL)
         return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "dropout layer");
     d->p = p;
-    fnet_rng_seed(&d->rng, 0);
     fnet_status st = fnet_layer_base_init(&d->base, ctx, &dropout_ops, n, n, 0);
     if (st != FNET_OK) {
         fnet_free(d);
@@ -121,3 +117,31 @@ fnet_status fnet_dropout_create(fnet_ctx *ctx, int64_t n, float p, fnet_layer **
     *out = &d->base;
     return FNET_OK;
 }
+
+fnet_status fnet_model_add_dropout(fnet_model *m, float p)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_layer *l;
+    fnet_status st = fnet_dropout_create(fnet_model_ctx(m), fnet_model_n_out(m), p, &l);
+    return st != FNET_OK ? st : fnet_model_add_layer(m, l);
+}
+
+// ---- the kind ----
+
+static fnet_status dropout_create_item(fnet_ctx *ctx, const struct fnet_spec_item *it,
+                                       int64_t n_in, fnet_layer **out)
+{
+    return fnet_dropout_create(ctx, n_in, it->p, out);
+}
+
+const struct fnet_layer_desc fnet_dropout_desc = {
+    .kind = FNET_LAYER_DROPOUT,
+    .name = "dropout",
+    .usage = "dropout:P",
+    .arg = FNET_SPEC_ARG_REAL,
+    .arg_name = "probability",
+    .arg_symbol = "P",
+    .arg_range = {0.0, 1.0, false, true},
+    .create = dropout_create_item,
+};

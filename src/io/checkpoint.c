@@ -1,10 +1,12 @@
 /* Checkpoints (include/factornet/checkpoint.h): a model's tensors "layers.<i>.<name>" and an
- * optimizer's state "optimizer.<name>" in a safetensors file with factornet metadata (DESIGN.md,
- * "Checkpoints"). Built on the public model/layer/optimizer API only. A load validates the whole
- * file against the model before it writes a single float, so a failed load changes nothing. */
-#include "core/internal.h"
+ * optimizer's state "optimizer.<name>" in a safetensors file with factornet metadata
+ * (docs/design.md, "Checkpoints"). Built on the public model/layer/optimizer API and the
+ * backend's upload and download: a save downloads the parameters and state once, a load uploads
+ * each tensor from the file's buffer. A load validates the whole file against the model before it
+ * writes a single float, so a failed load changes nothing. */
+#include "core/backend.h"
+#include "core/layer_kind.h"
 #include "io/safetensors.h"
-#include "io/spec.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -223,9 +225,10 @@ static fnet_status ckpt_check_model(fnet_ctx *ctx, const char *path, const struc
     return FNET_OK;
 }
 
-// After ckpt_check_model(): copy every layer tensor into m. Cannot fail.
+// After ckpt_check_model(): upload every layer tensor into m. Cannot fail.
 static void ckpt_copy_params(const struct ckpt *ck, fnet_model *m)
 {
+    fnet_ctx *ctx = fnet_model_ctx(m);
     char name[NAME_MAX_LEN];
     for (int i = 0; i < fnet_model_num_layers(m); i++) {
         fnet_layer *l = fnet_model_layer(m, i);
@@ -235,7 +238,7 @@ static void ckpt_copy_params(const struct ckpt *ck, fnet_model *m)
             fnet_layer_tensor(l, j, &info);
             snprintf(name, sizeof(name), LAYER_PREFIX "%d.%s", i, info.name);
             const struct fnet_safetensors_tensor *t = fnet_safetensors_find(ck->file, name);
-            memcpy(w + info.offset, t->data, (size_t)info.numel * sizeof(float));
+            ctx->be->upload(ctx, w + info.offset, t->data, (size_t)info.numel * sizeof(float));
         }
     }
 }
@@ -273,20 +276,11 @@ static void ckpt_copy_optimizer(const struct ckpt *ck, fnet_optimizer *opt, int6
     char name[NAME_MAX_LEN];
     for (int i = 0; i < fnet_optimizer_num_states(opt); i++) {
         const char *s;
-        float *v = fnet_optimizer_state(opt, i, &s);
+        fnet_optimizer_state(opt, i, &s);
         snprintf(name, sizeof(name), OPTIM_PREFIX "%s", s);
         const struct fnet_safetensors_tensor *t = fnet_safetensors_find(ck->file, name);
-        memcpy(v, t->data, (size_t)n_params * sizeof(float));
+        fnet_optimizer_set_state(opt, i, t->data); // checked: cannot fail
     }
-}
-
-static fnet_status host_only(fnet_ctx *ctx, const char *path)
-{
-    // parameters of a CUDA model live in device memory, and the public API has no host copy
-    if (fnet_ctx_backend(ctx) == FNET_BACKEND_CUDA)
-        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "%s: checkpoints of CUDA models are not "
-                         "supported yet", path);
-    return FNET_OK;
 }
 
 fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char *path)
@@ -296,9 +290,7 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
     fnet_ctx *ctx = fnet_model_ctx(m);
     if (path == NULL)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "fnet_model_save: NULL path");
-    fnet_status st = host_only(ctx, path);
-    if (st != FNET_OK)
-        return st;
+    fnet_status st = FNET_OK;
     const char *family = opt ? optimizer_family(opt) : NULL;
     if (opt != NULL && fnet_optimizer_size(opt) != fnet_model_num_params(m))
         return fnet_fail(ctx, FNET_ERR_SHAPE, "%s: the optimizer was made for %lld parameters, "
@@ -327,20 +319,28 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
         name_bytes += strlen(OPTIM_PREFIX) + strlen(s) + 1;
     }
 
+    // the parameters and the optimizer's state, downloaded once: the tensors point into host
+    int64_t n_params = fnet_model_num_params(m);
+    size_t host_floats = (size_t)n_params * (size_t)(1 + n_states);
     struct fnet_safetensors_tensor *t = fnet_calloc(n ? n : 1, sizeof(*t));
     if (t == NULL)
         return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: list of %zu tensors", path, n);
     char *names = fnet_malloc(name_bytes);
-    if (names == NULL) {
-        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: tensor names", path);
-        goto out_free_t;
+    float *host = fnet_malloc_array(host_floats ? host_floats : 1, sizeof(float));
+    if (names == NULL || host == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: tensor names and a host copy of %lld "
+                       "parameters", path, (long long)n_params);
+        goto out_free_names;
     }
+    fnet_model_get_params(m, host);
+    for (int i = 0; i < n_states; i++)
+        fnet_optimizer_get_state(opt, i, host + (size_t)(i + 1) * (size_t)n_params);
 
     size_t k = 0;
     char *p = names;
     for (int i = 0; i < n_layers; i++) {
         fnet_layer *l = fnet_model_layer(m, i);
-        const float *w = fnet_layer_params(l);
+        const float *w = host + fnet_model_layer_offset(m, i);
         for (int j = 0; j < fnet_layer_num_tensors(l); j++, k++) {
             fnet_tensor_info info;
             fnet_layer_tensor(l, j, &info);
@@ -352,10 +352,10 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
             t[k].data = w + info.offset;
         }
     }
-    int64_t n_params = fnet_model_num_params(m);
     for (int i = 0; i < n_states; i++, k++) {
         const char *s;
-        t[k].data = fnet_optimizer_state(o, i, &s);
+        fnet_optimizer_state(o, i, &s);
+        t[k].data = host + (size_t)(i + 1) * (size_t)n_params;
         t[k].name = p;
         p += snprintf(p, name_bytes - (size_t)(p - names), OPTIM_PREFIX "%s", s) + 1;
         t[k].ndim = 1;
@@ -375,15 +375,16 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
     size_t n_meta = sizeof(meta) / sizeof(meta[0]) - (opt ? 0 : 2);
     st = fnet_safetensors_write(ctx, path, t, n, meta, n_meta);
 
+out_free_names:
+    fnet_free(host);
     fnet_free(names);
-out_free_t:
     fnet_free(t);
     return st;
 }
 
-// A lower bound on the parameters of the model that spec builds on n_in inputs: the weights of
-// its dense layers (other kinds count 0), saturating at INT64_MAX. 0 when the spec does not parse
-// (building it then reports why).
+// A lower bound on the parameters of the model that spec builds on n_in inputs (each kind's
+// descriptor gives its own), saturating at INT64_MAX. 0 when the spec does not parse (building it
+// then reports why).
 static int64_t spec_min_params(fnet_ctx *ctx, const char *spec, int64_t n_in)
 {
     struct fnet_spec_item *items = NULL;
@@ -393,10 +394,8 @@ static int64_t spec_min_params(fnet_ctx *ctx, const char *spec, int64_t n_in)
     int64_t width = n_in, total = 0;
     for (int i = 0; i < count; i++) {
         const struct fnet_spec_item *it = &items[i];
-        if (it->kind == FNET_LAYER_DENSE) {
-            int64_t w = width > INT64_MAX / it->n ? INT64_MAX : width * it->n;
-            total = total > INT64_MAX - w ? INT64_MAX : total + w;
-        }
+        if (it->desc->min_params != NULL)
+            total = fnet_sat_add(total, it->desc->min_params(it, width));
         if (it->n > 0)
             width = it->n;
     }
@@ -406,13 +405,15 @@ static int64_t spec_min_params(fnet_ctx *ctx, const char *spec, int64_t n_in)
 
 // Build the model the checkpoint's spec describes; the file's fault (a spec that does not parse
 // or build) is FNET_ERR_FORMAT naming the file, out-of-memory and unsupported kinds stay. A spec
-// whose parameters cannot fit in the file's tensor data is refused before anything is allocated
-// for it: a small hostile file must not make the loader allocate and zero gigabytes.
+// whose parameters are more than twice what the file's tensor data holds is refused before
+// anything is allocated for it: a small hostile file must not make the loader allocate and zero
+// gigabytes. Up to twice is built and then checked tensor by tensor, so that a file that lost a
+// tensor or two gets the message naming it.
 static fnet_status ckpt_build_model(fnet_ctx *ctx, const char *path, const struct ckpt *ck,
                                     fnet_model **m)
 {
     int64_t min_params = spec_min_params(ctx, ck->spec, ck->n_in);
-    if ((uint64_t)min_params > ck->file->data_len / 4)
+    if ((uint64_t)min_params / 2 > ck->file->data_len / 4)
         return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata 'spec' '%.120s' with input %" PRId64
                          " needs at least %" PRId64 " parameters, but the file holds %" PRIu64
                          " bytes of tensor data", path, ck->spec, ck->n_in, min_params,
@@ -421,8 +422,7 @@ static fnet_status ckpt_build_model(fnet_ctx *ctx, const char *path, const struc
     if (st == FNET_OK)
         return FNET_OK;
     char inner[sizeof(ctx->last_error)];
-    const char *msg = fnet_ctx_last_error(ctx), *colon = strstr(msg, ": ");
-    snprintf(inner, sizeof(inner), "%s", colon ? colon + 2 : msg); // drop "file.c:LINE: "
+    snprintf(inner, sizeof(inner), "%s", fnet_ctx_last_message(ctx));
     if (st != FNET_ERR_OUT_OF_MEMORY && st != FNET_ERR_UNSUPPORTED)
         st = FNET_ERR_FORMAT;
     return fnet_fail(ctx, st, "%s: metadata 'spec' '%.120s' with input %" PRId64 " does not build "
@@ -437,11 +437,8 @@ fnet_status fnet_model_load(fnet_ctx *ctx, const char *path, fnet_model **out)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "fnet_model_load: NULL ctx, path or out");
     }
     *out = NULL;
-    fnet_status st = host_only(ctx, path);
-    if (st != FNET_OK)
-        return st;
     struct ckpt ck;
-    st = ckpt_read(ctx, path, false, &ck);
+    fnet_status st = ckpt_read(ctx, path, false, &ck);
     if (st != FNET_OK)
         return st;
     fnet_model *m = NULL;
@@ -470,11 +467,8 @@ fnet_status fnet_model_load_params(fnet_model *m, fnet_optimizer *opt, const cha
     fnet_ctx *ctx = fnet_model_ctx(m);
     if (path == NULL)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "fnet_model_load_params: NULL path");
-    fnet_status st = host_only(ctx, path);
-    if (st != FNET_OK)
-        return st;
     struct ckpt ck;
-    st = ckpt_read(ctx, path, false, &ck);
+    fnet_status st = ckpt_read(ctx, path, false, &ck);
     if (st != FNET_OK)
         return st;
     const char *spec = fnet_model_spec(m);

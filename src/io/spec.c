@@ -1,8 +1,10 @@
 /* Model-spec parser ("dense:1024,relu,tt:1024:rank=8,relu,dense:10" into items) and the canonical
- * text of one item. Grammar: DESIGN.md "The command-line contract". ASCII whitespace is tolerated
+ * text of one item, driven by the table of layer-kind descriptors (core/layer_kind.h). Grammar:
+ * docs/design.md, "The spec grammar". ASCII whitespace is tolerated
  * (never required) around items and around every ':', '=' and 'x'; kind and option names are
  * case-sensitive. Limits: 64 KiB of text, 1024 items, integers 1..2^31-1. */
 #include "io/spec.h"
+#include "core/layer_kind.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -16,8 +18,6 @@
 #define SPEC_CLIP 60      // characters of user text quoted in a message, then "..."
 #define SPEC_FLOAT_TEXT 256 // longest number text handed to strtod
 
-#define SPEC_KINDS "dense, tt, lowrank, circ, sparse, relu, tanh, sigmoid, dropout"
-
 // A piece of the (unmodified, NUL-terminated) spec: p[0..n).
 struct span {
     const char *p;
@@ -25,52 +25,11 @@ struct span {
 };
 
 // Where a message points: the item's 1-based position and its (trimmed) text.
-struct where {
+struct fnet_spec_where {
     fnet_ctx *ctx;
     int pos;
     struct span text;
 };
-
-enum opt_bit {
-    OPT_RANK = 1u << 0,
-    OPT_RANKS = 1u << 1,
-    OPT_IN = 1u << 2,
-    OPT_OUT = 1u << 3,
-    OPT_BLOCK = 1u << 4,
-    OPT_DENSITY = 1u << 5,
-    OPT_BIAS = 1u << 6,
-};
-
-static const struct {
-    const char *name;
-    unsigned bit;
-} options[] = {
-    {"rank", OPT_RANK}, {"ranks", OPT_RANKS},   {"in", OPT_IN},
-    {"out", OPT_OUT},   {"block", OPT_BLOCK}, {"density", OPT_DENSITY},
-    {"bias", OPT_BIAS},
-};
-
-// Kinds in the order of the "expected ..." list; usage is what a message tells the user to write.
-static const struct {
-    const char *name;
-    fnet_layer_kind kind;
-    unsigned opts;
-    const char *usage;
-} kinds[] = {
-    {"dense", FNET_LAYER_DENSE, OPT_BIAS, "dense:N[:bias=0]"},
-    {"tt", FNET_LAYER_TT, OPT_RANK | OPT_RANKS | OPT_IN | OPT_OUT | OPT_BIAS,
-     "tt:N[:rank=R|:ranks=R1xR2x..][:in=a1xa2x..][:out=b1xb2x..][:bias=0]"},
-    {"lowrank", FNET_LAYER_LOWRANK, OPT_RANK, "lowrank:N:rank=R"},
-    {"circ", FNET_LAYER_CIRC, OPT_BLOCK, "circ:N:block=B"},
-    {"sparse", FNET_LAYER_SPARSE, OPT_DENSITY, "sparse:N:density=D"},
-    {"relu", FNET_LAYER_RELU, 0, "relu"},
-    {"tanh", FNET_LAYER_TANH, 0, "tanh"},
-    {"sigmoid", FNET_LAYER_SIGMOID, 0, "sigmoid"},
-    {"dropout", FNET_LAYER_DROPOUT, 0, "dropout:P"},
-};
-
-#define N_OPTIONS ((int)(sizeof(options) / sizeof(options[0])))
-#define N_KINDS ((int)(sizeof(kinds) / sizeof(kinds[0])))
 
 static bool is_space(char c)
 {
@@ -124,14 +83,10 @@ static void clip(struct span s, char out[SPEC_CLIP + 4])
     out[n] = '\0';
 }
 
-static fnet_status item_fail_at(const struct where *w, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-// "spec.c:<line>: spec item <pos> '<text>': <what>", FNET_ERR_FORMAT, line being the check that
+// "<file>:<line>: spec item <pos> '<text>': <what>", FNET_ERR_FORMAT, line being the check that
 // failed. Every message fits the ctx's 512 bytes.
-#define item_fail(w, ...) item_fail_at((w), __LINE__, __VA_ARGS__)
-
-static fnet_status item_fail_at(const struct where *w, int line, const char *fmt, ...)
+fnet_status fnet_spec_fail_at(const struct fnet_spec_where *w, const char *file, int line,
+                              const char *fmt, ...)
 {
     char what[320], item[SPEC_CLIP + 4];
     va_list ap;
@@ -139,9 +94,11 @@ static fnet_status item_fail_at(const struct where *w, int line, const char *fmt
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
     clip(w->text, item);
-    return fnet_fail_at(w->ctx, FNET_ERR_FORMAT, __FILE__, line, "spec item %d '%s': %s", w->pos,
+    return fnet_fail_at(w->ctx, FNET_ERR_FORMAT, file, line, "spec item %d '%s': %s", w->pos,
                         item, what);
 }
+
+#define item_fail fnet_spec_fail
 
 enum int_result { INT_OK, INT_BAD, INT_TOO_BIG };
 
@@ -170,7 +127,7 @@ static enum int_result parse_pos_int(struct span s, int64_t *out)
 }
 
 // A positive integer field; what names it in the message ("size", "rank", "in value 2").
-static fnet_status want_int(const struct where *w, const char *what, struct span s, int64_t *out)
+static fnet_status want_int(const struct fnet_spec_where *w, const char *what, struct span s, int64_t *out)
 {
     char got[SPEC_CLIP + 4];
     enum int_result r = parse_pos_int(s, out);
@@ -199,7 +156,7 @@ static bool parse_double(struct span s, double *out)
 }
 
 // "a1xa2x..": 1..max positive integers into vals[0..*count).
-static fnet_status want_list(const struct where *w, const char *name, struct span s, int max,
+static fnet_status want_list(const struct fnet_spec_where *w, const char *name, struct span s, int max,
                              int64_t *vals, int *count)
 {
     char got[SPEC_CLIP + 4];
@@ -224,119 +181,153 @@ static fnet_status want_list(const struct where *w, const char *name, struct spa
     return FNET_OK;
 }
 
-static void list_options(unsigned opts, char *buf, size_t cap)
+// The kind's option names, ", "-joined, for "expected ..." in a message.
+static void list_options(const struct fnet_layer_desc *k, char *buf, size_t cap)
 {
     size_t len = 0;
     buf[0] = '\0';
-    for (int i = 0; i < N_OPTIONS; i++) {
-        if (!(opts & options[i].bit))
-            continue;
-        int k = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", options[i].name);
-        if (k < 0 || (size_t)k >= cap - len)
+    for (int i = 0; i < k->n_opts; i++) {
+        int c = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", k->opts[i].name);
+        if (c < 0 || (size_t)c >= cap - len)
             return;
-        len += (size_t)k;
+        len += (size_t)c;
     }
 }
 
-// Check the option "key=value" o for kind k and store it in it; seen accumulates option bits.
-static fnet_status parse_option(const struct where *w, int k, struct span o, unsigned *seen,
-                                struct fnet_spec_item *it)
+// The kind names, ", "-joined in the table's order (built ones only when built_only).
+static void list_kinds(bool built_only, char *buf, size_t cap)
 {
-    char got[SPEC_CLIP + 4], expected[64];
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < fnet_layer_kind_count(); i++) {
+        const struct fnet_layer_desc *k = fnet_layer_kind_at(i);
+        if (built_only && k->create == NULL)
+            continue;
+        int c = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", k->name);
+        if (c < 0 || (size_t)c >= cap - len)
+            return;
+        len += (size_t)c;
+    }
+}
+
+void fnet_spec_built_kinds(char *buf, size_t cap)
+{
+    list_kinds(true, buf, cap);
+}
+
+// "(0, 1]": a range as a message writes it.
+static void range_text(const struct fnet_spec_range *r, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%c%g, %g%c", r->lo_open ? '(' : '[', r->lo, r->hi, r->hi_open ? ')' : ']');
+}
+
+// v inside r, also once rounded to float (1e-60 is a positive double but 0 as a float).
+static bool in_range(const struct fnet_spec_range *r, double v)
+{
+    float f = (float)v;
+    bool lo_ok = r->lo_open ? v > r->lo && (double)f > r->lo : v >= r->lo && (double)f >= r->lo;
+    bool hi_ok = r->hi_open ? v < r->hi && (double)f < r->hi : v <= r->hi && (double)f <= r->hi;
+    return lo_ok && hi_ok;
+}
+
+// A value of option o from its text, into *v.
+static fnet_status parse_value(const struct fnet_spec_where *w, const struct fnet_spec_opt *o,
+                               struct span val, struct fnet_spec_value *v)
+{
+    char got[SPEC_CLIP + 4], range[64];
+    switch (o->type) {
+    case FNET_SPEC_INT:
+        v->count = 1;
+        return want_int(w, o->name, val, &v->v[0]);
+    case FNET_SPEC_LIST:
+        return want_list(w, o->name, val, o->max_count, v->v, &v->count);
+    case FNET_SPEC_FLAG:
+        if (val.n == 1 && (val.p[0] == '0' || val.p[0] == '1')) {
+            v->v[0] = val.p[0] == '1';
+            v->count = 1;
+            return FNET_OK;
+        }
+        clip(val, got);
+        return item_fail(w, "%s must be 0 or 1, got '%s'", o->name, got);
+    case FNET_SPEC_REAL: {
+        double d = 0.0;
+        if (!parse_double(val, &d) || !in_range(&o->range, d)) {
+            clip(val, got);
+            range_text(&o->range, range, sizeof(range));
+            return item_fail(w, "%s must be a number in %s, got '%s'", o->name, range, got);
+        }
+        v->real = (float)d;
+        v->count = 1;
+        return FNET_OK;
+    }
+    }
+    return fnet_fail(w->ctx, FNET_ERR_INTERNAL, "spec: option '%s' has type %d", o->name,
+                     (int)o->type);
+}
+
+// Check the option "key=value" o for kind k and store it in it.
+static fnet_status parse_option(const struct fnet_spec_where *w, const struct fnet_layer_desc *k,
+                                struct span o, struct fnet_spec_item *it)
+{
+    char got[SPEC_CLIP + 4], expected[96];
     if (o.n == 0)
-        return item_fail(w, "empty option (a stray ':'?); write %s", kinds[k].usage);
+        return item_fail(w, "empty option (a stray ':'?); write %s", k->usage);
     const char *eq = memchr(o.p, '=', o.n);
     struct span key = o, val = {o.p + o.n, 0};
     if (eq != NULL) {
         key = trim((struct span){o.p, (size_t)(eq - o.p)});
         val = trim((struct span){eq + 1, o.n - (size_t)(eq - o.p) - 1});
     }
-    int oi = -1;
-    for (int i = 0; i < N_OPTIONS; i++)
-        if (span_is(key, options[i].name))
-            oi = i;
-    if (kinds[k].opts == 0) {
+    if (k->n_opts == 0) {
         clip(o, got);
-        return item_fail(w, "%s takes no options, got '%s'", kinds[k].name, got);
+        return item_fail(w, "%s takes no options, got '%s'", k->name, got);
     }
-    if (oi < 0 || !(kinds[k].opts & options[oi].bit)) {
+    int oi = -1;
+    for (int i = 0; i < k->n_opts; i++)
+        if (span_is(key, k->opts[i].name))
+            oi = i;
+    if (oi < 0) {
         clip(key, got);
-        list_options(kinds[k].opts, expected, sizeof(expected));
-        return item_fail(w, "unknown option '%s' for %s (expected %s)", got, kinds[k].name,
-                         expected);
+        list_options(k, expected, sizeof(expected));
+        return item_fail(w, "unknown option '%s' for %s (expected %s)", got, k->name, expected);
     }
-    const char *name = options[oi].name;
-    if (*seen & options[oi].bit)
-        return item_fail(w, "option '%s' given twice", name);
-    *seen |= options[oi].bit;
+    const struct fnet_spec_opt *opt = &k->opts[oi];
+    if (it->opt[oi].set)
+        return item_fail(w, "option '%s' given twice", opt->name);
+    it->opt[oi].set = true;
     if (eq == NULL)
-        return item_fail(w, "option '%s' needs a value: write %s", name, kinds[k].usage);
-    switch (options[oi].bit) {
-    case OPT_RANK:
-        return want_int(w, "rank", val, &it->rank);
-    case OPT_BLOCK:
-        return want_int(w, "block", val, &it->block);
-    case OPT_RANKS:
-        // d cores have d-1 inner ranks, and d <= FNET_SPEC_MAX_MODES.
-        return want_list(w, "ranks", val, FNET_SPEC_MAX_MODES - 1, it->ranks, &it->n_ranks);
-    case OPT_IN:
-        return want_list(w, "in", val, FNET_SPEC_MAX_MODES, it->in_modes, &it->n_in_modes);
-    case OPT_OUT:
-        return want_list(w, "out", val, FNET_SPEC_MAX_MODES, it->out_modes, &it->n_out_modes);
-    case OPT_BIAS: {
-        struct span v = val;
-        if (v.n == 1 && (v.p[0] == '0' || v.p[0] == '1')) {
-            it->no_bias = v.p[0] == '0';
-            return FNET_OK;
-        }
-        clip(val, got);
-        return item_fail(w, "bias must be 0 or 1, got '%s'", got);
-    }
-    case OPT_DENSITY: {
-        double d = 0.0;
-        if (!parse_double(val, &d) || !(d > 0.0 && d <= 1.0) || !((float)d > 0.0f)) {
-            clip(val, got);
-            return item_fail(w, "density must be a number in (0, 1], got '%s'", got);
-        }
-        it->density = (float)d;
-        return FNET_OK;
-    }
-    default:
-        return fnet_fail(w->ctx, FNET_ERR_INTERNAL, "spec: option bit %u", options[oi].bit);
-    }
+        return item_fail(w, "option '%s' needs a value: write %s", opt->name, k->usage);
+    return parse_value(w, opt, val, &it->opt[oi]);
 }
 
-// Cross-option rules of a tt item, once all its options are read.
-static fnet_status check_tt(const struct where *w, unsigned seen, const struct fnet_spec_item *it)
+// The argument of an ARG_REAL kind ("dropout:P"), and nothing after it.
+static fnet_status parse_real_arg(const struct fnet_spec_where *w, const struct fnet_layer_desc *k,
+                                  struct span rest, bool more, struct fnet_spec_item *it)
 {
-    if ((seen & OPT_RANK) && (seen & OPT_RANKS))
-        return item_fail(w, "rank and ranks are exclusive: give one of them");
-    if (it->n_in_modes && it->n_out_modes && it->n_in_modes != it->n_out_modes)
-        return item_fail(w, "in has %d modes but out has %d: they must have the same count",
-                         it->n_in_modes, it->n_out_modes);
-    int d = it->n_out_modes ? it->n_out_modes : it->n_in_modes;
-    if (d && it->n_ranks && it->n_ranks != d - 1)
-        return item_fail(w, "ranks has %d values but %d modes need %d (one less than the modes)",
-                         it->n_ranks, d, d - 1);
-    if (it->n_out_modes) {
-        int64_t prod = 1;
-        for (int i = 0; i < it->n_out_modes; i++) {
-            if (prod > INT64_MAX / it->out_modes[i])
-                return item_fail(w, "out modes multiply past 2^63, not the size %" PRId64,
-                                 it->n);
-            prod *= it->out_modes[i];
-        }
-        if (prod != it->n)
-            return item_fail(w, "out modes multiply to %" PRId64 ", not the size %" PRId64,
-                             prod, it->n);
+    char got[SPEC_CLIP + 4], range[64];
+    range_text(&k->arg_range, range, sizeof(range));
+    if (!more)
+        return item_fail(w, "missing %s: write %s with %s in %s", k->arg_name, k->usage,
+                         k->arg_symbol, range);
+    struct span ps = split(&rest, ':', &more);
+    double p = 0.0;
+    if (!parse_double(ps, &p) || !in_range(&k->arg_range, p)) {
+        clip(ps, got);
+        return item_fail(w, "%s %s must be a number in %s, got '%s'", k->name, k->arg_name, range,
+                         got);
     }
+    if (more) {
+        clip(rest, got);
+        return item_fail(w, "%s takes one argument, got extra '%s'", k->name, got);
+    }
+    it->p = (float)p;
     return FNET_OK;
 }
 
 // Parse one trimmed item text into *it (zeroed first).
 static fnet_status parse_item(fnet_ctx *ctx, int pos, struct span text, struct fnet_spec_item *it)
 {
-    struct where w = {ctx, pos, text};
+    struct fnet_spec_where w = {ctx, pos, text};
     char got[SPEC_CLIP + 4];
     memset(it, 0, sizeof(*it));
     if (text.n == 0)
@@ -345,78 +336,47 @@ static fnet_status parse_item(fnet_ctx *ctx, int pos, struct span text, struct f
     struct span rest = text;
     bool more = false;
     struct span name = split(&rest, ':', &more);
-    int k = -1;
-    for (int i = 0; i < N_KINDS; i++)
-        if (span_is(name, kinds[i].name))
-            k = i;
-    if (k < 0) {
+    const struct fnet_layer_desc *k = NULL;
+    for (int i = 0; i < fnet_layer_kind_count(); i++)
+        if (span_is(name, fnet_layer_kind_at(i)->name))
+            k = fnet_layer_kind_at(i);
+    if (k == NULL) {
+        char kinds[160];
+        list_kinds(false, kinds, sizeof(kinds));
         clip(name, got);
-        return item_fail(&w, "unknown layer kind '%s' (expected " SPEC_KINDS ")", got);
+        return item_fail(&w, "unknown layer kind '%s' (expected %s)", got, kinds);
     }
-    it->kind = kinds[k].kind;
+    it->desc = k;
 
-    switch (it->kind) {
-    case FNET_LAYER_RELU:
-    case FNET_LAYER_TANH:
-    case FNET_LAYER_SIGMOID:
+    switch (k->arg) {
+    case FNET_SPEC_ARG_NONE:
         if (more) {
             clip(rest, got);
-            return item_fail(&w, "%s takes no arguments, got '%s'", kinds[k].name, got);
+            return item_fail(&w, "%s takes no arguments, got '%s'", k->name, got);
         }
         return FNET_OK;
-    case FNET_LAYER_DROPOUT: {
-        if (!more)
-            return item_fail(&w, "missing probability: write dropout:P with P in [0, 1)");
-        struct span ps = split(&rest, ':', &more);
-        double p = 0.0;
-        if (!parse_double(ps, &p) || !(p >= 0.0 && p < 1.0) || !((float)p < 1.0f)) {
-            clip(ps, got);
-            return item_fail(&w, "dropout probability must be a number in [0, 1), got '%s'", got);
-        }
-        if (more) {
-            clip(rest, got);
-            return item_fail(&w, "dropout takes one argument, got extra '%s'", got);
-        }
-        it->p = (float)p;
-        return FNET_OK;
-    }
-    default:
+    case FNET_SPEC_ARG_REAL:
+        return parse_real_arg(&w, k, rest, more, it);
+    case FNET_SPEC_ARG_SIZE:
         break;
     }
 
     // Sized kinds: kind:N[:key=value]...
     if (!more)
-        return item_fail(&w, "missing size: write %s", kinds[k].usage);
+        return item_fail(&w, "missing size: write %s", k->usage);
     fnet_status st = want_int(&w, "size", split(&rest, ':', &more), &it->n);
     if (st != FNET_OK)
         return st;
-    unsigned seen = 0;
     while (more) {
-        st = parse_option(&w, k, split(&rest, ':', &more), &seen, it);
+        st = parse_option(&w, k, split(&rest, ':', &more), it);
         if (st != FNET_OK)
             return st;
     }
-    switch (it->kind) {
-    case FNET_LAYER_TT:
-        return check_tt(&w, seen, it);
-    case FNET_LAYER_LOWRANK:
-        if (!(seen & OPT_RANK))
-            return item_fail(&w, "missing required option rank: write %s", kinds[k].usage);
-        return FNET_OK;
-    case FNET_LAYER_CIRC:
-        if (!(seen & OPT_BLOCK))
-            return item_fail(&w, "missing required option block: write %s", kinds[k].usage);
-        if (it->n % it->block != 0)
-            return item_fail(&w, "block %" PRId64 " does not divide the size %" PRId64, it->block,
-                             it->n);
-        return FNET_OK;
-    case FNET_LAYER_SPARSE:
-        if (!(seen & OPT_DENSITY))
-            return item_fail(&w, "missing required option density: write %s", kinds[k].usage);
-        return FNET_OK;
-    default:
-        return FNET_OK;
-    }
+    for (int i = 0; i < k->n_opts; i++)
+        if (k->opts[i].required && !it->opt[i].set)
+            return item_fail(&w, "missing required option %s: write %s", k->opts[i].name,
+                             k->usage);
+    return k->check ? k->check(&w, it) : FNET_OK;
 }
 
 // Parse every item of spec[0..len); into out[] when out is not NULL, else only validate.
@@ -517,58 +477,119 @@ static void put_list(struct out *o, const char *name, const int64_t *v, int n)
         put(o, "%s%" PRId64, i ? "x" : "", v[i]);
 }
 
-/* Canonical text: no whitespace, tt options in the order rank|ranks, in, out (rank wins when an
- * item carries both, which the parser never makes). Like snprintf: returns the full length even
- * when cap cuts it (buf is NUL-terminated when cap > 0), or -1 for a NULL item or unknown kind. */
 int fnet_spec_item_format(const struct fnet_spec_item *it, char *buf, size_t cap)
 {
     struct out o = {buf, buf ? cap : 0, 0};
     if (o.cap > 0)
         buf[0] = '\0';
-    if (it == NULL)
+    if (it == NULL || it->desc == NULL)
         return -1;
-    const char *name = NULL;
-    for (int i = 0; i < N_KINDS; i++)
-        if (kinds[i].kind == it->kind)
-            name = kinds[i].name;
-    if (name == NULL)
-        return -1;
-    put(&o, "%s", name);
-    switch (it->kind) {
-    case FNET_LAYER_DENSE:
+    const struct fnet_layer_desc *k = it->desc;
+    put(&o, "%s", k->name);
+    if (k->arg == FNET_SPEC_ARG_SIZE)
         put(&o, ":%" PRId64, it->n);
-        if (it->no_bias)
-            put(&o, ":bias=0");
-        break;
-    case FNET_LAYER_TT:
-        put(&o, ":%" PRId64, it->n);
-        if (it->rank > 0)
-            put(&o, ":rank=%" PRId64, it->rank);
-        else if (it->n_ranks > 0)
-            put_list(&o, "ranks", it->ranks, it->n_ranks);
-        if (it->n_in_modes > 0)
-            put_list(&o, "in", it->in_modes, it->n_in_modes);
-        if (it->n_out_modes > 0)
-            put_list(&o, "out", it->out_modes, it->n_out_modes);
-        if (it->no_bias)
-            put(&o, ":bias=0");
-        break;
-    case FNET_LAYER_LOWRANK:
-        put(&o, ":%" PRId64 ":rank=%" PRId64, it->n, it->rank);
-        break;
-    case FNET_LAYER_CIRC:
-        put(&o, ":%" PRId64 ":block=%" PRId64, it->n, it->block);
-        break;
-    case FNET_LAYER_SPARSE:
-        put(&o, ":%" PRId64 ":density=", it->n);
-        put_float(&o, it->density);
-        break;
-    case FNET_LAYER_DROPOUT:
+    if (k->arg == FNET_SPEC_ARG_REAL) {
         put(&o, ":");
         put_float(&o, it->p);
-        break;
-    default:
-        break;
+    }
+    for (int i = 0; i < k->n_opts; i++) {
+        const struct fnet_spec_opt *opt = &k->opts[i];
+        const struct fnet_spec_value *v = &it->opt[i];
+        if (!v->set)
+            continue;
+        switch (opt->type) {
+        case FNET_SPEC_INT: put(&o, ":%s=%" PRId64, opt->name, v->v[0]); break;
+        case FNET_SPEC_LIST: put_list(&o, opt->name, v->v, v->count); break;
+        case FNET_SPEC_REAL:
+            put(&o, ":%s=", opt->name);
+            put_float(&o, v->real);
+            break;
+        case FNET_SPEC_FLAG:
+            if ((v->v[0] != 0) != opt->flag_default)
+                put(&o, ":%s=%d", opt->name, v->v[0] != 0);
+            break;
+        }
     }
     return o.len > (size_t)INT32_MAX ? -1 : (int)o.len;
+}
+
+void fnet_spec_item_init(struct fnet_spec_item *it, const struct fnet_layer_desc *desc)
+{
+    memset(it, 0, sizeof(*it));
+    it->desc = desc;
+}
+
+// The index of option `name` in the item's kind, or -1.
+static int opt_index(const struct fnet_spec_item *it, const char *name)
+{
+    for (int i = 0; it->desc != NULL && i < it->desc->n_opts; i++)
+        if (strcmp(it->desc->opts[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+bool fnet_spec_has(const struct fnet_spec_item *it, const char *name)
+{
+    int i = opt_index(it, name);
+    return i >= 0 && it->opt[i].set;
+}
+
+int64_t fnet_spec_int(const struct fnet_spec_item *it, const char *name, int64_t dflt)
+{
+    int i = opt_index(it, name);
+    return i >= 0 && it->opt[i].set ? it->opt[i].v[0] : dflt;
+}
+
+int fnet_spec_list(const struct fnet_spec_item *it, const char *name, int64_t *vals)
+{
+    int i = opt_index(it, name);
+    if (i < 0 || !it->opt[i].set)
+        return 0;
+    memcpy(vals, it->opt[i].v, sizeof(int64_t) * (size_t)it->opt[i].count);
+    return it->opt[i].count;
+}
+
+float fnet_spec_real(const struct fnet_spec_item *it, const char *name, float dflt)
+{
+    int i = opt_index(it, name);
+    return i >= 0 && it->opt[i].set ? it->opt[i].real : dflt;
+}
+
+bool fnet_spec_flag(const struct fnet_spec_item *it, const char *name)
+{
+    int i = opt_index(it, name);
+    if (i < 0)
+        return false;
+    return it->opt[i].set ? it->opt[i].v[0] != 0 : it->desc->opts[i].flag_default;
+}
+
+void fnet_spec_set_int(struct fnet_spec_item *it, const char *name, int64_t v)
+{
+    int i = opt_index(it, name);
+    if (i >= 0)
+        it->opt[i] = (struct fnet_spec_value){.set = true, .count = 1, .v = {v}};
+}
+
+void fnet_spec_set_list(struct fnet_spec_item *it, const char *name, const int64_t *vals,
+                        int count)
+{
+    int i = opt_index(it, name);
+    if (i < 0 || count < 0 || count > FNET_SPEC_MAX_LIST)
+        return;
+    it->opt[i] = (struct fnet_spec_value){.set = true, .count = count};
+    memcpy(it->opt[i].v, vals, sizeof(int64_t) * (size_t)count);
+}
+
+void fnet_spec_set_real(struct fnet_spec_item *it, const char *name, float v)
+{
+    int i = opt_index(it, name);
+    if (i >= 0)
+        it->opt[i] = (struct fnet_spec_value){.set = true, .count = 1, .real = v};
+}
+
+void fnet_spec_set_flag(struct fnet_spec_item *it, const char *name, bool v)
+{
+    int i = opt_index(it, name);
+    if (i >= 0)
+        it->opt[i] = (struct fnet_spec_value){.set = true, .count = 1, .v = {v ? 1 : 0}};
 }

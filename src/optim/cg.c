@@ -78,13 +78,7 @@ bool fnet_cg_direction(fnet_solver *s, int64_t since_restart)
         if (!isfinite(beta))
             restart = true;
     }
-    if (restart) {
-        for (int64_t i = 0; i < n; i++)
-            d[i] = -g[i];
-        return true;
-    }
-    float b = (float)beta;
-    for (int64_t i = 0; i < n; i++)
-        d[i] = b * d[i] - g[i];
-    return false;
+    // d = −g, or d = β·d − g written as (−1·g) + (β·d): the same float in both orders
+    be->axpby(ctx, n, -1.0f, g, restart ? 0.0f : (float)beta, d);
+    return restart;
 }

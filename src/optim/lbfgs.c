@@ -91,8 +91,10 @@ fnet_status fnet_solver_create(fnet_ctx *ctx, const fnet_optim_params *p, int64_
     if (n < 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "n must be at least 1, got %lld",
                          (long long)n);
-    if (fnet_ctx_backend(ctx) == FNET_BACKEND_CUDA)
-        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "the solvers work on host memory only");
+    st = fnet_backend_require(ctx, FNET_OPS(FNET_OP_AXPBY) | FNET_OPS(FNET_OP_AMAX),
+                              "the L-BFGS and CG solvers");
+    if (st != FNET_OK)
+        return st;
     int m = p->kind == FNET_OPTIM_LBFGS ? p->history : 0;
     size_t vectors = 4 + 2 * (size_t)m;
     // each vector starts on a 64-byte boundary: n rounded up to 16 floats
@@ -108,7 +110,7 @@ fnet_status fnet_solver_create(fnet_ctx *ctx, const fnet_optim_params *p, int64_
     s->p = *p;
     s->n = n;
     s->m = m;
-    float *block = fnet_calloc(stride * vectors, sizeof(float));
+    float *block = fnet_be_zeros(ctx, (int64_t)(stride * vectors));
     if (block == NULL) {
         st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "solver work vectors: %zu of %lld floats",
                        vectors, (long long)n);
@@ -146,7 +148,7 @@ fnet_status fnet_solver_create(fnet_ctx *ctx, const fnet_optim_params *p, int64_
 out_free_rho:
     fnet_free(s->rho);
 out_free_block:
-    fnet_free(block);
+    ctx->be->free(ctx, block);
 out_free_s:
     fnet_free(s);
     return st;
@@ -173,7 +175,7 @@ void fnet_solver_free(fnet_solver *s)
 {
     if (s == NULL)
         return;
-    fnet_free(block_of(s));
+    s->ctx->be->free(s->ctx, block_of(s));
     fnet_free(s->sv);
     fnet_free(s->rho);
     fnet_free(s);
@@ -188,29 +190,10 @@ void fnet_solver_reset(fnet_solver *s)
     s->last_move = 0.0;
 }
 
-static double norm_inf(int64_t n, const float *x)
+// d (n) = −g
+static void negate(fnet_ctx *ctx, int64_t n, const float *g, float *d)
 {
-    float m = 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-        float a = fabsf(x[i]);
-        m = a > m ? a : m;
-    }
-    return (double)m;
-}
-
-static void negate(int64_t n, const float *g, float *d)
-{
-    for (int64_t i = 0; i < n; i++)
-        d[i] = -g[i];
-}
-
-// xp = x − xp (s), gp = g − gp (y), in place
-static void differences(int64_t n, const float *x, float *xp, const float *g, float *gp)
-{
-    for (int64_t i = 0; i < n; i++) {
-        xp[i] = x[i] - xp[i];
-        gp[i] = g[i] - gp[i];
-    }
+    ctx->be->axpby(ctx, n, -1.0f, g, 0.0f, d);
 }
 
 // L-BFGS: the pair (x − xp, g − gp) enters the history when it passes the curvature check;
@@ -219,7 +202,9 @@ static bool lbfgs_push(fnet_solver *s, const float *x)
 {
     fnet_ctx *ctx = s->ctx;
     int64_t n = s->n;
-    differences(n, x, s->xp, s->g, s->gp);
+    // xp = x − xp (s), gp = g − gp (y), in place
+    ctx->be->axpby(ctx, n, 1.0f, x, -1.0f, s->xp);
+    ctx->be->axpby(ctx, n, 1.0f, s->g, -1.0f, s->gp);
     double sy = ctx->be->dot(ctx, n, s->xp, s->gp);
     double yy = ctx->be->dot(ctx, n, s->gp, s->gp);
     if (!(sy > CURV_EPS * yy) || !isfinite(sy) || !isfinite(yy))
@@ -247,7 +232,7 @@ static void lbfgs_direction(fnet_solver *s)
     int64_t n = s->n;
     int m = s->m;
     float *d = s->d;
-    negate(n, s->g, d);
+    negate(ctx, n, s->g, d);
     for (int j = 0; j < s->count; j++) { // newest to oldest
         int i = (s->head - j + m) % m;
         s->alpha[i] = s->rho[i] * be->dot(ctx, n, s->sv[i], d);
@@ -264,7 +249,7 @@ static void lbfgs_direction(fnet_solver *s)
 // d = −g; returns 1/‖g‖, the step of unit length in x.
 static double steepest(fnet_solver *s)
 {
-    negate(s->n, s->g, s->d);
+    negate(s->ctx, s->n, s->g, s->d);
     double gg = s->ctx->be->dot(s->ctx, s->n, s->g, s->g);
     return gg > 0.0 ? 1.0 / sqrt(gg) : 1.0;
 }
@@ -299,7 +284,7 @@ fnet_status fnet_solver_minimize(fnet_solver *s, float *x, fnet_objective_fn fn,
         goto out;
     }
     st.f0 = st.f = f;
-    st.gnorm = norm_inf(n, s->g);
+    st.gnorm = be->amax(ctx, n, s->g);
     if (st.gnorm <= p->gtol) {
         st.stop = FNET_SOLVER_GRADIENT;
         goto out;
@@ -338,8 +323,8 @@ fnet_status fnet_solver_minimize(fnet_solver *s, float *x, fnet_objective_fn fn,
             dg = be->dot(ctx, n, s->g, s->d);
             continue;
         }
-        memcpy(s->xp, x, (size_t)n * sizeof(float));
-        memcpy(s->gp, s->g, (size_t)n * sizeof(float));
+        be->copy(ctx, s->xp, x, (size_t)n * sizeof(float));
+        be->copy(ctx, s->gp, s->g, (size_t)n * sizeof(float));
         const double fp = f;
         struct fnet_ls ls = {
             .ctx = ctx,
@@ -365,11 +350,11 @@ fnet_status fnet_solver_minimize(fnet_solver *s, float *x, fnet_objective_fn fn,
             // back to the best point of this line search, or to xp
             bool moved = ls.best_step > 0.0 && ls.best_f < fp;
             if (moved) {
-                fnet_ls_trial(n, x, s->xp, s->d, ls.best_step);
+                fnet_ls_trial(ctx, n, x, s->xp, s->d, ls.best_step);
                 f = ls.best_f;
             } else {
-                memcpy(x, s->xp, (size_t)n * sizeof(float));
-                memcpy(s->g, s->gp, (size_t)n * sizeof(float));
+                be->copy(ctx, x, s->xp, (size_t)n * sizeof(float));
+                be->copy(ctx, s->g, s->gp, (size_t)n * sizeof(float));
                 f = fp;
             }
             if (o == LS_CALLBACK) {
@@ -384,8 +369,8 @@ fnet_status fnet_solver_minimize(fnet_solver *s, float *x, fnet_objective_fn fn,
                 if (status != FNET_OK)
                     break;
                 if (!finite || fb > fp) { // a stochastic objective: give the point up
-                    memcpy(x, s->xp, (size_t)n * sizeof(float));
-                    memcpy(s->g, s->gp, (size_t)n * sizeof(float));
+                    be->copy(ctx, x, s->xp, (size_t)n * sizeof(float));
+                    be->copy(ctx, s->g, s->gp, (size_t)n * sizeof(float));
                     f = fp;
                     moved = false;
                 } else {
@@ -420,7 +405,7 @@ fnet_status fnet_solver_minimize(fnet_solver *s, float *x, fnet_objective_fn fn,
         }
         st.iterations++;
         st.f = f;
-        st.gnorm = norm_inf(n, s->g);
+        st.gnorm = be->amax(ctx, n, s->g);
         const double step_taken = ls.step;
         s->last_move = step_taken * sqrt(be->dot(ctx, n, s->d, s->d));
         // new curvature information, then the next direction

@@ -62,13 +62,13 @@ const char *fnet_ls_outcome_str(enum ls_outcome o)
     return "unknown";
 }
 
-// x (n) = xp + step·d. The step is rounded to float once, so a restore recomputes the very
-// point that was evaluated.
-void fnet_ls_trial(int64_t n, float *x, const float *xp, const float *d, double step)
+// x (n) = xp + step·d, as x = xp, then x = (step·d) + (1·x): the same float as xp + step·d. The
+// step is rounded to float once, so a restore recomputes the very point that was evaluated.
+void fnet_ls_trial(fnet_ctx *ctx, int64_t n, float *x, const float *xp, const float *d,
+                   double step)
 {
-    float a = (float)step;
-    for (int64_t i = 0; i < n; i++)
-        x[i] = xp[i] + a * d[i];
+    ctx->be->copy(ctx, x, xp, (size_t)n * sizeof(float));
+    ctx->be->axpby(ctx, n, (float)step, d, 1.0f, x);
 }
 
 fnet_status fnet_ls_eval(fnet_ctx *ctx, fnet_objective_fn fn, void *user, int64_t n,
@@ -93,7 +93,7 @@ static enum ls_outcome ls_eval(struct fnet_ls *ls, double *dg, bool *finite)
 {
     if (ls->budget >= 0 && ls->evals >= ls->budget)
         return LS_MAX_EVALS;
-    fnet_ls_trial(ls->n, ls->x, ls->xp, ls->d, ls->step);
+    fnet_ls_trial(ls->ctx, ls->n, ls->x, ls->xp, ls->d, ls->step);
     ls->evals++;
     ls->status = fnet_ls_eval(ls->ctx, ls->fn, ls->user, ls->n, ls->x, &ls->f, ls->g, finite);
     if (ls->status != FNET_OK)

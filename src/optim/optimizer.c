@@ -1,5 +1,5 @@
 /* First-order optimizers on one flat vector (include/factornet/optim.h): parameter checks, state
- * vectors, the step counter and Adam's bias corrections. The fused update is the backend's
+ * vectors (backend memory), the step counter and Adam's bias corrections. The fused update is the backend's
  * (reference: src/cpu/ref_optim.c). Semantics are PyTorch's torch.optim; weight_decay is the
  * coupled L2 term g += wd·w for every kind except AdamW, whose decay is decoupled
  * (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", 2019). */
@@ -230,7 +230,7 @@ fnet_status fnet_optimizer_create(fnet_ctx *ctx, const fnet_optim_params *p, int
     opt->lr = p->lr;
     opt->num_states = count;
     if (count > 0) {
-        float *block = fnet_calloc(stride * (size_t)count, sizeof(float));
+        float *block = fnet_be_zeros(ctx, (int64_t)(stride * (size_t)count));
         if (block == NULL) {
             st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY,
                            "optimizer state: %d vectors of %lld floats", count, (long long)n);
@@ -262,7 +262,7 @@ void fnet_optimizer_free(fnet_optimizer *opt)
 {
     if (opt == NULL)
         return;
-    fnet_free(opt->state[0]);
+    opt->ctx->be->free(opt->ctx, opt->state[0]);
     fnet_free(opt);
 }
 
@@ -370,6 +370,32 @@ float *fnet_optimizer_state(fnet_optimizer *opt, int i, const char **name)
     return opt->state[i];
 }
 
+// v (n, host) <-> state vector i (backend)
+static fnet_status state_copy(const fnet_optimizer *opt, int i, float *v, bool down)
+{
+    if (opt == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (i < 0 || i >= opt->num_states || v == NULL)
+        return fnet_fail(opt->ctx, FNET_ERR_INVALID_ARG, "optimizer %s has no state %d, or the "
+                         "host buffer is NULL", fnet_optim_kind_name(opt->p.kind), i);
+    size_t bytes = (size_t)opt->n * sizeof(float);
+    if (down)
+        opt->ctx->be->download(opt->ctx, v, opt->state[i], bytes);
+    else
+        opt->ctx->be->upload(opt->ctx, opt->state[i], v, bytes);
+    return FNET_OK;
+}
+
+fnet_status fnet_optimizer_get_state(const fnet_optimizer *opt, int i, float *v)
+{
+    return state_copy(opt, i, v, true);
+}
+
+fnet_status fnet_optimizer_set_state(fnet_optimizer *opt, int i, const float *v)
+{
+    return state_copy(opt, i, (float *)v, false);
+}
+
 fnet_optim_kind fnet_optimizer_kind(const fnet_optimizer *opt)
 {
     return opt->p.kind;
@@ -400,15 +426,15 @@ fnet_status fnet_optimizer_remap(fnet_optimizer *opt, int64_t n, int count, cons
                              (long long)src[k], (long long)len[k], (long long)dst[k]);
     if (opt->num_states > 0) {
         size_t stride = ((size_t)n + 15) / 16 * 16;
-        float *block = fnet_calloc(stride * (size_t)opt->num_states, sizeof(float));
+        float *block = fnet_be_zeros(ctx, (int64_t)(stride * (size_t)opt->num_states));
         if (block == NULL)
             return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "optimizer state: %d vectors of %lld floats",
                              opt->num_states, (long long)n);
         for (int i = 0; i < opt->num_states; i++)
             for (int k = 0; k < count; k++)
-                memcpy(block + (size_t)i * stride + dst[k], opt->state[i] + src[k],
-                       (size_t)len[k] * sizeof(float));
-        fnet_free(opt->state[0]);
+                ctx->be->copy(ctx, block + (size_t)i * stride + dst[k], opt->state[i] + src[k],
+                              (size_t)len[k] * sizeof(float));
+        ctx->be->free(ctx, opt->state[0]);
         for (int i = 0; i < opt->num_states; i++)
             opt->state[i] = block + (size_t)i * stride;
     }

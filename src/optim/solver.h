@@ -6,11 +6,14 @@
 
 #include "core/internal.h"
 
+/* The vectors are backend memory and only backend ops touch them; the scalar logic (line-search
+ * steps, β, history bookkeeping, stopping tests) runs on the host on the doubles those ops return
+ * (dot, amax, the objective's f): the solvers have no other transfer. */
 struct fnet_solver {
     fnet_ctx *ctx;
     fnet_optim_params p;
     int64_t n;
-    // work vectors (n floats each), views into one block owned by xp
+    // work vectors (n floats each, backend memory), views into one block
     float *xp, *g, *gp, *d;
     float **sv, **yv; // L-BFGS: the m history pairs s = Δx, y = Δg, a ring of views; a pair
                       // enters by swapping pointers with xp and gp, never by copying
@@ -63,7 +66,8 @@ struct fnet_ls {
 enum ls_outcome fnet_linesearch(struct fnet_ls *ls);
 
 /* x (n) = xp + step·d, the one formula every trial point and every restore uses (bitwise). */
-void fnet_ls_trial(int64_t n, float *x, const float *xp, const float *d, double step);
+void fnet_ls_trial(fnet_ctx *ctx, int64_t n, float *x, const float *xp, const float *d,
+                   double step);
 
 /* Evaluate fn at x: *f and g, a status, and false in *finite when f or any g is NaN/Inf. */
 fnet_status fnet_ls_eval(fnet_ctx *ctx, fnet_objective_fn fn, void *user, int64_t n,

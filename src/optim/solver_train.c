@@ -21,8 +21,10 @@ fnet_status fnet_model_objective(const float *x, int64_t n, double *f, float *g,
         return fnet_fail(fnet_model_ctx(m), FNET_ERR_SHAPE,
                          "the solver's vector has %lld values, the model %lld parameters",
                          (long long)n, (long long)np);
-    if (x != w)
-        memcpy(w, x, (size_t)n * sizeof(float));
+    if (x != w) {
+        fnet_ctx *ctx = fnet_model_ctx(m);
+        ctx->be->copy(ctx, w, x, (size_t)n * sizeof(float));
+    }
     fnet_status st = fnet_model_loss_grad(m, b->x, b->labels, b->batch, f, g);
     if (st == FNET_ERR_NUMERIC) { // a diverging trial point: the line search steps back
         *f = NAN;

@@ -1,7 +1,9 @@
 /* TT algebra on TT-matrices (src/tn/tt.h): shape bookkeeping and checks, the dense matrix of a
  * TT, TT-SVD and TT-rounding (Oseledets, "Tensor-Train Decomposition", SIAM J. Sci. Comput. 33(5),
- * 2011, Algorithms 1 and 2) on the backend's gesvd, qr and sgemm, and the Frobenius norm and inner
- * product contracted core by core in double. Host memory only. docs/tt_algebra.md. */
+ * 2011, Algorithms 1 and 2) on the backend's host linear algebra (gesvd, qr, sgemm: ctx->be->host_la),
+ * and the Frobenius norm and inner product contracted core by core in double. A host-side
+ * algorithm: every pointer here is host memory; the TT layer downloads and uploads around it
+ * (tt_layer.c). docs/tt_algebra.md. */
 #include "tn/tt.h"
 #include "core/backend.h"
 
@@ -215,7 +217,7 @@ fnet_status fnet_tt_full(fnet_ctx *ctx, const struct fnet_tt_shape *s, const flo
     for (int k = 1; k < s->d; k++) {
         float *out = (s->d - 1 - k) % 2 == 0 ? tmp : W;
         int64_t nk = mode(s, k) * s->r[k + 1];
-        ctx->be->sgemm(ctx, false, false, P, nk, s->r[k], 1.0f, T, s->r[k],
+        ctx->be->host_la->sgemm(ctx, false, false, P, nk, s->r[k], 1.0f, T, s->r[k],
                        cores + fnet_tt_core_offset(s, k), nk, 0.0f, out, nk);
         T = out;
         P *= mode(s, k);
@@ -250,13 +252,6 @@ static double norm_f(int64_t n, const float *x)
     return sqrt(acc);
 }
 
-static fnet_status need_op(fnet_ctx *ctx, bool present, const char *name)
-{
-    if (!present)
-        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "backend %s has no %s", ctx->be->name, name);
-    return FNET_OK;
-}
-
 fnet_status fnet_tt_svd(fnet_ctx *ctx, const float *W, double eps, int64_t max_rank,
                         struct fnet_tt_shape *s, float **cores)
 {
@@ -270,8 +265,6 @@ fnet_status fnet_tt_svd(fnet_ctx *ctx, const float *W, double eps, int64_t max_r
         st = check_truncation(ctx, eps, max_rank);
     if (st == FNET_OK)
         st = dense_size(ctx, s, &MN);
-    if (st == FNET_OK)
-        st = need_op(ctx, ctx->be->gesvd != NULL, "gesvd");
     if (st != FNET_OK)
         return st;
     int64_t N = fnet_tt_cols(s);
@@ -320,7 +313,7 @@ fnet_status fnet_tt_svd(fnet_ctx *ctx, const float *W, double eps, int64_t max_r
         // C (rows, rest_k) = U·S·Vt; core k = U[:, :r], then C = diag(S[:r])·Vt[:r, :] read as
         // (r·s_{k+1}, rest_{k+1}) for the next step
         int64_t rows = res.r[k] * mode(s, k), kk = rows < rest[k] ? rows : rest[k];
-        st = ctx->be->gesvd(ctx, rows, rest[k], C, U, S, Vt);
+        st = ctx->be->host_la->gesvd(ctx, rows, rest[k], C, U, S, Vt);
         if (st != FNET_OK)
             goto out_free;
         int64_t r = truncation_rank(S, kk, delta, max_rank);
@@ -363,10 +356,6 @@ fnet_status fnet_tt_round(fnet_ctx *ctx, const struct fnet_tt_shape *s, const fl
     fnet_status st = fnet_tt_shape_check(ctx, s);
     if (st == FNET_OK)
         st = check_truncation(ctx, eps, max_rank);
-    if (st == FNET_OK)
-        st = need_op(ctx, ctx->be->gesvd != NULL, "gesvd");
-    if (st == FNET_OK)
-        st = need_op(ctx, ctx->be->qr != NULL, "qr");
     if (st != FNET_OK)
         return st;
     const int d = s->d;
@@ -405,14 +394,14 @@ fnet_status fnet_tt_round(fnet_ctx *ctx, const struct fnet_tt_shape *s, const fl
         for (int64_t i = 0; i < a; i++)
             for (int64_t j = 0; j < b; j++)
                 tmp[j * a + i] = Gk[i * b + j];
-        st = ctx->be->qr(ctx, b, a, tmp, U, Rv); // U: Q (b, kq), Rv: R (kq, a)
+        st = ctx->be->host_la->qr(ctx, b, a, tmp, U, Rv); // U: Q (b, kq), Rv: R (kq, a)
         if (st != FNET_OK)
             goto out_free;
         for (int64_t i = 0; i < kq; i++)
             for (int64_t j = 0; j < b; j++)
                 Gk[i * b + j] = U[j * kq + i];
         int64_t rows = t.r[k - 1] * mode(&t, k - 1);
-        ctx->be->sgemm(ctx, false, true, rows, kq, a, 1.0f, Gp, a, Rv, a, 0.0f, tmp, kq);
+        ctx->be->host_la->sgemm(ctx, false, true, rows, kq, a, 1.0f, Gp, a, Rv, a, 0.0f, tmp, kq);
         memcpy(Gp, tmp, (size_t)(rows * kq) * sizeof(float));
         t.r[k] = kq;
     }
@@ -424,7 +413,7 @@ fnet_status fnet_tt_round(fnet_ctx *ctx, const struct fnet_tt_shape *s, const fl
     for (int k = 0; k < d - 1; k++) {
         int64_t a = t.r[k] * mode(&t, k), b = t.r[k + 1], kk = a < b ? a : b;
         float *Gk = G + off[k], *Gn = G + off[k + 1];
-        st = ctx->be->gesvd(ctx, a, b, Gk, U, S, Rv); // U (a, kk), Rv: Vt (kk, b)
+        st = ctx->be->host_la->gesvd(ctx, a, b, Gk, U, S, Rv); // U (a, kk), Rv: Vt (kk, b)
         if (st != FNET_OK)
             goto out_free;
         int64_t r = truncation_rank(S, kk, delta, max_rank);
@@ -434,7 +423,7 @@ fnet_status fnet_tt_round(fnet_ctx *ctx, const struct fnet_tt_shape *s, const fl
             for (int64_t j = 0; j < b; j++)
                 Rv[i * b + j] *= S[i];
         int64_t nn = mode(&t, k + 1) * t.r[k + 2];
-        ctx->be->sgemm(ctx, false, false, r, nn, b, 1.0f, Rv, b, Gn, nn, 0.0f, tmp, nn);
+        ctx->be->host_la->sgemm(ctx, false, false, r, nn, b, 1.0f, Rv, b, Gn, nn, 0.0f, tmp, nn);
         memcpy(Gn, tmp, (size_t)(r * nn) * sizeof(float));
         t.r[k + 1] = r;
     }

@@ -1,14 +1,17 @@
 /* The TT-matrix layer (Novikov et al. 2015): y = x·Wᵀ + b with W held as d cores. Forward and
  * backward are sweeps over the cores, last core first: one GEMM per core and per pass, each
  * followed by a swap of two outer axes that moves contiguous runs of r floats, and one transpose
- * at the end (docs/tt.md, "The sweep"). Parameters: the cores G_0..G_{d-1}, then the bias. */
+ * at the end (docs/tt.md, "The sweep"). Parameters: the cores G_0..G_{d-1}, then the bias. The
+ * TT algebra (initialization, TT-SVD, rounding, norms) is host-side: it runs on host copies that
+ * this file downloads and uploads. Also the "tt" kind's descriptor. */
 #include "core/layer_impl.h"
-#include "io/spec.h"
+#include "core/model_impl.h"
 #include "tn/tt.h"
 #include "tn/tt_merge.h"
 #include "tn/tt_plan.h"
 #include "tn/tt_sweep.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,7 +71,7 @@ static unsigned planned_grouping(const struct tt_layer *t, int64_t B)
 }
 
 // x (B, N) -> y (B, M): merge cores if the plan says so, sweep, add the bias.
-static void tt_forward(fnet_layer *l, const float *x, int64_t B, float *y)
+static fnet_status tt_forward(fnet_layer *l, const float *x, int64_t B, float *y)
 {
     struct tt_layer *t = (struct tt_layer *)l;
     fnet_ctx *ctx = l->ctx;
@@ -80,10 +83,11 @@ static void tt_forward(fnet_layer *l, const float *x, int64_t B, float *y)
     fnet_tt_sweep_forward(ctx, &t->sweep, cores, x, B, y);
     if (t->has_bias)
         ctx->be->bias_add(ctx, B, l->n_out, l->w + l->n_params - l->n_out, y);
+    return FNET_OK;
 }
 
-static void tt_backward(fnet_layer *l, const float *x, const float *y, const float *dy,
-                        int64_t B, float *dx, bool accumulate)
+static fnet_status tt_backward(fnet_layer *l, const float *x, const float *y, const float *dy,
+                               int64_t B, float *dx, bool accumulate)
 {
     struct tt_layer *t = (struct tt_layer *)l;
     fnet_ctx *ctx = l->ctx;
@@ -92,10 +96,11 @@ static void tt_backward(fnet_layer *l, const float *x, const float *y, const flo
         ctx->be->bias_grad(ctx, B, M, dy, l->g + l->n_params - M, accumulate);
     if (t->mask == 0) {
         fnet_tt_sweep_backward(ctx, &t->sweep, l->w, x, dy, B, l->g, accumulate, dx);
-        return;
+        return FNET_OK;
     }
     fnet_tt_sweep_backward(ctx, &t->sweep, t->merge.mcore, x, dy, B, t->merge.mgrad, false, dx);
     fnet_tt_merge_backward(ctx, &t->merge, &t->s, l->w, l->g, accumulate);
+    return FNET_OK;
 }
 
 // Choose the grouping for batches up to B and size its workspaces.
@@ -133,10 +138,10 @@ static void tt_destroy(fnet_layer *l)
     fnet_tt_sweep_free(l->ctx, &t->sweep);
 }
 
-// Orthogonalized initialization: cores 0..d-2 replaced by the Q of their (r_k·m_k·n_k, r_{k+1})
-// unfolding (left-orthogonal, where the unfolding has at least as many rows as columns), then the
-// last core scaled so that ‖W‖_F² = M·N·V, the initializer's variance.
-static fnet_status orthogonalize(fnet_layer *l, double V)
+// Orthogonalized initialization of the cores w (host): cores 0..d-2 replaced by the Q of their
+// (r_k·m_k·n_k, r_{k+1}) unfolding (left-orthogonal, where the unfolding has at least as many rows
+// as columns), then the last core scaled so that ‖W‖_F² = M·N·V, the initializer's variance.
+static fnet_status orthogonalize(fnet_layer *l, double V, float *w)
 {
     struct tt_layer *t = (struct tt_layer *)l;
     const struct fnet_tt_shape *s = &t->s;
@@ -146,8 +151,8 @@ static fnet_status orthogonalize(fnet_layer *l, double V)
         int64_t size = s->r[k] * s->m[k] * s->n[k] * s->r[k + 1];
         biggest = size > biggest ? size : biggest;
     }
-    float *Q = ctx->be->alloc(ctx, (size_t)biggest * sizeof(float));
-    float *R = ctx->be->alloc(ctx, (size_t)biggest * sizeof(float));
+    float *Q = fnet_malloc_array((size_t)biggest, sizeof(float));
+    float *R = fnet_malloc_array((size_t)biggest, sizeof(float));
     fnet_status st = FNET_OK;
     if (Q == NULL || R == NULL) {
         st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "tt orthogonal init");
@@ -157,28 +162,31 @@ static fnet_status orthogonalize(fnet_layer *l, double V)
         int64_t rows = s->r[k] * s->m[k] * s->n[k], cols = s->r[k + 1];
         if (rows < cols)
             continue;
-        float *core = l->w + t->off[k];
-        st = ctx->be->qr(ctx, rows, cols, core, Q, R);
+        float *core = w + t->off[k];
+        st = ctx->be->host_la->qr(ctx, rows, cols, core, Q, R);
         if (st != FNET_OK)
             goto out_free;
         memcpy(core, Q, (size_t)(rows * cols) * sizeof(float));
     }
     double norm = 0.0;
-    st = fnet_tt_norm(ctx, s, l->w, &norm);
+    st = fnet_tt_norm(ctx, s, w, &norm);
     if (st == FNET_OK && norm > 0.0) {
         double want = sqrt((double)l->n_in * (double)l->n_out * V);
         int64_t k = s->d - 1, size = s->r[k] * s->m[k] * s->n[k] * s->r[k + 1];
-        ctx->be->scal(ctx, size, (float)(want / norm), l->w + t->off[k]);
+        float scale = (float)(want / norm), *last = w + t->off[k];
+        for (int64_t i = 0; i < size; i++)
+            last[i] *= scale;
     }
 out_free:
-    ctx->be->free(ctx, Q);
-    ctx->be->free(ctx, R);
+    fnet_free(Q);
+    fnet_free(R);
     return st;
 }
 
 // Cores drawn i.i.d. with variance σ² such that each entry of W, a sum of Π r_k products of d
 // core entries, has the initializer's variance V: σ² = (V / Π_k r_k)^(1/d).
-static fnet_status tt_init(fnet_layer *l, fnet_init init, fnet_rng *rng)
+// w (host): the cores drawn, the bias zero
+static fnet_status tt_init(fnet_layer *l, fnet_init init, fnet_rng *rng, float *w)
 {
     struct tt_layer *t = (struct tt_layer *)l;
     const struct fnet_tt_shape *s = &t->s;
@@ -197,11 +205,11 @@ static fnet_status tt_init(fnet_layer *l, fnet_init init, fnet_rng *rng)
     bool uniform = init == FNET_INIT_GLOROT_UNIFORM || init == FNET_INIT_UNIFORM;
     int64_t ncore = l->n_params - (t->has_bias ? l->n_out : 0);
     for (int64_t i = 0; i < ncore; i++)
-        l->w[i] = uniform ? (float)(sigma * sqrt(3.0) * (2.0 * fnet_rng_uniform(rng) - 1.0))
-                          : (float)(sigma * fnet_rng_normal(rng));
+        w[i] = uniform ? (float)(sigma * sqrt(3.0) * (2.0 * fnet_rng_uniform(rng) - 1.0))
+                       : (float)(sigma * fnet_rng_normal(rng));
     if (t->has_bias)
-        memset(l->w + ncore, 0, (size_t)l->n_out * sizeof(float));
-    return t->orthogonal ? orthogonalize(l, V) : FNET_OK;
+        memset(w + ncore, 0, (size_t)l->n_out * sizeof(float));
+    return t->orthogonal ? orthogonalize(l, V, w) : FNET_OK;
 }
 
 // Forward and backward flops of a grouping at batch B: the sweep over the merged shape and the
@@ -226,10 +234,17 @@ static double tt_flops(const fnet_layer *l, int64_t B)
     return fwd;
 }
 
+// W (M, N), host: the cores downloaded and contracted on the host
 static fnet_status tt_to_dense(const fnet_layer *l, float *W)
 {
     const struct tt_layer *t = (const struct tt_layer *)l;
-    return fnet_tt_full(l->ctx, &t->s, l->w, W);
+    float *w = fnet_layer_host_params(l);
+    if (w == NULL)
+        return fnet_fail(l->ctx, FNET_ERR_OUT_OF_MEMORY, "tt to_dense: %lld parameters",
+                         (long long)l->n_params);
+    fnet_status st = fnet_tt_full(l->ctx, &t->s, w, W);
+    fnet_free(w);
+    return st;
 }
 
 static int tt_num_tensors(const fnet_layer *l)
@@ -266,25 +281,23 @@ static void tt_tensor(const fnet_layer *l, int i, fnet_tensor_info *info)
 }
 
 // The canonical spec item with every mode and rank, so that a checkpoint rebuilds this layout.
-static int tt_describe(const fnet_layer *l, char *buf, size_t cap)
+static void tt_describe(const fnet_layer *l, struct fnet_spec_item *it)
 {
     const struct tt_layer *t = (const struct tt_layer *)l;
     const struct fnet_tt_shape *s = &t->s;
-    struct fnet_spec_item it = {.kind = FNET_LAYER_TT, .n = l->n_out};
-    it.n_ranks = s->d - 1;
-    it.n_in_modes = it.n_out_modes = s->d;
-    for (int k = 0; k < s->d; k++) {
-        it.in_modes[k] = s->n[k];
-        it.out_modes[k] = s->m[k];
-        if (k > 0)
-            it.ranks[k - 1] = s->r[k];
-    }
-    it.no_bias = !t->has_bias;
-    return fnet_spec_item_format(&it, buf, cap);
+    fnet_spec_item_init(it, &fnet_tt_desc);
+    it->n = l->n_out;
+    fnet_spec_set_list(it, "ranks", s->r + 1, s->d - 1);
+    fnet_spec_set_list(it, "in", s->n, s->d);
+    fnet_spec_set_list(it, "out", s->m, s->d);
+    fnet_spec_set_flag(it, "bias", t->has_bias);
 }
 
+static fnet_status tt_round(const fnet_layer *l, double eps, int64_t max_rank, fnet_layer **out);
+
 static const struct fnet_layer_ops tt_ops = {
-    .kind = FNET_LAYER_TT,
+    .desc = &fnet_tt_desc,
+    .needs = FNET_OPS(FNET_OP_PERMUTE_021) | FNET_OPS(FNET_OP_TRANSPOSE),
     .init = tt_init,
     .reserve = tt_reserve,
     .threads_sized = true,
@@ -296,6 +309,7 @@ static const struct fnet_layer_ops tt_ops = {
     .tensor = tt_tensor,
     .destroy = tt_destroy,
     .describe = tt_describe,
+    .round = tt_round,
 };
 
 fnet_tt_params fnet_tt_params_default(void)
@@ -489,7 +503,7 @@ static bool is_tt(const fnet_layer *l)
 }
 
 // A new stand-alone layer of shape s (modes and ranks as given), same bias and plan as p, with
-// the given cores (and bias when not NULL) copied in.
+// the given cores and bias (host memory; the bias read only when the layer has one) uploaded.
 static fnet_status layer_from_cores(fnet_ctx *ctx, const struct fnet_tt_shape *s, bool bias,
                                     fnet_tt_plan plan, unsigned merge, const float *cores,
                                     const float *b, fnet_layer **out)
@@ -510,9 +524,9 @@ static fnet_status layer_from_cores(fnet_ctx *ctx, const struct fnet_tt_shape *s
     if (st != FNET_OK)
         return st;
     int64_t nc = fnet_tt_num_params(s);
-    memcpy((*out)->w, cores, (size_t)nc * sizeof(float));
+    ctx->be->upload(ctx, (*out)->w, cores, (size_t)nc * sizeof(float));
     if (bias)
-        memcpy((*out)->w + nc, b, (size_t)fnet_tt_rows(s) * sizeof(float));
+        ctx->be->upload(ctx, (*out)->w + nc, b, (size_t)fnet_tt_rows(s) * sizeof(float));
     return FNET_OK;
 }
 
@@ -546,6 +560,31 @@ fnet_status fnet_tt_from_dense(fnet_ctx *ctx, const float *W, int64_t n_out, int
     return st;
 }
 
+// The layer rounded to eps and max_rank (host-side: the parameters downloaded, the rounded cores
+// and the bias uploaded into *out, a new stand-alone layer); *out NULL when no rank changes.
+static fnet_status tt_round(const fnet_layer *l, double eps, int64_t max_rank, fnet_layer **out)
+{
+    const struct tt_layer *t = (const struct tt_layer *)l;
+    fnet_ctx *ctx = l->ctx;
+    *out = NULL;
+    float *w = fnet_layer_host_params(l);
+    if (w == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "tt round: %lld parameters",
+                         (long long)l->n_params);
+    struct fnet_tt_shape ns;
+    float *cores = NULL;
+    fnet_status st = fnet_tt_round(ctx, &t->s, w, eps, max_rank, &ns, &cores);
+    bool same = true;
+    for (int k = 1; st == FNET_OK && k < ns.d; k++)
+        same = same && ns.r[k] == t->s.r[k];
+    if (st == FNET_OK && !same)
+        st = layer_from_cores(ctx, &ns, t->has_bias, t->plan, t->forced_mask, cores,
+                              w + l->n_params - l->n_out, out);
+    fnet_free(cores);
+    fnet_free(w);
+    return st;
+}
+
 fnet_status fnet_tt_layer_round(fnet_layer *l, double eps, int64_t max_rank)
 {
     if (!is_tt(l))
@@ -554,39 +593,47 @@ fnet_status fnet_tt_layer_round(fnet_layer *l, double eps, int64_t max_rank)
     if (l->in_model)
         return fnet_fail(l->ctx, FNET_ERR_INVALID_ARG,
                          "tt_layer_round: the layer belongs to a model: use fnet_model_tt_round");
-    struct tt_layer *t = (struct tt_layer *)l;
-    fnet_ctx *ctx = l->ctx;
-    struct fnet_tt_shape ns;
-    float *cores = NULL;
-    fnet_status st = fnet_tt_round(ctx, &t->s, l->w, eps, max_rank, &ns, &cores);
-    if (st != FNET_OK)
+    fnet_layer *r = NULL;
+    fnet_status st = tt_round(l, eps, max_rank, &r);
+    if (st != FNET_OK || r == NULL)
         return st;
-    int64_t nc = fnet_tt_num_params(&ns), n = nc + (t->has_bias ? l->n_out : 0);
-    float *own = fnet_calloc((size_t)n * 2, sizeof(float));
-    if (own == NULL) {
-        fnet_free(cores);
-        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "tt_layer_round: %lld parameters", (long long)n);
-    }
-    memcpy(own, cores, (size_t)nc * sizeof(float));
-    if (t->has_bias)
-        memcpy(own + nc, l->w + l->n_params - l->n_out, (size_t)l->n_out * sizeof(float));
-    fnet_free(cores);
-    fnet_free(l->own);
-    l->own = own;
-    l->w = own;
-    l->g = own + n;
-    l->n_params = n;
-    t->s = ns;
-    for (int k = 0; k < ns.d; k++)
-        t->off[k] = fnet_tt_core_offset(&ns, k);
-    // workspaces follow the new shape at the next forward
+    // take over r's shape, parameters and workspaces (none yet), then free its shell
+    struct tt_layer *t = (struct tt_layer *)l, *rt = (struct tt_layer *)r;
+    fnet_ctx *ctx = l->ctx;
     fnet_tt_merge_free(ctx, &t->merge);
     fnet_tt_sweep_free(ctx, &t->sweep);
+    ctx->be->free(ctx, l->own);
+    l->own = r->own;
+    l->w = r->w;
+    l->g = r->g;
+    l->n_params = r->n_params;
+    l->max_batch = 0; // workspaces follow the new shape at the next forward
+    t->s = rt->s;
+    memcpy(t->off, rt->off, sizeof(t->off));
     t->mask = 0;
-    l->max_batch = 0;
-    if (t->plan == FNET_TT_PLAN_MERGE && t->forced_mask >= (1u << (ns.d - 1)))
-        t->plan = FNET_TT_PLAN_AUTO;
+    t->plan = rt->plan;
+    r->own = NULL;
+    fnet_layer_free(r);
     return FNET_OK;
+}
+
+// ‖W‖_F or ⟨W_a, W_b⟩_F on host copies of the cores
+static fnet_status tt_dot(const fnet_layer *a, const fnet_layer *b, double *dot, bool norm)
+{
+    float *wa = fnet_layer_host_params(a), *wb = norm ? wa : fnet_layer_host_params(b);
+    fnet_status st;
+    if (wa == NULL || wb == NULL)
+        st = fnet_fail(a->ctx, FNET_ERR_OUT_OF_MEMORY, "tt norm: %lld parameters",
+                       (long long)(a->n_params + (norm ? 0 : b->n_params)));
+    else if (norm)
+        st = fnet_tt_norm(a->ctx, &((const struct tt_layer *)a)->s, wa, dot);
+    else
+        st = fnet_tt_inner(a->ctx, &((const struct tt_layer *)a)->s, wa,
+                           &((const struct tt_layer *)b)->s, wb, dot);
+    if (!norm)
+        fnet_free(wb);
+    fnet_free(wa);
+    return st;
 }
 
 fnet_status fnet_tt_layer_norm(const fnet_layer *l, double *norm)
@@ -594,7 +641,7 @@ fnet_status fnet_tt_layer_norm(const fnet_layer *l, double *norm)
     if (!is_tt(l) || norm == NULL)
         return l ? fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "tt_layer_norm: not a TT layer")
                  : FNET_ERR_INVALID_ARG;
-    return fnet_tt_norm(l->ctx, &((const struct tt_layer *)l)->s, l->w, norm);
+    return tt_dot(l, l, norm, true);
 }
 
 fnet_status fnet_tt_layer_dot(const fnet_layer *a, const fnet_layer *b, double *dot)
@@ -602,44 +649,98 @@ fnet_status fnet_tt_layer_dot(const fnet_layer *a, const fnet_layer *b, double *
     if (!is_tt(a) || !is_tt(b) || dot == NULL)
         return a ? fnet_fail(a->ctx, FNET_ERR_INVALID_ARG, "tt_layer_dot: not two TT layers")
                  : FNET_ERR_INVALID_ARG;
-    return fnet_tt_inner(a->ctx, &((const struct tt_layer *)a)->s, a->w,
-                         &((const struct tt_layer *)b)->s, b->w, dot);
+    return tt_dot(a, b, dot, false);
 }
 
 fnet_status fnet_model_tt_round(fnet_model *m, double eps, int64_t max_rank, bool *changed)
 {
-    if (m == NULL)
-        return FNET_ERR_INVALID_ARG;
-    fnet_ctx *ctx = fnet_model_ctx(m);
-    if (changed)
-        *changed = false;
-    for (int i = 0; i < fnet_model_num_layers(m); i++) {
-        fnet_layer *l = fnet_model_layer(m, i);
-        if (!is_tt(l))
-            continue;
-        struct tt_layer *t = (struct tt_layer *)l;
-        struct fnet_tt_shape ns;
-        float *cores = NULL;
-        fnet_status st = fnet_tt_round(ctx, &t->s, l->w, eps, max_rank, &ns, &cores);
-        if (st != FNET_OK)
-            return st;
-        bool same = true;
-        for (int k = 1; k < ns.d; k++)
-            same = same && ns.r[k] == t->s.r[k];
-        if (same) {
-            fnet_free(cores);
-            continue;
+    return fnet_model_round_layers(m, eps, max_rank, NULL, changed);
+}
+
+// ---- the kind ----
+
+// Cross-option rules of a tt item, once all its options are read.
+static fnet_status tt_check(const struct fnet_spec_where *w, const struct fnet_spec_item *it)
+{
+    int64_t ranks[FNET_SPEC_MAX_LIST], in[FNET_SPEC_MAX_LIST], out[FNET_SPEC_MAX_LIST];
+    int n_ranks = fnet_spec_list(it, "ranks", ranks), n_in = fnet_spec_list(it, "in", in);
+    int n_out = fnet_spec_list(it, "out", out);
+    if (fnet_spec_has(it, "rank") && fnet_spec_has(it, "ranks"))
+        return fnet_spec_fail(w, "rank and ranks are exclusive: give one of them");
+    if (n_in && n_out && n_in != n_out)
+        return fnet_spec_fail(w, "in has %d modes but out has %d: they must have the same count",
+                              n_in, n_out);
+    int d = n_out ? n_out : n_in;
+    if (d && n_ranks && n_ranks != d - 1)
+        return fnet_spec_fail(w, "ranks has %d values but %d modes need %d (one less than the "
+                              "modes)", n_ranks, d, d - 1);
+    if (n_out) {
+        int64_t prod = 1;
+        for (int i = 0; i < n_out; i++) {
+            if (prod > INT64_MAX / out[i])
+                return fnet_spec_fail(w, "out modes multiply past 2^63, not the size %" PRId64,
+                                      it->n);
+            prod *= out[i];
         }
-        fnet_layer *nl = NULL;
-        st = layer_from_cores(ctx, &ns, t->has_bias, t->plan, t->forced_mask, cores,
-                              l->w + l->n_params - l->n_out, &nl);
-        fnet_free(cores);
-        if (st == FNET_OK)
-            st = fnet_model_replace_layer(m, i, nl);
-        if (st != FNET_OK)
-            return st;
-        if (changed)
-            *changed = true;
+        if (prod != it->n)
+            return fnet_spec_fail(w, "out modes multiply to %" PRId64 ", not the size %" PRId64,
+                                  prod, it->n);
     }
     return FNET_OK;
 }
+
+// The layer's parameters from an item's options.
+static fnet_tt_params tt_params_of(const struct fnet_spec_item *it)
+{
+    fnet_tt_params p = fnet_tt_params_default();
+    p.bias = fnet_spec_flag(it, "bias");
+    p.rank = fnet_spec_int(it, "rank", p.rank);
+    p.n_ranks = fnet_spec_list(it, "ranks", p.ranks);
+    p.n_in_modes = fnet_spec_list(it, "in", p.in_modes);
+    p.n_out_modes = fnet_spec_list(it, "out", p.out_modes);
+    return p;
+}
+
+static fnet_status tt_create_item(fnet_ctx *ctx, const struct fnet_spec_item *it, int64_t n_in,
+                                  fnet_layer **out)
+{
+    fnet_tt_params p = tt_params_of(it);
+    return fnet_tt_create(ctx, n_in, it->n, &p, out);
+}
+
+// Exact when the item names every mode and rank (as a checkpoint's spec does), else the bias.
+static int64_t tt_min_params(const struct fnet_spec_item *it, int64_t n_in)
+{
+    fnet_tt_params p = tt_params_of(it);
+    int64_t total = p.bias ? it->n : 0;
+    int d = p.n_in_modes;
+    if (d < 1 || p.n_out_modes != d || p.n_ranks != d - 1)
+        return total;
+    for (int k = 0; k < d; k++) {
+        int64_t r0 = k == 0 ? 1 : p.ranks[k - 1], r1 = k == d - 1 ? 1 : p.ranks[k];
+        int64_t core = fnet_sat_mul(fnet_sat_mul(r0, p.out_modes[k]),
+                                    fnet_sat_mul(p.in_modes[k], r1));
+        total = fnet_sat_add(total, core);
+    }
+    return total;
+}
+
+static const struct fnet_spec_opt tt_opts[] = {
+    {.name = "rank", .type = FNET_SPEC_INT},
+    {.name = "ranks", .type = FNET_SPEC_LIST, .max_count = FNET_TT_MAX_D - 1},
+    {.name = "in", .type = FNET_SPEC_LIST, .max_count = FNET_TT_MAX_D},
+    {.name = "out", .type = FNET_SPEC_LIST, .max_count = FNET_TT_MAX_D},
+    {.name = "bias", .type = FNET_SPEC_FLAG, .flag_default = true},
+};
+
+const struct fnet_layer_desc fnet_tt_desc = {
+    .kind = FNET_LAYER_TT,
+    .name = "tt",
+    .usage = "tt:N[:rank=R|:ranks=R1xR2x..][:in=a1xa2x..][:out=b1xb2x..][:bias=0]",
+    .arg = FNET_SPEC_ARG_SIZE,
+    .opts = tt_opts,
+    .n_opts = (int)(sizeof(tt_opts) / sizeof(tt_opts[0])),
+    .check = tt_check,
+    .create = tt_create_item,
+    .min_params = tt_min_params,
+};

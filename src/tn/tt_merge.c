@@ -131,7 +131,7 @@ void fnet_tt_merge_forward(fnet_ctx *ctx, struct fnet_tt_merge *m, const struct 
         int first = m->start[g], last = m->start[g + 1] - 1;
         float *P = m->partial + m->partial_off[first];
         int64_t size = s->r[first] * s->m[first] * s->n[first] * s->r[first + 1];
-        memcpy(P, cores + fnet_tt_core_offset(s, first), (size_t)size * sizeof(float));
+        ctx->be->copy(ctx, P, cores + fnet_tt_core_offset(s, first), (size_t)size * sizeof(float));
         for (int l = first + 1; l <= last; l++) {
             int64_t r0, Ma, Na, rl;
             partial_shape(s, first, l - 1, &r0, &Ma, &Na, &rl);
@@ -145,8 +145,8 @@ void fnet_tt_merge_forward(fnet_ctx *ctx, struct fnet_tt_merge *m, const struct 
         }
         int64_t r0, M, N, r1;
         partial_shape(s, first, last, &r0, &M, &N, &r1);
-        memcpy(m->mcore + fnet_tt_core_offset(&m->ms, g), m->partial + m->partial_off[last],
-               (size_t)(r0 * M * N * r1) * sizeof(float));
+        ctx->be->copy(ctx, m->mcore + fnet_tt_core_offset(&m->ms, g),
+                      m->partial + m->partial_off[last], (size_t)(r0 * M * N * r1) * sizeof(float));
     }
 }
 
@@ -177,6 +177,6 @@ void fnet_tt_merge_backward(fnet_ctx *ctx, struct fnet_tt_merge *m, const struct
         if (accumulate)
             ctx->be->axpy(ctx, size, 1.0f, dq, gf);
         else
-            memcpy(gf, dq, (size_t)size * sizeof(float));
+            ctx->be->copy(ctx, gf, dq, (size_t)size * sizeof(float));
     }
 }

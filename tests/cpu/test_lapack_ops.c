@@ -121,7 +121,7 @@ static struct svd_out checked_svd(fnet_ctx *ctx, const struct mat_case *c, const
                         test_malloc((size_t)(k * n) * sizeof(float))};
     float *copy = test_malloc((size_t)(m * n) * sizeof(float));
     memcpy(copy, A, (size_t)(m * n) * sizeof(float));
-    fnet_assert_ok(ctx, ctx->be->gesvd(ctx, m, n, A, o.U, o.S, o.Vt));
+    fnet_assert_ok(ctx, ctx->be->host_la->gesvd(ctx, m, n, A, o.U, o.S, o.Vt));
     assert_memory_equal(copy, A, (size_t)(m * n) * sizeof(float)); // A unchanged
     test_free(copy);
     for (int64_t i = 0; i < k; i++) {
@@ -177,7 +177,7 @@ static float *checked_qr(fnet_ctx *ctx, const struct mat_case *c, const float *A
     float *R = test_malloc((size_t)(k * n) * sizeof(float));
     float *copy = test_malloc((size_t)(m * n) * sizeof(float));
     memcpy(copy, A, (size_t)(m * n) * sizeof(float));
-    fnet_assert_ok(ctx, ctx->be->qr(ctx, m, n, A, Q, R));
+    fnet_assert_ok(ctx, ctx->be->host_la->qr(ctx, m, n, A, Q, R));
     assert_memory_equal(copy, A, (size_t)(m * n) * sizeof(float));
     test_free(copy);
     for (int64_t a = 0; a < k; a++)
@@ -222,14 +222,14 @@ static void test_lapack_ops_reject_non_finite_and_empty_input(void **state)
         fnet_ctx *ctx;
         fnet_assert_ok(NULL, ctx_creators[b](&ctx));
         float A[6] = {1, 2, 3, 4, NAN, 6}, U[6], S[2], Vt[6], Q[6], R[6];
-        assert_int_equal(ctx->be->gesvd(ctx, 3, 2, A, U, S, Vt), FNET_ERR_NUMERIC);
+        assert_int_equal(ctx->be->host_la->gesvd(ctx, 3, 2, A, U, S, Vt), FNET_ERR_NUMERIC);
         assert_non_null(strstr(fnet_ctx_last_error(ctx), "gesvd: A has a non-finite entry at [4]"));
         A[4] = INFINITY;
-        assert_int_equal(ctx->be->qr(ctx, 2, 3, A, Q, R), FNET_ERR_NUMERIC);
+        assert_int_equal(ctx->be->host_la->qr(ctx, 2, 3, A, Q, R), FNET_ERR_NUMERIC);
         assert_non_null(strstr(fnet_ctx_last_error(ctx), "qr: A has a non-finite entry at [4]"));
         A[4] = 5;
-        assert_int_equal(ctx->be->gesvd(ctx, 0, 2, A, U, S, Vt), FNET_ERR_INVALID_ARG);
-        assert_int_equal(ctx->be->qr(ctx, 2, -1, A, Q, R), FNET_ERR_INVALID_ARG);
+        assert_int_equal(ctx->be->host_la->gesvd(ctx, 0, 2, A, U, S, Vt), FNET_ERR_INVALID_ARG);
+        assert_int_equal(ctx->be->host_la->qr(ctx, 2, -1, A, Q, R), FNET_ERR_INVALID_ARG);
         assert_non_null(strstr(fnet_ctx_last_error(ctx), "qr: shape (2, -1) out of range"));
         fnet_ctx_free(ctx);
     }
@@ -248,8 +248,8 @@ static void test_lapack_ops_report_out_of_memory_at_every_allocation(void **stat
             fnet_status st;
             for (;; k++) {
                 fnet_debug_fail_alloc(k);
-                st = op == 0 ? ctx->be->gesvd(ctx, c.m, c.n, A, U, S, Vt)
-                             : ctx->be->qr(ctx, c.m, c.n, A, Q, R);
+                st = op == 0 ? ctx->be->host_la->gesvd(ctx, c.m, c.n, A, U, S, Vt)
+                             : ctx->be->host_la->qr(ctx, c.m, c.n, A, Q, R);
                 fnet_debug_fail_alloc(0);
                 if (st == FNET_OK)
                     break;

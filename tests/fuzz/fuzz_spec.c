@@ -4,7 +4,7 @@
  * when small enough to build, give a model (or a clean refusal, for kinds not built) whose own
  * spec builds the same model again. */
 #include "fuzz_util.h"
-#include "io/spec.h"
+#include "core/layer_kind.h"
 
 #define SPEC_N_IN 6
 #define MAX_MODEL_PARAMS 200000 // build only models this small (a huge spec is legal, not a bug)
@@ -19,16 +19,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void check_same_item(const struct fnet_spec_item *a, const struct fnet_spec_item *b)
 {
-    FUZZ_CHECK(a->kind == b->kind && a->n == b->n && a->rank == b->rank && a->block == b->block);
-    FUZZ_CHECK(a->p == b->p && a->density == b->density);
-    FUZZ_CHECK(a->n_ranks == b->n_ranks && a->n_in_modes == b->n_in_modes &&
-               a->n_out_modes == b->n_out_modes);
-    for (int k = 0; k < a->n_ranks; k++)
-        FUZZ_CHECK(a->ranks[k] == b->ranks[k]);
-    for (int k = 0; k < a->n_in_modes; k++)
-        FUZZ_CHECK(a->in_modes[k] == b->in_modes[k]);
-    for (int k = 0; k < a->n_out_modes; k++)
-        FUZZ_CHECK(a->out_modes[k] == b->out_modes[k]);
+    FUZZ_CHECK(a->desc == b->desc && a->n == b->n && a->p == b->p);
+    for (int i = 0; i < a->desc->n_opts; i++) {
+        const struct fnet_spec_value *x = &a->opt[i], *y = &b->opt[i];
+        if (a->desc->opts[i].type == FNET_SPEC_FLAG) { // the default may print as nothing
+            FUZZ_CHECK(fnet_spec_flag(a, a->desc->opts[i].name) ==
+                       fnet_spec_flag(b, a->desc->opts[i].name));
+            continue;
+        }
+        FUZZ_CHECK(x->set == y->set && x->count == y->count && x->real == y->real);
+        for (int k = 0; k < x->count; k++)
+            FUZZ_CHECK(x->v[k] == y->v[k]);
+    }
 }
 
 // The canonical text of items[0..n) joined with commas, malloc'd.
@@ -70,17 +72,19 @@ static struct expect model_size(const struct fnet_spec_item *items, int n)
         const struct fnet_spec_item *it = &items[i];
         if (it->n == 0) // activation, dropout: width unchanged
             continue;
-        if (it->kind != FNET_LAYER_DENSE)
+        bool dense_kind = it->desc->kind == FNET_LAYER_DENSE;
+        if (!dense_kind)
             e.exotic = true;
         if (it->n > MAX_MODEL_PARAMS) {
             e.too_big = true;
             break;
         }
-        int64_t dense = (width + (it->no_bias ? 0 : 1)) * it->n; // ":bias=0": no bias
+        // ":bias=0": no bias
+        int64_t dense = (width + (dense_kind && !fnet_spec_flag(it, "bias") ? 0 : 1)) * it->n;
         e.params += dense;
         // a factorized layer holds fewer parameters than the dense one it replaces (its
         // builder must refuse ranks that would not): 4x is generous
-        bound += it->kind == FNET_LAYER_DENSE ? dense : 4 * dense;
+        bound += dense_kind ? dense : 4 * dense;
         width = it->n;
         e.too_big = bound > MAX_MODEL_PARAMS;
     }
@@ -143,8 +147,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(st == FNET_OK);
         FUZZ_CHECK(strcmp(fnet_model_spec(m), fnet_model_spec(m2)) == 0);
         FUZZ_CHECK(fnet_model_num_params(m2) == np);
-        const float *w = fnet_model_params(m, NULL), *w2 = fnet_model_params(m2, NULL);
+        float *w = malloc(sizeof(float) * (size_t)(np + 1)), *w2 = malloc(sizeof(float) * (size_t)(np + 1));
+        FUZZ_CHECK(w != NULL && w2 != NULL);
+        FUZZ_CHECK(fnet_model_get_params(m, w) == FNET_OK && fnet_model_get_params(m2, w2) == FNET_OK);
         FUZZ_CHECK(np == 0 || memcmp(w, w2, (size_t)np * sizeof(float)) == 0);
+        free(w), free(w2);
         fnet_model_free(m2);
         fnet_model_free(m);
     }

@@ -7,7 +7,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/spec.h"
+#include "core/layer_kind.h"
+
+// Option values of a parsed item, by name (0 or empty when not given).
+#define KIND(it) ((it).desc->kind)
+#define RANK(it) fnet_spec_int(&(it), "rank", 0)
+#define BLOCK(it) fnet_spec_int(&(it), "block", 0)
+#define DENSITY(it) fnet_spec_real(&(it), "density", 0.0f)
+#define NO_BIAS(it) (!fnet_spec_flag(&(it), "bias"))
+#define N_RANKS(it) list_count(&(it), "ranks")
+#define N_IN(it) list_count(&(it), "in")
+#define N_OUT(it) list_count(&(it), "out")
+#define RANKS(it, i) list_value(&(it), "ranks", (i))
+#define IN(it, i) list_value(&(it), "in", (i))
+#define OUT(it, i) list_value(&(it), "out", (i))
+
+static int list_count(const struct fnet_spec_item *it, const char *name)
+{
+    int64_t v[FNET_SPEC_MAX_LIST];
+    return fnet_spec_list(it, name, v);
+}
+
+static int64_t list_value(const struct fnet_spec_item *it, const char *name, int i)
+{
+    int64_t v[FNET_SPEC_MAX_LIST];
+    int n = fnet_spec_list(it, name, v);
+    assert_true(i < n);
+    return v[i];
+}
 
 #define FUZZ_ROUNDS 2000
 #define FUZZ_MAX_LEN 48
@@ -64,23 +91,24 @@ static void check_parse_fails(fnet_ctx *ctx, const char *spec, const char *piece
         assert_non_null(strstr(msg, piece2));
 }
 
+// Same kind, argument and option values (a flag by its value, set or defaulted).
 static void assert_items_equal(const struct fnet_spec_item *a, const struct fnet_spec_item *b)
 {
-    assert_int_equal(a->kind, b->kind);
+    assert_ptr_equal(a->desc, b->desc);
     assert_int_equal(a->n, b->n);
     assert_true(a->p == b->p);
-    assert_true(a->density == b->density);
-    assert_int_equal(a->rank, b->rank);
-    assert_int_equal(a->block, b->block);
-    assert_int_equal(a->n_ranks, b->n_ranks);
-    assert_int_equal(a->n_in_modes, b->n_in_modes);
-    assert_int_equal(a->n_out_modes, b->n_out_modes);
-    for (int i = 0; i < a->n_ranks; i++)
-        assert_int_equal(a->ranks[i], b->ranks[i]);
-    for (int i = 0; i < a->n_in_modes; i++)
-        assert_int_equal(a->in_modes[i], b->in_modes[i]);
-    for (int i = 0; i < a->n_out_modes; i++)
-        assert_int_equal(a->out_modes[i], b->out_modes[i]);
+    for (int i = 0; i < a->desc->n_opts; i++) {
+        const struct fnet_spec_opt *o = &a->desc->opts[i];
+        if (o->type == FNET_SPEC_FLAG) {
+            assert_int_equal(fnet_spec_flag(a, o->name), fnet_spec_flag(b, o->name));
+            continue;
+        }
+        assert_int_equal(a->opt[i].set, b->opt[i].set);
+        assert_int_equal(a->opt[i].count, b->opt[i].count);
+        assert_true(a->opt[i].real == b->opt[i].real);
+        for (int k = 0; k < a->opt[i].count; k++)
+            assert_int_equal(a->opt[i].v[k], b->opt[i].v[k]);
+    }
 }
 
 // Format every item, parse the text back alone, and expect the same item.
@@ -119,19 +147,19 @@ static void test_spec_parses_dense_and_activations(void **state)
     fnet_ctx *ctx = *state;
     struct fnet_spec_item *it = parse_ok(ctx, "dense:64,relu,tanh,sigmoid,dropout:0.5,dense:10,"
                                               "dropout:0", 7);
-    assert_int_equal(it[0].kind, FNET_LAYER_DENSE);
+    assert_int_equal(KIND(it[0]), FNET_LAYER_DENSE);
     assert_int_equal(it[0].n, 64);
-    assert_int_equal(it[0].rank, 0);
-    assert_int_equal(it[1].kind, FNET_LAYER_RELU);
+    assert_int_equal(RANK(it[0]), 0);
+    assert_int_equal(KIND(it[1]), FNET_LAYER_RELU);
     assert_int_equal(it[1].n, 0);
-    assert_int_equal(it[2].kind, FNET_LAYER_TANH);
-    assert_int_equal(it[3].kind, FNET_LAYER_SIGMOID);
-    assert_int_equal(it[4].kind, FNET_LAYER_DROPOUT);
+    assert_int_equal(KIND(it[2]), FNET_LAYER_TANH);
+    assert_int_equal(KIND(it[3]), FNET_LAYER_SIGMOID);
+    assert_int_equal(KIND(it[4]), FNET_LAYER_DROPOUT);
     assert_true(it[4].p == 0.5f);
     assert_int_equal(it[4].n, 0);
-    assert_int_equal(it[5].kind, FNET_LAYER_DENSE);
+    assert_int_equal(KIND(it[5]), FNET_LAYER_DENSE);
     assert_int_equal(it[5].n, 10);
-    assert_int_equal(it[6].kind, FNET_LAYER_DROPOUT);
+    assert_int_equal(KIND(it[6]), FNET_LAYER_DROPOUT);
     assert_true(it[6].p == 0.0f);
     fnet_free(it);
 
@@ -148,61 +176,61 @@ static void test_spec_parses_every_tt_form(void **state)
 {
     fnet_ctx *ctx = *state;
     struct fnet_spec_item *it = parse_ok(ctx, "tt:1024", 1);
-    assert_int_equal(it[0].kind, FNET_LAYER_TT);
+    assert_int_equal(KIND(it[0]), FNET_LAYER_TT);
     assert_int_equal(it[0].n, 1024);
-    assert_int_equal(it[0].rank, 0);
-    assert_int_equal(it[0].n_ranks, 0);
-    assert_int_equal(it[0].n_in_modes, 0);
-    assert_int_equal(it[0].n_out_modes, 0);
+    assert_int_equal(RANK(it[0]), 0);
+    assert_int_equal(N_RANKS(it[0]), 0);
+    assert_int_equal(N_IN(it[0]), 0);
+    assert_int_equal(N_OUT(it[0]), 0);
     fnet_free(it);
 
     it = parse_ok(ctx, "tt:1024:rank=8", 1);
-    assert_int_equal(it[0].rank, 8);
-    assert_int_equal(it[0].n_ranks, 0);
+    assert_int_equal(RANK(it[0]), 8);
+    assert_int_equal(N_RANKS(it[0]), 0);
     fnet_free(it);
 
     it = parse_ok(ctx, "tt:1024:rank=8:in=4x8x8x4:out=4x8x8x4", 1);
-    assert_int_equal(it[0].rank, 8);
-    assert_int_equal(it[0].n_in_modes, 4);
-    assert_int_equal(it[0].n_out_modes, 4);
+    assert_int_equal(RANK(it[0]), 8);
+    assert_int_equal(N_IN(it[0]), 4);
+    assert_int_equal(N_OUT(it[0]), 4);
     const int64_t m[4] = {4, 8, 8, 4};
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(it[0].in_modes[i], m[i]);
-        assert_int_equal(it[0].out_modes[i], m[i]);
+        assert_int_equal(IN(it[0], i), m[i]);
+        assert_int_equal(OUT(it[0], i), m[i]);
     }
     fnet_free(it);
 
     // Options in any order; ranks has one value fewer than the modes.
     it = parse_ok(ctx, "tt:512:out=8x8x8:ranks=3x5:in=7x4x28", 1);
     assert_int_equal(it[0].n, 512);
-    assert_int_equal(it[0].rank, 0);
-    assert_int_equal(it[0].n_ranks, 2);
-    assert_int_equal(it[0].ranks[0], 3);
-    assert_int_equal(it[0].ranks[1], 5);
-    assert_int_equal(it[0].n_in_modes, 3);
-    assert_int_equal(it[0].in_modes[0], 7);
-    assert_int_equal(it[0].in_modes[1], 4);
-    assert_int_equal(it[0].in_modes[2], 28);
-    assert_int_equal(it[0].n_out_modes, 3);
-    assert_int_equal(it[0].out_modes[2], 8);
+    assert_int_equal(RANK(it[0]), 0);
+    assert_int_equal(N_RANKS(it[0]), 2);
+    assert_int_equal(RANKS(it[0], 0), 3);
+    assert_int_equal(RANKS(it[0], 1), 5);
+    assert_int_equal(N_IN(it[0]), 3);
+    assert_int_equal(IN(it[0], 0), 7);
+    assert_int_equal(IN(it[0], 1), 4);
+    assert_int_equal(IN(it[0], 2), 28);
+    assert_int_equal(N_OUT(it[0]), 3);
+    assert_int_equal(OUT(it[0], 2), 8);
     fnet_free(it);
 
     // in alone (its product is the builder's business: the parser does not know n_in), ranks
     // alone, out alone, and the most modes allowed.
     it = parse_ok(ctx, "tt:10:in=16x49,tt:64:ranks=2x3x4,tt:256:out=2x2x2x2x2x2x2x2:rank=1", 3);
-    assert_int_equal(it[0].n_in_modes, 2);
-    assert_int_equal(it[0].in_modes[1], 49);
-    assert_int_equal(it[0].n_out_modes, 0);
-    assert_int_equal(it[1].n_ranks, 3);
-    assert_int_equal(it[1].ranks[2], 4);
-    assert_int_equal(it[2].n_out_modes, FNET_SPEC_MAX_MODES);
-    assert_int_equal(it[2].out_modes[7], 2);
-    assert_int_equal(it[2].rank, 1);
+    assert_int_equal(N_IN(it[0]), 2);
+    assert_int_equal(IN(it[0], 1), 49);
+    assert_int_equal(N_OUT(it[0]), 0);
+    assert_int_equal(N_RANKS(it[1]), 3);
+    assert_int_equal(RANKS(it[1], 2), 4);
+    assert_int_equal(N_OUT(it[2]), FNET_SPEC_MAX_LIST);
+    assert_int_equal(OUT(it[2], 7), 2);
+    assert_int_equal(RANK(it[2]), 1);
     fnet_free(it);
 
     // ranks with in modes only: the count follows the in modes.
     it = parse_ok(ctx, "tt:100:in=2x3x4:ranks=9x9", 1);
-    assert_int_equal(it[0].n_ranks, 2);
+    assert_int_equal(N_RANKS(it[0]), 2);
     fnet_free(it);
 }
 
@@ -213,18 +241,18 @@ static void test_spec_parses_lowrank_circ_sparse(void **state)
         parse_ok(ctx, "lowrank:256:rank=16,circ:1024:block=64,sparse:300:density=0.1,"
                       "sparse:5:density=1,circ:7:block=7,lowrank:1:rank=1",
                  6);
-    assert_int_equal(it[0].kind, FNET_LAYER_LOWRANK);
+    assert_int_equal(KIND(it[0]), FNET_LAYER_LOWRANK);
     assert_int_equal(it[0].n, 256);
-    assert_int_equal(it[0].rank, 16);
-    assert_int_equal(it[1].kind, FNET_LAYER_CIRC);
+    assert_int_equal(RANK(it[0]), 16);
+    assert_int_equal(KIND(it[1]), FNET_LAYER_CIRC);
     assert_int_equal(it[1].n, 1024);
-    assert_int_equal(it[1].block, 64);
-    assert_int_equal(it[2].kind, FNET_LAYER_SPARSE);
+    assert_int_equal(BLOCK(it[1]), 64);
+    assert_int_equal(KIND(it[2]), FNET_LAYER_SPARSE);
     assert_int_equal(it[2].n, 300);
-    assert_true(it[2].density == 0.1f);
-    assert_true(it[3].density == 1.0f);
-    assert_int_equal(it[4].block, 7);
-    assert_int_equal(it[5].rank, 1);
+    assert_true(DENSITY(it[2]) == 0.1f);
+    assert_true(DENSITY(it[3]) == 1.0f);
+    assert_int_equal(BLOCK(it[4]), 7);
+    assert_int_equal(RANK(it[5]), 1);
     fnet_free(it);
 }
 
@@ -409,7 +437,7 @@ static void test_spec_enforces_length_and_item_limits(void **state)
     for (int i = 0; i < 1024; i++)
         strcat(s, i ? ",relu" : "relu");
     struct fnet_spec_item *it = parse_ok(ctx, s, 1024);
-    assert_int_equal(it[1023].kind, FNET_LAYER_RELU);
+    assert_int_equal(KIND(it[1023]), FNET_LAYER_RELU);
     fnet_free(it);
     strcat(s, ",relu");
     check_parse_fails(ctx, s, "spec has 1025 items, at most 1024", NULL);
@@ -478,7 +506,7 @@ static void test_spec_formats_canonical_text(void **state)
 
     assert_int_equal(fnet_spec_item_format(NULL, small, sizeof(small)), -1);
     assert_string_equal(small, "");
-    struct fnet_spec_item bad = {.kind = (fnet_layer_kind)99};
+    struct fnet_spec_item bad = {.desc = NULL};
     assert_int_equal(fnet_spec_item_format(&bad, small, sizeof(small)), -1);
 }
 
@@ -528,8 +556,8 @@ static void test_spec_reports_out_of_memory_without_leaking(void **state)
         fnet_debug_fail_alloc(0);
         if (st == FNET_OK) {
             assert_int_equal(count, 5);
-            assert_int_equal(items[2].kind, FNET_LAYER_TT);
-            assert_int_equal(items[2].out_modes[1], 8);
+            assert_int_equal(KIND(items[2]), FNET_LAYER_TT);
+            assert_int_equal(OUT(items[2], 1), 8);
             fnet_free(items);
             break;
         }

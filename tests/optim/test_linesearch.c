@@ -186,7 +186,7 @@ static void check_accepted(struct ls_case *c, const struct fnet_ls *ls, const ch
 {
     float *xr = malloc((size_t)c->n * sizeof(float)), *gr = malloc((size_t)c->n * sizeof(float));
     assert_true(xr && gr);
-    fnet_ls_trial(c->n, xr, c->xp, c->d, ls->step);
+    fnet_ls_trial(c->ctx, c->n, xr, c->xp, c->d, ls->step);
     assert_memory_equal(xr, c->x, (size_t)c->n * sizeof(float));
     double f;
     assert_int_equal(c->fn(xr, c->n, &f, gr, c->user), FNET_OK);

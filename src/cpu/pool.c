@@ -1,6 +1,6 @@
 /* Thread pool of sleeping workers: see pool.h. A job is split into one contiguous chunk per
  * thread so each thread's chunk stays in its own cache. */
-#include "core/pool.h"
+#include "cpu/pool.h"
 #include "core/internal.h"
 
 #include <pthread.h>

@@ -1,7 +1,7 @@
 /* A small thread pool for the library's element-wise work. Workers sleep on a condition variable
  * between jobs (never spin), so they do not compete with BLAS's threads. */
-#ifndef FNET_CORE_POOL_H
-#define FNET_CORE_POOL_H
+#ifndef FNET_CPU_POOL_H
+#define FNET_CPU_POOL_H
 
 #include <stdint.h>
 

@@ -1,0 +1,19 @@
+/* Private model operations shared by the trainer (src/core/train.c) and the layer families that
+ * expose a model-wide operation of their own (fnet_model_tt_round in src/tn/). */
+#ifndef FNET_CORE_MODEL_IMPL_H
+#define FNET_CORE_MODEL_IMPL_H
+
+#include "core/internal.h"
+
+/* Rank-adaptive rounding of every layer whose kind has a round op (TT layers today), to accuracy
+ * eps and rank cap max_rank (0: none). The layers whose ranks shrink are replaced and the flat
+ * vectors rebuilt in one step, with opt (may be NULL; made for the model's parameters) remapped
+ * in the same step: the state of the other layers moves along, the rounded layers' starts at
+ * zero. All or nothing: on any failure the model and opt are unchanged. *changed (may be NULL)
+ * says whether a rank changed.
+ * @return FNET_OK, FNET_ERR_SHAPE (opt made for another size), FNET_ERR_INVALID_ARG (eps),
+ *         FNET_ERR_NUMERIC (an SVD failed), FNET_ERR_OUT_OF_MEMORY. */
+fnet_status fnet_model_round_layers(fnet_model *m, double eps, int64_t max_rank,
+                                    fnet_optimizer *opt, bool *changed);
+
+#endif
