@@ -12,8 +12,8 @@ TSAN_BUILD   ?= build-tsan
 FUZZ_SECONDS ?= 60
 RELIABILITY_PACKAGES = clang libclang-rt-14-dev valgrind
 
-.PHONY: all deps build asan test test-fast demo seed bench install clean deps-reliability fuzz tsan \
-        valgrind
+.PHONY: all deps build asan test test-fast test-guarded demo seed bench install clean \
+        deps-reliability fuzz tsan valgrind
 
 all: build
 
@@ -46,10 +46,13 @@ asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFNET_SANITIZE=ON -DFNET_WERROR=ON
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 
-# Every test that runs without a GPU, then the same suite under ASan + UBSan (LeakSanitizer on),
-# then the reliability checks: ThreadSanitizer, valgrind, each fuzz target for FUZZ_SECONDS.
+# Every test that runs without a GPU; the backend tests again on the guarded backend (its memory
+# faults when host code touches it: docs/design.md, "Memory domains"); the same suite under
+# ASan + UBSan (LeakSanitizer on); then the reliability checks: ThreadSanitizer, valgrind, each
+# fuzz target for FUZZ_SECONDS.
 test: build asan
 	ctest --test-dir $(BUILD) -LE gpu --output-on-failure -j$(JOBS)
+	FNET_TEST_BACKEND=guarded ctest --test-dir $(BUILD) -L backends --output-on-failure -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD) -LE gpu --output-on-failure -j$(JOBS)
 	$(MAKE) tsan
@@ -86,6 +89,10 @@ valgrind: deps-reliability build
 
 test-fast: build
 	ctest --test-dir $(BUILD) -L unit --output-on-failure -j$(JOBS)
+
+# The backend tests on the guarded backend alone.
+test-guarded: build
+	FNET_TEST_BACKEND=guarded ctest --test-dir $(BUILD) -L backends --output-on-failure -j$(JOBS)
 
 # Dense against compressed on Fashion-MNIST: the wide dense network and the same network with
 # its 1024x1024 middle layer a rank-8 tensor-train layer, trained alike (Adam, batch 256, 10

@@ -1,6 +1,7 @@
 /* fnet-bench: training throughput of dense models against the backend's own sgemm on the same
  * GEMM shapes, measured side by side in one run (medians of repeats). Uses src/ internals for
- * the raw sgemm; everything else through the public API. */
+ * the raw sgemm; everything else through the public API. Every buffer the timed calls read or
+ * write is backend memory. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 #include "core/backend.h"
@@ -33,6 +34,14 @@ static const char usage[] =
     "                   chosen plan's forward+backward time over the fastest one's, the two\n"
     "                   timed again in turn when another one was faster)\n"
     "  --help, --version\n";
+
+// n floats of backend memory, or the program stops (exit 1).
+static float *backend_floats(fnet_ctx *ctx, size_t n)
+{
+    void *p = NULL;
+    cli_check(ctx, fnet_backend_alloc(ctx, (n > 0 ? n : 1) * sizeof(float), &p), "allocation");
+    return p;
+}
 
 static bool takes_value(const char *opt)
 {
@@ -160,8 +169,12 @@ static fnet_layer *alternative(fnet_ctx *ctx, const struct shape_case *sc,
     fnet_layer *alt;
     if (fnet_tt_create(ctx, sc->n_in, sc->n_out, &q, &alt) != FNET_OK)
         return NULL;
-    memcpy(fnet_layer_params(alt), fnet_layer_params(tt),
-           sizeof(float) * (size_t)fnet_layer_num_params(tt));
+    float *w = malloc(sizeof(float) * (size_t)fnet_layer_num_params(tt));
+    if (w == NULL)
+        cli_die(1, "layer benchmark", "out of memory");
+    cli_check(ctx, fnet_layer_get_params(tt, w), "tt parameters");
+    cli_check(ctx, fnet_layer_set_params(alt, w), "tt parameters");
+    free(w);
     return alt;
 }
 
@@ -195,14 +208,18 @@ static void bench_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
         for (int b = 0; b < 3; b++) {
             int64_t B = batches[b];
             size_t nx = (size_t)(B * cases[c].n_in), ny = (size_t)(B * cases[c].n_out);
-            float *x = malloc(nx * sizeof(float)), *dx = malloc(nx * sizeof(float));
-            float *y = malloc(ny * sizeof(float)), *dy = malloc(ny * sizeof(float));
-            if (!x || !dx || !y || !dy)
+            float *hx = malloc(nx * sizeof(float)), *hdy = malloc(ny * sizeof(float));
+            float *x = backend_floats(ctx, nx), *dx = backend_floats(ctx, nx);
+            float *y = backend_floats(ctx, ny), *dy = backend_floats(ctx, ny);
+            if (!hx || !hdy)
                 cli_die(1, "layer benchmark", "out of memory");
             for (size_t i = 0; i < nx; i++)
-                x[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
+                hx[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
             for (size_t i = 0; i < ny; i++)
-                dy[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
+                hdy[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
+            cli_check(ctx, fnet_backend_upload(ctx, x, hx, nx * sizeof(float)), "upload");
+            cli_check(ctx, fnet_backend_upload(ctx, dy, hdy, ny * sizeof(float)), "upload");
+            free(hx), free(hdy);
             struct layer_run rd = {dense, x, dy, y, dx, B, false}, rt = {tt, x, dy, y, dx, B, false};
             double df = time_layer(&rd, seconds, repeat), tf = time_layer(&rt, seconds, repeat);
             rd.backward = rt.backward = true;
@@ -268,7 +285,8 @@ static void bench_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
                 cli_json_string(json, "best_plan", best_name, false);
                 cli_json_number(json, "chosen_over_best", chosen / best, true);
             }
-            free(x), free(dx), free(y), free(dy);
+            fnet_backend_free(ctx, x), fnet_backend_free(ctx, dx);
+            fnet_backend_free(ctx, y), fnet_backend_free(ctx, dy);
         }
         fnet_layer_free(tt);
         fnet_layer_free(dense);
@@ -360,7 +378,7 @@ int main(int argc, char **argv)
         cli_check(ctx, fnet_optimizer_create(ctx, &op, fnet_model_num_params(m), &opt), "optimizer");
         cli_check(ctx, fnet_model_reserve(m, B), "reserve");
         fnet_model_set_training(m, true);
-        float *x = malloc(sizeof(float) * (size_t)(B * d));
+        float *x = backend_floats(ctx, (size_t)(B * d));
         int32_t *lab = malloc(sizeof(int32_t) * (size_t)B);
         int64_t *perm = malloc(sizeof(int64_t) * (size_t)n);
         for (int64_t i = 0; i < n; i++)
@@ -379,8 +397,10 @@ int main(int argc, char **argv)
                    sc = (size_t)(shapes[s].M * shapes[s].N);
             maxA = sa > maxA ? sa : maxA, maxB = sb > maxB ? sb : maxB, maxC = sc > maxC ? sc : maxC;
         }
-        float *GA = calloc(maxA, sizeof(float)), *GB = calloc(maxB, sizeof(float)),
-              *GC = calloc(maxC, sizeof(float));
+        float *GA = backend_floats(ctx, maxA), *GB = backend_floats(ctx, maxB),
+              *GC = backend_floats(ctx, maxC);
+        ctx->be->fill(ctx, (int64_t)maxA, 0.0f, GA);
+        ctx->be->fill(ctx, (int64_t)maxB, 0.0f, GB);
 
         double *model_rate = malloc(sizeof(double) * (size_t)repeat);
         double *gemm_rate = malloc(sizeof(double) * (size_t)repeat);
@@ -436,7 +456,9 @@ int main(int argc, char **argv)
             cli_json_number(json, "fraction_of_sgemm", ms / gs, false);
             cli_json_number(json, "peak_rss_mb", rss, true);
         }
-        free(model_rate), free(gemm_rate), free(GA), free(GB), free(GC), free(x), free(lab), free(perm);
+        free(model_rate), free(gemm_rate), free(lab), free(perm);
+        fnet_backend_free(ctx, GA), fnet_backend_free(ctx, GB), fnet_backend_free(ctx, GC);
+        fnet_backend_free(ctx, x);
         fnet_optimizer_free(opt);
         fnet_model_free(m);
     }

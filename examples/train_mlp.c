@@ -69,28 +69,35 @@ int main(int argc, char **argv)
         exit(1);
     }
 
-    // The low-level face: loss and gradient of one batch over the flat parameter vector w (host
-    // memory on a CPU ctx), and one plain SGD step by hand, as any optimizer of your own would.
-    int64_t n, b = 64;
-    float *w = fnet_model_params(m, &n);
+    // The low-level face: loss and gradient of one batch over the flat parameter vector, and one
+    // plain SGD step by hand, as any optimizer of your own would. The batch x is backend memory
+    // (where the model reads its input); w and g are host copies of the model's vectors, so this
+    // runs on any backend (on the CPU, fnet_model_params() is the vector itself).
+    int64_t n = fnet_model_num_params(m), b = 64;
+    float *w = malloc((size_t)n * sizeof(float));
     float *g = malloc((size_t)n * sizeof(float));
-    float *x = malloc((size_t)(b * dim) * sizeof(float));
     int32_t *y = malloc((size_t)b * sizeof(int32_t));
-    if (g == NULL || x == NULL || y == NULL) {
+    void *x;
+    if (w == NULL || g == NULL || y == NULL) {
         fprintf(stderr, "train_mlp: out of memory\n");
         exit(1);
     }
+    CHECK(fnet_backend_alloc(ctx, (size_t)(b * dim) * sizeof(float), &x));
     double before, after;
     CHECK(fnet_dataset_batch(train, NULL, 0, b, x, y));
-    CHECK(fnet_model_loss_grad(m, x, y, b, &before, g));
+    CHECK(fnet_model_loss_grad(m, x, y, b, &before, NULL));
+    CHECK(fnet_model_get_params(m, w));
+    CHECK(fnet_model_get_grads(m, g));
     for (int64_t i = 0; i < n; i++)
         w[i] -= 0.01f * g[i];
-    CHECK(fnet_model_loss_grad(m, x, y, b, &after, g));
+    CHECK(fnet_model_set_params(m, w));
+    CHECK(fnet_model_loss_grad(m, x, y, b, &after, NULL));
     printf("one SGD step on a batch of %lld: loss %.4f -> %.4f\n", (long long)b, before, after);
 
+    fnet_backend_free(ctx, x);
     free(y);
-    free(x);
     free(g);
+    free(w);
     fnet_model_free(m2);
     fnet_model_free(m);
     fnet_dataset_free(test);

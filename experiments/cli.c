@@ -49,9 +49,11 @@ void cli_die(int code, const char *where, const char *fmt, ...)
     exit(code);
 }
 
+// The library's message in the user's words: its source location goes to the log (debug level)
+// only (fnet_ctx_last_message).
 static void check(fnet_ctx *ctx, fnet_status st, const char *where, int code)
 {
-    const char *msg = ctx ? fnet_ctx_last_error(ctx) : "";
+    const char *msg = ctx ? fnet_ctx_last_message(ctx) : "";
     if (msg && *msg)
         cli_die(code, where, "%s: %s", fnet_status_str(st), msg);
     cli_die(code, where, "%s", fnet_status_str(st));
@@ -221,13 +223,15 @@ fnet_ctx *cli_ctx(const char *device, int threads)
         st = fnet_ctx_create_cpu(&ctx);
     } else if (strcmp(device, "reference") == 0) {
         st = fnet_ctx_create_reference(&ctx);
+    } else if (strcmp(device, "guarded") == 0) {
+        st = fnet_ctx_create_guarded(&ctx);
     } else if (strncmp(device, "cuda", 4) == 0 && (device[4] == '\0' || device[4] == ':')) {
         int dev = device[4] == ':' ? (int)cli_int("--device", device + 5, 0, 1024) : 0;
         st = fnet_ctx_create_cuda(dev, &ctx);
         if (st == FNET_ERR_UNSUPPORTED)
             cli_die(2, "--device", "this build has no CUDA backend (the CUDA backend is not built yet)");
     } else {
-        cli_die(2, "--device", "expected cpu, reference or cuda[:K], got '%s'", device);
+        cli_die(2, "--device", "expected cpu, reference, guarded or cuda[:K], got '%s'", device);
     }
     if (st != FNET_OK)
         cli_die(1, "--device", "cannot create the %s context: %s", device, fnet_status_str(st));

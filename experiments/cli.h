@@ -50,7 +50,7 @@ void cli_json_number(FILE *f, const char *key, double value, bool last);
 bool cli_is_tty(void);
 void cli_progress(int64_t done, int64_t total, void *user);
 
-/* Parse a --device value: "cpu", "reference" or "cuda[:K]"; creates the ctx. */
+/* Parse a --device value: "cpu", "reference", "guarded" or "cuda[:K]"; creates the ctx. */
 fnet_ctx *cli_ctx(const char *device, int threads);
 
 /* Default data directory: $FNET_DATA, then /usr/share/datasets/fashion-mnist. */

@@ -117,7 +117,7 @@ static struct result train_one(fnet_ctx *ctx, const char *spec, const fnet_optim
     if (status == FNET_ERR_NUMERIC) {
         // a diverging model: the others are still compared, the run ends with its error
         snprintf(r.error, sizeof(r.error), "%s: %s", fnet_status_str(status),
-                 fnet_ctx_last_error(ctx));
+                 fnet_ctx_last_message(ctx));
         r.test_acc = r.samples_per_s = r.train_seconds = NAN;
     } else {
         cli_check(ctx, status, where);

@@ -193,6 +193,14 @@ static fnet_status on_iteration(const fnet_solver_info *info, void *user)
     return r->stop ? FNET_ERR_CANCELLED : FNET_OK;
 }
 
+// n floats of backend memory for a batch, or the program stops.
+static float *batch_buffer(fnet_ctx *ctx, int64_t n, const char *where)
+{
+    void *p = NULL;
+    cli_check(ctx, fnet_backend_alloc(ctx, (size_t)n * sizeof(float), &p), where);
+    return p;
+}
+
 static void train_first_order(fnet_ctx *ctx, struct run *r, fnet_optim_kind kind,
                               const fnet_dataset *train)
 {
@@ -205,7 +213,7 @@ static void train_first_order(fnet_ctx *ctx, struct run *r, fnet_optim_kind kind
     cli_check(ctx, fnet_optimizer_create(ctx, &op, fnet_model_num_params(m), &opt), r->optim);
     float *w = fnet_model_params(m, &np);
     const float *g = fnet_model_grads(m, NULL);
-    float *x = malloc((size_t)(B * dim) * sizeof(float));
+    float *x = batch_buffer(ctx, B * dim, r->optim); // backend memory, as the model takes its input
     int32_t *labels = malloc((size_t)B * sizeof(int32_t));
     int64_t *perm = malloc((size_t)n * sizeof(int64_t));
     if (x == NULL || labels == NULL || perm == NULL)
@@ -236,7 +244,8 @@ static void train_first_order(fnet_ctx *ctx, struct run *r, fnet_optim_kind kind
         }
     }
     run_pause(r);
-    free(perm), free(labels), free(x);
+    free(perm), free(labels);
+    fnet_backend_free(ctx, x);
     fnet_optimizer_free(opt);
 }
 
@@ -260,7 +269,7 @@ static void train_solver(fnet_ctx *ctx, struct run *r, fnet_optim_kind kind,
     fnet_solver *s = NULL;
     cli_check(ctx, fnet_solver_create(ctx, &op, fnet_model_num_params(m), &s), r->optim);
     float *w = fnet_model_params(m, &np);
-    float *x = malloc((size_t)(B * dim) * sizeof(float));
+    float *x = batch_buffer(ctx, B * dim, r->optim); // backend memory, as the model takes its input
     int32_t *labels = malloc((size_t)B * sizeof(int32_t));
     int64_t *perm = malloc((size_t)n * sizeof(int64_t));
     if (x == NULL || labels == NULL || perm == NULL)
@@ -302,7 +311,8 @@ static void train_solver(fnet_ctx *ctx, struct run *r, fnet_optim_kind kind,
         }
     }
     run_pause(r);
-    free(perm), free(labels), free(x);
+    free(perm), free(labels);
+    fnet_backend_free(ctx, x);
     fnet_solver_free(s);
 }
 

@@ -95,6 +95,8 @@ FNET_API fnet_status fnet_layer_backward(fnet_layer *layer, const float *x, cons
 FNET_API void fnet_layer_set_training(fnet_layer *layer, bool training);
 
 FNET_API fnet_layer_kind fnet_layer_kind_of(const fnet_layer *layer);
+/** The ctx the layer was made on. */
+FNET_API fnet_ctx *fnet_layer_ctx(const fnet_layer *layer);
 FNET_API int64_t fnet_layer_n_in(const fnet_layer *layer);
 FNET_API int64_t fnet_layer_n_out(const fnet_layer *layer);
 /** Number of trainable parameters. */

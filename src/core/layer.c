@@ -155,6 +155,11 @@ fnet_layer_kind fnet_layer_kind_of(const fnet_layer *l)
     return l->ops->desc->kind;
 }
 
+fnet_ctx *fnet_layer_ctx(const fnet_layer *l)
+{
+    return l->ctx;
+}
+
 int64_t fnet_layer_n_in(const fnet_layer *l)
 {
     return l->n_in;

@@ -94,6 +94,10 @@ bad() {
         "command: $PROG $*" "$(seen)"
     grep -qiE "$keyword" bad.err || fail "$what: the error does not mention /$keyword/" \
         "command: $PROG $*" "$(seen)"
+    # the user's words only: the library's source location belongs to its log
+    if grep -qE '[A-Za-z_]+\.c:[0-9]+' bad.err; then
+        fail "$what: the error carries a source location" "command: $PROG $*" "$(seen)"
+    fi
     ok "$what: exit $RC, one line naming /$keyword/"
 }
 

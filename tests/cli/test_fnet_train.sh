@@ -202,6 +202,33 @@ grep -q 'warning: epoch 1: the loss became NaN/Inf; rolled back' rollback.err ||
 ok "--on-nan rollback recovers a diverging run and says so"
 bad 2 'on-nan' "--on-nan sometimes" --data gz --model "$MODEL" --on-nan sometimes
 
+# --- the guarded backend: the whole run keeps to the memory domains, with the same numbers ------
+# Its memory faults when host code touches it, and an op given host memory stops the program
+# (docs/design.md, "Memory domains"); it runs the reference backend's ops.
+
+guarded_model=dense:16,tanh,dropout:0.2,tt:16:rank=3,relu,dense:10
+for dev in reference guarded; do
+    run "dev-$dev" --data gz --model "$guarded_model" --epochs 2 --batch 16 --val-split 0.2 \
+        --seed 5 --threads 2 --tt-round-every 1 --tt-eps 0.3 --save "$dev.st" --json "$dev.json" \
+        --device "$dev"
+    good "--device $dev: TT, dropout, rank-adaptive rounding, validation, --save"
+done
+cmp -s reference.st guarded.st || fail "--device guarded: the checkpoint differs from the reference's" \
+    "$(cmp reference.st guarded.st 2>&1)"
+[ "$(final_field reference.json test_acc)" = "$(final_field guarded.json test_acc)" ] ||
+    fail "--device guarded: test_acc differs from the reference's" "$(show guarded.json)"
+ok "--device guarded: the same checkpoint and test accuracy as --device reference"
+run dev-load --data gz --load guarded.st --epochs 0 --device guarded --json dev-load.json
+good "--device guarded --load: evaluates the checkpoint"
+[ "$(final_field dev-load.json test_acc)" = "$(final_field guarded.json test_acc)" ] ||
+    fail "--device guarded --load: test_acc differs from the run that saved it" "$(show dev-load.json)"
+ok "--device guarded --load: the same test accuracy as the run that saved it"
+for optim in lbfgs cg; do
+    run "dev-$optim" --data gz --model dense:16,relu,dense:10 --optim "$optim" --batch 200 \
+        --iters-per-batch 3 --epochs 1 --device guarded --threads 1
+    good "--device guarded --optim $optim"
+done
+
 # --- save, evaluate, resume -----------------------------------------------------------------
 
 run save --data gz --model "$MODEL" --epochs 2 --seed 3 --threads 1 --save a.st --json save.json

@@ -62,6 +62,94 @@ void fnet_check_ok(const fnet_ctx *ctx, fnet_status st, const char *file, int li
     }
 }
 
+fnet_ctx *fnet_test_ctx(fnet_backend_kind dflt)
+{
+    const char *name = getenv("FNET_TEST_BACKEND");
+    fnet_ctx *ctx = NULL;
+    fnet_status st = FNET_ERR_INVALID_ARG;
+    if (name == NULL || *name == '\0')
+        st = dflt == FNET_BACKEND_CPU ? fnet_ctx_create_cpu(&ctx) : fnet_ctx_create_reference(&ctx);
+    else if (strcmp(name, "reference") == 0)
+        st = fnet_ctx_create_reference(&ctx);
+    else if (strcmp(name, "cpu") == 0)
+        st = fnet_ctx_create_cpu(&ctx);
+    else if (strcmp(name, "guarded") == 0)
+        st = fnet_ctx_create_guarded(&ctx);
+    else {
+        print_error("FNET_TEST_BACKEND is '%s', which is no backend: use reference, cpu or "
+                    "guarded (or leave it unset)\n", name);
+        fail_msg("FNET_TEST_BACKEND '%s' is no backend", name);
+    }
+    if (st != FNET_OK) {
+        print_error("creating the test ctx (FNET_TEST_BACKEND '%s'): %s\n", name ? name : "",
+                    fnet_status_str(st));
+        fail();
+    }
+    return ctx;
+}
+
+float *fnet_test_upload(fnet_ctx *ctx, const float *host, int64_t n)
+{
+    void *p = NULL;
+    fnet_assert_ok(ctx, fnet_backend_alloc(ctx, (size_t)(n > 0 ? n : 1) * sizeof(float), &p));
+    if (host != NULL && n > 0)
+        fnet_assert_ok(ctx, fnet_backend_upload(ctx, p, host, (size_t)n * sizeof(float)));
+    return p;
+}
+
+int32_t *fnet_test_upload_i32(fnet_ctx *ctx, const int32_t *host, int64_t n)
+{
+    void *p = NULL;
+    fnet_assert_ok(ctx, fnet_backend_alloc(ctx, (size_t)(n > 0 ? n : 1) * sizeof(int32_t), &p));
+    if (host != NULL && n > 0)
+        fnet_assert_ok(ctx, fnet_backend_upload(ctx, p, host, (size_t)n * sizeof(int32_t)));
+    return p;
+}
+
+float *fnet_test_download(fnet_ctx *ctx, const float *be, int64_t n)
+{
+    float *h = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    assert_non_null(h);
+    if (n > 0)
+        fnet_assert_ok(ctx, fnet_backend_download(ctx, h, be, (size_t)n * sizeof(float)));
+    return h;
+}
+
+static float *host_vector(int64_t n)
+{
+    float *h = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    assert_non_null(h);
+    return h;
+}
+
+float *fnet_test_model_params(const fnet_model *m)
+{
+    float *h = host_vector(fnet_model_num_params(m));
+    fnet_assert_ok(fnet_model_ctx(m), fnet_model_get_params(m, h));
+    return h;
+}
+
+float *fnet_test_model_grads(const fnet_model *m)
+{
+    float *h = host_vector(fnet_model_num_params(m));
+    fnet_assert_ok(fnet_model_ctx(m), fnet_model_get_grads(m, h));
+    return h;
+}
+
+float *fnet_test_layer_params(const fnet_layer *l)
+{
+    float *h = host_vector(fnet_layer_num_params(l));
+    fnet_assert_ok(fnet_layer_ctx(l), fnet_layer_get_params(l, h));
+    return h;
+}
+
+float *fnet_test_layer_grads(const fnet_layer *l)
+{
+    float *h = host_vector(fnet_layer_num_params(l));
+    fnet_assert_ok(fnet_layer_ctx(l), fnet_layer_get_grads(l, h));
+    return h;
+}
+
 void fnet_test_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed)
 {
     fnet_rng rng;

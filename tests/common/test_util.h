@@ -31,6 +31,26 @@ void fnet_check_allclose_d(const double *a, const double *b, int64_t n, double r
 void fnet_check_close(double a, double b, double rtol, double atol, const char *file, int line);
 void fnet_check_ok(const fnet_ctx *ctx, fnet_status st, const char *file, int line);
 
+/* The ctx a test runs on: the backend FNET_TEST_BACKEND names ("reference", "cpu", "guarded")
+ * when it is set, else `dflt` (FNET_BACKEND_REFERENCE or FNET_BACKEND_CPU). A name that is no
+ * backend fails the test with a message naming it, so a misspelt one cannot pass silently. Tests
+ * that read it run on every backend in `make test` (tests/CMakeLists.txt, label "backends").
+ * Oracles (the reference side of a comparison) are made with fnet_ctx_create_reference(). */
+fnet_ctx *fnet_test_ctx(fnet_backend_kind dflt);
+
+/* Backend memory for tests, failing the test when out of memory: n floats (or int32s) on ctx,
+ * holding a copy of host when it is not NULL (else uninitialized); freed with
+ * fnet_backend_free(). */
+float *fnet_test_upload(fnet_ctx *ctx, const float *host, int64_t n);
+int32_t *fnet_test_upload_i32(fnet_ctx *ctx, const int32_t *host, int64_t n);
+/* A new host copy (free()) of n floats of backend memory be. */
+float *fnet_test_download(fnet_ctx *ctx, const float *be, int64_t n);
+/* Host copies (free()) of a model's or a layer's parameters and gradients. */
+float *fnet_test_model_params(const fnet_model *m);
+float *fnet_test_model_grads(const fnet_model *m);
+float *fnet_test_layer_params(const fnet_layer *l);
+float *fnet_test_layer_grads(const fnet_layer *l);
+
 /* Fill x (n) with uniform values in [lo, hi) from a seeded generator. */
 void fnet_test_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed);
 
