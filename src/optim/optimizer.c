@@ -7,6 +7,7 @@
 #include "core/backend.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -172,26 +173,22 @@ static fnet_status params_check(fnet_ctx *ctx, const fnet_optim_params *p)
     return FNET_OK;
 }
 
-// The backend entries a kind steps through; missing ones are refused here, not mid-training.
+// The backend ops a kind steps through; missing ones are refused here, not mid-training.
 static fnet_status backend_check(fnet_ctx *ctx, fnet_optim_kind k)
 {
-    const struct fnet_backend_ops *be = ctx->be;
-    const char *missing = NULL;
+    uint64_t ops = 0;
     switch (k) {
-    case FNET_OPTIM_SGD: missing = be->sgd_step ? NULL : "sgd_step"; break;
+    case FNET_OPTIM_SGD: ops = FNET_OPS(FNET_OP_SGD_STEP); break;
     case FNET_OPTIM_MOMENTUM:
-    case FNET_OPTIM_NESTEROV: missing = be->momentum_step ? NULL : "momentum_step"; break;
-    case FNET_OPTIM_RMSPROP: missing = be->rmsprop_step ? NULL : "rmsprop_step"; break;
-    case FNET_OPTIM_ADAM: missing = be->adam_step ? NULL : "adam_step"; break;
-    case FNET_OPTIM_ADAMW:
-        missing = !be->scal ? "scal" : !be->adam_step ? "adam_step" : NULL;
-        break;
+    case FNET_OPTIM_NESTEROV: ops = FNET_OPS(FNET_OP_MOMENTUM_STEP); break;
+    case FNET_OPTIM_RMSPROP: ops = FNET_OPS(FNET_OP_RMSPROP_STEP); break;
+    case FNET_OPTIM_ADAM: ops = FNET_OPS(FNET_OP_ADAM_STEP); break;
+    case FNET_OPTIM_ADAMW: ops = FNET_OPS(FNET_OP_ADAM_STEP) | FNET_OPS(FNET_OP_SCAL); break;
     default: break;
     }
-    if (missing)
-        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "backend %s has no %s for optimizer %s",
-                         be->name, missing, fnet_optim_kind_name(k));
-    return FNET_OK;
+    char what[48];
+    snprintf(what, sizeof(what), "the %s optimizer", fnet_optim_kind_name(k));
+    return fnet_backend_require(ctx, ops, what);
 }
 
 fnet_status fnet_optimizer_create(fnet_ctx *ctx, const fnet_optim_params *p, int64_t n,
