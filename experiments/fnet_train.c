@@ -1,5 +1,5 @@
-/* fnet-train: train and evaluate one model on an IDX dataset (DESIGN.md, "command-line
- * contract"); --save/--load write and resume safetensors checkpoints. */
+/* fnet-train: train and evaluate one model on an IDX dataset (docs/design.md, "Checkpoints and
+ * the command line"); --save/--load write and resume safetensors checkpoints. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 

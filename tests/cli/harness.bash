@@ -63,7 +63,7 @@ good() {
     fi
 }
 
-# meaning CODES: what an expected exit status stands for (DESIGN.md).
+# meaning CODES: what an expected exit status stands for (docs/design.md).
 meaning() {
     case $1 in
     1) echo "a runtime error" ;;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2015  # "A && B || fail" is meant: fail when either is false
-# End-to-end tests of fnet-train as a new user would run it (DESIGN.md, "The command-line
-# contract" and "Errors and bad input"): good runs on a tiny synthetic IDX dataset (gzip and raw),
+# End-to-end tests of fnet-train as a new user would run it (docs/design.md, "Checkpoints and
+# the command line", and "Ownership, errors, threads"): good runs on a tiny synthetic IDX dataset (gzip and raw),
 # JSON lines, determinism, --save/--load, bad input (exit 2 for bad usage, 1 for a runtime error,
 # one line "fnet-train: error: <what> (<where>)" on stderr) and saves that never damage a good
 # checkpoint. No network, no GPU, no python; a few seconds, also under ASan/UBSan.
