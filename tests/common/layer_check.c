@@ -1,15 +1,59 @@
-/* The per-kind layer checks: see layer_check.h. */
+/* The per-kind layer checks: see layer_check.h. Inputs and outputs of the passes live in backend
+ * memory; every comparison is made on host copies. */
 #include "layer_check.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+fnet_status fnet_test_set_layer_bias(fnet_layer *l, const float *b, int64_t n)
+{
+    int64_t np = fnet_layer_num_params(l);
+    if (n < 0 || n > np)
+        return FNET_ERR_INVALID_ARG;
+    float *w = malloc(sizeof(float) * (size_t)(np > 0 ? np : 1));
+    if (w == NULL)
+        return FNET_ERR_OUT_OF_MEMORY;
+    fnet_status st = fnet_layer_get_params(l, w);
+    if (st == FNET_OK) {
+        memcpy(w + np - n, b, sizeof(float) * (size_t)n);
+        st = fnet_layer_set_params(l, w);
+    }
+    free(w);
+    return st;
+}
+
 static fnet_layer *make_on(fnet_ctx *ctx, fnet_layer_factory make, uint64_t seed)
 {
     fnet_layer *l = NULL;
     fnet_assert_ok(ctx, make(ctx, seed, &l));
     return l;
+}
+
+static float *host_floats(int64_t n)
+{
+    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    assert_non_null(p);
+    return p;
+}
+
+static double *host_doubles(int64_t n)
+{
+    double *p = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    assert_non_null(p);
+    return p;
+}
+
+// host (n) = backend memory be (n) of ctx
+static void download_into(fnet_ctx *ctx, float *host, const float *be, int64_t n)
+{
+    fnet_assert_ok(ctx, fnet_backend_download(ctx, host, be, sizeof(float) * (size_t)n));
+}
+
+// backend memory be[i] = v: one element, so a probe moves one float per step
+static void upload_one(fnet_ctx *ctx, float *be, int64_t i, float v)
+{
+    fnet_assert_ok(ctx, fnet_backend_upload(ctx, be + i, &v, sizeof(float)));
 }
 
 static void fill_input(float *x, int64_t n, uint64_t seed)
@@ -22,19 +66,19 @@ static void fill_input(float *x, int64_t n, uint64_t seed)
 
 void check_layer_forward_matches_dense(fnet_layer_factory make, int64_t B, bool has_bias)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_reference(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_REFERENCE);
     fnet_layer *l = make_on(ctx, make, 11);
     int64_t n_in = fnet_layer_n_in(l), n_out = fnet_layer_n_out(l);
-    float *x = malloc(sizeof(float) * (size_t)(B * n_in));
-    float *y = malloc(sizeof(float) * (size_t)(B * n_out));
-    float *W = malloc(sizeof(float) * (size_t)(n_in * n_out));
-    double *want = malloc(sizeof(double) * (size_t)(B * n_out));
-    double *got = malloc(sizeof(double) * (size_t)(B * n_out));
+    float *x = host_floats(B * n_in), *y = host_floats(B * n_out);
+    float *W = host_floats(n_in * n_out);
+    double *want = host_doubles(B * n_out), *got = host_doubles(B * n_out);
     fill_input(x, B * n_in, 12);
-    fnet_assert_ok(ctx, fnet_layer_forward(l, x, B, y));
+    float *xd = fnet_test_upload(ctx, x, B * n_in), *yd = fnet_test_upload(ctx, NULL, B * n_out);
+    fnet_assert_ok(ctx, fnet_layer_forward(l, xd, B, yd));
+    download_into(ctx, y, yd, B * n_out);
     fnet_assert_ok(ctx, fnet_layer_to_dense(l, W));
-    const float *bias = has_bias ? fnet_layer_params(l) + fnet_layer_num_params(l) - n_out : NULL;
+    float *w = fnet_test_layer_params(l);
+    const float *bias = has_bias ? w + fnet_layer_num_params(l) - n_out : NULL;
     for (int64_t r = 0; r < B; r++)
         for (int64_t o = 0; o < n_out; o++) {
             double acc = bias ? bias[o] : 0.0;
@@ -44,109 +88,161 @@ void check_layer_forward_matches_dense(fnet_layer_factory make, int64_t B, bool 
             got[r * n_out + o] = y[r * n_out + o];
         }
     fnet_assert_allclose_d(got, want, B * n_out, 1e-5, 1e-6);
-    free(x), free(y), free(W), free(want), free(got);
+    free(x), free(y), free(W), free(want), free(got), free(w);
+    fnet_backend_free(ctx, xd);
+    fnet_backend_free(ctx, yd);
     fnet_layer_free(l);
     fnet_ctx_free(ctx);
 }
 
+// What the probe needs: the layer, its input x (backend), the weights c of L (host), and an
+// output buffer on each side.
+struct probe {
+    fnet_layer *l;
+    fnet_ctx *ctx;
+    const float *xd;
+    int64_t B;
+    const float *c;
+    float *yd, *y;
+};
+
 // L = Σ c ⊙ f(x), in double
-static double probe(fnet_layer *l, const float *x, int64_t B, const float *c, float *y)
+static double probe(const struct probe *p)
 {
-    fnet_status st = fnet_layer_forward(l, x, B, y);
+    fnet_status st = fnet_layer_forward(p->l, p->xd, p->B, p->yd);
     assert_int_equal(st, FNET_OK);
+    int64_t n = p->B * fnet_layer_n_out(p->l);
+    download_into(p->ctx, p->y, p->yd, n);
     double s = 0.0;
-    for (int64_t i = 0; i < B * fnet_layer_n_out(l); i++)
-        s += (double)c[i] * (double)y[i];
+    for (int64_t i = 0; i < n; i++)
+        s += (double)p->c[i] * (double)p->y[i];
     return s;
 }
 
 void check_layer_gradients(fnet_layer_factory make, int64_t B)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_reference(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_REFERENCE);
     fnet_layer *l = make_on(ctx, make, 21);
     int64_t n_in = fnet_layer_n_in(l), n_out = fnet_layer_n_out(l), np = fnet_layer_num_params(l);
-    float *x = malloc(sizeof(float) * (size_t)(B * n_in));
-    float *y = malloc(sizeof(float) * (size_t)(B * n_out));
-    float *c = malloc(sizeof(float) * (size_t)(B * n_out));
-    float *dx = malloc(sizeof(float) * (size_t)(B * n_in));
-    double *num = malloc(sizeof(double) * (size_t)(np + B * n_in));
-    double *ana = malloc(sizeof(double) * (size_t)(np + B * n_in));
+    float *x = host_floats(B * n_in), *y = host_floats(B * n_out);
+    float *c = host_floats(B * n_out), *dx = host_floats(B * n_in);
+    double *num = host_doubles(np + B * n_in), *ana = host_doubles(np + B * n_in);
     fill_input(x, B * n_in, 22);
     fnet_test_fill_uniform(c, B * n_out, -1.0f, 1.0f, 23);
+    float *xd = fnet_test_upload(ctx, x, B * n_in), *cd = fnet_test_upload(ctx, c, B * n_out);
+    float *yd = fnet_test_upload(ctx, NULL, B * n_out);
+    float *dxd = fnet_test_upload(ctx, NULL, B * n_in);
     // analytic
-    fnet_assert_ok(ctx, fnet_layer_forward(l, x, B, y));
-    float *g = fnet_layer_grads(l), *w = fnet_layer_params(l);
-    if (np)
-        memset(g, 0, sizeof(float) * (size_t)np);
-    fnet_assert_ok(ctx, fnet_layer_backward(l, x, y, c, B, dx));
+    fnet_assert_ok(ctx, fnet_layer_forward(l, xd, B, yd));
+    fnet_assert_ok(ctx, fnet_layer_zero_grads(l));
+    fnet_assert_ok(ctx, fnet_layer_backward(l, xd, yd, cd, B, dxd));
+    float *g = fnet_test_layer_grads(l), *w = fnet_test_layer_params(l);
+    download_into(ctx, dx, dxd, B * n_in);
     for (int64_t i = 0; i < np; i++)
         ana[i] = g[i];
     for (int64_t i = 0; i < B * n_in; i++)
         ana[np + i] = dx[i];
-    // numeric, central differences
+    // numeric, central differences: one parameter at a time through the host copy
+    const struct probe p = {.l = l, .ctx = ctx, .xd = xd, .B = B, .c = c, .yd = yd, .y = y};
     for (int64_t i = 0; i < np; i++) {
         float keep = w[i];
         w[i] = keep + (float)FNET_FD_EPS;
-        double up = probe(l, x, B, c, y);
+        fnet_assert_ok(ctx, fnet_layer_set_params(l, w));
+        double up = probe(&p);
         w[i] = keep - (float)FNET_FD_EPS;
-        double down = probe(l, x, B, c, y);
+        fnet_assert_ok(ctx, fnet_layer_set_params(l, w));
+        double down = probe(&p);
         w[i] = keep;
+        fnet_assert_ok(ctx, fnet_layer_set_params(l, w));
         num[i] = (up - down) / (2.0 * FNET_FD_EPS);
     }
     for (int64_t i = 0; i < B * n_in; i++) {
         float keep = x[i];
         // half the step on inputs: they stay clear of ReLU's kink (|x| >= 0.1)
-        x[i] = keep + (float)(FNET_FD_EPS / 2);
-        double up = probe(l, x, B, c, y);
-        x[i] = keep - (float)(FNET_FD_EPS / 2);
-        double down = probe(l, x, B, c, y);
-        x[i] = keep;
+        upload_one(ctx, xd, i, keep + (float)(FNET_FD_EPS / 2));
+        double up = probe(&p);
+        upload_one(ctx, xd, i, keep - (float)(FNET_FD_EPS / 2));
+        double down = probe(&p);
+        upload_one(ctx, xd, i, keep);
         num[np + i] = (up - down) / FNET_FD_EPS;
     }
     fnet_assert_allclose_d(ana, num, np + B * n_in, FNET_FD_RTOL, FNET_FD_ATOL);
-    free(x), free(y), free(c), free(dx), free(num), free(ana);
+    free(x), free(y), free(c), free(dx), free(num), free(ana), free(g), free(w);
+    fnet_backend_free(ctx, xd);
+    fnet_backend_free(ctx, cd);
+    fnet_backend_free(ctx, yd);
+    fnet_backend_free(ctx, dxd);
     fnet_layer_free(l);
     fnet_ctx_free(ctx);
 }
 
+// One side of the comparison: a layer on its ctx, the pass's buffers in its backend memory, and
+// host copies of what it computed.
+struct side {
+    fnet_ctx *ctx;
+    fnet_layer *l;
+    float *xd, *dyd, *yd, *dxd; // backend
+    float *y, *dx, *w, *g;      // host
+};
+
+static void side_run(struct side *s, const float *x, const float *dy, int64_t B)
+{
+    int64_t n_in = fnet_layer_n_in(s->l), n_out = fnet_layer_n_out(s->l);
+    s->xd = fnet_test_upload(s->ctx, x, B * n_in);
+    s->dyd = fnet_test_upload(s->ctx, dy, B * n_out);
+    s->yd = fnet_test_upload(s->ctx, NULL, B * n_out);
+    s->dxd = fnet_test_upload(s->ctx, NULL, B * n_in);
+    fnet_assert_ok(s->ctx, fnet_layer_forward(s->l, s->xd, B, s->yd));
+    s->y = fnet_test_download(s->ctx, s->yd, B * n_out);
+    fnet_assert_ok(s->ctx, fnet_layer_backward(s->l, s->xd, s->yd, s->dyd, B, s->dxd));
+    s->dx = fnet_test_download(s->ctx, s->dxd, B * n_in);
+    s->g = fnet_test_layer_grads(s->l);
+}
+
+static void side_free(struct side *s)
+{
+    free(s->y), free(s->dx), free(s->w), free(s->g);
+    fnet_backend_free(s->ctx, s->xd);
+    fnet_backend_free(s->ctx, s->dyd);
+    fnet_backend_free(s->ctx, s->yd);
+    fnet_backend_free(s->ctx, s->dxd);
+    fnet_layer_free(s->l);
+    fnet_ctx_free(s->ctx);
+}
+
 void check_layer_cpu_matches_reference(fnet_layer_factory make, int64_t B, double rtol)
 {
-    fnet_ctx *rc, *cc;
-    fnet_assert_ok(NULL, fnet_ctx_create_reference(&rc));
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&cc));
+    struct side r = {0}, c = {0};
+    fnet_assert_ok(NULL, fnet_ctx_create_reference(&r.ctx)); // the oracle
+    c.ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     // three workers whatever the machine: layers that split work over them are checked split
-    fnet_assert_ok(cc, fnet_ctx_set_threads(cc, 3));
-    fnet_layer *lr = make_on(rc, make, 31), *lc = make_on(cc, make, 31);
-    int64_t n_in = fnet_layer_n_in(lr), n_out = fnet_layer_n_out(lr), np = fnet_layer_num_params(lr);
-    assert_int_equal(np, fnet_layer_num_params(lc));
+    fnet_assert_ok(c.ctx, fnet_ctx_set_threads(c.ctx, 3));
+    r.l = make_on(r.ctx, make, 31);
+    c.l = make_on(c.ctx, make, 31);
+    int64_t n_in = fnet_layer_n_in(r.l), n_out = fnet_layer_n_out(r.l);
+    int64_t np = fnet_layer_num_params(r.l);
+    assert_int_equal(np, fnet_layer_num_params(c.l));
+    r.w = fnet_test_layer_params(r.l);
+    c.w = fnet_test_layer_params(c.l);
     if (np)
-        fnet_assert_allclose(fnet_layer_params(lc), fnet_layer_params(lr), np, 0.0, 0.0);
-    float *x = malloc(sizeof(float) * (size_t)(B * n_in));
-    float *dy = malloc(sizeof(float) * (size_t)(B * n_out));
-    float *yr = malloc(sizeof(float) * (size_t)(B * n_out)), *yc = malloc(sizeof(float) * (size_t)(B * n_out));
-    float *dxr = malloc(sizeof(float) * (size_t)(B * n_in)), *dxc = malloc(sizeof(float) * (size_t)(B * n_in));
+        fnet_assert_allclose(c.w, r.w, np, 0.0, 0.0);
+    float *x = host_floats(B * n_in), *dy = host_floats(B * n_out);
     fill_input(x, B * n_in, 32);
     fnet_test_fill_uniform(dy, B * n_out, -1.0f, 1.0f, 33);
-    fnet_assert_ok(rc, fnet_layer_forward(lr, x, B, yr));
-    fnet_assert_ok(cc, fnet_layer_forward(lc, x, B, yc));
-    fnet_assert_allclose(yc, yr, B * n_out, rtol, rtol);
-    fnet_assert_ok(rc, fnet_layer_backward(lr, x, yr, dy, B, dxr));
-    fnet_assert_ok(cc, fnet_layer_backward(lc, x, yc, dy, B, dxc));
-    fnet_assert_allclose(dxc, dxr, B * n_in, rtol, rtol);
+    side_run(&r, x, dy, B);
+    side_run(&c, x, dy, B);
+    fnet_assert_allclose(c.y, r.y, B * n_out, rtol, rtol);
+    fnet_assert_allclose(c.dx, r.dx, B * n_in, rtol, rtol);
     if (np)
-        fnet_assert_allclose(fnet_layer_grads(lc), fnet_layer_grads(lr), np, rtol, rtol);
-    free(x), free(dy), free(yr), free(yc), free(dxr), free(dxc);
-    fnet_layer_free(lr);
-    fnet_layer_free(lc);
-    fnet_ctx_free(rc);
-    fnet_ctx_free(cc);
+        fnet_assert_allclose(c.g, r.g, np, rtol, rtol);
+    free(x), free(dy);
+    side_free(&r);
+    side_free(&c);
 }
 
 void check_layer_out_of_memory(fnet_layer_factory make, int64_t B)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_reference(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_REFERENCE);
     int failures = 0;
     for (long k = 1; k < 1000; k++) {
         fnet_layer *l = NULL;

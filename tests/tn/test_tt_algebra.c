@@ -1,7 +1,9 @@
 /* TT algebra (src/tn/tt_algebra.c) on the reference and CPU backends: the dense matrix of a TT
  * against a naive product of core slices, norm and inner product against dense sums, TT-SVD
  * recovering exact TT-ranks and meeting its error bound, TT-rounding's bound and ranks, shape and
- * argument checks with their messages, and out-of-memory injection. */
+ * argument checks with their messages, and out-of-memory injection. The algebra works on host
+ * memory with the backend's host linear algebra (ctx->be->host_la), so every pointer here is a
+ * host pointer, on every backend. */
 #include "test_util.h"
 #include "core/backend.h"
 #include "tn/tt.h"
@@ -18,8 +20,10 @@
 // fnet_tt_full against the naive double product of slices
 #define FULL_RTOL 1e-5
 
-typedef fnet_status (*ctx_create_fn)(fnet_ctx **out);
-static const ctx_create_fn ctx_creators[] = {fnet_ctx_create_reference, fnet_ctx_create_cpu};
+// The tests that loop over backends run on the ctx fnet_test_ctx gives for each of these
+// defaults: the reference's host linear algebra and the CPU's, or, when FNET_TEST_BACKEND is set,
+// the backend it names twice.
+static const fnet_backend_kind backend_defaults[] = {FNET_BACKEND_REFERENCE, FNET_BACKEND_CPU};
 #define N_BACKENDS 2
 
 static struct fnet_tt_shape make_shape(int d, const int64_t *m, const int64_t *n,
@@ -115,8 +119,7 @@ static void test_tt_full_matches_product_of_core_slices(void **state)
     struct fnet_tt_shape shapes[] = {make_shape(2, m2, n2, r2), make_shape(3, m3, n3, r3),
                                      make_shape(4, m4, n4, r4), make_shape(1, m1, n1, NULL)};
     for (int b = 0; b < N_BACKENDS; b++) {
-        fnet_ctx *ctx;
-        fnet_assert_ok(NULL, ctx_creators[b](&ctx));
+        fnet_ctx *ctx = fnet_test_ctx(backend_defaults[b]);
         for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
             const struct fnet_tt_shape *s = &shapes[t];
             fnet_assert_ok(ctx, fnet_tt_shape_check(ctx, s));
@@ -145,8 +148,7 @@ static void test_tt_norm_and_inner_match_dense_sums(void **state)
                   rb[] = {1, 2, 7, 2, 1};
     struct fnet_tt_shape a = make_shape(4, m, n, ra), b = make_shape(4, m, n, rb);
     for (int be = 0; be < N_BACKENDS; be++) {
-        fnet_ctx *ctx;
-        fnet_assert_ok(NULL, ctx_creators[be](&ctx));
+        fnet_ctx *ctx = fnet_test_ctx(backend_defaults[be]);
         float *ca = random_cores(&a, 31), *cb = random_cores(&b, 32);
         double *Wa = naive_full(&a, ca), *Wb = naive_full(&b, cb);
         int64_t MN = fnet_tt_rows(&a) * fnet_tt_cols(&a);
@@ -193,8 +195,7 @@ static void test_tt_svd_recovers_exact_tt_rank(void **state)
     struct fnet_tt_shape shapes[] = {make_shape(3, m3, n3, r3), make_shape(4, m4, n4, r4),
                                      make_shape(2, m2, n2, r2)};
     for (int b = 0; b < N_BACKENDS; b++) {
-        fnet_ctx *ctx;
-        fnet_assert_ok(NULL, ctx_creators[b](&ctx));
+        fnet_ctx *ctx = fnet_test_ctx(backend_defaults[b]);
         for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
             const struct fnet_tt_shape *s = &shapes[t];
             float *cores = random_cores(s, 50 + t);
@@ -240,13 +241,14 @@ static float *test_matrix(fnet_ctx *ctx, const struct fnet_tt_shape *s, bool low
 
 static void test_tt_svd_meets_error_bound_for_each_eps(void **state)
 {
-    // 256 × 256 on the CPU; 64 × 64 on the reference (its Jacobi SVD is O(n³) per sweep)
+    // 256 × 256 on the CPU's LAPACK; 64 × 64 on the reference's host linear algebra (its Jacobi
+    // SVD is O(n³) per sweep), which the guarded backend uses too
     const int64_t m4[] = {4, 4, 4, 4}, m3[] = {4, 4, 4};
     const double eps[] = {0.05, 0.2, 0.5};
     for (int b = 0; b < N_BACKENDS; b++) {
-        fnet_ctx *ctx;
-        fnet_assert_ok(NULL, ctx_creators[b](&ctx));
-        struct fnet_tt_shape s = b == 0 ? make_shape(3, m3, m3, NULL) : make_shape(4, m4, m4, NULL);
+        fnet_ctx *ctx = fnet_test_ctx(backend_defaults[b]);
+        bool jacobi = strcmp(ctx->be->host_la->name, "reference") == 0;
+        struct fnet_tt_shape s = jacobi ? make_shape(3, m3, m3, NULL) : make_shape(4, m4, m4, NULL);
         int64_t MN = fnet_tt_rows(&s) * fnet_tt_cols(&s);
         for (int lr = 0; lr < 2; lr++) {
             float *W = test_matrix(ctx, &s, lr == 1, 70 + (uint64_t)lr);
@@ -287,8 +289,7 @@ static void test_tt_svd_caps_ranks_with_max_rank(void **state)
     const int64_t m[] = {4, 4, 4};
     struct fnet_tt_shape s = make_shape(3, m, m, NULL);
     for (int b = 0; b < N_BACKENDS; b++) {
-        fnet_ctx *ctx;
-        fnet_assert_ok(NULL, ctx_creators[b](&ctx));
+        fnet_ctx *ctx = fnet_test_ctx(backend_defaults[b]);
         float *W = test_matrix(ctx, &s, false, 90);
         int64_t MN = fnet_tt_rows(&s) * fnet_tt_cols(&s);
         struct fnet_tt_shape t = s;
@@ -317,9 +318,8 @@ static void test_tt_svd_cpu_matches_reference(void **state)
 {
     const int64_t m[] = {2, 4, 4}, n[] = {4, 2, 4};
     struct fnet_tt_shape s = make_shape(3, m, n, NULL);
-    fnet_ctx *ref, *cpu;
-    fnet_assert_ok(NULL, fnet_ctx_create_reference(&ref));
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&cpu));
+    fnet_ctx *ref, *cpu = fnet_test_ctx(FNET_BACKEND_CPU);
+    fnet_assert_ok(NULL, fnet_ctx_create_reference(&ref)); // the oracle
     float *W = test_matrix(cpu, &s, true, 95);
     int64_t MN = fnet_tt_rows(&s) * fnet_tt_cols(&s);
     struct fnet_tt_shape ta = s, tb = s;
@@ -344,8 +344,7 @@ static void test_tt_svd_and_round_with_one_core_copy(void **state)
 {
     const int64_t m[] = {3}, n[] = {4};
     struct fnet_tt_shape s = make_shape(1, m, n, NULL);
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     float W[12];
     fnet_test_fill_uniform(W, 12, -1.0f, 1.0f, 3);
     float *g = NULL, *h = NULL;
@@ -373,8 +372,7 @@ static void test_tt_round_meets_error_bound_and_never_increases_a_rank(void **st
                                      make_shape(3, m3, n3, r3)};
     const double eps[] = {1e-6, 0.05, 0.2, 0.5};
     for (int b = 0; b < N_BACKENDS; b++) {
-        fnet_ctx *ctx;
-        fnet_assert_ok(NULL, ctx_creators[b](&ctx));
+        fnet_ctx *ctx = fnet_test_ctx(backend_defaults[b]);
         for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
             const struct fnet_tt_shape *s = &shapes[t];
             fnet_assert_ok(ctx, fnet_tt_shape_check(ctx, s));
@@ -412,8 +410,7 @@ static void test_tt_round_recovers_ranks_of_a_sum(void **state)
     for (int k = 1; k < s.d; k++)
         s2.r[k] = 2 * s.r[k];
     for (int b = 0; b < N_BACKENDS; b++) {
-        fnet_ctx *ctx;
-        fnet_assert_ok(NULL, ctx_creators[b](&ctx));
+        fnet_ctx *ctx = fnet_test_ctx(backend_defaults[b]);
         float *c = random_cores(&s, 140);
         float *c2 = test_calloc((size_t)fnet_tt_num_params(&s2), sizeof(float));
         for (int k = 0; k < s.d; k++) {
@@ -457,8 +454,7 @@ static void test_tt_round_caps_ranks_with_max_rank(void **state)
     const int64_t m[] = {2, 3, 2, 2}, n[] = {3, 2, 2, 3}, r[] = {1, 6, 12, 6, 1};
     struct fnet_tt_shape s = make_shape(4, m, n, r);
     for (int b = 0; b < N_BACKENDS; b++) {
-        fnet_ctx *ctx;
-        fnet_assert_ok(NULL, ctx_creators[b](&ctx));
+        fnet_ctx *ctx = fnet_test_ctx(backend_defaults[b]);
         float *c = random_cores(&s, 160);
         float *A = full(ctx, &s, c);
         int64_t MN = fnet_tt_rows(&s) * fnet_tt_cols(&s);
@@ -488,8 +484,7 @@ static void test_tt_round_caps_ranks_with_max_rank(void **state)
 
 static void test_tt_shape_check_rejects_bad_shapes_with_messages(void **state)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_reference(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_REFERENCE);
     const int64_t m[] = {2, 4, 2}, n[] = {4, 2, 2}, r[] = {1, 8, 4, 1};
     struct fnet_tt_shape good = make_shape(3, m, n, r), s;
     fnet_assert_ok(ctx, fnet_tt_shape_check(ctx, &good));
@@ -535,8 +530,7 @@ static void test_tt_shape_check_rejects_bad_shapes_with_messages(void **state)
 
 static void test_tt_svd_and_round_reject_bad_truncation_arguments(void **state)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     const int64_t m[] = {2, 2}, n[] = {2, 2}, r[] = {1, 2, 1};
     struct fnet_tt_shape s = make_shape(2, m, n, r), t;
     float W[16], cores[16];
@@ -604,8 +598,7 @@ static void test_tt_algebra_reports_out_of_memory_at_every_allocation(void **sta
     struct fnet_tt_shape s = make_shape(3, m, n, r);
     int64_t MN = fnet_tt_rows(&s) * fnet_tt_cols(&s);
     for (int b = 0; b < N_BACKENDS; b++) {
-        fnet_ctx *ctx;
-        fnet_assert_ok(NULL, ctx_creators[b](&ctx));
+        fnet_ctx *ctx = fnet_test_ctx(backend_defaults[b]);
         float *c = random_cores(&s, 180);
         float *A = full(ctx, &s, c);
         double na = fro(MN, A);

@@ -1,6 +1,7 @@
 /* The TT layer: statuses on bad arguments, forward equal to its dense reconstruction, central
  * finite differences for every core and the input, CPU equal to reference, out-of-memory
- * injection, the planner's modes and costs, specs and checkpoints, and a falling loss. */
+ * injection, the planner's modes and costs, specs and checkpoints, and a falling loss. Run on the
+ * backend FNET_TEST_BACKEND names (fnet_test_ctx), through uploads, downloads and host copies. */
 #include "layer_check.h"
 #include "tn/tt_plan.h"
 #include "tn/tt_sweep.h"
@@ -36,9 +37,13 @@ static fnet_status make_tt(fnet_ctx *ctx, uint64_t seed, int d, const int64_t *i
     fnet_rng_seed(&rng, seed);
     st = fnet_layer_init(*l, FNET_INIT_GLOROT_NORMAL, &rng);
     if (st == FNET_OK && bias) {
-        float *b = fnet_layer_params(*l) + fnet_layer_num_params(*l) - n_out;
+        float *b = malloc(sizeof(float) * (size_t)n_out);
+        if (b == NULL)
+            return FNET_ERR_OUT_OF_MEMORY;
         for (int64_t i = 0; i < n_out; i++)
             b[i] = 0.01f * (float)(i % 7);
+        st = fnet_test_set_layer_bias(*l, b, n_out);
+        free(b);
     }
     return st;
 }
@@ -156,37 +161,67 @@ static void test_tt_chunks_and_workers_are_the_same_layer(void **state)
     fnet_debug_tt_chunk(0);
 }
 
+// The buffers of one forward and backward pass of a layer (B, n_in) -> (B, n_out) on ctx:
+// x and dy uploaded from the host, y and dx written by the passes.
+struct pass {
+    fnet_ctx *ctx;
+    float *x, *dy, *y, *dx; // backend
+};
+
+static struct pass pass_make(fnet_ctx *ctx, const fnet_layer *l, int64_t B, const float *x,
+                             const float *dy)
+{
+    int64_t n_in = fnet_layer_n_in(l), n_out = fnet_layer_n_out(l);
+    return (struct pass){.ctx = ctx,
+                         .x = fnet_test_upload(ctx, x, B * n_in),
+                         .dy = fnet_test_upload(ctx, dy, B * n_out),
+                         .y = fnet_test_upload(ctx, NULL, B * n_out),
+                         .dx = fnet_test_upload(ctx, NULL, B * n_in)};
+}
+
+static void pass_free(struct pass *p)
+{
+    fnet_backend_free(p->ctx, p->x);
+    fnet_backend_free(p->ctx, p->dy);
+    fnet_backend_free(p->ctx, p->y);
+    fnet_backend_free(p->ctx, p->dx);
+}
+
 // The backward pass cuts the batch as the forward pass did, even when the ctx's thread count
 // changed in between (a chunk's saved states are laid out for its own size), and a reserve in
 // between keeps the saved states.
 static void test_tt_threads_changed_between_passes(void **state)
 {
-    fnet_ctx *rc, *cc;
-    fnet_assert_ok(NULL, fnet_ctx_create_reference(&rc));
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&cc));
+    fnet_ctx *rc, *cc = fnet_test_ctx(FNET_BACKEND_CPU);
+    fnet_assert_ok(NULL, fnet_ctx_create_reference(&rc)); // the oracle
     fnet_layer *lr, *lc; // small: the chunk size is the batch over the threads
     fnet_assert_ok(rc, make_tt4(rc, 3, &lr));
     fnet_assert_ok(cc, make_tt4(cc, 3, &lc));
     const int64_t B = 13, n_in = fnet_layer_n_in(lr), n_out = fnet_layer_n_out(lr);
+    const int64_t np = fnet_layer_num_params(lr);
     float *x = malloc(sizeof(float) * (size_t)(B * n_in)), *dy = malloc(sizeof(float) * (size_t)(B * n_out));
-    float *y = malloc(sizeof(float) * (size_t)(B * n_out)), *dx = malloc(sizeof(float) * (size_t)(B * n_in));
-    float *dxr = malloc(sizeof(float) * (size_t)(B * n_in));
     fnet_test_fill_uniform(x, B * n_in, -1.0f, 1.0f, 8);
     fnet_test_fill_uniform(dy, B * n_out, -1.0f, 1.0f, 9);
-    fnet_assert_ok(rc, fnet_layer_forward(lr, x, B, y));
-    fnet_assert_ok(rc, fnet_layer_backward(lr, x, y, dy, B, dxr));
+    struct pass pr = pass_make(rc, lr, B, x, dy), pc = pass_make(cc, lc, B, x, dy);
+    fnet_assert_ok(rc, fnet_layer_forward(lr, pr.x, B, pr.y));
+    fnet_assert_ok(rc, fnet_layer_backward(lr, pr.x, pr.y, pr.dy, B, pr.dx));
+    float *dxr = fnet_test_download(rc, pr.dx, B * n_in), *gr = fnet_test_layer_grads(lr);
     for (int threads = 4; threads >= 1; threads--) { // the forward sizes its workers
         fnet_assert_ok(cc, fnet_ctx_set_threads(cc, threads));
-        fnet_assert_ok(cc, fnet_layer_forward(lc, x, B, y));
+        fnet_assert_ok(cc, fnet_layer_forward(lc, pc.x, B, pc.y));
         fnet_assert_ok(cc, fnet_ctx_set_threads(cc, 5 - threads));
         fnet_assert_ok(cc, fnet_layer_reserve(lc, B)); // must keep what the forward saved
-        memset(fnet_layer_grads(lc), 0, sizeof(float) * (size_t)fnet_layer_num_params(lc));
-        fnet_assert_ok(cc, fnet_layer_backward(lc, x, y, dy, B, dx)); // adds to the gradients
+        fnet_assert_ok(cc, fnet_layer_zero_grads(lc));
+        // backward adds to the gradients
+        fnet_assert_ok(cc, fnet_layer_backward(lc, pc.x, pc.y, pc.dy, B, pc.dx));
+        float *dx = fnet_test_download(cc, pc.dx, B * n_in), *g = fnet_test_layer_grads(lc);
         fnet_assert_allclose(dx, dxr, B * n_in, 1e-5, 1e-5);
-        fnet_assert_allclose(fnet_layer_grads(lc), fnet_layer_grads(lr),
-                             fnet_layer_num_params(lr), 1e-5, 1e-5);
+        fnet_assert_allclose(g, gr, np, 1e-5, 1e-5);
+        free(dx), free(g);
     }
-    free(x), free(dy), free(y), free(dx), free(dxr);
+    free(x), free(dy), free(dxr), free(gr);
+    pass_free(&pr);
+    pass_free(&pc);
     fnet_layer_free(lr);
     fnet_layer_free(lc);
     fnet_ctx_free(rc);
@@ -197,32 +232,36 @@ static void test_tt_threads_changed_between_passes(void **state)
 // reserved on 1 thread and run on 3 gives the bits of one that was on 3 all along.
 static void test_tt_follows_the_thread_count(void **state)
 {
-    fnet_ctx *a, *b;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&a));
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&b));
+    fnet_ctx *a = fnet_test_ctx(FNET_BACKEND_CPU), *b = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_assert_ok(a, fnet_ctx_set_threads(a, 1));
     fnet_assert_ok(b, fnet_ctx_set_threads(b, 3));
     fnet_layer *la, *lb;
     fnet_assert_ok(a, make_tt_big(a, 3, &la));
     fnet_assert_ok(b, make_tt_big(b, 3, &lb));
     const int64_t B = 96, n_in = fnet_layer_n_in(la), n_out = fnet_layer_n_out(la);
+    const int64_t np = fnet_layer_num_params(la);
     float *x = malloc(sizeof(float) * (size_t)(B * n_in)), *dy = malloc(sizeof(float) * (size_t)(B * n_out));
-    float *ya = malloc(sizeof(float) * (size_t)(B * n_out)), *yb = malloc(sizeof(float) * (size_t)(B * n_out));
-    float *dxa = malloc(sizeof(float) * (size_t)(B * n_in)), *dxb = malloc(sizeof(float) * (size_t)(B * n_in));
     fnet_test_fill_uniform(x, B * n_in, -1.0f, 1.0f, 10);
     fnet_test_fill_uniform(dy, B * n_out, -1.0f, 1.0f, 11);
-    fnet_assert_ok(a, fnet_layer_forward(la, x, B, ya)); // reserves for 1 thread
+    struct pass pa = pass_make(a, la, B, x, dy), pb = pass_make(b, lb, B, x, dy);
+    fnet_assert_ok(a, fnet_layer_forward(la, pa.x, B, pa.y)); // reserves for 1 thread
     fnet_assert_ok(a, fnet_ctx_set_threads(a, 3));
-    memset(fnet_layer_grads(la), 0, sizeof(float) * (size_t)fnet_layer_num_params(la));
-    fnet_assert_ok(a, fnet_layer_forward(la, x, B, ya));
-    fnet_assert_ok(a, fnet_layer_backward(la, x, ya, dy, B, dxa));
-    fnet_assert_ok(b, fnet_layer_forward(lb, x, B, yb));
-    fnet_assert_ok(b, fnet_layer_backward(lb, x, yb, dy, B, dxb));
+    fnet_assert_ok(a, fnet_layer_zero_grads(la));
+    fnet_assert_ok(a, fnet_layer_forward(la, pa.x, B, pa.y));
+    fnet_assert_ok(a, fnet_layer_backward(la, pa.x, pa.y, pa.dy, B, pa.dx));
+    fnet_assert_ok(b, fnet_layer_forward(lb, pb.x, B, pb.y));
+    fnet_assert_ok(b, fnet_layer_backward(lb, pb.x, pb.y, pb.dy, B, pb.dx));
+    float *ya = fnet_test_download(a, pa.y, B * n_out);
+    float *yb = fnet_test_download(b, pb.y, B * n_out);
+    float *dxa = fnet_test_download(a, pa.dx, B * n_in);
+    float *dxb = fnet_test_download(b, pb.dx, B * n_in);
+    float *ga = fnet_test_layer_grads(la), *gb = fnet_test_layer_grads(lb);
     assert_memory_equal(ya, yb, sizeof(float) * (size_t)(B * n_out));
     assert_memory_equal(dxa, dxb, sizeof(float) * (size_t)(B * n_in));
-    assert_memory_equal(fnet_layer_grads(la), fnet_layer_grads(lb),
-                        sizeof(float) * (size_t)fnet_layer_num_params(la));
-    free(x), free(dy), free(ya), free(yb), free(dxa), free(dxb);
+    assert_memory_equal(ga, gb, sizeof(float) * (size_t)np);
+    free(x), free(dy), free(ya), free(yb), free(dxa), free(dxb), free(ga), free(gb);
+    pass_free(&pa);
+    pass_free(&pb);
     fnet_layer_free(la);
     fnet_layer_free(lb);
     fnet_ctx_free(a);
@@ -231,8 +270,7 @@ static void test_tt_follows_the_thread_count(void **state)
 
 static void test_tt_rejects_bad_shapes(void **state)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_reference(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_REFERENCE);
     fnet_layer *l = (fnet_layer *)&l;
     fnet_tt_params p = fnet_tt_params_default();
     // modes whose product is not the size
@@ -281,8 +319,7 @@ static void test_tt_balanced_modes_and_planner(void **state)
 
     // the planner's order for 1024 -> 1024 at rank 8: inputs ascending, outputs descending, and
     // no permutation costs less
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_layer *l;
     fnet_tt_params p = fnet_tt_params_default();
     fnet_assert_ok(ctx, fnet_tt_create(ctx, 1024, 1024, &p, &l));
@@ -316,8 +353,7 @@ static void test_tt_balanced_modes_and_planner(void **state)
 
 static void test_tt_in_a_model_from_spec(void **state)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_model *m;
     fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:64,relu,tt:64:rank=4,relu,dense:3", 12, 1, &m));
     assert_int_equal(fnet_layer_kind_of(fnet_model_layer(m, 2)), FNET_LAYER_TT);
@@ -344,8 +380,7 @@ static void test_tt_in_a_model_from_spec(void **state)
 // The reconstructed W has the initializer's variance.
 static void test_tt_init_has_glorot_variance(void **state)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_layer *l;
     fnet_tt_params p = fnet_tt_params_default();
     fnet_assert_ok(ctx, fnet_tt_create(ctx, 256, 256, &p, &l));
@@ -367,8 +402,7 @@ static void test_tt_init_has_glorot_variance(void **state)
 // Orthogonalized cores: every core but the last is left-orthogonal, and W has the variance.
 static void test_tt_orthogonal_init(void **state)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_layer *l;
     fnet_tt_params p = fnet_tt_params_default();
     p.orthogonal = true;
@@ -378,7 +412,7 @@ static void test_tt_orthogonal_init(void **state)
     fnet_assert_ok(ctx, fnet_layer_init(l, FNET_INIT_GLOROT_NORMAL, &rng));
     fnet_tt_info info;
     fnet_assert_ok(ctx, fnet_tt_layer_info(l, 1, &info));
-    const float *w = fnet_layer_params(l);
+    float *w = fnet_test_layer_params(l);
     int64_t off = 0;
     for (int k = 0; k < info.d - 1; k++) {
         int64_t rows = info.ranks[k] * info.out_modes[k] * info.in_modes[k], cols = info.ranks[k + 1];
@@ -394,14 +428,14 @@ static void test_tt_orthogonal_init(void **state)
     double norm;
     fnet_assert_ok(ctx, fnet_tt_layer_norm(l, &norm));
     fnet_assert_close(norm * norm, 256.0 * 256.0 * 2.0 / 512.0, 1e-4, 0.0);
+    free(w);
     fnet_layer_free(l);
     fnet_ctx_free(ctx);
 }
 
 static void test_tt_model_loss_falls(void **state)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     const int dim = 16;
     fnet_dataset *d = fnet_test_class_data(ctx, 400, dim, 4, 160, 30, 60, 5);
     fnet_model *m;
@@ -436,8 +470,7 @@ static double rel_diff(const float *a, const float *b, int64_t n)
 // TT-SVD of the dense matrix of a rank-(2,3,2) TT finds those ranks and the same matrix.
 static void test_tt_from_dense_recovers_exact_ranks(void **state)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_layer *src, *back;
     fnet_assert_ok(ctx, make_tt(ctx, 4, 4, (int64_t[]){2, 3, 2, 2}, (int64_t[]){3, 2, 2, 2},
                                 (int64_t[]){2, 3, 2}, false, &src));
@@ -475,14 +508,15 @@ static void test_tt_from_dense_recovers_exact_ranks(void **state)
 
 static void test_tt_layer_round_shrinks_ranks(void **state)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_layer *l;
     fnet_assert_ok(ctx, make_tt(ctx, 9, 4, (int64_t[]){2, 2, 2, 2}, (int64_t[]){2, 2, 2, 2},
                                 (int64_t[]){4, 6, 4}, true, &l));
     float W[256], W2[256], b[16];
     fnet_assert_ok(ctx, fnet_layer_to_dense(l, W));
-    memcpy(b, fnet_layer_params(l) + fnet_layer_num_params(l) - 16, sizeof(b));
+    float *w = fnet_test_layer_params(l);
+    memcpy(b, w + fnet_layer_num_params(l) - 16, sizeof(b));
+    free(w);
     // a loose eps keeps the error bound and never grows a rank
     fnet_assert_ok(ctx, fnet_tt_layer_round(l, 0.3, 0));
     fnet_tt_info info;
@@ -496,11 +530,16 @@ static void test_tt_layer_round_shrinks_ranks(void **state)
     assert_true(info.ranks[1] <= 2 && info.ranks[2] <= 2 && info.ranks[3] <= 2);
     int64_t n = fnet_layer_num_params(l);
     assert_true(n <= 2 * 4 * 2 + 2 * 4 * 2 * 2 + 16 + 16);
-    fnet_assert_allclose(fnet_layer_params(l) + n - 16, b, 16, 0.0, 0.0); // bias kept
+    w = fnet_test_layer_params(l);
+    fnet_assert_allclose(w + n - 16, b, 16, 0.0, 0.0); // bias kept
+    free(w);
     // the rounded layer still runs
-    float x[32], y[32];
+    float x[32];
     fnet_test_fill_uniform(x, 32, -1, 1, 3);
-    fnet_assert_ok(ctx, fnet_layer_forward(l, x, 2, y));
+    float *xd = fnet_test_upload(ctx, x, 32), *yd = fnet_test_upload(ctx, NULL, 32);
+    fnet_assert_ok(ctx, fnet_layer_forward(l, xd, 2, yd));
+    fnet_backend_free(ctx, xd);
+    fnet_backend_free(ctx, yd);
     assert_int_equal(fnet_tt_layer_round(l, -1.0, 0), FNET_ERR_INVALID_ARG);
     fnet_layer_free(l);
     fnet_ctx_free(ctx);
@@ -510,28 +549,32 @@ static void test_tt_layer_round_shrinks_ranks(void **state)
 // vector and keeps every other layer's values.
 static void test_model_tt_round_rebuilds_the_flat_vector(void **state)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_model *m;
     fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:16,relu,tt:16:rank=4,relu,dense:3", 8, 1, &m));
     int64_t n0 = fnet_model_num_params(m);
     float dense0[8 * 16 + 16], dense4[16 * 3 + 3];
-    memcpy(dense0, fnet_model_params(m, NULL), sizeof(dense0));
-    memcpy(dense4, fnet_model_params(m, NULL) + fnet_model_layer_offset(m, 4), sizeof(dense4));
+    float *w0 = fnet_test_model_params(m);
+    memcpy(dense0, w0, sizeof(dense0));
+    memcpy(dense4, w0 + fnet_model_layer_offset(m, 4), sizeof(dense4));
+    free(w0);
     bool changed = false;
     fnet_assert_ok(ctx, fnet_model_tt_round(m, 0.0, 2, &changed));
     assert_true(changed);
     int64_t n1 = fnet_model_num_params(m);
     assert_true(n1 < n0);
-    float *w = fnet_model_params(m, NULL);
+    float *w = fnet_test_model_params(m);
     fnet_assert_allclose(w, dense0, 8 * 16 + 16, 0.0, 0.0);
     fnet_assert_allclose(w + fnet_model_layer_offset(m, 4), dense4, 16 * 3 + 3, 0.0, 0.0);
+    free(w);
     assert_non_null(strstr(fnet_model_spec(m), "tt:16:ranks=2x2x2"));
     float x[2 * 8];
     int32_t y[2] = {0, 2};
     double loss;
     fnet_test_fill_uniform(x, 16, -1, 1, 4);
-    fnet_assert_ok(ctx, fnet_model_loss_grad(m, x, y, 2, &loss, NULL));
+    float *xd = fnet_test_upload(ctx, x, 16);
+    fnet_assert_ok(ctx, fnet_model_loss_grad(m, xd, y, 2, &loss, NULL));
+    fnet_backend_free(ctx, xd);
     assert_true(isfinite(loss));
     // rounding again at the same cap changes nothing
     fnet_assert_ok(ctx, fnet_model_tt_round(m, 0.0, 2, &changed));

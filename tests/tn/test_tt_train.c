@@ -1,5 +1,6 @@
 /* Rank-adaptive training: TT layers re-rounded between epochs shrink for real (the flat vector
- * and the optimizer's state are rebuilt) and training goes on and still learns. */
+ * and the optimizer's state are rebuilt) and training goes on and still learns. Run on the
+ * backend FNET_TEST_BACKEND names (fnet_test_ctx); optimizer state is read through host copies. */
 #include "test_util.h"
 
 #include <math.h>
@@ -30,8 +31,7 @@ static int record(const fnet_epoch_info *e, void *user)
 
 static void check_rank_adaptive(fnet_optim_kind kind, float lr)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_dataset *d = make_data(ctx, 320);
     fnet_model *m;
     fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "tt:64:rank=6,relu,dense:4", DIM, 3, &m));
@@ -75,20 +75,21 @@ static void test_rank_adaptive_training_shrinks_ranks_and_learns(void **state)
 // The remap keeps the state of the layers that were not rounded, zeroes the rounded ones'.
 static void test_optimizer_remap_moves_runs(void **state)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_ADAM);
     fnet_optimizer *opt;
     fnet_assert_ok(ctx, fnet_optimizer_create(ctx, &op, 10, &opt));
     float w[10], g[10];
     for (int i = 0; i < 10; i++)
         w[i] = 0.0f, g[i] = (float)(i + 1);
-    fnet_assert_ok(ctx, fnet_optimizer_step(opt, w, g));
+    float *wd = fnet_test_upload(ctx, w, 10), *gd = fnet_test_upload(ctx, g, 10);
+    fnet_assert_ok(ctx, fnet_optimizer_step(opt, wd, gd));
     float m_before[10];
-    memcpy(m_before, fnet_optimizer_state(opt, 0, NULL), sizeof(m_before));
+    fnet_assert_ok(ctx, fnet_optimizer_get_state(opt, 0, m_before));
     const int64_t src[2] = {0, 7}, dst[2] = {0, 4}, len[2] = {3, 3};
     fnet_assert_ok(ctx, fnet_optimizer_remap(opt, 8, 2, src, dst, len));
-    float *m = fnet_optimizer_state(opt, 0, NULL);
+    float m[8];
+    fnet_assert_ok(ctx, fnet_optimizer_get_state(opt, 0, m));
     const float want[8] = {m_before[0], m_before[1], m_before[2], 0.0f,
                            m_before[7], m_before[8], m_before[9], 0.0f};
     fnet_assert_allclose(m, want, 8, 0.0, 0.0);
@@ -96,14 +97,15 @@ static void test_optimizer_remap_moves_runs(void **state)
     assert_int_equal(fnet_optimizer_steps(opt), 1);
     const int64_t bad[1] = {9};
     assert_int_equal(fnet_optimizer_remap(opt, 8, 1, bad, dst, len), FNET_ERR_INVALID_ARG);
+    fnet_backend_free(ctx, wd);
+    fnet_backend_free(ctx, gd);
     fnet_optimizer_free(opt);
     fnet_ctx_free(ctx);
 }
 
 static void test_rank_adaptive_settings_are_checked(void **state)
 {
-    fnet_ctx *ctx;
-    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_dataset *d = make_data(ctx, 32);
     fnet_model *m;
     fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "tt:64:rank=4,relu,dense:4", DIM, 3, &m));
