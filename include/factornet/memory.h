@@ -7,7 +7,9 @@
  * (fnet_backend_is_host() is true), so either kind works in either place; on the guarded and
  * CUDA backends backend memory cannot be touched from host code: move data with
  * fnet_backend_upload() and fnet_backend_download(), or use the host copies the model, layer and
- * optimizer calls offer (fnet_model_get_params(), ...). docs/design.md, "Memory domains". */
+ * optimizer calls offer (fnet_model_get_params(), ...). Strings, structs, callbacks' user
+ * pointers and scalar results (double *loss, int64_t *n) are host memory everywhere; arrays of
+ * numbers are documented one by one. docs/design.md, "Memory domains". */
 #ifndef FACTORNET_MEMORY_H
 #define FACTORNET_MEMORY_H
 

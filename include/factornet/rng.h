@@ -24,7 +24,7 @@ FNET_API double fnet_rng_uniform(fnet_rng *rng);
 FNET_API double fnet_rng_normal(fnet_rng *rng);
 /** Uniform integer in [0, n), unbiased; n > 0. */
 FNET_API uint64_t fnet_rng_below(fnet_rng *rng, uint64_t n);
-/** Fisher-Yates shuffle of idx[0..n). */
+/** Fisher-Yates shuffle of idx[0..n) (host memory). */
 FNET_API void fnet_rng_shuffle(fnet_rng *rng, int64_t *idx, int64_t n);
 
 #ifdef __cplusplus

@@ -72,8 +72,8 @@ FNET_API fnet_status fnet_model_add_tt(fnet_model *m, int64_t n_out, const fnet_
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (not a TT layer). */
 FNET_API fnet_status fnet_tt_layer_info(const fnet_layer *layer, int64_t batch, fnet_tt_info *info);
 
-/** TT-SVD (Oseledets 2011) of a dense W (n_out, n_in) into a new stand-alone TT layer with zero
- *  bias: modes as fnet_tt_create() chooses them (or p's), each rank the smallest with
+/** TT-SVD (Oseledets 2011) of a dense W (n_out, n_in; host memory) into a new stand-alone TT
+ *  layer with zero bias (computed on the host, then uploaded): modes as fnet_tt_create() chooses them (or p's), each rank the smallest with
  *  ‖W − TT‖_F <= p->eps·‖W‖_F, capped at p->rank (p->eps 0: the cap alone).
  *  @param[out] out freed by the caller with fnet_layer_free().
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (eps < 0 or NaN, eps 0 with no rank cap, bad shapes),
@@ -81,7 +81,8 @@ FNET_API fnet_status fnet_tt_layer_info(const fnet_layer *layer, int64_t batch, 
 FNET_API fnet_status fnet_tt_from_dense(fnet_ctx *ctx, const float *W, int64_t n_out, int64_t n_in,
                                         const fnet_tt_params *p, fnet_layer **out);
 
-/** TT-rounding of a stand-alone TT layer in place: ranks shrink to the smallest meeting
+/** TT-rounding of a stand-alone TT layer in place (on a host copy of the cores, uploaded back):
+ *  ranks shrink to the smallest meeting
  *  ‖W − W'‖_F <= eps·‖W‖_F, capped at max_rank when > 0; never grow. The parameters are
  *  reallocated (pointers from fnet_layer_params() become invalid); the bias is kept.
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (not a TT layer, a layer inside a model: use
