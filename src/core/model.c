@@ -337,6 +337,10 @@ fnet_status fnet_model_round_layers(fnet_model *m, double eps, int64_t max_rank,
     if (m == NULL)
         return FNET_ERR_INVALID_ARG;
     fnet_ctx *ctx = m->ctx;
+    if (opt != NULL && fnet_optimizer_size(opt) != m->n_params)
+        return fnet_fail(ctx, FNET_ERR_SHAPE, "round layers: the optimizer was made for %lld "
+                         "parameters, the model has %lld", (long long)fnet_optimizer_size(opt),
+                         (long long)m->n_params);
     int *idx = fnet_malloc_array((size_t)(m->n_layers > 0 ? m->n_layers : 1), sizeof(int));
     fnet_layer **fresh = fnet_calloc((size_t)(m->n_layers > 0 ? m->n_layers : 1), sizeof(*fresh));
     fnet_status st = FNET_OK;

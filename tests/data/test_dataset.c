@@ -1,7 +1,9 @@
 /* Tests of datasets: from_memory, views (split, subset) sharing refcounted storage, batching
  * (values u8/255, int32 labels, identical on the reference and CPU backends, range checks before
  * any write) and out-of-memory injection. Each sample's image encodes its storage row, so a
- * batch reveals exactly which rows a view holds. */
+ * batch reveals exactly which rows a view holds. The datasets live on the backend
+ * FNET_TEST_BACKEND names (fnet_test_ctx); batches are gathered into backend memory and read
+ * back through host copies. */
 #include "test_util.h"
 
 #include <math.h>
@@ -27,7 +29,7 @@ static void fill_data(void)
 }
 
 struct fixture {
-    fnet_ctx *ref, *cpu;
+    fnet_ctx *ref; // the ctx under test (the reference backend by default)
     fnet_dataset *d; // all N samples, on ref
 };
 
@@ -36,8 +38,7 @@ static int setup(void **state)
     fill_data();
     struct fixture *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    assert_int_equal(fnet_ctx_create_reference(&fx->ref), FNET_OK);
-    assert_int_equal(fnet_ctx_create_cpu(&fx->cpu), FNET_OK);
+    fx->ref = fnet_test_ctx(FNET_BACKEND_REFERENCE);
     assert_int_equal(fnet_dataset_from_memory(fx->ref, images, labels, N, DIM, CLASSES, &fx->d),
                      FNET_OK);
     *state = fx;
@@ -49,10 +50,23 @@ static int teardown(void **state)
     struct fixture *fx = *state;
     fnet_debug_fail_alloc(0);
     fnet_dataset_free(fx->d);
-    fnet_ctx_free(fx->cpu);
     fnet_ctx_free(fx->ref);
     free(fx);
     return 0;
+}
+
+/* fnet_dataset_batch() of d (on ctx) through backend memory: x (batch, dim) is host memory that
+ * is uploaded first and downloaded after, so what the batch leaves unwritten reads back as it
+ * was; y (host) is passed as is. */
+static fnet_status batch_via_backend(fnet_ctx *ctx, const fnet_dataset *d, const int64_t *idx,
+                                     int64_t first, int64_t batch, float *x, int32_t *y)
+{
+    int64_t n = batch * fnet_dataset_dim(d);
+    float *xd = fnet_test_upload(ctx, x, n);
+    fnet_status st = fnet_dataset_batch(d, idx, first, batch, xd, y);
+    fnet_assert_ok(ctx, fnet_backend_download(ctx, x, xd, (size_t)n * sizeof(float)));
+    fnet_backend_free(ctx, xd);
+    return st;
 }
 
 static void assert_error_contains(const fnet_ctx *ctx, const char *needle)
@@ -66,14 +80,14 @@ static void assert_error_contains(const fnet_ctx *ctx, const char *needle)
 
 /* rows (size(d)) = the storage row of each position of d, read back through a batch; also
  * checks that every image and label is the one of that row. */
-static void view_rows(const fnet_dataset *d, int64_t *rows)
+static void view_rows(fnet_ctx *ctx, const fnet_dataset *d, int64_t *rows)
 {
     int64_t n = fnet_dataset_size(d);
     float *x = malloc((size_t)n * DIM * sizeof(float));
     int32_t *y = malloc((size_t)n * sizeof(int32_t));
     assert_non_null(x);
     assert_non_null(y);
-    assert_int_equal(fnet_dataset_batch(d, NULL, 0, n, x, y), FNET_OK);
+    assert_int_equal(batch_via_backend(ctx, d, NULL, 0, n, x, y), FNET_OK);
     for (int64_t i = 0; i < n; i++) {
         long lo = lroundf(x[i * DIM] * 255.0f), hi = lroundf(x[i * DIM + 1] * 255.0f);
         int64_t r = lo + 256 * hi;
@@ -100,7 +114,7 @@ static void test_dataset_from_memory_copies_and_reports_shape(void **state)
     assert_int_equal(fnet_dataset_classes(d), 7);
     float x[6];
     int32_t y[3];
-    fnet_assert_ok(fx->ref, fnet_dataset_batch(d, NULL, 0, 3, x, y));
+    fnet_assert_ok(fx->ref, batch_via_backend(fx->ref, d, NULL, 0, 3, x, y));
     const float want[6] = {1 / 255.0f, 2 / 255.0f, 3 / 255.0f, 4 / 255.0f, 5 / 255.0f, 6 / 255.0f};
     fnet_assert_allclose(x, want, 6, 2.5e-7, 0.0);
     assert_int_equal(y[0], 2);
@@ -156,7 +170,7 @@ static void test_dataset_batch_scales_u8_by_one_over_255_across_chunks(void **st
     static float x[batch * DIM], want[batch * DIM];
     static double want_d[batch * DIM], got_d[batch * DIM];
     int32_t y[batch];
-    fnet_assert_ok(fx->ref, fnet_dataset_batch(fx->d, NULL, first, batch, x, y));
+    fnet_assert_ok(fx->ref, batch_via_backend(fx->ref, fx->d, NULL, first, batch, x, y));
     for (int i = 0; i < batch; i++) {
         assert_int_equal(y[i], labels[first + i]);
         for (int j = 0; j < DIM; j++) {
@@ -176,7 +190,7 @@ static void test_dataset_batch_scales_u8_by_one_over_255_across_chunks(void **st
     int32_t yi[nb];
     for (int i = 0; i < nb; i++)
         idx[i] = (i % 2) ? N - 1 - i : 5;
-    fnet_assert_ok(fx->ref, fnet_dataset_batch(fx->d, idx, 12345 /* ignored */, nb, xi, yi));
+    fnet_assert_ok(fx->ref, batch_via_backend(fx->ref, fx->d, idx, 12345 /* ignored */, nb, xi, yi));
     for (int i = 0; i < nb; i++) {
         assert_int_equal(yi[i], labels[idx[i]]);
         for (int j = 0; j < DIM; j++)
@@ -185,15 +199,18 @@ static void test_dataset_batch_scales_u8_by_one_over_255_across_chunks(void **st
     fnet_assert_allclose(xi, wi, nb * DIM, 0.0, 0.0);
 }
 
+// The backend under test (the CPU one by default) against the reference oracle.
 static void test_dataset_batch_reference_and_cpu_agree_bitwise(void **state)
 {
-    struct fixture *fx = *state;
-    fnet_dataset *dc;
-    fnet_assert_ok(fx->cpu, fnet_dataset_from_memory(fx->cpu, images, labels, N, DIM, CLASSES,
-                                                     &dc));
+    (void)state;
+    fnet_ctx *ref, *cpu = fnet_test_ctx(FNET_BACKEND_CPU);
+    fnet_assert_ok(NULL, fnet_ctx_create_reference(&ref));
+    fnet_dataset *dr, *dc;
+    fnet_assert_ok(ref, fnet_dataset_from_memory(ref, images, labels, N, DIM, CLASSES, &dr));
+    fnet_assert_ok(cpu, fnet_dataset_from_memory(cpu, images, labels, N, DIM, CLASSES, &dc));
     fnet_dataset *tr_r, *va_r, *tr_c, *va_c;
-    fnet_assert_ok(fx->ref, fnet_dataset_split(fx->d, 0.2, 11, &tr_r, &va_r));
-    fnet_assert_ok(fx->cpu, fnet_dataset_split(dc, 0.2, 11, &tr_c, &va_c));
+    fnet_assert_ok(ref, fnet_dataset_split(dr, 0.2, 11, &tr_r, &va_r));
+    fnet_assert_ok(cpu, fnet_dataset_split(dc, 0.2, 11, &tr_c, &va_c));
     enum { nb = 400 };
     static int64_t idx[nb];
     static float xr[nb * DIM], xc[nb * DIM];
@@ -203,12 +220,12 @@ static void test_dataset_batch_reference_and_cpu_agree_bitwise(void **state)
     for (int i = 0; i < nb; i++)
         idx[i] = (int64_t)fnet_rng_below(&rng, (uint64_t)fnet_dataset_size(tr_r));
     memset(xc, 0xff, sizeof(xc));
-    fnet_assert_ok(fx->ref, fnet_dataset_batch(tr_r, idx, 0, nb, xr, yr));
-    fnet_assert_ok(fx->cpu, fnet_dataset_batch(tr_c, idx, 0, nb, xc, yc));
+    fnet_assert_ok(ref, batch_via_backend(ref, tr_r, idx, 0, nb, xr, yr));
+    fnet_assert_ok(cpu, batch_via_backend(cpu, tr_c, idx, 0, nb, xc, yc));
     assert_memory_equal(xr, xc, sizeof(xr));
     assert_memory_equal(yr, yc, sizeof(yr));
-    fnet_assert_ok(fx->ref, fnet_dataset_batch(va_r, NULL, 0, 120, xr, yr));
-    fnet_assert_ok(fx->cpu, fnet_dataset_batch(va_c, NULL, 0, 120, xc, yc));
+    fnet_assert_ok(ref, batch_via_backend(ref, va_r, NULL, 0, 120, xr, yr));
+    fnet_assert_ok(cpu, batch_via_backend(cpu, va_c, NULL, 0, 120, xc, yc));
     assert_memory_equal(xr, xc, 120 * DIM * sizeof(float));
     assert_memory_equal(yr, yc, 120 * sizeof(int32_t));
     fnet_dataset_free(va_c);
@@ -216,6 +233,9 @@ static void test_dataset_batch_reference_and_cpu_agree_bitwise(void **state)
     fnet_dataset_free(va_r);
     fnet_dataset_free(tr_r);
     fnet_dataset_free(dc);
+    fnet_dataset_free(dr);
+    fnet_ctx_free(cpu);
+    fnet_ctx_free(ref);
 }
 
 static void test_dataset_batch_rejects_out_of_range_before_writing(void **state)
@@ -232,18 +252,24 @@ static void test_dataset_batch_rejects_out_of_range_before_writing(void **state)
         x[i] = -7.0f;
     for (int i = 0; i < nb; i++)
         y[i] = -7;
-    assert_int_equal(fnet_dataset_batch(fx->d, idx, 0, nb, x, y), FNET_ERR_INVALID_ARG);
+    fnet_ctx *ctx = fx->ref;
+    assert_int_equal(batch_via_backend(ctx, fx->d, idx, 0, nb, x, y), FNET_ERR_INVALID_ARG);
     assert_error_contains(fx->ref, "idx[299] = 600 out of range 0..599");
     idx[nb - 1] = -1;
-    assert_int_equal(fnet_dataset_batch(fx->d, idx, 0, nb, x, y), FNET_ERR_INVALID_ARG);
-    assert_int_equal(fnet_dataset_batch(fx->d, NULL, N - nb + 1, nb, x, y), FNET_ERR_INVALID_ARG);
+    assert_int_equal(batch_via_backend(ctx, fx->d, idx, 0, nb, x, y), FNET_ERR_INVALID_ARG);
+    assert_int_equal(batch_via_backend(ctx, fx->d, NULL, N - nb + 1, nb, x, y),
+                     FNET_ERR_INVALID_ARG);
     assert_error_contains(fx->ref, "batch of 300 samples starting at 301 exceeds the 600 samples");
-    assert_int_equal(fnet_dataset_batch(fx->d, NULL, -1, nb, x, y), FNET_ERR_INVALID_ARG);
-    assert_int_equal(fnet_dataset_batch(fx->d, NULL, 0, 0, x, y), FNET_ERR_INVALID_ARG);
-    assert_int_equal(fnet_dataset_batch(fx->d, NULL, INT64_MAX, 2, x, y), FNET_ERR_INVALID_ARG);
+    assert_int_equal(batch_via_backend(ctx, fx->d, NULL, -1, nb, x, y), FNET_ERR_INVALID_ARG);
+    // the calls refused on their arguments alone, with x in backend memory as the call takes it
+    float *xd = fnet_test_upload(ctx, x, nb * DIM);
+    assert_int_equal(fnet_dataset_batch(fx->d, NULL, 0, 0, xd, y), FNET_ERR_INVALID_ARG);
+    assert_int_equal(fnet_dataset_batch(fx->d, NULL, INT64_MAX, 2, xd, y), FNET_ERR_INVALID_ARG);
     assert_int_equal(fnet_dataset_batch(fx->d, NULL, 0, nb, NULL, y), FNET_ERR_INVALID_ARG);
-    assert_int_equal(fnet_dataset_batch(fx->d, NULL, 0, nb, x, NULL), FNET_ERR_INVALID_ARG);
-    assert_int_equal(fnet_dataset_batch(NULL, NULL, 0, nb, x, y), FNET_ERR_INVALID_ARG);
+    assert_int_equal(fnet_dataset_batch(fx->d, NULL, 0, nb, xd, NULL), FNET_ERR_INVALID_ARG);
+    assert_int_equal(fnet_dataset_batch(NULL, NULL, 0, nb, xd, y), FNET_ERR_INVALID_ARG);
+    fnet_assert_ok(ctx, fnet_backend_download(ctx, x, xd, sizeof(x)));
+    fnet_backend_free(ctx, xd);
     for (int i = 0; i < nb * DIM; i++)
         assert_true(x[i] == -7.0f);
     for (int i = 0; i < nb; i++)
@@ -251,8 +277,8 @@ static void test_dataset_batch_rejects_out_of_range_before_writing(void **state)
     // A view's range is its own size, not the storage's.
     fnet_dataset *sub;
     fnet_assert_ok(fx->ref, fnet_dataset_subset(fx->d, 10, &sub));
-    assert_int_equal(fnet_dataset_batch(sub, NULL, 5, 6, x, y), FNET_ERR_INVALID_ARG);
-    fnet_assert_ok(fx->ref, fnet_dataset_batch(sub, NULL, 4, 6, x, y));
+    assert_int_equal(batch_via_backend(ctx, sub, NULL, 5, 6, x, y), FNET_ERR_INVALID_ARG);
+    fnet_assert_ok(fx->ref, batch_via_backend(ctx, sub, NULL, 4, 6, x, y));
     assert_int_equal(y[5], labels[9]);
     fnet_dataset_free(sub);
 }
@@ -266,11 +292,11 @@ static void test_dataset_split_same_seed_gives_same_split(void **state)
     assert_int_equal(fnet_dataset_size(v1), 150);
     assert_int_equal(fnet_dataset_size(t1), 450);
     static int64_t a[N], b[N];
-    view_rows(v1, a);
-    view_rows(v2, b);
+    view_rows(fx->ref, v1, a);
+    view_rows(fx->ref, v2, b);
     assert_memory_equal(a, b, 150 * sizeof(int64_t));
-    view_rows(t1, a);
-    view_rows(t2, b);
+    view_rows(fx->ref, t1, a);
+    view_rows(fx->ref, t2, b);
     assert_memory_equal(a, b, 450 * sizeof(int64_t));
     // The split is a shuffle: the training part is not simply the file's tail.
     int in_order = 1;
@@ -290,8 +316,8 @@ static void test_dataset_split_different_seeds_differ(void **state)
     fnet_assert_ok(fx->ref, fnet_dataset_split(fx->d, 0.25, 42, &t1, &v1));
     fnet_assert_ok(fx->ref, fnet_dataset_split(fx->d, 0.25, 43, &t2, &v2));
     static int64_t a[N], b[N];
-    view_rows(v1, a);
-    view_rows(v2, b);
+    view_rows(fx->ref, v1, a);
+    view_rows(fx->ref, v2, b);
     int same = 0;
     for (int i = 0; i < 150; i++)
         same += a[i] == b[i];
@@ -303,18 +329,18 @@ static void test_dataset_split_different_seeds_differ(void **state)
 }
 
 /* train ∪ val = exactly the rows of d, each once. */
-static void assert_disjoint_cover(const fnet_dataset *d, const fnet_dataset *train,
-                                  const fnet_dataset *val)
+static void assert_disjoint_cover(fnet_ctx *ctx, const fnet_dataset *d,
+                                  const fnet_dataset *train, const fnet_dataset *val)
 {
     static int64_t rows[N], tr[N], va[N];
     static int seen[N];
     int64_t n = fnet_dataset_size(d), nt = fnet_dataset_size(train);
     int64_t nv = val ? fnet_dataset_size(val) : 0;
     assert_int_equal(nt + nv, n);
-    view_rows(d, rows);
-    view_rows(train, tr);
+    view_rows(ctx, d, rows);
+    view_rows(ctx, train, tr);
     if (val)
-        view_rows(val, va);
+        view_rows(ctx, val, va);
     memset(seen, 0, sizeof(seen));
     for (int64_t i = 0; i < n; i++)
         seen[rows[i]] = 1;
@@ -339,7 +365,7 @@ static void test_dataset_split_is_disjoint_and_covers_the_view(void **state)
         assert_int_equal(fnet_dataset_size(v), want_val[k]);
         assert_int_equal(fnet_dataset_dim(v), DIM);
         assert_int_equal(fnet_dataset_classes(v), CLASSES);
-        assert_disjoint_cover(fx->d, t, v);
+        assert_disjoint_cover(fx->ref, fx->d, t, v);
         fnet_dataset_free(t);
         fnet_dataset_free(v);
     }
@@ -350,7 +376,7 @@ static void test_dataset_split_is_disjoint_and_covers_the_view(void **state)
     fnet_assert_ok(fx->ref, fnet_dataset_split(small, 0.25, 1, &t, &v));
     assert_int_equal(fnet_dataset_size(v), 3);
     assert_int_equal(fnet_dataset_size(t), 7);
-    assert_disjoint_cover(small, t, v);
+    assert_disjoint_cover(fx->ref, small, t, v);
     fnet_dataset_free(t);
     fnet_dataset_free(v);
     fnet_dataset_free(small);
@@ -363,7 +389,7 @@ static void test_dataset_split_zero_fraction_gives_null_val(void **state)
     fnet_assert_ok(fx->ref, fnet_dataset_split(fx->d, 0.0, 5, &t, &v));
     assert_null(v);
     assert_int_equal(fnet_dataset_size(t), N);
-    assert_disjoint_cover(fx->d, t, NULL);
+    assert_disjoint_cover(fx->ref, fx->d, t, NULL);
     fnet_dataset_free(v);
     fnet_dataset_free(t);
 }
@@ -401,10 +427,10 @@ static void test_dataset_split_of_a_view_stays_inside_it(void **state)
     fnet_assert_ok(fx->ref, fnet_dataset_split(fx->d, 0.5, 9, &t, &v));
     fnet_assert_ok(fx->ref, fnet_dataset_split(t, 0.2, 10, &t2, &v2));
     assert_int_equal(fnet_dataset_size(v2), 60);
-    assert_disjoint_cover(t, t2, v2);
+    assert_disjoint_cover(fx->ref, t, t2, v2);
     fnet_assert_ok(fx->ref, fnet_dataset_subset(v, 100, &sub));
     fnet_assert_ok(fx->ref, fnet_dataset_split(sub, 0.3, 11, &t3, &v3));
-    assert_disjoint_cover(sub, t3, v3);
+    assert_disjoint_cover(fx->ref, sub, t3, v3);
     fnet_dataset_free(v3);
     fnet_dataset_free(t3);
     fnet_dataset_free(sub);
@@ -423,7 +449,7 @@ static void test_dataset_subset_takes_first_n_of_the_view(void **state)
     assert_int_equal(fnet_dataset_size(sub), 37);
     assert_int_equal(fnet_dataset_dim(sub), DIM);
     assert_int_equal(fnet_dataset_classes(sub), CLASSES);
-    view_rows(sub, sub_rows);
+    view_rows(fx->ref, sub, sub_rows);
     for (int i = 0; i < 37; i++)
         assert_int_equal(sub_rows[i], i);
     fnet_dataset_free(sub);
@@ -431,8 +457,8 @@ static void test_dataset_subset_takes_first_n_of_the_view(void **state)
     fnet_dataset *t, *v;
     fnet_assert_ok(fx->ref, fnet_dataset_split(fx->d, 0.1, 2, &t, &v));
     fnet_assert_ok(fx->ref, fnet_dataset_subset(t, 300, &sub));
-    view_rows(t, rows);
-    view_rows(sub, sub_rows);
+    view_rows(fx->ref, t, rows);
+    view_rows(fx->ref, sub, sub_rows);
     assert_memory_equal(rows, sub_rows, 300 * sizeof(int64_t));
     fnet_dataset *all;
     fnet_assert_ok(fx->ref, fnet_dataset_subset(t, fnet_dataset_size(t), &all));
@@ -467,12 +493,12 @@ static void test_dataset_views_outlive_the_parent(void **state)
     fnet_assert_ok(fx->ref, fnet_dataset_subset(d, 20, &sub));
     fnet_dataset_free(d); // storage stays: three views still hold it
     static int64_t rows[N];
-    view_rows(sub, rows);
+    view_rows(fx->ref, sub, rows);
     assert_int_equal(rows[19], 19);
     fnet_dataset_free(sub);
-    view_rows(t, rows); // checks images and labels against the source
+    view_rows(fx->ref, t, rows); // checks images and labels against the source
     fnet_dataset_free(t);
-    view_rows(v, rows);
+    view_rows(fx->ref, v, rows);
     fnet_dataset_free(v); // the last view frees the storage (LSan would report it otherwise)
 }
 

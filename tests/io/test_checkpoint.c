@@ -1,6 +1,8 @@
 /* Tests of safetensors checkpoints: bit-exact round trips of parameters and optimizer state, the
  * header's names, order and alignment, every kind of corrupt file with its status and message,
- * atomic saves, out-of-memory paths, and random damage to a valid file (for the sanitizer build). */
+ * atomic saves, out-of-memory paths, and random damage to a valid file (for the sanitizer build).
+ * The models live on the backend FNET_TEST_BACKEND names (fnet_test_ctx); parameters and
+ * optimizer state are compared on host copies. */
 #include "test_util.h"
 #include "io/json.h"
 
@@ -20,7 +22,8 @@ static fnet_ctx *ctx;
 static int setup(void **state)
 {
     (void)state;
-    return fnet_ctx_create_reference(&ctx) == FNET_OK ? 0 : -1;
+    ctx = fnet_test_ctx(FNET_BACKEND_REFERENCE);
+    return 0;
 }
 
 static int teardown(void **state)
@@ -117,22 +120,56 @@ static fnet_model *make_model(const char *spec, uint64_t seed)
     return m;
 }
 
-// A copy of the model's parameters (free()).
+// A host copy of the model's parameters (free()).
 static float *params_copy(fnet_model *m, int64_t *n)
 {
-    const float *w = fnet_model_params(m, n);
-    float *c = malloc((size_t)*n * sizeof(float));
-    assert_non_null(c);
-    memcpy(c, w, (size_t)*n * sizeof(float));
-    return c;
+    *n = fnet_model_num_params(m);
+    return fnet_test_model_params(m);
 }
 
 static void assert_params_equal(fnet_model *m, const float *expect, int64_t n)
 {
-    int64_t k;
-    const float *w = fnet_model_params(m, &k);
-    assert_int_equal(k, n);
+    assert_int_equal(fnet_model_num_params(m), n);
+    float *w = fnet_test_model_params(m);
     assert_memory_equal(w, expect, (size_t)n * sizeof(float)); // bit for bit
+    free(w);
+}
+
+// The parameters of a and b (host copies) are bit for bit the same.
+static void assert_same_params(fnet_model *a, fnet_model *b)
+{
+    int64_t n;
+    float *w = params_copy(a, &n);
+    assert_params_equal(b, w, n);
+    free(w);
+}
+
+// A host copy of state vector i of opt (free()).
+static float *state_copy(const fnet_optimizer *opt, int i)
+{
+    int64_t n = fnet_optimizer_size(opt);
+    float *v = malloc((size_t)n * sizeof(float));
+    assert_non_null(v);
+    assert_int_equal(fnet_optimizer_get_state(opt, i, v), FNET_OK);
+    return v;
+}
+
+// a and b hold the same steps and state vectors, names and values bit for bit.
+static void assert_same_state(fnet_optimizer *a, fnet_optimizer *b)
+{
+    int64_t n = fnet_optimizer_size(a);
+    assert_int_equal(fnet_optimizer_size(b), n);
+    assert_int_equal(fnet_optimizer_steps(b), fnet_optimizer_steps(a));
+    assert_int_equal(fnet_optimizer_num_states(b), fnet_optimizer_num_states(a));
+    for (int i = 0; i < fnet_optimizer_num_states(a); i++) {
+        const char *na, *nb;
+        fnet_optimizer_state(a, i, &na); // the name only: the vector is backend memory
+        fnet_optimizer_state(b, i, &nb);
+        assert_string_equal(na, nb);
+        float *sa = state_copy(a, i), *sb = state_copy(b, i);
+        assert_memory_equal(sa, sb, (size_t)n * sizeof(float));
+        free(sa), free(sb);
+    }
 }
 
 static void expect_failure(fnet_status st, fnet_status want, const char *msg)
@@ -153,17 +190,21 @@ static void expect_load_failure(const char *path, fnet_status want, const char *
 
 static fnet_optimizer *make_adam(fnet_model *m, int steps, uint64_t seed)
 {
+    fnet_ctx *mctx = fnet_model_ctx(m);
     fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_ADAM);
     fnet_optimizer *opt = NULL;
-    fnet_assert_ok(ctx, fnet_optimizer_create(ctx, &op, fnet_model_num_params(m), &opt));
+    fnet_assert_ok(mctx, fnet_optimizer_create(mctx, &op, fnet_model_num_params(m), &opt));
     int64_t n;
-    float *w = fnet_model_params(m, &n);
+    float *w = fnet_model_params(m, &n); // backend memory: only handed to the optimizer
     float *g = malloc((size_t)n * sizeof(float));
     assert_non_null(g);
+    float *gd = fnet_test_upload(mctx, NULL, n);
     for (int s = 0; s < steps; s++) {
         fnet_test_fill_uniform(g, n, -1.0f, 1.0f, seed + (uint64_t)s);
-        fnet_assert_ok(ctx, fnet_optimizer_step(opt, w, g));
+        fnet_assert_ok(mctx, fnet_backend_upload(mctx, gd, g, (size_t)n * sizeof(float)));
+        fnet_assert_ok(mctx, fnet_optimizer_step(opt, w, gd));
     }
+    fnet_backend_free(mctx, gd);
     free(g);
     return opt;
 }
@@ -194,11 +235,13 @@ static void test_checkpoint_round_trip_restores_params_bit_for_bit(void **state)
     assert_params_equal(o, w, n);
 
     // the loaded model computes what the saved one does
-    float x[2 * N_IN], y0[2 * 3], y1[2 * 3];
-    fnet_test_fill_uniform(x, 2 * N_IN, -1.0f, 1.0f, 3);
+    float xh[2 * N_IN], y0[2 * 3], y1[2 * 3];
+    fnet_test_fill_uniform(xh, 2 * N_IN, -1.0f, 1.0f, 3);
+    float *x = fnet_test_upload(ctx, xh, 2 * N_IN);
     fnet_assert_ok(ctx, fnet_model_forward(m, x, 2, y0));
     fnet_assert_ok(ctx, fnet_model_forward(l, x, 2, y1));
     assert_memory_equal(y0, y1, sizeof(y0));
+    fnet_backend_free(ctx, x);
 
     fnet_model_free(o);
     fnet_model_free(l);
@@ -220,8 +263,7 @@ static void test_checkpoint_header_names_tensors_like_nn_sequential_and_aligns_d
     for (int i = 7; i >= 0; i--)
         h = h << 8 | b.p[i];
     assert_int_equal((8 + h) % 8, 0);
-    int64_t n_params;
-    fnet_model_params(m, &n_params);
+    int64_t n_params = fnet_model_num_params(m);
     assert_int_equal(b.n, 8 + h + 4 * (uint64_t)n_params);
 
     struct fnet_json_doc *doc = NULL;
@@ -256,8 +298,9 @@ static void test_checkpoint_header_names_tensors_like_nn_sequential_and_aligns_d
         fnet_tensor_info info;
         fnet_assert_ok(ctx, fnet_layer_tensor(layer, i % 2, &info));
         assert_int_equal(info.numel, numel);
-        assert_memory_equal(b.p + 8 + h + begin, fnet_layer_params(layer) + info.offset,
-                            (size_t)numel * 4);
+        float *lw = fnet_test_layer_params(layer);
+        assert_memory_equal(b.p + 8 + h + begin, lw + info.offset, (size_t)numel * 4);
+        free(lw);
     }
     assert_int_equal(i, 6);
     assert_int_equal(expect_begin, 4 * n_params);
@@ -294,18 +337,13 @@ static void test_checkpoint_round_trip_restores_adam_state(void **state)
     assert_params_equal(m2, w, n);
     assert_int_equal(fnet_optimizer_steps(opt2), 3);
     assert_int_equal(fnet_optimizer_num_states(opt2), 2);
-    for (int i = 0; i < 2; i++) {
-        const char *a, *b;
-        const float *s1 = fnet_optimizer_state(opt, i, &a);
-        const float *s2 = fnet_optimizer_state(opt2, i, &b);
-        assert_string_equal(a, b);
-        assert_memory_equal(s1, s2, (size_t)n * sizeof(float));
-    }
-    const float *v = fnet_optimizer_state(opt2, 1, NULL);
+    assert_same_state(opt, opt2);
+    float *v = state_copy(opt2, 1);
     bool nonzero = false;
     for (int64_t i = 0; i < n; i++)
         nonzero |= v[i] != 0.0f;
     assert_true(nonzero); // the steps left a real state to compare
+    free(v);
 
     // the header names the state and the step count; fnet_model_load ignores the state
     struct bytes b = read_all(path);
@@ -338,6 +376,43 @@ static void test_checkpoint_round_trip_restores_adam_state(void **state)
     free(dir);
 }
 
+// A checkpoint holds numbers, not a backend's memory: saved with its Adam state on the backend
+// under test, it loads on the reference backend (the oracle) with the same parameters and
+// state, and the other way round.
+static void test_checkpoint_moves_between_the_backend_under_test_and_the_reference(void **state)
+{
+    (void)state;
+    char *dir = tmpdir(), *path = join(dir, "adam.safetensors");
+    fnet_ctx *ref = NULL;
+    fnet_assert_ok(NULL, fnet_ctx_create_reference(&ref));
+    fnet_ctx *ctxs[2] = {ctx, ref};
+    for (int from = 0; from < 2; from++) {
+        fnet_ctx *src = ctxs[from], *dst = ctxs[1 - from];
+        fnet_model *m = NULL, *m2 = NULL;
+        fnet_assert_ok(src, fnet_model_create_from_spec(src, SPEC, N_IN, 21, &m));
+        fnet_optimizer *opt = make_adam(m, 4, 300);
+        fnet_assert_ok(src, fnet_model_save(m, opt, path));
+
+        fnet_assert_ok(dst, fnet_model_create_from_spec(dst, SPEC, N_IN, 22, &m2));
+        fnet_optimizer *opt2 = make_adam(m2, 0, 0);
+        fnet_assert_ok(dst, fnet_model_load_params(m2, opt2, path));
+        assert_same_params(m, m2);
+        assert_same_state(opt, opt2);
+        fnet_model *l = NULL;
+        fnet_assert_ok(dst, fnet_model_load(dst, path, &l));
+        assert_same_params(m, l);
+
+        fnet_model_free(l);
+        fnet_optimizer_free(opt2);
+        fnet_model_free(m2);
+        fnet_optimizer_free(opt);
+        fnet_model_free(m);
+    }
+    fnet_ctx_free(ref);
+    free(path);
+    free(dir);
+}
+
 static void test_checkpoint_without_optimizer_state_leaves_optimizer_alone(void **state)
 {
     (void)state;
@@ -347,17 +422,15 @@ static void test_checkpoint_without_optimizer_state_leaves_optimizer_alone(void 
     fnet_model *m2 = make_model(SPEC, 2);
     fnet_optimizer *opt = make_adam(m2, 2, 50);
     int64_t n = fnet_model_num_params(m2);
-    float *before = malloc((size_t)n * sizeof(float));
-    assert_non_null(before);
-    memcpy(before, fnet_optimizer_state(opt, 0, NULL), (size_t)n * sizeof(float));
+    float *before = state_copy(opt, 0);
 
     fnet_assert_ok(ctx, fnet_model_load_params(m2, opt, path));
-    int64_t k;
-    assert_memory_equal(fnet_model_params(m2, &k), fnet_model_params(m, &k),
-                        (size_t)n * sizeof(float));
+    assert_same_params(m, m2);
     assert_int_equal(fnet_optimizer_steps(opt), 2);
-    assert_memory_equal(fnet_optimizer_state(opt, 0, NULL), before, (size_t)n * sizeof(float));
+    float *after = state_copy(opt, 0);
+    assert_memory_equal(after, before, (size_t)n * sizeof(float));
 
+    free(after);
     free(before);
     fnet_optimizer_free(opt);
     fnet_model_free(m2);
@@ -456,10 +529,11 @@ static void test_checkpoint_hand_written_file_loads(void **state)
     fnet_model *m = NULL;
     fnet_assert_ok(ctx, fnet_model_load(ctx, path, &m));
     int64_t n;
-    const float *w = fnet_model_params(m, &n);
+    float *w = params_copy(m, &n);
     assert_int_equal(n, 12);
     for (int i = 0; i < 12; i++)
         assert_true(w[i] == (float)i); // the data as written, in layer order
+    free(w);
     fnet_model_free(m);
     free(path);
     free(dir);
@@ -704,7 +778,7 @@ static void test_checkpoint_failed_save_leaves_existing_file_untouched(void **st
         assert_int_equal(count_tmp_files(dir), 0);
         fnet_model *l = NULL;
         fnet_assert_ok(ctx, fnet_model_load(ctx, path, &l)); // A still loads
-        assert_params_equal(l, fnet_model_params(a, &(int64_t){0}), fnet_model_num_params(a));
+        assert_same_params(a, l);
         fnet_model_free(l);
         assert_true(k < 100);
     }
@@ -712,7 +786,7 @@ static void test_checkpoint_failed_save_leaves_existing_file_untouched(void **st
     assert_int_equal(count_tmp_files(dir), 0);
     fnet_model *l = NULL;
     fnet_assert_ok(ctx, fnet_model_load(ctx, path, &l)); // now B
-    assert_params_equal(l, fnet_model_params(b, &(int64_t){0}), fnet_model_num_params(b));
+    assert_same_params(b, l);
     fnet_model_free(l);
 
     free(good.p);
@@ -869,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_round_trip_restores_params_bit_for_bit),
         cmocka_unit_test(test_checkpoint_header_names_tensors_like_nn_sequential_and_aligns_data),
         cmocka_unit_test(test_checkpoint_round_trip_restores_adam_state),
+        cmocka_unit_test(test_checkpoint_moves_between_the_backend_under_test_and_the_reference),
         cmocka_unit_test(test_checkpoint_without_optimizer_state_leaves_optimizer_alone),
         cmocka_unit_test(test_checkpoint_rejects_state_of_another_optimizer_kind),
         cmocka_unit_test(test_checkpoint_peek_reads_spec_and_input_only),

@@ -1,7 +1,9 @@
 /* Tests of nonlinear conjugate gradient (src/optim/cg.c through include/factornet/solver.h): the
  * chained Rosenbrock function in 2 and 100 dimensions within 1.2× SciPy's CG evaluations (PR+),
  * every β formula, convergence in n iterations on a strictly convex quadratic with exact line
- * searches, restarts, NaN at trial points, cancelling, bad settings. */
+ * searches, restarts, NaN at trial points, cancelling, bad settings. On the backend
+ * FNET_TEST_BACKEND names (else cpu); the objectives are host functions behind
+ * fnet_test_on_backend (tests/common/objectives.h). */
 #include "objectives.h"
 
 #include <math.h>
@@ -28,7 +30,8 @@ static void check_rosenbrock(int64_t n, fnet_cg_beta beta, int64_t allowed)
     p.cg_beta = beta;
     p.max_evals = 20000;
     fnet_solver_stats st;
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, n, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, n, x, fnet_test_rosenbrock, NULL, NULL, NULL,
+                                           &st));
     print_message("CG %s on Rosenbrock n = %lld: %lld evaluations, %lld iterations, %lld "
                   "restarts, |g|inf = %.3g (allowed: %lld)\n",
                   fnet_cg_beta_name(beta), (long long)n, (long long)st.evaluations,
@@ -92,7 +95,7 @@ static void test_quadratic_converges_in_n_iterations(void **state)
         p.c2 = 1e-4;
         p.gtol = 1e-5; // ‖g0‖∞ = 2: five and a half orders of magnitude
         fnet_solver_stats st;
-        fnet_assert_ok(ctx, fnet_minimize(ctx, &p, QN, x, quadratic, NULL, NULL, NULL, &st));
+        fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, QN, x, quadratic, NULL, NULL, NULL, &st));
         print_message("CG %s on a %d-D quadratic: %lld iterations, %lld evaluations\n",
                       fnet_cg_beta_name((fnet_cg_beta)b), QN, (long long)st.iterations,
                       (long long)st.evaluations);
@@ -112,7 +115,8 @@ static void test_restarts_are_counted(void **state)
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_CG);
     p.gtol = GTOL;
     fnet_solver_stats st;
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 2, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, 2, x, fnet_test_rosenbrock, NULL, NULL, NULL,
+                                           &st));
     assert_true(st.restarts >= st.iterations / 2 - 1);
     fnet_ctx_free(ctx);
 }
@@ -138,8 +142,8 @@ static void test_nan_at_trial_points_is_survived(void **state)
             p.line_search = kinds[k];
             p.max_evals = 20000;
             fnet_solver_stats st;
-            fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_wrapped, &w, NULL, NULL,
-                                              &st));
+            fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, 10, x, fnet_test_wrapped, &w, NULL,
+                                                   NULL, &st));
             if (st.stop != FNET_SOLVER_GRADIENT)
                 fail_msg("%s, phase %d: stopped by %s after %lld evaluations, |g|inf %g",
                          fnet_line_search_name(kinds[k]), phase,
@@ -175,7 +179,8 @@ static void test_a_nan_region_is_avoided(void **state)
         p.line_search = kinds[k];
         p.max_evals = 20000;
         fnet_solver_stats st;
-        fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, rosen_nan_outside, NULL, NULL, NULL, &st));
+        fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, 10, x, rosen_nan_outside, NULL, NULL,
+                                               NULL, &st));
         print_message("%s: %lld evaluations, %lld of them NaN\n", fnet_line_search_name(kinds[k]),
                       (long long)st.evaluations, (long long)st.nonfinite);
         assert_int_equal(st.stop, FNET_SOLVER_GRADIENT);
@@ -200,7 +205,8 @@ static void test_progress_callback_cancels(void **state)
     fnet_test_rosen_start(x, 10);
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_CG);
     fnet_solver_stats st;
-    assert_int_equal(fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, cancel_at_4, NULL, &st),
+    assert_int_equal(fnet_test_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, cancel_at_4,
+                                        NULL, &st),
                      FNET_ERR_CANCELLED);
     assert_int_equal(st.stop, FNET_SOLVER_CANCELLED);
     assert_int_equal(st.iterations, 4);
@@ -226,34 +232,44 @@ static void test_bad_settings_and_errors(void **state)
     assert_true(p.c2 == 0.1 && p.cg_beta == FNET_CG_PR_PLUS &&
                 p.line_search == FNET_LINESEARCH_MORE_THUENTE);
     p.line_search = FNET_LINESEARCH_ARMIJO;
-    assert_int_equal(fnet_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
-                     FNET_ERR_INVALID_ARG);
+    assert_int_equal(
+        fnet_test_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
+        FNET_ERR_INVALID_ARG);
     assert_non_null(strstr(fnet_ctx_last_error(ctx), "strong Wolfe"));
     p.line_search = FNET_LINESEARCH_WOLFE;
-    assert_int_equal(fnet_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
-                     FNET_ERR_INVALID_ARG);
+    assert_int_equal(
+        fnet_test_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
+        FNET_ERR_INVALID_ARG);
     p = fnet_optim_params_default(FNET_OPTIM_CG);
     p.cg_beta = (fnet_cg_beta)4;
-    assert_int_equal(fnet_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
-                     FNET_ERR_INVALID_ARG);
+    assert_int_equal(
+        fnet_test_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
+        FNET_ERR_INVALID_ARG);
     assert_non_null(strstr(fnet_ctx_last_error(ctx), "cg_beta 4"));
     p = fnet_optim_params_default(FNET_OPTIM_CG);
     p.c1 = 0.2; // above CG's default c2 = 0.1
-    assert_int_equal(fnet_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
-                     FNET_ERR_INVALID_ARG);
+    assert_int_equal(
+        fnet_test_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
+        FNET_ERR_INVALID_ARG);
     p = fnet_optim_params_default(FNET_OPTIM_CG);
     p.history = 0; // not used by CG
-    assert_int_equal(fnet_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL), FNET_OK);
+    assert_int_equal(
+        fnet_test_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL), FNET_OK);
     memcpy(x, x0, sizeof(x));
     p = fnet_optim_params_default(FNET_OPTIM_CG);
-    assert_int_equal(fnet_minimize(ctx, &p, 0, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
+    // n = 0 on a vector of four: none of the four may change
+    float *bx = fnet_test_upload(ctx, x, 4);
+    struct fnet_test_objective rosen = fnet_test_objective_of(ctx, fnet_test_rosenbrock, NULL);
+    assert_int_equal(fnet_minimize(ctx, &p, 0, bx, fnet_test_on_backend, &rosen, NULL, NULL, NULL),
                      FNET_ERR_INVALID_ARG);
+    fnet_assert_ok(ctx, fnet_backend_download(ctx, x, bx, sizeof(x)));
+    fnet_backend_free(ctx, bx);
     assert_memory_equal(x, x0, sizeof(x));
 
     // the objective's error comes back as is, x at the best point found
     int calls = 0;
     fnet_solver_stats st;
-    assert_int_equal(fnet_minimize(ctx, &p, 4, x, fails_third, &calls, NULL, NULL, &st),
+    assert_int_equal(fnet_test_minimize(ctx, &p, 4, x, fails_third, &calls, NULL, NULL, &st),
                      FNET_ERR_BACKEND);
     assert_int_equal(st.stop, FNET_SOLVER_ERROR);
     float g[4];

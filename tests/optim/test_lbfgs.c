@@ -2,7 +2,9 @@
  * chained Rosenbrock function in 2 and 100 dimensions within 1.2× SciPy's L-BFGS-B evaluations,
  * the same iterates as a dense double BFGS on a strictly convex quadratic (m ≥ n, exact line
  * searches), every line search, NaN at trial points, cancelling, every stop reason, bad input
- * with the vector left at the best point, history kept across calls, out-of-memory injection. */
+ * with the vector left at the best point, history kept across calls, out-of-memory injection.
+ * On the backend FNET_TEST_BACKEND names (else cpu); the objectives are host functions behind
+ * fnet_test_on_backend (tests/common/objectives.h). */
 #include "objectives.h"
 #include "optim/solver.h"
 
@@ -98,7 +100,8 @@ static void check_rosenbrock(int64_t n, int64_t max_evals_allowed)
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     p.gtol = GTOL;
     fnet_solver_stats st;
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, n, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, n, x, fnet_test_rosenbrock, NULL, NULL, NULL,
+                                           &st));
     print_message("L-BFGS (m = 10, Moré–Thuente) on Rosenbrock n = %lld: %lld evaluations, "
                   "%lld iterations, f = %.3g, |g|inf = %.3g (allowed: %lld evaluations)\n",
                   (long long)n, (long long)st.evaluations, (long long)st.iterations, st.f,
@@ -147,7 +150,8 @@ static void test_every_line_search_converges(void **state)
         p.line_search = kinds[k];
         p.max_evals = 5000;
         fnet_solver_stats st;
-        fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
+        fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL,
+                                               NULL, &st));
         print_message("L-BFGS with %s on Rosenbrock n = 10: %lld evaluations, %lld skipped\n",
                       fnet_line_search_name(kinds[k]), (long long)st.evaluations,
                       (long long)st.skipped);
@@ -164,6 +168,7 @@ static void test_every_line_search_converges(void **state)
 // same (both are the conjugate-gradient iterates), and both reach the minimizer in n steps.
 
 struct iterates {
+    fnet_ctx *ctx; // of info->x
     int count;
     float x[QN + 4][QN];
 };
@@ -172,7 +177,8 @@ static fnet_status record_iterate(const fnet_solver_info *info, void *user)
 {
     struct iterates *it = user;
     if (it->count < QN + 4)
-        memcpy(it->x[it->count], info->x, (size_t)info->n * sizeof(float));
+        fnet_assert_ok(it->ctx, fnet_backend_download(it->ctx, it->x[it->count], info->x,
+                                                      (size_t)info->n * sizeof(float)));
     it->count++;
     return FNET_OK;
 }
@@ -253,10 +259,10 @@ static void test_matches_dense_bfgs_on_a_quadratic(void **state)
         p.c2 = 1e-4;
         p.gtol = 1e-5;
         p.max_iter = QN + 4;
-        struct iterates it = {0};
+        struct iterates it = {.ctx = ctx};
         fnet_solver_stats st;
-        fnet_assert_ok(ctx, fnet_minimize(ctx, &p, QN, x, quad_objective, &q, record_iterate,
-                                          &it, &st));
+        fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, QN, x, quad_objective, &q, record_iterate,
+                                               &it, &st));
         double worst = 0.0;
         for (int k = 0; k < QN && k < it.count; k++)
             for (int i = 0; i < QN; i++)
@@ -296,7 +302,8 @@ static void test_nan_at_trial_points_is_survived(void **state)
             p.line_search = (fnet_line_search)ls;
             p.max_evals = 5000;
             fnet_solver_stats st;
-            fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_wrapped, &w, NULL, NULL, &st));
+            fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, 10, x, fnet_test_wrapped, &w, NULL,
+                                                   NULL, &st));
             assert_int_equal(st.stop, FNET_SOLVER_GRADIENT);
             assert_true(st.nonfinite > 0);
             assert_true(isfinite(st.f));
@@ -316,7 +323,8 @@ static void test_nan_at_start_is_numeric(void **state)
     memcpy(x0, x, sizeof(x));
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     fnet_solver_stats st;
-    assert_int_equal(fnet_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st),
+    assert_int_equal(fnet_test_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL,
+                                        &st),
                      FNET_ERR_NUMERIC);
     assert_int_equal(st.stop, FNET_SOLVER_ERROR);
     assert_int_equal(st.evaluations, 1);
@@ -326,6 +334,7 @@ static void test_nan_at_start_is_numeric(void **state)
 }
 
 struct cancel {
+    fnet_ctx *ctx; // of info->x
     int at;
     fnet_status status;
     float x[10];
@@ -338,7 +347,7 @@ static fnet_status cancel_at(const fnet_solver_info *info, void *user)
     assert_true(info->step > 0.0 && info->ls_evals >= 1 && info->n == 10);
     if (info->iteration < c->at)
         return FNET_OK;
-    memcpy(c->x, info->x, sizeof(c->x));
+    fnet_assert_ok(c->ctx, fnet_backend_download(c->ctx, c->x, info->x, sizeof(c->x)));
     c->f = info->f;
     return c->status;
 }
@@ -351,10 +360,11 @@ static void test_progress_callback_cancels_with_its_status(void **state)
     for (int k = 0; k < 2; k++) {
         float x[10];
         fnet_test_rosen_start(x, 10);
-        struct cancel c = {.at = 3, .status = statuses[k]};
+        struct cancel c = {.ctx = ctx, .at = 3, .status = statuses[k]};
         fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
         fnet_solver_stats st;
-        assert_int_equal(fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, cancel_at, &c, &st),
+        assert_int_equal(fnet_test_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, cancel_at,
+                                            &c, &st),
                          statuses[k]);
         assert_int_equal(st.stop, FNET_SOLVER_CANCELLED);
         assert_int_equal(st.iterations, 3);
@@ -368,14 +378,18 @@ static void test_progress_callback_cancels_with_its_status(void **state)
 static void expect_rejected(fnet_ctx *ctx, const fnet_optim_params *p, int64_t n,
                             const char *message)
 {
-    float x[4] = {-1.2f, 1.0f, -1.2f, 1.0f}, x0[4];
-    memcpy(x0, x, sizeof(x));
+    // four floats whatever n is, so that a bad n that reached them would show
+    float x[4], x0[4] = {-1.2f, 1.0f, -1.2f, 1.0f};
+    float *bx = fnet_test_upload(ctx, x0, 4);
+    struct fnet_test_objective rosen = fnet_test_objective_of(ctx, fnet_test_rosenbrock, NULL);
     long before = fnet_debug_alloc_count();
     fnet_solver_stats st;
-    fnet_status s = fnet_minimize(ctx, p, n, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st);
+    fnet_status s = fnet_minimize(ctx, p, n, bx, fnet_test_on_backend, &rosen, NULL, NULL, &st);
     if (s != FNET_ERR_INVALID_ARG)
         fail_msg("\"%s\": expected FNET_ERR_INVALID_ARG, got %d", message, (int)s);
     assert_int_equal(fnet_debug_alloc_count(), before);
+    fnet_assert_ok(ctx, fnet_backend_download(ctx, x, bx, sizeof(x)));
+    fnet_backend_free(ctx, bx);
     assert_memory_equal(x, x0, sizeof(x));
     assert_int_equal(st.stop, FNET_SOLVER_ERROR);
     if (strstr(fnet_ctx_last_error(ctx), message) == NULL)
@@ -428,20 +442,23 @@ static void test_bad_input_is_rejected(void **state)
 
     // NULL arguments
     p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
-    float x[4] = {0};
-    assert_int_equal(fnet_minimize(ctx, &p, 4, NULL, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
+    float *x = fnet_test_upload(ctx, (const float[4]){0}, 4);
+    struct fnet_test_objective rosen = fnet_test_objective_of(ctx, fnet_test_rosenbrock, NULL);
+    fnet_objective_fn fn = fnet_test_on_backend;
+    assert_int_equal(fnet_minimize(ctx, &p, 4, NULL, fn, &rosen, NULL, NULL, NULL),
                      FNET_ERR_INVALID_ARG);
     assert_int_equal(fnet_minimize(ctx, &p, 4, x, NULL, NULL, NULL, NULL, NULL),
                      FNET_ERR_INVALID_ARG);
-    assert_int_equal(fnet_minimize(ctx, NULL, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
+    assert_int_equal(fnet_minimize(ctx, NULL, 4, x, fn, &rosen, NULL, NULL, NULL),
                      FNET_ERR_INVALID_ARG);
-    assert_int_equal(fnet_minimize(NULL, &p, 4, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
+    assert_int_equal(fnet_minimize(NULL, &p, 4, x, fn, &rosen, NULL, NULL, NULL),
                      FNET_ERR_INVALID_ARG);
     assert_int_equal(fnet_solver_create(ctx, &p, 4, NULL), FNET_ERR_INVALID_ARG);
-    assert_int_equal(fnet_solver_minimize(NULL, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL),
+    assert_int_equal(fnet_solver_minimize(NULL, x, fn, &rosen, NULL, NULL, NULL),
                      FNET_ERR_INVALID_ARG);
     fnet_solver_free(NULL);
     fnet_solver_reset(NULL);
+    fnet_backend_free(ctx, x);
     fnet_ctx_free(ctx);
 }
 
@@ -460,7 +477,8 @@ static void test_objective_error_leaves_the_best_point(void **state)
         w.fail_status = FNET_ERR_IO;
         fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
         fnet_solver_stats st;
-        assert_int_equal(fnet_minimize(ctx, &p, 10, x, fnet_test_wrapped, &w, NULL, NULL, &st),
+        assert_int_equal(fnet_test_minimize(ctx, &p, 10, x, fnet_test_wrapped, &w, NULL, NULL,
+                                            &st),
                          FNET_ERR_IO);
         assert_int_equal(st.stop, FNET_SOLVER_ERROR);
         double f = fnet_test_f_at(fnet_test_rosenbrock, NULL, x, 10);
@@ -483,7 +501,8 @@ static void test_each_stop_reason(void **state)
 
     fnet_test_rosen_start(x, 10);
     p.max_iter = 5;
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL,
+                                           &st));
     assert_int_equal(st.stop, FNET_SOLVER_MAX_ITER);
     assert_int_equal(st.iterations, 5);
     assert_true(st.f < st.f0);
@@ -491,7 +510,8 @@ static void test_each_stop_reason(void **state)
     fnet_test_rosen_start(x, 10);
     p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     p.max_evals = 17;
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL,
+                                           &st));
     assert_int_equal(st.stop, FNET_SOLVER_MAX_EVALS);
     assert_true(st.evaluations <= 17);
     assert_true(fnet_test_f_at(fnet_test_rosenbrock, NULL, x, 10) == st.f);
@@ -500,7 +520,8 @@ static void test_each_stop_reason(void **state)
     p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     p.past = 3;
     p.delta = 1e-3;
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL,
+                                           &st));
     assert_int_equal(st.stop, FNET_SOLVER_DECREASE);
     assert_true(st.iterations >= 3);
 
@@ -508,7 +529,8 @@ static void test_each_stop_reason(void **state)
     for (int i = 0; i < 10; i++)
         x[i] = 1.0f;
     p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, 10, x, fnet_test_rosenbrock, NULL, NULL, NULL,
+                                           &st));
     assert_int_equal(st.stop, FNET_SOLVER_GRADIENT);
     assert_int_equal(st.iterations, 0);
     assert_int_equal(st.evaluations, 1);
@@ -516,7 +538,8 @@ static void test_each_stop_reason(void **state)
     // gtol = 0 on a float problem: it runs until no step along −g decreases f any more
     fnet_test_rosen_start(x, 2);
     p.gtol = 0.0;
-    fnet_assert_ok(ctx, fnet_minimize(ctx, &p, 2, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_test_minimize(ctx, &p, 2, x, fnet_test_rosenbrock, NULL, NULL, NULL,
+                                           &st));
     assert_true(st.stop == FNET_SOLVER_LINESEARCH || st.stop == FNET_SOLVER_GRADIENT);
     assert_true(st.f < 1e-10);
 
@@ -537,12 +560,15 @@ static void test_history_is_kept_across_calls(void **state)
     p.max_iter = 20;
     fnet_solver *s = NULL;
     fnet_assert_ok(ctx, fnet_solver_create(ctx, &p, 100, &s));
-    float x[100];
-    fnet_test_rosen_start(x, 100);
+    struct fnet_test_objective rosen = fnet_test_objective_of(ctx, fnet_test_rosenbrock, NULL);
+    float start[100];
+    fnet_test_rosen_start(start, 100);
+    float *x = fnet_test_upload(ctx, start, 100); // stays in backend memory from call to call
     fnet_solver_stats st;
     int64_t evals = 0;
     for (int call = 0; call < 100; call++) {
-        fnet_assert_ok(ctx, fnet_solver_minimize(s, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
+        fnet_assert_ok(ctx, fnet_solver_minimize(s, x, fnet_test_on_backend, &rosen, NULL, NULL,
+                                                 &st));
         evals += st.evaluations;
         if (st.stop == FNET_SOLVER_GRADIENT)
             break;
@@ -555,18 +581,23 @@ static void test_history_is_kept_across_calls(void **state)
     // after a reset the first step is steepest descent again: one call of one iteration from
     // the start costs what a fresh solver's does
     fnet_solver_reset(s);
-    fnet_test_rosen_start(x, 100);
+    fnet_assert_ok(ctx, fnet_backend_upload(ctx, x, start, sizeof(start)));
     p.max_iter = 1;
     fnet_solver *fresh = NULL;
     fnet_assert_ok(ctx, fnet_solver_create(ctx, &p, 100, &fresh));
-    float x2[100];
-    fnet_test_rosen_start(x2, 100);
+    float *x2 = fnet_test_upload(ctx, start, 100);
     fnet_solver_stats st2;
     s->p.max_iter = 1;
-    fnet_assert_ok(ctx, fnet_solver_minimize(s, x, fnet_test_rosenbrock, NULL, NULL, NULL, &st));
-    fnet_assert_ok(ctx, fnet_solver_minimize(fresh, x2, fnet_test_rosenbrock, NULL, NULL, NULL, &st2));
-    assert_memory_equal(x, x2, sizeof(x));
+    fnet_assert_ok(ctx, fnet_solver_minimize(s, x, fnet_test_on_backend, &rosen, NULL, NULL, &st));
+    fnet_assert_ok(ctx, fnet_solver_minimize(fresh, x2, fnet_test_on_backend, &rosen, NULL, NULL,
+                                             &st2));
+    float *hx = fnet_test_download(ctx, x, 100), *hx2 = fnet_test_download(ctx, x2, 100);
+    assert_memory_equal(hx, hx2, 100 * sizeof(float));
     assert_int_equal(st.evaluations, st2.evaluations);
+    free(hx);
+    free(hx2);
+    fnet_backend_free(ctx, x);
+    fnet_backend_free(ctx, x2);
     fnet_solver_free(fresh);
     fnet_solver_free(s);
     fnet_ctx_free(ctx);
@@ -578,6 +609,7 @@ static void test_out_of_memory_at_every_allocation(void **state)
 {
     (void)state;
     fnet_ctx *ctx = fnet_test_solver_ctx();
+    struct fnet_test_objective rosen = fnet_test_objective_of(ctx, fnet_test_rosenbrock, NULL);
     const fnet_optim_kind kinds[] = {FNET_OPTIM_LBFGS, FNET_OPTIM_CG};
     for (int kk = 0; kk < 2; kk++) {
         fnet_optim_params p = fnet_optim_params_default(kinds[kk]);
@@ -585,22 +617,24 @@ static void test_out_of_memory_at_every_allocation(void **state)
         for (int entry = 0; entry < 2; entry++) {
             int failures = 0;
             for (long k = 1;; k++) {
-                float x[4] = {-1.2f, 1.0f, -1.2f, 1.0f}, x0[4];
-                memcpy(x0, x, sizeof(x));
+                const float x0[4] = {-1.2f, 1.0f, -1.2f, 1.0f};
+                float *x = fnet_test_upload(ctx, x0, 4), hx[4]; // before the failing countdown
                 fnet_solver *s = NULL;
                 fnet_debug_fail_alloc(k);
                 fnet_status st = entry == 0
                                      ? fnet_solver_create(ctx, &p, 4, &s)
-                                     : fnet_minimize(ctx, &p, 4, x, fnet_test_rosenbrock, NULL, NULL,
-                                                     NULL, NULL);
+                                     : fnet_minimize(ctx, &p, 4, x, fnet_test_on_backend, &rosen,
+                                                     NULL, NULL, NULL);
                 fnet_debug_fail_alloc(0);
+                fnet_assert_ok(ctx, fnet_backend_download(ctx, hx, x, sizeof(hx)));
+                fnet_backend_free(ctx, x);
                 if (st == FNET_OK) {
                     fnet_solver_free(s);
                     break;
                 }
                 assert_int_equal(st, FNET_ERR_OUT_OF_MEMORY);
                 assert_null(s);
-                assert_memory_equal(x, x0, sizeof(x));
+                assert_memory_equal(hx, x0, sizeof(hx));
                 failures++;
                 assert_true(k < 20);
             }
@@ -619,11 +653,14 @@ static void test_minimize_never_allocates(void **state)
     p.past = 3;
     fnet_solver *s = NULL;
     fnet_assert_ok(ctx, fnet_solver_create(ctx, &p, 10, &s));
-    float x[10];
-    fnet_test_rosen_start(x, 10);
+    float start[10];
+    fnet_test_rosen_start(start, 10);
+    float *x = fnet_test_upload(ctx, start, 10);
+    struct fnet_test_objective rosen = fnet_test_objective_of(ctx, fnet_test_rosenbrock, NULL);
     long before = fnet_debug_alloc_count();
-    fnet_assert_ok(ctx, fnet_solver_minimize(s, x, fnet_test_rosenbrock, NULL, NULL, NULL, NULL));
+    fnet_assert_ok(ctx, fnet_solver_minimize(s, x, fnet_test_on_backend, &rosen, NULL, NULL, NULL));
     assert_int_equal(fnet_debug_alloc_count(), before);
+    fnet_backend_free(ctx, x);
     fnet_solver_free(s);
     fnet_ctx_free(ctx);
 }

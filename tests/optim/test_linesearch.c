@@ -2,7 +2,8 @@
  * conditions hold (strong Wolfe for Moré–Thuente and backtracking strong Wolfe, Wolfe, Armijo),
  * rechecked independently in double, on Moré & Thuente's six test functions (ACM TOMS 1994,
  * section 5) from four initial steps and on n-dimensional functions; a NaN region is survived;
- * the objective's error and the evaluation limits are reported; the name parsers. */
+ * the objective's error and the evaluation limits are reported; the name parsers. The searches
+ * run on the backend FNET_TEST_BACKEND names (else reference or cpu, as each test says). */
 #include "objectives.h"
 #include "optim/solver.h"
 
@@ -113,14 +114,19 @@ static fnet_status failing(const float *x, int64_t n, double *f, float *g, void 
 
 // ---------------------------------------------------------------------------------------------
 
+// A search from xp along d of the host objective fn. The test writes xp and d on the host;
+// case_start uploads them, and the search runs on backend memory (bxp, bd, bx, bg) with fn
+// behind fnet_test_on_backend.
 struct ls_case {
     fnet_ctx *ctx;
     fnet_optim_params p;
     int64_t n;
-    float *xp, *d, *x, *g, *g0;
+    float *xp, *d, *g0;        // host
+    float *bxp, *bd, *bx, *bg; // backend
     double f0, dg0;
-    fnet_objective_fn fn;
+    fnet_objective_fn fn; // a host objective
     void *user;
+    struct fnet_test_objective obj; // fn on backend memory
 };
 
 static void case_init(struct ls_case *c, fnet_ctx *ctx, int64_t n, fnet_objective_fn fn,
@@ -132,17 +138,24 @@ static void case_init(struct ls_case *c, fnet_ctx *ctx, int64_t n, fnet_objectiv
     c->n = n;
     c->fn = fn;
     c->user = user;
+    c->obj = fnet_test_objective_of(ctx, fn, user);
     c->xp = calloc((size_t)n, sizeof(float));
     c->d = calloc((size_t)n, sizeof(float));
-    c->x = calloc((size_t)n, sizeof(float));
-    c->g = calloc((size_t)n, sizeof(float));
     c->g0 = calloc((size_t)n, sizeof(float));
-    assert_true(c->xp && c->d && c->x && c->g && c->g0);
+    assert_true(c->xp && c->d && c->g0);
+    c->bxp = fnet_test_upload(ctx, c->xp, n);
+    c->bd = fnet_test_upload(ctx, c->d, n);
+    c->bx = fnet_test_upload(ctx, c->xp, n);
+    c->bg = fnet_test_upload(ctx, c->g0, n);
 }
 
 static void case_free(struct ls_case *c)
 {
-    free(c->xp), free(c->d), free(c->x), free(c->g), free(c->g0);
+    free(c->xp), free(c->d), free(c->g0);
+    fnet_backend_free(c->ctx, c->bxp);
+    fnet_backend_free(c->ctx, c->bd);
+    fnet_backend_free(c->ctx, c->bx);
+    fnet_backend_free(c->ctx, c->bg);
 }
 
 static double ddot(int64_t n, const float *a, const float *b)
@@ -153,9 +166,12 @@ static double ddot(int64_t n, const float *a, const float *b)
     return s;
 }
 
-// f0, g0 and dg0 at xp along d
+// f0, g0 and dg0 at xp along d; xp and d go to backend memory
 static void case_start(struct ls_case *c)
 {
+    size_t bytes = (size_t)c->n * sizeof(float);
+    fnet_assert_ok(c->ctx, fnet_backend_upload(c->ctx, c->bxp, c->xp, bytes));
+    fnet_assert_ok(c->ctx, fnet_backend_upload(c->ctx, c->bd, c->d, bytes));
     assert_int_equal(c->fn(c->xp, c->n, &c->f0, c->g0, c->user), FNET_OK);
     c->dg0 = ddot(c->n, c->g0, c->d);
     assert_true(c->dg0 < 0.0);
@@ -167,15 +183,15 @@ static enum ls_outcome case_run(struct ls_case *c, double step, struct fnet_ls *
     ls->ctx = c->ctx;
     ls->p = &c->p;
     ls->n = c->n;
-    ls->xp = c->xp;
-    ls->d = c->d;
+    ls->xp = c->bxp;
+    ls->d = c->bd;
     ls->f0 = c->f0;
     ls->dg0 = c->dg0;
-    ls->fn = c->fn;
-    ls->user = c->user;
+    ls->fn = fnet_test_on_backend;
+    ls->user = &c->obj;
     ls->budget = -1;
-    ls->x = c->x;
-    ls->g = c->g;
+    ls->x = c->bx;
+    ls->g = c->bg;
     ls->step = step;
     return fnet_linesearch(ls);
 }
@@ -184,10 +200,12 @@ static enum ls_outcome case_run(struct ls_case *c, double step, struct fnet_ls *
 // objective's, and the conditions of the search kind hold.
 static void check_accepted(struct ls_case *c, const struct fnet_ls *ls, const char *what)
 {
-    float *xr = malloc((size_t)c->n * sizeof(float)), *gr = malloc((size_t)c->n * sizeof(float));
-    assert_true(xr && gr);
-    fnet_ls_trial(c->ctx, c->n, xr, c->xp, c->d, ls->step);
-    assert_memory_equal(xr, c->x, (size_t)c->n * sizeof(float));
+    float *bxr = fnet_test_upload(c->ctx, NULL, c->n);
+    fnet_ls_trial(c->ctx, c->n, bxr, c->bxp, c->bd, ls->step);
+    float *xr = fnet_test_download(c->ctx, bxr, c->n), *x = fnet_test_download(c->ctx, c->bx, c->n);
+    float *gr = malloc((size_t)c->n * sizeof(float));
+    assert_non_null(gr);
+    assert_memory_equal(xr, x, (size_t)c->n * sizeof(float));
     double f;
     assert_int_equal(c->fn(xr, c->n, &f, gr, c->user), FNET_OK);
     assert_true(f == ls->f);
@@ -207,14 +225,14 @@ static void check_accepted(struct ls_case *c, const struct fnet_ls *ls, const ch
                  "strong %d",
                  what, fnet_line_search_name(p->line_search), ls->step, f, c->f0, dg, c->dg0,
                  armijo, wolfe, strong);
-    free(xr), free(gr);
+    fnet_backend_free(c->ctx, bxr);
+    free(xr), free(x), free(gr);
 }
 
 static void test_conditions_hold_on_more_thuente_functions(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = NULL;
-    assert_int_equal(fnet_ctx_create_reference(&ctx), FNET_OK);
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_REFERENCE);
     // the six functions with their constants; c1, c2 as in the paper (μ, η), except that
     // functions 4-6 use c1 = 1e-4 < c2 = 1e-3 where the paper has μ = η = 1e-3
     const struct mt_fn fns[6] = {
@@ -273,8 +291,7 @@ static void test_conditions_hold_on_more_thuente_functions(void **state)
 static void test_conditions_hold_on_rosenbrock(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = NULL;
-    assert_int_equal(fnet_ctx_create_cpu(&ctx), FNET_OK);
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     const int64_t n = 10;
     for (int k = 0; k < NUM_LS; k++) {
         int accepted = 0;
@@ -309,8 +326,7 @@ static void test_conditions_hold_on_rosenbrock(void **state)
 static void test_nan_at_trial_point_shrinks_the_step(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = NULL;
-    assert_int_equal(fnet_ctx_create_cpu(&ctx), FNET_OK);
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     for (int k = 0; k < NUM_LS; k++) {
         struct ls_case c;
         case_init(&c, ctx, 4, nan_quadratic, NULL);
@@ -334,8 +350,7 @@ static void test_nan_at_trial_point_shrinks_the_step(void **state)
 static void test_objective_error_and_limits_are_reported(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = NULL;
-    assert_int_equal(fnet_ctx_create_cpu(&ctx), FNET_OK);
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     for (int k = 0; k < NUM_LS; k++) {
         int calls = 0;
         struct ls_case c;
@@ -359,8 +374,9 @@ static void test_objective_error_and_limits_are_reported(void **state)
             c.d[i] = 1.0f;
         case_start(&c);
         memset(&ls, 0, sizeof(ls));
-        ls.ctx = ctx, ls.p = &c.p, ls.n = 3, ls.xp = c.xp, ls.d = c.d, ls.f0 = c.f0;
-        ls.dg0 = c.dg0, ls.fn = c.fn, ls.budget = 1, ls.x = c.x, ls.g = c.g, ls.step = 1e3;
+        ls.ctx = ctx, ls.p = &c.p, ls.n = 3, ls.xp = c.bxp, ls.d = c.bd, ls.f0 = c.f0;
+        ls.dg0 = c.dg0, ls.fn = fnet_test_on_backend, ls.user = &c.obj, ls.budget = 1;
+        ls.x = c.bx, ls.g = c.bg, ls.step = 1e3;
         assert_int_equal(fnet_linesearch(&ls), LS_MAX_EVALS);
         assert_int_equal(ls.evals, 1);
         // max_linesearch = 1 with a first step that fails

@@ -1,7 +1,9 @@
 /* Tests of the first-order optimizers and LR schedules (include/factornet/optim.h): every kind
  * against an independent double-precision implementation of torch.optim's formulas and against
  * hand-computed steps, reference vs CPU backend bit for bit, AdamW's decoupled decay, descent on
- * a convex quadratic, parameter checks, out-of-memory injection and schedule values. */
+ * a convex quadratic, parameter checks, out-of-memory injection and schedule values. On the
+ * backend FNET_TEST_BACKEND names (else reference); w, g and the states are read back through
+ * downloads and fnet_optimizer_get_state. */
 #include "test_util.h"
 
 #include <math.h>
@@ -36,11 +38,29 @@ static double *alloc_doubles(int64_t n)
     return x;
 }
 
-static fnet_ctx *reference_ctx(void)
+// The ctx under test: the backend FNET_TEST_BACKEND names, else the reference.
+static fnet_ctx *test_ctx(void)
 {
-    fnet_ctx *ctx = NULL;
-    assert_int_equal(fnet_ctx_create_reference(&ctx), FNET_OK);
-    return ctx;
+    return fnet_test_ctx(FNET_BACKEND_REFERENCE);
+}
+
+// w, g and the state vectors are backend memory: the tests keep host copies and move them.
+static void to_backend(fnet_ctx *ctx, float *be, const float *host, int64_t n)
+{
+    fnet_assert_ok(ctx, fnet_backend_upload(ctx, be, host, (size_t)n * sizeof(float)));
+}
+
+static void to_host(fnet_ctx *ctx, float *host, const float *be, int64_t n)
+{
+    fnet_assert_ok(ctx, fnet_backend_download(ctx, host, be, (size_t)n * sizeof(float)));
+}
+
+// A host copy (free()) of state vector i (n floats).
+static float *state_copy(fnet_ctx *ctx, const fnet_optimizer *opt, int i, int64_t n)
+{
+    float *s = alloc_floats(n);
+    fnet_assert_ok(ctx, fnet_optimizer_get_state(opt, i, s));
+    return s;
 }
 
 static fnet_optimizer *make_opt(fnet_ctx *ctx, const fnet_optim_params *p, int64_t n)
@@ -132,30 +152,36 @@ static void assert_float_vs_double(const float *a, const double *b, int64_t n)
 // Several steps on random w and g of size n; w and every state vector against the double run.
 static void check_against_double(fnet_optim_kind kind, int64_t n, float weight_decay)
 {
-    fnet_ctx *ctx = reference_ctx();
+    fnet_ctx *ctx = test_ctx();
     fnet_optim_params p = fnet_optim_params_default(kind);
     p.lr = kind == FNET_OPTIM_RMSPROP ? 0.01f : 0.05f;
     p.weight_decay = weight_decay;
     fnet_optimizer *opt = make_opt(ctx, &p, n);
     float *w = alloc_floats(n), *g = alloc_floats(n);
     fnet_test_fill_uniform(w, n, -1.0f, 1.0f, 11 + (uint64_t)n);
+    float *bw = fnet_test_upload(ctx, w, n), *bg = fnet_test_upload(ctx, NULL, n);
     struct dref r;
     dref_init(&r, &p, n, w);
     for (int step = 0; step < 6; step++) {
         fnet_test_fill_uniform(g, n, -1.0f, 1.0f, 1000 + (uint64_t)step * 7 + (uint64_t)n);
-        fnet_assert_ok(ctx, fnet_optimizer_step(opt, w, g));
+        to_backend(ctx, bg, g, n);
+        fnet_assert_ok(ctx, fnet_optimizer_step(opt, bw, bg));
         dref_step(&r, g);
     }
     assert_int_equal(fnet_optimizer_steps(opt), 6);
+    to_host(ctx, w, bw, n);
     assert_float_vs_double(w, r.w, n);
     int count = fnet_optimizer_num_states(opt);
-    if (count >= 1)
-        assert_float_vs_double(fnet_optimizer_state(opt, 0, NULL), r.s0, n);
-    if (count >= 2)
-        assert_float_vs_double(fnet_optimizer_state(opt, 1, NULL), r.s1, n);
+    for (int i = 0; i < count && i < 2; i++) {
+        float *st = state_copy(ctx, opt, i, n);
+        assert_float_vs_double(st, i == 0 ? r.s0 : r.s1, n);
+        free(st);
+    }
     dref_free(&r);
     free(w);
     free(g);
+    fnet_backend_free(ctx, bw);
+    fnet_backend_free(ctx, bg);
     fnet_optimizer_free(opt);
     fnet_ctx_free(ctx);
 }
@@ -181,16 +207,21 @@ static const float hand_g2[2] = {1.0f, -1.0f};
 
 static void hand_run(const fnet_optim_params *p, int steps, float w[2], float *s0, float *s1)
 {
-    fnet_ctx *ctx = reference_ctx();
+    fnet_ctx *ctx = test_ctx();
     fnet_optimizer *opt = make_opt(ctx, p, 2);
-    memcpy(w, hand_w0, sizeof(hand_w0));
-    fnet_assert_ok(ctx, fnet_optimizer_step(opt, w, hand_g1));
+    float *bw = fnet_test_upload(ctx, hand_w0, 2), *bg1 = fnet_test_upload(ctx, hand_g1, 2);
+    float *bg2 = fnet_test_upload(ctx, hand_g2, 2);
+    fnet_assert_ok(ctx, fnet_optimizer_step(opt, bw, bg1));
     if (steps > 1)
-        fnet_assert_ok(ctx, fnet_optimizer_step(opt, w, hand_g2));
+        fnet_assert_ok(ctx, fnet_optimizer_step(opt, bw, bg2));
+    to_host(ctx, w, bw, 2);
     if (s0)
-        memcpy(s0, fnet_optimizer_state(opt, 0, NULL), 2 * sizeof(float));
+        fnet_assert_ok(ctx, fnet_optimizer_get_state(opt, 0, s0));
     if (s1)
-        memcpy(s1, fnet_optimizer_state(opt, 1, NULL), 2 * sizeof(float));
+        fnet_assert_ok(ctx, fnet_optimizer_get_state(opt, 1, s1));
+    fnet_backend_free(ctx, bw);
+    fnet_backend_free(ctx, bg1);
+    fnet_backend_free(ctx, bg2);
     fnet_optimizer_free(opt);
     fnet_ctx_free(ctx);
 }
@@ -235,7 +266,7 @@ static void test_momentum_and_nesterov_match_hand_values(void **state)
 static void test_rmsprop_step_matches_hand_values(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = reference_ctx();
+    fnet_ctx *ctx = test_ctx();
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_RMSPROP);
     p.lr = 0.1f;
     p.rho = 0.75f;
@@ -243,14 +274,20 @@ static void test_rmsprop_step_matches_hand_values(void **state)
     fnet_optimizer *opt = make_opt(ctx, &p, 2);
     float w[2] = {1.0f, -2.0f};
     const float g[2] = {2.0f, -4.0f};
+    float *bw = fnet_test_upload(ctx, w, 2), *bg = fnet_test_upload(ctx, g, 2);
     // s = 0.25·g² = (1, 4); √s + ε = (1.5, 2.5); w = (1 − 0.1·2/1.5, −2 + 0.1·4/2.5)
     //   = (0.8666667, −1.84)
-    fnet_assert_ok(ctx, fnet_optimizer_step(opt, w, g));
+    fnet_assert_ok(ctx, fnet_optimizer_step(opt, bw, bg));
+    to_host(ctx, w, bw, 2);
     const char *name = NULL;
-    float *s = fnet_optimizer_state(opt, 0, &name);
+    assert_non_null(fnet_optimizer_state(opt, 0, &name));
     assert_string_equal(name, "square_avg");
+    float s[2];
+    fnet_assert_ok(ctx, fnet_optimizer_get_state(opt, 0, s));
     fnet_assert_allclose(s, ((float[]){1.0f, 4.0f}), 2, HAND_RTOL, HAND_ATOL);
     fnet_assert_allclose(w, ((float[]){0.86666667f, -1.84f}), 2, HAND_RTOL, HAND_ATOL);
+    fnet_backend_free(ctx, bw);
+    fnet_backend_free(ctx, bg);
     fnet_optimizer_free(opt);
     fnet_ctx_free(ctx);
 }
@@ -297,12 +334,14 @@ static void test_adamw_step_matches_hand_values(void **state)
 
 // ---------------------------------------------------------------------------------------------
 
-// The CPU backend runs the same element-wise steps, possibly split over threads: same bits.
+// The CPU backend runs the same element-wise steps, possibly split over threads: same bits. (With
+// FNET_TEST_BACKEND set, the backend it names stands where the CPU one does.)
 static void test_cpu_backend_equals_reference_exactly(void **state)
 {
     (void)state;
-    fnet_ctx *ref = reference_ctx(), *cpu = NULL;
-    assert_int_equal(fnet_ctx_create_cpu(&cpu), FNET_OK);
+    // the oracle, and the backend under test (cpu unless FNET_TEST_BACKEND names another)
+    fnet_ctx *ref = NULL, *cpu = fnet_test_ctx(FNET_BACKEND_CPU);
+    assert_int_equal(fnet_ctx_create_reference(&ref), FNET_OK);
     fnet_assert_ok(cpu, fnet_ctx_set_threads(cpu, 4));
     static const int64_t sizes[] = {1, 37, 1000, 100003};
     for (int k = 0; k < NUM_FIRST_ORDER; k++) {
@@ -311,21 +350,33 @@ static void test_cpu_backend_equals_reference_exactly(void **state)
             fnet_optim_params p = fnet_optim_params_default(first_order[k]);
             p.weight_decay = 0.01f;
             fnet_optimizer *a = make_opt(ref, &p, n), *b = make_opt(cpu, &p, n);
-            float *wa = alloc_floats(n), *wb = alloc_floats(n), *g = alloc_floats(n);
-            fnet_test_fill_uniform(wa, n, -1.0f, 1.0f, 5);
-            memcpy(wb, wa, (size_t)n * sizeof(float));
+            float *w = alloc_floats(n), *g = alloc_floats(n);
+            fnet_test_fill_uniform(w, n, -1.0f, 1.0f, 5);
+            float *wa = fnet_test_upload(ref, w, n), *ga = fnet_test_upload(ref, NULL, n);
+            float *wb = fnet_test_upload(cpu, w, n), *gb = fnet_test_upload(cpu, NULL, n);
             for (int step = 0; step < 5; step++) {
                 fnet_test_fill_uniform(g, n, -2.0f, 2.0f, 100 + (uint64_t)step);
-                fnet_assert_ok(ref, fnet_optimizer_step(a, wa, g));
-                fnet_assert_ok(cpu, fnet_optimizer_step(b, wb, g));
+                to_backend(ref, ga, g, n);
+                to_backend(cpu, gb, g, n);
+                fnet_assert_ok(ref, fnet_optimizer_step(a, wa, ga));
+                fnet_assert_ok(cpu, fnet_optimizer_step(b, wb, gb));
             }
-            fnet_assert_allclose(wb, wa, n, 0.0, 0.0);
-            for (int i = 0; i < fnet_optimizer_num_states(a); i++)
-                fnet_assert_allclose(fnet_optimizer_state(b, i, NULL),
-                                     fnet_optimizer_state(a, i, NULL), n, 0.0, 0.0);
-            free(wa);
-            free(wb);
+            float *ha = fnet_test_download(ref, wa, n), *hb = fnet_test_download(cpu, wb, n);
+            fnet_assert_allclose(hb, ha, n, 0.0, 0.0);
+            free(ha);
+            free(hb);
+            for (int i = 0; i < fnet_optimizer_num_states(a); i++) {
+                float *sa = state_copy(ref, a, i, n), *sb = state_copy(cpu, b, i, n);
+                fnet_assert_allclose(sb, sa, n, 0.0, 0.0);
+                free(sa);
+                free(sb);
+            }
+            free(w);
             free(g);
+            fnet_backend_free(ref, wa);
+            fnet_backend_free(ref, ga);
+            fnet_backend_free(cpu, wb);
+            fnet_backend_free(cpu, gb);
             fnet_optimizer_free(a);
             fnet_optimizer_free(b);
         }
@@ -337,27 +388,31 @@ static void test_cpu_backend_equals_reference_exactly(void **state)
 static void test_adamw_decay_is_decoupled(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = reference_ctx();
+    fnet_ctx *ctx = test_ctx();
     const int64_t n = 37;
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_ADAMW);
     p.lr = 0.01f;
     p.weight_decay = 0.1f;
     fnet_optimizer *opt = make_opt(ctx, &p, n);
-    float *w = alloc_floats(n), *expect = alloc_floats(n), *g = alloc_floats(n); // g = 0
+    float *w = alloc_floats(n), *expect = alloc_floats(n), *zeros = alloc_floats(n);
     fnet_test_fill_uniform(w, n, -1.0f, 1.0f, 3);
     memcpy(expect, w, (size_t)n * sizeof(float));
+    float *bw = fnet_test_upload(ctx, w, n), *bg = fnet_test_upload(ctx, zeros, n); // g = 0
     // With g = 0, m = v = 0 and Adam's update is 0/(0 + ε) = 0: only the decay acts, exactly
     // w ← w·(1 − lr·wd) per step, whatever the step number.
     const float factor = (float)(1.0 - (double)p.lr * (double)p.weight_decay);
     for (int step = 0; step < 10; step++) {
-        fnet_assert_ok(ctx, fnet_optimizer_step(opt, w, g));
+        fnet_assert_ok(ctx, fnet_optimizer_step(opt, bw, bg));
         for (int64_t i = 0; i < n; i++)
             expect[i] *= factor;
+        to_host(ctx, w, bw, n);
         fnet_assert_allclose(w, expect, n, 0.0, 0.0);
     }
-    float *zeros = alloc_floats(n);
-    fnet_assert_allclose(fnet_optimizer_state(opt, 0, NULL), zeros, n, 0.0, 0.0);
-    fnet_assert_allclose(fnet_optimizer_state(opt, 1, NULL), zeros, n, 0.0, 0.0);
+    for (int i = 0; i < 2; i++) {
+        float *st = state_copy(ctx, opt, i, n);
+        fnet_assert_allclose(st, zeros, n, 0.0, 0.0);
+        free(st);
+    }
     fnet_optimizer_free(opt);
 
     // Plain Adam with the same weight_decay and g = 0 is not a shrink: the L2 gradient wd·w goes
@@ -367,13 +422,16 @@ static void test_adamw_decay_is_decoupled(void **state)
     fnet_test_fill_uniform(w, n, -1.0f, 1.0f, 3);
     for (int64_t i = 0; i < n; i++)
         expect[i] = w[i] - p.lr * (w[i] > 0.0f ? 1.0f : -1.0f);
-    fnet_assert_ok(ctx, fnet_optimizer_step(opt, w, g));
+    to_backend(ctx, bw, w, n);
+    fnet_assert_ok(ctx, fnet_optimizer_step(opt, bw, bg));
+    to_host(ctx, w, bw, n);
     fnet_assert_allclose(w, expect, n, 1e-5, 1e-6);
     fnet_optimizer_free(opt);
+    fnet_backend_free(ctx, bw);
+    fnet_backend_free(ctx, bg);
     free(zeros);
     free(w);
     free(expect);
-    free(g);
     fnet_ctx_free(ctx);
 }
 
@@ -389,10 +447,11 @@ static double quadratic(const double *a, const float *w, int64_t n)
 static void test_every_kind_minimizes_a_convex_quadratic(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = reference_ctx();
+    fnet_ctx *ctx = test_ctx();
     const int64_t n = 64;
     double *a = alloc_doubles(n);
     float *w = alloc_floats(n), *g = alloc_floats(n);
+    float *bw = fnet_test_upload(ctx, NULL, n), *bg = fnet_test_upload(ctx, NULL, n);
     for (int k = 0; k < NUM_FIRST_ORDER; k++) {
         fnet_optim_params p = fnet_optim_params_default(first_order[k]);
         p.lr = first_order[k] == FNET_OPTIM_SGD ? 0.1f
@@ -404,10 +463,13 @@ static void test_every_kind_minimizes_a_convex_quadratic(void **state)
         for (int64_t i = 0; i < n; i++)
             a[i] = g[i];
         double f0 = quadratic(a, w, n);
+        to_backend(ctx, bw, w, n);
         for (int step = 0; step < 200; step++) {
             for (int64_t i = 0; i < n; i++)
                 g[i] = (float)(a[i] * w[i]);
-            fnet_assert_ok(ctx, fnet_optimizer_step(opt, w, g));
+            to_backend(ctx, bg, g, n);
+            fnet_assert_ok(ctx, fnet_optimizer_step(opt, bw, bg));
+            to_host(ctx, w, bw, n);
         }
         double f = quadratic(a, w, n);
         if (!(f < 1e-2 * f0))
@@ -415,6 +477,8 @@ static void test_every_kind_minimizes_a_convex_quadratic(void **state)
                      f);
         fnet_optimizer_free(opt);
     }
+    fnet_backend_free(ctx, bw);
+    fnet_backend_free(ctx, bg);
     free(a);
     free(w);
     free(g);
@@ -424,11 +488,11 @@ static void test_every_kind_minimizes_a_convex_quadratic(void **state)
 static void test_step_never_allocates(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = NULL;
-    assert_int_equal(fnet_ctx_create_cpu(&ctx), FNET_OK);
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     const int64_t n = 1000;
-    float *w = alloc_floats(n), *g = alloc_floats(n);
-    fnet_test_fill_uniform(g, n, -1.0f, 1.0f, 8);
+    float *hw = alloc_floats(n), *hg = alloc_floats(n);
+    fnet_test_fill_uniform(hg, n, -1.0f, 1.0f, 8);
+    float *w = fnet_test_upload(ctx, hw, n), *g = fnet_test_upload(ctx, hg, n);
     for (int k = 0; k < NUM_FIRST_ORDER; k++) {
         fnet_optim_params p = fnet_optim_params_default(first_order[k]);
         fnet_optimizer *opt = make_opt(ctx, &p, n);
@@ -438,8 +502,10 @@ static void test_step_never_allocates(void **state)
         assert_int_equal(fnet_debug_alloc_count(), before);
         fnet_optimizer_free(opt);
     }
-    free(w);
-    free(g);
+    fnet_backend_free(ctx, w);
+    fnet_backend_free(ctx, g);
+    free(hw);
+    free(hg);
     fnet_ctx_free(ctx);
 }
 
@@ -473,7 +539,7 @@ static void check_invalid(fnet_ctx *ctx, const fnet_optim_params *p, int64_t n,
 static void test_create_rejects_each_invalid_field(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = reference_ctx();
+    fnet_ctx *ctx = test_ctx();
     const fnet_schedule C = FNET_SCHEDULE_CONSTANT;
     const struct bad_case cases[] = {
         {FNET_OPTIM_SGD, C, offsetof(fnet_optim_params, lr), -0.1f,
@@ -551,7 +617,7 @@ static void test_create_rejects_each_invalid_field(void **state)
 static void test_lbfgs_and_cg_are_unsupported(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = reference_ctx();
+    fnet_ctx *ctx = test_ctx();
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_LBFGS);
     check_invalid(ctx, &p, 100, FNET_ERR_UNSUPPORTED, "L-BFGS is not built yet");
     p = fnet_optim_params_default(FNET_OPTIM_CG);
@@ -564,7 +630,7 @@ static void test_lbfgs_and_cg_are_unsupported(void **state)
 static void test_create_reports_out_of_memory_at_every_allocation(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = reference_ctx();
+    fnet_ctx *ctx = test_ctx();
     for (int k = 0; k < NUM_FIRST_ORDER; k++) {
         fnet_optim_params p = fnet_optim_params_default(first_order[k]);
         long before = fnet_debug_alloc_count();
@@ -598,7 +664,7 @@ static void test_create_reports_out_of_memory_at_every_allocation(void **state)
 static void test_states_have_documented_names(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = reference_ctx();
+    fnet_ctx *ctx = test_ctx();
     static const struct {
         fnet_optim_kind kind;
         int count;
@@ -619,10 +685,11 @@ static void test_states_have_documented_names(void **state)
         assert_int_equal(fnet_optimizer_num_states(opt), expect[e].count);
         for (int i = 0; i < expect[e].count; i++) {
             const char *name = NULL;
-            float *s = fnet_optimizer_state(opt, i, &name);
-            assert_non_null(s);
+            assert_non_null(fnet_optimizer_state(opt, i, &name));
             assert_string_equal(name, expect[e].names[i]);
+            float *s = state_copy(ctx, opt, i, n);
             fnet_assert_allclose(s, zeros, n, 0.0, 0.0); // zero before the first step
+            free(s);
         }
         const char *name = "x";
         assert_null(fnet_optimizer_state(opt, expect[e].count, &name));
@@ -639,32 +706,38 @@ static void test_states_have_documented_names(void **state)
 static void test_set_steps_resumes_adam_exactly(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = reference_ctx();
+    fnet_ctx *ctx = test_ctx();
     const int64_t n = 37;
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_ADAM);
     fnet_optimizer *a = make_opt(ctx, &p, n), *b = make_opt(ctx, &p, n), *c = make_opt(ctx, &p, n);
     float *wa = alloc_floats(n), *wb = alloc_floats(n), *wc = alloc_floats(n);
     float *g = alloc_floats(n);
     fnet_test_fill_uniform(wa, n, -1.0f, 1.0f, 1);
+    float *bwa = fnet_test_upload(ctx, wa, n), *bg = fnet_test_upload(ctx, NULL, n);
     for (int step = 0; step < 3; step++) {
         fnet_test_fill_uniform(g, n, -1.0f, 1.0f, 50 + (uint64_t)step);
-        fnet_assert_ok(ctx, fnet_optimizer_step(a, wa, g));
+        to_backend(ctx, bg, g, n);
+        fnet_assert_ok(ctx, fnet_optimizer_step(a, bwa, bg));
     }
     assert_int_equal(fnet_optimizer_steps(a), 3);
-    for (int i = 0; i < 2; i++) {
-        memcpy(fnet_optimizer_state(b, i, NULL), fnet_optimizer_state(a, i, NULL),
-               (size_t)n * sizeof(float));
-        memcpy(fnet_optimizer_state(c, i, NULL), fnet_optimizer_state(a, i, NULL),
-               (size_t)n * sizeof(float));
+    for (int i = 0; i < 2; i++) { // the checkpoint's way: through host copies
+        float *s = state_copy(ctx, a, i, n);
+        fnet_assert_ok(ctx, fnet_optimizer_set_state(b, i, s));
+        fnet_assert_ok(ctx, fnet_optimizer_set_state(c, i, s));
+        free(s);
     }
     fnet_assert_ok(ctx, fnet_optimizer_set_steps(b, 3));
     assert_int_equal(fnet_optimizer_steps(b), 3);
-    memcpy(wb, wa, (size_t)n * sizeof(float));
-    memcpy(wc, wa, (size_t)n * sizeof(float));
+    to_host(ctx, wa, bwa, n);
+    float *bwb = fnet_test_upload(ctx, wa, n), *bwc = fnet_test_upload(ctx, wa, n);
     fnet_test_fill_uniform(g, n, -1.0f, 1.0f, 99);
-    fnet_assert_ok(ctx, fnet_optimizer_step(a, wa, g));
-    fnet_assert_ok(ctx, fnet_optimizer_step(b, wb, g));
-    fnet_assert_ok(ctx, fnet_optimizer_step(c, wc, g));
+    to_backend(ctx, bg, g, n);
+    fnet_assert_ok(ctx, fnet_optimizer_step(a, bwa, bg));
+    fnet_assert_ok(ctx, fnet_optimizer_step(b, bwb, bg));
+    fnet_assert_ok(ctx, fnet_optimizer_step(c, bwc, bg));
+    to_host(ctx, wa, bwa, n);
+    to_host(ctx, wb, bwb, n);
+    to_host(ctx, wc, bwc, n);
     fnet_assert_allclose(wb, wa, n, 0.0, 0.0);
     assert_int_equal(fnet_optimizer_steps(b), 4);
     double diff = 0.0;
@@ -674,6 +747,10 @@ static void test_set_steps_resumes_adam_exactly(void **state)
 
     assert_int_equal(fnet_optimizer_set_steps(b, -1), FNET_ERR_INVALID_ARG);
     assert_int_equal(fnet_optimizer_steps(b), 4);
+    fnet_backend_free(ctx, bwa);
+    fnet_backend_free(ctx, bwb);
+    fnet_backend_free(ctx, bwc);
+    fnet_backend_free(ctx, bg);
     free(wa);
     free(wb);
     free(wc);
@@ -687,16 +764,18 @@ static void test_set_steps_resumes_adam_exactly(void **state)
 static void test_set_lr_validates_and_applies(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = reference_ctx();
+    fnet_ctx *ctx = test_ctx();
     fnet_optim_params p = fnet_optim_params_default(FNET_OPTIM_SGD);
     fnet_optimizer *opt = make_opt(ctx, &p, 2);
     fnet_assert_close(fnet_optimizer_lr(opt), 0.01f, 0.0, 0.0);
     fnet_assert_ok(ctx, fnet_optimizer_set_lr(opt, 0.5f));
     fnet_assert_close(fnet_optimizer_lr(opt), 0.5, 0.0, 0.0);
-    float w[2] = {1.0f, -2.0f};
-    const float g[2] = {0.5f, 0.25f};
+    float *w = fnet_test_upload(ctx, (const float[]){1.0f, -2.0f}, 2);
+    float *g = fnet_test_upload(ctx, (const float[]){0.5f, 0.25f}, 2);
+    float hw[2];
     fnet_assert_ok(ctx, fnet_optimizer_step(opt, w, g)); // w − 0.5·g = (0.75, −2.125)
-    fnet_assert_allclose(w, ((float[]){0.75f, -2.125f}), 2, 0.0, 0.0);
+    to_host(ctx, hw, w, 2);
+    fnet_assert_allclose(hw, ((float[]){0.75f, -2.125f}), 2, 0.0, 0.0);
 
     assert_int_equal(fnet_optimizer_set_lr(opt, -1.0f), FNET_ERR_INVALID_ARG);
     assert_non_null(strstr(fnet_ctx_last_error(ctx), "lr must be non-negative and finite"));
@@ -706,7 +785,8 @@ static void test_set_lr_validates_and_applies(void **state)
     // 0 is allowed (a schedule may anneal to lr_min = 0) and leaves w as it is
     fnet_assert_ok(ctx, fnet_optimizer_set_lr(opt, 0.0f));
     fnet_assert_ok(ctx, fnet_optimizer_step(opt, w, g));
-    fnet_assert_allclose(w, ((float[]){0.75f, -2.125f}), 2, 0.0, 0.0);
+    to_host(ctx, hw, w, 2);
+    fnet_assert_allclose(hw, ((float[]){0.75f, -2.125f}), 2, 0.0, 0.0);
     assert_int_equal(fnet_optimizer_steps(opt), 2);
 
     // bad step arguments change nothing
@@ -715,6 +795,8 @@ static void test_set_lr_validates_and_applies(void **state)
     assert_int_equal(fnet_optimizer_step(opt, w, w), FNET_ERR_INVALID_ARG);
     assert_int_equal(fnet_optimizer_step(NULL, w, g), FNET_ERR_INVALID_ARG);
     assert_int_equal(fnet_optimizer_steps(opt), 2);
+    fnet_backend_free(ctx, w);
+    fnet_backend_free(ctx, g);
     fnet_optimizer_free(opt);
     fnet_optimizer_free(NULL);
     fnet_ctx_free(ctx);

@@ -1,6 +1,7 @@
 /* Training with L-BFGS and CG (src/optim/solver_train.c through fnet_train()) on small
  * synthetic data: the loss falls, full batch and K iterations per minibatch; seeded runs repeat
- * exactly; the model objective; the NaN guard; bad settings; out-of-memory injection. */
+ * exactly; the model objective; the NaN guard; bad settings; out-of-memory injection. On the
+ * backend FNET_TEST_BACKEND names (else cpu). */
 #include "test_util.h"
 
 #include <math.h>
@@ -47,8 +48,7 @@ static double initial_loss(fnet_ctx *ctx, const fnet_dataset *d)
 
 static void check_training(fnet_optim_kind kind, int64_t batch, int iters, int epochs)
 {
-    fnet_ctx *ctx = NULL;
-    assert_int_equal(fnet_ctx_create_cpu(&ctx), FNET_OK);
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_dataset *train = make_data(ctx, 300, 1), *val = make_data(ctx, 90, 2);
     double loss0 = initial_loss(ctx, train);
     double final_loss[2], final_acc[2];
@@ -80,7 +80,9 @@ static void check_training(fnet_optim_kind kind, int64_t batch, int iters, int e
         assert_true(acc > 0.9 && h.val_acc[epochs - 1] > 0.85);
         final_loss[run] = loss;
         final_acc[run] = acc;
-        first_w[run] = fnet_model_params(m, NULL)[0];
+        float *w = fnet_test_model_params(m);
+        first_w[run] = w[0];
+        free(w);
         fnet_model_free(m);
     }
     assert_true(final_loss[0] == final_loss[1] && final_acc[0] == final_acc[1]);
@@ -120,35 +122,44 @@ static void test_cg_minibatches_lower_the_loss(void **state)
 static void test_model_objective(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = NULL;
-    assert_int_equal(fnet_ctx_create_cpu(&ctx), FNET_OK);
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_dataset *d = make_data(ctx, 20, 3);
     fnet_model *m;
     fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, SPEC, DIM, 7, &m));
     fnet_assert_ok(ctx, fnet_model_reserve(m, 20));
     int64_t n;
-    float *w = fnet_model_params(m, &n);
-    float *x = malloc((size_t)(20 * DIM) * sizeof(float)), *g = malloc((size_t)n * sizeof(float));
-    float *g2 = malloc((size_t)n * sizeof(float)), *w2 = malloc((size_t)n * sizeof(float));
+    float *w = fnet_model_params(m, &n); // the model's own vector
+    float *x = fnet_test_upload(ctx, NULL, 20 * DIM), *g = fnet_test_upload(ctx, NULL, n);
+    float *g2 = fnet_test_upload(ctx, NULL, n), *w2 = fnet_test_upload(ctx, NULL, n);
     int32_t labels[20];
-    assert_true(x && g && g2 && w2);
     fnet_assert_ok(ctx, fnet_dataset_batch(d, NULL, 0, 20, x, labels));
     fnet_model_batch_info info = {.model = m, .x = x, .labels = labels, .batch = 20};
     double f, f2;
     fnet_assert_ok(ctx, fnet_model_objective(w, n, &f, g, &info));
     fnet_assert_ok(ctx, fnet_model_loss_grad(m, x, labels, 20, &f2, g2));
     assert_true(f == f2);
-    assert_memory_equal(g, g2, (size_t)n * sizeof(float));
+    float *hg = fnet_test_download(ctx, g, n), *hg2 = fnet_test_download(ctx, g2, n);
+    assert_memory_equal(hg, hg2, (size_t)n * sizeof(float));
+    float *hw = fnet_test_model_params(m), *hw2 = malloc((size_t)n * sizeof(float));
+    assert_non_null(hw2);
     for (int64_t i = 0; i < n; i++)
-        w2[i] = w[i] * 0.5f;
+        hw2[i] = hw[i] * 0.5f;
+    fnet_assert_ok(ctx, fnet_backend_upload(ctx, w2, hw2, (size_t)n * sizeof(float)));
     fnet_assert_ok(ctx, fnet_model_objective(w2, n, &f, g, &info));
-    assert_memory_equal(w, w2, (size_t)n * sizeof(float)); // loaded into the model
+    free(hw);
+    hw = fnet_test_model_params(m);
+    assert_memory_equal(hw, hw2, (size_t)n * sizeof(float)); // loaded into the model
     assert_int_equal(fnet_model_objective(w2, n - 1, &f, g, &info), FNET_ERR_SHAPE);
     assert_int_equal(fnet_model_objective(w2, n, &f, g, NULL), FNET_ERR_INVALID_ARG);
-    w2[0] = NAN;
+    hw2[0] = NAN;
+    fnet_assert_ok(ctx, fnet_backend_upload(ctx, w2, hw2, sizeof(float)));
     fnet_assert_ok(ctx, fnet_model_objective(w2, n, &f, g, &info));
     assert_true(isnan(f));
-    free(x), free(g), free(g2), free(w2);
+    free(hg), free(hg2), free(hw), free(hw2);
+    fnet_backend_free(ctx, x);
+    fnet_backend_free(ctx, g);
+    fnet_backend_free(ctx, g2);
+    fnet_backend_free(ctx, w2);
     fnet_model_free(m);
     fnet_dataset_free(d);
     fnet_ctx_free(ctx);
@@ -159,14 +170,16 @@ static void test_model_objective(void **state)
 static void test_nan_guard(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = NULL;
-    assert_int_equal(fnet_ctx_create_cpu(&ctx), FNET_OK);
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_dataset *d = make_data(ctx, 60, 3);
     const fnet_optim_kind kinds[] = {FNET_OPTIM_LBFGS, FNET_OPTIM_CG};
     for (int k = 0; k < 2; k++) {
         fnet_model *m;
         fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, SPEC, DIM, 7, &m));
-        fnet_model_params(m, NULL)[0] = NAN;
+        float *w = fnet_test_model_params(m);
+        w[0] = NAN;
+        fnet_assert_ok(ctx, fnet_model_set_params(m, w));
+        free(w);
         fnet_optim_params op = fnet_optim_params_default(kinds[k]);
         fnet_train_params tp = fnet_train_params_default();
         tp.batch = 30;
@@ -182,8 +195,7 @@ static void test_nan_guard(void **state)
 static void test_bad_settings(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = NULL;
-    assert_int_equal(fnet_ctx_create_cpu(&ctx), FNET_OK);
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_dataset *d = make_data(ctx, 60, 3);
     fnet_model *m;
     fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, SPEC, DIM, 7, &m));
@@ -236,8 +248,7 @@ static void test_bad_settings(void **state)
 static void test_out_of_memory_at_every_allocation(void **state)
 {
     (void)state;
-    fnet_ctx *ctx = NULL;
-    assert_int_equal(fnet_ctx_create_cpu(&ctx), FNET_OK);
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
     fnet_dataset *d = make_data(ctx, 40, 3);
     const fnet_optim_kind kinds[] = {FNET_OPTIM_LBFGS, FNET_OPTIM_CG};
     for (int kk = 0; kk < 2; kk++) {
@@ -245,10 +256,8 @@ static void test_out_of_memory_at_every_allocation(void **state)
         for (long k = 1;; k++) {
             fnet_model *m;
             fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, SPEC, DIM, 7, &m));
-            int64_t n;
-            float *w = fnet_model_params(m, &n), *w0 = malloc((size_t)n * sizeof(float));
-            assert_non_null(w0);
-            memcpy(w0, w, (size_t)n * sizeof(float));
+            int64_t n = fnet_model_num_params(m);
+            float *w0 = fnet_test_model_params(m);
             fnet_optim_params op = fnet_optim_params_default(kinds[kk]);
             op.iters_per_batch = 2;
             fnet_train_params tp = fnet_train_params_default();
@@ -262,8 +271,11 @@ static void test_out_of_memory_at_every_allocation(void **state)
                 assert_int_equal(st, FNET_ERR_OUT_OF_MEMORY);
                 failures++;
             }
-            if (!done && failures <= 5) // before training starts, nothing has moved
+            if (!done && failures <= 5) { // before training starts, nothing has moved
+                float *w = fnet_test_model_params(m);
                 assert_memory_equal(w, w0, (size_t)n * sizeof(float));
+                free(w);
+            }
             free(w0);
             fnet_model_free(m);
             if (done)
