@@ -5,11 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-// Every factornet call returns a status; on failure the ctx says what went wrong and where.
+// Every factornet call returns a status; on failure the ctx says what went wrong.
 #define CHECK(call)                                                                            \
     do {                                                                                       \
         if ((call) != FNET_OK) {                                                               \
-            fprintf(stderr, "train_mlp: %s: %s\n", #call, fnet_ctx_last_error(ctx));           \
+            fprintf(stderr, "train_mlp: %s: %s\n", #call, fnet_ctx_last_message(ctx));         \
             exit(1);                                                                           \
         }                                                                                      \
     } while (0)

@@ -43,6 +43,9 @@ FNET_API fnet_status fnet_dataset_from_memory(fnet_ctx *ctx, const uint8_t *imag
 
 FNET_API void fnet_dataset_free(fnet_dataset *d);
 
+/** The ctx the dataset was loaded on: its images live in that ctx's backend memory, and only
+ *  models on the same ctx train or evaluate on it. */
+FNET_API fnet_ctx *fnet_dataset_ctx(const fnet_dataset *d);
 FNET_API int64_t fnet_dataset_size(const fnet_dataset *d);
 /** Values per sample (784 for 28×28 images). */
 FNET_API int64_t fnet_dataset_dim(const fnet_dataset *d);

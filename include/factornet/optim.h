@@ -119,6 +119,8 @@ FNET_API fnet_status fnet_optimizer_step(fnet_optimizer *opt, float *w, const fl
 /** Current learning rate (what the schedule set last) and setting it. */
 FNET_API float fnet_optimizer_lr(const fnet_optimizer *opt);
 FNET_API fnet_status fnet_optimizer_set_lr(fnet_optimizer *opt, float lr);
+/** The ctx the optimizer was made on (its state lives in that ctx's backend memory). */
+FNET_API fnet_ctx *fnet_optimizer_ctx(const fnet_optimizer *opt);
 /** The optimizer's kind and the length n of the vectors it was made for. */
 FNET_API fnet_optim_kind fnet_optimizer_kind(const fnet_optimizer *opt);
 FNET_API int64_t fnet_optimizer_size(const fnet_optimizer *opt);

@@ -114,9 +114,11 @@ FNET_API fnet_status fnet_solver_minimize(fnet_solver *s, float *x, fnet_objecti
                                           void *fn_user, fnet_solver_progress_fn progress,
                                           void *progress_user, fnet_solver_stats *st);
 
-/** One call: create a solver for p->kind, minimize, free. The statuses of both.
+/** One call: create a solver for p->kind, minimize, free. The statuses of both. x (n floats) is
+ *  backend memory, as for fnet_solver_minimize().
  *
- *  Example: the 2-D Rosenbrock function with L-BFGS (the full program is in docs/optim.md).
+ *  Example: the 2-D Rosenbrock function with L-BFGS on a cpu ctx, whose backend memory is host
+ *  memory, so x and g are plain arrays (the full program is in docs/optim.md).
  *  @code
  *  static fnet_status rosen(const float *x, int64_t n, double *f, float *g, void *user)
  *  {

@@ -70,24 +70,28 @@ FNET_API fnet_train_params fnet_train_params_default(void);
 
 /** Train m with the optimizer described by op on `train`, validating on `val` (may be NULL)
  *  after every epoch; `on_epoch` (may be NULL) is called with `user` after each.
- *  The model's loss and regularization settings are used.
+ *  The model's loss and regularization settings are used. The datasets must be loaded on the
+ *  model's ctx.
  *  @param[out] st totals (may be NULL).
- *  @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_SHAPE (data width or classes do not fit the
- *          model), FNET_ERR_NUMERIC (a NaN or Inf loss: training stopped at that step, the
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (also: a dataset on another ctx), FNET_ERR_SHAPE (data
+ *          width or classes do not fit the model), FNET_ERR_NUMERIC (a NaN or Inf loss: training stopped at that step, the
  *          message names the epoch and step), FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_train(fnet_model *m, const fnet_optim_params *op,
                                 const fnet_train_params *tp, const fnet_dataset *train,
                                 const fnet_dataset *val, fnet_epoch_fn on_epoch, void *user,
                                 fnet_train_stats *st);
 
-/** Like fnet_train() with an optimizer the caller made (and may keep across calls: resuming). */
+/** Like fnet_train() with an optimizer the caller made (and may keep across calls: resuming), on
+ *  the model's ctx and for its parameter count: FNET_ERR_INVALID_ARG for another ctx,
+ *  FNET_ERR_SHAPE for another count (nothing is changed then). */
 FNET_API fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt,
                                      const fnet_optim_params *op, const fnet_train_params *tp,
                                      const fnet_dataset *train, const fnet_dataset *val,
                                      fnet_epoch_fn on_epoch, void *user, fnet_train_stats *st);
 
-/** Accuracy and mean loss (without regularization) of m on d, in evaluation mode.
- *  @return FNET_OK, FNET_ERR_SHAPE, FNET_ERR_INVALID_ARG (empty dataset), FNET_ERR_OUT_OF_MEMORY. */
+/** Accuracy and mean loss (without regularization) of m on d (loaded on m's ctx), in evaluation
+ *  mode. @return FNET_OK, FNET_ERR_SHAPE, FNET_ERR_INVALID_ARG (empty dataset, another ctx),
+ *  FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_model_evaluate(fnet_model *m, const fnet_dataset *d, double *accuracy,
                                          double *loss);
 

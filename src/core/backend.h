@@ -193,8 +193,8 @@ fnet_status fnet_backend_require(fnet_ctx *ctx, uint64_t ops, const char *what);
 /* Make a ctx on table be: the required ops and host_la are checked (FNET_ERR_UNSUPPORTED naming
  * the first missing one), then the backend's state is made and the threads set to the online
  * cores. The one constructor behind every fnet_ctx_create_*; tests use it with altered tables. */
-FNET_API fnet_status fnet_ctx_create_backend(const struct fnet_backend_ops *be,
-                                             fnet_backend_kind kind, fnet_ctx **out);
+fnet_status fnet_ctx_create_backend(const struct fnet_backend_ops *be, fnet_backend_kind kind,
+                                    fnet_ctx **out);
 
 /* ctx->be->run_parts when the backend has it, else the parts one after the other. */
 static inline void fnet_run_parts(fnet_ctx *ctx, int parts, void (*fn)(void *arg, int part),

@@ -66,19 +66,28 @@ fnet_status fnet_layer_init(fnet_layer *l, fnet_init init, fnet_rng *rng)
         return fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "unknown initializer %d", (int)init);
     if (l->ops->init == NULL)
         return FNET_OK;
-    if (l->n_params == 0)
-        return l->ops->init(l, init, rng, NULL);
-    // drawn on the host (the same numbers on every backend), then uploaded in one place
-    fnet_ctx *ctx = l->ctx;
-    float *w = fnet_malloc_array((size_t)l->n_params, sizeof(float));
-    if (w == NULL)
-        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s init: %lld parameters",
-                         fnet_layer_name(l), (long long)l->n_params);
-    fnet_status st = l->ops->init(l, init, rng, w);
+    // drawn on the host (the same numbers on every backend), uploaded a piece at a time
+    struct fnet_init_out out = {l, 0};
+    fnet_status st = l->ops->init(l, init, rng, &out);
     if (st == FNET_OK)
-        ctx->be->upload(ctx, l->w, w, (size_t)l->n_params * sizeof(float));
-    fnet_free(w);
+        FNET_ASSERT(l->ctx, out.done == l->n_params);
     return st;
+}
+
+void fnet_init_put(struct fnet_init_out *out, const float *w, int64_t n)
+{
+    fnet_layer *l = out->l;
+    if (n > 0 && out->done + n <= l->n_params)
+        l->ctx->be->upload(l->ctx, l->w + out->done, w, (size_t)n * sizeof(float));
+    out->done += n;
+}
+
+void fnet_init_put_zeros(struct fnet_init_out *out, int64_t n)
+{
+    fnet_layer *l = out->l;
+    if (n > 0 && out->done + n <= l->n_params)
+        l->ctx->be->fill(l->ctx, n, 0.0f, l->w + out->done);
+    out->done += n;
 }
 
 // Size l's workspaces for max_batch when it grows, and, when follow_threads, also when l's kind

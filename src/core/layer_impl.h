@@ -8,14 +8,16 @@
 #include "core/backend.h"
 #include "core/layer_kind.h"
 
+struct fnet_init_out;
+
 struct fnet_layer_ops {
     const struct fnet_layer_desc *desc; // the kind: its enum value and spec name
     // Backend ops beyond the required ones that the kind runs on (FNET_OPS(FNET_OP_...)): a
     // backend that lacks one is refused when the layer is created.
     uint64_t needs;
-    // w (n_params, host memory): weights drawn from rng by init, biases zero; the caller
-    // uploads w. Runs with w NULL when the layer has no parameters. May be NULL.
-    fnet_status (*init)(fnet_layer *l, fnet_init init, fnet_rng *rng, float *w);
+    // Weights drawn from rng by init, biases zero, written in order through out
+    // (fnet_init_put): all n_params of them. May be NULL (no parameters, nothing drawn).
+    fnet_status (*init)(fnet_layer *l, fnet_init init, fnet_rng *rng, struct fnet_init_out *out);
     // size workspaces for max_batch (called when it grows, and for kinds with threads_sized when
     // the ctx's thread count changed since); may be NULL
     fnet_status (*reserve)(fnet_layer *l, int64_t max_batch);
@@ -67,9 +69,21 @@ fnet_status fnet_layer_base_init(fnet_layer *l, fnet_ctx *ctx, const struct fnet
  * its values over. */
 void fnet_layer_bind(fnet_layer *l, float *w, float *g);
 
+/* Where init writes: the layer's parameters, filled in order from host memory, a piece at a time
+ * (so a large dense layer needs no host copy of itself). The one place parameters are uploaded
+ * at initialization: the same draws give the same layer on every backend. */
+struct fnet_init_out {
+    fnet_layer *l;
+    int64_t done; // parameters written so far
+};
+/* The next n parameters = w (n floats, host memory); FNET_INIT_CHUNK zeros at a time for
+ * fnet_init_put_zeros. */
+void fnet_init_put(struct fnet_init_out *out, const float *w, int64_t n);
+void fnet_init_put_zeros(struct fnet_init_out *out, int64_t n);
+#define FNET_INIT_CHUNK 4096 // floats a layer's init draws per piece
+
 /* The layer's parameters as host memory: a new host copy (fnet_free), or NULL when out of
- * memory (no message). The one place layer code downloads its parameters for a host-side
- * algorithm (to_dense, TT rounding, checkpoints). */
+ * memory (no message). What a host-side algorithm (TT to_dense, rounding, norms) starts from. */
 float *fnet_layer_host_params(const fnet_layer *l);
 
 /* The kind's name ("dense", "tt"). */

@@ -210,6 +210,19 @@ out_free_layer:
     return st;
 }
 
+// FNET_ERR_INVALID_ARG unless opt was made on m's ctx, FNET_ERR_SHAPE unless for its parameters.
+static fnet_status check_optimizer(fnet_model *m, const fnet_optimizer *opt, const char *what)
+{
+    if (fnet_optimizer_ctx(opt) != m->ctx)
+        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "%s: the optimizer was made on another ctx",
+                         what);
+    if (fnet_optimizer_size(opt) != m->n_params)
+        return fnet_fail(m->ctx, FNET_ERR_SHAPE, "%s: the optimizer was made for %lld parameters, "
+                         "the model has %lld", what, (long long)fnet_optimizer_size(opt),
+                         (long long)m->n_params);
+    return FNET_OK;
+}
+
 // Replace layers idx[0..count) (distinct) by fresh[0..count) (stand-alone, on m's ctx, each
 // with the n_in and n_out of the layer it replaces) in one rebuild of the flat vectors; opt (may be
 // NULL, made for m's parameters) is remapped in the same step: the state of the kept layers
@@ -231,34 +244,30 @@ static fnet_status replace_layers(fnet_model *m, int count, const int *idx, fnet
             fresh[k] = NULL; // not ours to free
             st = fnet_fail(ctx, FNET_ERR_INVALID_ARG,
                            "replace_layer: the layer already belongs to a model");
-            goto out_free_fresh;
+            goto out_free_new;
         }
         if (i < 0 || i >= m->n_layers || l->ctx != ctx) {
             st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "replace_layer: no layer %d (the model has "
                            "%d), or the layer was made on another ctx", i, m->n_layers);
-            goto out_free_fresh;
+            goto out_free_new;
         }
         fnet_layer *was = m->layers[i];
         if (l->n_in != was->n_in || l->n_out != was->n_out) {
             st = fnet_fail(ctx, FNET_ERR_SHAPE, "replace_layer: layer %d maps %lld -> %lld, the "
                            "new one %lld -> %lld", i, (long long)was->n_in, (long long)was->n_out,
                            (long long)l->n_in, (long long)l->n_out);
-            goto out_free_fresh;
+            goto out_free_new;
         }
         if (m->max_batch > 0 && (st = fnet_layer_reserve(l, m->max_batch)) != FNET_OK)
-            goto out_free_fresh;
+            goto out_free_new;
     }
-    if (opt != NULL && fnet_optimizer_size(opt) != m->n_params) {
-        st = fnet_fail(ctx, FNET_ERR_SHAPE, "replace_layer: the optimizer was made for %lld "
-                       "parameters, the model has %lld", (long long)fnet_optimizer_size(opt),
-                       (long long)m->n_params);
-        goto out_free_fresh;
-    }
+    if (opt != NULL && (st = check_optimizer(m, opt, "replace_layer")) != FNET_OK)
+        goto out_free_new;
     old = fnet_malloc_array((size_t)m->n_layers, sizeof(*old));
     runs = fnet_malloc_array((size_t)m->n_layers * 3, sizeof(int64_t));
     if (old == NULL || runs == NULL) {
         st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "replace_layer: %d layers", m->n_layers);
-        goto out_free_fresh;
+        goto out_free_new;
     }
     // the new list, tentatively, for the spec and the new offsets
     int64_t n = m->n_params, *src = runs, *dst = runs + m->n_layers, *len = runs + 2 * m->n_layers;
@@ -282,12 +291,12 @@ static fnet_status replace_layers(fnet_model *m, int count, const int *idx, fnet
     memcpy(m->layers, old, (size_t)m->n_layers * sizeof(*old));
     if (spec == NULL) {
         st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "model spec");
-        goto out_free_fresh;
+        goto out_free_new;
     }
     if ((st = alloc_vectors(m, n, &w, &g)) != FNET_OK)
-        goto out_free_fresh;
+        goto out_free_new;
     if (opt != NULL && (st = fnet_optimizer_remap(opt, n, nruns, src, dst, len)) != FNET_OK)
-        goto out_free_fresh;
+        goto out_free_new;
     // nothing can fail from here on
     for (int k = 0; k < count; k++) {
         m->layers[idx[k]] = fresh[k];
@@ -297,6 +306,16 @@ static fnet_status replace_layers(fnet_model *m, int count, const int *idx, fnet
     adopt_vectors(m, m->n_layers, w, g, n);
     fnet_free(m->spec);
     m->spec = spec;
+    // which layers share their input's buffer follows the layers' kinds: when a new layer runs
+    // in place where the old one did not (or reads its output where the old one did not), the
+    // activations are laid out again at the next forward
+    bool relayout = false;
+    for (int k = 0; k < count; k++) {
+        const struct fnet_layer_ops *a = old[idx[k]]->ops, *b = fresh[k]->ops;
+        relayout = relayout || a->in_place != b->in_place || a->uses_output != b->uses_output;
+    }
+    if (relayout)
+        free_buffers(m);
     for (int k = 0; k < count; k++) {
         fnet_layer *was = old[idx[k]];
         was->in_model = false;
@@ -307,7 +326,7 @@ static fnet_status replace_layers(fnet_model *m, int count, const int *idx, fnet
     fnet_free(runs);
     fnet_free(old);
     return FNET_OK;
-out_free_fresh:
+out_free_new:
     ctx->be->free(ctx, w);
     ctx->be->free(ctx, g);
     fnet_free(spec);
@@ -337,13 +356,11 @@ fnet_status fnet_model_round_layers(fnet_model *m, double eps, int64_t max_rank,
     if (m == NULL)
         return FNET_ERR_INVALID_ARG;
     fnet_ctx *ctx = m->ctx;
-    if (opt != NULL && fnet_optimizer_size(opt) != m->n_params)
-        return fnet_fail(ctx, FNET_ERR_SHAPE, "round layers: the optimizer was made for %lld "
-                         "parameters, the model has %lld", (long long)fnet_optimizer_size(opt),
-                         (long long)m->n_params);
+    fnet_status st = opt != NULL ? check_optimizer(m, opt, "round layers") : FNET_OK;
+    if (st != FNET_OK)
+        return st;
     int *idx = fnet_malloc_array((size_t)(m->n_layers > 0 ? m->n_layers : 1), sizeof(int));
     fnet_layer **fresh = fnet_calloc((size_t)(m->n_layers > 0 ? m->n_layers : 1), sizeof(*fresh));
-    fnet_status st = FNET_OK;
     int count = 0;
     if (idx == NULL || fresh == NULL) {
         st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "rounding %d layers", m->n_layers);
@@ -599,13 +616,20 @@ fnet_status fnet_model_reserve(fnet_model *m, int64_t max_batch)
         if (st != FNET_OK)
             return st;
     }
+    // batch and widths are at most 2^31 each, so each product fits int64; their sum saturates,
+    // and what does not fit size_t bytes is refused
     int64_t act_floats = 0, width = m->n_in;
     for (int i = 0; i < m->n_layers; i++) {
         if (!runs_in_place(m, i))
-            act_floats += max_batch * m->layers[i]->n_out;
+            act_floats = fnet_sat_add(act_floats, max_batch * m->layers[i]->n_out);
         if (m->layers[i]->n_out > width)
             width = m->layers[i]->n_out;
     }
+    if ((uint64_t)act_floats > SIZE_MAX / sizeof(float) / 4 ||
+        (uint64_t)(max_batch * width) > SIZE_MAX / sizeof(float) / 4)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY,
+                         "activations for batch %lld: %lld floats do not fit in memory",
+                         (long long)max_batch, (long long)(act_floats + 2 * max_batch * width));
     float **out = fnet_calloc((size_t)m->n_layers, sizeof(*out));
     float *act = ctx->be->alloc(ctx, (size_t)(act_floats > 0 ? act_floats : 1) * sizeof(float));
     float *g0 = ctx->be->alloc(ctx, (size_t)(max_batch * width) * sizeof(float));

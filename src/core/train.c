@@ -33,6 +33,9 @@ fnet_train_params fnet_train_params_default(void)
 fnet_status fnet_train_check_data(fnet_model *m, const fnet_dataset *d, const char *what)
 {
     fnet_ctx *ctx = fnet_model_ctx(m);
+    if (fnet_dataset_ctx(d) != ctx)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s data was loaded on another ctx than the "
+                         "model's (its images live in that ctx's backend memory)", what);
     if (fnet_dataset_dim(d) != fnet_model_n_in(m))
         return fnet_fail(ctx, FNET_ERR_SHAPE, "%s samples have %lld values, the model takes %lld",
                          what, (long long)fnet_dataset_dim(d), (long long)fnet_model_n_in(m));
@@ -160,6 +163,9 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "epochs must be >= 1, got %d", tp->epochs);
     if (n < 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "the training set is empty");
+    if (fnet_optimizer_ctx(opt) != ctx)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "train: the optimizer was made on another ctx "
+                         "than the model's");
     if (fnet_optimizer_size(opt) != fnet_model_num_params(m))
         return fnet_fail(ctx, FNET_ERR_SHAPE, "train: the optimizer was made for %lld parameters, "
                          "the model has %lld", (long long)fnet_optimizer_size(opt),

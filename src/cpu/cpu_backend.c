@@ -369,6 +369,7 @@ static void fill_range(void *p, int64_t b, int64_t e)
     fnet_ref_fill(j->ctx, e - b, j->value, j->out + b);
 }
 
+// x (n) = value
 static void cpu_fill(fnet_ctx *ctx, int64_t n, float value, float *x)
 {
     struct ew_job j = {.ctx = ctx, .value = value, .out = x};
@@ -381,7 +382,8 @@ static void axpby_range(void *p, int64_t b, int64_t e)
     fnet_ref_axpby(j->ctx, e - b, j->value, j->x + b, j->value2, j->out + b);
 }
 
-// the reference's loop, split: element-wise, so every split gives the same bits
+// y (n) = a·x (n) + b·y: the reference's loop, split; element-wise, so every split gives the
+// same bits
 static void cpu_axpby(fnet_ctx *ctx, int64_t n, float a, const float *x, float b, float *y)
 {
     struct ew_job j = {.ctx = ctx, .value = a, .x = x, .value2 = b, .out = y};
@@ -395,6 +397,7 @@ static void dropout_range(void *p, int64_t b, int64_t e)
     fnet_ref_dropout_span(b, e - b, j->value, j->seed, j->step, j->out + b);
 }
 
+// mask (n): the reference's draws, each piece with its own indices
 static void cpu_dropout_mask(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, uint64_t step,
                              float *mask)
 {

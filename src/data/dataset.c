@@ -95,6 +95,11 @@ void fnet_dataset_free(fnet_dataset *d)
         storage_free(s);
 }
 
+fnet_ctx *fnet_dataset_ctx(const fnet_dataset *d)
+{
+    return d ? d->ctx : NULL;
+}
+
 int64_t fnet_dataset_size(const fnet_dataset *d)
 {
     return d ? d->count : 0;

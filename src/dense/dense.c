@@ -44,12 +44,18 @@ static fnet_status dense_backward(fnet_layer *l, const float *x, const float *y,
     return FNET_OK;
 }
 
-// w (host): W drawn by init, the bias zero
-static fnet_status dense_init(fnet_layer *l, fnet_init init, fnet_rng *rng, float *w)
+// W drawn by init a piece at a time (the draws in order, as one fill of all of W), the bias zero
+static fnet_status dense_init(fnet_layer *l, fnet_init init, fnet_rng *rng,
+                              struct fnet_init_out *out)
 {
+    float piece[FNET_INIT_CHUNK];
     int64_t nw = l->n_out * l->n_in;
-    fnet_init_fill(init, l->n_in, l->n_out, rng, nw, w);
-    memset(w + nw, 0, (size_t)(l->n_params - nw) * sizeof(float));
+    for (int64_t done = 0; done < nw; done += FNET_INIT_CHUNK) {
+        int64_t k = nw - done < FNET_INIT_CHUNK ? nw - done : FNET_INIT_CHUNK;
+        fnet_init_fill(init, l->n_in, l->n_out, rng, k, piece);
+        fnet_init_put(out, piece, k);
+    }
+    fnet_init_put_zeros(out, l->n_params - nw);
     return FNET_OK;
 }
 

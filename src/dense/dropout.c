@@ -56,7 +56,8 @@ static fnet_status dropout_backward(fnet_layer *l, const float *x, const float *
     return FNET_OK;
 }
 
-static fnet_status dropout_init(fnet_layer *l, fnet_init init, fnet_rng *rng, float *w)
+static fnet_status dropout_init(fnet_layer *l, fnet_init init, fnet_rng *rng,
+                                struct fnet_init_out *out)
 {
     struct dropout *d = (struct dropout *)l;
     d->seed = fnet_rng_next(rng);

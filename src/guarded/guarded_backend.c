@@ -234,9 +234,9 @@ static void guarded_state_free(fnet_ctx *ctx)
         leaked += g->r[i].bytes;
         munmap(g->r[i].base, g->r[i].mapped);
     }
-    if (g->n > 0)
-        fprintf(stderr, "fnet guarded backend: %zu allocation(s), %zu bytes, still live when the "
-                "ctx was freed\n", g->n, leaked);
+    if (g->n > 0) // the caller's leak: reported through the log, as every diagnostic
+        fnet_log(FNET_LOG_WARN, "guarded backend: %zu allocation(s), %zu bytes, still live when "
+                 "the ctx was freed", g->n, leaked);
     fnet_free(g->r);
     fnet_free(g);
     ctx->state = NULL;

@@ -249,6 +249,9 @@ static void ckpt_copy_params(const struct ckpt *ck, fnet_model *m)
 static fnet_status ckpt_check_optimizer(fnet_ctx *ctx, const char *path, const struct ckpt *ck,
                                         fnet_optimizer *opt, int64_t n_params)
 {
+    if (fnet_optimizer_ctx(opt) != ctx)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: the optimizer was made on another ctx "
+                         "than the model's", path);
     if (fnet_optimizer_size(opt) != n_params)
         return fnet_fail(ctx, FNET_ERR_SHAPE, "%s: the optimizer was made for %lld parameters, "
                          "the model has %lld", path, (long long)fnet_optimizer_size(opt),
@@ -292,6 +295,9 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "fnet_model_save: NULL path");
     fnet_status st = FNET_OK;
     const char *family = opt ? optimizer_family(opt) : NULL;
+    if (opt != NULL && fnet_optimizer_ctx(opt) != ctx)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: the optimizer was made on another ctx "
+                         "than the model's", path);
     if (opt != NULL && fnet_optimizer_size(opt) != fnet_model_num_params(m))
         return fnet_fail(ctx, FNET_ERR_SHAPE, "%s: the optimizer was made for %lld parameters, "
                          "the model has %lld", path, (long long)fnet_optimizer_size(opt),
@@ -319,28 +325,23 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
         name_bytes += strlen(OPTIM_PREFIX) + strlen(s) + 1;
     }
 
-    // the parameters and the optimizer's state, downloaded once: the tensors point into host
+    // the tensors point into the parameters and the optimizer's state (backend memory), which
+    // the writer downloads a piece at a time
     int64_t n_params = fnet_model_num_params(m);
-    size_t host_floats = (size_t)n_params * (size_t)(1 + n_states);
     struct fnet_safetensors_tensor *t = fnet_calloc(n ? n : 1, sizeof(*t));
     if (t == NULL)
         return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: list of %zu tensors", path, n);
     char *names = fnet_malloc(name_bytes);
-    float *host = fnet_malloc_array(host_floats ? host_floats : 1, sizeof(float));
-    if (names == NULL || host == NULL) {
-        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: tensor names and a host copy of %lld "
-                       "parameters", path, (long long)n_params);
-        goto out_free_names;
+    if (names == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: tensor names", path);
+        goto out_free_t;
     }
-    fnet_model_get_params(m, host);
-    for (int i = 0; i < n_states; i++)
-        fnet_optimizer_get_state(opt, i, host + (size_t)(i + 1) * (size_t)n_params);
 
     size_t k = 0;
     char *p = names;
     for (int i = 0; i < n_layers; i++) {
         fnet_layer *l = fnet_model_layer(m, i);
-        const float *w = host + fnet_model_layer_offset(m, i);
+        const float *w = fnet_layer_params(l);
         for (int j = 0; j < fnet_layer_num_tensors(l); j++, k++) {
             fnet_tensor_info info;
             fnet_layer_tensor(l, j, &info);
@@ -350,12 +351,13 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
             t[k].ndim = info.ndim;
             memcpy(t[k].shape, info.shape, (size_t)info.ndim * sizeof(int64_t));
             t[k].data = w + info.offset;
+            t[k].on_backend = true;
         }
     }
     for (int i = 0; i < n_states; i++, k++) {
         const char *s;
-        fnet_optimizer_state(o, i, &s);
-        t[k].data = host + (size_t)(i + 1) * (size_t)n_params;
+        t[k].data = fnet_optimizer_state(o, i, &s);
+        t[k].on_backend = true;
         t[k].name = p;
         p += snprintf(p, name_bytes - (size_t)(p - names), OPTIM_PREFIX "%s", s) + 1;
         t[k].ndim = 1;
@@ -375,9 +377,8 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
     size_t n_meta = sizeof(meta) / sizeof(meta[0]) - (opt ? 0 : 2);
     st = fnet_safetensors_write(ctx, path, t, n, meta, n_meta);
 
-out_free_names:
-    fnet_free(host);
     fnet_free(names);
+out_free_t:
     fnet_free(t);
     return st;
 }

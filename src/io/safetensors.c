@@ -3,6 +3,7 @@
  * and offsets must tile the data buffer exactly, as the reference implementation requires. The
  * writer never leaves a partial file at the destination (temporary file, fsync, rename). */
 #include "io/safetensors.h"
+#include "core/backend.h"
 #include "io/json.h"
 
 #include <errno.h>
@@ -24,6 +25,8 @@ _Static_assert(sizeof(float) == 4, "safetensors F32 needs a 4-byte float");
 
 #define MAX_JSON_VALUES ((size_t)1 << 22) // ~300k tensors: far beyond any model of ours
 #define NAME_SHOWN 120                    // characters of a file-controlled name in a message
+// floats of a backend tensor downloaded per write: 1 MB of host memory whatever the model
+#define STAGE_FLOATS ((size_t)1 << 18)
 #define TMP_SUFFIX ".tmp.XXXXXX"
 
 const char *fnet_safetensors_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
@@ -537,6 +540,14 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     hb.len = 0;
     build_header(&hb, t, n, meta, n_meta);
     memset(header + hb.len, ' ', pad);
+    bool any_backend = false;
+    for (size_t i = 0; i < n; i++)
+        any_backend = any_backend || t[i].on_backend;
+    float *stage = any_backend ? fnet_malloc_array(STAGE_FLOATS, sizeof(float)) : NULL;
+    if (any_backend && stage == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: staging buffer", path);
+        goto out_free_header;
+    }
 
     // rename() would replace whatever stands at path: refuse anything but a regular file there
     // (saving "over" /dev/null as root would otherwise replace the device)
@@ -581,8 +592,18 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++)
             numel *= (size_t)t[i].shape[d];
-        ok = numel == 0 ||
-             (!io_injected(ENOSPC) && fwrite(t[i].data, sizeof(float), numel, fp) == numel);
+        if (!t[i].on_backend) {
+            ok = numel == 0 ||
+                 (!io_injected(ENOSPC) && fwrite(t[i].data, sizeof(float), numel, fp) == numel);
+            continue;
+        }
+        // backend memory: downloaded into the host stage, one piece per fwrite
+        const float *src = t[i].data;
+        for (size_t done = 0; done < numel && ok; done += STAGE_FLOATS) {
+            size_t k = numel - done < STAGE_FLOATS ? numel - done : STAGE_FLOATS;
+            ctx->be->download(ctx, stage, src + done, k * sizeof(float));
+            ok = !io_injected(ENOSPC) && fwrite(stage, sizeof(float), k, fp) == k;
+        }
     }
     if (!ok || io_injected(ENOSPC) || fflush(fp) != 0 || io_injected(EIO) ||
         fsync(fileno(fp)) != 0) {
@@ -604,6 +625,7 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     }
     sync_parent_dir(tmp);
     fnet_free(tmp);
+    fnet_free(stage);
     fnet_free(header);
     return FNET_OK;
 
@@ -611,7 +633,8 @@ out_unlink_tmp:
     unlink(tmp);
 out_free_tmp:
     fnet_free(tmp);
-out_free_header:
+out_free_header: // and the stage (NULL until it is allocated)
+    fnet_free(stage);
     fnet_free(header);
     return st;
 }

@@ -9,9 +9,10 @@
 #define FNET_SAFETENSORS_MAX_DIMS 8
 #define FNET_SAFETENSORS_MAX_HEADER ((uint64_t)100 << 20) // bytes of JSON header we accept
 
-/* One tensor. Writer: name, ndim, shape and data (host floats, borrowed) are read. Reader: every
- * field is filled; data points at the tensor's little-endian float32 bytes inside the file's
- * buffer (not necessarily 4-byte aligned: copy with memcpy), NULL when only the header was read. */
+/* One tensor. Writer: name, ndim, shape, data (floats, borrowed) and on_backend are read. Reader:
+ * every field is filled; data points at the tensor's little-endian float32 bytes inside the
+ * file's buffer (not necessarily 4-byte aligned: copy with memcpy), NULL when only the header was
+ * read. */
 struct fnet_safetensors_tensor {
     const char *name;
     int ndim;
@@ -19,6 +20,7 @@ struct fnet_safetensors_tensor {
     int64_t numel;
     uint64_t begin, end; // byte range in the data buffer
     const void *data;
+    bool on_backend;     // writer: data is backend memory of the ctx, downloaded a piece at a time
 };
 
 struct fnet_safetensors_meta {
@@ -62,9 +64,10 @@ const char *fnet_safetensors_meta(const struct fnet_safetensors *f, const char *
 /* Write a shape as "[2, 3]" into buf (size cap, truncated if needed); returns buf. */
 const char *fnet_safetensors_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);
 
-/* Write tensors t[0..n) (unique names) in this order (data packed in the same order) and metadata meta[0..n_meta)
- * to path atomically: a temporary file "<path>.tmp.XXXXXX" in the same directory is written,
- * flushed, fsynced and renamed over path; on any failure it is removed and path is untouched.
+/* Write tensors t[0..n) (unique names) in this order (data packed in the same order) and metadata
+ * meta[0..n_meta) to path atomically (backend tensors pass through a 1 MB host buffer): a
+ * temporary file "<path>.tmp.XXXXXX" in the same directory is written, flushed, fsynced and
+ * renamed over path; on any failure it is removed and path is untouched.
  * The header is padded with spaces so that the data starts at a multiple of 8 bytes. A new file
  * gets mode 0644; an existing one keeps its mode.
  * @return FNET_OK, FNET_ERR_INVALID_ARG (a name or value not UTF-8, NUL data, a bad shape),

@@ -393,6 +393,11 @@ fnet_status fnet_optimizer_set_state(fnet_optimizer *opt, int i, const float *v)
     return state_copy(opt, i, (float *)v, false);
 }
 
+fnet_ctx *fnet_optimizer_ctx(const fnet_optimizer *opt)
+{
+    return opt ? opt->ctx : NULL;
+}
+
 fnet_optim_kind fnet_optimizer_kind(const fnet_optimizer *opt)
 {
     return opt->p.kind;
@@ -415,6 +420,9 @@ fnet_status fnet_optimizer_remap(fnet_optimizer *opt, int64_t n, int count, cons
     if (n < 1 || count < 0 || (count > 0 && (src == NULL || dst == NULL || len == NULL)))
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "optimizer remap: n %lld, %d runs",
                          (long long)n, count);
+    if ((uint64_t)n > SIZE_MAX / (MAX_STATES * sizeof(float)) - 16)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "optimizer state of %lld floats",
+                         (long long)n);
     for (int k = 0; k < count; k++)
         if (len[k] < 0 || src[k] < 0 || dst[k] < 0 || src[k] + len[k] > opt->n ||
             dst[k] + len[k] > n)

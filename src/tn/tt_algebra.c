@@ -1,7 +1,7 @@
 /* TT algebra on TT-matrices (src/tn/tt.h): shape bookkeeping and checks, the dense matrix of a
  * TT, TT-SVD and TT-rounding (Oseledets, "Tensor-Train Decomposition", SIAM J. Sci. Comput. 33(5),
- * 2011, Algorithms 1 and 2) on the backend's host linear algebra (gesvd, qr, sgemm: ctx->be->host_la),
- * and the Frobenius norm and inner product contracted core by core in double. A host-side
+ * 2011, Algorithms 1 and 2) on the backend's host linear algebra (gesvd, qr, sgemm:
+ * ctx->be->host_la), and the Frobenius norm and inner product contracted core by core in double. A host-side
  * algorithm: every pointer here is host memory; the TT layer downloads and uploads around it
  * (tt_layer.c). docs/tt_algebra.md. */
 #include "tn/tt.h"

@@ -185,8 +185,9 @@ out_free:
 
 // Cores drawn i.i.d. with variance σ² such that each entry of W, a sum of Π r_k products of d
 // core entries, has the initializer's variance V: σ² = (V / Π_k r_k)^(1/d).
-// w (host): the cores drawn, the bias zero
-static fnet_status tt_init(fnet_layer *l, fnet_init init, fnet_rng *rng, float *w)
+// The cores drawn on a host buffer (and orthogonalized there when asked), then the bias zero
+static fnet_status tt_init(fnet_layer *l, fnet_init init, fnet_rng *rng,
+                           struct fnet_init_out *out)
 {
     struct tt_layer *t = (struct tt_layer *)l;
     const struct fnet_tt_shape *s = &t->s;
@@ -204,12 +205,20 @@ static fnet_status tt_init(fnet_layer *l, fnet_init init, fnet_rng *rng, float *
     double sigma = sqrt(pow(V / paths, 1.0 / (double)s->d));
     bool uniform = init == FNET_INIT_GLOROT_UNIFORM || init == FNET_INIT_UNIFORM;
     int64_t ncore = l->n_params - (t->has_bias ? l->n_out : 0);
+    float *w = fnet_malloc_array((size_t)ncore, sizeof(float));
+    if (w == NULL)
+        return fnet_fail(l->ctx, FNET_ERR_OUT_OF_MEMORY, "tt init: %lld core parameters",
+                         (long long)ncore);
     for (int64_t i = 0; i < ncore; i++)
         w[i] = uniform ? (float)(sigma * sqrt(3.0) * (2.0 * fnet_rng_uniform(rng) - 1.0))
                        : (float)(sigma * fnet_rng_normal(rng));
-    if (t->has_bias)
-        memset(w + ncore, 0, (size_t)l->n_out * sizeof(float));
-    return t->orthogonal ? orthogonalize(l, V, w) : FNET_OK;
+    fnet_status st = t->orthogonal ? orthogonalize(l, V, w) : FNET_OK;
+    if (st == FNET_OK) {
+        fnet_init_put(out, w, ncore);
+        fnet_init_put_zeros(out, l->n_params - ncore);
+    }
+    fnet_free(w);
+    return st;
 }
 
 // Forward and backward flops of a grouping at batch B: the sweep over the merged shape and the
@@ -579,7 +588,7 @@ static fnet_status tt_round(const fnet_layer *l, double eps, int64_t max_rank, f
         same = same && ns.r[k] == t->s.r[k];
     if (st == FNET_OK && !same)
         st = layer_from_cores(ctx, &ns, t->has_bias, t->plan, t->forced_mask, cores,
-                              w + l->n_params - l->n_out, out);
+                              t->has_bias ? w + l->n_params - l->n_out : NULL, out);
     fnet_free(cores);
     fnet_free(w);
     return st;

@@ -135,6 +135,54 @@ static void test_in_place_buffers_match_layer_by_layer(void **state)
     fnet_ctx_free(ctx);
 }
 
+// Replacing a layer by one of another in-place behaviour after a forward pass (when the model's
+// buffers are laid out) gives what a fresh model of the new spec and parameters gives: the
+// layout follows the new layers.
+static void test_replace_layer_relays_out_the_buffers(void **state)
+{
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
+    enum { d = 8, B = 5 };
+    float xh[B * d];
+    int32_t labels[B] = {0, 1, 2, 3, 4};
+    fnet_test_fill_uniform(xh, B * d, -1, 1, 6);
+    float *x = fnet_test_upload(ctx, xh, B * d);
+    // relu (in place, over the first dense's output) -> dense; dense -> relu before dropout:0
+    const char *from[2] = {"dense:8,relu,dense:8", "dense:8,relu,dense:8,dropout:0,dense:6"};
+    const char *to[2] = {"dense:8,dense:8,dense:8", "dense:8,relu,relu,dropout:0,dense:6"};
+    for (int c = 0; c < 2; c++) {
+        fnet_model *m, *fresh;
+        fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, from[c], d, 3, &m));
+        double loss;
+        fnet_assert_ok(ctx, fnet_model_loss_grad(m, x, labels, B, &loss, NULL));
+        fnet_layer *l;
+        if (c == 0)
+            fnet_assert_ok(ctx, fnet_dense_create(ctx, 8, 8, true, &l));
+        else
+            fnet_assert_ok(ctx, fnet_activation_create(ctx, FNET_LAYER_RELU, 8, &l));
+        if (c == 0) {
+            fnet_rng rng;
+            fnet_rng_seed(&rng, 11);
+            fnet_assert_ok(ctx, fnet_layer_init(l, FNET_INIT_GLOROT_UNIFORM, &rng));
+        }
+        fnet_assert_ok(ctx, fnet_model_replace_layer(m, c == 0 ? 1 : 2, l));
+        assert_string_equal(fnet_model_spec(m), to[c]);
+        fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, to[c], d, 1, &fresh));
+        float *w = fnet_test_model_params(m);
+        fnet_assert_ok(ctx, fnet_model_set_params(fresh, w));
+        double l1, l2;
+        fnet_assert_ok(ctx, fnet_model_loss_grad(m, x, labels, B, &l1, NULL));
+        fnet_assert_ok(ctx, fnet_model_loss_grad(fresh, x, labels, B, &l2, NULL));
+        assert_true(l1 == l2);
+        float *g1 = fnet_test_model_grads(m), *g2 = fnet_test_model_grads(fresh);
+        fnet_assert_allclose(g1, g2, fnet_model_num_params(m), 0.0, 0.0);
+        free(g1), free(g2), free(w);
+        fnet_model_free(fresh);
+        fnet_model_free(m);
+    }
+    fnet_backend_free(ctx, x);
+    fnet_ctx_free(ctx);
+}
+
 // The backend under test (the CPU one by default) against the reference oracle.
 static void test_cpu_model_matches_reference(void **state)
 {
@@ -317,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_loss_grad_matches_finite_differences_mse),
         cmocka_unit_test(test_loss_grad_includes_regularization),
         cmocka_unit_test(test_in_place_buffers_match_layer_by_layer),
+        cmocka_unit_test(test_replace_layer_relays_out_the_buffers),
         cmocka_unit_test(test_cpu_model_matches_reference),
         cmocka_unit_test(test_same_seed_same_model),
         cmocka_unit_test(test_model_spec_round_trips),

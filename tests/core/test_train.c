@@ -407,6 +407,44 @@ static void test_train_with_rejects_optimizer_of_another_size(void **state)
     fnet_ctx_free(ctx);
 }
 
+// A dataset or an optimizer made on another ctx than the model's is refused at the boundary
+// (its memory is another backend's), and nothing changes.
+static void test_train_refuses_data_and_optimizers_of_another_ctx(void **state)
+{
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU), *other = fnet_test_ctx(FNET_BACKEND_CPU);
+    fnet_dataset *mine = make_data(ctx, 60, 1), *theirs = make_data(other, 60, 1);
+    fnet_model *m;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:8,relu,dense:3", DIM, 2, &m));
+    int64_t n = fnet_model_num_params(m);
+    float *w = fnet_test_model_params(m);
+    fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_ADAM);
+    fnet_train_params tp = fnet_train_params_default();
+    tp.epochs = 1;
+    assert_int_equal(fnet_train(m, &op, &tp, theirs, NULL, NULL, NULL, NULL), FNET_ERR_INVALID_ARG);
+    check_error_contains(ctx, "training data was loaded on another ctx");
+    assert_int_equal(fnet_train(m, &op, &tp, mine, theirs, NULL, NULL, NULL), FNET_ERR_INVALID_ARG);
+    check_error_contains(ctx, "validation data was loaded on another ctx");
+    double acc, loss;
+    assert_int_equal(fnet_model_evaluate(m, theirs, &acc, &loss), FNET_ERR_INVALID_ARG);
+    fnet_optimizer *opt;
+    fnet_assert_ok(other, fnet_optimizer_create(other, &op, n, &opt));
+    assert_int_equal(fnet_train_with(m, opt, &op, &tp, mine, NULL, NULL, NULL, NULL),
+                     FNET_ERR_INVALID_ARG);
+    check_error_contains(ctx, "the optimizer was made on another ctx");
+    bool changed = true;
+    assert_int_equal(fnet_model_round_layers(m, 0.5, 0, opt, &changed), FNET_ERR_INVALID_ARG);
+    assert_false(changed);
+    check_params_equal(m, w, n);
+    assert_int_equal(fnet_optimizer_steps(opt), 0);
+    free(w);
+    fnet_optimizer_free(opt);
+    fnet_model_free(m);
+    fnet_dataset_free(theirs);
+    fnet_dataset_free(mine);
+    fnet_ctx_free(other);
+    fnet_ctx_free(ctx);
+}
+
 // An optimizer of another size is refused before any layer is rounded, also when no rank would
 // shrink (nothing would be replaced, and the caller's optimizer would still not fit the model).
 static void test_rank_rounding_refuses_an_optimizer_of_another_size(void **state)
@@ -556,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_train_with_rejects_optimizer_of_another_size),
         cmocka_unit_test(test_rank_rounding_is_all_or_nothing),
         cmocka_unit_test(test_rank_rounding_refuses_an_optimizer_of_another_size),
+        cmocka_unit_test(test_train_refuses_data_and_optimizers_of_another_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
