@@ -84,7 +84,8 @@ struct fnet_backend_ops {
     void (*sgemm)(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc);
-    // y (n) += a·x (n);  x (n) *= a;  Σ x·y in double
+    // y (n) += a·x (n);  x (n) *= a;  Σ x·y returned as a double (the reference accumulates in
+    // double; the CPU backend's BLAS dsdot partly in float, within 1e-6 of Σ|x·y|)
     void (*axpy)(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y);
     void (*scal)(fnet_ctx *ctx, int64_t n, float a, float *x);
     double (*dot)(fnet_ctx *ctx, int64_t n, const float *x, const float *y);

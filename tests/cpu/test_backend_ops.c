@@ -1,0 +1,1700 @@
+/* Conformance of every backend table against the reference backend, as ggml's test-backend-ops:
+ * each op of each backend under test (cpu, guarded, and the one FNET_TEST_BACKEND names) runs on
+ * random inputs in that backend's memory and is compared with the reference's own function run
+ * on host copies (src/core/backend.h gives each op's contract). A table indexed by enum fnet_op
+ * holds every op's case or the reason it has none, so an op added to the enum needs a case here. */
+#include "test_util.h"
+#include "core/backend.h"
+#include "cpu/ref.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- what is compared, and how closely ----
+
+// Element-wise ops, the losses, dropout, the optimizer steps and layout ops: bit-exact. The cpu
+// backend runs the reference's own loop (whole or in pieces over its pool) or moves the same
+// floats, so any other bit is a bug.
+// BLAS-shaped ops: OpenBLAS sums in float (FMA, blocked) where the reference sums in double, so
+// |got − want| <= rtol · (a bound on the sum of the magnitudes of the terms), elementwise:
+#define SUM_RTOL 1e-5        // sgemm, bias_grad: float sums of up to ~1000 terms
+// dot: backend.h says "Σ x·y in double", but OpenBLAS 0.3.21's dsdot (the cpu backend's) sums
+// partly in float on its Sandybridge-and-later x86 kernels (up to ~2e-8 of Σ|x·y|; in double on
+// Prescott), so dot is held to float sums until cpu_dot sums in double (then 1e-12).
+#define DOT_RTOL 1e-6
+#define ONE_ROUNDING_RTOL 2.5e-7 // axpy, scal: one float operation per element, maybe fused
+// host_la: factorizations are compared through what they must satisfy, signs being free
+#define RECON_RTOL 1e-5 // ‖U·S·Vt − A‖_F, ‖Q·R − A‖_F relative to ‖A‖_F
+#define ORTHO_ATOL 1e-5 // max |XᵀX − I|
+#define SVAL_RTOL 1e-5  // singular values against the reference's (unique, unlike the vectors)
+#define SVAL_ATOL 2e-6  // relative to the largest singular value
+#define RABS_RTOL 1e-4  // |R| against the reference's (unique up to row signs at full rank)
+#define RABS_ATOL 1e-5  // relative to ‖R‖_F
+
+// ---- shapes ----
+
+#define TEST_THREADS 3 // the cpu ctx's pool: 3 workers, so split ops run in 3 pieces
+// Split over the pool (cpu_backend.c): element-wise ops from 2·32768 elements, in pieces of
+// whole 32768s: ceil(70001 / 3) rounds up to 32768, so three pieces, the last one short and odd.
+#define SPLIT_N 70001
+static const int64_t sizes[] = {1, 3, 17, 33, 127, 1000, SPLIT_N};
+#define N_SIZES (sizeof(sizes) / sizeof(sizes[0]))
+
+#define TAIL 3               // floats after every vector the cases allocate, holding SENTINEL:
+#define SENTINEL 12345.5f    // an op writing past its n is caught on every backend
+#define PAD 16               // bytes before and after the spans of the memory cases
+
+// ---- the backends under test ----
+
+static fnet_ctx *make_cpu(void)
+{
+    fnet_ctx *ctx = NULL;
+    fnet_assert_ok(NULL, fnet_ctx_create_cpu(&ctx));
+    return ctx;
+}
+
+static fnet_ctx *make_guarded(void)
+{
+    fnet_ctx *ctx = NULL;
+    fnet_assert_ok(NULL, fnet_ctx_create_guarded(&ctx));
+    return ctx;
+}
+
+static fnet_ctx *make_env(void)
+{
+    return fnet_test_ctx(FNET_BACKEND_CPU); // fails the test on a misspelt name
+}
+
+struct backend_entry {
+    const char *label; // for cmocka's test names; the printed lines use the table's own name
+    fnet_ctx *(*make)(void);
+};
+
+static const struct backend_entry backends[] = {
+    {"cpu", make_cpu},
+    {"guarded", make_guarded},
+    {"FNET_TEST_BACKEND", make_env}, // cpu when unset: duplicates are fine
+};
+#define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
+
+// How often each backend's harness ops were called, over all of its tests (cmocka runs the
+// tests in order: the harness-ops test of a backend comes after its op tests).
+static long harness_calls[N_BACKENDS][FNET_OP_COUNT];
+
+// ---- the harness: one backend ctx under test, the oracle's ctx, the case being run ----
+
+#define MAX_LIVE 16
+
+struct harness {
+    size_t backend; // index into backends[]
+    enum fnet_op op;
+    fnet_ctx *ctx; // the backend under test, TEST_THREADS threads
+    const struct fnet_backend_ops *be;
+    fnet_ctx *ref;      // the reference ctx the oracle runs on
+    const char *opname; // for messages and the printed line
+    char shape[200];    // the case being run, for messages
+    void *live[MAX_LIVE];
+    int n_live;
+};
+
+__attribute__((format(printf, 2, 3))) static void set_shape(struct harness *h, const char *fmt,
+                                                            ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->shape, sizeof(h->shape), fmt, ap);
+    va_end(ap);
+}
+
+// Fail the test with "backend: op (shape): what message".
+__attribute__((format(printf, 3, 4))) static void fail_case(const struct harness *h,
+                                                            const char *what, const char *fmt,
+                                                            ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    print_error("%s: %s (%s): %s %s\n", h->be->name, h->opname, h->shape, what, msg);
+    fail();
+}
+
+static void count_call(const struct harness *h, enum fnet_op op)
+{
+    harness_calls[h->backend][op]++;
+}
+
+// bytes (> 0) of backend memory through the table's alloc; freed by dev_free or the teardown
+static void *dev_alloc(struct harness *h, size_t bytes)
+{
+    void *p = h->be->alloc(h->ctx, bytes > 0 ? bytes : 1);
+    count_call(h, FNET_OP_ALLOC);
+    if (p == NULL)
+        fail_case(h, "alloc", "returned NULL for %zu bytes", bytes);
+    assert_true(h->n_live < MAX_LIVE);
+    h->live[h->n_live++] = p;
+    return p;
+}
+
+static void dev_free(struct harness *h, void *p)
+{
+    for (int i = 0; i < h->n_live; i++)
+        if (h->live[i] == p) {
+            h->live[i] = h->live[--h->n_live];
+            h->be->free(h->ctx, p);
+            count_call(h, FNET_OP_FREE);
+            return;
+        }
+    fail_case(h, "free", "of %p, which the case did not allocate", p);
+}
+
+// dst (bytes, backend) = src (bytes, host)
+static void dev_put(struct harness *h, void *dst, const void *src, size_t bytes)
+{
+    if (bytes > 0)
+        h->be->upload(h->ctx, dst, src, bytes);
+}
+
+// dst (bytes, host) = src (bytes, backend)
+static void dev_get(struct harness *h, void *dst, const void *src, size_t bytes)
+{
+    if (bytes > 0)
+        h->be->download(h->ctx, dst, src, bytes);
+}
+
+// A new backend copy of bytes of host memory.
+static void *dev_copy_of(struct harness *h, const void *host, size_t bytes)
+{
+    void *p = dev_alloc(h, bytes);
+    dev_put(h, p, host, bytes);
+    return p;
+}
+
+// Host memory of the cases: plain malloc, not cmocka's test_malloc, so that a failing case
+// reports its own message as a failure rather than the blocks it could not free as an error.
+static void *xmalloc(size_t bytes)
+{
+    void *p = malloc(bytes > 0 ? bytes : 1);
+    assert_non_null(p);
+    return p;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    assert_non_null(p);
+    return p;
+}
+
+static size_t fbytes(int64_t n)
+{
+    return (size_t)(n > 0 ? n : 1) * sizeof(float);
+}
+
+static float *host_floats(int64_t n)
+{
+    return xmalloc(fbytes(n));
+}
+
+static uint32_t bits_of(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof(u));
+    return u;
+}
+
+// got == want bit for bit over total floats; the first n are the result, the rest sentinels
+static void check_exact(const struct harness *h, const char *what, const float *got,
+                        const float *want, int64_t n, int64_t total)
+{
+    for (int64_t i = 0; i < total; i++)
+        if (bits_of(got[i]) != bits_of(want[i]))
+            fail_case(h, what, "differs at [%lld] of %lld%s: got %.9g (0x%08x), want %.9g (0x%08x)",
+                      (long long)i, (long long)n, i >= n ? " (past the end)" : "",
+                      (double)got[i], bits_of(got[i]), (double)want[i], bits_of(want[i]));
+}
+
+// |got − want| <= rtol·mag[i] + atol over n floats (mag NULL: |want|; a tolerance of 0: bit for
+// bit), then the total − n after them bit for bit
+static void check_close(const struct harness *h, const char *what, const float *got,
+                        const float *want, const double *mag, int64_t n, int64_t total,
+                        double rtol, double atol)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double m = mag ? mag[i] : fabs((double)want[i]);
+        double diff = fabs((double)got[i] - (double)want[i]), tol = rtol * m + atol;
+        if (!(diff <= tol) && !(tol == 0.0 && bits_of(got[i]) == bits_of(want[i])))
+            fail_case(h, what, "differs at [%lld] of %lld: got %.9g, want %.9g (|diff| %.3g > "
+                      "tolerance %.3g = %g · %.3g + %.3g)", (long long)i, (long long)n,
+                      (double)got[i], (double)want[i], diff, tol, rtol, m, atol);
+    }
+    check_exact(h, what, got + n, want + n, 0, total - n);
+}
+
+// Scalars returned by an op: equal (NaN == NaN) when tol is 0, else |got − want| <= tol.
+static void check_scalar(const struct harness *h, const char *what, double got, double want,
+                         double tol)
+{
+    bool same = tol == 0.0 ? (got == want || (isnan(got) && isnan(want)))
+                           : fabs(got - want) <= tol;
+    if (!same)
+        fail_case(h, what, "is %.17g, want %.17g (tolerance %.3g)", got, want, tol);
+}
+
+static void check_int(const struct harness *h, const char *what, long long got, long long want)
+{
+    if (got != want)
+        fail_case(h, what, "is %lld, want %lld", got, want);
+}
+
+// ---- vectors held twice: the oracle's host copy and the backend's ----
+
+struct vec {
+    int64_t n;
+    float *host; // n + TAIL floats, the oracle's operand
+    float *dev;  // n + TAIL floats of backend memory holding the same numbers
+};
+
+static struct vec vec_from(struct harness *h, const float *values, int64_t n)
+{
+    struct vec v = {n, host_floats(n + TAIL), NULL};
+    if (n > 0)
+        memcpy(v.host, values, (size_t)n * sizeof(float));
+    for (int64_t i = n; i < n + TAIL; i++)
+        v.host[i] = SENTINEL;
+    v.dev = dev_copy_of(h, v.host, fbytes(n + TAIL));
+    return v;
+}
+
+// n floats uniform in [lo, hi), with exact zeros at first, first + every, ... when every > 0
+static struct vec vec_random_zeros(struct harness *h, int64_t n, float lo, float hi,
+                                   uint64_t seed, int64_t first, int64_t every)
+{
+    float *x = host_floats(n);
+    fnet_test_fill_uniform(x, n, lo, hi, seed);
+    for (int64_t i = first; every > 0 && i < n; i += every)
+        x[i] = 0.0f;
+    struct vec v = vec_from(h, x, n);
+    free(x);
+    return v;
+}
+
+// n floats uniform in [lo, hi)
+static struct vec vec_random(struct harness *h, int64_t n, float lo, float hi, uint64_t seed)
+{
+    return vec_random_zeros(h, n, lo, hi, seed, 0, 0);
+}
+
+// n floats all `value` (NaN for outputs the op must overwrite without reading)
+static struct vec vec_filled(struct harness *h, int64_t n, float value)
+{
+    float *x = host_floats(n);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = value;
+    struct vec v = vec_from(h, x, n);
+    free(x);
+    return v;
+}
+
+static void vec_free(struct harness *h, struct vec *v)
+{
+    dev_free(h, v->dev);
+    free(v->host);
+    v->dev = NULL;
+    v->host = NULL;
+}
+
+// Element i of both copies = value (one float uploaded at an offset into backend memory).
+static void vec_set(struct harness *h, struct vec *v, int64_t i, float value)
+{
+    v->host[i] = value;
+    dev_put(h, v->dev + i, &value, sizeof(float));
+}
+
+// The backend's copy equals the oracle's bit for bit, sentinels included.
+static void vec_check(struct harness *h, const char *what, const struct vec *v)
+{
+    float *got = host_floats(v->n + TAIL);
+    dev_get(h, got, v->dev, fbytes(v->n + TAIL));
+    check_exact(h, what, got, v->host, v->n, v->n + TAIL);
+    free(got);
+}
+
+// The backend's copy within rtol·mag[i] of the oracle's; sentinels exact.
+static void vec_check_close(struct harness *h, const char *what, const struct vec *v,
+                            const double *mag, double rtol)
+{
+    float *got = host_floats(v->n + TAIL);
+    dev_get(h, got, v->dev, fbytes(v->n + TAIL));
+    check_close(h, what, got, v->host, mag, v->n, v->n + TAIL, rtol, 0.0);
+    free(got);
+}
+
+static double *host_doubles(int64_t n)
+{
+    double *x = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    for (int64_t i = 0; i < n; i++)
+        x[i] = 0.0;
+    return x;
+}
+
+// SplitMix64 draws for the integer inputs (labels, pixels, row indices)
+static uint64_t next_u64(uint64_t *state)
+{
+    *state += UINT64_C(0x9E3779B97F4A7C15);
+    return fnet_mix64(*state);
+}
+
+// ---- memory ops ----
+
+static const unsigned byte_sizes[] = {1, 3, 68, 4003, SPLIT_N * sizeof(float)};
+#define N_BYTE_SIZES (sizeof(byte_sizes) / sizeof(byte_sizes[0]))
+
+static uint8_t *random_bytes(size_t n, uint64_t seed)
+{
+    uint8_t *b = xmalloc(n > 0 ? n : 1);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(next_u64(&seed) >> 56);
+    return b;
+}
+
+static void check_bytes(const struct harness *h, const char *what, const uint8_t *got,
+                        const uint8_t *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != want[i])
+            fail_case(h, what, "differs at byte [%zu] of %zu: got 0x%02x, want 0x%02x", i, n,
+                      got[i], want[i]);
+}
+
+// Backend buffer of PAD + bytes + PAD (host copy `want`): the whole of it equals want.
+static void check_dev_bytes(struct harness *h, const char *what, const void *dev,
+                            const uint8_t *want, size_t bytes)
+{
+    uint8_t *got = random_bytes(bytes, 99); // noise: a download that writes nothing is caught
+    dev_get(h, got, dev, bytes);
+    check_bytes(h, what, got, want, bytes);
+    free(got);
+}
+
+// dst (bytes, backend) = src (bytes, host) and back: whole buffers, then a span in the middle of
+// one (the PAD bytes around it unchanged), downloaded to an odd host address
+static void case_upload_download(struct harness *h)
+{
+    for (size_t s = 0; s < N_BYTE_SIZES; s++) {
+        size_t bytes = (size_t)byte_sizes[s], whole = bytes + 2 * PAD;
+        set_shape(h, "%zu bytes at offset %d of %zu", bytes, PAD, whole);
+        uint8_t *want = random_bytes(whole, 10 + s), *span = random_bytes(bytes, 20 + s);
+        void *d = dev_copy_of(h, want, whole);
+        check_dev_bytes(h, "the whole buffer", d, want, whole);
+        dev_put(h, (char *)d + PAD, span, bytes);
+        memcpy(want + PAD, span, bytes);
+        check_dev_bytes(h, "the buffer after a span upload", d, want, whole);
+        uint8_t *odd = xmalloc(bytes + 1);
+        dev_get(h, odd + 1, (char *)d + PAD, bytes);
+        check_bytes(h, "the span downloaded", odd + 1, span, bytes);
+        free(odd);
+        dev_free(h, d);
+        free(span);
+        free(want);
+    }
+}
+
+// dst (bytes) = src (bytes): into the middle of another buffer, between the halves of one buffer,
+// and dst == src (a no-op)
+static void case_copy(struct harness *h)
+{
+    for (size_t s = 0; s < N_BYTE_SIZES; s++) {
+        size_t bytes = (size_t)byte_sizes[s], whole = bytes + 2 * PAD;
+        set_shape(h, "%zu bytes", bytes);
+        uint8_t *src = random_bytes(bytes, 30 + s), *dst = random_bytes(whole, 40 + s);
+        void *ds = dev_copy_of(h, src, bytes), *dd = dev_copy_of(h, dst, whole);
+        h->be->copy(h->ctx, (char *)dd + PAD, ds, bytes);
+        memcpy(dst + PAD, src, bytes);
+        check_dev_bytes(h, "dst", dd, dst, whole);
+        check_dev_bytes(h, "src (input)", ds, src, bytes);
+        h->be->copy(h->ctx, ds, ds, bytes); // dst == src: no-op
+        check_dev_bytes(h, "src after copying onto itself", ds, src, bytes);
+        // within one buffer: its first half to its second
+        uint8_t *two = random_bytes(2 * bytes, 50 + s);
+        void *dt = dev_copy_of(h, two, 2 * bytes);
+        h->be->copy(h->ctx, (char *)dt + bytes, dt, bytes);
+        memcpy(two + bytes, two, bytes);
+        check_dev_bytes(h, "a buffer copied half onto half", dt, two, 2 * bytes);
+        dev_free(h, dt);
+        dev_free(h, dd);
+        dev_free(h, ds);
+        free(two);
+        free(dst);
+        free(src);
+    }
+}
+
+// x (n) = value; n = 0 writes nothing
+static void case_fill(struct harness *h)
+{
+    static const float values[] = {0.0f, -1.5f, 3.25e-3f};
+    for (size_t s = 0; s <= N_SIZES; s++) {
+        int64_t n = s < N_SIZES ? sizes[s] : 0;
+        for (size_t v = 0; v < 3; v++) {
+            set_shape(h, "n %lld, value %g", (long long)n, (double)values[v]);
+            struct vec x = vec_filled(h, n, NAN);
+            fnet_reference_backend.fill(h->ref, n, values[v], x.host);
+            h->be->fill(h->ctx, n, values[v], x.dev);
+            vec_check(h, "x", &x);
+            vec_free(h, &x);
+        }
+    }
+}
+
+// ---- BLAS-shaped ----
+
+typedef void (*sgemm_fn)(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                         float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                         float beta, float *C, int64_t ldc);
+
+#define GEMM_SPLIT_MACS (4 * 1024 * 1024) // cpu_backend.c: GEMM_SERIAL_MACS
+
+struct gemm_shape {
+    int64_t M, N, K;
+};
+
+static const struct gemm_shape gemm_shapes[] = {
+    {1, 1, 1}, {1, 17, 3}, {3, 1, 17}, {17, 33, 127}, {127, 3, 33}, {33, 1000, 1}, {3, 5, 0},
+    // from GEMM_SPLIT_MACS multiply-adds, the cpu backend splits a GEMM over its pool:
+    {257, 129, 127}, // 4.2M multiply-adds and M >= N: split along C's rows
+    {33, 1031, 127}, // 4.3M and M < N: split along C's columns
+};
+#define N_GEMM_SHAPES (sizeof(gemm_shapes) / sizeof(gemm_shapes[0]))
+#define N_SMALL_GEMM_SHAPES (N_GEMM_SHAPES - 2)
+static const float gemm_alphas[] = {0.75f, -1.25f, 1.0f};
+static const float gemm_betas[] = {0.0f, 1.0f, -0.6f}; // beta 0: C holds NaN, to be ignored
+
+// A (rows, cols) with leading dimension ld: random, NaN in the padding no op may read
+static float *padded_matrix(int64_t rows, int64_t cols, int64_t ld, uint64_t seed)
+{
+    float *A = host_floats(rows * ld), *v = host_floats(cols);
+    for (int64_t r = 0; r < rows; r++) {
+        fnet_test_fill_uniform(v, cols, -1.0f, 1.0f, seed * 1000 + (uint64_t)r);
+        for (int64_t c = 0; c < ld; c++)
+            A[r * ld + c] = c < cols ? v[c] : NAN;
+    }
+    free(v);
+    return A;
+}
+
+// op(X)[r, c] of X row-major with leading dimension ld, transposed when t
+static float op_at(const float *X, bool t, int64_t ld, int64_t r, int64_t c)
+{
+    return t ? X[c * ld + r] : X[r * ld + c];
+}
+
+static double square(float x)
+{
+    return (double)x * (double)x;
+}
+
+// C (M, N) = alpha·op(A)·op(B) + beta·C with lda, ldb, ldc wider than the matrices (C's padding
+// columns hold SENTINEL and must stay so), for each beta: f on backend memory (be->sgemm) or on
+// host memory (host_la->sgemm), against the reference's loop
+static void check_gemm(struct harness *h, sgemm_fn f, bool on_backend, const struct gemm_shape *g,
+                       int tr, float alpha, uint64_t seed)
+{
+    const bool ta = tr & 1, tb = tr & 2;
+    const int64_t M = g->M, N = g->N, K = g->K;
+    const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    const int64_t lda = ac + 3, ldb = bc + 5, ldc = N + 2, csize = M * ldc;
+    float *A = padded_matrix(ar, ac, lda, seed), *B = padded_matrix(br, bc, ldb, seed + 1);
+    // The scale of the rounding errors of a float sum: Σ_k |op(A)_ik·op(B)_kj| <=
+    // ‖row i of op(A)‖·‖column j of op(B)‖ (Cauchy–Schwarz), at a fraction of a GEMM's cost
+    double *rowA = host_doubles(M), *colB = host_doubles(N);
+    for (int64_t k = 0; k < K; k++) {
+        for (int64_t i = 0; i < M; i++)
+            rowA[i] += square(op_at(A, ta, lda, i, k));
+        for (int64_t j = 0; j < N; j++)
+            colB[j] += square(op_at(B, tb, ldb, k, j));
+    }
+    float *dA = NULL, *dB = NULL;
+    if (on_backend) {
+        dA = dev_copy_of(h, A, fbytes(ar * lda));
+        dB = dev_copy_of(h, B, fbytes(br * ldb));
+    }
+    float *C0 = host_floats(csize), *want = host_floats(csize), *got = host_floats(csize);
+    double *mag = host_doubles(csize);
+    for (size_t b = 0; b < sizeof(gemm_betas) / sizeof(gemm_betas[0]); b++) {
+        // the split shapes take one beta per transpose pair (all three over the four pairs)
+        if (M * N * K >= GEMM_SPLIT_MACS && b != (size_t)tr % 3)
+            continue;
+        float beta = gemm_betas[b];
+        set_shape(h, "M %lld, N %lld, K %lld, ta %d, tb %d, lda %lld, ldb %lld, ldc %lld, "
+                  "alpha %g, beta %g", (long long)M, (long long)N, (long long)K, ta, tb,
+                  (long long)lda, (long long)ldb, (long long)ldc, (double)alpha, (double)beta);
+        fnet_test_fill_uniform(C0, csize, -1.0f, 1.0f, seed + 2 + b);
+        for (int64_t i = 0; i < csize; i++) {
+            bool pad = i % ldc >= N;
+            if (pad)
+                C0[i] = SENTINEL;
+            else if (beta == 0.0f)
+                C0[i] = NAN;
+            mag[i] = pad ? 0.0
+                         : fabs((double)alpha) * sqrt(rowA[i / ldc] * colB[i % ldc]) +
+                               (beta == 0.0f ? 0.0 : fabs((double)beta * C0[i]));
+        }
+        memcpy(want, C0, (size_t)csize * sizeof(float));
+        fnet_reference_backend.sgemm(h->ref, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, want,
+                                     ldc);
+        if (on_backend) {
+            float *dC = dev_copy_of(h, C0, fbytes(csize));
+            f(h->ctx, ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
+            dev_get(h, got, dC, fbytes(csize));
+            dev_free(h, dC);
+        } else {
+            memcpy(got, C0, (size_t)csize * sizeof(float));
+            f(h->ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, got, ldc);
+        }
+        check_close(h, "C (padding columns included)", got, want, mag, csize, csize, SUM_RTOL,
+                    0.0);
+    }
+    if (on_backend) {
+        dev_free(h, dB);
+        dev_free(h, dA);
+    }
+    free(mag), free(got), free(want), free(C0);
+    free(colB), free(rowA), free(B), free(A);
+}
+
+// C (M, N) = alpha·op(A)·op(B) + beta·C for every shape, transpose pair and beta
+static void case_sgemm(struct harness *h)
+{
+    for (size_t s = 0; s < N_GEMM_SHAPES; s++)
+        for (int tr = 0; tr < 4; tr++)
+            check_gemm(h, h->be->sgemm, true, &gemm_shapes[s], tr, gemm_alphas[s % 3],
+                       100 * s + 10 * (size_t)tr);
+}
+
+// y (n) += a·x (n)
+static void case_axpy(struct harness *h)
+{
+    static const float as[] = {-0.7f, 2.5f};
+    for (size_t s = 0; s < N_SIZES; s++)
+        for (size_t k = 0; k < 2; k++) {
+            int64_t n = sizes[s];
+            set_shape(h, "n %lld, a %g", (long long)n, (double)as[k]);
+            struct vec x = vec_random(h, n, -1.0f, 1.0f, 200 + s);
+            struct vec y = vec_random(h, n, -1.0f, 1.0f, 210 + s);
+            double *mag = host_doubles(n);
+            for (int64_t i = 0; i < n; i++)
+                mag[i] = fabs((double)y.host[i]) + fabs((double)as[k] * x.host[i]);
+            fnet_reference_backend.axpy(h->ref, n, as[k], x.host, y.host);
+            h->be->axpy(h->ctx, n, as[k], x.dev, y.dev);
+            vec_check_close(h, "y", &y, mag, ONE_ROUNDING_RTOL);
+            vec_check(h, "x (input)", &x);
+            free(mag);
+            vec_free(h, &y);
+            vec_free(h, &x);
+        }
+}
+
+// x (n) *= a
+static void case_scal(struct harness *h)
+{
+    static const float as[] = {-1.3f, 0.5f, 0.0f};
+    for (size_t s = 0; s < N_SIZES; s++)
+        for (size_t k = 0; k < 3; k++) {
+            int64_t n = sizes[s];
+            set_shape(h, "n %lld, a %g", (long long)n, (double)as[k]);
+            struct vec x = vec_random(h, n, -1.0f, 1.0f, 220 + s);
+            double *mag = host_doubles(n);
+            for (int64_t i = 0; i < n; i++)
+                mag[i] = fabs((double)as[k] * x.host[i]);
+            fnet_reference_backend.scal(h->ref, n, as[k], x.host);
+            h->be->scal(h->ctx, n, as[k], x.dev);
+            vec_check_close(h, "x", &x, mag, ONE_ROUNDING_RTOL);
+            free(mag);
+            vec_free(h, &x);
+        }
+}
+
+// Σ x·y (n) in double; n = 0 gives 0
+static void case_dot(struct harness *h)
+{
+    for (size_t s = 0; s <= N_SIZES; s++) {
+        int64_t n = s < N_SIZES ? sizes[s] : 0;
+        set_shape(h, "n %lld", (long long)n);
+        struct vec x = vec_random(h, n, -1.0f, 1.0f, 230 + s);
+        struct vec y = vec_random(h, n, -1.0f, 1.0f, 240 + s);
+        double mag = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            mag += fabs((double)x.host[i] * (double)y.host[i]);
+        double want = fnet_reference_backend.dot(h->ref, n, x.host, y.host);
+        double got = h->be->dot(h->ctx, n, x.dev, y.dev);
+        check_scalar(h, "the sum", got, want, DOT_RTOL * mag);
+        vec_check(h, "x (input)", &x);
+        vec_check(h, "y (input)", &y);
+        vec_free(h, &y);
+        vec_free(h, &x);
+    }
+}
+
+// y (n) = a·x + b·y: b = 0 (y NaN, unread), b = 1, general b, and x == y
+static void case_axpby(struct harness *h)
+{
+    struct ab {
+        float a, b;
+        bool alias;
+    };
+    static const struct ab abs[] = {
+        {0.5f, 0.0f, false}, {1.25f, 1.0f, false}, {-0.3f, 0.7f, false},
+        {0.5f, -1.5f, true}, {-2.0f, 0.0f, true},
+    };
+    for (size_t s = 0; s < N_SIZES; s++)
+        for (size_t k = 0; k < sizeof(abs) / sizeof(abs[0]); k++) {
+            int64_t n = sizes[s];
+            const struct ab *c = &abs[k];
+            set_shape(h, "n %lld, a %g, b %g%s", (long long)n, (double)c->a, (double)c->b,
+                      c->alias ? ", x == y" : "");
+            struct vec x = vec_random(h, n, -1.0f, 1.0f, 250 + s);
+            struct vec y = c->alias ? x
+                           : c->b == 0.0f ? vec_filled(h, n, NAN)
+                                          : vec_random(h, n, -1.0f, 1.0f, 260 + s);
+            fnet_reference_backend.axpby(h->ref, n, c->a, x.host, c->b, y.host);
+            h->be->axpby(h->ctx, n, c->a, x.dev, c->b, y.dev);
+            vec_check(h, "y", &y);
+            if (!c->alias) {
+                vec_check(h, "x (input)", &x);
+                vec_free(h, &y);
+            }
+            vec_free(h, &x);
+        }
+}
+
+// max |x_i| (n): NaNs skipped, Inf counted, the maximum first or last; n = 0 gives 0
+static void case_amax(struct harness *h)
+{
+    for (size_t s = 0; s <= N_SIZES; s++) {
+        int64_t n = s < N_SIZES ? sizes[s] : 0;
+        struct vec x = vec_random(h, n, -3.0f, 3.0f, 270 + s);
+        for (int variant = 0; variant < (n > 0 ? 5 : 1); variant++) {
+            static const char *const what[] = {
+                "random", "-5 last", "-6 first", "NaN first, middle and last", "-Inf in the middle",
+            };
+            if (variant == 1)
+                vec_set(h, &x, n - 1, -5.0f);
+            if (variant == 2)
+                vec_set(h, &x, 0, -6.0f);
+            if (variant == 3) {
+                vec_set(h, &x, 0, NAN);
+                vec_set(h, &x, n / 2, NAN);
+                vec_set(h, &x, n - 1, NAN);
+            }
+            if (variant == 4)
+                vec_set(h, &x, n / 2, -INFINITY);
+            set_shape(h, "n %lld, %s", (long long)n, what[variant]);
+            double want = fnet_reference_backend.amax(h->ref, n, x.host);
+            double got = h->be->amax(h->ctx, n, x.dev);
+            check_scalar(h, "the maximum", got, want, 0.0);
+            vec_check(h, "x (input)", &x);
+        }
+        vec_free(h, &x);
+    }
+}
+
+// ---- layout ----
+
+// out (Q, P, R) (+)= in (P, Q, R); overwrite (out NaN) and accumulate
+static void case_permute_021(struct harness *h)
+{
+    static const int64_t pqr[][3] = {
+        {1, 1, 1}, {3, 17, 1}, {17, 3, 2}, {5, 7, 16}, {33, 3, 5}, {1, 127, 4}, {127, 1, 8},
+        {257, 13, 11}, // 36751 elements, over 32768: split over the pool in 128-row pieces
+    };
+    for (size_t s = 0; s < sizeof(pqr) / sizeof(pqr[0]); s++)
+        for (int acc = 0; acc < 2; acc++) {
+            int64_t P = pqr[s][0], Q = pqr[s][1], R = pqr[s][2], n = P * Q * R;
+            set_shape(h, "P %lld, Q %lld, R %lld, accumulate %d", (long long)P, (long long)Q,
+                      (long long)R, acc);
+            struct vec in = vec_random(h, n, -1.0f, 1.0f, 300 + s);
+            struct vec out = acc ? vec_random(h, n, -1.0f, 1.0f, 310 + s) : vec_filled(h, n, NAN);
+            fnet_reference_backend.permute_021(h->ref, P, Q, R, in.host, out.host, acc);
+            h->be->permute_021(h->ctx, P, Q, R, in.dev, out.dev, acc);
+            vec_check(h, "out", &out);
+            vec_check(h, "in (input)", &in);
+            vec_free(h, &out);
+            vec_free(h, &in);
+        }
+}
+
+// out (cols, rows) = in (rows, cols)ᵀ
+static void case_transpose(struct harness *h)
+{
+    static const int64_t rc[][2] = {
+        {1, 1}, {1, 17}, {17, 1}, {3, 1000}, {33, 127}, {127, 33},
+        {301, 131}, // 39431 elements, over 32768: split over the pool in 32-row tiles
+    };
+    for (size_t s = 0; s < sizeof(rc) / sizeof(rc[0]); s++) {
+        int64_t rows = rc[s][0], cols = rc[s][1];
+        set_shape(h, "rows %lld, cols %lld", (long long)rows, (long long)cols);
+        struct vec in = vec_random(h, rows * cols, -1.0f, 1.0f, 320 + s);
+        struct vec out = vec_filled(h, rows * cols, NAN);
+        fnet_reference_backend.transpose(h->ref, rows, cols, in.host, out.host);
+        h->be->transpose(h->ctx, rows, cols, in.dev, out.dev);
+        vec_check(h, "out", &out);
+        vec_check(h, "in (input)", &in);
+        vec_free(h, &out);
+        vec_free(h, &in);
+    }
+}
+
+// ---- element-wise ----
+
+static const int64_t bn_shapes[][2] = {{1, 1}, {3, 17}, {17, 3}, {127, 33}, {1000, 1}, {1, 1000},
+                                       {257, 131}};
+#define N_BN_SHAPES (sizeof(bn_shapes) / sizeof(bn_shapes[0]))
+
+typedef void (*bias_fn)(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias, float *y);
+
+// y (B, n) (+)= bias (n) over rows: bias_fill (y NaN) and bias_add
+static void bias_case(struct harness *h, bias_fn ref, bias_fn f, bool add)
+{
+    for (size_t s = 0; s < N_BN_SHAPES; s++) {
+        int64_t B = bn_shapes[s][0], n = bn_shapes[s][1];
+        set_shape(h, "B %lld, n %lld", (long long)B, (long long)n);
+        struct vec bias = vec_random(h, n, -1.0f, 1.0f, 330 + s);
+        struct vec y = add ? vec_random(h, B * n, -1.0f, 1.0f, 340 + s) : vec_filled(h, B * n, NAN);
+        ref(h->ref, B, n, bias.host, y.host);
+        f(h->ctx, B, n, bias.dev, y.dev);
+        vec_check(h, "y", &y);
+        vec_check(h, "bias (input)", &bias);
+        vec_free(h, &y);
+        vec_free(h, &bias);
+    }
+}
+
+static void case_bias_fill(struct harness *h)
+{
+    bias_case(h, fnet_reference_backend.bias_fill, h->be->bias_fill, false);
+}
+
+static void case_bias_add(struct harness *h)
+{
+    bias_case(h, fnet_reference_backend.bias_add, h->be->bias_add, true);
+}
+
+// db (n) (+)= Σ_rows dy (B, n): overwrite (db NaN) and accumulate
+static void case_bias_grad(struct harness *h)
+{
+    for (size_t s = 0; s < N_BN_SHAPES; s++)
+        for (int acc = 0; acc < 2; acc++) {
+            int64_t B = bn_shapes[s][0], n = bn_shapes[s][1];
+            set_shape(h, "B %lld, n %lld, accumulate %d", (long long)B, (long long)n, acc);
+            struct vec dy = vec_random(h, B * n, -1.0f, 1.0f, 350 + s);
+            struct vec db = acc ? vec_random(h, n, -1.0f, 1.0f, 360 + s) : vec_filled(h, n, NAN);
+            double *mag = host_doubles(n);
+            for (int64_t j = 0; j < n; j++) {
+                mag[j] = acc ? fabs((double)db.host[j]) : 0.0;
+                for (int64_t r = 0; r < B; r++)
+                    mag[j] += fabs((double)dy.host[r * n + j]);
+            }
+            fnet_reference_backend.bias_grad(h->ref, B, n, dy.host, db.host, acc);
+            h->be->bias_grad(h->ctx, B, n, dy.dev, db.dev, acc);
+            vec_check_close(h, "db", &db, mag, SUM_RTOL);
+            vec_check(h, "dy (input)", &dy);
+            free(mag);
+            vec_free(h, &db);
+            vec_free(h, &dy);
+        }
+}
+
+static const enum fnet_act acts[] = {FNET_ACT_RELU, FNET_ACT_TANH, FNET_ACT_SIGMOID};
+static const char *const act_names[] = {"relu", "tanh", "sigmoid"};
+// Values no enum fnet_act has: both ops must refuse them on every backend, touching nothing.
+static const int unknown_acts[] = {3, 99};
+
+// x (n) in [-12, 12) with exact zeros every 11th element (relu's kink)
+static struct vec act_input(struct harness *h, int64_t n, uint64_t seed)
+{
+    return vec_random_zeros(h, n, -12.0f, 12.0f, seed, 0, 11);
+}
+
+// y (n) = f(x): each activation, y apart (NaN) and x == y; unknown activations refused
+static void case_act_forward(struct harness *h)
+{
+    for (size_t s = 0; s < N_SIZES; s++)
+        for (size_t a = 0; a < 3; a++)
+            for (int alias = 0; alias < 2; alias++) {
+                int64_t n = sizes[s];
+                set_shape(h, "n %lld, %s%s", (long long)n, act_names[a], alias ? ", x == y" : "");
+                struct vec x = act_input(h, n, 400 + s);
+                struct vec y = alias ? x : vec_filled(h, n, NAN);
+                fnet_status want = fnet_reference_backend.act_forward(h->ref, acts[a], n, x.host,
+                                                                      y.host);
+                fnet_status got = h->be->act_forward(h->ctx, acts[a], n, x.dev, y.dev);
+                check_int(h, "the status", got, want);
+                check_int(h, "the reference's status", want, FNET_OK);
+                vec_check(h, "y", &y);
+                if (!alias) {
+                    vec_check(h, "x (input)", &x);
+                    vec_free(h, &y);
+                }
+                vec_free(h, &x);
+            }
+    for (size_t u = 0; u < sizeof(unknown_acts) / sizeof(unknown_acts[0]); u++) {
+        enum fnet_act act = (enum fnet_act)unknown_acts[u];
+        set_shape(h, "n 17, unknown activation %d", unknown_acts[u]);
+        struct vec x = act_input(h, 17, 410), y = vec_random(h, 17, -1.0f, 1.0f, 411);
+        check_int(h, "the reference's status",
+                  fnet_reference_backend.act_forward(h->ref, act, 17, x.host, y.host),
+                  FNET_ERR_INVALID_ARG);
+        check_int(h, "the status", h->be->act_forward(h->ctx, act, 17, x.dev, y.dev),
+                  FNET_ERR_INVALID_ARG);
+        vec_check(h, "y (untouched)", &y);
+        vec_free(h, &y);
+        vec_free(h, &x);
+    }
+}
+
+// dx (n) = dy ⊙ f'(.) from y = f(x) (n): each activation, dx apart (NaN) and dx == dy; unknown
+// activations refused
+static void case_act_backward(struct harness *h)
+{
+    for (size_t s = 0; s < N_SIZES; s++)
+        for (size_t a = 0; a < 3; a++)
+            for (int alias = 0; alias < 2; alias++) {
+                int64_t n = sizes[s];
+                set_shape(h, "n %lld, %s%s", (long long)n, act_names[a],
+                          alias ? ", dx == dy" : "");
+                float *yv = host_floats(n + TAIL);
+                struct vec x = act_input(h, n, 420 + s);
+                fnet_reference_backend.act_forward(h->ref, acts[a], n, x.host, yv);
+                struct vec y = vec_from(h, yv, n);
+                struct vec dy = vec_random(h, n, -1.0f, 1.0f, 430 + s);
+                struct vec dx = alias ? dy : vec_filled(h, n, NAN);
+                fnet_status want = fnet_reference_backend.act_backward(h->ref, acts[a], n, y.host,
+                                                                       dy.host, dx.host);
+                fnet_status got = h->be->act_backward(h->ctx, acts[a], n, y.dev, dy.dev, dx.dev);
+                check_int(h, "the status", got, want);
+                check_int(h, "the reference's status", want, FNET_OK);
+                vec_check(h, "dx", &dx);
+                vec_check(h, "y (input)", &y);
+                if (!alias) {
+                    vec_check(h, "dy (input)", &dy);
+                    vec_free(h, &dx);
+                }
+                vec_free(h, &dy);
+                vec_free(h, &y);
+                vec_free(h, &x);
+                free(yv);
+            }
+    for (size_t u = 0; u < sizeof(unknown_acts) / sizeof(unknown_acts[0]); u++) {
+        enum fnet_act act = (enum fnet_act)unknown_acts[u];
+        set_shape(h, "n 17, unknown activation %d", unknown_acts[u]);
+        struct vec y = vec_random(h, 17, 0.0f, 1.0f, 440);
+        struct vec dy = vec_random(h, 17, -1.0f, 1.0f, 441);
+        struct vec dx = vec_random(h, 17, -1.0f, 1.0f, 442);
+        check_int(h, "the reference's status",
+                  fnet_reference_backend.act_backward(h->ref, act, 17, y.host, dy.host, dx.host),
+                  FNET_ERR_INVALID_ARG);
+        check_int(h, "the status", h->be->act_backward(h->ctx, act, 17, y.dev, dy.dev, dx.dev),
+                  FNET_ERR_INVALID_ARG);
+        vec_check(h, "dx (untouched)", &dx);
+        vec_free(h, &dx);
+        vec_free(h, &dy);
+        vec_free(h, &y);
+    }
+}
+
+// y (n) = x ⊙ mask (n): y apart (NaN) and x == y
+static void case_mul(struct harness *h)
+{
+    for (size_t s = 0; s < N_SIZES; s++)
+        for (int alias = 0; alias < 2; alias++) {
+            int64_t n = sizes[s];
+            set_shape(h, "n %lld%s", (long long)n, alias ? ", x == y" : "");
+            struct vec x = vec_random(h, n, -2.0f, 2.0f, 450 + s);
+            struct vec mask = vec_random(h, n, 0.0f, 2.0f, 460 + s);
+            struct vec y = alias ? x : vec_filled(h, n, NAN);
+            fnet_reference_backend.mul(h->ref, n, x.host, mask.host, y.host);
+            h->be->mul(h->ctx, n, x.dev, mask.dev, y.dev);
+            vec_check(h, "y", &y);
+            vec_check(h, "mask (input)", &mask);
+            if (!alias) {
+                vec_check(h, "x (input)", &x);
+                vec_free(h, &y);
+            }
+            vec_free(h, &mask);
+            vec_free(h, &x);
+        }
+}
+
+// mask (n) of draws (seed, step): exactly the reference's mask, for each p; two steps differ
+static void case_dropout_mask(struct harness *h)
+{
+    static const float ps[] = {0.0f, 0.1f, 0.5f, 0.999f};
+    const uint64_t seed = 20240611;
+    for (size_t s = 0; s < N_SIZES; s++)
+        for (size_t k = 0; k < 4; k++) {
+            int64_t n = sizes[s];
+            struct vec mask[2];
+            for (uint64_t step = 0; step < 2; step++) {
+                set_shape(h, "n %lld, p %g, seed %llu, step %llu", (long long)n, (double)ps[k],
+                          (unsigned long long)seed, (unsigned long long)step);
+                mask[step] = vec_filled(h, n, NAN);
+                fnet_reference_backend.dropout_mask(h->ref, n, ps[k], seed, step,
+                                                    mask[step].host);
+                h->be->dropout_mask(h->ctx, n, ps[k], seed, step, mask[step].dev);
+                vec_check(h, "mask", &mask[step]);
+            }
+            // a mask of 1000 draws or more with 0 < p < 1 cannot repeat across steps
+            if (n >= 1000 && ps[k] > 0.0f &&
+                memcmp(mask[0].host, mask[1].host, (size_t)n * sizeof(float)) == 0)
+                fail_case(h, "mask", "of step 1 equals that of step 0");
+            vec_free(h, &mask[1]);
+            vec_free(h, &mask[0]);
+        }
+}
+
+// ---- losses, data ----
+
+typedef double (*loss_fn)(fnet_ctx *ctx, int64_t B, int64_t K, const float *logits,
+                          const int32_t *labels, float scale, float *dlogits, int64_t *correct);
+
+// Σ loss over rows of z (B, K) against labels (B): with the gradient dz (NaN before) and the
+// count of correct argmaxes, with neither, and with z == dz; row 1 ties across K (argmax: first)
+static void loss_case(struct harness *h, loss_fn ref, loss_fn f, float lo, float hi)
+{
+    static const int64_t bk[][2] = {{1, 1}, {1, 3}, {3, 17}, {17, 10}, {127, 33}, {1000, 3},
+                                    {33, 1000}};
+    static const char *const variants[] = {"gradient and count", "neither", "z == dz"};
+    for (size_t s = 0; s < sizeof(bk) / sizeof(bk[0]); s++)
+        for (int v = 0; v < 3; v++) {
+            int64_t B = bk[s][0], K = bk[s][1];
+            float scale = 1.0f / (float)B;
+            set_shape(h, "B %lld, K %lld, scale %g, %s", (long long)B, (long long)K,
+                      (double)scale, variants[v]);
+            float *zv = host_floats(B * K);
+            fnet_test_fill_uniform(zv, B * K, lo, hi, 500 + s);
+            for (int64_t k = 0; B > 1 && k < K; k++)
+                zv[K + k] = 0.5f;
+            struct vec z = vec_from(h, zv, B * K);
+            free(zv);
+            int32_t *labels = xmalloc((size_t)B * sizeof(int32_t));
+            uint64_t rng = 510 + s;
+            for (int64_t r = 0; r < B; r++)
+                labels[r] = (int32_t)(next_u64(&rng) % (uint64_t)K);
+            int32_t *dlabels = dev_copy_of(h, labels, (size_t)B * sizeof(int32_t));
+            struct vec dz = v == 0 ? vec_filled(h, B * K, NAN) : z;
+            int64_t want_correct = -1, got_correct = -1;
+            double want = ref(h->ref, B, K, z.host, labels, scale, v == 1 ? NULL : dz.host,
+                              v == 1 ? NULL : &want_correct);
+            double got = f(h->ctx, B, K, z.dev, dlabels, scale, v == 1 ? NULL : dz.dev,
+                           v == 1 ? NULL : &got_correct);
+            check_scalar(h, "the loss", got, want, 0.0);
+            check_int(h, "the correct count", got_correct, want_correct);
+            vec_check(h, v == 2 ? "z == dz" : "z (input)", &z);
+            if (v == 0) {
+                vec_check(h, "dz", &dz);
+                vec_free(h, &dz);
+            }
+            dev_free(h, dlabels);
+            free(labels);
+            vec_free(h, &z);
+        }
+}
+
+static void case_softmax_ce(struct harness *h)
+{
+    loss_case(h, fnet_reference_backend.softmax_ce, h->be->softmax_ce, -8.0f, 8.0f);
+}
+
+static void case_mse(struct harness *h)
+{
+    loss_case(h, fnet_reference_backend.mse, h->be->mse, -1.0f, 2.0f);
+}
+
+// l1·Σ|w| + ½·l2·Σw² over w (n), exact zeros every 7th; g += l1·sign(w) + l2·w
+static void case_regularize(struct harness *h)
+{
+    static const float l12[][2] = {{1e-3f, 1e-4f}, {0.0f, 0.1f}, {0.05f, 0.0f}};
+    for (size_t s = 0; s < N_SIZES; s++)
+        for (size_t k = 0; k < 3; k++) {
+            int64_t n = sizes[s];
+            set_shape(h, "n %lld, l1 %g, l2 %g", (long long)n, (double)l12[k][0],
+                      (double)l12[k][1]);
+            struct vec w = vec_random_zeros(h, n, -1.0f, 1.0f, 520 + s, 3, 7);
+            struct vec g = vec_random(h, n, -1.0f, 1.0f, 530 + s);
+            double want = fnet_reference_backend.regularize(h->ref, n, w.host, g.host,
+                                                            l12[k][0], l12[k][1]);
+            double got = h->be->regularize(h->ctx, n, w.dev, g.dev, l12[k][0], l12[k][1]);
+            check_scalar(h, "the penalty", got, want, 0.0);
+            vec_check(h, "g", &g);
+            vec_check(h, "w (input)", &w);
+            vec_free(h, &g);
+            vec_free(h, &w);
+        }
+}
+
+// x (B, d) = scale · src (N, d uint8, backend) rows idx[0..B) (host): rows repeated, out of
+// order, the first and the last
+static void case_u8_to_float(struct harness *h)
+{
+    enum { N_ROWS = 41 };
+    static const int64_t ds[] = {1, 3, 17, 784};
+    static const int64_t bs[] = {1, 7, 64};
+    static const float scales[] = {1.0f / 255.0f, 1.0f};
+    for (size_t di = 0; di < 4; di++)
+        for (size_t bi = 0; bi < 3; bi++) {
+            int64_t d = ds[di], B = bs[bi];
+            float scale = scales[(di + bi) % 2];
+            uint8_t *src = random_bytes((size_t)(N_ROWS * d), 600 + di);
+            int64_t *idx = xmalloc((size_t)B * sizeof(int64_t));
+            uint64_t rng = 610 + bi;
+            for (int64_t r = 0; r < B; r++)
+                idx[r] = (int64_t)(next_u64(&rng) % N_ROWS);
+            idx[B - 1] = N_ROWS - 1; // the last row
+            if (B >= 7) {
+                idx[0] = 0;
+                idx[1] = 17, idx[2] = 5, idx[3] = 17; // out of order, repeated
+            }
+            set_shape(h, "B %lld of %d rows, d %lld, scale %g", (long long)B, N_ROWS,
+                      (long long)d, (double)scale);
+            uint8_t *dsrc = dev_copy_of(h, src, (size_t)(N_ROWS * d));
+            struct vec x = vec_filled(h, B * d, NAN);
+            fnet_reference_backend.u8_to_float(h->ref, B, d, src, idx, scale, x.host);
+            h->be->u8_to_float(h->ctx, B, d, dsrc, idx, scale, x.dev);
+            vec_check(h, "x", &x);
+            check_dev_bytes(h, "src (input)", dsrc, src, (size_t)(N_ROWS * d));
+            vec_free(h, &x);
+            dev_free(h, dsrc);
+            free(idx);
+            free(src);
+        }
+}
+
+// every x (n) finite: true for random x (and n = 0); false with NaN, Inf or -Inf first, in the
+// middle or last
+static void case_all_finite(struct harness *h)
+{
+    static const float specials[] = {NAN, INFINITY, -INFINITY};
+    for (size_t s = 0; s <= N_SIZES; s++) {
+        int64_t n = s < N_SIZES ? sizes[s] : 0;
+        set_shape(h, "n %lld, finite", (long long)n);
+        struct vec x = vec_random(h, n, -1e30f, 1e30f, 700 + s);
+        bool want = fnet_reference_backend.all_finite(h->ref, n, x.host);
+        check_int(h, "the reference's answer", want, true);
+        check_int(h, "the answer", h->be->all_finite(h->ctx, n, x.dev), want);
+        const int64_t at[] = {0, n / 2, n - 1};
+        for (int p = 0; n > 0 && p < 3; p++)
+            for (int k = 0; k < 3; k++) {
+                float keep = x.host[at[p]];
+                vec_set(h, &x, at[p], specials[k]);
+                set_shape(h, "n %lld, %g at [%lld]", (long long)n, (double)specials[k],
+                          (long long)at[p]);
+                want = fnet_reference_backend.all_finite(h->ref, n, x.host);
+                check_int(h, "the reference's answer", want, false);
+                check_int(h, "the answer", h->be->all_finite(h->ctx, n, x.dev), want);
+                vec_set(h, &x, at[p], keep);
+            }
+        vec_check(h, "x (input)", &x);
+        vec_free(h, &x);
+    }
+}
+
+// ---- fused optimizer steps ----
+
+// Realistic hyper-parameters at step 3, with a nonzero weight decay
+static struct fnet_step_args step_args(void)
+{
+    struct fnet_step_args a = {.lr = 0.01f, .momentum = 0.9f, .beta1 = 0.9f, .beta2 = 0.999f,
+                               .eps = 1e-8f, .rho = 0.99f, .weight_decay = 5e-4f};
+    a.bc1 = (float)(1.0 - pow(0.9, 3));
+    a.bc2 = (float)(1.0 - pow(0.999, 3));
+    return a;
+}
+
+// The operands of one step over n: w, g, and two state vectors (s1 signed, s2 >= 0).
+struct step_vecs {
+    struct vec w, g, s1, s2;
+};
+
+static struct step_vecs step_vecs(struct harness *h, int64_t n, uint64_t seed)
+{
+    return (struct step_vecs){
+        vec_random(h, n, -1.0f, 1.0f, seed), vec_random(h, n, -0.5f, 0.5f, seed + 1),
+        vec_random(h, n, -0.1f, 0.1f, seed + 2), vec_random(h, n, 0.0f, 0.01f, seed + 3)};
+}
+
+static void step_check_free(struct harness *h, struct step_vecs *v, const char *s1,
+                            const char *s2)
+{
+    vec_check(h, "w", &v->w);
+    vec_check(h, "g (input)", &v->g);
+    vec_check(h, s1, &v->s1);
+    vec_check(h, s2, &v->s2);
+    vec_free(h, &v->s2);
+    vec_free(h, &v->s1);
+    vec_free(h, &v->g);
+    vec_free(h, &v->w);
+}
+
+// w (n) -= lr·(g + wd·w)
+static void case_sgd_step(struct harness *h)
+{
+    struct fnet_step_args a = step_args();
+    for (size_t s = 0; s < N_SIZES; s++) {
+        set_shape(h, "n %lld, lr %g, weight_decay %g", (long long)sizes[s], (double)a.lr,
+                  (double)a.weight_decay);
+        struct step_vecs v = step_vecs(h, sizes[s], 800 + 10 * s);
+        fnet_reference_backend.sgd_step(h->ref, sizes[s], v.w.host, v.g.host, &a);
+        h->be->sgd_step(h->ctx, sizes[s], v.w.dev, v.g.dev, &a);
+        step_check_free(h, &v, "(unused)", "(unused)");
+    }
+}
+
+// w, v (n) after one momentum step, plain and Nesterov
+static void case_momentum_step(struct harness *h)
+{
+    struct fnet_step_args a = step_args();
+    for (size_t s = 0; s < N_SIZES; s++)
+        for (int nesterov = 0; nesterov < 2; nesterov++) {
+            set_shape(h, "n %lld, %s, lr %g, momentum %g, weight_decay %g", (long long)sizes[s],
+                      nesterov ? "Nesterov" : "plain", (double)a.lr, (double)a.momentum,
+                      (double)a.weight_decay);
+            struct step_vecs v = step_vecs(h, sizes[s], 810 + 10 * s);
+            fnet_reference_backend.momentum_step(h->ref, sizes[s], v.w.host, v.g.host, v.s1.host,
+                                                 &a, nesterov);
+            h->be->momentum_step(h->ctx, sizes[s], v.w.dev, v.g.dev, v.s1.dev, &a, nesterov);
+            step_check_free(h, &v, "v", "(unused)");
+        }
+}
+
+// w, s (n) after one RMSprop step
+static void case_rmsprop_step(struct harness *h)
+{
+    struct fnet_step_args a = step_args();
+    for (size_t s = 0; s < N_SIZES; s++) {
+        set_shape(h, "n %lld, lr %g, rho %g, eps %g, weight_decay %g", (long long)sizes[s],
+                  (double)a.lr, (double)a.rho, (double)a.eps, (double)a.weight_decay);
+        struct step_vecs v = step_vecs(h, sizes[s], 820 + 10 * s);
+        fnet_reference_backend.rmsprop_step(h->ref, sizes[s], v.w.host, v.g.host, v.s2.host, &a);
+        h->be->rmsprop_step(h->ctx, sizes[s], v.w.dev, v.g.dev, v.s2.dev, &a);
+        step_check_free(h, &v, "(unused)", "s");
+    }
+}
+
+// w, m, v (n) after one Adam step (step 3: bias corrections bc1, bc2)
+static void case_adam_step(struct harness *h)
+{
+    struct fnet_step_args a = step_args();
+    for (size_t s = 0; s < N_SIZES; s++) {
+        set_shape(h, "n %lld, lr %g, betas %g %g, eps %g, bc1 %g, bc2 %g, weight_decay %g",
+                  (long long)sizes[s], (double)a.lr, (double)a.beta1, (double)a.beta2,
+                  (double)a.eps, (double)a.bc1, (double)a.bc2, (double)a.weight_decay);
+        struct step_vecs v = step_vecs(h, sizes[s], 830 + 10 * s);
+        fnet_reference_backend.adam_step(h->ref, sizes[s], v.w.host, v.g.host, v.s1.host,
+                                         v.s2.host, &a);
+        h->be->adam_step(h->ctx, sizes[s], v.w.dev, v.g.dev, v.s1.dev, v.s2.dev, &a);
+        step_check_free(h, &v, "m", "v");
+    }
+}
+
+// ---- parallel parts ----
+
+// Floats each part writes with the backend's ops: past 2·32768, so an op inside a part that
+// split over the pool the parts already occupy would show (or hang).
+#define PART_N SPLIT_N
+
+struct part_slot {
+    pthread_mutex_t lock; // one per part: a part run twice at once still counts right
+    int calls;
+};
+
+struct parts_job {
+    struct harness *h;
+    float *buf; // backend memory, PART_N floats per part
+    atomic_int bad_part;
+    struct part_slot slot[FNET_MAX_PARTS];
+};
+
+// Part p counts itself in its own slot and writes its own PART_N floats: fill, then scal.
+static void one_part(void *arg, int part)
+{
+    struct parts_job *j = arg;
+    if (part < 0 || part >= FNET_MAX_PARTS) {
+        atomic_store(&j->bad_part, part);
+        return;
+    }
+    pthread_mutex_lock(&j->slot[part].lock);
+    j->slot[part].calls++;
+    pthread_mutex_unlock(&j->slot[part].lock);
+    float *mine = j->buf + (int64_t)part * PART_N;
+    j->h->be->fill(j->h->ctx, PART_N, (float)(part + 1), mine);
+    j->h->be->scal(j->h->ctx, PART_N, 2.5f, mine);
+}
+
+// fn(arg, part) for part = 0..parts-1, each exactly once, for parts = 1, 2, 3 and the ctx's
+// thread count
+static void case_run_parts(struct harness *h)
+{
+    int threads = fnet_ctx_threads(h->ctx);
+    const int counts[] = {1, 2, 3, threads};
+    for (int c = 0; c < 4; c++) {
+        int parts = counts[c];
+        if (parts > threads || parts > FNET_MAX_PARTS)
+            continue;
+        set_shape(h, "%d parts on %d threads, each writing %d floats", parts, threads, PART_N);
+        struct parts_job *j = xcalloc(1, sizeof(*j));
+        j->h = h;
+        atomic_init(&j->bad_part, 0);
+        for (int p = 0; p < FNET_MAX_PARTS; p++)
+            pthread_mutex_init(&j->slot[p].lock, NULL);
+        j->buf = dev_alloc(h, fbytes((int64_t)parts * PART_N));
+        // through the dispatcher the layers use: a backend without run_parts runs the parts
+        // one after the other, which must keep the same contract
+        fnet_run_parts(h->ctx, parts, one_part, j);
+        check_int(h, "a part index out of range", atomic_load(&j->bad_part), 0);
+        for (int p = 0; p < FNET_MAX_PARTS; p++) {
+            char what[48];
+            snprintf(what, sizeof(what), "the number of calls of part %d", p);
+            check_int(h, what, j->slot[p].calls, p < parts ? 1 : 0);
+            pthread_mutex_destroy(&j->slot[p].lock);
+        }
+        float *got = host_floats((int64_t)parts * PART_N), *want = host_floats(parts * PART_N);
+        dev_get(h, got, j->buf, fbytes((int64_t)parts * PART_N));
+        for (int64_t i = 0; i < (int64_t)parts * PART_N; i++)
+            want[i] = (float)(i / PART_N + 1) * 2.5f;
+        check_exact(h, "the parts' output", got, want, parts * PART_N, parts * PART_N);
+        free(want);
+        free(got);
+        dev_free(h, j->buf);
+        free(j);
+    }
+}
+
+// ---- the op table: every op's case, or what exercises it instead ----
+
+struct op_case {
+    void (*run)(struct harness *h); // the conformance case, or NULL:
+    const char *harness;            // how the harness exercises an op without a numeric case
+    bool contract_only;             // checked against its contract, not the reference's entry
+};
+
+static const struct op_case op_cases[FNET_OP_COUNT] = {
+    [FNET_OP_STATE_INIT] = {.harness = "made with every ctx of this test, which must succeed"},
+    [FNET_OP_STATE_FREE] = {.harness = "freed with every ctx of this test (leaks: ASan, valgrind, "
+                                       "the guarded backend's report)"},
+    [FNET_OP_SET_THREADS] = {.harness = "fnet_ctx_set_threads(ctx, 3) before every case must "
+                                        "return FNET_OK; the split cases run on those threads"},
+    [FNET_OP_SYNCHRONIZE] = {.harness = "called after every case, must return FNET_OK"},
+    [FNET_OP_ALLOC] = {.harness = "every backend buffer of the cases (never NULL)"},
+    [FNET_OP_FREE] = {.harness = "every backend buffer of the cases: none live after a case"},
+    [FNET_OP_UPLOAD] = {.run = case_upload_download},
+    [FNET_OP_DOWNLOAD] = {.run = case_upload_download},
+    [FNET_OP_COPY] = {.run = case_copy},
+    [FNET_OP_FILL] = {.run = case_fill},
+    [FNET_OP_SGEMM] = {.run = case_sgemm},
+    [FNET_OP_AXPY] = {.run = case_axpy},
+    [FNET_OP_SCAL] = {.run = case_scal},
+    [FNET_OP_DOT] = {.run = case_dot},
+    [FNET_OP_AXPBY] = {.run = case_axpby},
+    [FNET_OP_AMAX] = {.run = case_amax},
+    [FNET_OP_PERMUTE_021] = {.run = case_permute_021},
+    [FNET_OP_TRANSPOSE] = {.run = case_transpose},
+    [FNET_OP_BIAS_FILL] = {.run = case_bias_fill},
+    [FNET_OP_BIAS_ADD] = {.run = case_bias_add},
+    [FNET_OP_BIAS_GRAD] = {.run = case_bias_grad},
+    [FNET_OP_ACT_FORWARD] = {.run = case_act_forward},
+    [FNET_OP_ACT_BACKWARD] = {.run = case_act_backward},
+    [FNET_OP_MUL] = {.run = case_mul},
+    [FNET_OP_DROPOUT_MASK] = {.run = case_dropout_mask},
+    [FNET_OP_SOFTMAX_CE] = {.run = case_softmax_ce},
+    [FNET_OP_MSE] = {.run = case_mse},
+    [FNET_OP_REGULARIZE] = {.run = case_regularize},
+    [FNET_OP_U8_TO_FLOAT] = {.run = case_u8_to_float},
+    [FNET_OP_ALL_FINITE] = {.run = case_all_finite},
+    [FNET_OP_SGD_STEP] = {.run = case_sgd_step},
+    [FNET_OP_MOMENTUM_STEP] = {.run = case_momentum_step},
+    [FNET_OP_RMSPROP_STEP] = {.run = case_rmsprop_step},
+    [FNET_OP_ADAM_STEP] = {.run = case_adam_step},
+    [FNET_OP_RUN_PARTS] = {.run = case_run_parts, .contract_only = true},
+};
+
+// Whether be's entry for op is the reference table's own function (NULL in both included). A
+// switch, so an op added to the enum without a line here fails the build (-Wswitch).
+static bool is_reference_own(const struct fnet_backend_ops *be, enum fnet_op op)
+{
+    const struct fnet_backend_ops *r = &fnet_reference_backend;
+    switch (op) {
+    case FNET_OP_STATE_INIT: return be->state_init == r->state_init;
+    case FNET_OP_STATE_FREE: return be->state_free == r->state_free;
+    case FNET_OP_SET_THREADS: return be->set_threads == r->set_threads;
+    case FNET_OP_SYNCHRONIZE: return be->synchronize == r->synchronize;
+    case FNET_OP_ALLOC: return be->alloc == r->alloc;
+    case FNET_OP_FREE: return be->free == r->free;
+    case FNET_OP_UPLOAD: return be->upload == r->upload;
+    case FNET_OP_DOWNLOAD: return be->download == r->download;
+    case FNET_OP_COPY: return be->copy == r->copy;
+    case FNET_OP_FILL: return be->fill == r->fill;
+    case FNET_OP_SGEMM: return be->sgemm == r->sgemm;
+    case FNET_OP_AXPY: return be->axpy == r->axpy;
+    case FNET_OP_SCAL: return be->scal == r->scal;
+    case FNET_OP_DOT: return be->dot == r->dot;
+    case FNET_OP_AXPBY: return be->axpby == r->axpby;
+    case FNET_OP_AMAX: return be->amax == r->amax;
+    case FNET_OP_PERMUTE_021: return be->permute_021 == r->permute_021;
+    case FNET_OP_TRANSPOSE: return be->transpose == r->transpose;
+    case FNET_OP_BIAS_FILL: return be->bias_fill == r->bias_fill;
+    case FNET_OP_BIAS_ADD: return be->bias_add == r->bias_add;
+    case FNET_OP_BIAS_GRAD: return be->bias_grad == r->bias_grad;
+    case FNET_OP_ACT_FORWARD: return be->act_forward == r->act_forward;
+    case FNET_OP_ACT_BACKWARD: return be->act_backward == r->act_backward;
+    case FNET_OP_MUL: return be->mul == r->mul;
+    case FNET_OP_DROPOUT_MASK: return be->dropout_mask == r->dropout_mask;
+    case FNET_OP_SOFTMAX_CE: return be->softmax_ce == r->softmax_ce;
+    case FNET_OP_MSE: return be->mse == r->mse;
+    case FNET_OP_REGULARIZE: return be->regularize == r->regularize;
+    case FNET_OP_U8_TO_FLOAT: return be->u8_to_float == r->u8_to_float;
+    case FNET_OP_ALL_FINITE: return be->all_finite == r->all_finite;
+    case FNET_OP_SGD_STEP: return be->sgd_step == r->sgd_step;
+    case FNET_OP_MOMENTUM_STEP: return be->momentum_step == r->momentum_step;
+    case FNET_OP_RMSPROP_STEP: return be->rmsprop_step == r->rmsprop_step;
+    case FNET_OP_ADAM_STEP: return be->adam_step == r->adam_step;
+    case FNET_OP_RUN_PARTS: return be->run_parts == r->run_parts;
+    case FNET_OP_COUNT: break;
+    }
+    return false;
+}
+
+static const char *provenance(bool reference_own)
+{
+    return reference_own ? "reference's own" : "own";
+}
+
+// ---- the tests ----
+
+static void test_every_op_has_a_case_or_a_reason(void **state)
+{
+    (void)state;
+    for (int op = 0; op < FNET_OP_COUNT; op++) {
+        const struct fnet_op_info *info = fnet_backend_op_info((enum fnet_op)op);
+        assert_non_null(info);
+        assert_non_null(info->name);
+        const struct op_case *c = &op_cases[op];
+        if ((c->run == NULL) == (c->harness == NULL)) {
+            print_error("op %d (%s) needs exactly one of a conformance case and a reason it has "
+                        "none in op_cases[] of %s\n", op, info->name, __FILE__);
+            fail();
+        }
+    }
+    assert_null(fnet_backend_op_info(FNET_OP_COUNT));
+}
+
+// The reference is the oracle: it has every op a case compares with. The cpu backend has all.
+static void test_reference_and_cpu_have_every_op(void **state)
+{
+    (void)state;
+    for (int op = 0; op < FNET_OP_COUNT; op++) {
+        const char *name = fnet_backend_op_info((enum fnet_op)op)->name;
+        if (!fnet_backend_has(&fnet_cpu_backend, (enum fnet_op)op))
+            fail_msg("the cpu backend has no %s", name);
+        bool oracle = op_cases[op].run != NULL && !op_cases[op].contract_only;
+        if (oracle && !fnet_backend_has(&fnet_reference_backend, (enum fnet_op)op))
+            fail_msg("the reference backend has no %s, which the cases use as the oracle", name);
+        if (fnet_backend_op_info((enum fnet_op)op)->required)
+            assert_true(fnet_backend_has(&fnet_reference_backend, (enum fnet_op)op));
+    }
+    assert_non_null(fnet_reference_backend.host_la);
+    assert_ptr_equal(fnet_reference_backend.host_la, &fnet_ref_host_la);
+}
+
+struct test_cell {
+    size_t backend;
+    enum fnet_op op;
+};
+
+static int setup_harness(void **state)
+{
+    const struct test_cell *cell = *state;
+    struct harness *h = xcalloc(1, sizeof(*h));
+    h->backend = cell->backend;
+    h->op = cell->op;
+    h->ctx = backends[h->backend].make();
+    h->be = h->ctx->be;
+    if (fnet_backend_has(h->be, FNET_OP_STATE_INIT))
+        count_call(h, FNET_OP_STATE_INIT);
+    fnet_assert_ok(h->ctx, fnet_ctx_set_threads(h->ctx, TEST_THREADS));
+    assert_int_equal(fnet_ctx_threads(h->ctx), TEST_THREADS);
+    if (fnet_backend_has(h->be, FNET_OP_SET_THREADS))
+        count_call(h, FNET_OP_SET_THREADS);
+    fnet_assert_ok(NULL, fnet_ctx_create_reference(&h->ref));
+    h->opname = fnet_backend_op_info(h->op)->name;
+    *state = h;
+    return 0;
+}
+
+// Frees what a failed case left live, then the ctxs.
+static int teardown_harness(void **state)
+{
+    struct harness *h = *state;
+    while (h->n_live > 0)
+        dev_free(h, h->live[h->n_live - 1]);
+    fnet_ctx_free(h->ref);
+    if (fnet_backend_has(h->be, FNET_OP_STATE_FREE))
+        count_call(h, FNET_OP_STATE_FREE);
+    fnet_ctx_free(h->ctx);
+    free(h);
+    return 0;
+}
+
+// One op of one backend against the reference. A missing op must not be required; only
+// run_parts has a fallback its callers use (fnet_run_parts runs the parts in turn), which is
+// checked in its place; any other missing op is reported and has nothing to run.
+static void test_op_conforms(void **state)
+{
+    struct harness *h = *state;
+    const struct fnet_op_info *info = fnet_backend_op_info(h->op);
+    if (!fnet_backend_has(h->be, h->op)) {
+        if (info->required)
+            fail_msg("%s: %s is missing, and every backend must have it", h->be->name,
+                     info->name);
+        if (h->op != FNET_OP_RUN_PARTS) {
+            print_message("%s: %s absent (not required): nothing to run\n", h->be->name,
+                          info->name);
+            return;
+        }
+        print_message("%s: %s absent: the parts run in turn (fnet_run_parts)\n", h->be->name,
+                      info->name);
+    }
+    set_shape(h, "-");
+    op_cases[h->op].run(h);
+    set_shape(h, "after the case");
+    check_int(h, "synchronize", h->be->synchronize(h->ctx), FNET_OK);
+    count_call(h, FNET_OP_SYNCHRONIZE);
+    check_int(h, "backend buffers still live", h->n_live, 0);
+    print_message("%s: %s (%s) ok\n", h->be->name, info->name,
+                  fnet_backend_has(h->be, h->op) ? provenance(is_reference_own(h->be, h->op))
+                                                 : "the callers' fallback");
+}
+
+// ---- host linear algebra (host memory): against fnet_ref_host_la ----
+
+static double fro(int64_t n, const float *x)
+{
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        acc += (double)x[i] * (double)x[i];
+    return sqrt(acc);
+}
+
+// max |XᵀX − I| over X (rows, k) row-major: orthonormal columns
+static double ortho_cols_error(int64_t rows, int64_t k, const float *X)
+{
+    double worst = 0.0;
+    for (int64_t a = 0; a < k; a++)
+        for (int64_t b = 0; b < k; b++) {
+            double acc = a == b ? -1.0 : 0.0;
+            for (int64_t i = 0; i < rows; i++)
+                acc += (double)X[i * k + a] * (double)X[i * k + b];
+            worst = fmax(worst, fabs(acc));
+        }
+    return worst;
+}
+
+// max |X·Xᵀ − I| over X (k, cols) row-major: orthonormal rows
+static double ortho_rows_error(int64_t k, int64_t cols, const float *X)
+{
+    double worst = 0.0;
+    for (int64_t a = 0; a < k; a++)
+        for (int64_t b = 0; b < k; b++) {
+            double acc = a == b ? -1.0 : 0.0;
+            for (int64_t j = 0; j < cols; j++)
+                acc += (double)X[a * cols + j] * (double)X[b * cols + j];
+            worst = fmax(worst, fabs(acc));
+        }
+    return worst;
+}
+
+// ‖L (m, k) · diag(S) · Rt (k, n) − A (m, n)‖_F in double; S NULL: the identity
+static double recon_error(int64_t m, int64_t n, int64_t k, const float *L, const float *S,
+                          const float *Rt, const float *A)
+{
+    double acc = 0.0;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double v = -(double)A[i * n + j];
+            for (int64_t l = 0; l < k; l++)
+                v += (double)L[i * k + l] * (S ? (double)S[l] : 1.0) * (double)Rt[l * n + j];
+            acc += v * v;
+        }
+    return sqrt(acc);
+}
+
+static void check_bound(const struct harness *h, const char *what, double value, double bound)
+{
+    if (!(value <= bound))
+        fail_case(h, what, "is %.3g, over %.3g", value, bound);
+}
+
+static const int64_t la_shapes[][2] = {{1, 1}, {1, 17}, {17, 1}, {33, 17}, {17, 33}, {64, 64},
+                                       {127, 3}};
+#define N_LA_SHAPES (sizeof(la_shapes) / sizeof(la_shapes[0]))
+
+// Thin SVD of A (m, n): A unchanged, S >= 0 descending and equal to the reference's, U·S·Vt ≈ A,
+// orthonormal U columns and Vt rows
+static void check_gesvd(struct harness *h, int64_t m, int64_t n, uint64_t seed)
+{
+    const struct fnet_host_la *la = h->be->host_la;
+    int64_t k = m < n ? m : n;
+    set_shape(h, "m %lld, n %lld", (long long)m, (long long)n);
+    float *A = host_floats(m * n), *copy = host_floats(m * n);
+    fnet_test_fill_uniform(A, m * n, -1.0f, 1.0f, seed);
+    memcpy(copy, A, (size_t)(m * n) * sizeof(float));
+    float *U = host_floats(m * k), *S = host_floats(k), *Vt = host_floats(k * n);
+    float *rU = host_floats(m * k), *rS = host_floats(k), *rVt = host_floats(k * n);
+    fnet_status st = la->gesvd(h->ctx, m, n, A, U, S, Vt);
+    if (st != FNET_OK)
+        fail_case(h, "status", "%s: %s", fnet_status_str(st), fnet_ctx_last_error(h->ctx));
+    fnet_assert_ok(h->ref, fnet_ref_host_la.gesvd(h->ref, m, n, A, rU, rS, rVt));
+    check_exact(h, "A (input)", A, copy, m * n, m * n);
+    for (int64_t i = 0; i < k; i++)
+        if (!(S[i] >= 0.0f) || (i > 0 && !(S[i] <= S[i - 1])))
+            fail_case(h, "S", "is not descending and >= 0 at [%lld]: %.9g after %.9g",
+                      (long long)i, (double)S[i], i > 0 ? (double)S[i - 1] : 0.0);
+    check_bound(h, "‖U·S·Vt − A‖_F", recon_error(m, n, k, U, S, Vt, A),
+                RECON_RTOL * fro(m * n, A));
+    check_bound(h, "max |UᵀU − I|", ortho_cols_error(m, k, U), ORTHO_ATOL);
+    check_bound(h, "max |Vt·Vtᵀ − I|", ortho_rows_error(k, n, Vt), ORTHO_ATOL);
+    check_close(h, "S against the reference's", S, rS, NULL, k, k, SVAL_RTOL,
+                SVAL_ATOL * rS[0]);
+    free(rVt), free(rS), free(rU), free(Vt), free(S), free(U);
+    free(copy), free(A);
+}
+
+// Thin QR of A (m, n): A unchanged, R upper triangular (exact zeros below), Q·R ≈ A, QᵀQ ≈ I,
+// |R| equal to the reference's (full rank: R is unique up to the signs of its rows)
+static void check_qr(struct harness *h, int64_t m, int64_t n, uint64_t seed)
+{
+    const struct fnet_host_la *la = h->be->host_la;
+    int64_t k = m < n ? m : n;
+    set_shape(h, "m %lld, n %lld", (long long)m, (long long)n);
+    float *A = host_floats(m * n), *copy = host_floats(m * n);
+    fnet_test_fill_uniform(A, m * n, -1.0f, 1.0f, seed);
+    memcpy(copy, A, (size_t)(m * n) * sizeof(float));
+    float *Q = host_floats(m * k), *R = host_floats(k * n);
+    float *rQ = host_floats(m * k), *rR = host_floats(k * n);
+    fnet_status st = la->qr(h->ctx, m, n, A, Q, R);
+    if (st != FNET_OK)
+        fail_case(h, "status", "%s: %s", fnet_status_str(st), fnet_ctx_last_error(h->ctx));
+    fnet_assert_ok(h->ref, fnet_ref_host_la.qr(h->ref, m, n, A, rQ, rR));
+    check_exact(h, "A (input)", A, copy, m * n, m * n);
+    for (int64_t a = 0; a < k; a++)
+        for (int64_t j = 0; j < a; j++)
+            if (R[a * n + j] != 0.0f)
+                fail_case(h, "R", "is not upper triangular: R[%lld, %lld] = %.9g", (long long)a,
+                          (long long)j, (double)R[a * n + j]);
+    check_bound(h, "‖Q·R − A‖_F", recon_error(m, n, k, Q, NULL, R, A),
+                RECON_RTOL * fro(m * n, A));
+    check_bound(h, "max |QᵀQ − I|", ortho_cols_error(m, k, Q), ORTHO_ATOL);
+    for (int64_t i = 0; i < k * n; i++) {
+        R[i] = fabsf(R[i]);
+        rR[i] = fabsf(rR[i]);
+    }
+    check_close(h, "|R| against the reference's", R, rR, NULL, k * n, k * n, RABS_RTOL,
+                RABS_ATOL * fro(k * n, rR));
+    free(rR), free(rQ), free(R), free(Q), free(copy), free(A);
+}
+
+// be->host_la: sgemm against the reference's on host memory (every transpose pair and beta,
+// padded leading dimensions), gesvd and qr through their invariants
+static void test_host_la_conforms(void **state)
+{
+    struct harness *h = *state;
+    const struct fnet_host_la *la = h->be->host_la;
+    assert_non_null(la);
+    assert_true(la->sgemm && la->gesvd && la->qr);
+    h->opname = "host_la.sgemm";
+    for (size_t s = 0; s < N_SMALL_GEMM_SHAPES; s++)
+        for (int tr = 0; tr < 4; tr++)
+            check_gemm(h, la->sgemm, false, &gemm_shapes[s], tr, gemm_alphas[s % 3],
+                       900 + 10 * s + (size_t)tr);
+    print_message("%s: host_la.sgemm (%s) ok\n", h->be->name,
+                  provenance(la->sgemm == fnet_ref_host_la.sgemm));
+    h->opname = "host_la.gesvd";
+    for (size_t s = 0; s < N_LA_SHAPES; s++)
+        check_gesvd(h, la_shapes[s][0], la_shapes[s][1], 950 + s);
+    print_message("%s: host_la.gesvd (%s) ok\n", h->be->name,
+                  provenance(la->gesvd == fnet_ref_host_la.gesvd));
+    h->opname = "host_la.qr";
+    for (size_t s = 0; s < N_LA_SHAPES; s++)
+        check_qr(h, la_shapes[s][0], la_shapes[s][1], 970 + s);
+    print_message("%s: host_la.qr (%s) ok\n", h->be->name,
+                  provenance(la->qr == fnet_ref_host_la.qr));
+    check_int(h, "backend buffers still live", h->n_live, 0);
+}
+
+// The ops without a numeric case were exercised by this backend's tests (which ran before).
+static void test_harness_ops_were_exercised(void **state)
+{
+    struct harness *h = *state;
+    for (int op = 0; op < FNET_OP_COUNT; op++) {
+        const struct op_case *c = &op_cases[op];
+        const struct fnet_op_info *info = fnet_backend_op_info((enum fnet_op)op);
+        if (c->run != NULL)
+            continue;
+        if (!fnet_backend_has(h->be, (enum fnet_op)op)) {
+            if (info->required)
+                fail_msg("%s: %s is missing, and every backend must have it", h->be->name,
+                         info->name);
+            print_message("%s: %s absent (not required): skipped\n", h->be->name, info->name);
+            continue;
+        }
+        long calls = harness_calls[h->backend][op];
+        if (calls == 0)
+            fail_msg("%s: %s was never called by the harness (%s)", h->be->name, info->name,
+                     c->harness);
+        print_message("%s: %s (%s) ok: %ld calls; %s\n", h->be->name, info->name,
+                      provenance(is_reference_own(h->be, (enum fnet_op)op)), calls, c->harness);
+    }
+}
+
+// One test per (backend, op), then the backend's host_la and harness ops: cmocka's runner on a
+// table made at run time, so a backend or an op added to the tables gets its tests.
+#define MAX_TESTS (2 + N_BACKENDS * (FNET_OP_COUNT + 2))
+
+int main(void)
+{
+    static struct CMUnitTest tests[MAX_TESTS];
+    static struct test_cell cells[MAX_TESTS];
+    static char names[MAX_TESTS][80];
+    size_t n = 0;
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_every_op_has_a_case_or_a_reason);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_reference_and_cpu_have_every_op);
+    for (size_t b = 0; b < N_BACKENDS; b++)
+        for (int op = 0; op <= FNET_OP_COUNT + 1; op++) {
+            const char *what;
+            CMUnitTestFunction fn;
+            if (op < FNET_OP_COUNT) {
+                if (op_cases[op].run == NULL)
+                    continue;
+                what = fnet_backend_op_info((enum fnet_op)op)->name;
+                fn = test_op_conforms;
+            } else if (op == FNET_OP_COUNT) {
+                what = "host_la";
+                fn = test_host_la_conforms;
+            } else {
+                what = "harness ops";
+                fn = test_harness_ops_were_exercised;
+            }
+            cells[n] = (struct test_cell){b, op < FNET_OP_COUNT ? (enum fnet_op)op
+                                                                : FNET_OP_SYNCHRONIZE};
+            snprintf(names[n], sizeof(names[n]), "%s: %s", backends[b].label, what);
+            tests[n] = (struct CMUnitTest){names[n], fn, setup_harness, teardown_harness,
+                                           &cells[n]};
+            n++;
+        }
+    return _cmocka_run_group_tests("test_backend_ops", tests, n, NULL, NULL);
+}
