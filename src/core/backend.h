@@ -80,7 +80,7 @@ struct fnet_backend_ops {
 
     // ---- BLAS-shaped ----
     // C (M, N) = alpha·op(A)·op(B) + beta·C, row-major; op(A) (M, K), op(B) (K, N). beta == 0
-    // ignores what C held (NaN included).
+    // ignores what C held (NaN included). C shares no memory with A or B.
     void (*sgemm)(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc);
@@ -96,10 +96,11 @@ struct fnet_backend_ops {
     double (*amax)(fnet_ctx *ctx, int64_t n, const float *x);
 
     // ---- layout ----
-    // out (Q, P, R) (+)= in (P, Q, R): swap the two outer axes, moving contiguous runs of R
+    // out (Q, P, R) (+)= in (P, Q, R): swap the two outer axes, moving contiguous runs of R;
+    // in and out share no memory
     void (*permute_021)(fnet_ctx *ctx, int64_t P, int64_t Q, int64_t R, const float *in,
                         float *out, bool accumulate);
-    // out (cols, rows) = in (rows, cols)ᵀ
+    // out (cols, rows) = in (rows, cols)ᵀ; in and out share no memory
     void (*transpose)(fnet_ctx *ctx, int64_t rows, int64_t cols, const float *in, float *out);
 
     // ---- element-wise ----

@@ -342,6 +342,15 @@ static void guarded_copy(fnet_ctx *ctx, void *dst, const void *src, size_t bytes
     guard_close(&gd);
 }
 
+// Arguments that must not share memory (the op's contract forbids it): a violation otherwise.
+static void no_overlap(const char *op, const char *na, const void *a, size_t bytes_a,
+                       const char *nb, const void *b, size_t bytes_b)
+{
+    uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+    if (bytes_a > 0 && bytes_b > 0 && pa < pb + bytes_b && pb < pa + bytes_a)
+        violation(op, na, a, bytes_a, "overlaps %s %p (%zu bytes)", nb, b, bytes_b);
+}
+
 // x (n) = value
 static void guarded_fill(fnet_ctx *ctx, int64_t n, float value, float *x)
 {
@@ -362,9 +371,13 @@ static void guarded_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N,
     struct guard gd = guard_begin(ctx, "sgemm");
     // A and B are read only when C has an element to compute
     bool reads = M > 0 && N > 0;
-    guard_arg(&gd, "A", A, reads ? strided(ta ? K : M, ta ? M : K, lda) : 0);
-    guard_arg(&gd, "B", B, reads ? strided(tb ? N : K, tb ? K : N, ldb) : 0);
-    guard_arg(&gd, "C", C, strided(M, N, ldc));
+    size_t a = reads ? strided(ta ? K : M, ta ? M : K, lda) : 0;
+    size_t b = reads ? strided(tb ? N : K, tb ? K : N, ldb) : 0, c = strided(M, N, ldc);
+    guard_arg(&gd, "A", A, a);
+    guard_arg(&gd, "B", B, b);
+    guard_arg(&gd, "C", C, c);
+    no_overlap("sgemm", "C", C, c, "A", A, a);
+    no_overlap("sgemm", "C", C, c, "B", B, b);
     guard_open(&gd);
     fnet_ref_sgemm(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     guard_close(&gd);
@@ -435,6 +448,7 @@ static void guarded_permute_021(fnet_ctx *ctx, int64_t P, int64_t Q, int64_t R, 
     size_t bytes = mul_sat(floats2(P, Q), count(R));
     guard_arg(&gd, "in", in, bytes);
     guard_arg(&gd, "out", out, bytes);
+    no_overlap("permute_021", "out", out, bytes, "in", in, bytes);
     guard_open(&gd);
     fnet_ref_permute_021(ctx, P, Q, R, in, out, accumulate);
     guard_close(&gd);
@@ -447,6 +461,7 @@ static void guarded_transpose(fnet_ctx *ctx, int64_t rows, int64_t cols, const f
     struct guard gd = guard_begin(ctx, "transpose");
     guard_arg(&gd, "in", in, floats2(rows, cols));
     guard_arg(&gd, "out", out, floats2(rows, cols));
+    no_overlap("transpose", "out", out, floats2(rows, cols), "in", in, floats2(rows, cols));
     guard_open(&gd);
     fnet_ref_transpose(ctx, rows, cols, in, out);
     guard_close(&gd);

@@ -3,6 +3,7 @@
  * the program with a message naming the op and the argument. The faults are provoked in child
  * processes. */
 #include "test_util.h"
+#include "core/backend.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -92,6 +93,17 @@ static void pass_host_input(void)
     fprintf(stderr, "the op ran on host memory\n");
 }
 
+static void gemm_over_its_input(void)
+{
+    fnet_ctx *ctx = guarded();
+    float *a = fnet_test_upload(ctx, NULL, 16), *b = fnet_test_upload(ctx, NULL, 16);
+    ctx->be->fill(ctx, 16, 1.0f, a);
+    ctx->be->fill(ctx, 16, 1.0f, b);
+    // C over A: the op's contract forbids it (backend.h), the guard must say so
+    ctx->be->sgemm(ctx, false, false, 4, 4, 4, 1.0f, a, 4, b, 4, 0.0f, a, 4);
+    fprintf(stderr, "the op ran over its input\n");
+}
+
 static void test_guarded_memory_faults_on_host_write(void **state)
 {
     char err[1024];
@@ -114,6 +126,16 @@ static void test_guarded_op_stops_on_host_memory(void **state)
     assert_int_equal(WTERMSIG(status), SIGABRT);
     assert_non_null(strstr(err, "fnet guarded backend: sgemm: A"));
     assert_null(strstr(err, "ran on host memory"));
+}
+
+static void test_guarded_op_stops_on_forbidden_aliasing(void **state)
+{
+    char err[4096];
+    int status = in_child(gemm_over_its_input, err, sizeof(err));
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_non_null(strstr(err, "fnet guarded backend: sgemm: C overlaps A"));
+    assert_null(strstr(err, "ran over its input"));
 }
 
 // The same training on the guarded and the reference backend: the same ops, the same bits.
@@ -153,6 +175,7 @@ int main(void)
         cmocka_unit_test(test_guarded_memory_faults_on_host_write),
         cmocka_unit_test(test_guarded_memory_faults_on_host_read),
         cmocka_unit_test(test_guarded_op_stops_on_host_memory),
+        cmocka_unit_test(test_guarded_op_stops_on_forbidden_aliasing),
         cmocka_unit_test(test_guarded_trains_like_the_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
