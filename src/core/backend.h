@@ -214,6 +214,12 @@ static inline void fnet_run_parts(fnet_ctx *ctx, int parts, void (*fn)(void *arg
  * and set to zero; NULL when out of memory (no message: the caller names what it was for). */
 float *fnet_be_zeros(fnet_ctx *ctx, int64_t n);
 
+/* n floats from backend src to host dst (download), or from host src to backend dst: the host
+ * copies of the public API (get/set params, grads, state). FNET_ERR_INVALID_ARG naming `what`
+ * when a buffer is NULL; nothing to do for n <= 0. */
+fnet_status fnet_be_transfer(fnet_ctx *ctx, const char *what, float *dst, const float *src,
+                             int64_t n, bool download);
+
 extern const struct fnet_backend_ops fnet_reference_backend;
 extern const struct fnet_backend_ops fnet_cpu_backend;
 extern const struct fnet_backend_ops fnet_guarded_backend;

@@ -209,38 +209,22 @@ fnet_status fnet_layer_to_dense(const fnet_layer *l, float *W)
     return l->ops->to_dense(l, W);
 }
 
-// w (n_params, host) <-> the layer's parameters or gradient (backend)
-static fnet_status host_copy(const fnet_layer *l, const char *what, float *dst, const float *src,
-                             bool down)
-{
-    if (l == NULL)
-        return FNET_ERR_INVALID_ARG;
-    if (l->n_params == 0)
-        return FNET_OK;
-    if (dst == NULL || src == NULL)
-        return fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "%s layer %s: NULL host buffer",
-                         fnet_layer_name(l), what);
-    size_t bytes = (size_t)l->n_params * sizeof(float);
-    if (down)
-        l->ctx->be->download(l->ctx, dst, src, bytes);
-    else
-        l->ctx->be->upload(l->ctx, dst, src, bytes);
-    return FNET_OK;
-}
-
 fnet_status fnet_layer_get_params(const fnet_layer *l, float *w)
 {
-    return host_copy(l, "get_params", w, l ? l->w : NULL, true);
+    return l ? fnet_be_transfer(l->ctx, "layer get_params", w, l->w, l->n_params, true)
+             : FNET_ERR_INVALID_ARG;
 }
 
 fnet_status fnet_layer_set_params(fnet_layer *l, const float *w)
 {
-    return host_copy(l, "set_params", l ? l->w : NULL, w, false);
+    return l ? fnet_be_transfer(l->ctx, "layer set_params", l->w, w, l->n_params, false)
+             : FNET_ERR_INVALID_ARG;
 }
 
 fnet_status fnet_layer_get_grads(const fnet_layer *l, float *g)
 {
-    return host_copy(l, "get_grads", g, l ? l->g : NULL, true);
+    return l ? fnet_be_transfer(l->ctx, "layer get_grads", g, l->g, l->n_params, true)
+             : FNET_ERR_INVALID_ARG;
 }
 
 fnet_status fnet_layer_zero_grads(fnet_layer *l)

@@ -13,6 +13,20 @@ float *fnet_be_zeros(fnet_ctx *ctx, int64_t n)
     return p;
 }
 
+fnet_status fnet_be_transfer(fnet_ctx *ctx, const char *what, float *dst, const float *src,
+                             int64_t n, bool download)
+{
+    if (n <= 0)
+        return FNET_OK;
+    if (dst == NULL || src == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: NULL host buffer", what);
+    if (download)
+        ctx->be->download(ctx, dst, src, (size_t)n * sizeof(float));
+    else
+        ctx->be->upload(ctx, dst, src, (size_t)n * sizeof(float));
+    return FNET_OK;
+}
+
 bool fnet_backend_is_host(const fnet_ctx *ctx)
 {
     return ctx != NULL && ctx->be->host_memory;

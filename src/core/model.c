@@ -529,37 +529,22 @@ float *fnet_model_grads(fnet_model *m, int64_t *n)
     return m->g;
 }
 
-// v (n_params, host) <-> the flat parameter or gradient vector (backend)
-static fnet_status host_copy(const fnet_model *m, const char *what, float *dst, const float *src,
-                             bool down)
-{
-    if (m == NULL)
-        return FNET_ERR_INVALID_ARG;
-    if (m->n_params == 0)
-        return FNET_OK;
-    if (dst == NULL || src == NULL)
-        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "model %s: NULL host buffer", what);
-    size_t bytes = (size_t)m->n_params * sizeof(float);
-    if (down)
-        m->ctx->be->download(m->ctx, dst, src, bytes);
-    else
-        m->ctx->be->upload(m->ctx, dst, src, bytes);
-    return FNET_OK;
-}
-
 fnet_status fnet_model_get_params(const fnet_model *m, float *w)
 {
-    return host_copy(m, "get_params", w, m ? m->w : NULL, true);
+    return m ? fnet_be_transfer(m->ctx, "model get_params", w, m->w, m->n_params, true)
+             : FNET_ERR_INVALID_ARG;
 }
 
 fnet_status fnet_model_set_params(fnet_model *m, const float *w)
 {
-    return host_copy(m, "set_params", m ? m->w : NULL, w, false);
+    return m ? fnet_be_transfer(m->ctx, "model set_params", m->w, w, m->n_params, false)
+             : FNET_ERR_INVALID_ARG;
 }
 
 fnet_status fnet_model_get_grads(const fnet_model *m, float *g)
 {
-    return host_copy(m, "get_grads", g, m ? m->g : NULL, true);
+    return m ? fnet_be_transfer(m->ctx, "model get_grads", g, m->g, m->n_params, true)
+             : FNET_ERR_INVALID_ARG;
 }
 
 fnet_status fnet_model_set_loss(fnet_model *m, fnet_loss loss)

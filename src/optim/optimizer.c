@@ -372,15 +372,12 @@ static fnet_status state_copy(const fnet_optimizer *opt, int i, float *v, bool d
 {
     if (opt == NULL)
         return FNET_ERR_INVALID_ARG;
-    if (i < 0 || i >= opt->num_states || v == NULL)
-        return fnet_fail(opt->ctx, FNET_ERR_INVALID_ARG, "optimizer %s has no state %d, or the "
-                         "host buffer is NULL", fnet_optim_kind_name(opt->p.kind), i);
-    size_t bytes = (size_t)opt->n * sizeof(float);
-    if (down)
-        opt->ctx->be->download(opt->ctx, v, opt->state[i], bytes);
-    else
-        opt->ctx->be->upload(opt->ctx, opt->state[i], v, bytes);
-    return FNET_OK;
+    if (i < 0 || i >= opt->num_states)
+        return fnet_fail(opt->ctx, FNET_ERR_INVALID_ARG, "optimizer %s has no state %d",
+                         fnet_optim_kind_name(opt->p.kind), i);
+    return down ? fnet_be_transfer(opt->ctx, "optimizer get_state", v, opt->state[i], opt->n, true)
+                : fnet_be_transfer(opt->ctx, "optimizer set_state", opt->state[i], v, opt->n,
+                                   false);
 }
 
 fnet_status fnet_optimizer_get_state(const fnet_optimizer *opt, int i, float *v)
