@@ -4,6 +4,7 @@
  * on host copies (src/core/backend.h gives each op's contract). A table indexed by enum fnet_op
  * holds every op's case or the reason it has none, so an op added to the enum needs a case here. */
 #include "test_util.h"
+#include "linalg_check.h"
 #include "core/backend.h"
 #include "cpu/ref.h"
 
@@ -1482,57 +1483,6 @@ static void test_op_conforms(void **state)
 
 // ---- host linear algebra (host memory): against fnet_ref_host_la ----
 
-static double fro(int64_t n, const float *x)
-{
-    double acc = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        acc += (double)x[i] * (double)x[i];
-    return sqrt(acc);
-}
-
-// max |XᵀX − I| over X (rows, k) row-major: orthonormal columns
-static double ortho_cols_error(int64_t rows, int64_t k, const float *X)
-{
-    double worst = 0.0;
-    for (int64_t a = 0; a < k; a++)
-        for (int64_t b = 0; b < k; b++) {
-            double acc = a == b ? -1.0 : 0.0;
-            for (int64_t i = 0; i < rows; i++)
-                acc += (double)X[i * k + a] * (double)X[i * k + b];
-            worst = fmax(worst, fabs(acc));
-        }
-    return worst;
-}
-
-// max |X·Xᵀ − I| over X (k, cols) row-major: orthonormal rows
-static double ortho_rows_error(int64_t k, int64_t cols, const float *X)
-{
-    double worst = 0.0;
-    for (int64_t a = 0; a < k; a++)
-        for (int64_t b = 0; b < k; b++) {
-            double acc = a == b ? -1.0 : 0.0;
-            for (int64_t j = 0; j < cols; j++)
-                acc += (double)X[a * cols + j] * (double)X[b * cols + j];
-            worst = fmax(worst, fabs(acc));
-        }
-    return worst;
-}
-
-// ‖L (m, k) · diag(S) · Rt (k, n) − A (m, n)‖_F in double; S NULL: the identity
-static double recon_error(int64_t m, int64_t n, int64_t k, const float *L, const float *S,
-                          const float *Rt, const float *A)
-{
-    double acc = 0.0;
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            double v = -(double)A[i * n + j];
-            for (int64_t l = 0; l < k; l++)
-                v += (double)L[i * k + l] * (S ? (double)S[l] : 1.0) * (double)Rt[l * n + j];
-            acc += v * v;
-        }
-    return sqrt(acc);
-}
-
 static void check_bound(const struct harness *h, const char *what, double value, double bound)
 {
     if (!(value <= bound))
@@ -1564,10 +1514,10 @@ static void check_gesvd(struct harness *h, int64_t m, int64_t n, uint64_t seed)
         if (!(S[i] >= 0.0f) || (i > 0 && !(S[i] <= S[i - 1])))
             fail_case(h, "S", "is not descending and >= 0 at [%lld]: %.9g after %.9g",
                       (long long)i, (double)S[i], i > 0 ? (double)S[i - 1] : 0.0);
-    check_bound(h, "‖U·S·Vt − A‖_F", recon_error(m, n, k, U, S, Vt, A),
-                RECON_RTOL * fro(m * n, A));
-    check_bound(h, "max |UᵀU − I|", ortho_cols_error(m, k, U), ORTHO_ATOL);
-    check_bound(h, "max |Vt·Vtᵀ − I|", ortho_rows_error(k, n, Vt), ORTHO_ATOL);
+    check_bound(h, "‖U·S·Vt − A‖_F", fnet_test_recon_error(m, n, k, U, S, Vt, A),
+                RECON_RTOL * fnet_test_fro(m * n, A));
+    check_bound(h, "max |UᵀU − I|", fnet_test_ortho_cols_error(m, k, U), ORTHO_ATOL);
+    check_bound(h, "max |Vt·Vtᵀ − I|", fnet_test_ortho_rows_error(k, n, Vt), ORTHO_ATOL);
     check_close(h, "S against the reference's", S, rS, NULL, k, k, SVAL_RTOL,
                 SVAL_ATOL * rS[0]);
     free(rVt), free(rS), free(rU), free(Vt), free(S), free(U);
@@ -1596,15 +1546,15 @@ static void check_qr(struct harness *h, int64_t m, int64_t n, uint64_t seed)
             if (R[a * n + j] != 0.0f)
                 fail_case(h, "R", "is not upper triangular: R[%lld, %lld] = %.9g", (long long)a,
                           (long long)j, (double)R[a * n + j]);
-    check_bound(h, "‖Q·R − A‖_F", recon_error(m, n, k, Q, NULL, R, A),
-                RECON_RTOL * fro(m * n, A));
-    check_bound(h, "max |QᵀQ − I|", ortho_cols_error(m, k, Q), ORTHO_ATOL);
+    check_bound(h, "‖Q·R − A‖_F", fnet_test_recon_error(m, n, k, Q, NULL, R, A),
+                RECON_RTOL * fnet_test_fro(m * n, A));
+    check_bound(h, "max |QᵀQ − I|", fnet_test_ortho_cols_error(m, k, Q), ORTHO_ATOL);
     for (int64_t i = 0; i < k * n; i++) {
         R[i] = fabsf(R[i]);
         rR[i] = fabsf(rR[i]);
     }
     check_close(h, "|R| against the reference's", R, rR, NULL, k * n, k * n, RABS_RTOL,
-                RABS_ATOL * fro(k * n, rR));
+                RABS_ATOL * fnet_test_fro(k * n, rR));
     free(rR), free(rQ), free(R), free(Q), free(copy), free(A);
 }
 

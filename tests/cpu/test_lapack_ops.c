@@ -3,6 +3,7 @@
  * U·S·Vt and Q·R reconstruct A, orthonormal factors, equal singular values and |R|; bad input,
  * out-of-memory injection, and the LAPACK info conversion. */
 #include "test_util.h"
+#include "linalg_check.h"
 #include "core/backend.h"
 #include "cpu/cpu_lapack.h"
 
@@ -54,60 +55,6 @@ static float *make_matrix(const struct mat_case *c, uint64_t seed)
     return A;
 }
 
-static double fro(int64_t n, const float *x)
-{
-    double acc = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        acc += (double)x[i] * (double)x[i];
-    return sqrt(acc);
-}
-
-// max |(XᵀX − I)| over X (rows, k) row-major, columns orthonormal
-static double ortho_cols_error(int64_t rows, int64_t k, const float *X)
-{
-    double worst = 0.0;
-    for (int64_t a = 0; a < k; a++)
-        for (int64_t b = 0; b < k; b++) {
-            double acc = 0.0;
-            for (int64_t i = 0; i < rows; i++)
-                acc += (double)X[i * k + a] * (double)X[i * k + b];
-            acc -= a == b ? 1.0 : 0.0;
-            worst = fabs(acc) > worst ? fabs(acc) : worst;
-        }
-    return worst;
-}
-
-// max |(X·Xᵀ − I)| over X (k, cols) row-major, rows orthonormal
-static double ortho_rows_error(int64_t k, int64_t cols, const float *X)
-{
-    double worst = 0.0;
-    for (int64_t a = 0; a < k; a++)
-        for (int64_t b = 0; b < k; b++) {
-            double acc = 0.0;
-            for (int64_t j = 0; j < cols; j++)
-                acc += (double)X[a * cols + j] * (double)X[b * cols + j];
-            acc -= a == b ? 1.0 : 0.0;
-            worst = fabs(acc) > worst ? fabs(acc) : worst;
-        }
-    return worst;
-}
-
-// ‖L (m, k) · diag(S) · Rt (k, n) − A‖_F in double; S NULL for the identity
-static double recon_error(int64_t m, int64_t n, int64_t k, const float *L, const float *S,
-                          const float *Rt, const float *A)
-{
-    double acc = 0.0;
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            double v = 0.0;
-            for (int64_t l = 0; l < k; l++)
-                v += (double)L[i * k + l] * (S ? (double)S[l] : 1.0) * (double)Rt[l * n + j];
-            v -= (double)A[i * n + j];
-            acc += v * v;
-        }
-    return sqrt(acc);
-}
-
 struct svd_out {
     float *U, *S, *Vt;
 };
@@ -129,10 +76,10 @@ static struct svd_out checked_svd(fnet_ctx *ctx, const struct mat_case *c, const
         if (i > 0)
             assert_true(o.S[i] <= o.S[i - 1]);
     }
-    double na = fro(m * n, A);
-    assert_true(recon_error(m, n, k, o.U, o.S, o.Vt, A) <= RECON_RTOL * (na > 0 ? na : 1.0));
-    assert_true(ortho_cols_error(m, k, o.U) <= ORTHO_ATOL);
-    assert_true(ortho_rows_error(k, n, o.Vt) <= ORTHO_ATOL);
+    double na = fnet_test_fro(m * n, A);
+    assert_true(fnet_test_recon_error(m, n, k, o.U, o.S, o.Vt, A) <= RECON_RTOL * (na > 0 ? na : 1.0));
+    assert_true(fnet_test_ortho_cols_error(m, k, o.U) <= ORTHO_ATOL);
+    assert_true(fnet_test_ortho_rows_error(k, n, o.Vt) <= ORTHO_ATOL);
     if (c->rank > 0) // exactly rank r: the rest of the spectrum is float noise
         for (int64_t i = c->rank; i < k; i++)
             assert_true(o.S[i] <= 1e-5f * o.S[0]);
@@ -183,9 +130,9 @@ static float *checked_qr(fnet_ctx *ctx, const struct mat_case *c, const float *A
     for (int64_t a = 0; a < k; a++)
         for (int64_t j = 0; j < a; j++)
             assert_true(R[a * n + j] == 0.0f); // upper triangular, exactly
-    double na = fro(m * n, A);
-    assert_true(recon_error(m, n, k, Q, NULL, R, A) <= RECON_RTOL * (na > 0 ? na : 1.0));
-    assert_true(ortho_cols_error(m, k, Q) <= ORTHO_ATOL);
+    double na = fnet_test_fro(m * n, A);
+    assert_true(fnet_test_recon_error(m, n, k, Q, NULL, R, A) <= RECON_RTOL * (na > 0 ? na : 1.0));
+    assert_true(fnet_test_ortho_cols_error(m, k, Q) <= ORTHO_ATOL);
     test_free(Q);
     return R;
 }
@@ -206,7 +153,7 @@ static void test_qr_reconstructs_with_orthonormal_q_on_both_backends(void **stat
                 ra[i] = fabsf(ra[i]);
                 rb[i] = fabsf(rb[i]);
             }
-            fnet_assert_allclose(rb, ra, kn, 1e-4, 1e-5 * fro(kn, ra));
+            fnet_assert_allclose(rb, ra, kn, 1e-4, 1e-5 * fnet_test_fro(kn, ra));
         }
         test_free(rb);
         test_free(ra);
@@ -258,11 +205,11 @@ static void test_lapack_ops_report_out_of_memory_at_every_allocation(void **stat
                 assert_true(k < 100);
             }
             assert_true(k > 1); // at least one allocation was failed and reported
-            double na = fro(c.m * c.n, A);
+            double na = fnet_test_fro(c.m * c.n, A);
             if (op == 0)
-                assert_true(recon_error(c.m, c.n, 17, U, S, Vt, A) <= RECON_RTOL * na);
+                assert_true(fnet_test_recon_error(c.m, c.n, 17, U, S, Vt, A) <= RECON_RTOL * na);
             else
-                assert_true(recon_error(c.m, c.n, 17, Q, NULL, R, A) <= RECON_RTOL * na);
+                assert_true(fnet_test_recon_error(c.m, c.n, 17, Q, NULL, R, A) <= RECON_RTOL * na);
         }
         test_free(A);
         fnet_ctx_free(ctx);

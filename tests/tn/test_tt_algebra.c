@@ -5,6 +5,7 @@
  * memory with the backend's host linear algebra (ctx->be->host_la), so every pointer here is a
  * host pointer, on every backend. */
 #include "test_util.h"
+#include "linalg_check.h"
 #include "core/backend.h"
 #include "tn/tt.h"
 
@@ -88,14 +89,6 @@ static float *full(fnet_ctx *ctx, const struct fnet_tt_shape *s, const float *co
     float *W = test_malloc((size_t)(fnet_tt_rows(s) * fnet_tt_cols(s)) * sizeof(float));
     fnet_assert_ok(ctx, fnet_tt_full(ctx, s, cores, W));
     return W;
-}
-
-static double fro(int64_t n, const float *x)
-{
-    double acc = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        acc += (double)x[i] * (double)x[i];
-    return sqrt(acc);
 }
 
 static double fro_diff(int64_t n, const float *x, const float *y)
@@ -208,7 +201,7 @@ static void test_tt_svd_recovers_exact_tt_rank(void **state)
                 assert_int_equal(got.r[k], s->r[k]);
             float *W2 = full(ctx, &got, g);
             int64_t MN = fnet_tt_rows(s) * fnet_tt_cols(s);
-            assert_true(fro_diff(MN, W2, W) <= EXACT_RTOL * fro(MN, W));
+            assert_true(fro_diff(MN, W2, W) <= EXACT_RTOL * fnet_test_fro(MN, W));
             fnet_free(g);
             test_free(W2);
             test_free(W);
@@ -230,7 +223,7 @@ static float *test_matrix(fnet_ctx *ctx, const struct fnet_tt_shape *s, bool low
             l.r[k] = 4;
         float *c = random_cores(&l, seed + 1);
         float *L = full(ctx, &l, c);
-        double scale = 1e-2 * fro(MN, L) / fro(MN, W);
+        double scale = 1e-2 * fnet_test_fro(MN, L) / fnet_test_fro(MN, W);
         for (int64_t i = 0; i < MN; i++)
             W[i] = L[i] + (float)scale * W[i];
         test_free(L);
@@ -252,7 +245,7 @@ static void test_tt_svd_meets_error_bound_for_each_eps(void **state)
         int64_t MN = fnet_tt_rows(&s) * fnet_tt_cols(&s);
         for (int lr = 0; lr < 2; lr++) {
             float *W = test_matrix(ctx, &s, lr == 1, 70 + (uint64_t)lr);
-            double nw = fro(MN, W);
+            double nw = fnet_test_fro(MN, W);
             for (size_t e = 0; e < sizeof(eps) / sizeof(eps[0]); e++) {
                 struct fnet_tt_shape t = s;
                 float *g = NULL;
@@ -300,7 +293,7 @@ static void test_tt_svd_caps_ranks_with_max_rank(void **state)
         assert_int_equal(t.r[2], 3);
         float *T = full(ctx, &t, g);
         double err3 = fro_diff(MN, T, W);
-        assert_true(err3 < fro(MN, W));
+        assert_true(err3 < fnet_test_fro(MN, W));
         fnet_free(g);
         test_free(T);
         fnet_assert_ok(ctx, fnet_tt_svd(ctx, W, 0.5, 7, &t, &g));
@@ -330,7 +323,7 @@ static void test_tt_svd_cpu_matches_reference(void **state)
         assert_int_equal(ta.r[k], tb.r[k]);
     float *Wa = full(ref, &ta, ga), *Wb = full(cpu, &tb, gb);
     // the same approximation up to float rounding (cores differ by signs, not the product)
-    assert_true(fro_diff(MN, Wa, Wb) <= 1e-5 * fro(MN, W));
+    assert_true(fro_diff(MN, Wa, Wb) <= 1e-5 * fnet_test_fro(MN, W));
     test_free(Wb);
     test_free(Wa);
     fnet_free(gb);
@@ -379,7 +372,7 @@ static void test_tt_round_meets_error_bound_and_never_increases_a_rank(void **st
             float *cores = random_cores(s, 120 + t);
             float *A = full(ctx, s, cores);
             int64_t MN = fnet_tt_rows(s) * fnet_tt_cols(s);
-            double na = fro(MN, A);
+            double na = fnet_test_fro(MN, A);
             for (size_t e = 0; e < sizeof(eps) / sizeof(eps[0]); e++) {
                 struct fnet_tt_shape o;
                 float *g = NULL;
@@ -431,14 +424,14 @@ static void test_tt_round_recovers_ranks_of_a_sum(void **state)
         int64_t MN = fnet_tt_rows(&s) * fnet_tt_cols(&s);
         for (int64_t i = 0; i < MN; i++)
             A[i] *= 2.0f;
-        assert_true(fro_diff(MN, A2, A) <= 1e-6 * fro(MN, A));
+        assert_true(fro_diff(MN, A2, A) <= 1e-6 * fnet_test_fro(MN, A));
         struct fnet_tt_shape o;
         float *g = NULL;
         fnet_assert_ok(ctx, fnet_tt_round(ctx, &s2, c2, 1e-5, 0, &o, &g));
         for (int k = 0; k <= s.d; k++)
             assert_int_equal(o.r[k], s.r[k]);
         float *T = full(ctx, &o, g);
-        assert_true(fro_diff(MN, T, A) <= 1e-5 * fro(MN, A));
+        assert_true(fro_diff(MN, T, A) <= 1e-5 * fnet_test_fro(MN, A));
         test_free(T);
         fnet_free(g);
         test_free(A2);
@@ -466,7 +459,7 @@ static void test_tt_round_caps_ranks_with_max_rank(void **state)
         assert_int_equal(o.r[3], 3);
         float *T = full(ctx, &o, g);
         double err = fro_diff(MN, T, A);
-        assert_true(err > 0.0 && err < fro(MN, A));
+        assert_true(err > 0.0 && err < fnet_test_fro(MN, A));
         fnet_free(g);
         test_free(T);
         // eps and a cap: the cap wins where eps would keep more
@@ -601,7 +594,7 @@ static void test_tt_algebra_reports_out_of_memory_at_every_allocation(void **sta
         fnet_ctx *ctx = fnet_test_ctx(backend_defaults[b]);
         float *c = random_cores(&s, 180);
         float *A = full(ctx, &s, c);
-        double na = fro(MN, A);
+        double na = fnet_test_fro(MN, A);
         for (int op = 0; op < 4; op++) {
             float *W = test_malloc((size_t)MN * sizeof(float));
             float *g = NULL;
