@@ -125,6 +125,28 @@ struct fnet_backend_ops {
     void (*dropout_mask)(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, uint64_t step,
                          float *mask);
 
+    // ---- FFTs and spectra (block-circulant layers; docs/circulant.md) ----
+    // A plan (backend-private, host memory) for real DFTs of length n >= 1 on any number of
+    // contiguous signals; made once per shape, when a layer is made (FFTW's planner is not
+    // thread-safe: the CPU backend serializes it). FNET_ERR_OUT_OF_MEMORY when it cannot be made.
+    fnet_status (*fft_plan)(fnet_ctx *ctx, int64_t n, void **plan);
+    void (*fft_plan_free)(fnet_ctx *ctx, void *plan); // NULL: no-op
+    // X (count, n/2+1 complex, re and im interleaved) = the DFT of x (count, n) real, signal by
+    // signal: X_f = Σ_t x_t·e^{−2πi·f·t/n}
+    void (*rfft)(fnet_ctx *ctx, const void *plan, int64_t count, const float *x, float *X);
+    // x (count, n) = the unnormalized inverse DFT of X (count, n/2+1 complex) extended by
+    // Hermitian symmetry: x_t = Σ_{f<n} X_f·e^{2πi·f·t/n} (the imaginary parts of bin 0, and of
+    // bin n/2 for even n, ignored). X may be overwritten.
+    void (*irfft)(fnet_ctx *ctx, const void *plan, int64_t count, float *X, float *x);
+    // Complex multiply-accumulate over spectra of F complex values each (re, im interleaved):
+    // C[m, n] (+)= Σ_k op_a(A[m, k]) ∘ op_b(B[k, n]) for m < M, n < N, element by element over
+    // the F values, op = complex conjugate when conj_* is set. Spectrum (i, j) of A starts at
+    // A + 2·F·(i·a_m + j·a_k), of B at B + 2·F·(i·b_k + j·b_n), of C at C + 2·F·(i·c_m + j·c_n)
+    // (strides >= 0, in spectra). C shares no memory with A or B. accumulate false: C is written.
+    void (*cmac)(fnet_ctx *ctx, int64_t F, int64_t M, int64_t N, int64_t K, const float *A,
+                 int64_t a_m, int64_t a_k, bool conj_a, const float *B, int64_t b_k, int64_t b_n,
+                 bool conj_b, float *C, int64_t c_m, int64_t c_n, bool accumulate);
+
     // ---- losses, data ----
     // Softmax cross-entropy of logits (B, K) against labels (B, int32): returns Σ loss (double);
     // writes dlogits (B, K) = scale·(softmax − onehot) when dlogits != NULL; counts correct
@@ -168,6 +190,7 @@ enum fnet_op {
     FNET_OP_PERMUTE_021, FNET_OP_TRANSPOSE,
     FNET_OP_BIAS_FILL, FNET_OP_BIAS_ADD, FNET_OP_BIAS_GRAD, FNET_OP_ACT_FORWARD,
     FNET_OP_ACT_BACKWARD, FNET_OP_MUL, FNET_OP_DROPOUT_MASK,
+    FNET_OP_FFT_PLAN, FNET_OP_FFT_PLAN_FREE, FNET_OP_RFFT, FNET_OP_IRFFT, FNET_OP_CMAC,
     FNET_OP_SOFTMAX_CE, FNET_OP_MSE, FNET_OP_REGULARIZE, FNET_OP_U8_TO_FLOAT, FNET_OP_ALL_FINITE,
     FNET_OP_SGD_STEP, FNET_OP_MOMENTUM_STEP, FNET_OP_RMSPROP_STEP, FNET_OP_ADAM_STEP,
     FNET_OP_RUN_PARTS,
@@ -219,6 +242,10 @@ float *fnet_be_zeros(fnet_ctx *ctx, int64_t n);
  * when a buffer is NULL; nothing to do for n <= 0. */
 fnet_status fnet_be_transfer(fnet_ctx *ctx, const char *what, float *dst, const float *src,
                              int64_t n, bool download);
+
+/* The host linear algebra of initializations (a low-rank layer's spectral init): the CPU
+ * backend's on every backend, so that the same seed gives the same layer everywhere. */
+#define fnet_init_host_la (fnet_cpu_backend.host_la)
 
 extern const struct fnet_backend_ops fnet_reference_backend;
 extern const struct fnet_backend_ops fnet_cpu_backend;

@@ -1,8 +1,9 @@
-/* The CPU backend: the reference table with OpenBLAS for the BLAS-shaped ops. All parallelism is
- * the ctx's sleeping thread pool, the backend's per-ctx state: large GEMMs split into one
- * single-threaded OpenBLAS GEMM per worker, large element-wise ops split likewise, and run_parts
- * runs independent parts of one job (the TT sweep's sample chunks) one per worker. Entries that
- * are the reference's own functions are marked so in the table. */
+/* The CPU backend: the reference table with OpenBLAS for the BLAS-shaped ops and FFTW for the
+ * FFTs (cpu_fft.c). All parallelism is the ctx's sleeping thread pool, the backend's per-ctx
+ * state: large GEMMs split into one single-threaded OpenBLAS GEMM per worker, large element-wise
+ * ops and FFTs split likewise, and run_parts runs independent parts of one job (the TT sweep's
+ * sample chunks) one per worker. Entries that are the reference's own functions are marked so in
+ * the table. */
 #include "cpu/ref.h"
 #include "cpu/pool.h"
 #include "cpu/cpu_lapack.h"
@@ -405,6 +406,26 @@ static void cpu_dropout_mask(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, u
     fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, dropout_range, &j);
 }
 
+// ---- FFTs and spectra: cpu_fft.c's FFTW plans and vectorized cmac, on the ctx's pool ----
+
+static void cpu_rfft(fnet_ctx *ctx, const void *plan, int64_t count, const float *x, float *X)
+{
+    fnet_cpu_rfft(pool_of(ctx), plan, count, x, X);
+}
+
+static void cpu_irfft(fnet_ctx *ctx, const void *plan, int64_t count, float *X, float *x)
+{
+    fnet_cpu_irfft(pool_of(ctx), plan, count, X, x);
+}
+
+static void cpu_cmac(fnet_ctx *ctx, int64_t F, int64_t M, int64_t N, int64_t K, const float *A,
+                     int64_t a_m, int64_t a_k, bool conj_a, const float *B, int64_t b_k,
+                     int64_t b_n, bool conj_b, float *C, int64_t c_m, int64_t c_n, bool accumulate)
+{
+    fnet_cpu_cmac(pool_of(ctx), F, M, N, K, A, a_m, a_k, conj_a, B, b_k, b_n, conj_b, C, c_m, c_n,
+                  accumulate);
+}
+
 struct parts_job {
     void (*fn)(void *arg, int part);
     void *arg;
@@ -460,6 +481,11 @@ const struct fnet_backend_ops fnet_cpu_backend = {
     .act_backward = cpu_act_backward,
     .mul = cpu_mul,
     .dropout_mask = cpu_dropout_mask,
+    .fft_plan = fnet_cpu_fft_plan,
+    .fft_plan_free = fnet_cpu_fft_plan_free,
+    .rfft = cpu_rfft,
+    .irfft = cpu_irfft,
+    .cmac = cpu_cmac,
     .sgd_step = cpu_sgd_step,
     .momentum_step = cpu_momentum_step,
     .rmsprop_step = cpu_rmsprop_step,

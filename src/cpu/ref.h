@@ -1,5 +1,6 @@
 /* The reference backend's functions, plain C: the oracle of every other backend. The CPU backend
- * reuses the element-wise ones (split over its thread pool) and overrides the BLAS-shaped ones. */
+ * reuses the element-wise ones (split over its thread pool) and overrides the BLAS-shaped ones;
+ * its FFT ops (cpu_fft.c) are declared here too, for its table. */
 #ifndef FNET_CPU_REF_H
 #define FNET_CPU_REF_H
 
@@ -48,6 +49,33 @@ double fnet_ref_regularize(fnet_ctx *ctx, int64_t n, const float *w, float *g, f
 void fnet_ref_u8_to_float(fnet_ctx *ctx, int64_t B, int64_t d, const uint8_t *src,
                           const int64_t *idx, float scale, float *x);
 bool fnet_ref_all_finite(fnet_ctx *ctx, int64_t n, const float *x);
+
+// ref_fft.c: plain DFTs and spectrum products accumulated in double, O(n²) per signal (the
+// oracle of the CPU backend's FFTW). The plan is a host struct holding the length alone; the
+// guarded backend checks its pointer as host memory of this size.
+struct fnet_ref_fft_plan {
+    int64_t n;
+};
+fnet_status fnet_ref_fft_plan(fnet_ctx *ctx, int64_t n, void **plan);
+void fnet_ref_fft_plan_free(fnet_ctx *ctx, void *plan);
+void fnet_ref_rfft(fnet_ctx *ctx, const void *plan, int64_t count, const float *x, float *X);
+void fnet_ref_irfft(fnet_ctx *ctx, const void *plan, int64_t count, float *X, float *x);
+void fnet_ref_cmac(fnet_ctx *ctx, int64_t F, int64_t M, int64_t N, int64_t K, const float *A,
+                   int64_t a_m, int64_t a_k, bool conj_a, const float *B, int64_t b_k, int64_t b_n,
+                   bool conj_b, float *C, int64_t c_m, int64_t c_n, bool accumulate);
+
+// cpu_fft.c: the CPU backend's FFT ops (FFTW, and cmac vectorized), for its table in
+// cpu_backend.c, which passes the pool an op may split over (NULL: the calling thread alone)
+struct fnet_pool;
+fnet_status fnet_cpu_fft_plan(fnet_ctx *ctx, int64_t n, void **plan);
+void fnet_cpu_fft_plan_free(fnet_ctx *ctx, void *plan);
+void fnet_cpu_rfft(struct fnet_pool *pool, const void *plan, int64_t count, const float *x,
+                   float *X);
+void fnet_cpu_irfft(struct fnet_pool *pool, const void *plan, int64_t count, float *X, float *x);
+void fnet_cpu_cmac(struct fnet_pool *pool, int64_t F, int64_t M, int64_t N, int64_t K,
+                   const float *A, int64_t a_m, int64_t a_k, bool conj_a, const float *B,
+                   int64_t b_k, int64_t b_n, bool conj_b, float *C, int64_t c_m, int64_t c_n,
+                   bool accumulate);
 
 // ref_optim.c: one fused pass over the vectors each
 void fnet_ref_sgd_step(fnet_ctx *ctx, int64_t n, float *w, const float *g,

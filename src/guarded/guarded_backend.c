@@ -553,6 +553,83 @@ static void guarded_dropout_mask(fnet_ctx *ctx, int64_t n, float p, uint64_t see
     guard_close(&gd);
 }
 
+// ---- FFTs and spectra ----
+
+// The plan (host memory: the reference's struct, made by fnet_ref_fft_plan) and its length.
+static int64_t plan_length(const struct guard *gd, const void *plan)
+{
+    if (plan == NULL)
+        violation(gd->op, "plan", plan, 0, "is NULL where an fft plan is expected");
+    guard_host(gd, "plan", plan, sizeof(struct fnet_ref_fft_plan));
+    return ((const struct fnet_ref_fft_plan *)plan)->n;
+}
+
+// x (count, n) real -> X (count, n/2+1 complex); x and X distinct
+static void guarded_rfft(fnet_ctx *ctx, const void *plan, int64_t count, const float *x,
+                         float *X)
+{
+    struct guard gd = guard_begin(ctx, "rfft");
+    int64_t n = plan_length(&gd, plan);
+    size_t xb = floats2(count, n), Xb = mul_sat(floats2(count, n / 2 + 1), 2);
+    guard_arg(&gd, "x", x, xb);
+    guard_arg(&gd, "X", X, Xb);
+    no_overlap("rfft", "X", X, Xb, "x", x, xb);
+    guard_open(&gd);
+    fnet_ref_rfft(ctx, plan, count, x, X);
+    guard_close(&gd);
+}
+
+// X (count, n/2+1 complex, may be overwritten) -> x (count, n) real; X and x distinct
+static void guarded_irfft(fnet_ctx *ctx, const void *plan, int64_t count, float *X, float *x)
+{
+    struct guard gd = guard_begin(ctx, "irfft");
+    int64_t n = plan_length(&gd, plan);
+    size_t xb = floats2(count, n), Xb = mul_sat(floats2(count, n / 2 + 1), 2);
+    guard_arg(&gd, "X", X, Xb);
+    guard_arg(&gd, "x", x, xb);
+    no_overlap("irfft", "x", x, xb, "X", X, Xb);
+    guard_open(&gd);
+    fnet_ref_irfft(ctx, plan, count, X, x);
+    guard_close(&gd);
+}
+
+// Bytes of the spectra (i, j), i < rows, j < cols, at 2F floats·(i·s_i + j·s_j): up to the end
+// of the last one reached, (rows−1)·s_i + (cols−1)·s_j + 1 spectra; 0 when there is none.
+static size_t spectra(int64_t F, int64_t rows, int64_t s_i, int64_t cols, int64_t s_j)
+{
+    if (F <= 0 || rows <= 0 || cols <= 0)
+        return 0;
+    size_t last = add_sat(mul_sat(count(rows) - 1, count(s_i)),
+                          mul_sat(count(cols) - 1, count(s_j)));
+    return mul_sat(add_sat(last, 1), floats2(F, 2));
+}
+
+// C (M, N) (+)= Σ_k op_a(A (M, K)) ∘ op_b(B (K, N)), spectra of F complex values at strides;
+// A and B are read only when C has a spectrum, and C is written even when K is 0
+static void guarded_cmac(fnet_ctx *ctx, int64_t F, int64_t M, int64_t N, int64_t K,
+                         const float *A, int64_t a_m, int64_t a_k, bool conj_a, const float *B,
+                         int64_t b_k, int64_t b_n, bool conj_b, float *C, int64_t c_m,
+                         int64_t c_n, bool accumulate)
+{
+    struct guard gd = guard_begin(ctx, "cmac");
+    bool reads = M > 0 && N > 0;
+    if (a_m < 0 || a_k < 0 || b_k < 0 || b_n < 0 || c_m < 0 || c_n < 0)
+        violation(gd.op, "strides", NULL, 0, "are not all >= 0 (A %lld %lld, B %lld %lld, "
+                  "C %lld %lld)", (long long)a_m, (long long)a_k, (long long)b_k, (long long)b_n,
+                  (long long)c_m, (long long)c_n);
+    size_t a = reads ? spectra(F, M, a_m, K, a_k) : 0, b = reads ? spectra(F, K, b_k, N, b_n) : 0;
+    size_t c = spectra(F, M, c_m, N, c_n);
+    guard_arg(&gd, "A", A, a);
+    guard_arg(&gd, "B", B, b);
+    guard_arg(&gd, "C", C, c);
+    no_overlap("cmac", "C", C, c, "A", A, a);
+    no_overlap("cmac", "C", C, c, "B", B, b);
+    guard_open(&gd);
+    fnet_ref_cmac(ctx, F, M, N, K, A, a_m, a_k, conj_a, B, b_k, b_n, conj_b, C, c_m, c_n,
+                  accumulate);
+    guard_close(&gd);
+}
+
 // ---- losses, data ----
 
 // logits (B, K), labels (B) int32, dlogits (B, K) or NULL, *correct host or NULL
@@ -732,6 +809,11 @@ const struct fnet_backend_ops fnet_guarded_backend = {
     .act_backward = guarded_act_backward,
     .mul = guarded_mul,
     .dropout_mask = guarded_dropout_mask,
+    .fft_plan = fnet_ref_fft_plan, // host memory: the reference's plan
+    .fft_plan_free = fnet_ref_fft_plan_free,
+    .rfft = guarded_rfft,
+    .irfft = guarded_irfft,
+    .cmac = guarded_cmac,
     .softmax_ce = guarded_softmax_ce,
     .mse = guarded_mse,
     .regularize = guarded_regularize,

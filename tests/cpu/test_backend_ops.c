@@ -28,6 +28,18 @@
 // Prescott), so dot is held to float sums until cpu_dot sums in double (then 1e-12).
 #define DOT_RTOL 1e-6
 #define ONE_ROUNDING_RTOL 2.5e-7 // axpy, scal: one float operation per element, maybe fused
+// rfft, irfft: FFTW's float FFT against the reference's double DFT (exact to ~1e-16), elementwise
+// relative to the sum of the magnitudes of the n terms of the bin or sample. A float FFT of
+// n <= 128 rounds its partial sums (each bounded by that sum) along at most log2(128) = 7 stages,
+// about 2 roundings of u = 2^-24 per stage with the twiddles' own error, plus the output's: ~15u
+// = 9e-7. Measured with FFTW 3.3.10 (FFTW_ESTIMATE, on an AVX-512 Xeon) over the lengths
+// 1..1024: at most 1.5u, so a wrong bin, sign or scale fails by orders of magnitude.
+#define FFT_RTOL 1e-6
+// irfft(rfft(x)) = n·x: two float FFTs are stable in the L2 norm, ‖error‖₂ <= ~2·log2(n)·u·n‖x‖₂
+// (~14u for n = 128), which bounds every sample; measured at most 1.5u of n·‖x‖₂.
+#define FFT_ROUNDTRIP_RTOL 1e-6
+// cmac: float sums of 2K products (+ C), K <= 64 here, against the reference's double sums:
+// (2K + 2)·u·Σ|terms| <= 7.8e-6 <= SUM_RTOL, elementwise (the bound of a sequential float sum)
 // host_la: factorizations are compared through what they must satisfy, signs being free
 #define RECON_RTOL 1e-5 // ‖U·S·Vt − A‖_F, ‖Q·R − A‖_F relative to ‖A‖_F
 #define ORTHO_ATOL 1e-5 // max |XᵀX − I|
@@ -959,6 +971,324 @@ static void case_dropout_mask(struct harness *h)
         }
 }
 
+// ---- FFTs and spectra ----
+
+// A plan of length n on the backend under test (fft_plan, counted for the harness ops), and the
+// reference's own for the oracle; fft_plan_free frees either.
+static void *plan_on(struct harness *h, int64_t n)
+{
+    void *plan = NULL;
+    fnet_status st = h->be->fft_plan(h->ctx, n, &plan);
+    count_call(h, FNET_OP_FFT_PLAN);
+    if (st != FNET_OK || plan == NULL)
+        fail_case(h, "fft_plan", "of length %lld: %s: %s", (long long)n, fnet_status_str(st),
+                  fnet_ctx_last_error(h->ctx));
+    return plan;
+}
+
+static void plan_free_on(struct harness *h, void *plan)
+{
+    h->be->fft_plan_free(h->ctx, plan);
+    count_call(h, FNET_OP_FFT_PLAN_FREE);
+}
+
+static void *ref_plan(struct harness *h, int64_t n)
+{
+    void *plan = NULL;
+    fnet_assert_ok(h->ref, fnet_reference_backend.fft_plan(h->ref, n, &plan));
+    return plan;
+}
+
+// fft_plan when the k-th allocation fails, k = 1, 2, ... until it succeeds: each failure is
+// FNET_ERR_OUT_OF_MEMORY with no plan (and nothing leaked: ASan, under `make test`); the first
+// allocation must be reached. fft_plan_free(NULL) is a no-op.
+static void check_fft_plan_out_of_memory(struct harness *h, int64_t n)
+{
+    for (long k = 1;; k++) {
+        set_shape(h, "n %lld, allocation %ld fails", (long long)n, k);
+        void *plan = (void *)&plan; // must become NULL
+        fnet_debug_fail_alloc(k);
+        fnet_status st = h->be->fft_plan(h->ctx, n, &plan);
+        fnet_debug_fail_alloc(0);
+        count_call(h, FNET_OP_FFT_PLAN);
+        if (st == FNET_OK) {
+            if (k == 1)
+                fail_case(h, "fft_plan", "succeeded with its first allocation failing");
+            plan_free_on(h, plan);
+            break;
+        }
+        check_int(h, "the status", st, FNET_ERR_OUT_OF_MEMORY);
+        if (plan != NULL)
+            fail_case(h, "*plan", "is %p after a failure, not NULL", plan);
+        if (k == 16)
+            fail_case(h, "fft_plan", "still fails with allocation %ld failing", k);
+    }
+    plan_free_on(h, NULL);
+}
+
+// Lengths: 1, 2 (no bins between 0 and n/2), odd and even, powers of 2, a prime; counts around
+// the cpu plan's chunk of 64 signals: one chunk, one more, whole chunks and a rest. The
+// reference's DFT costs n²/2 per signal, so the two longest take the counts up to 65 alone.
+static const int64_t fft_lengths[] = {1, 2, 3, 7, 8, 48, 64, 100, 127};
+static const int64_t fft_counts[] = {1, 3, 64, 65, 200};
+#define N_FFT_LENGTHS (sizeof(fft_lengths) / sizeof(fft_lengths[0]))
+#define N_FFT_COUNTS (sizeof(fft_counts) / sizeof(fft_counts[0]))
+#define FFT_LONG 100 // from this length, counts up to 65
+// From FFT_SPLIT_FLOATS floats of signal the cpu backend splits its items (chunks, then the
+// rest) over the pool (cpu_fft.c): 65 chunks and a rest of 40 in pieces of 22 items; 32 chunks
+// and a rest of 52 in pieces of 11
+#define FFT_SPLIT_FLOATS 32768
+static const int64_t fft_split_shapes[][2] = {{8, 4200}, {16, 2100}};
+#define N_FFT_SPLIT (sizeof(fft_split_shapes) / sizeof(fft_split_shapes[0]))
+#define N_FFT_SHAPES (N_FFT_LENGTHS * N_FFT_COUNTS + N_FFT_SPLIT)
+
+// Shape s of the FFT cases: false for the combinations left out
+static bool fft_shape(size_t s, int64_t *n, int64_t *count)
+{
+    if (s < N_FFT_LENGTHS * N_FFT_COUNTS) {
+        *n = fft_lengths[s / N_FFT_COUNTS];
+        *count = fft_counts[s % N_FFT_COUNTS];
+        return *n < FFT_LONG || *count <= 65;
+    }
+    *n = fft_split_shapes[s - N_FFT_LENGTHS * N_FFT_COUNTS][0];
+    *count = fft_split_shapes[s - N_FFT_LENGTHS * N_FFT_COUNTS][1];
+    assert_true(*count * *n >= FFT_SPLIT_FLOATS);
+    return true;
+}
+
+// X (count, n/2+1 complex) = DFT of x (count, n) against the reference's double DFT; x unchanged.
+// The out-of-memory paths of fft_plan first.
+static void case_rfft(struct harness *h)
+{
+    check_fft_plan_out_of_memory(h, 64);
+    for (size_t s = 0; s < N_FFT_SHAPES; s++) {
+        int64_t n, count;
+        if (!fft_shape(s, &n, &count))
+            continue;
+        const int64_t bins = n / 2 + 1;
+        set_shape(h, "n %lld, count %lld", (long long)n, (long long)count);
+        void *plan = plan_on(h, n), *rplan = ref_plan(h, n);
+        struct vec x = vec_random(h, count * n, -1.0f, 1.0f, 1000 + s);
+        struct vec X = vec_filled(h, count * bins * 2, NAN);
+        // every bin of signal i sums the n terms x_t·e^{−iθ}: |terms| = Σ_t |x_t|
+        double *mag = host_doubles(count * bins * 2);
+        for (int64_t i = 0; i < count; i++) {
+            double sum = 0.0;
+            for (int64_t t = 0; t < n; t++)
+                sum += fabs((double)x.host[i * n + t]);
+            for (int64_t f = 0; f < 2 * bins; f++)
+                mag[i * 2 * bins + f] = sum;
+        }
+        fnet_reference_backend.rfft(h->ref, rplan, count, x.host, X.host);
+        h->be->rfft(h->ctx, plan, count, x.dev, X.dev);
+        vec_check_close(h, "X", &X, mag, FFT_RTOL);
+        vec_check(h, "x (input)", &x);
+        free(mag);
+        vec_free(h, &X);
+        vec_free(h, &x);
+        fnet_reference_backend.fft_plan_free(h->ref, rplan);
+        plan_free_on(h, plan);
+    }
+}
+
+// irfft(rfft(x)) = n·x on the backend alone: |y_t − n·x_t| <= FFT_ROUNDTRIP_RTOL·n·‖x_i‖₂ for
+// every sample t of signal i
+static void check_fft_roundtrip(struct harness *h, void *plan, int64_t n, int64_t count,
+                                uint64_t seed)
+{
+    const int64_t bins = n / 2 + 1;
+    set_shape(h, "n %lld, count %lld, irfft(rfft(x)) = n·x", (long long)n, (long long)count);
+    struct vec x = vec_random(h, count * n, -1.0f, 1.0f, seed);
+    struct vec X = vec_filled(h, count * bins * 2, NAN);
+    struct vec y = vec_filled(h, count * n, NAN);
+    h->be->rfft(h->ctx, plan, count, x.dev, X.dev);
+    h->be->irfft(h->ctx, plan, count, X.dev, y.dev);
+    double *mag = host_doubles(count * n);
+    for (int64_t i = 0; i < count; i++) {
+        double norm = 0.0;
+        for (int64_t t = 0; t < n; t++)
+            norm += square(x.host[i * n + t]);
+        for (int64_t t = 0; t < n; t++) {
+            y.host[i * n + t] = (float)n * x.host[i * n + t];
+            mag[i * n + t] = (double)n * sqrt(norm);
+        }
+    }
+    vec_check_close(h, "irfft(rfft(x))", &y, mag, FFT_ROUNDTRIP_RTOL);
+    free(mag);
+    vec_free(h, &y);
+    vec_free(h, &X);
+    vec_free(h, &x);
+}
+
+// x (count, n) = unnormalized inverse DFT of X (count, n/2+1 complex): of a random
+// Hermitian-consistent X (imaginary parts of bin 0 and bin n/2 zero), and of the same X with
+// those imaginary parts random, which the op must ignore (the same x); then the round trip
+static void case_irfft(struct harness *h)
+{
+    for (size_t s = 0; s < N_FFT_SHAPES; s++) {
+        int64_t n, count;
+        if (!fft_shape(s, &n, &count))
+            continue;
+        const int64_t bins = n / 2 + 1;
+        // the ignored imaginary parts and the round trip on the counts that cost least and on
+        // one split shape
+        const bool more = count <= 3 || count == 65 || n == fft_split_shapes[0][0];
+        void *plan = plan_on(h, n), *rplan = ref_plan(h, n);
+        float *spec = host_floats(count * bins * 2);
+        fnet_test_fill_uniform(spec, count * bins * 2, -1.0f, 1.0f, 1100 + s);
+        double *mag = host_doubles(count * n);
+        for (int64_t i = 0; i < count; i++) {
+            float *Xi = spec + i * 2 * bins;
+            Xi[1] = 0.0f;
+            if (n % 2 == 0)
+                Xi[2 * (bins - 1) + 1] = 0.0f;
+            // x_t sums X_0, X_{n/2} once and every other bin twice, each as re·cos − im·sin
+            double sum = 0.0;
+            for (int64_t f = 0; f < bins; f++)
+                sum += (f == 0 || 2 * f == n ? 1.0 : 2.0) *
+                       (fabs((double)Xi[2 * f]) + fabs((double)Xi[2 * f + 1]));
+            for (int64_t t = 0; t < n; t++)
+                mag[i * n + t] = sum;
+        }
+        float *want = host_floats(count * n + TAIL);
+        fnet_reference_backend.irfft(h->ref, rplan, count, spec, want);
+        for (int variant = 0; variant < (more ? 2 : 1); variant++) {
+            set_shape(h, "n %lld, count %lld, %s", (long long)n, (long long)count,
+                      variant ? "imaginary parts of bins 0 and n/2 random (ignored)"
+                              : "Hermitian-consistent");
+            if (variant == 1) {
+                float *noise = host_floats(2 * count);
+                fnet_test_fill_uniform(noise, 2 * count, -1.0f, 1.0f, 1200 + s);
+                for (int64_t i = 0; i < count; i++) {
+                    spec[i * 2 * bins + 1] = noise[2 * i];
+                    if (n % 2 == 0)
+                        spec[i * 2 * bins + 2 * (bins - 1) + 1] = noise[2 * i + 1];
+                }
+                free(noise);
+            }
+            struct vec X = vec_from(h, spec, count * bins * 2); // the op may overwrite it
+            struct vec x = vec_filled(h, count * n, NAN);
+            memcpy(x.host, want, (size_t)(count * n) * sizeof(float));
+            h->be->irfft(h->ctx, plan, count, X.dev, x.dev);
+            vec_check_close(h, "x", &x, mag, FFT_RTOL);
+            vec_free(h, &x);
+            vec_free(h, &X);
+        }
+        if (more)
+            check_fft_roundtrip(h, plan, n, count, 1300 + s);
+        free(want);
+        free(mag);
+        free(spec);
+        fnet_reference_backend.fft_plan_free(h->ref, rplan);
+        plan_free_on(h, plan);
+    }
+}
+
+// The layouts of cmac's callers, the block-circulant layer of P×Q blocks on a batch of S (docs/
+// circulant.md), every spectrum of X (S, Q), W (P, Q), Y (S, P) row-major:
+enum cmac_pattern {
+    CMAC_FORWARD,      // Y[s,p] = Σ_q X[s,q]·W[p,q]: A = X (Q, 1), B = W as (Q, P) (1, Q)
+    CMAC_INPUT_GRAD,   // DX[s,q] = Σ_p DY[s,p]·conj(W[p,q]): A = DY (P, 1), B = W (Q, 1)
+    CMAC_FILTER_GRAD,  // DW[p,q] = Σ_s DY[s,p]·conj(X[s,q]): A = DY as (P, S) (1, P), B = X
+    CMAC_FILTER_GRAD_T, // the same with the conjugate on A: A = X as (Q, S) (1, Q), C = DW as
+                        // (Q, P) (1, Q)
+    CMAC_BOTH_CONJ,    // the forward layout, both operands conjugated
+    N_CMAC_PATTERNS
+};
+static const char *const cmac_pattern_names[] = {"forward", "input gradient", "filter gradient",
+                                                 "filter gradient, A conjugated",
+                                                 "forward, both conjugated"};
+
+struct cmac_args {
+    int64_t M, N, K, a_m, a_k, b_k, b_n, c_m, c_n;
+    int64_t a_spectra, b_spectra, c_spectra;
+    bool conj_a, conj_b;
+};
+
+static struct cmac_args cmac_layout(enum cmac_pattern p, int64_t S, int64_t P, int64_t Q)
+{
+    switch (p) {
+    case CMAC_FORWARD:
+    case CMAC_BOTH_CONJ:
+        return (struct cmac_args){S, P, Q, Q, 1, 1, Q, P, 1, S * Q, P * Q, S * P,
+                                  p == CMAC_BOTH_CONJ, p == CMAC_BOTH_CONJ};
+    case CMAC_INPUT_GRAD:
+        return (struct cmac_args){S, Q, P, P, 1, Q, 1, Q, 1, S * P, P * Q, S * Q, false, true};
+    case CMAC_FILTER_GRAD:
+        return (struct cmac_args){P, Q, S, 1, P, Q, 1, Q, 1, S * P, S * Q, P * Q, false, true};
+    case CMAC_FILTER_GRAD_T:
+        return (struct cmac_args){Q, P, S, 1, Q, P, 1, 1, Q, S * Q, S * P, P * Q, true, false};
+    case N_CMAC_PATTERNS: break;
+    }
+    return (struct cmac_args){0};
+}
+
+// Batch S, blocks P×Q. From CMAC_SPLIT_MACS complex multiply-adds (M·N·K·F) the cpu backend
+// splits C's rows over its pool, or its columns when N > M (cpu_fft.c): the last two split at
+// F = 17 and 33 (S = 1: along N in the forward and input-gradient layouts), the one with K = 0
+// writes zeros (or keeps C) in the forward layouts and has no C in the others.
+#define CMAC_SPLIT_MACS 32768
+static const int64_t cmac_shapes[][3] = {{1, 1, 1}, {3, 2, 5}, {5, 7, 3}, {2, 3, 0},
+                                         {64, 16, 8}, {1, 64, 48}};
+static const int64_t cmac_Fs[] = {1, 2, 17, 33};
+
+// C[m, n] (+)= Σ_k op_a(A[m, k]) ∘ op_b(B[k, n]) for every pattern, shape, F and accumulate mode
+static void case_cmac(struct harness *h)
+{
+    for (size_t s = 0; s < sizeof(cmac_shapes) / sizeof(cmac_shapes[0]); s++)
+        for (size_t fi = 0; fi < sizeof(cmac_Fs) / sizeof(cmac_Fs[0]); fi++)
+            for (int p = 0; p < N_CMAC_PATTERNS; p++)
+                for (int acc = 0; acc < 2; acc++) {
+                    const int64_t F = cmac_Fs[fi];
+                    struct cmac_args g = cmac_layout((enum cmac_pattern)p, cmac_shapes[s][0],
+                                                     cmac_shapes[s][1], cmac_shapes[s][2]);
+                    set_shape(h, "%s, S %lld, P %lld, Q %lld: F %lld, M %lld, N %lld, K %lld%s, "
+                              "accumulate %d", cmac_pattern_names[p], (long long)cmac_shapes[s][0],
+                              (long long)cmac_shapes[s][1], (long long)cmac_shapes[s][2],
+                              (long long)F, (long long)g.M, (long long)g.N, (long long)g.K,
+                              g.M * g.N * g.K * F >= CMAC_SPLIT_MACS ? " (split)" : "", acc);
+                    uint64_t seed = 1400 + 100 * s + 10 * fi + (uint64_t)p;
+                    struct vec A = vec_random(h, g.a_spectra * 2 * F, -1.0f, 1.0f, seed);
+                    struct vec B = vec_random(h, g.b_spectra * 2 * F, -1.0f, 1.0f, seed + 1000);
+                    struct vec C = acc ? vec_random(h, g.c_spectra * 2 * F, -1.0f, 1.0f,
+                                                    seed + 2000)
+                                       : vec_filled(h, g.c_spectra * 2 * F, NAN);
+                    // each real or imaginary part of C sums 2K products (and C itself)
+                    double *mag = host_doubles(g.c_spectra * 2 * F);
+                    for (int64_t m = 0; m < g.M; m++)
+                        for (int64_t j = 0; j < g.N; j++)
+                            for (int64_t f = 0; f < F; f++) {
+                                int64_t c = (m * g.c_m + j * g.c_n) * 2 * F + 2 * f;
+                                double re = acc ? fabs((double)C.host[c]) : 0.0;
+                                double im = acc ? fabs((double)C.host[c + 1]) : 0.0;
+                                for (int64_t k = 0; k < g.K; k++) {
+                                    const float *a = A.host + (m * g.a_m + k * g.a_k) * 2 * F;
+                                    const float *b = B.host + (k * g.b_k + j * g.b_n) * 2 * F;
+                                    double ar = fabs((double)a[2 * f]);
+                                    double ai = fabs((double)a[2 * f + 1]);
+                                    double br = fabs((double)b[2 * f]);
+                                    double bi = fabs((double)b[2 * f + 1]);
+                                    re += ar * br + ai * bi;
+                                    im += ar * bi + ai * br;
+                                }
+                                mag[c] = re;
+                                mag[c + 1] = im;
+                            }
+                    fnet_reference_backend.cmac(h->ref, F, g.M, g.N, g.K, A.host, g.a_m, g.a_k,
+                                                g.conj_a, B.host, g.b_k, g.b_n, g.conj_b, C.host,
+                                                g.c_m, g.c_n, acc);
+                    h->be->cmac(h->ctx, F, g.M, g.N, g.K, A.dev, g.a_m, g.a_k, g.conj_a, B.dev,
+                                g.b_k, g.b_n, g.conj_b, C.dev, g.c_m, g.c_n, acc);
+                    vec_check_close(h, "C", &C, mag, SUM_RTOL);
+                    vec_check(h, "A (input)", &A);
+                    vec_check(h, "B (input)", &B);
+                    free(mag);
+                    vec_free(h, &C);
+                    vec_free(h, &B);
+                    vec_free(h, &A);
+                }
+}
+
 // ---- losses, data ----
 
 typedef double (*loss_fn)(fnet_ctx *ctx, int64_t B, int64_t K, const float *logits,
@@ -1312,6 +1642,13 @@ static const struct op_case op_cases[FNET_OP_COUNT] = {
     [FNET_OP_ACT_BACKWARD] = {.run = case_act_backward},
     [FNET_OP_MUL] = {.run = case_mul},
     [FNET_OP_DROPOUT_MASK] = {.run = case_dropout_mask},
+    [FNET_OP_FFT_PLAN] = {.harness = "a plan for every shape of the rfft and irfft cases (must "
+                                     "succeed), and with each of its allocations failing in turn "
+                                     "(FNET_ERR_OUT_OF_MEMORY, no plan)"},
+    [FNET_OP_FFT_PLAN_FREE] = {.harness = "frees every plan of the rfft and irfft cases, and NULL"},
+    [FNET_OP_RFFT] = {.run = case_rfft},
+    [FNET_OP_IRFFT] = {.run = case_irfft},
+    [FNET_OP_CMAC] = {.run = case_cmac},
     [FNET_OP_SOFTMAX_CE] = {.run = case_softmax_ce},
     [FNET_OP_MSE] = {.run = case_mse},
     [FNET_OP_REGULARIZE] = {.run = case_regularize},
@@ -1355,6 +1692,11 @@ static bool is_reference_own(const struct fnet_backend_ops *be, enum fnet_op op)
     case FNET_OP_ACT_BACKWARD: return be->act_backward == r->act_backward;
     case FNET_OP_MUL: return be->mul == r->mul;
     case FNET_OP_DROPOUT_MASK: return be->dropout_mask == r->dropout_mask;
+    case FNET_OP_FFT_PLAN: return be->fft_plan == r->fft_plan;
+    case FNET_OP_FFT_PLAN_FREE: return be->fft_plan_free == r->fft_plan_free;
+    case FNET_OP_RFFT: return be->rfft == r->rfft;
+    case FNET_OP_IRFFT: return be->irfft == r->irfft;
+    case FNET_OP_CMAC: return be->cmac == r->cmac;
     case FNET_OP_SOFTMAX_CE: return be->softmax_ce == r->softmax_ce;
     case FNET_OP_MSE: return be->mse == r->mse;
     case FNET_OP_REGULARIZE: return be->regularize == r->regularize;
