@@ -32,7 +32,9 @@ static const char usage[] =
     "                   chosen and in=4x8x8x4:out=4x8x8x4) and VGG-16 FC6 25088x4096 (rank 4);\n"
     "                   every grouping the planner rejected is timed too ('vs best': the\n"
     "                   chosen plan's forward+backward time over the fastest one's, the two\n"
-    "                   timed again in turn when another one was faster)\n"
+    "                   timed again in turn when another one was faster); then a low-rank\n"
+    "                   (rank 32) and a block-circulant (block 64) 1024x1024 layer against\n"
+    "                   the dense one, forward and forward+backward, at batch 1, 32 and 256\n"
     "  --help, --version\n";
 
 // n floats of backend memory, or the program stops (exit 1).
@@ -68,7 +70,7 @@ struct bench_case {
     int64_t batch;
 };
 
-// One training step's GEMMs, as the dense layers issue them.
+// One training step's GEMMs, as the dense and low-rank layers issue them.
 struct gemm_shape {
     bool ta, tb;
     int64_t M, N, K;
@@ -78,11 +80,25 @@ static int model_gemms(fnet_model *m, int64_t B, struct gemm_shape *s, int cap, 
 {
     int n = 0;
     *flops = 0;
-    for (int i = 0; i < fnet_model_num_layers(m) && n + 3 <= cap; i++) {
+    for (int i = 0; i < fnet_model_num_layers(m) && n + 5 <= cap; i++) {
         fnet_layer *l = fnet_model_layer(m, i);
+        int64_t ni = fnet_layer_n_in(l), no = fnet_layer_n_out(l), r = 0;
+        if (fnet_lowrank_layer_rank(l, &r) == FNET_OK) {
+            // h = x·Vᵀ, y = h·Uᵀ; dU = dyᵀ·h, dh = dy·U, dV = dhᵀ·x; dx = dh·V
+            s[n++] = (struct gemm_shape){false, true, B, r, ni};
+            s[n++] = (struct gemm_shape){false, true, B, no, r};
+            s[n++] = (struct gemm_shape){true, false, no, r, B};
+            s[n++] = (struct gemm_shape){false, false, B, r, no};
+            s[n++] = (struct gemm_shape){true, false, r, ni, B};
+            *flops += (double)(B * r) * (4.0 * (double)ni + 6.0 * (double)no);
+            if (i > 0) {
+                s[n++] = (struct gemm_shape){false, false, B, ni, r};
+                *flops += 2.0 * (double)(B * ni * r);
+            }
+            continue;
+        }
         if (fnet_layer_kind_of(l) != FNET_LAYER_DENSE)
             continue;
-        int64_t ni = fnet_layer_n_in(l), no = fnet_layer_n_out(l);
         s[n++] = (struct gemm_shape){false, true, B, no, ni};  // forward
         s[n++] = (struct gemm_shape){true, false, no, ni, B};  // weight gradient
         *flops += 4.0 * (double)(B * ni * no);
@@ -293,6 +309,79 @@ static void bench_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
     }
 }
 
+// A low-rank or block-circulant layer against the dense layer of the same shape, forward and
+// forward+backward, at batch 1, 32 and 256, on 1024x1024: rank 32, block 64.
+static void bench_factored_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
+{
+    const int64_t n = 1024, batches[3] = {1, 32, 256};
+    printf("\n%-44s %5s %12s %12s %8s %12s %12s %8s\n", "layer", "batch", "dense fwd ms",
+           "fwd ms", "speedup", "dense f+b ms", "f+b ms", "speedup");
+    for (int kind = 0; kind < 2; kind++) {
+        fnet_layer *f, *dense;
+        const char *name = kind == 0 ? "lowrank:1024:rank=32 (1024x1024)"
+                                     : "circ:1024:block=64 (1024x1024)";
+        if (kind == 0) {
+            fnet_lowrank_params p = fnet_lowrank_params_default();
+            p.rank = 32;
+            cli_check(ctx, fnet_lowrank_create(ctx, n, n, &p, &f), "lowrank layer");
+        } else {
+            fnet_circ_params p = fnet_circ_params_default();
+            p.block = 64;
+            cli_check(ctx, fnet_circ_create(ctx, n, n, &p, &f), "circ layer");
+        }
+        cli_check(ctx, fnet_dense_create(ctx, n, n, true, &dense), "dense layer");
+        fnet_rng rng;
+        fnet_rng_seed(&rng, 1);
+        cli_check(ctx, fnet_layer_init(f, FNET_INIT_GLOROT_UNIFORM, &rng), "init");
+        cli_check(ctx, fnet_layer_init(dense, FNET_INIT_GLOROT_UNIFORM, &rng), "init");
+        for (int b = 0; b < 3; b++) {
+            int64_t B = batches[b];
+            size_t nx = (size_t)(B * n);
+            float *h = malloc(nx * sizeof(float));
+            float *x = backend_floats(ctx, nx), *dx = backend_floats(ctx, nx);
+            float *y = backend_floats(ctx, nx), *dy = backend_floats(ctx, nx);
+            if (h == NULL)
+                cli_die(1, "layer benchmark", "out of memory");
+            for (size_t i = 0; i < nx; i++)
+                h[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
+            cli_check(ctx, fnet_backend_upload(ctx, x, h, nx * sizeof(float)), "upload");
+            for (size_t i = 0; i < nx; i++)
+                h[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
+            cli_check(ctx, fnet_backend_upload(ctx, dy, h, nx * sizeof(float)), "upload");
+            free(h);
+            // the two layers timed in turn, repeat by repeat: the machine drifts
+            double df[101], ff[101], db[101], fb[101];
+            for (int k = 0; k < repeat; k++) {
+                struct layer_run rd = {dense, x, dy, y, dx, B, false}, rf = {f, x, dy, y, dx, B, false};
+                df[k] = time_layer(&rd, seconds, 1);
+                ff[k] = time_layer(&rf, seconds, 1);
+                rd.backward = rf.backward = true;
+                db[k] = time_layer(&rd, seconds, 1);
+                fb[k] = time_layer(&rf, seconds, 1);
+            }
+            double mdf = median(df, repeat), mff = median(ff, repeat);
+            double mdb = median(db, repeat), mfb = median(fb, repeat);
+            printf("%-44s %5lld %12.3f %12.3f %7.1fx %12.3f %12.3f %7.1fx\n", name, (long long)B,
+                   mdf * 1e3, mff * 1e3, mdf / mff, mdb * 1e3, mfb * 1e3, mdb / mfb);
+            fflush(stdout);
+            if (json) {
+                fputc('{', json);
+                cli_json_string(json, "event", "factored_layer", false);
+                cli_json_string(json, "layer", name, false);
+                cli_json_number(json, "batch", (double)B, false);
+                cli_json_number(json, "dense_forward_s", mdf, false);
+                cli_json_number(json, "forward_s", mff, false);
+                cli_json_number(json, "dense_step_s", mdb, false);
+                cli_json_number(json, "step_s", mfb, true);
+            }
+            fnet_backend_free(ctx, x), fnet_backend_free(ctx, dx);
+            fnet_backend_free(ctx, y), fnet_backend_free(ctx, dy);
+        }
+        fnet_layer_free(f);
+        fnet_layer_free(dense);
+    }
+}
+
 int main(int argc, char **argv)
 {
     cli_init("fnet-bench", usage);
@@ -344,6 +433,7 @@ int main(int argc, char **argv)
     if (layers_mode) {
         FILE *lj = cli_json_open(json_path);
         bench_layers(ctx, seconds, repeat, lj);
+        bench_factored_layers(ctx, seconds, repeat, lj);
         cli_json_close(lj, json_path);
         fnet_ctx_free(ctx);
         return 0;
@@ -388,9 +478,9 @@ int main(int argc, char **argv)
         fnet_rng_shuffle(&rng, perm, n);
         float *w = fnet_model_params(m, NULL), *g = fnet_model_grads(m, NULL);
 
-        struct gemm_shape shapes[64];
+        struct gemm_shape shapes[96];
         double step_flops;
-        int n_shapes = model_gemms(m, B, shapes, 64, &step_flops);
+        int n_shapes = model_gemms(m, B, shapes, 96, &step_flops);
         size_t maxA = 0, maxB = 0, maxC = 0;
         for (int s = 0; s < n_shapes; s++) {
             size_t sa = (size_t)(shapes[s].M * shapes[s].K), sb = (size_t)(shapes[s].K * shapes[s].N),

@@ -28,6 +28,7 @@ static const char usage[] =
     "  --epochs N          epochs (default 10)\n"
     "  --limit-train N     use only the first N training samples\n"
     "  --seed N            seed of initialization and shuffling (default 1)\n"
+    "  --fro-decay X       Frobenius decay X/2·‖U·V‖²_F of every low-rank layer (default 0)\n"
     "  --threads N         threads (default: the number of cores)\n"
     "  --json FILE         JSON lines: one object per model\n"
     "  --help, --version\n"
@@ -42,7 +43,7 @@ static bool takes_value(const char *opt)
 {
     static const char *const with_value[] = {"--model", "--data", "--optim", "--lr",
                                              "--batch", "--epochs", "--limit-train", "--seed",
-                                             "--threads", "--json"};
+                                             "--threads", "--json", "--fro-decay"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
         if (strcmp(opt, with_value[i]) == 0)
             return true;
@@ -82,6 +83,8 @@ static int on_epoch(const fnet_epoch_info *e, void *user)
     return 0;
 }
 
+static float fro_decay; // --fro-decay, for every model
+
 // The model of spec for this data, or die naming it: a spec that does not parse or is not built
 // is bad usage (2), a model with fewer outputs than the data has classes a runtime error (1).
 static fnet_model *build(fnet_ctx *ctx, const char *spec, const fnet_dataset *train,
@@ -95,6 +98,7 @@ static fnet_model *build(fnet_ctx *ctx, const char *spec, const fnet_dataset *tr
     if (fnet_dataset_classes(train) > fnet_model_n_out(m))
         cli_die(1, where, "the data has %lld classes but the model has %lld outputs",
                 (long long)fnet_dataset_classes(train), (long long)fnet_model_n_out(m));
+    cli_check(ctx, fnet_model_set_frobenius_decay(m, fro_decay), "--fro-decay");
     return m;
 }
 
@@ -191,6 +195,8 @@ int main(int argc, char **argv)
             threads = cli_int(o, v, 1, 1024);
         } else if (strcmp(o, "--json") == 0) {
             json_path = v;
+        } else if (strcmp(o, "--fro-decay") == 0) {
+            fro_decay = (float)cli_double(o, v, 0.0, 1e6);
         } else {
             cli_die(2, o, "unknown option (see --help)");
         }

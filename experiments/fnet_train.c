@@ -38,6 +38,8 @@ static const char usage[] =
     "  --threads N         worker threads: GEMMs, element-wise work, TT chunks (default: the\n"
     "                      number of cores)\n"
     "  --l1 X, --l2 X      L1 and L2 penalties on the weights (default 0)\n"
+    "  --fro-decay X       Frobenius decay X/2·‖U·V‖²_F of every low-rank layer, in factored\n"
+    "                      form (default 0)\n"
     "  --loss ce|mse       softmax cross-entropy (default) or squared error\n"
     "  --init NAME         glorot (default), glorot-normal, he, normal, uniform\n"
     "  --device DEV        cpu (default), reference, guarded (the test backend whose memory\n"
@@ -64,7 +66,7 @@ static bool takes_value(const char *opt)
     static const char *const with_value[] = {
         "--model", "--data", "--optim", "--lr", "--momentum", "--weight-decay", "--schedule",
         "--step-epochs", "--gamma", "--batch", "--epochs", "--val-split", "--limit-train", "--seed",
-        "--threads", "--l1", "--l2", "--loss", "--init", "--device", "--load", "--save", "--json",
+        "--threads", "--l1", "--l2", "--fro-decay", "--loss", "--init", "--device", "--load", "--save", "--json",
         "--iters-per-batch", "--history", "--line-search", "--cg-beta", "--tt-round-every",
         "--tt-eps", "--tt-max-rank", "--on-nan", "--max-rollbacks"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
@@ -162,7 +164,7 @@ int main(int argc, char **argv)
     int64_t tt_every = 0, tt_max_rank = 0, max_rollbacks = 3;
     fnet_nan_policy on_nan = FNET_NAN_STOP;
     double tt_eps = 0.1;
-    double val_split = 0.0, l1 = 0.0, l2 = 0.0;
+    double val_split = 0.0, l1 = 0.0, l2 = 0.0, fro = 0.0;
     fnet_loss loss = FNET_LOSS_CE;
     fnet_init init = FNET_INIT_GLOROT_UNIFORM;
     bool init_set = false;
@@ -214,6 +216,8 @@ int main(int argc, char **argv)
             l1 = cli_double(o, v, 0.0, 1e6);
         } else if (strcmp(o, "--l2") == 0) {
             l2 = cli_double(o, v, 0.0, 1e6);
+        } else if (strcmp(o, "--fro-decay") == 0) {
+            fro = cli_double(o, v, 0.0, 1e6);
         } else if (strcmp(o, "--loss") == 0) {
             if (strcmp(v, "ce") == 0)
                 loss = FNET_LOSS_CE;
@@ -353,6 +357,7 @@ int main(int argc, char **argv)
     }
     cli_check(ctx, fnet_model_set_loss(m, loss), "--loss");
     cli_check(ctx, fnet_model_set_regularization(m, (float)l1, (float)l2), "--l1/--l2");
+    cli_check(ctx, fnet_model_set_frobenius_decay(m, (float)fro), "--fro-decay");
     // the solvers are no optimizer object: fnet_train() runs them, and they keep no state
     fnet_optimizer *opt = NULL;
     if (!solver)

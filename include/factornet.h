@@ -16,5 +16,6 @@
 #include <factornet/train.h>
 #include <factornet/checkpoint.h>
 #include <factornet/tt.h>
+#include <factornet/lowrank.h>
 
 #endif

@@ -86,6 +86,13 @@ FNET_API fnet_status fnet_model_get_grads(const fnet_model *m, float *g);
 FNET_API fnet_status fnet_model_set_loss(fnet_model *m, fnet_loss loss);
 FNET_API fnet_status fnet_model_set_regularization(fnet_model *m, float l1, float l2);
 
+/** Frobenius decay (Khodak et al. 2021): add λ/2·‖W‖²_F of every layer whose kind computes it
+ *  in factored form (low-rank layers: ‖U·V‖²_F, never forming W) to the loss that
+ *  fnet_model_loss_grad() returns, with its gradient. Dense layers are not affected (for a dense
+ *  W it is the l2 penalty above), nor TT layers. @param lambda finite, >= 0; default 0.
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG. */
+FNET_API fnet_status fnet_model_set_frobenius_decay(fnet_model *m, float lambda);
+
 /** Training mode (dropout active) or evaluation mode (the default). */
 FNET_API void fnet_model_set_training(fnet_model *m, bool training);
 

@@ -27,6 +27,9 @@ struct fnet_layer_ops {
     // dx == dy allowed for in-place kinds
     fnet_status (*backward)(fnet_layer *l, const float *x, const float *y, const float *dy,
                             int64_t B, float *dx, bool accumulate);
+    // Frobenius decay λ/2·‖W‖²_F of the layer's matrix, its gradient added to the layer's
+    // gradient; returns the value. NULL: the kind has none (fnet_model_set_frobenius_decay).
+    double (*penalty)(fnet_layer *l, float lambda);
     double (*flops)(const fnet_layer *l, int64_t B);
     // W (n_out, n_in), host memory: the dense matrix the layer applies. NULL: not linear
     fnet_status (*to_dense)(const fnet_layer *l, float *W);

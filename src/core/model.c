@@ -19,6 +19,7 @@ struct fnet_model {
     char *spec;          // rebuilt on every add
     fnet_loss loss;
     float l1, l2;
+    float fro;           // Frobenius decay of the layers that have a penalty op
     bool training;
     int64_t max_batch;   // activations are sized for this
     float *act;          // one allocation for every layer output that is not in place
@@ -570,6 +571,17 @@ fnet_status fnet_model_set_regularization(fnet_model *m, float l1, float l2)
     return FNET_OK;
 }
 
+fnet_status fnet_model_set_frobenius_decay(fnet_model *m, float lambda)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (!(lambda >= 0.0f && isfinite(lambda)))
+        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG,
+                         "Frobenius decay must be finite and >= 0, got %g", (double)lambda);
+    m->fro = lambda;
+    return FNET_OK;
+}
+
 void fnet_model_set_training(fnet_model *m, bool training)
 {
     m->training = training;
@@ -770,12 +782,17 @@ static fnet_status backward(fnet_model *m, const float *x, int64_t B)
     return FNET_OK;
 }
 
-// l1·Σ|w| + ½·l2·Σw² over every layer's decaying tensors, its gradient added to m->g
+// l1·Σ|w| + ½·l2·Σw² over every layer's decaying tensors, and the Frobenius decay of the layers
+// that have one, their gradients added to m->g
 static double regularize(fnet_model *m)
 {
-    if (m->l1 == 0.0f && m->l2 == 0.0f)
-        return 0.0;
     double penalty = 0.0;
+    if (m->fro > 0.0f)
+        for (int i = 0; i < m->n_layers; i++)
+            if (m->layers[i]->ops->penalty != NULL)
+                penalty += m->layers[i]->ops->penalty(m->layers[i], m->fro);
+    if (m->l1 == 0.0f && m->l2 == 0.0f)
+        return penalty;
     for (int i = 0; i < m->n_layers; i++) {
         fnet_layer *l = m->layers[i];
         int nt = fnet_layer_num_tensors(l);

@@ -364,7 +364,7 @@ else
 fi
 
 # --- bad usage: exit 2 ----------------------------------------------------------------------
-# Not built yet: --device cuda and a low-rank layer are refused as bad usage (exit 2), the error
+# Not built yet: --device cuda and a sparse layer are refused as bad usage (exit 2), the error
 # saying they are not built.
 
 bad 2 'model' "no --model and no --load" --data gz --threads 1
@@ -378,7 +378,7 @@ bad 2 'unexpected|argument' "a bare word" --data gz --model "$MODEL" extra
 bad 2 'line-search' "--optim lbfgs --line-search nope" --data gz --model "$MODEL" --optim lbfgs \
     --line-search nope
 bad 2 'cuda' "--device cuda (a build without CUDA)" --data gz --model "$MODEL" --device cuda
-bad 2 'not built' "lowrank:64:rank=4 (not built yet)" --data gz --model lowrank:64:rank=4
+bad 2 'not built' "sparse:64:density=0.1 (not built yet)" --data gz --model sparse:64:density=0.1
 bad 2 'unknown' "an unknown option --foo before others" --foo --data gz --model "$MODEL"
 bad 2 'unknown' "an unknown option --foo at the end" --data gz --model "$MODEL" --foo
 bad 2 'spec item' "a spec that does not parse: dense:64,relu,dense" --data gz --model dense:64,relu,dense

@@ -263,9 +263,10 @@ static void test_model_rejects_bad_specs_and_input(void **state)
     assert_non_null(strstr(fnet_ctx_last_error(ctx), "spec item 3"));
     assert_int_equal(fnet_model_create_from_spec(ctx, "dense:0", 784, 1, &m), FNET_ERR_FORMAT);
     assert_int_equal(fnet_model_create_from_spec(ctx, "", 784, 1, &m), FNET_ERR_FORMAT);
-    assert_int_equal(fnet_model_create_from_spec(ctx, "dense:64,relu,lowrank:1024:rank=8", 784, 1, &m),
+    assert_int_equal(fnet_model_create_from_spec(ctx, "dense:64,relu,sparse:1024:density=0.1", 784,
+                                                 1, &m),
                      FNET_ERR_UNSUPPORTED);
-    assert_non_null(strstr(fnet_ctx_last_error(ctx), "spec item 3 'lowrank:1024:rank=8'"));
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "spec item 3 'sparse:1024:density=0.1'"));
     assert_non_null(strstr(fnet_ctx_last_error(ctx), "not built yet"));
     assert_int_equal(fnet_model_create_from_spec(ctx, "dense:4", 0, 1, &m), FNET_ERR_INVALID_ARG);
     assert_int_equal(fnet_model_create_from_spec(ctx, "dense:4", -5, 1, &m), FNET_ERR_INVALID_ARG);

@@ -330,7 +330,7 @@ static void test_spec_rejects_bad_options(void **state)
     check_parse_fails(ctx, "relu,tt:64:foo=3", "spec item 2 'tt:64:foo=3'",
               "unknown option 'foo' for tt (expected rank, ranks, in, out, bias)");
     check_parse_fails(ctx, "lowrank:64:rank=2:block=4", "spec item 1 'lowrank:64:rank=2:block=4'",
-              "unknown option 'block' for lowrank (expected rank)");
+              "unknown option 'block' for lowrank (expected rank, bias)");
     check_parse_fails(ctx, "circ:64:block=4:Block=4", "spec item 1", "unknown option 'Block' for circ");
     check_parse_fails(ctx, "dense:64:rank=3", "spec item 1 'dense:64:rank=3'",
               "unknown option 'rank' for dense (expected bias)");
@@ -348,7 +348,7 @@ static void test_spec_rejects_bad_options(void **state)
     check_parse_fails(ctx, "tt:64::rank=2", "spec item 1", "empty option");
     // Required options.
     check_parse_fails(ctx, "lowrank:64", "spec item 1 'lowrank:64'",
-              "missing required option rank: write lowrank:N:rank=R");
+              "missing required option rank: write lowrank:N:rank=R[:bias=0]");
     check_parse_fails(ctx, "relu,circ:64", "spec item 2 'circ:64'", "missing required option block");
     check_parse_fails(ctx, "sparse:64", "spec item 1 'sparse:64'", "missing required option density");
     // Option values.
