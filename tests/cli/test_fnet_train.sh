@@ -194,6 +194,23 @@ ok "rank-adaptive training rounds the TT ranks down to the cap and reports them"
 bad 2 'TT rounding' "--tt-round-every 1 --tt-eps 0 (no accuracy and no cap)" --data gz \
     --model dense:16,relu,tt:16:rank=4,relu,dense:10 --tt-round-every 1 --tt-eps 0
 
+# --- low-rank and block-circulant layers, Frobenius decay, their checkpoints ----------------------
+
+lr_model=dense:16,relu,lowrank:16:rank=4,relu,circ:16:block=4,relu,dense:10
+run lr --data gz --model "$lr_model" --epochs 3 --seed 3 --threads 1 --fro-decay 1e-3 \
+    --save lr.st --json lr.json
+good "a low-rank and a block-circulant layer, --fro-decay"
+grep -q "\"model\":\"$lr_model\"" lr.json ||
+    fail "low-rank/circulant: the final JSON does not name the layers" "$(show lr.json)"
+awk -v a="$(final_field lr.json test_acc)" 'BEGIN { exit !(a > 0.8) }' ||
+    fail "low-rank/circulant: test_acc is not above 0.8 on learnable data" "$(show lr.json)"
+run lr-eval --data gz --load lr.st --epochs 0 --threads 1 --json lr-eval.json
+good "--load lr.st --epochs 0"
+[ "$(final_field lr.json test_loss)" = "$(final_field lr-eval.json test_loss)" ] ||
+    fail "low-rank/circulant checkpoint: test_loss differs after --load" "$(show lr.json)" \
+        "$(show lr-eval.json)"
+ok "low-rank and circulant checkpoints evaluate exactly as the run that saved them"
+
 run rollback --data gz --model "$MODEL" --optim sgd --lr 1e6 --loss mse --epochs 2 --threads 1 \
     --on-nan rollback --max-rollbacks 40 --json rollback.json
 good "--on-nan rollback with a diverging learning rate"
@@ -384,5 +401,12 @@ bad 2 'unknown' "an unknown option --foo at the end" --data gz --model "$MODEL" 
 bad 2 'spec item' "a spec that does not parse: dense:64,relu,dense" --data gz --model dense:64,relu,dense
 bad 2 'spec item' "a spec with a zero size: dense:0" --data gz --model dense:0
 bad 2 'spec item' "a spec with a negative size: dense:-5" --data gz --model dense:-5
+bad 2 'rank 20 is outside' "a low-rank rank above min(n_in, n_out)" --data gz \
+    --model dense:16,lowrank:10:rank=20,dense:10
+bad 2 'block 3 does not divide the size 10' "a circulant block that does not divide N" \
+    --data gz --model circ:10:block=3
+bad 2 'does not divide the input size 20' "a circulant block that does not divide n_in" \
+    --data gz --model dense:20,circ:64:block=16,dense:10
+bad 2 'fro-decay' "--fro-decay -1" --data gz --model "$MODEL" --fro-decay -1
 
 echo "all $n checks passed"

@@ -5,6 +5,7 @@
 #include "layer_check.h"
 #include "linalg_check.h"
 #include "core/backend.h"
+#include "io/safetensors.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -363,6 +364,38 @@ static void test_lowrank_checkpoint_round_trip_and_mismatch(void **state)
     fnet_ctx_free(ctx);
 }
 
+// A file whose spec says rank 3 but whose U and V are of rank 2 (they chain with each other, not
+// with the spec): refused, naming the tensor, and no model comes out.
+static void test_lowrank_checkpoint_with_factors_of_another_rank_is_refused(void **state)
+{
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_REFERENCE);
+    char path[600];
+    const char *dir = fnet_test_tmpdir();
+    snprintf(path, sizeof(path), "%s/bad.safetensors", dir);
+    float data[64] = {0};
+    const struct fnet_safetensors_tensor t[] = {
+        {.name = "layers.0.U", .ndim = 2, .shape = {8, 2}, .data = data},
+        {.name = "layers.0.V", .ndim = 2, .shape = {2, 6}, .data = data},
+        {.name = "layers.0.bias", .ndim = 1, .shape = {8}, .data = data},
+        {.name = "layers.2.weight", .ndim = 2, .shape = {3, 8}, .data = data},
+        {.name = "layers.2.bias", .ndim = 1, .shape = {3}, .data = data},
+    };
+    const struct fnet_safetensors_meta meta[] = {
+        {"format", "factornet"}, {"version", "1"}, {"spec", "lowrank:8:rank=3,relu,dense:3"},
+        {"input", "6"}, {"classes", "3"},
+    };
+    fnet_assert_ok(ctx, fnet_safetensors_write(ctx, path, t, 5, meta, 5));
+    fnet_model *m = (fnet_model *)&m;
+    assert_int_equal(fnet_model_load(ctx, path, &m), FNET_ERR_FORMAT);
+    assert_null(m);
+    const char *msg = fnet_ctx_last_message(ctx);
+    if (strstr(msg, "tensor 'layers.0.U': shape [8, 2] does not match the model's [8, 3]") == NULL)
+        fail_msg("message: %s", msg);
+    unlink(path);
+    rmdir(dir);
+    fnet_ctx_free(ctx);
+}
+
 static void test_lowrank_training_lowers_the_loss(void **state)
 {
     fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
@@ -400,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_frobenius_decay_equals_the_dense_formula),
         cmocka_unit_test(test_lowrank_rejects_bad_ranks_and_specs),
         cmocka_unit_test(test_lowrank_checkpoint_round_trip_and_mismatch),
+        cmocka_unit_test(test_lowrank_checkpoint_with_factors_of_another_rank_is_refused),
         cmocka_unit_test(test_lowrank_training_lowers_the_loss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
