@@ -37,8 +37,11 @@ fnet_status fnet_fail_at(fnet_ctx *ctx, fnet_status st, const char *file, int li
 
 /* Hot element-wise loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load
  * time (GCC/Clang function multi-versioning), so a portable build still runs wide vectors. The
- * build uses -std=c11 (no FMA contraction) and IEEE sqrt/div, so every clone gives the same bits. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FNET_NO_CLONES)
+ * build uses -std=c11 (no FMA contraction) and IEEE sqrt/div, so every clone gives the same bits.
+ * Unoptimized builds (Debug, the sanitizers') get one version: at -O0 nothing is vectorized, and
+ * mixing AVX-512 clones with SSE code there only adds AVX-SSE transition stalls. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__OPTIMIZE__) &&  \
+    !defined(FNET_NO_CLONES)
 #define FNET_VECTORIZE __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define FNET_VECTORIZE
