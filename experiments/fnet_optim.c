@@ -65,9 +65,14 @@ static const char usage[] =
 
 static bool takes_value(const char *opt)
 {
-    return strcmp(opt, "--help") != 0 && strcmp(opt, "-h") != 0 &&
-           strcmp(opt, "--version") != 0 && strcmp(opt, "--stop-at-target") != 0 &&
-           strcmp(opt, "--reset-history") != 0;
+    static const char *const with_value[] = {
+        "--network", "--optims", "--seconds", "--epochs", "--target", "--eval-every", "--batch",
+        "--solver-batch", "--iters-per-batch", "--history", "--line-search", "--cg-beta", "--data",
+        "--limit-train", "--seed", "--threads", "--json", "--plot"};
+    for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
+        if (strcmp(opt, with_value[i]) == 0)
+            return true;
+    return false;
 }
 
 static double now(void)
