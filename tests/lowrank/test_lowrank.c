@@ -1,7 +1,8 @@
 /* The low-rank layer W = U·V (src/lowrank/lowrank.c): the per-kind checks (forward against U·V,
  * finite differences, backend against the reference, out-of-memory injection), both inits, the
  * truncated SVD of a dense matrix (Eckart–Young), Frobenius decay against the dense formula,
- * specs and checkpoints, bad input, and a falling loss. On the backend FNET_TEST_BACKEND names. */
+ * specs and checkpoints, bad input, a falling loss, and a trained dense layer compressed in place
+ * and fine-tuned. On the backend FNET_TEST_BACKEND names. */
 #include "layer_check.h"
 #include "linalg_check.h"
 #include "core/backend.h"
@@ -420,6 +421,66 @@ static void test_lowrank_training_lowers_the_loss(void **state)
     fnet_ctx_free(ctx);
 }
 
+// What a user does to compress a trained model: the truncated SVD of a trained dense layer, its
+// bias carried over, put in the dense layer's place. At full rank the model computes what it
+// did; at a lower rank fine-tuning wins back what truncation lost.
+static void test_compressing_a_trained_dense_layer_and_fine_tuning(void **state)
+{
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
+    fnet_dataset *d = fnet_test_class_data(ctx, 300, 16, 4, 150, 50, 80, 4);
+    fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_ADAM);
+    op.lr = 1e-2f;
+    fnet_train_params tp = fnet_train_params_default();
+    tp.epochs = 5;
+    const int64_t ranks[] = {16, 2};
+    for (int c = 0; c < 2; c++) {
+        fnet_model *m;
+        fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:24,relu,dense:4", 16, 7, &m));
+        fnet_assert_ok(ctx, fnet_train(m, &op, &tp, d, NULL, NULL, NULL, NULL));
+        double acc_dense, loss_dense;
+        fnet_assert_ok(ctx, fnet_model_evaluate(m, d, &acc_dense, &loss_dense));
+
+        fnet_layer *dense = fnet_model_layer(m, 0);
+        float W[24 * 16], wd[24 * 16 + 24];
+        fnet_assert_ok(ctx, fnet_layer_to_dense(dense, W));
+        fnet_assert_ok(ctx, fnet_layer_get_params(dense, wd)); // weight, then bias
+        fnet_lowrank_params p = fnet_lowrank_params_default();
+        p.rank = ranks[c];
+        fnet_layer *l;
+        fnet_assert_ok(ctx, fnet_lowrank_from_dense(ctx, W, 24, 16, &p, &l));
+        int64_t n = fnet_layer_num_params(l); // U, V, then bias
+        assert_int_equal(n, ranks[c] * (24 + 16) + 24);
+        float *w = malloc(sizeof(float) * (size_t)n);
+        assert_non_null(w);
+        fnet_assert_ok(ctx, fnet_layer_get_params(l, w));
+        memcpy(w + n - 24, wd + 24 * 16, sizeof(float) * 24);
+        fnet_assert_ok(ctx, fnet_layer_set_params(l, w));
+        free(w);
+        fnet_assert_ok(ctx, fnet_model_replace_layer(m, 0, l));
+        assert_string_equal(fnet_model_spec(m),
+                            ranks[c] == 16 ? "lowrank:24:rank=16,relu,dense:4"
+                                           : "lowrank:24:rank=2,relu,dense:4");
+
+        double acc_cut, loss_cut, acc_tuned, loss_tuned;
+        fnet_assert_ok(ctx, fnet_model_evaluate(m, d, &acc_cut, &loss_cut));
+        fnet_assert_ok(ctx, fnet_train(m, &op, &tp, d, NULL, NULL, NULL, NULL));
+        fnet_assert_ok(ctx, fnet_model_evaluate(m, d, &acc_tuned, &loss_tuned));
+        print_message("rank %lld: dense loss %.4f, truncated %.4f, fine-tuned %.4f\n",
+                      (long long)ranks[c], loss_dense, loss_cut, loss_tuned);
+        if (ranks[c] == 16) {
+            fnet_assert_close(loss_cut, loss_dense, 1e-4, 1e-6);
+            assert_true(acc_cut == acc_dense);
+        } else {
+            assert_true(loss_cut > loss_dense * 1.05); // rank 2 of 16 loses something
+            assert_true(loss_tuned < loss_cut);
+            assert_true(acc_tuned > 0.9);
+        }
+        fnet_model_free(m);
+    }
+    fnet_dataset_free(d);
+    fnet_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_lowrank_checkpoint_round_trip_and_mismatch),
         cmocka_unit_test(test_lowrank_checkpoint_with_factors_of_another_rank_is_refused),
         cmocka_unit_test(test_lowrank_training_lowers_the_loss),
+        cmocka_unit_test(test_compressing_a_trained_dense_layer_and_fine_tuning),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
