@@ -95,8 +95,9 @@ test-guarded: build
 	FNET_TEST_BACKEND=guarded ctest --test-dir $(BUILD) -L backends --output-on-failure -j$(JOBS)
 
 # Dense against compressed on Fashion-MNIST: the wide dense network and the same network with
-# its 1024x1024 middle layer a rank-8 tensor-train layer, trained alike (Adam, batch 256, 10
-# epochs), compared in one table (README, "Results").
+# its 1024x1024 middle layer a rank-8 tensor-train, a rank-32 low-rank and a block-circulant
+# (64x64 blocks) layer, trained alike (Adam, batch 256, 10 epochs), compared in one table
+# (README, "fnet-compare").
 demo: build
 	$(BUILD)/bin/fnet-compare --data $(DATA)
 

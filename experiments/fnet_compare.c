@@ -18,8 +18,8 @@ static const char usage[] =
     "training samples/s and its ratio to the first model's.\n"
     "\n"
     "  --model SPEC        a model (repeatable, at most 8; the first is the reference); default:\n"
-    "                      dense:1024,relu,dense:1024,relu,dense:10 and\n"
-    "                      dense:1024,relu,tt:1024:rank=8,relu,dense:10\n"
+    "                      dense:1024,relu,dense:1024,relu,dense:10, then its middle layer as\n"
+    "                      tt:1024:rank=8, lowrank:1024:rank=32 and circ:1024:block=64\n"
     "  --data DIR          IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
     "                      (default $FNET_DATA, then /usr/share/datasets/fashion-mnist)\n"
     "  --optim NAME        adam (default), adamw, sgd, momentum, nesterov, rmsprop\n"
@@ -204,6 +204,8 @@ int main(int argc, char **argv)
     if (n == 0) {
         specs[n++] = "dense:1024,relu,dense:1024,relu,dense:10";
         specs[n++] = "dense:1024,relu,tt:1024:rank=8,relu,dense:10";
+        specs[n++] = "dense:1024,relu,lowrank:1024:rank=32,relu,dense:10";
+        specs[n++] = "dense:1024,relu,circ:1024:block=64,relu,dense:10";
     }
     fnet_optim_kind kind;
     if (fnet_optim_kind_parse(optim, &kind) != FNET_OK || kind == FNET_OPTIM_LBFGS ||
