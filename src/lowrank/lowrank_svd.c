@@ -90,6 +90,22 @@ static void balanced_split(int64_t rows, int64_t ku, int64_t n, int64_t r, float
 }
 
 // The full path: A = Ũ·Σ·Ṽᵀ (thin, kk = min(m, n)), cut, then the balanced split.
+// The factors U (m, r) and V (r, n): both or neither.
+static fnet_status alloc_factors(fnet_ctx *ctx, int64_t m, int64_t r, int64_t n, float **U,
+                                 float **V)
+{
+    *U = fnet_malloc_array((size_t)(m * r), sizeof(float));
+    *V = fnet_malloc_array((size_t)(r * n), sizeof(float));
+    if (*U == NULL || *V == NULL) {
+        fnet_free(*V);
+        fnet_free(*U);
+        *U = *V = NULL;
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "lowrank svd: factors U (%lld, %lld) and V "
+                         "(%lld, %lld)", (long long)m, (long long)r, (long long)r, (long long)n);
+    }
+    return FNET_OK;
+}
+
 static fnet_status full_svd(fnet_ctx *ctx, const struct fnet_host_la *la, const float *A,
                             int64_t m, int64_t n, const struct fnet_lowrank_cut *cut,
                             int64_t *r_out, float **U_out, float **V_out)
@@ -110,15 +126,9 @@ static fnet_status full_svd(fnet_ctx *ctx, const struct fnet_host_la *la, const 
     if (st != FNET_OK)
         goto out_free;
     int64_t r = cut_rank(S, kk, m > n ? m : n, cut);
-    U = fnet_malloc_array((size_t)(m * r), sizeof(float));
-    V = fnet_malloc_array((size_t)(r * n), sizeof(float));
-    if (U == NULL || V == NULL) {
-        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "lowrank svd: factors U (%lld, %lld) and V "
-                       "(%lld, %lld)", (long long)m, (long long)r, (long long)r, (long long)n);
-        fnet_free(V);
-        fnet_free(U);
+    st = alloc_factors(ctx, m, r, n, &U, &V);
+    if (st != FNET_OK)
         goto out_free;
-    }
     balanced_split(m, kk, n, r, Uf, S, Vt, U, V);
     *r_out = r;
     *U_out = U;
@@ -180,15 +190,9 @@ static fnet_status randomized_svd(fnet_ctx *ctx, const struct fnet_host_la *la, 
     if (st != FNET_OK)
         goto out_free;
     int64_t r = cut_rank(S, k, m > n ? m : n, cut);
-    U = fnet_malloc_array((size_t)(m * r), sizeof(float));
-    V = fnet_malloc_array((size_t)(r * n), sizeof(float));
-    if (U == NULL || V == NULL) {
-        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "lowrank svd: factors U (%lld, %lld) and V "
-                       "(%lld, %lld)", (long long)m, (long long)r, (long long)r, (long long)n);
-        fnet_free(V);
-        fnet_free(U);
+    st = alloc_factors(ctx, m, r, n, &U, &V);
+    if (st != FNET_OK)
         goto out_free;
-    }
     // Ũ_B[:, :r]·diag(√σ) in R, then U (m, r) = Q (m, k)·that (k, r)
     balanced_split(k, k, n, r, R, S, Om, NULL, V);
     la->sgemm(ctx, false, false, m, r, k, 1.0f, Q, k, R, k, 0.0f, U, r);
