@@ -32,20 +32,9 @@ static int64_t spectra(const struct circ *t, int64_t n)
 static fnet_status circ_reserve(fnet_layer *l, int64_t max_batch)
 {
     struct circ *t = (struct circ *)l;
-    fnet_ctx *ctx = l->ctx;
-    float *xs = ctx->be->alloc(ctx, (size_t)spectra(t, max_batch * t->Q) * sizeof(float));
-    float *ys = ctx->be->alloc(ctx, (size_t)spectra(t, max_batch * t->P) * sizeof(float));
-    if (xs == NULL || ys == NULL) {
-        ctx->be->free(ctx, xs);
-        ctx->be->free(ctx, ys);
-        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "circ spectra for batch %lld",
-                         (long long)max_batch);
-    }
-    ctx->be->free(ctx, t->xs);
-    ctx->be->free(ctx, t->ys);
-    t->xs = xs;
-    t->ys = ys;
-    return FNET_OK;
+    float **const bufs[] = {&t->xs, &t->ys};
+    const int64_t counts[] = {spectra(t, max_batch * t->Q), spectra(t, max_batch * t->P)};
+    return fnet_layer_workspaces(l, 2, bufs, counts, "circ spectra", max_batch);
 }
 
 // x (B, n_in) -> y (B, n_out): Cs = FFT(c)/b, Xs = FFT(x_q), Ys[s, p] = Σ_q Xs[s, q]·Cs[p, q],

@@ -4,6 +4,30 @@
 
 #include <string.h>
 
+fnet_status fnet_layer_workspaces(fnet_layer *l, int k, float **const bufs[], const int64_t counts[],
+                                  const char *what, int64_t max_batch)
+{
+    fnet_ctx *ctx = l->ctx;
+    float *fresh[4] = {NULL};
+    FNET_ASSERT(ctx, k >= 1 && k <= 4);
+    bool ok = true;
+    for (int i = 0; i < k; i++) {
+        fresh[i] = ctx->be->alloc(ctx, (size_t)counts[i] * sizeof(float));
+        ok = ok && fresh[i] != NULL;
+    }
+    if (!ok) {
+        for (int i = 0; i < k; i++)
+            ctx->be->free(ctx, fresh[i]);
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s for batch %lld", what,
+                         (long long)max_batch);
+    }
+    for (int i = 0; i < k; i++) {
+        ctx->be->free(ctx, *bufs[i]);
+        *bufs[i] = fresh[i];
+    }
+    return FNET_OK;
+}
+
 fnet_status fnet_layer_base_init(fnet_layer *l, fnet_ctx *ctx, const struct fnet_layer_ops *ops,
                                  int64_t n_in, int64_t n_out, int64_t n_params)
 {

@@ -64,6 +64,12 @@ struct fnet_layer {
  * and its backward: fnet_layer_reserve itself only grows). */
 fnet_status fnet_layer_reserve_forward(fnet_layer *l, int64_t batch);
 
+/* A reserve's workspaces: new backend buffers of counts[i] floats for *bufs[i] (k <= 4), all or
+ * none. On success the old buffers are freed; on failure they stay and the message names `what`
+ * and max_batch (FNET_ERR_OUT_OF_MEMORY). */
+fnet_status fnet_layer_workspaces(fnet_layer *l, int k, float **const bufs[], const int64_t counts[],
+                                  const char *what, int64_t max_batch);
+
 /* Common part of every kind's create: the backend has the kind's ops (FNET_ERR_UNSUPPORTED),
  * fill base, allocate own parameters and gradient (zeroed, backend memory). */
 fnet_status fnet_layer_base_init(fnet_layer *l, fnet_ctx *ctx, const struct fnet_layer_ops *ops,

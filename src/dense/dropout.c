@@ -16,13 +16,9 @@ struct dropout {
 static fnet_status dropout_reserve(fnet_layer *l, int64_t max_batch)
 {
     struct dropout *d = (struct dropout *)l;
-    float *mask = l->ctx->be->alloc(l->ctx, (size_t)(max_batch * l->n_in) * sizeof(float));
-    if (mask == NULL)
-        return fnet_fail(l->ctx, FNET_ERR_OUT_OF_MEMORY, "dropout mask for batch %lld",
-                         (long long)max_batch);
-    l->ctx->be->free(l->ctx, d->mask);
-    d->mask = mask;
-    return FNET_OK;
+    float **const bufs[] = {&d->mask};
+    const int64_t counts[] = {max_batch * l->n_in};
+    return fnet_layer_workspaces(l, 1, bufs, counts, "dropout mask", max_batch);
 }
 
 // x (B, n) -> y (B, n); y == x allowed

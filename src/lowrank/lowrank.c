@@ -40,20 +40,9 @@ static float *bias_of(const fnet_layer *l, float *w)
 static fnet_status lowrank_reserve(fnet_layer *l, int64_t max_batch)
 {
     struct lowrank *t = (struct lowrank *)l;
-    fnet_ctx *ctx = l->ctx;
-    float *h = ctx->be->alloc(ctx, (size_t)(max_batch * t->r) * sizeof(float));
-    float *dh = ctx->be->alloc(ctx, (size_t)(max_batch * t->r) * sizeof(float));
-    if (h == NULL || dh == NULL) {
-        ctx->be->free(ctx, h);
-        ctx->be->free(ctx, dh);
-        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "lowrank workspace for batch %lld",
-                         (long long)max_batch);
-    }
-    ctx->be->free(ctx, t->h);
-    ctx->be->free(ctx, t->dh);
-    t->h = h;
-    t->dh = dh;
-    return FNET_OK;
+    float **const bufs[] = {&t->h, &t->dh};
+    const int64_t counts[] = {max_batch * t->r, max_batch * t->r};
+    return fnet_layer_workspaces(l, 2, bufs, counts, "lowrank workspace", max_batch);
 }
 
 // x (B, n_in) -> h (B, r) = x·Vᵀ -> y (B, n_out) = h·Uᵀ + b
