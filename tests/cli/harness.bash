@@ -1,10 +1,28 @@
 # The harness of the command-line tests (tests/cli/test_*.sh), sourced by each: one line per
 # check ("ok N - what"), the first failure stops the script with what was seen. The sourcing
-# script sets PROG (the binary's name, as in its messages) and PROG_PATH, and runs in its own
-# temporary directory.
+# script calls cli_setup first, which sets PROG (the binary's name, as in its messages),
+# PROG_PATH, BIN_DIR, MKIDX and WORK, and moves into WORK, a temporary directory of its own.
 # shellcheck shell=bash
 
 n=0
+
+# cli_setup PROG BIN_DIR MKIDX: the script's arguments (the build's bin/ directory, the
+# fnet-mkidx generator of tests/cli/mkidx.c) made absolute, both checked, and a temporary work
+# directory, removed on exit; FNET_DATA unset.
+cli_setup() {
+    PROG=$1
+    BIN_DIR=${2:?usage: ${0##*/} BIN_DIR MKIDX}
+    MKIDX=${3:?usage: ${0##*/} BIN_DIR MKIDX}
+    case $BIN_DIR in /*) ;; *) BIN_DIR=$PWD/$BIN_DIR ;; esac
+    case $MKIDX in /*) ;; *) MKIDX=$PWD/$MKIDX ;; esac
+    PROG_PATH=$BIN_DIR/$PROG
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/$PROG-test.XXXXXX") || exit 1
+    trap 'rm -rf "$WORK"' EXIT
+    cd "$WORK" || exit 1
+    unset FNET_DATA
+    [ -x "$PROG_PATH" ] || fail "setup: $PROG_PATH is not an executable" "$(ls -l "$BIN_DIR" 2>&1)"
+    [ -x "$MKIDX" ] || fail "setup: $MKIDX is not an executable" "$(ls -l "$MKIDX" 2>&1)"
+}
 # ok WHAT: one line per passed check.
 ok() {
     n=$((n + 1))

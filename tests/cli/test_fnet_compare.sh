@@ -7,24 +7,10 @@
 #
 # usage: test_fnet_compare.sh BIN_DIR MKIDX
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-
-BIN_DIR=${1:?usage: test_fnet_compare.sh BIN_DIR MKIDX}
-MKIDX=${2:?usage: test_fnet_compare.sh BIN_DIR MKIDX}
-case $BIN_DIR in /*) ;; *) BIN_DIR=$PWD/$BIN_DIR ;; esac
-case $MKIDX in /*) ;; *) MKIDX=$PWD/$MKIDX ;; esac
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/fnet-compare-test.XXXXXX") || exit 1
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-unset FNET_DATA
-
-PROG=fnet-compare
-PROG_PATH=$BIN_DIR/fnet-compare
 # shellcheck source=harness.bash
-. "$HERE/harness.bash"
+. "$(dirname "$0")/harness.bash"
+cli_setup fnet-compare "$@"
 
-[ -x "$PROG_PATH" ] || fail "setup: $PROG_PATH is not an executable" "$(ls -l "$BIN_DIR" 2>&1)"
 "$MKIDX" --side 8 --classes 4 data >mkidx.log 2>&1 || fail "setup: fnet-mkidx" "$(cat mkidx.log)"
 
 run help --help

@@ -10,25 +10,10 @@
 #   BIN_DIR  the build's bin/ directory (holds fnet-train)
 #   MKIDX    the fnet-mkidx generator (tests/cli/mkidx.c)
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-
-BIN_DIR=${1:?usage: test_fnet_train.sh BIN_DIR MKIDX}
-MKIDX=${2:?usage: test_fnet_train.sh BIN_DIR MKIDX}
-# absolute, since the checks run in their own directory
-case $BIN_DIR in /*) ;; *) BIN_DIR=$PWD/$BIN_DIR ;; esac
-case $MKIDX in /*) ;; *) MKIDX=$PWD/$MKIDX ;; esac
-TRAIN=$BIN_DIR/fnet-train
-MODEL=dense:16,relu,dense:10
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/fnet-train-test.XXXXXX") || exit 1
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-unset FNET_DATA
-
-PROG=fnet-train
-PROG_PATH=$TRAIN
 # shellcheck source=harness.bash
-. "$HERE/harness.bash"
+. "$(dirname "$0")/harness.bash"
+cli_setup fnet-train "$@"
+MODEL=dense:16,relu,dense:10
 
 # final_field FILE KEY: KEY of the last line (the "final" object) of a JSON-lines file.
 final_field() {
@@ -48,8 +33,6 @@ no_litter() {
     [ -z "$left" ] || fail "$1: temporary files left behind" "$left"
 }
 
-[ -x "$TRAIN" ] || fail "setup: $TRAIN is not an executable" "$(ls -l "$BIN_DIR" 2>&1)"
-[ -x "$MKIDX" ] || fail "setup: $MKIDX is not an executable" "$(ls -l "$MKIDX" 2>&1)"
 
 # --- help and version -----------------------------------------------------------------------
 
