@@ -19,8 +19,9 @@ struct circ {
     float *cs;  // (P, Q): FFT(c)/b, of the last forward (the 1/b of the inverse folded in)
     float *dcs; // (P, Q): the spectra of c's gradient
     float *dc;  // (P, Q, b): c's gradient before it is scaled into the layer's
-    float *xs;  // (max_batch, Q): FFT(x) of the last forward; the input gradient's in backward
+    float *xs;  // (max_batch, Q): FFT(x) of the last forward, kept for every backward of it
     float *ys;  // (max_batch, P): the output's spectra; FFT(dy) in backward
+    float *dxs; // (max_batch, Q): the input gradient's spectra
 };
 
 // The floats of n spectra.
@@ -32,9 +33,10 @@ static int64_t spectra(const struct circ *t, int64_t n)
 static fnet_status circ_reserve(fnet_layer *l, int64_t max_batch)
 {
     struct circ *t = (struct circ *)l;
-    float **const bufs[] = {&t->xs, &t->ys};
-    const int64_t counts[] = {spectra(t, max_batch * t->Q), spectra(t, max_batch * t->P)};
-    return fnet_layer_workspaces(l, 2, bufs, counts, "circ spectra", max_batch);
+    float **const bufs[] = {&t->xs, &t->ys, &t->dxs};
+    const int64_t counts[] = {spectra(t, max_batch * t->Q), spectra(t, max_batch * t->P),
+                              spectra(t, max_batch * t->Q)};
+    return fnet_layer_workspaces(l, 3, bufs, counts, "circ spectra", max_batch);
 }
 
 // x (B, n_in) -> y (B, n_out): Cs = FFT(c)/b, Xs = FFT(x_q), Ys[s, p] = Σ_q Xs[s, q]·Cs[p, q],
@@ -73,8 +75,8 @@ static fnet_status circ_backward(fnet_layer *l, const float *x, const float *y, 
     if (dx == NULL)
         return FNET_OK;
     // DXs (S, Q) = Σ_p DYs[s, p]·conj(Cs[p, q]): A = DYs (S, P); B = Cs as (K = P, N = Q)
-    ctx->be->cmac(ctx, t->F, B, Q, P, t->ys, P, 1, false, t->cs, Q, 1, true, t->xs, Q, 1, false);
-    ctx->be->irfft(ctx, t->plan, B * Q, t->xs, dx);
+    ctx->be->cmac(ctx, t->F, B, Q, P, t->ys, P, 1, false, t->cs, Q, 1, true, t->dxs, Q, 1, false);
+    ctx->be->irfft(ctx, t->plan, B * Q, t->dxs, dx);
     return FNET_OK;
 }
 
@@ -153,6 +155,7 @@ static void circ_destroy(fnet_layer *l)
     ctx->be->free(ctx, t->dc);
     ctx->be->free(ctx, t->xs);
     ctx->be->free(ctx, t->ys);
+    ctx->be->free(ctx, t->dxs);
 }
 
 static void circ_describe(const fnet_layer *l, struct fnet_spec_item *it)

@@ -142,6 +142,13 @@ void check_layer_gradients(fnet_layer_factory make, int64_t B)
         ana[i] = g[i];
     for (int64_t i = 0; i < B * n_in; i++)
         ana[np + i] = dx[i];
+    // a second backward of the same forward adds the same gradient and writes the same dx
+    fnet_assert_ok(ctx, fnet_layer_backward(l, xd, yd, cd, B, dxd));
+    float *g2 = fnet_test_layer_grads(l), *dx2 = fnet_test_download(ctx, dxd, B * n_in);
+    for (int64_t i = 0; i < np; i++)
+        fnet_assert_close(g2[i], 2.0 * g[i], 1e-6, 1e-7);
+    fnet_assert_allclose(dx2, dx, B * n_in, 1e-6, 1e-7);
+    free(g2), free(dx2);
     // numeric, central differences: one parameter at a time through the host copy
     const struct probe p = {.l = l, .ctx = ctx, .xd = xd, .B = B, .c = c, .yd = yd, .y = y};
     for (int64_t i = 0; i < np; i++) {
