@@ -193,6 +193,7 @@ fnet_circ_params fnet_circ_params_default(void)
 }
 
 #define MAX_WIDTH ((int64_t)1 << 31)
+#define MAX_BLOCK ((int64_t)1 << 24) // FFT lengths the backends plan in int
 
 fnet_status fnet_circ_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out, const fnet_circ_params *p,
                              fnet_layer **out)
@@ -203,11 +204,19 @@ fnet_status fnet_circ_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out, const f
     if (n_in < 1 || n_out < 1 || n_in > MAX_WIDTH || n_out > MAX_WIDTH)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "circ: sizes must be in 1..2^31, got %lld -> "
                          "%lld", (long long)n_in, (long long)n_out);
-    if (p->block < 1 || n_in % p->block != 0 || n_out % p->block != 0)
+    if (p->block < 1 || p->block > MAX_BLOCK)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "circ: block %lld is outside 1..2^24",
+                         (long long)p->block);
+    if (n_in % p->block != 0 || n_out % p->block != 0) {
+        bool in = n_out % p->block == 0; // the output size is fine, so the input's is not
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "circ: block %lld does not divide the %s size "
-                         "%lld", (long long)p->block, p->block >= 1 && n_out % p->block == 0 ?
-                         "input" : "output", (long long)(p->block >= 1 && n_out % p->block == 0 ?
-                         n_in : n_out));
+                         "%lld", (long long)p->block, in ? "input" : "output",
+                         (long long)(in ? n_in : n_out));
+    }
+    if (n_in / p->block * n_out > FNET_MAX_LAYER_PARAMS) // <= 2^62: no overflow
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "circ: n_in·n_out/block = %lld·%lld/%lld is "
+                         "more than 2^40 parameters", (long long)n_in, (long long)n_out,
+                         (long long)p->block);
     struct circ *t = fnet_calloc(1, sizeof(*t));
     if (t == NULL)
         return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "circ layer");

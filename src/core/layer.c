@@ -39,6 +39,9 @@ fnet_status fnet_layer_base_init(fnet_layer *l, fnet_ctx *ctx, const struct fnet
     fnet_status st = fnet_backend_require(ctx, ops->needs, ops->desc->name);
     if (st != FNET_OK)
         return st;
+    if (n_params > FNET_MAX_LAYER_PARAMS)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s layer: %lld parameters, more than 2^40",
+                         ops->desc->name, (long long)n_params);
     if (n_params > 0) {
         l->own = fnet_be_zeros(ctx, 2 * n_params);
         if (l->own == NULL)

@@ -70,8 +70,14 @@ fnet_status fnet_layer_reserve_forward(fnet_layer *l, int64_t batch);
 fnet_status fnet_layer_workspaces(fnet_layer *l, int k, float **const bufs[], const int64_t counts[],
                                   const char *what, int64_t max_batch);
 
+/* The most parameters one layer may have (dense: n_in·n_out): the flat vector's indices, its
+ * gradient twin and every kind's size products stay far from int64 overflow. */
+#define FNET_MAX_LAYER_PARAMS ((int64_t)1 << 40)
+
 /* Common part of every kind's create: the backend has the kind's ops (FNET_ERR_UNSUPPORTED),
- * fill base, allocate own parameters and gradient (zeroed, backend memory). */
+ * n_params is at most FNET_MAX_LAYER_PARAMS (FNET_ERR_INVALID_ARG; each kind checks its own
+ * size products before it multiplies), fill base, allocate own parameters and gradient (zeroed,
+ * backend memory). */
 fnet_status fnet_layer_base_init(fnet_layer *l, fnet_ctx *ctx, const struct fnet_layer_ops *ops,
                                  int64_t n_in, int64_t n_out, int64_t n_params);
 /* Point the layer at slices of a model's flat vectors, dropping its own storage after copying

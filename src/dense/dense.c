@@ -125,7 +125,7 @@ fnet_status fnet_dense_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out, bool b
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "dense: ctx and out must not be NULL");
     *out = NULL;
     if (n_in < 1 || n_out < 1 || n_in > MAX_WIDTH || n_out > MAX_WIDTH ||
-        n_in * n_out > ((int64_t)1 << 40))
+        n_in * n_out > FNET_MAX_LAYER_PARAMS)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG,
                          "dense: sizes must be positive and n_in·n_out at most 2^40, got %lld x %lld",
                          (long long)n_out, (long long)n_in);

@@ -264,6 +264,10 @@ static fnet_status check_params(fnet_ctx *ctx, int64_t n_in, int64_t n_out,
     if (p->rank < 1 || p->rank > most)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "lowrank: rank %lld is outside 1..min(n_in, "
                          "n_out) = %lld", (long long)p->rank, (long long)most);
+    if (p->rank > FNET_MAX_LAYER_PARAMS / (n_in + n_out))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "lowrank: rank·(n_in + n_out) = %lld·%lld "
+                         "is more than 2^40 parameters", (long long)p->rank,
+                         (long long)(n_in + n_out));
     if (p->init != FNET_LOWRANK_INIT_SPECTRAL && p->init != FNET_LOWRANK_INIT_RANDOM)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "lowrank: unknown init %d", (int)p->init);
     return FNET_OK;

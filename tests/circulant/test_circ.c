@@ -138,6 +138,15 @@ static void test_circ_rejects_blocks_that_do_not_divide(void **state)
     assert_non_null(strstr(fnet_ctx_last_message(ctx), "block 5 does not divide the output size 12"));
     p.block = 0;
     assert_int_equal(fnet_circ_create(ctx, 10, 10, &p, &l), FNET_ERR_INVALID_ARG);
+    p.block = (int64_t)1 << 25;
+    assert_int_equal(fnet_circ_create(ctx, p.block, p.block, &p, &l), FNET_ERR_INVALID_ARG);
+    assert_non_null(strstr(fnet_ctx_last_message(ctx), "block 33554432 is outside 1..2^24"));
+    // 2^31·2^31/2 parameters: refused before anything is multiplied or allocated
+    p.block = 2;
+    assert_int_equal(fnet_circ_create(ctx, (int64_t)1 << 31, (int64_t)1 << 31, &p, &l),
+                     FNET_ERR_INVALID_ARG);
+    assert_non_null(strstr(fnet_ctx_last_message(ctx), "more than 2^40 parameters"));
+    assert_null(l);
     fnet_model *m = (fnet_model *)&m;
     // the output size is checked by the parser, the input size by the builder
     assert_int_equal(fnet_model_create_from_spec(ctx, "circ:64:block=48", 96, 1, &m),

@@ -313,6 +313,13 @@ static void test_lowrank_rejects_bad_ranks_and_specs(void **state)
     p.init = (fnet_lowrank_init)9;
     assert_int_equal(fnet_lowrank_create(ctx, 8, 6, &p, &l), FNET_ERR_INVALID_ARG);
     assert_int_equal(fnet_lowrank_create(ctx, 0, 6, &p, &l), FNET_ERR_INVALID_ARG);
+    // sizes whose parameter count would overflow are refused before anything is multiplied
+    p.init = FNET_LOWRANK_INIT_SPECTRAL;
+    p.rank = (int64_t)1 << 30;
+    assert_int_equal(fnet_lowrank_create(ctx, (int64_t)1 << 31, (int64_t)1 << 31, &p, &l),
+                     FNET_ERR_INVALID_ARG);
+    assert_non_null(strstr(fnet_ctx_last_message(ctx), "more than 2^40 parameters"));
+    assert_null(l);
     fnet_model *m = (fnet_model *)&m;
     assert_int_equal(fnet_model_create_from_spec(ctx, "dense:16,lowrank:8:rank=9", 4, 1, &m),
                      FNET_ERR_INVALID_ARG);
