@@ -104,20 +104,6 @@ static double lowrank_penalty(fnet_layer *l, float lambda)
     return value;
 }
 
-// The variance the initializer gives a dense layer of these fans.
-static double init_variance(fnet_init init, int64_t n_in, int64_t n_out)
-{
-    double fi = (double)n_in, fo = (double)n_out;
-    switch (init) {
-    case FNET_INIT_GLOROT_UNIFORM:
-    case FNET_INIT_GLOROT_NORMAL: return 2.0 / (fi + fo);
-    case FNET_INIT_HE: return 2.0 / fi;
-    case FNET_INIT_NORMAL: return 1e-4;
-    case FNET_INIT_UNIFORM: return 0.05 * 0.05 / 3.0;
-    }
-    return 2.0 / (fi + fo);
-}
-
 // Spectral: the best rank-r approximation of a dense W drawn by the initializer (U = Ũ·√Σ,
 // V = √Σ·Ṽᵀ), on the host with the initializations' linear algebra; random: U and V i.i.d. with
 // variance σ² each, r·σ⁴ = the dense variance, so that U·V has it. Then the bias zero.
@@ -129,17 +115,13 @@ static fnet_status lowrank_init(fnet_layer *l, fnet_init init, fnet_rng *rng,
     int64_t r = t->r, n_in = l->n_in, n_out = l->n_out, nf = r * (n_in + n_out);
     fnet_status st = FNET_OK;
     if (t->init == FNET_LOWRANK_INIT_RANDOM) {
-        float *w = fnet_malloc_array((size_t)nf, sizeof(float));
-        if (w == NULL)
-            return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "lowrank init: %lld parameters",
-                             (long long)nf);
-        double sigma = pow(init_variance(init, n_in, n_out) / (double)r, 0.25);
-        bool uniform = init == FNET_INIT_GLOROT_UNIFORM || init == FNET_INIT_UNIFORM;
-        for (int64_t i = 0; i < nf; i++)
-            w[i] = uniform ? (float)(sigma * sqrt(3.0) * (2.0 * fnet_rng_uniform(rng) - 1.0))
-                           : (float)(sigma * fnet_rng_normal(rng));
-        fnet_init_put(out, w, nf);
-        fnet_free(w);
+        double sigma = pow(fnet_init_variance(init, n_in, n_out) / (double)r, 0.25);
+        float piece[FNET_INIT_CHUNK];
+        for (int64_t done = 0; done < nf; done += FNET_INIT_CHUNK) {
+            int64_t k = nf - done < FNET_INIT_CHUNK ? nf - done : FNET_INIT_CHUNK;
+            fnet_init_fill_std(init, sigma, rng, k, piece);
+            fnet_init_put(out, piece, k);
+        }
     } else {
         float *W = fnet_malloc_array((size_t)(n_out * n_in), sizeof(float));
         if (W == NULL)

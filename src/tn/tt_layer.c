@@ -6,6 +6,7 @@
  * this file downloads and uploads. Also the "tt" kind's descriptor. */
 #include "core/layer_impl.h"
 #include "core/model_impl.h"
+#include "dense/init.h"
 #include "tn/tt.h"
 #include "tn/tt_merge.h"
 #include "tn/tt_plan.h"
@@ -191,27 +192,17 @@ static fnet_status tt_init(fnet_layer *l, fnet_init init, fnet_rng *rng,
 {
     struct tt_layer *t = (struct tt_layer *)l;
     const struct fnet_tt_shape *s = &t->s;
-    double fi = (double)l->n_in, fo = (double)l->n_out, V;
-    switch (init) {
-    case FNET_INIT_GLOROT_UNIFORM:
-    case FNET_INIT_GLOROT_NORMAL: V = 2.0 / (fi + fo); break;
-    case FNET_INIT_HE: V = 2.0 / fi; break;
-    case FNET_INIT_NORMAL: V = 1e-4; break;
-    default: V = 0.05 * 0.05 / 3.0; break;
-    }
+    double V = fnet_init_variance(init, l->n_in, l->n_out);
     double paths = 1.0;
     for (int k = 1; k < s->d; k++)
         paths *= (double)s->r[k];
     double sigma = sqrt(pow(V / paths, 1.0 / (double)s->d));
-    bool uniform = init == FNET_INIT_GLOROT_UNIFORM || init == FNET_INIT_UNIFORM;
     int64_t ncore = l->n_params - (t->has_bias ? l->n_out : 0);
     float *w = fnet_malloc_array((size_t)ncore, sizeof(float));
     if (w == NULL)
         return fnet_fail(l->ctx, FNET_ERR_OUT_OF_MEMORY, "tt init: %lld core parameters",
                          (long long)ncore);
-    for (int64_t i = 0; i < ncore; i++)
-        w[i] = uniform ? (float)(sigma * sqrt(3.0) * (2.0 * fnet_rng_uniform(rng) - 1.0))
-                       : (float)(sigma * fnet_rng_normal(rng));
+    fnet_init_fill_std(init, sigma, rng, ncore, w);
     fnet_status st = t->orthogonal ? orthogonalize(l, V, w) : FNET_OK;
     if (st == FNET_OK) {
         fnet_init_put(out, w, ncore);
