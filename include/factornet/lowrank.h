@@ -53,7 +53,8 @@ FNET_API fnet_status fnet_model_add_lowrank(fnet_model *m, int64_t n_out,
 /** The truncated SVD of a dense W (n_out, n_in; host memory) as a new stand-alone low-rank layer
  *  with zero bias: the best approximation (Eckart–Young) of rank p->rank, or of the smallest
  *  rank holding the fraction p->energy of W's Σσ² (capped at p->rank); a randomized SVD for
- *  matrices of more than 2^22 elements (docs/lowrank.md).
+ *  matrices of more than 2^22 elements when p->rank + 10 is below half of min(n_out, n_in)
+ *  (docs/lowrank.md).
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (sizes, rank, energy outside [0, 1], a non-finite W),
  *          FNET_ERR_NUMERIC (an SVD did not converge), FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_lowrank_from_dense(fnet_ctx *ctx, const float *W, int64_t n_out,

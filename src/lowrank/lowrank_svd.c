@@ -229,8 +229,10 @@ fnet_status fnet_lowrank_svd(fnet_ctx *ctx, const struct fnet_host_la *la, const
         if (!isfinite(A[i]))
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "lowrank svd: A has a non-finite entry "
                              "at (%lld, %lld)", (long long)(i / n), (long long)(i % n));
+    // large, and the sketch (rank + oversampling columns) well below min(m, n)
     if (randomized < 0)
-        randomized = m * n > FNET_LOWRANK_FULL_SVD_MAX;
+        randomized = m * n > FNET_LOWRANK_FULL_SVD_MAX &&
+                     2 * (cut->max_rank + FNET_LOWRANK_OVERSAMPLE) < min64(m, n);
     if (randomized)
         return randomized_svd(ctx, la, A, m, n, cut, seed, r, U, V);
     return full_svd(ctx, la, A, m, n, cut, r, U, V);

@@ -8,7 +8,9 @@
 
 #include "core/backend.h"
 
-/* Above this many elements (m·n), fnet_lowrank_svd uses the randomized SVD. */
+/* Above this many elements (m·n), fnet_lowrank_svd uses the randomized SVD, unless its sketch of
+ * max_rank + FNET_LOWRANK_OVERSAMPLE columns is half of min(m, n) or more (then it would save
+ * little and be less exact). */
 #define FNET_LOWRANK_FULL_SVD_MAX ((int64_t)1 << 22)
 /* Oversampling and power iterations of the randomized SVD (Halko et al.'s p and q). */
 #define FNET_LOWRANK_OVERSAMPLE 10
@@ -23,7 +25,7 @@ struct fnet_lowrank_cut {
 
 /* A (m, n) ≈ U (m, r) · V (r, n), the best rank-r approximation (Eckart–Young) under the cut,
  * with U = Ũ·√Σ and V = √Σ·Ṽᵀ; *U and *V are fnet_malloc'd (the caller frees), *r the rank.
- * randomized: -1 chooses by size (FNET_LOWRANK_FULL_SVD_MAX), 0 forces the full SVD, 1 the
+ * randomized: -1 chooses by size (FNET_LOWRANK_FULL_SVD_MAX above), 0 forces the full SVD, 1 the
  * randomized one (its Gaussian test matrix drawn from seed). With the randomized SVD and an
  * energy cut, the energy is that of the r + p singular values it computes.
  * @return FNET_OK, FNET_ERR_INVALID_ARG (sizes < 1, max_rank outside 1..min(m, n), energy

@@ -359,17 +359,22 @@ static void test_path_is_chosen_by_size(void **state)
 {
     struct la_case c[2];
     int nc = make_cases(c);
-    const int64_t sizes[2][2] = {{60, 40}, {2, FNET_LOWRANK_FULL_SVD_MAX / 2 + 1}};
+    // small: full; large with a sketch of 1 + 10 columns below half of min(m, n) = 64:
+    // randomized; large with min(m, n) = 16: full again
+    const int64_t sizes[3][2] = {{60, 40},
+                                 {64, FNET_LOWRANK_FULL_SVD_MAX / 64 + 1},
+                                 {16, FNET_LOWRANK_FULL_SVD_MAX / 16 + 1}};
+    const int path[3] = {0, 1, 0};
     for (int b = 0; b < nc; b++)
-        for (int big = 0; big < 2; big++) {
+        for (int big = 0; big < 3; big++) {
             int64_t m = sizes[big][0], n = sizes[big][1], r1, r2;
             float *A = alloc_f(m * n), *U1, *V1, *U2, *V2;
             fill_normal(A, m * n, 40 + (uint64_t)big);
             struct fnet_lowrank_cut cut = {.max_rank = 1, .energy = 0.0};
             fnet_assert_ok(c[b].ctx, fnet_lowrank_svd(c[b].ctx, c[b].la, A, m, n, &cut, -1, 9,
                                                       &r1, &U1, &V1));
-            fnet_assert_ok(c[b].ctx, fnet_lowrank_svd(c[b].ctx, c[b].la, A, m, n, &cut, big, 9,
-                                                      &r2, &U2, &V2));
+            fnet_assert_ok(c[b].ctx, fnet_lowrank_svd(c[b].ctx, c[b].la, A, m, n, &cut,
+                                                      path[big], 9, &r2, &U2, &V2));
             assert_int_equal(r1, r2);
             assert_memory_equal(U1, U2, (size_t)(m * r1) * sizeof(float));
             assert_memory_equal(V1, V2, (size_t)(r1 * n) * sizeof(float));
