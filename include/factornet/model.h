@@ -89,7 +89,8 @@ FNET_API fnet_status fnet_model_set_regularization(fnet_model *m, float l1, floa
 /** Frobenius decay (Khodak et al. 2021): add λ/2·‖W‖²_F of every layer whose kind computes it
  *  in factored form (low-rank layers: ‖U·V‖²_F, never forming W) to the loss that
  *  fnet_model_loss_grad() returns, with its gradient. Dense layers are not affected (for a dense
- *  W it is the l2 penalty above), nor TT layers. @param lambda finite, >= 0; default 0.
+ *  W it is the l2 penalty above), nor block-circulant ones (‖W‖²_F = b·‖c‖², the l2 penalty with
+ *  b·l2), nor TT layers. @param lambda finite, >= 0; default 0.
  *  @return FNET_OK, FNET_ERR_INVALID_ARG. */
 FNET_API fnet_status fnet_model_set_frobenius_decay(fnet_model *m, float lambda);
 
