@@ -11,9 +11,6 @@
 #include <cblas.h>
 #include <string.h>
 
-// Below this many elements a job runs on the calling thread: waking a worker costs more.
-#define PAR_GRAIN 32768
-
 // The backend's per-ctx state.
 struct cpu_state {
     struct fnet_pool *pool; // ctx->threads - 1 sleeping workers; NULL with one thread
@@ -162,7 +159,7 @@ static void cpu_transpose(fnet_ctx *ctx, int64_t rows, int64_t cols, const float
 {
     struct transpose_job j = {rows, cols, in, out};
     int64_t tiles = (rows + 31) / 32;
-    fnet_pool_run(rows * cols >= PAR_GRAIN ? pool_of(ctx) : NULL, tiles, 1, transpose_range, &j);
+    fnet_pool_run(rows * cols >= FNET_POOL_GRAIN ? pool_of(ctx) : NULL, tiles, 1, transpose_range, &j);
 }
 
 // out (Q, P, R) (+)= in (P, Q, R), split over p: each thread writes its own rows of every q
@@ -212,7 +209,7 @@ static void cpu_permute_021(fnet_ctx *ctx, int64_t P, int64_t Q, int64_t R, cons
                             float *out, bool accumulate)
 {
     struct permute_job j = {ctx, P, Q, R, in, out, accumulate};
-    fnet_pool_run(P * Q * R < PAR_GRAIN ? NULL : pool_of(ctx), P, 64, permute_range, &j);
+    fnet_pool_run(P * Q * R < FNET_POOL_GRAIN ? NULL : pool_of(ctx), P, 64, permute_range, &j);
 }
 
 static void cpu_axpy(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y)
@@ -280,7 +277,7 @@ static fnet_status cpu_act_forward(fnet_ctx *ctx, enum fnet_act act, int64_t n, 
     if (!known_act(act))
         return fnet_ref_act_forward(ctx, act, n, x, y); // the reference's message
     struct ew_job j = {.ctx = ctx, .act = act, .x = x, .out = y};
-    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, act_forward_range, &j);
+    fnet_pool_run(pool_of(ctx), n, FNET_POOL_GRAIN, act_forward_range, &j);
     return FNET_OK;
 }
 
@@ -296,7 +293,7 @@ static fnet_status cpu_act_backward(fnet_ctx *ctx, enum fnet_act act, int64_t n,
     if (!known_act(act))
         return fnet_ref_act_backward(ctx, act, n, y, dy, dx);
     struct ew_job j = {.ctx = ctx, .act = act, .y = y, .x = dy, .out = dx};
-    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, act_backward_range, &j);
+    fnet_pool_run(pool_of(ctx), n, FNET_POOL_GRAIN, act_backward_range, &j);
     return FNET_OK;
 }
 
@@ -309,7 +306,7 @@ static void mul_range(void *p, int64_t b, int64_t e)
 static void cpu_mul(fnet_ctx *ctx, int64_t n, const float *x, const float *mask, float *y)
 {
     struct ew_job j = {.ctx = ctx, .x = x, .mask = mask, .out = y};
-    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, mul_range, &j);
+    fnet_pool_run(pool_of(ctx), n, FNET_POOL_GRAIN, mul_range, &j);
 }
 
 static void sgd_range(void *p, int64_t b, int64_t e)
@@ -322,7 +319,7 @@ static void cpu_sgd_step(fnet_ctx *ctx, int64_t n, float *w, const float *g,
                          const struct fnet_step_args *a)
 {
     struct ew_job j = {.ctx = ctx, .w = w, .g = g, .args = a};
-    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, sgd_range, &j);
+    fnet_pool_run(pool_of(ctx), n, FNET_POOL_GRAIN, sgd_range, &j);
 }
 
 static void momentum_range(void *p, int64_t b, int64_t e)
@@ -335,7 +332,7 @@ static void cpu_momentum_step(fnet_ctx *ctx, int64_t n, float *w, const float *g
                               const struct fnet_step_args *a, bool nesterov)
 {
     struct ew_job j = {.ctx = ctx, .w = w, .g = g, .s1 = v, .args = a, .nesterov = nesterov};
-    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, momentum_range, &j);
+    fnet_pool_run(pool_of(ctx), n, FNET_POOL_GRAIN, momentum_range, &j);
 }
 
 static void rmsprop_range(void *p, int64_t b, int64_t e)
@@ -348,7 +345,7 @@ static void cpu_rmsprop_step(fnet_ctx *ctx, int64_t n, float *w, const float *g,
                              const struct fnet_step_args *a)
 {
     struct ew_job j = {.ctx = ctx, .w = w, .g = g, .s1 = s, .args = a};
-    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, rmsprop_range, &j);
+    fnet_pool_run(pool_of(ctx), n, FNET_POOL_GRAIN, rmsprop_range, &j);
 }
 
 static void adam_range(void *p, int64_t b, int64_t e)
@@ -361,7 +358,7 @@ static void cpu_adam_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, fl
                           const struct fnet_step_args *a)
 {
     struct ew_job j = {.ctx = ctx, .w = w, .g = g, .s1 = m, .s2 = v, .args = a};
-    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, adam_range, &j);
+    fnet_pool_run(pool_of(ctx), n, FNET_POOL_GRAIN, adam_range, &j);
 }
 
 static void fill_range(void *p, int64_t b, int64_t e)
@@ -374,7 +371,7 @@ static void fill_range(void *p, int64_t b, int64_t e)
 static void cpu_fill(fnet_ctx *ctx, int64_t n, float value, float *x)
 {
     struct ew_job j = {.ctx = ctx, .value = value, .out = x};
-    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, fill_range, &j);
+    fnet_pool_run(pool_of(ctx), n, FNET_POOL_GRAIN, fill_range, &j);
 }
 
 static void axpby_range(void *p, int64_t b, int64_t e)
@@ -388,7 +385,7 @@ static void axpby_range(void *p, int64_t b, int64_t e)
 static void cpu_axpby(fnet_ctx *ctx, int64_t n, float a, const float *x, float b, float *y)
 {
     struct ew_job j = {.ctx = ctx, .value = a, .x = x, .value2 = b, .out = y};
-    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, axpby_range, &j);
+    fnet_pool_run(pool_of(ctx), n, FNET_POOL_GRAIN, axpby_range, &j);
 }
 
 // Element i depends on (seed, step, i) alone: each piece draws its own indices.
@@ -403,7 +400,7 @@ static void cpu_dropout_mask(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, u
                              float *mask)
 {
     struct ew_job j = {.ctx = ctx, .value = p, .seed = seed, .step = step, .out = mask};
-    fnet_pool_run(pool_of(ctx), n, PAR_GRAIN, dropout_range, &j);
+    fnet_pool_run(pool_of(ctx), n, FNET_POOL_GRAIN, dropout_range, &j);
 }
 
 // ---- FFTs and spectra: cpu_fft.c's FFTW plans and vectorized cmac, on the ctx's pool ----

@@ -14,10 +14,8 @@
 // that a call's overhead vanishes (with FFTW_ESTIMATE at n = 64 a chunk runs ~3% faster per
 // signal than 64 one-signal calls), small enough that a piece of a split is whole chunks.
 #define FFT_CHUNK 64
-// Below this many floats of signal (rfft, irfft) or complex multiply-adds (cmac) an op runs on
-// the calling thread: waking the workers costs more (cpu_backend.c's PAR_GRAIN).
-#define FFT_SERIAL_FLOATS 32768
-#define CMAC_SERIAL_MACS 32768
+// Below FNET_POOL_GRAIN floats of signal (rfft, irfft) or complex multiply-adds (cmac) an op
+// runs on the calling thread.
 
 // FFTW's planner and plan destruction read and write process-wide state (its wisdom and the
 // planner's tables), shared by every ctx and every thread: a per-ctx lock could not keep two
@@ -152,7 +150,7 @@ static void fft_run(struct fnet_pool *pool, const struct cpu_fft_plan *p, bool i
     struct fft_job j = {p, inverse, count / FFT_CHUNK, count % FFT_CHUNK, real,
                         (fftwf_complex *)spec};
     int64_t items = j.whole + (j.rest > 0);
-    fnet_pool_run(count * p->n < FFT_SERIAL_FLOATS ? NULL : pool, items, 1, fft_range, &j);
+    fnet_pool_run(count * p->n < FNET_POOL_GRAIN ? NULL : pool, items, 1, fft_range, &j);
 }
 
 // x (count, n) real -> X (count, n/2+1 complex). FFTW's out-of-place r2c leaves x as it was
@@ -266,6 +264,6 @@ void fnet_cpu_cmac(struct fnet_pool *pool, int64_t F, int64_t M, int64_t N, int6
         return;
     struct cmac_job j = {F, M, N, K, a_m, a_k, b_k, b_n, c_m, c_n, A, B, C,
                          conj_a, conj_b, accumulate, M >= N};
-    bool serial = M * N * (K > 0 ? K : 1) * F < CMAC_SERIAL_MACS;
+    bool serial = M * N * (K > 0 ? K : 1) * F < FNET_POOL_GRAIN;
     fnet_pool_run(serial ? NULL : pool, j.by_rows ? M : N, 1, cmac_range, &j);
 }
