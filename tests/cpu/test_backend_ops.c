@@ -6,6 +6,7 @@
 #include "test_util.h"
 #include "linalg_check.h"
 #include "core/backend.h"
+#include "cpu/pool.h"
 #include "cpu/ref.h"
 
 #include <math.h>
@@ -1034,10 +1035,9 @@ static const int64_t fft_counts[] = {1, 3, 64, 65, 200};
 #define N_FFT_LENGTHS (sizeof(fft_lengths) / sizeof(fft_lengths[0]))
 #define N_FFT_COUNTS (sizeof(fft_counts) / sizeof(fft_counts[0]))
 #define FFT_LONG 100 // from this length, counts up to 65
-// From FFT_SPLIT_FLOATS floats of signal the cpu backend splits its items (chunks, then the
+// From FNET_POOL_GRAIN floats of signal the cpu backend splits its items (chunks, then the
 // rest) over the pool (cpu_fft.c): 65 chunks and a rest of 40 in pieces of 22 items; 32 chunks
 // and a rest of 52 in pieces of 11
-#define FFT_SPLIT_FLOATS 32768
 static const int64_t fft_split_shapes[][2] = {{8, 4200}, {16, 2100}};
 #define N_FFT_SPLIT (sizeof(fft_split_shapes) / sizeof(fft_split_shapes[0]))
 #define N_FFT_SHAPES (N_FFT_LENGTHS * N_FFT_COUNTS + N_FFT_SPLIT)
@@ -1052,7 +1052,7 @@ static bool fft_shape(size_t s, int64_t *n, int64_t *count)
     }
     *n = fft_split_shapes[s - N_FFT_LENGTHS * N_FFT_COUNTS][0];
     *count = fft_split_shapes[s - N_FFT_LENGTHS * N_FFT_COUNTS][1];
-    assert_true(*count * *n >= FFT_SPLIT_FLOATS);
+    assert_true(*count * *n >= FNET_POOL_GRAIN);
     return true;
 }
 
