@@ -81,15 +81,16 @@ static void balanced_split(int64_t rows, int64_t ku, int64_t n, int64_t r, float
         for (int64_t j = 0; j < n; j++)
             V[a * n + j] = s * Vt[a * n + j];
     }
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t a = 0; a < r; a++)
-            Ub[i * ku + a] *= (float)sqrt((double)S[a]);
+    for (int64_t a = 0; a < r; a++) {
+        float s = (float)sqrt((double)S[a]);
+        for (int64_t i = 0; i < rows; i++)
+            Ub[i * ku + a] *= s;
+    }
     if (U != NULL)
         for (int64_t i = 0; i < rows; i++)
             memcpy(U + i * r, Ub + i * ku, (size_t)r * sizeof(float));
 }
 
-// The full path: A = Ũ·Σ·Ṽᵀ (thin, kk = min(m, n)), cut, then the balanced split.
 // The factors U (m, r) and V (r, n): both or neither.
 static fnet_status alloc_factors(fnet_ctx *ctx, int64_t m, int64_t r, int64_t n, float **U,
                                  float **V)
@@ -106,6 +107,7 @@ static fnet_status alloc_factors(fnet_ctx *ctx, int64_t m, int64_t r, int64_t n,
     return FNET_OK;
 }
 
+// The full path: A = Ũ·Σ·Ṽᵀ (thin, kk = min(m, n)), cut, then the balanced split.
 static fnet_status full_svd(fnet_ctx *ctx, const struct fnet_host_la *la, const float *A,
                             int64_t m, int64_t n, const struct fnet_lowrank_cut *cut,
                             int64_t *r_out, float **U_out, float **V_out)
