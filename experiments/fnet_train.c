@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
+// --help: two literals (C caps one at 4095 characters), joined in main
+static const char usage_train[] =
     "usage: fnet-train --model SPEC [options]\n"
     "\n"
     "Train a model on an IDX dataset (Fashion-MNIST by default) and evaluate it on the test set.\n"
     "\n"
-    "  --model SPEC        layers, comma-separated: dense:N, relu, tanh, sigmoid, dropout:P\n"
+    "  --model SPEC        layers, comma-separated: dense:N, tt:N:rank=R, lowrank:N:rank=R,\n"
+    "                      circ:N:block=B, sparse:N:density=D, relu, tanh, sigmoid, dropout:P\n"
     "                      (e.g. dense:64,relu,dense:32,relu,dense:10); optional with --load\n"
     "  --data DIR          IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
     "                      (default $FNET_DATA, then /usr/share/datasets/fashion-mnist)\n"
@@ -51,6 +53,27 @@ static const char usage[] =
     "                      shrinks their ranks for real (default 0: never)\n"
     "  --tt-eps X          rounding accuracy, relative Frobenius error (default 0.1)\n"
     "  --tt-max-rank R     rounding rank cap (default 0: none)\n"
+    ;
+static const char usage_prune[] =
+    "  --prune S           magnitude pruning to sparsity S in [0, 1) of the weights (not biases)\n"
+    "  --prune-scope NAME  global (default: one threshold over all layers) or layer\n"
+    "  --prune-schedule S  iterative (default: train, then K rounds of prune and retrain; Han\n"
+    "                      et al.), oneshot (train, prune, fine-tune), gradual (prune while\n"
+    "                      training on Zhu & Gupta's cubic schedule, then fine-tune)\n"
+    "  --prune-rounds K    iterative: rounds (default 3)\n"
+    "  --finetune-epochs E epochs of retraining after each prune (default 2)\n"
+    "  --finetune-lr-scale X  retraining rate = lr times X (default 0.1)\n"
+    "  --prune-every N     gradual: steps between prunings (default 100)\n"
+    "  --prune-structured  remove whole neurons of the hidden dense layers (S of each layer's\n"
+    "                      neurons): the layers shrink, nothing is masked\n"
+    "  --sparse-update U   sparse:N:density=D layers: static (default), set (drop the smallest\n"
+    "                      weights, regrow at random; Mocanu et al.), rigl (regrow where the\n"
+    "                      gradient is largest; Evci et al.)\n"
+    "  --sparse-zeta X     fraction of each sparse layer's weights dropped per update (0.3)\n"
+    "  --sparse-every N    steps between updates (default 0: at the end of every epoch)\n"
+    "  --sparse-end F      no updates after this fraction of the steps (default 0.75)\n"
+    "  --save-sparse       with --save: store every dense layer that is at least half zero\n"
+    "                      (pruned) as a CSR sparse layer, smaller and faster\n"
     "  --load FILE         start from a checkpoint (its spec, weights and optimizer state;\n"
     "                      lbfgs and cg keep no state: they save and load weights only)\n"
     "  --save FILE         write a checkpoint after training (atomic: temporary file, rename)\n"
@@ -68,7 +91,9 @@ static bool takes_value(const char *opt)
         "--step-epochs", "--gamma", "--batch", "--epochs", "--val-split", "--limit-train", "--seed",
         "--threads", "--l1", "--l2", "--fro-decay", "--loss", "--init", "--device", "--load", "--save", "--json",
         "--iters-per-batch", "--history", "--line-search", "--cg-beta", "--tt-round-every",
-        "--tt-eps", "--tt-max-rank", "--on-nan", "--max-rollbacks"};
+        "--tt-eps", "--tt-max-rank", "--on-nan", "--max-rollbacks", "--prune", "--prune-scope",
+        "--prune-schedule", "--prune-rounds", "--finetune-epochs", "--finetune-lr-scale",
+        "--prune-every", "--sparse-update", "--sparse-zeta", "--sparse-every", "--sparse-end"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
         if (strcmp(opt, with_value[i]) == 0)
             return true;
@@ -86,7 +111,7 @@ static void tt_ranks(fnet_model *m, char *buf, size_t cap)
 {
     size_t pos = 0;
     buf[0] = '\0';
-    for (int i = 0; i < fnet_model_num_layers(m); i++) {
+    for (int i = 0; m != NULL && i < fnet_model_num_layers(m); i++) {
         fnet_tt_info info;
         if (fnet_layer_kind_of(fnet_model_layer(m, i)) != FNET_LAYER_TT ||
             fnet_tt_layer_info(fnet_model_layer(m, i), 1, &info) != FNET_OK)
@@ -152,6 +177,8 @@ static fnet_init parse_init(const char *s)
 
 int main(int argc, char **argv)
 {
+    static char usage[sizeof(usage_train) + sizeof(usage_prune)];
+    snprintf(usage, sizeof(usage), "%s%s", usage_train, usage_prune);
     cli_init("fnet-train", usage);
     const char *spec = NULL, *data = cli_default_data(), *device = "cpu";
     const char *load = NULL, *save = NULL, *json_path = NULL, *optim = "adam";
@@ -168,6 +195,11 @@ int main(int argc, char **argv)
     fnet_loss loss = FNET_LOSS_CE;
     fnet_init init = FNET_INIT_GLOROT_UNIFORM;
     bool init_set = false;
+    fnet_prune_params pp = fnet_prune_params_default();
+    bool prune = false, save_sparse = false, prune_opts = false;
+    fnet_sparse_update sparse_update = FNET_SPARSE_STATIC;
+    double sparse_zeta = 0.3, sparse_end = 0.75;
+    int64_t sparse_every = 0;
 
     struct cli_args a = {.argc = argc, .argv = argv, .i = 1};
     const char *arg, *v;
@@ -245,6 +277,45 @@ int main(int argc, char **argv)
                 cli_die(2, o, "expected stop or rollback, got '%s'", v);
         } else if (strcmp(o, "--max-rollbacks") == 0) {
             max_rollbacks = cli_int(o, v, 0, 1000);
+        } else if (strcmp(o, "--prune") == 0) {
+            pp.sparsity = cli_double(o, v, 0.0, 1.0);
+            if (pp.sparsity >= 1.0)
+                cli_die(2, o, "sparsity must be in [0, 1), got %s", v);
+            prune = true;
+        } else if (strcmp(o, "--prune-scope") == 0) {
+            if (fnet_prune_scope_parse(v, &pp.scope) != FNET_OK)
+                cli_die(2, o, "expected global or layer, got '%s'", v);
+            prune_opts = true;
+        } else if (strcmp(o, "--prune-schedule") == 0) {
+            if (fnet_prune_schedule_parse(v, &pp.schedule) != FNET_OK)
+                cli_die(2, o, "expected iterative, oneshot or gradual, got '%s'", v);
+            prune_opts = true;
+        } else if (strcmp(o, "--prune-rounds") == 0) {
+            pp.rounds = (int)cli_int(o, v, 1, 1000);
+            prune_opts = true;
+        } else if (strcmp(o, "--finetune-epochs") == 0) {
+            pp.finetune_epochs = (int)cli_int(o, v, 0, 100000);
+            prune_opts = true;
+        } else if (strcmp(o, "--finetune-lr-scale") == 0) {
+            pp.finetune_lr_scale = (float)cli_double(o, v, 1e-9, 1e6);
+            prune_opts = true;
+        } else if (strcmp(o, "--prune-every") == 0) {
+            pp.gradual_every = cli_int(o, v, 1, (int64_t)1 << 40);
+            prune_opts = true;
+        } else if (strcmp(o, "--prune-structured") == 0) {
+            pp.structured = true;
+            prune_opts = true;
+        } else if (strcmp(o, "--save-sparse") == 0) {
+            save_sparse = true;
+        } else if (strcmp(o, "--sparse-update") == 0) {
+            if (fnet_sparse_update_parse(v, &sparse_update) != FNET_OK)
+                cli_die(2, o, "expected static, set or rigl, got '%s'", v);
+        } else if (strcmp(o, "--sparse-zeta") == 0) {
+            sparse_zeta = cli_double(o, v, 0.0, 1.0);
+        } else if (strcmp(o, "--sparse-every") == 0) {
+            sparse_every = cli_int(o, v, 0, (int64_t)1 << 40);
+        } else if (strcmp(o, "--sparse-end") == 0) {
+            sparse_end = cli_double(o, v, 1e-9, 1.0);
         } else if (strcmp(o, "--tt-round-every") == 0) {
             tt_every = cli_int(o, v, 0, 1000000);
         } else if (strcmp(o, "--tt-eps") == 0) {
@@ -259,6 +330,15 @@ int main(int argc, char **argv)
         cli_die(2, "--model", "a model spec is required (or --load FILE)");
     if (epochs == 0 && load == NULL)
         cli_die(2, "--epochs", "0 epochs only makes sense with --load (evaluation)");
+    if (prune_opts && !prune)
+        cli_die(2, "--prune", "the --prune-* and --finetune-* options need --prune S");
+    if (prune && epochs == 0)
+        cli_die(2, "--prune", "pruning needs training epochs (--epochs >= 1)");
+    if (prune && pp.structured && pp.schedule == FNET_PRUNE_GRADUAL)
+        cli_die(2, "--prune-structured", "structured pruning runs with the oneshot or iterative "
+                "schedule, not gradual");
+    if (save_sparse && save == NULL)
+        cli_die(2, "--save-sparse", "needs --save FILE");
 
     fnet_optim_kind kind;
     if (fnet_optim_kind_parse(optim, &kind) != FNET_OK)
@@ -391,12 +471,38 @@ int main(int argc, char **argv)
         tp.tt_max_rank = tt_max_rank;
         tp.on_nan = on_nan;
         tp.max_rollbacks = (int)max_rollbacks;
-        if (solver)
+        fnet_sparse_schedule *ss = NULL;
+        if (sparse_update != FNET_SPARSE_STATIC) {
+            cli_check_usage(ctx, fnet_sparse_schedule_create(ctx, sparse_update, sparse_zeta,
+                                                             sparse_every, sparse_end, train,
+                                                             batch > 0 ? batch : 256, seed + 7,
+                                                             &ss),
+                            "--sparse-update");
+            tp.on_step = fnet_sparse_step_hook;
+            tp.step_user = ss;
+        }
+        if (prune) {
+            // the schedule's phases each make their optimizer; structured pruning replaces m
+            fnet_optimizer_free(opt);
+            opt = NULL;
+            r.m = NULL;
+            cli_check(ctx, fnet_train_pruned(&m, &op, &tp, &pp, train, val, on_epoch, &r, &st),
+                      "training with pruning");
+        } else if (solver)
             cli_check(ctx, fnet_train(m, &op, &tp, train, val, on_epoch, &r, &st), "training");
         else
             cli_check(ctx, fnet_train_with(m, opt, &op, &tp, train, val, on_epoch, &r, &st),
                       "training");
+        if (ss != NULL)
+            printf("sparse topology: %d %s updates\n", fnet_sparse_schedule_updates(ss),
+                   fnet_sparse_update_name(sparse_update));
+        fnet_sparse_schedule_free(ss);
     }
+    int64_t pruned = 0, prunable = 0;
+    cli_check(ctx, fnet_model_pruned(m, &pruned, &prunable), "pruning mask");
+    if (pruned > 0)
+        printf("pruned %lld of %lld weights (%.2f%%)\n", (long long)pruned, (long long)prunable,
+               100.0 * (double)pruned / (double)prunable);
     double test_acc = 0.0, test_loss = 0.0;
     cli_check(ctx, fnet_model_evaluate(m, test, &test_acc, &test_loss), "evaluating on the test set");
     double rss = cli_peak_rss_mb();
@@ -409,6 +515,9 @@ int main(int argc, char **argv)
         cli_json_string(r.json, "model", fnet_model_spec(m), false);
         cli_json_string(r.json, "optim", fnet_optim_kind_name(kind), false);
         cli_json_number(r.json, "params", (double)fnet_model_num_params(m), false);
+        cli_json_number(r.json, "pruned", (double)pruned, false);
+        cli_json_number(r.json, "sparsity", prunable ? (double)pruned / (double)prunable : 0.0,
+                        false);
         cli_json_number(r.json, "test_acc", test_acc, false);
         cli_json_number(r.json, "test_loss", test_loss, false);
         cli_json_number(r.json, "train_seconds", st.train_seconds, false);
@@ -418,6 +527,15 @@ int main(int argc, char **argv)
     }
     if (save) {
         snprintf(where, sizeof(where), "--save %s", save);
+        if (save_sparse) {
+            int converted = 0;
+            // CSR stores 8 bytes per entry against 4 per dense weight: worth it above half zero
+            cli_check(ctx, fnet_model_sparsify(m, 0.5, &converted), "--save-sparse");
+            fnet_optimizer_free(opt); // made for the dense layout
+            opt = NULL;
+            printf("saved sparse: %d dense layers stored as CSR; model %s, %lld parameters\n",
+                   converted, fnet_model_spec(m), (long long)fnet_model_num_params(m));
+        }
         cli_check(ctx, fnet_model_save(m, opt, save), where);
     }
     fnet_optimizer_free(opt);

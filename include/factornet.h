@@ -17,5 +17,6 @@
 #include <factornet/checkpoint.h>
 #include <factornet/tt.h>
 #include <factornet/lowrank.h>
+#include <factornet/sparse.h>
 
 #endif

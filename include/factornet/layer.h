@@ -27,9 +27,9 @@ typedef enum fnet_layer_kind {
     FNET_LAYER_SIGMOID = 3, /**< "sigmoid" */
     FNET_LAYER_DROPOUT = 4, /**< "dropout:P": inverted dropout, identity when not training */
     FNET_LAYER_TT = 5,      /**< "tt:N": tensor-train matrix (factornet/tt.h) */
-    FNET_LAYER_LOWRANK = 6, /**< "lowrank:N" (not built yet) */
-    FNET_LAYER_CIRC = 7,    /**< "circ:N" (not built yet) */
-    FNET_LAYER_SPARSE = 8,  /**< "sparse:N" (not built yet) */
+    FNET_LAYER_LOWRANK = 6, /**< "lowrank:N": U·V factorization (factornet/lowrank.h) */
+    FNET_LAYER_CIRC = 7,    /**< "circ:N": block-circulant (factornet/lowrank.h) */
+    FNET_LAYER_SPARSE = 8,  /**< "sparse:N": CSR sparse (factornet/sparse.h) */
 } fnet_layer_kind;
 
 /** Weight initializers (biases start at zero). fan_in/fan_out are n_in/n_out. */

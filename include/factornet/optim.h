@@ -132,6 +132,10 @@ FNET_API int64_t fnet_optimizer_size(const fnet_optimizer *opt);
 FNET_API fnet_status fnet_optimizer_remap(fnet_optimizer *opt, int64_t n, int count,
                                           const int64_t *src, const int64_t *dst,
                                           const int64_t *len);
+/** Multiply every state vector by mask (n floats, backend memory: a model's pruning mask,
+ *  fnet_model_mask()), so that the state of pruned parameters is exactly zero.
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (NULL). */
+FNET_API fnet_status fnet_optimizer_apply_mask(fnet_optimizer *opt, const float *mask);
 /** Steps taken so far. */
 FNET_API int64_t fnet_optimizer_steps(const fnet_optimizer *opt);
 

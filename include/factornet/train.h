@@ -33,6 +33,24 @@ typedef int (*fnet_epoch_fn)(const fnet_epoch_info *info, void *user);
 /** Called after each minibatch with the number done and the total of the epoch. */
 typedef void (*fnet_batch_fn)(int64_t done, int64_t total, void *user);
 
+/** Where a run stands, for the step hook. */
+typedef struct fnet_step_info {
+    int epoch;               /**< 0-based */
+    int epochs;              /**< planned */
+    int64_t step;            /**< 1-based within the epoch (minibatches for L-BFGS and CG) */
+    int64_t steps_per_epoch;
+    int64_t run_steps;       /**< steps (minibatches) done in this run, this one included */
+} fnet_step_info;
+
+/** Called after every optimizer step (after every minibatch's solver call for L-BFGS and CG,
+ *  with opt NULL). It may change the model's pruning mask or a sparse layer's pattern
+ *  (factornet/sparse.h: gradual pruning, SET, RigL), not its parameter count; it keeps opt's
+ *  state consistent itself (the sparse module's hooks do), and the solvers restart their
+ *  history when the mask or a pattern changed. A status other than FNET_OK stops training with
+ *  it. */
+typedef fnet_status (*fnet_step_hook)(fnet_model *m, fnet_optimizer *opt,
+                                      const fnet_step_info *info, void *user);
+
 /** What the trainer does when a minibatch loss is NaN or Inf. */
 typedef enum fnet_nan_policy {
     FNET_NAN_STOP = 0,     /**< stop with FNET_ERR_NUMERIC (default) */
@@ -54,6 +72,8 @@ typedef struct fnet_train_params {
     int64_t tt_max_rank;  /**< rounding rank cap, 0 (default) none */
     fnet_nan_policy on_nan; /**< default FNET_NAN_STOP */
     int max_rollbacks;    /**< FNET_NAN_ROLLBACK: at most this many in a run; default 3 */
+    fnet_step_hook on_step; /**< optional, see fnet_step_hook; default NULL */
+    void *step_user;      /**< passed to on_step */
 } fnet_train_params;
 
 /** Totals of a training run. */

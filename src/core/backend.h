@@ -147,6 +147,26 @@ struct fnet_backend_ops {
                  int64_t a_m, int64_t a_k, bool conj_a, const float *B, int64_t b_k, int64_t b_n,
                  bool conj_b, float *C, int64_t c_m, int64_t c_n, bool accumulate);
 
+    // ---- sparse matrices (CSR; sparse layers, docs/sparse.md) ----
+    // A (M, N) in compressed sparse row form: row_ptr (M + 1, int32, row_ptr[0] = 0, not
+    // decreasing), col (nnz = row_ptr[M], int32, in [0, N), increasing within a row) and val
+    // (nnz). The dense operands are feature-major: X (N, B) and Y (M, B), row-major with leading
+    // dimension B (a batch of B samples is a layer's (B, n) activations transposed; for B = 1
+    // the two layouts are the same memory). Outputs share no memory with inputs.
+    // Y (M, B) (+)= A·X  (accumulate false: Y is written, rows without entries included)
+    void (*csr_spmm)(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B, const int32_t *row_ptr,
+                     const int32_t *col, const float *val, const float *X, float *Y,
+                     bool accumulate);
+    // X (N, B) (+)= Aᵀ·Y  (accumulate false: X is written, columns without entries included)
+    void (*csr_spmm_t)(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B, const int32_t *row_ptr,
+                       const int32_t *col, const float *val, const float *Y, float *X,
+                       bool accumulate);
+    // SDDMM, the gradient of val: out[k] (+)= Σ_b Y[i, b]·X[col[k], b] for every stored entry k
+    // of row i (out has nnz floats)
+    void (*csr_sddmm)(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B, const int32_t *row_ptr,
+                      const int32_t *col, const float *Y, const float *X, float *out,
+                      bool accumulate);
+
     // ---- losses, data ----
     // Softmax cross-entropy of logits (B, K) against labels (B, int32): returns Σ loss (double);
     // writes dlogits (B, K) = scale·(softmax − onehot) when dlogits != NULL; counts correct
@@ -191,6 +211,7 @@ enum fnet_op {
     FNET_OP_BIAS_FILL, FNET_OP_BIAS_ADD, FNET_OP_BIAS_GRAD, FNET_OP_ACT_FORWARD,
     FNET_OP_ACT_BACKWARD, FNET_OP_MUL, FNET_OP_DROPOUT_MASK,
     FNET_OP_FFT_PLAN, FNET_OP_FFT_PLAN_FREE, FNET_OP_RFFT, FNET_OP_IRFFT, FNET_OP_CMAC,
+    FNET_OP_CSR_SPMM, FNET_OP_CSR_SPMM_T, FNET_OP_CSR_SDDMM,
     FNET_OP_SOFTMAX_CE, FNET_OP_MSE, FNET_OP_REGULARIZE, FNET_OP_U8_TO_FLOAT, FNET_OP_ALL_FINITE,
     FNET_OP_SGD_STEP, FNET_OP_MOMENTUM_STEP, FNET_OP_RMSPROP_STEP, FNET_OP_ADAM_STEP,
     FNET_OP_RUN_PARTS,

@@ -10,6 +10,13 @@
 
 struct fnet_init_out;
 
+/* An index tensor of a layer (layer ops aux). */
+struct fnet_aux_info {
+    const char *name;   // in the checkpoint: "layers.<i>.<name>"
+    int64_t numel;      // 1-D
+    const int32_t *data; // backend memory
+};
+
 struct fnet_layer_ops {
     const struct fnet_layer_desc *desc; // the kind: its enum value and spec name
     // Backend ops beyond the required ones that the kind runs on (FNET_OPS(FNET_OP_...)): a
@@ -35,6 +42,15 @@ struct fnet_layer_ops {
     fnet_status (*to_dense)(const fnet_layer *l, float *W);
     int (*num_tensors)(const fnet_layer *l);
     void (*tensor)(const fnet_layer *l, int i, fnet_tensor_info *info);
+    // Index tensors that are not parameters (a sparse layer's row_ptr and col_idx): 1-D int32,
+    // backend memory, saved and loaded beside the parameters. NULL num_aux: none.
+    int (*num_aux)(const fnet_layer *l);
+    void (*aux)(const fnet_layer *l, int i, struct fnet_aux_info *info);
+    // Loading: data[i] (host memory, info.numel int32 each, maybe unaligned) for every aux
+    // tensor, checked against each other and the layer: FNET_ERR_FORMAT naming the tensor and
+    // the fault (nothing changed), FNET_ERR_OUT_OF_MEMORY; then uploaded (set_aux cannot fail).
+    fnet_status (*check_aux)(const fnet_layer *l, const void *const *data);
+    void (*set_aux)(fnet_layer *l, const void *const *data);
     void (*destroy)(fnet_layer *l); // frees the kind's own workspaces, not the struct
     // its spec item, every size and rank named so that the item rebuilds this very layout
     void (*describe)(const fnet_layer *l, struct fnet_spec_item *it);

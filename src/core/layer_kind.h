@@ -48,7 +48,7 @@ extern const struct fnet_layer_desc fnet_dropout_desc; // src/dense/dropout.c
 extern const struct fnet_layer_desc fnet_tt_desc;      // src/tn/tt_layer.c
 extern const struct fnet_layer_desc fnet_lowrank_desc; // src/lowrank/lowrank_kind.c
 extern const struct fnet_layer_desc fnet_circ_desc;    // src/circulant/circ_kind.c
-extern const struct fnet_layer_desc fnet_sparse_desc;  // src/sparse/sparse_kind.c
+extern const struct fnet_layer_desc fnet_sparse_desc;  // src/sparse/csr.c
 
 /* Saturating arithmetic for min_params. */
 static inline int64_t fnet_sat_mul(int64_t a, int64_t b)

@@ -16,6 +16,8 @@ struct fnet_model {
     fnet_layer **layers;
     int64_t n_params;
     float *w, *g;        // flat vectors (backend memory)
+    float *mask;         // n_params floats, 1 kept and 0 pruned (backend memory); NULL: none
+    uint64_t generation; // bumped when the mask or a layer's sparsity pattern changes
     char *spec;          // rebuilt on every add
     fnet_loss loss;
     float l1, l2;
@@ -82,6 +84,7 @@ void fnet_model_free(fnet_model *m)
     fnet_free(m->layers);
     m->ctx->be->free(m->ctx, m->w);
     m->ctx->be->free(m->ctx, m->g);
+    m->ctx->be->free(m->ctx, m->mask);
     fnet_free(m->spec);
     fnet_free(m);
 }
@@ -130,6 +133,29 @@ static fnet_status alloc_vectors(fnet_model *m, int64_t n, float **w, float **g)
     ctx->be->free(ctx, *g);
     *w = *g = NULL;
     return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "flat parameter vector of %lld floats", (long long)n);
+}
+
+// A new mask of n floats for a rebuilt flat vector: runs k of len[k] values from src[k] of the
+// current mask to dst[k], the rest 1 (new layers start unpruned). m->mask must not be NULL.
+static fnet_status remap_mask(fnet_model *m, int64_t n, int count, const int64_t *src,
+                              const int64_t *dst, const int64_t *len, float **out)
+{
+    fnet_ctx *ctx = m->ctx;
+    *out = ctx->be->alloc(ctx, (size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (*out == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "pruning mask of %lld floats", (long long)n);
+    ctx->be->fill(ctx, n, 1.0f, *out);
+    for (int k = 0; k < count; k++)
+        ctx->be->copy(ctx, *out + dst[k], m->mask + src[k], (size_t)len[k] * sizeof(float));
+    return FNET_OK;
+}
+
+// Make mask (NULL: keep none) the model's, freeing the old one.
+static void adopt_mask(fnet_model *m, float *mask)
+{
+    m->ctx->be->free(m->ctx, m->mask);
+    m->mask = mask;
+    m->generation++;
 }
 
 // Point layers[0..count) at consecutive slices of w and g (their values move along) and make
@@ -193,9 +219,19 @@ fnet_status fnet_model_add_layer(fnet_model *m, fnet_layer *l)
     }
     int64_t n = m->n_params + l->n_params;
     if (l->n_params > 0) {
+        float *mask = NULL;
         if ((st = alloc_vectors(m, n, &w, &g)) != FNET_OK)
             goto out_free_spec;
+        if (m->mask != NULL) {
+            int64_t src = 0, len = m->n_params;
+            if ((st = remap_mask(m, n, 1, &src, &src, &len, &mask)) != FNET_OK) {
+                ctx->be->free(ctx, w);
+                ctx->be->free(ctx, g);
+                goto out_free_spec;
+            }
+        }
         adopt_vectors(m, m->n_layers + 1, w, g, n);
+        adopt_mask(m, mask);
     }
     l->in_model = true;
     l->training = m->training;
@@ -234,7 +270,7 @@ static fnet_status replace_layers(fnet_model *m, int count, const int *idx, fnet
 {
     fnet_ctx *ctx = m->ctx;
     fnet_status st = FNET_OK;
-    float *w = NULL, *g = NULL;
+    float *w = NULL, *g = NULL, *mask = NULL;
     char *spec = NULL;
     fnet_layer **old = NULL;
     int64_t *runs = NULL;
@@ -296,6 +332,8 @@ static fnet_status replace_layers(fnet_model *m, int count, const int *idx, fnet
     }
     if ((st = alloc_vectors(m, n, &w, &g)) != FNET_OK)
         goto out_free_new;
+    if (m->mask != NULL && (st = remap_mask(m, n, nruns, src, dst, len, &mask)) != FNET_OK)
+        goto out_free_new;
     if (opt != NULL && (st = fnet_optimizer_remap(opt, n, nruns, src, dst, len)) != FNET_OK)
         goto out_free_new;
     // nothing can fail from here on
@@ -305,6 +343,8 @@ static fnet_status replace_layers(fnet_model *m, int count, const int *idx, fnet
         fresh[k]->training = m->training;
     }
     adopt_vectors(m, m->n_layers, w, g, n);
+    if (m->mask != NULL)
+        adopt_mask(m, mask);
     fnet_free(m->spec);
     m->spec = spec;
     // which layers share their input's buffer follows the layers' kinds: when a new layer runs
@@ -330,12 +370,19 @@ static fnet_status replace_layers(fnet_model *m, int count, const int *idx, fnet
 out_free_new:
     ctx->be->free(ctx, w);
     ctx->be->free(ctx, g);
+    ctx->be->free(ctx, mask);
     fnet_free(spec);
     fnet_free(runs);
     fnet_free(old);
     for (int k = 0; k < count; k++)
         fnet_layer_free(fresh[k]);
     return st;
+}
+
+fnet_status fnet_model_replace_layers(fnet_model *m, int count, const int *idx,
+                                     fnet_layer **fresh, fnet_optimizer *opt)
+{
+    return replace_layers(m, count, idx, fresh, opt);
 }
 
 fnet_status fnet_model_replace_layer(fnet_model *m, int i, fnet_layer *l)
@@ -538,8 +585,73 @@ fnet_status fnet_model_get_params(const fnet_model *m, float *w)
 
 fnet_status fnet_model_set_params(fnet_model *m, const float *w)
 {
-    return m ? fnet_be_transfer(m->ctx, "model set_params", m->w, w, m->n_params, false)
-             : FNET_ERR_INVALID_ARG;
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_status st = fnet_be_transfer(m->ctx, "model set_params", m->w, w, m->n_params, false);
+    if (st == FNET_OK && m->mask != NULL)
+        m->ctx->be->mul(m->ctx, m->n_params, m->w, m->mask, m->w);
+    return st;
+}
+
+fnet_status fnet_model_set_mask(fnet_model *m, const float *mask)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_ctx *ctx = m->ctx;
+    if (mask == NULL) {
+        if (m->mask != NULL)
+            adopt_mask(m, NULL);
+        return FNET_OK;
+    }
+    for (int64_t i = 0; i < m->n_params; i++)
+        if (mask[i] != 0.0f && mask[i] != 1.0f)
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "mask: element %lld is %g, not 0 or 1",
+                             (long long)i, (double)mask[i]);
+    if (m->n_params == 0)
+        return FNET_OK;
+    float *dev = m->mask;
+    if (dev == NULL) {
+        dev = ctx->be->alloc(ctx, (size_t)m->n_params * sizeof(float));
+        if (dev == NULL)
+            return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "pruning mask of %lld floats",
+                             (long long)m->n_params);
+    }
+    ctx->be->upload(ctx, dev, mask, (size_t)m->n_params * sizeof(float));
+    ctx->be->mul(ctx, m->n_params, m->w, dev, m->w);
+    if (dev != m->mask)
+        adopt_mask(m, dev);
+    else
+        m->generation++;
+    return FNET_OK;
+}
+
+fnet_status fnet_model_get_mask(const fnet_model *m, float *mask)
+{
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (mask == NULL)
+        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "model get_mask: NULL host buffer");
+    if (m->mask == NULL) {
+        for (int64_t i = 0; i < m->n_params; i++)
+            mask[i] = 1.0f;
+        return FNET_OK;
+    }
+    return fnet_be_transfer(m->ctx, "model get_mask", mask, m->mask, m->n_params, true);
+}
+
+const float *fnet_model_mask(const fnet_model *m)
+{
+    return m ? m->mask : NULL;
+}
+
+uint64_t fnet_model_generation(const fnet_model *m)
+{
+    return m->generation;
+}
+
+void fnet_model_touch(fnet_model *m)
+{
+    m->generation++;
 }
 
 fnet_status fnet_model_get_grads(const fnet_model *m, float *g)
@@ -817,6 +929,9 @@ fnet_status fnet_model_loss_grad(fnet_model *m, const float *x, const int32_t *l
     if ((st = backward(m, x, batch)) != FNET_OK)
         return st;
     double value = sum / (double)batch + regularize(m);
+    // pruned weights get no gradient: every optimizer and solver then leaves them at zero
+    if (m->mask != NULL)
+        m->ctx->be->mul(m->ctx, m->n_params, m->g, m->mask, m->g);
     if (loss)
         *loss = value;
     if (grad != NULL && grad != m->g)

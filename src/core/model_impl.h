@@ -16,4 +16,17 @@
 fnet_status fnet_model_round_layers(fnet_model *m, double eps, int64_t max_rank,
                                     fnet_optimizer *opt, bool *changed);
 
+/* Replace layers idx[0..count) (distinct) by fresh[0..count) (stand-alone, on m's ctx, each
+ * with the n_in and n_out of the layer it replaces) in one rebuild of the flat vectors, the mask
+ * and opt (may be NULL) remapped alike (the new layers unpruned, their state zero). All or
+ * nothing: on failure m and opt are unchanged and the fresh layers freed; on success m owns them. */
+fnet_status fnet_model_replace_layers(fnet_model *m, int count, const int *idx,
+                                      fnet_layer **fresh, fnet_optimizer *opt);
+
+/* A counter that changes whenever the model's pruning mask or a layer's sparsity pattern changes
+ * (fnet_model_set_mask, SET and RigL updates): a solver that keeps history across calls resets
+ * when it sees a new value. fnet_model_touch bumps it. */
+uint64_t fnet_model_generation(const fnet_model *m);
+void fnet_model_touch(fnet_model *m);
+
 #endif

@@ -140,6 +140,12 @@ static void snapshot_restore(fnet_model *m, fnet_optimizer *opt, const struct sn
         ctx->be->copy(ctx, fnet_optimizer_state(opt, i, NULL), s->w + (size_t)(i + 1) * (size_t)s->n,
                       bytes);
     fnet_optimizer_set_steps(opt, s->steps);
+    // a mask that grew since the snapshot (gradual pruning) stays: its weights and state are zero
+    const float *mask = fnet_model_mask(m);
+    if (mask != NULL) {
+        ctx->be->mul(ctx, s->n, fnet_model_params(m, NULL), mask, fnet_model_params(m, NULL));
+        fnet_optimizer_apply_mask(opt, mask);
+    }
 }
 
 fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim_params *op,
@@ -225,6 +231,13 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
                 st = fnet_optimizer_step(opt, w, g);
             loss_sum += loss * (double)bs;
             acc->steps++;
+            if (st == FNET_OK && tp->on_step != NULL) {
+                fnet_step_info si = {.epoch = epoch, .epochs = tp->epochs, .step = b + 1,
+                                     .steps_per_epoch = L.n_batches, .run_steps = acc->steps};
+                st = tp->on_step(m, opt, &si, tp->step_user);
+                w = fnet_model_params(m, NULL);
+                g = fnet_model_grads(m, NULL);
+            }
             if (tp->on_batch)
                 tp->on_batch(b + 1, L.n_batches, user);
         }

@@ -1,9 +1,9 @@
 /* The CPU backend: the reference table with OpenBLAS for the BLAS-shaped ops and FFTW for the
  * FFTs (cpu_fft.c). All parallelism is the ctx's sleeping thread pool, the backend's per-ctx
  * state: large GEMMs split into one single-threaded OpenBLAS GEMM per worker, large element-wise
- * ops and FFTs split likewise, and run_parts runs independent parts of one job (the TT sweep's
- * sample chunks) one per worker. Entries that are the reference's own functions are marked so in
- * the table. */
+ * ops, FFTs and CSR products (cpu_sparse.c) split likewise, and run_parts runs independent parts
+ * of one job (the TT sweep's sample chunks) one per worker. Entries that are the reference's own
+ * functions are marked so in the table. */
 #include "cpu/ref.h"
 #include "cpu/pool.h"
 #include "cpu/cpu_lapack.h"
@@ -423,6 +423,38 @@ static void cpu_cmac(fnet_ctx *ctx, int64_t F, int64_t M, int64_t N, int64_t K, 
                   accumulate);
 }
 
+// ---- sparse matrices: cpu_sparse.c's blocked CSR kernels, on the ctx's pool ----
+
+// Threads the pool of an op has: ctx->threads, or 1 inside a part or without a pool.
+static int threads_of(const fnet_ctx *ctx)
+{
+    return pool_of(ctx) != NULL ? ctx->threads : 1;
+}
+
+static void cpu_csr_spmm(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B, const int32_t *row_ptr,
+                         const int32_t *col, const float *val, const float *X, float *Y,
+                         bool accumulate)
+{
+    fnet_cpu_csr_spmm(pool_of(ctx), threads_of(ctx), M, N, B, row_ptr, col, val, X, Y,
+                      accumulate);
+}
+
+static void cpu_csr_spmm_t(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B,
+                           const int32_t *row_ptr, const int32_t *col, const float *val,
+                           const float *Y, float *X, bool accumulate)
+{
+    fnet_cpu_csr_spmm_t(pool_of(ctx), threads_of(ctx), M, N, B, row_ptr, col, val, Y, X,
+                        accumulate);
+}
+
+static void cpu_csr_sddmm(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B,
+                          const int32_t *row_ptr, const int32_t *col, const float *Y,
+                          const float *X, float *out, bool accumulate)
+{
+    fnet_cpu_csr_sddmm(pool_of(ctx), threads_of(ctx), M, N, B, row_ptr, col, Y, X, out,
+                       accumulate);
+}
+
 struct parts_job {
     void (*fn)(void *arg, int part);
     void *arg;
@@ -483,6 +515,9 @@ const struct fnet_backend_ops fnet_cpu_backend = {
     .rfft = cpu_rfft,
     .irfft = cpu_irfft,
     .cmac = cpu_cmac,
+    .csr_spmm = cpu_csr_spmm,
+    .csr_spmm_t = cpu_csr_spmm_t,
+    .csr_sddmm = cpu_csr_sddmm,
     .sgd_step = cpu_sgd_step,
     .momentum_step = cpu_momentum_step,
     .rmsprop_step = cpu_rmsprop_step,

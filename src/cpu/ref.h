@@ -1,6 +1,6 @@
 /* The reference backend's functions, plain C: the oracle of every other backend. The CPU backend
  * reuses the element-wise ones (split over its thread pool) and overrides the BLAS-shaped ones;
- * its FFT ops (cpu_fft.c) are declared here too, for its table. */
+ * its FFT ops (cpu_fft.c) and CSR kernels (cpu_sparse.c) are declared here too, for its table. */
 #ifndef FNET_CPU_REF_H
 #define FNET_CPU_REF_H
 
@@ -76,6 +76,30 @@ void fnet_cpu_cmac(struct fnet_pool *pool, int64_t F, int64_t M, int64_t N, int6
                    const float *A, int64_t a_m, int64_t a_k, bool conj_a, const float *B,
                    int64_t b_k, int64_t b_n, bool conj_b, float *C, int64_t c_m, int64_t c_n,
                    bool accumulate);
+
+// ref_sparse.c: CSR products with every output summed on its own in double (the oracle of
+// cpu_sparse.c); backend.h, "sparse matrices", gives the shapes
+void fnet_ref_csr_spmm(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B, const int32_t *row_ptr,
+                       const int32_t *col, const float *val, const float *X, float *Y,
+                       bool accumulate);
+void fnet_ref_csr_spmm_t(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B, const int32_t *row_ptr,
+                         const int32_t *col, const float *val, const float *Y, float *X,
+                         bool accumulate);
+void fnet_ref_csr_sddmm(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B, const int32_t *row_ptr,
+                        const int32_t *col, const float *Y, const float *X, float *out,
+                        bool accumulate);
+
+// cpu_sparse.c: the CPU backend's CSR kernels, blocked over batch columns and split over the
+// pool (NULL: the calling thread alone) in up to `threads` pieces
+void fnet_cpu_csr_spmm(struct fnet_pool *pool, int threads, int64_t M, int64_t N, int64_t B,
+                       const int32_t *row_ptr, const int32_t *col, const float *val,
+                       const float *X, float *Y, bool accumulate);
+void fnet_cpu_csr_spmm_t(struct fnet_pool *pool, int threads, int64_t M, int64_t N, int64_t B,
+                         const int32_t *row_ptr, const int32_t *col, const float *val,
+                         const float *Y, float *X, bool accumulate);
+void fnet_cpu_csr_sddmm(struct fnet_pool *pool, int threads, int64_t M, int64_t N, int64_t B,
+                        const int32_t *row_ptr, const int32_t *col, const float *Y,
+                        const float *X, float *out, bool accumulate);
 
 // ref_optim.c: one fused pass over the vectors each
 void fnet_ref_sgd_step(fnet_ctx *ctx, int64_t n, float *w, const float *g,

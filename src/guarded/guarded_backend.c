@@ -634,6 +634,105 @@ static void guarded_cmac(fnet_ctx *ctx, int64_t F, int64_t M, int64_t N, int64_t
     guard_close(&gd);
 }
 
+// ---- sparse matrices (CSR) ----
+
+// Opens row_ptr (M + 1 int32) and col (nnz int32) of A (M, N) for reading and checks the CSR
+// structure the contract promises (row_ptr[0] = 0, not decreasing; col in [0, N), increasing
+// within a row): a malformed matrix would send the op outside X or Y without a fault. Returns
+// nnz = row_ptr[M], read inside the guard; the two stay open until the op's guard_close.
+static int64_t guard_csr(struct guard *gd, int64_t M, int64_t N, const int32_t *row_ptr,
+                         const int32_t *col)
+{
+    if (M < 0 || N < 0)
+        violation(gd->op, "shape", NULL, 0, "is negative (M %lld, N %lld)", (long long)M,
+                  (long long)N);
+    guard_arg(gd, "row_ptr", row_ptr, elems(M + 1, sizeof(int32_t)));
+    guard_open(gd);
+    if (row_ptr[0] != 0)
+        violation(gd->op, "row_ptr", row_ptr, elems(M + 1, sizeof(int32_t)),
+                  "starts at %d, not 0", (int)row_ptr[0]);
+    for (int64_t i = 0; i < M; i++)
+        if (row_ptr[i + 1] < row_ptr[i])
+            violation(gd->op, "row_ptr", row_ptr, elems(M + 1, sizeof(int32_t)),
+                      "decreases at row %lld (%d after %d)", (long long)i, (int)row_ptr[i + 1],
+                      (int)row_ptr[i]);
+    int64_t nnz = row_ptr[M];
+    guard_arg(gd, "col", col, elems(nnz, sizeof(int32_t)));
+    guard_open(gd);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t k = row_ptr[i]; k < row_ptr[i + 1]; k++)
+            if (col[k] < 0 || col[k] >= N || (k > row_ptr[i] && col[k] <= col[k - 1]))
+                violation(gd->op, "col", col, elems(nnz, sizeof(int32_t)),
+                          "[%lld] = %d in row %lld is outside [0, %lld) or not increasing",
+                          (long long)k, (int)col[k], (long long)i, (long long)N);
+    return nnz;
+}
+
+// Y (M, B) (+)= A·X; X (N, B) read only when A has entries
+static void guarded_csr_spmm(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B,
+                             const int32_t *row_ptr, const int32_t *col, const float *val,
+                             const float *X, float *Y, bool accumulate)
+{
+    struct guard gd = guard_begin(ctx, "csr_spmm");
+    int64_t nnz = guard_csr(&gd, M, N, row_ptr, col);
+    size_t v = elems(nnz, sizeof(float)), x = nnz > 0 ? floats2(N, B) : 0, y = floats2(M, B);
+    size_t rp = elems(M + 1, sizeof(int32_t)), c = elems(nnz, sizeof(int32_t));
+    guard_arg(&gd, "val", val, v);
+    guard_arg(&gd, "X", X, x);
+    guard_arg(&gd, "Y", Y, y);
+    no_overlap("csr_spmm", "Y", Y, y, "row_ptr", row_ptr, rp);
+    no_overlap("csr_spmm", "Y", Y, y, "col", col, c);
+    no_overlap("csr_spmm", "Y", Y, y, "val", val, v);
+    no_overlap("csr_spmm", "Y", Y, y, "X", X, x);
+    guard_open(&gd);
+    fnet_ref_csr_spmm(ctx, M, N, B, row_ptr, col, val, X, Y, accumulate);
+    guard_close(&gd);
+}
+
+// X (N, B) (+)= Aᵀ·Y; Y (M, B) read only when A has entries
+static void guarded_csr_spmm_t(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B,
+                               const int32_t *row_ptr, const int32_t *col, const float *val,
+                               const float *Y, float *X, bool accumulate)
+{
+    struct guard gd = guard_begin(ctx, "csr_spmm_t");
+    int64_t nnz = guard_csr(&gd, M, N, row_ptr, col);
+    size_t v = elems(nnz, sizeof(float)), y = nnz > 0 ? floats2(M, B) : 0, x = floats2(N, B);
+    size_t rp = elems(M + 1, sizeof(int32_t)), c = elems(nnz, sizeof(int32_t));
+    guard_arg(&gd, "val", val, v);
+    guard_arg(&gd, "Y", Y, y);
+    guard_arg(&gd, "X", X, x);
+    no_overlap("csr_spmm_t", "X", X, x, "row_ptr", row_ptr, rp);
+    no_overlap("csr_spmm_t", "X", X, x, "col", col, c);
+    no_overlap("csr_spmm_t", "X", X, x, "val", val, v);
+    no_overlap("csr_spmm_t", "X", X, x, "Y", Y, y);
+    guard_open(&gd);
+    fnet_ref_csr_spmm_t(ctx, M, N, B, row_ptr, col, val, Y, X, accumulate);
+    guard_close(&gd);
+}
+
+// out (nnz) (+)= Y (M, B) rows · X (N, B) rows at A's entries; Y and X read only when A has
+// entries
+static void guarded_csr_sddmm(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B,
+                              const int32_t *row_ptr, const int32_t *col, const float *Y,
+                              const float *X, float *out, bool accumulate)
+{
+    struct guard gd = guard_begin(ctx, "csr_sddmm");
+    int64_t nnz = guard_csr(&gd, M, N, row_ptr, col);
+    size_t o = elems(nnz, sizeof(float));
+    size_t y = nnz > 0 ? floats2(M, B) : 0, x = nnz > 0 ? floats2(N, B) : 0;
+    size_t rp = elems(M + 1, sizeof(int32_t)), c = elems(nnz, sizeof(int32_t));
+    guard_arg(&gd, "Y", Y, y);
+    guard_arg(&gd, "X", X, x);
+    guard_arg(&gd, "out", out, o);
+    no_overlap("csr_sddmm", "out", out, o, "row_ptr", row_ptr, rp);
+    no_overlap("csr_sddmm", "out", out, o, "col", col, c);
+    no_overlap("csr_sddmm", "out", out, o, "Y", Y, y);
+    no_overlap("csr_sddmm", "out", out, o, "X", X, x);
+    guard_open(&gd);
+    fnet_ref_csr_sddmm(ctx, M, N, B, row_ptr, col, Y, X, out, accumulate);
+    guard_close(&gd);
+}
+
 // ---- losses, data ----
 
 // logits (B, K), labels (B) int32, dlogits (B, K) or NULL, *correct host or NULL
@@ -818,6 +917,9 @@ const struct fnet_backend_ops fnet_guarded_backend = {
     .rfft = guarded_rfft,
     .irfft = guarded_irfft,
     .cmac = guarded_cmac,
+    .csr_spmm = guarded_csr_spmm,
+    .csr_spmm_t = guarded_csr_spmm_t,
+    .csr_sddmm = guarded_csr_sddmm,
     .softmax_ce = guarded_softmax_ce,
     .mse = guarded_mse,
     .regularize = guarded_regularize,

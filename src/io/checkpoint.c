@@ -5,7 +5,7 @@
  * each tensor from the file's buffer. A load validates the whole file against the model before it
  * writes a single float, so a failed load changes nothing. */
 #include "core/backend.h"
-#include "core/layer_kind.h"
+#include "core/layer_impl.h"
 #include "io/safetensors.h"
 
 #include <inttypes.h>
@@ -17,6 +17,7 @@
 #define LAYER_PREFIX "layers."
 #define OPTIM_PREFIX "optimizer."
 #define NAME_MAX_LEN 256 // "layers.<i>.<tensor name>"
+#define MASK_SUFFIX "_mask" // "layers.<i>.weight_mask": the pruning mask of a tensor, U8 0/1
 
 // What a checkpoint's metadata says, checked for form but not yet against a model.
 struct ckpt {
@@ -150,9 +151,21 @@ static bool is_model_tensor(fnet_model *m, const char *name)
     if (*p != '.')
         return false;
     const fnet_layer *l = fnet_model_layer(m, (int)i);
+    const char *t = p + 1;
+    size_t tl = strlen(t), sl = strlen(MASK_SUFFIX);
+    bool is_mask = tl > sl && strcmp(t + tl - sl, MASK_SUFFIX) == 0;
     for (int j = 0; j < fnet_layer_num_tensors(l); j++) {
         fnet_tensor_info info;
-        if (fnet_layer_tensor(l, j, &info) == FNET_OK && strcmp(info.name, p + 1) == 0)
+        if (fnet_layer_tensor(l, j, &info) != FNET_OK)
+            continue;
+        if (strcmp(info.name, t) == 0 ||
+            (is_mask && strlen(info.name) == tl - sl && strncmp(info.name, t, tl - sl) == 0))
+            return true;
+    }
+    for (int j = 0; l->ops->num_aux != NULL && j < l->ops->num_aux(l); j++) {
+        struct fnet_aux_info aux;
+        l->ops->aux(l, j, &aux);
+        if (strcmp(aux.name, t) == 0)
             return true;
     }
     return false;
@@ -168,6 +181,78 @@ static fnet_status layer_tensor_name(fnet_ctx *ctx, int i, const fnet_tensor_inf
     return FNET_OK;
 }
 
+// The pruning mask "<name>_mask" of tensor t (F32, the model's `info`), when the file has one:
+// U8 of t's shape, every byte 0 or 1, and t zero wherever the mask is 0 (a pruned weight is zero).
+static fnet_status check_mask(fnet_ctx *ctx, const char *path, const struct fnet_safetensors *f,
+                              const char *name, const struct fnet_safetensors_tensor *t,
+                              const fnet_tensor_info *info)
+{
+    char mname[NAME_MAX_LEN + sizeof(MASK_SUFFIX)], want[160], got[160];
+    snprintf(mname, sizeof(mname), "%s" MASK_SUFFIX, name);
+    const struct fnet_safetensors_tensor *mt = fnet_safetensors_find(f, mname);
+    if (mt == NULL)
+        return FNET_OK;
+    bool same = mt->ndim == info->ndim;
+    for (int d = 0; same && d < info->ndim; d++)
+        same = mt->shape[d] == info->shape[d];
+    if (!same || mt->dtype != FNET_ST_U8)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%s': %s %s does not match its "
+                         "tensor's U8 %s", path, mname, fnet_st_dtype_name(mt->dtype),
+                         fnet_safetensors_shape_str(got, sizeof(got), mt->ndim, mt->shape),
+                         fnet_safetensors_shape_str(want, sizeof(want), info->ndim, info->shape));
+    if (mt->data == NULL || t->data == NULL)
+        return FNET_OK; // header only
+    const unsigned char *mb = mt->data, *wb = t->data;
+    for (int64_t k = 0; k < mt->numel; k++) {
+        if (mb[k] > 1)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%s': element %" PRId64 " is %d, "
+                             "not 0 or 1", path, mname, k, mb[k]);
+        float w;
+        memcpy(&w, wb + 4 * k, sizeof(w));
+        if (mb[k] == 0 && w != 0.0f)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%s': element %" PRId64 " is %g "
+                             "where its mask '%s' prunes it (pruned weights are zero)", path,
+                             name, k, (double)w, mname);
+    }
+    return FNET_OK;
+}
+
+// Layer i's index tensors (a sparse layer's row_ptr and col_idx): present, I32 of the layer's
+// length, and (with the data read) valid for the layer by its own check.
+static fnet_status check_aux(fnet_ctx *ctx, const char *path, const struct fnet_safetensors *f,
+                             int i, const fnet_layer *l)
+{
+    int n = l->ops->num_aux != NULL ? l->ops->num_aux(l) : 0;
+    const void *data[4] = {0};
+    char name[NAME_MAX_LEN], want[64], got[160];
+    bool have_data = true;
+    for (int j = 0; j < n && j < 4; j++) {
+        struct fnet_aux_info aux;
+        l->ops->aux(l, j, &aux);
+        snprintf(name, sizeof(name), LAYER_PREFIX "%d.%s", i, aux.name);
+        const struct fnet_safetensors_tensor *t = fnet_safetensors_find(f, name);
+        fnet_safetensors_shape_str(want, sizeof(want), 1, &aux.numel);
+        if (t == NULL)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: missing tensor '%s' (I32 %s)", path, name,
+                             want);
+        if (t->dtype != FNET_ST_I32 || t->ndim != 1 || t->shape[0] != aux.numel)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%s': %s %s does not match the "
+                             "model's I32 %s", path, name, fnet_st_dtype_name(t->dtype),
+                             fnet_safetensors_shape_str(got, sizeof(got), t->ndim, t->shape),
+                             want);
+        data[j] = t->data;
+        have_data = have_data && t->data != NULL;
+    }
+    if (n == 0 || !have_data)
+        return FNET_OK;
+    fnet_status st = l->ops->check_aux(l, data);
+    if (st != FNET_ERR_FORMAT)
+        return st;
+    char why[sizeof(ctx->last_error)];
+    snprintf(why, sizeof(why), "%s", fnet_ctx_last_message(ctx));
+    return fnet_fail(ctx, st, "%s: layer %d (%s): %s", path, i, fnet_layer_name(l), why);
+}
+
 // Every tensor m expects is in the file with exactly its shape, the file holds no tensor m does
 // not expect, and optimizer state vectors have m's parameter count. Nothing is written.
 static fnet_status ckpt_check_model(fnet_ctx *ctx, const char *path, const struct ckpt *ck,
@@ -175,6 +260,7 @@ static fnet_status ckpt_check_model(fnet_ctx *ctx, const char *path, const struc
 {
     const struct fnet_safetensors *f = ck->file;
     char name[NAME_MAX_LEN], want[160], got[160];
+    fnet_status st = FNET_OK;
     if (ck->classes != fnet_model_n_out(m))
         return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata 'classes' is %" PRId64 " but spec "
                          "'%s' gives %" PRId64 " outputs", path, ck->classes, ck->spec,
@@ -183,7 +269,7 @@ static fnet_status ckpt_check_model(fnet_ctx *ctx, const char *path, const struc
         const fnet_layer *l = fnet_model_layer(m, i);
         for (int j = 0; j < fnet_layer_num_tensors(l); j++) {
             fnet_tensor_info info;
-            fnet_status st = fnet_layer_tensor(l, j, &info);
+            st = fnet_layer_tensor(l, j, &info);
             if (st == FNET_OK)
                 st = layer_tensor_name(ctx, i, &info, name);
             if (st != FNET_OK)
@@ -201,7 +287,16 @@ static fnet_status ckpt_check_model(fnet_ctx *ctx, const char *path, const struc
                                  "the model's %s", path, name,
                                  fnet_safetensors_shape_str(got, sizeof(got), t->ndim, t->shape),
                                  want);
+            if (t->dtype != FNET_ST_F32)
+                return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%s': dtype %s, expected F32",
+                                 path, name, fnet_st_dtype_name(t->dtype));
+            st = check_mask(ctx, path, f, name, t, &info);
+            if (st != FNET_OK)
+                return st;
         }
+        st = check_aux(ctx, path, f, i, l);
+        if (st != FNET_OK)
+            return st;
     }
     int64_t n_params = fnet_model_num_params(m);
     fnet_safetensors_shape_str(want, sizeof(want), 1, &n_params);
@@ -212,6 +307,9 @@ static fnet_status ckpt_check_model(fnet_ctx *ctx, const char *path, const struc
                 return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: unexpected tensor '%.120s': spec "
                                  "'%s' has no such tensor", path, t->name, ck->spec);
         } else if (has_prefix(t->name, OPTIM_PREFIX)) {
+            if (t->dtype != FNET_ST_F32)
+                return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.120s': dtype %s, expected "
+                                 "F32", path, t->name, fnet_st_dtype_name(t->dtype));
             if (t->ndim != 1 || t->shape[0] != n_params)
                 return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.120s': shape %s does not "
                                  "match the model's %s parameters", path, t->name,
@@ -240,7 +338,66 @@ static void ckpt_copy_params(const struct ckpt *ck, fnet_model *m)
             const struct fnet_safetensors_tensor *t = fnet_safetensors_find(ck->file, name);
             ctx->be->upload(ctx, w + info.offset, t->data, (size_t)info.numel * sizeof(float));
         }
+        int n_aux = l->ops->num_aux != NULL ? l->ops->num_aux(l) : 0;
+        const void *data[4] = {0};
+        for (int j = 0; j < n_aux && j < 4; j++) {
+            struct fnet_aux_info aux;
+            l->ops->aux(l, j, &aux);
+            snprintf(name, sizeof(name), LAYER_PREFIX "%d.%s", i, aux.name);
+            data[j] = fnet_safetensors_find(ck->file, name)->data;
+        }
+        if (n_aux > 0)
+            l->ops->set_aux(l, data);
     }
+}
+
+// The file's pruning masks as one host vector over m's parameters (1 where a tensor has no
+// mask); *mask NULL when the file has none. Called after ckpt_check_model().
+static fnet_status ckpt_host_mask(fnet_ctx *ctx, const char *path, const struct ckpt *ck,
+                                  fnet_model *m, float **mask)
+{
+    *mask = NULL;
+    char name[NAME_MAX_LEN + sizeof(MASK_SUFFIX)];
+    int64_t n = fnet_model_num_params(m);
+    for (int i = 0; i < fnet_model_num_layers(m); i++) {
+        fnet_layer *l = fnet_model_layer(m, i);
+        int64_t base = fnet_model_layer_offset(m, i);
+        for (int j = 0; j < fnet_layer_num_tensors(l); j++) {
+            fnet_tensor_info info;
+            fnet_layer_tensor(l, j, &info);
+            snprintf(name, sizeof(name), LAYER_PREFIX "%d.%s" MASK_SUFFIX, i, info.name);
+            const struct fnet_safetensors_tensor *t = fnet_safetensors_find(ck->file, name);
+            if (t == NULL)
+                continue;
+            if (*mask == NULL) {
+                *mask = fnet_malloc_array((size_t)(n > 0 ? n : 1), sizeof(float));
+                if (*mask == NULL)
+                    return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: pruning mask of %lld "
+                                     "floats", path, (long long)n);
+                for (int64_t k = 0; k < n; k++)
+                    (*mask)[k] = 1.0f;
+            }
+            const unsigned char *b = t->data;
+            for (int64_t k = 0; k < info.numel; k++)
+                (*mask)[base + info.offset + k] = (float)b[k];
+        }
+    }
+    return FNET_OK;
+}
+
+// Checked file into m: the mask first (the one step that may fail, before anything changes),
+// then the parameters and index tensors.
+static fnet_status ckpt_install(fnet_ctx *ctx, const char *path, const struct ckpt *ck,
+                                fnet_model *m)
+{
+    float *mask = NULL;
+    fnet_status st = ckpt_host_mask(ctx, path, ck, m, &mask);
+    if (st == FNET_OK)
+        st = fnet_model_set_mask(m, mask);
+    fnet_free(mask);
+    if (st == FNET_OK)
+        ckpt_copy_params(ck, m);
+    return st;
 }
 
 // The file's optimizer state fits opt when it is of the same kind and holds exactly opt's state
@@ -286,6 +443,15 @@ static void ckpt_copy_optimizer(const struct ckpt *ck, fnet_optimizer *opt, int6
     }
 }
 
+// Whether the tensor at w[off, off + numel) of the host mask has a pruned (0) element.
+static bool any_pruned(const float *mask, int64_t off, int64_t numel)
+{
+    for (int64_t k = 0; k < numel; k++)
+        if (mask[off + k] == 0.0f)
+            return true;
+    return false;
+}
+
 fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char *path)
 {
     if (m == NULL)
@@ -303,18 +469,41 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
                          "the model has %lld", path, (long long)fnet_optimizer_size(opt),
                          (long long)fnet_model_num_params(m));
 
-    // sizes: tensors and the bytes of their names
+    // the mask, on the host: each pruned tensor gets a U8 "<name>_mask" (one byte per element)
+    int64_t n_params = fnet_model_num_params(m);
+    float *mask = NULL;
+    if (fnet_model_mask(m) != NULL) {
+        mask = fnet_malloc_array((size_t)(n_params > 0 ? n_params : 1), sizeof(float));
+        if (mask == NULL)
+            return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: host copy of the pruning mask",
+                             path);
+        fnet_model_get_mask(m, mask);
+    }
+
+    // sizes: tensors, the bytes of their names and of the masks
     int n_layers = fnet_model_num_layers(m);
     int n_states = opt ? fnet_optimizer_num_states(opt) : 0;
-    size_t n = (size_t)n_states, name_bytes = 0;
+    size_t n = (size_t)n_states, name_bytes = 0, mask_bytes = 0;
     for (int i = 0; i < n_layers; i++) {
         const fnet_layer *l = fnet_model_layer(m, i);
+        int64_t base = fnet_model_layer_offset(m, i);
         for (int j = 0; j < fnet_layer_num_tensors(l); j++) {
             fnet_tensor_info info;
-            st = fnet_layer_tensor(l, j, &info);
-            if (st != FNET_OK)
-                return st;
-            name_bytes += (size_t)snprintf(NULL, 0, LAYER_PREFIX "%d.%s", i, info.name) + 1;
+            if ((st = fnet_layer_tensor(l, j, &info)) != FNET_OK)
+                goto out_free_mask;
+            size_t len = (size_t)snprintf(NULL, 0, LAYER_PREFIX "%d.%s", i, info.name) + 1;
+            name_bytes += len;
+            n++;
+            if (mask != NULL && any_pruned(mask, base + info.offset, info.numel)) {
+                name_bytes += len + strlen(MASK_SUFFIX);
+                mask_bytes += (size_t)info.numel;
+                n++;
+            }
+        }
+        for (int j = 0; l->ops->num_aux != NULL && j < l->ops->num_aux(l); j++) {
+            struct fnet_aux_info aux;
+            l->ops->aux(l, j, &aux);
+            name_bytes += (size_t)snprintf(NULL, 0, LAYER_PREFIX "%d.%s", i, aux.name) + 1;
             n++;
         }
     }
@@ -325,29 +514,26 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
         name_bytes += strlen(OPTIM_PREFIX) + strlen(s) + 1;
     }
 
-    // the tensors point into the parameters and the optimizer's state (backend memory), which
-    // the writer downloads a piece at a time
-    int64_t n_params = fnet_model_num_params(m);
+    // the tensors point into the parameters, the optimizer's state and the index tensors
+    // (backend memory, which the writer downloads a piece at a time) and the host masks; F32
+    // first, then I32, then U8, so every tensor's data stays aligned to its element size
     struct fnet_safetensors_tensor *t = fnet_calloc(n ? n : 1, sizeof(*t));
-    if (t == NULL)
-        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: list of %zu tensors", path, n);
-    char *names = fnet_malloc(name_bytes);
-    if (names == NULL) {
-        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: tensor names", path);
-        goto out_free_t;
+    char *names = fnet_malloc(name_bytes ? name_bytes : 1);
+    unsigned char *bytes = fnet_malloc(mask_bytes ? mask_bytes : 1);
+    if (t == NULL || names == NULL || bytes == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: list of %zu tensors", path, n);
+        goto out_free;
     }
-
     size_t k = 0;
     char *p = names;
+#define NAME(...) (t[k].name = p, p += snprintf(p, name_bytes - (size_t)(p - names), __VA_ARGS__) + 1)
     for (int i = 0; i < n_layers; i++) {
         fnet_layer *l = fnet_model_layer(m, i);
         const float *w = fnet_layer_params(l);
         for (int j = 0; j < fnet_layer_num_tensors(l); j++, k++) {
             fnet_tensor_info info;
             fnet_layer_tensor(l, j, &info);
-            t[k].name = p;
-            p += snprintf(p, name_bytes - (size_t)(p - names), LAYER_PREFIX "%d.%s", i,
-                          info.name) + 1;
+            NAME(LAYER_PREFIX "%d.%s", i, info.name);
             t[k].ndim = info.ndim;
             memcpy(t[k].shape, info.shape, (size_t)info.ndim * sizeof(int64_t));
             t[k].data = w + info.offset;
@@ -358,11 +544,44 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
         const char *s;
         t[k].data = fnet_optimizer_state(o, i, &s);
         t[k].on_backend = true;
-        t[k].name = p;
-        p += snprintf(p, name_bytes - (size_t)(p - names), OPTIM_PREFIX "%s", s) + 1;
+        NAME(OPTIM_PREFIX "%s", s);
         t[k].ndim = 1;
         t[k].shape[0] = n_params;
     }
+    for (int i = 0; i < n_layers; i++) {
+        const fnet_layer *l = fnet_model_layer(m, i);
+        for (int j = 0; l->ops->num_aux != NULL && j < l->ops->num_aux(l); j++, k++) {
+            struct fnet_aux_info aux;
+            l->ops->aux(l, j, &aux);
+            NAME(LAYER_PREFIX "%d.%s", i, aux.name);
+            t[k].dtype = FNET_ST_I32;
+            t[k].ndim = 1;
+            t[k].shape[0] = aux.numel;
+            t[k].data = aux.data;
+            t[k].on_backend = true;
+        }
+    }
+    unsigned char *mb = bytes;
+    for (int i = 0; i < n_layers && mask != NULL; i++) {
+        const fnet_layer *l = fnet_model_layer(m, i);
+        int64_t base = fnet_model_layer_offset(m, i);
+        for (int j = 0; j < fnet_layer_num_tensors(l); j++) {
+            fnet_tensor_info info;
+            fnet_layer_tensor(l, j, &info);
+            if (!any_pruned(mask, base + info.offset, info.numel))
+                continue;
+            NAME(LAYER_PREFIX "%d.%s" MASK_SUFFIX, i, info.name);
+            t[k].dtype = FNET_ST_U8;
+            t[k].ndim = info.ndim;
+            memcpy(t[k].shape, info.shape, (size_t)info.ndim * sizeof(int64_t));
+            for (int64_t e = 0; e < info.numel; e++)
+                mb[e] = mask[base + info.offset + e] != 0.0f;
+            t[k].data = mb;
+            mb += info.numel;
+            k++;
+        }
+    }
+#undef NAME
 
     char input[24], classes[24], steps[24];
     snprintf(input, sizeof(input), "%" PRId64, fnet_model_n_in(m));
@@ -376,10 +595,12 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
     };
     size_t n_meta = sizeof(meta) / sizeof(meta[0]) - (opt ? 0 : 2);
     st = fnet_safetensors_write(ctx, path, t, n, meta, n_meta);
-
+out_free:
+    fnet_free(bytes);
     fnet_free(names);
-out_free_t:
     fnet_free(t);
+out_free_mask:
+    fnet_free(mask);
     return st;
 }
 
@@ -447,9 +668,10 @@ fnet_status fnet_model_load(fnet_ctx *ctx, const char *path, fnet_model **out)
     if (st != FNET_OK)
         goto out_free_ck;
     st = ckpt_check_model(ctx, path, &ck, m);
+    if (st == FNET_OK)
+        st = ckpt_install(ctx, path, &ck, m);
     if (st != FNET_OK)
         goto out_free_m;
-    ckpt_copy_params(&ck, m);
     ckpt_free(&ck);
     *out = m;
     return FNET_OK;
@@ -483,15 +705,16 @@ fnet_status fnet_model_load_params(fnet_model *m, fnet_optimizer *opt, const cha
     if (st != FNET_OK)
         goto out_free_ck;
     bool restore_opt = opt != NULL && ck.optim != NULL;
+    if (restore_opt && (st = ckpt_check_optimizer(ctx, path, &ck, opt,
+                                                  fnet_model_num_params(m))) != FNET_OK)
+        goto out_free_ck;
+    // the mask is the only step that may fail (out of memory): before anything changes
+    if ((st = ckpt_install(ctx, path, &ck, m)) != FNET_OK)
+        goto out_free_ck;
     if (restore_opt) {
-        st = ckpt_check_optimizer(ctx, path, &ck, opt, fnet_model_num_params(m));
-        if (st == FNET_OK)
-            st = fnet_optimizer_set_steps(opt, ck.optim_steps); // the only step that may fail
-        if (st != FNET_OK)
-            goto out_free_ck;
+        fnet_optimizer_set_steps(opt, ck.optim_steps); // >= 0, checked: cannot fail
         ckpt_copy_optimizer(&ck, opt, fnet_model_num_params(m));
     }
-    ckpt_copy_params(&ck, m);
 out_free_ck:
     ckpt_free(&ck);
     return st;

@@ -1,4 +1,4 @@
-/* safetensors reader and writer for F32 tensors (https://github.com/huggingface/safetensors).
+/* safetensors reader and writer for F32, I32 and U8 tensors (https://github.com/huggingface/safetensors).
  * The reader trusts nothing in the file: every length, offset and product is checked before use,
  * and offsets must tile the data buffer exactly, as the reference implementation requires. The
  * writer never leaves a partial file at the destination (temporary file, fsync, rename). */
@@ -17,6 +17,16 @@
 
 // Tensor data is stored and written as the host's floats: only valid on little-endian IEEE hosts.
 _Static_assert(sizeof(float) == 4, "safetensors F32 needs a 4-byte float");
+
+int fnet_st_dtype_size(enum fnet_st_dtype t)
+{
+    return t == FNET_ST_U8 ? 1 : 4;
+}
+
+const char *fnet_st_dtype_name(enum fnet_st_dtype t)
+{
+    return t == FNET_ST_I32 ? "I32" : t == FNET_ST_U8 ? "U8" : "F32";
+}
 #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c stores floats as they lie in memory: a little-endian host is required"
@@ -152,9 +162,18 @@ static fnet_status parse_tensor(fnet_ctx *ctx, const char *path, const struct fn
     if (dtype->type != FNET_JSON_STRING)
         return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': dtype is a JSON %s, not a "
                          "string", path, ns, name, fnet_json_type_name(dtype->type));
-    if (strcmp(dtype->str, "F32") != 0 || dtype->len != 3)
+    bool known = false;
+    for (int k = FNET_ST_F32; k <= FNET_ST_U8 && !known; k++) {
+        const char *dn = fnet_st_dtype_name((enum fnet_st_dtype)k);
+        if (dtype->len == strlen(dn) && strcmp(dtype->str, dn) == 0) {
+            t->dtype = (enum fnet_st_dtype)k;
+            known = true;
+        }
+    }
+    if (!known)
         return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': dtype '%.*s' is not supported "
-                         "(only F32)", path, ns, name, ns, dtype->str);
+                         "(F32, I32, U8)", path, ns, name, ns, dtype->str);
+    const uint64_t esize = (uint64_t)fnet_st_dtype_size(t->dtype);
 
     if (shape->type != FNET_JSON_ARRAY)
         return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': shape is a JSON %s, not an "
@@ -193,11 +212,11 @@ static fnet_status parse_tensor(fnet_ctx *ctx, const char *path, const struct fn
         return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': data_offsets [%" PRIu64 ", %"
                          PRIu64 "] exceed the data buffer of %" PRIu64 " bytes (truncated "
                          "file?)", path, ns, name, t->begin, t->end, data_len);
-    if (t->end - t->begin != 4 * (uint64_t)t->numel)
+    if (t->end - t->begin != esize * (uint64_t)t->numel)
         return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': data_offsets [%" PRIu64 ", %"
-                         PRIu64 "] hold %" PRIu64 " bytes but shape %s of F32 needs %" PRIu64,
+                         PRIu64 "] hold %" PRIu64 " bytes but shape %s of %s needs %" PRIu64,
                          path, ns, name, t->begin, t->end, t->end - t->begin, sh,
-                         4 * (uint64_t)t->numel);
+                         fnet_st_dtype_name(t->dtype), esize * (uint64_t)t->numel);
     return FNET_OK;
 }
 
@@ -415,8 +434,10 @@ static void build_header(struct sbuf *b, const struct fnet_safetensors_tensor *t
         if (i > 0)
             put_s(b, ",");
         put_json_string(b, t[i].name);
-        put_s(b, ":{\"dtype\":\"F32\",\"shape\":[");
-        uint64_t bytes = 4;
+        put_s(b, ":{\"dtype\":\"");
+        put_s(b, fnet_st_dtype_name(t[i].dtype));
+        put_s(b, "\",\"shape\":[");
+        uint64_t bytes = (uint64_t)fnet_st_dtype_size(t[i].dtype);
         for (int d = 0; d < t[i].ndim; d++) {
             snprintf(num, sizeof(num), "%s%" PRId64, d ? "," : "", t[i].shape[d]);
             put_s(b, num);
@@ -453,6 +474,9 @@ static fnet_status check_write_args(fnet_ctx *ctx, const char *path,
             strcmp(name, "__metadata__") == 0)
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: tensor %zu: name missing, reserved "
                              "or not UTF-8", path, i);
+        if ((int)t[i].dtype < FNET_ST_F32 || (int)t[i].dtype > FNET_ST_U8)
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: tensor '%s': unknown dtype %d", path,
+                             name, (int)t[i].dtype);
         if (t[i].ndim < 0 || t[i].ndim > FNET_SAFETENSORS_MAX_DIMS)
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: tensor '%s': %d dimensions", path,
                              name, t[i].ndim);
@@ -589,20 +613,21 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     bool ok = !io_injected(ENOSPC) && fwrite(len8, 1, 8, fp) == 8 && !io_injected(ENOSPC) &&
               fwrite(header, 1, header_len, fp) == header_len;
     for (size_t i = 0; i < n && ok; i++) {
-        size_t numel = 1;
+        size_t bytes = (size_t)fnet_st_dtype_size(t[i].dtype);
         for (int d = 0; d < t[i].ndim; d++)
-            numel *= (size_t)t[i].shape[d];
+            bytes *= (size_t)t[i].shape[d];
         if (!t[i].on_backend) {
-            ok = numel == 0 ||
-                 (!io_injected(ENOSPC) && fwrite(t[i].data, sizeof(float), numel, fp) == numel);
+            ok = bytes == 0 ||
+                 (!io_injected(ENOSPC) && fwrite(t[i].data, 1, bytes, fp) == bytes);
             continue;
         }
         // backend memory: downloaded into the host stage, one piece per fwrite
-        const float *src = t[i].data;
-        for (size_t done = 0; done < numel && ok; done += STAGE_FLOATS) {
-            size_t k = numel - done < STAGE_FLOATS ? numel - done : STAGE_FLOATS;
-            ctx->be->download(ctx, stage, src + done, k * sizeof(float));
-            ok = !io_injected(ENOSPC) && fwrite(stage, sizeof(float), k, fp) == k;
+        const unsigned char *src = t[i].data;
+        const size_t stage_bytes = STAGE_FLOATS * sizeof(float);
+        for (size_t done = 0; done < bytes && ok; done += stage_bytes) {
+            size_t k = bytes - done < stage_bytes ? bytes - done : stage_bytes;
+            ctx->be->download(ctx, stage, src + done, k);
+            ok = !io_injected(ENOSPC) && fwrite(stage, 1, k, fp) == k;
         }
     }
     if (!ok || io_injected(ENOSPC) || fflush(fp) != 0 || io_injected(EIO) ||

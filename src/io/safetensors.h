@@ -1,4 +1,4 @@
-/* safetensors files of named F32 tensors with string metadata: a strict reader and an atomic
+/* safetensors files of named F32, I32 and U8 tensors with string metadata: a strict reader and an atomic
  * writer. Format (https://github.com/huggingface/safetensors): u64 little-endian header length N,
  * N bytes of JSON {"name": {"dtype","shape","data_offsets"}, "__metadata__": {..}}, the data. */
 #ifndef FNET_IO_SAFETENSORS_H
@@ -9,12 +9,23 @@
 #define FNET_SAFETENSORS_MAX_DIMS 8
 #define FNET_SAFETENSORS_MAX_HEADER ((uint64_t)100 << 20) // bytes of JSON header we accept
 
-/* One tensor. Writer: name, ndim, shape, data (floats, borrowed) and on_backend are read. Reader:
- * every field is filled; data points at the tensor's little-endian float32 bytes inside the
- * file's buffer (not necessarily 4-byte aligned: copy with memcpy), NULL when only the header was
- * read. */
+/* Element types: float32 (parameters, optimizer state), int32 (a sparse layer's indices), uint8
+ * (pruning masks). Zero is F32, so a zero-initialized tensor is a float one. */
+enum fnet_st_dtype {
+    FNET_ST_F32 = 0,
+    FNET_ST_I32 = 1,
+    FNET_ST_U8 = 2,
+};
+/* Bytes per element and the name in the header ("F32", "I32", "U8"). */
+int fnet_st_dtype_size(enum fnet_st_dtype t);
+const char *fnet_st_dtype_name(enum fnet_st_dtype t);
+
+/* One tensor. Writer: name, dtype, ndim, shape, data (borrowed) and on_backend are read. Reader:
+ * every field is filled; data points at the tensor's little-endian bytes inside the file's
+ * buffer (not necessarily aligned: copy with memcpy), NULL when only the header was read. */
 struct fnet_safetensors_tensor {
     const char *name;
+    enum fnet_st_dtype dtype;
     int ndim;
     int64_t shape[FNET_SAFETENSORS_MAX_DIMS];
     int64_t numel;
@@ -44,8 +55,8 @@ struct fnet_safetensors {
 };
 
 /* Read and validate path: the header length (>= 8-byte file, N within the file and the limit),
- * the JSON, every tensor entry (exactly dtype "F32", shape of <= 8 non-negative integers,
- * data_offsets [b, e] with e - b = 4·numel within the data), offsets neither overlapping nor
+ * the JSON, every tensor entry (dtype "F32", "I32" or "U8", shape of <= 8 non-negative
+ * integers, data_offsets [b, e] with e - b = numel times the element size within the data), offsets neither overlapping nor
  * leaving gaps or trailing bytes, metadata values strings. With header_only the data is not read
  * (tensors' data is NULL) but still checked against the file's size.
  * @return FNET_OK, FNET_ERR_IO (open/read; the message has strerror), FNET_ERR_FORMAT (messages

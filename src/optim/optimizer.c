@@ -350,6 +350,17 @@ fnet_status fnet_optimizer_set_steps(fnet_optimizer *opt, int64_t steps)
     return FNET_OK;
 }
 
+fnet_status fnet_optimizer_apply_mask(fnet_optimizer *opt, const float *mask)
+{
+    if (opt == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (mask == NULL)
+        return fnet_fail(opt->ctx, FNET_ERR_INVALID_ARG, "optimizer apply_mask: NULL mask");
+    for (int i = 0; i < opt->num_states; i++)
+        opt->ctx->be->mul(opt->ctx, opt->n, opt->state[i], mask, opt->state[i]);
+    return FNET_OK;
+}
+
 int fnet_optimizer_num_states(const fnet_optimizer *opt)
 {
     return opt ? opt->num_states : 0;

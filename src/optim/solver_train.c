@@ -5,6 +5,7 @@
 #include "optim/solver.h"
 #include "core/backend.h"
 #include "core/train_loop.h"
+#include "core/model_impl.h"
 
 #include <math.h>
 #include <string.h>
@@ -102,6 +103,7 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
     if (full)
         st = fnet_dataset_batch(train, NULL, 0, L.n, L.x, L.labels);
     struct progress pr = {.tp = tp, .user = user, .total = L.n_batches * op->iters_per_batch};
+    int64_t batches = 0; // minibatches done, for the step hook
     for (int epoch = 0; epoch < tp->epochs && st == FNET_OK; epoch++) {
         if (tp->shuffle && !full)
             fnet_rng_shuffle(&L.rng, L.perm, L.n);
@@ -131,6 +133,17 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
                 break;
             loss_sum += ss.f * (double)bs;
             L.acc.steps += ss.iterations;
+            if (tp->on_step != NULL) {
+                uint64_t gen = fnet_model_generation(m);
+                fnet_step_info si = {.epoch = epoch, .epochs = tp->epochs, .step = b + 1,
+                                     .steps_per_epoch = L.n_batches, .run_steps = ++batches};
+                st = tp->on_step(m, NULL, &si, tp->step_user);
+                // history from before a new mask or pattern would step into pruned weights
+                if (fnet_model_generation(m) != gen)
+                    fnet_solver_reset(solver);
+                if (st != FNET_OK)
+                    break;
+            }
             // the bar jumps to the batch's end when the solver stopped early
             pr.done = (b + 1) * op->iters_per_batch;
             if (tp->on_batch)

@@ -364,8 +364,7 @@ else
 fi
 
 # --- bad usage: exit 2 ----------------------------------------------------------------------
-# Not built yet: --device cuda and a sparse layer are refused as bad usage (exit 2), the error
-# saying they are not built.
+# Not built yet: --device cuda is refused as bad usage (exit 2), the error saying it is not built.
 
 bad 2 'model' "no --model and no --load" --data gz --threads 1
 bad 2 'lr' "--lr -0.1" --data gz --model "$MODEL" --lr -0.1
@@ -378,7 +377,19 @@ bad 2 'unexpected|argument' "a bare word" --data gz --model "$MODEL" extra
 bad 2 'line-search' "--optim lbfgs --line-search nope" --data gz --model "$MODEL" --optim lbfgs \
     --line-search nope
 bad 2 'cuda' "--device cuda (a build without CUDA)" --data gz --model "$MODEL" --device cuda
-bad 2 'not built' "sparse:64:density=0.1 (not built yet)" --data gz --model sparse:64:density=0.1
+bad 2 'give density=D or nnz=K' "a sparse layer with neither density nor nnz" --data gz \
+    --model sparse:64
+bad 2 '70000 stored entries do not fit a 64 x' "a sparse layer with more entries than its matrix" \
+    --data gz --model sparse:64:nnz=70000
+bad 2 'prune' "--prune 1 (sparsity must be below 1)" --data gz --model "$MODEL" --prune 1
+bad 2 'prune' "--prune -0.5" --data gz --model "$MODEL" --prune -0.5
+bad 2 'need --prune' "--prune-rounds without --prune" --data gz --model "$MODEL" --prune-rounds 2
+bad 2 'prune-schedule' "--prune-schedule sometimes" --data gz --model "$MODEL" --prune 0.5 \
+    --prune-schedule sometimes
+bad 2 'structured' "--prune-structured with the gradual schedule" --data gz --model "$MODEL" \
+    --prune 0.5 --prune-schedule gradual --prune-structured
+bad 2 'sparse-update' "--sparse-update sometimes" --data gz --model "$MODEL" --sparse-update sometimes
+bad 2 'save' "--save-sparse without --save" --data gz --model "$MODEL" --save-sparse
 bad 2 'unknown' "an unknown option --foo before others" --foo --data gz --model "$MODEL"
 bad 2 'unknown' "an unknown option --foo at the end" --data gz --model "$MODEL" --foo
 bad 2 'spec item' "a spec that does not parse: dense:64,relu,dense" --data gz --model dense:64,relu,dense

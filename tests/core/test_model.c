@@ -263,11 +263,11 @@ static void test_model_rejects_bad_specs_and_input(void **state)
     assert_non_null(strstr(fnet_ctx_last_error(ctx), "spec item 3"));
     assert_int_equal(fnet_model_create_from_spec(ctx, "dense:0", 784, 1, &m), FNET_ERR_FORMAT);
     assert_int_equal(fnet_model_create_from_spec(ctx, "", 784, 1, &m), FNET_ERR_FORMAT);
-    assert_int_equal(fnet_model_create_from_spec(ctx, "dense:64,relu,sparse:1024:density=0.1", 784,
-                                                 1, &m),
-                     FNET_ERR_UNSUPPORTED);
-    assert_non_null(strstr(fnet_ctx_last_error(ctx), "spec item 3 'sparse:1024:density=0.1'"));
-    assert_non_null(strstr(fnet_ctx_last_error(ctx), "not built yet"));
+    assert_int_equal(fnet_model_create_from_spec(ctx, "dense:64,relu,sparse:10:nnz=641", 784, 1, &m),
+                     FNET_ERR_INVALID_ARG);
+    assert_null(m);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "spec item 3 'sparse:10:nnz=641'"));
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "do not fit a 10 x 64 matrix"));
     assert_int_equal(fnet_model_create_from_spec(ctx, "dense:4", 0, 1, &m), FNET_ERR_INVALID_ARG);
     assert_int_equal(fnet_model_create_from_spec(ctx, "dense:4", -5, 1, &m), FNET_ERR_INVALID_ARG);
     assert_int_equal(fnet_model_create_from_spec(ctx, NULL, 5, 1, &m), FNET_ERR_INVALID_ARG);

@@ -549,7 +549,7 @@ static void test_checkpoint_rejects_every_corruption_with_a_precise_message(void
          "trailing characters after the document"},
         {"{" TENSOR("layers.0.weight", "F16", "[2,2]", 0, 16) "," B0 "," W2 "," B2 "," META "}",
          48, FNET_ERR_FORMAT,
-         "model.safetensors: tensor 'layers.0.weight': dtype 'F16' is not supported (only F32)"},
+         "model.safetensors: tensor 'layers.0.weight': dtype 'F16' is not supported (F32, I32, U8)"},
         {"{" TENSOR("layers.0.weight", "F32", "[2,3]", 0, 16) "," B0 "," W2 "," B2 "," META "}",
          48, FNET_ERR_FORMAT,
          "tensor 'layers.0.weight': data_offsets [0, 16] hold 16 bytes but shape [2, 3] of F32 "

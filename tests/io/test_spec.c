@@ -350,7 +350,9 @@ static void test_spec_rejects_bad_options(void **state)
     check_parse_fails(ctx, "lowrank:64", "spec item 1 'lowrank:64'",
               "missing required option rank: write lowrank:N:rank=R[:bias=0]");
     check_parse_fails(ctx, "relu,circ:64", "spec item 2 'circ:64'", "missing required option block");
-    check_parse_fails(ctx, "sparse:64", "spec item 1 'sparse:64'", "missing required option density");
+    check_parse_fails(ctx, "sparse:64", "spec item 1 'sparse:64'", "give density=D or nnz=K");
+    check_parse_fails(ctx, "sparse:64:density=0.5:nnz=9", "spec item 1", "give density=D or nnz=K");
+    check_parse_fails(ctx, "sparse:64:nnz=0", "spec item 1", "got '0'");
     // Option values.
     check_parse_fails(ctx, "lowrank:64:rank=0", "spec item 1 'lowrank:64:rank=0'",
               "rank must be a positive integer, got '0'");
