@@ -36,7 +36,9 @@ static const char usage[] =
     "                   chosen plan's forward+backward time over the fastest one's, the two\n"
     "                   timed again in turn when another one was faster); then a low-rank\n"
     "                   (rank 32) and a block-circulant (block 64) 1024x1024 layer against\n"
-    "                   the dense one, forward and forward+backward, at batch 1, 32 and 256\n"
+    "                   the dense one, forward and forward+backward, at batch 1, 32 and 256;\n"
+    "                   then CSR sparse 1024x1024 layers at densities 1, 2, 5, 10, 20 and 50%\n"
+    "                   against the dense one, with the density where CSR stops being faster\n"
     "  --help, --version\n";
 
 // n floats of backend memory, or the program stops (exit 1).
@@ -389,6 +391,96 @@ static void bench_factored_layers(fnet_ctx *ctx, double seconds, int repeat, FIL
     }
 }
 
+// CSR sparse layers against the dense layer of the same shape (1024x1024), forward and
+// forward+backward, at densities 1..50% and batch 1, 32 and 256; the crossover: the density at
+// which CSR's time reaches dense's, interpolated on a log scale between the densities measured.
+static void bench_sparse_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
+{
+    const int64_t n = 1024, batches[3] = {1, 32, 256};
+    const double density[6] = {0.01, 0.02, 0.05, 0.10, 0.20, 0.50};
+    printf("\n%-44s %5s %12s %12s %8s %12s %12s %8s\n", "sparse layer", "batch", "dense fwd ms",
+           "fwd ms", "speedup", "dense f+b ms", "f+b ms", "speedup");
+    fnet_layer *dense;
+    cli_check(ctx, fnet_dense_create(ctx, n, n, true, &dense), "dense layer");
+    fnet_rng rng;
+    fnet_rng_seed(&rng, 1);
+    cli_check(ctx, fnet_layer_init(dense, FNET_INIT_GLOROT_UNIFORM, &rng), "init");
+    for (int b = 0; b < 3; b++) {
+        int64_t B = batches[b];
+        size_t nx = (size_t)(B * n);
+        float *h = malloc(nx * sizeof(float));
+        float *x = backend_floats(ctx, nx), *dx = backend_floats(ctx, nx);
+        float *y = backend_floats(ctx, nx), *dy = backend_floats(ctx, nx);
+        if (h == NULL)
+            cli_die(1, "layer benchmark", "out of memory");
+        for (size_t i = 0; i < nx; i++)
+            h[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
+        cli_check(ctx, fnet_backend_upload(ctx, x, h, nx * sizeof(float)), "upload");
+        for (size_t i = 0; i < nx; i++)
+            h[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
+        cli_check(ctx, fnet_backend_upload(ctx, dy, h, nx * sizeof(float)), "upload");
+        free(h);
+        double ratio_f[6], ratio_b[6];
+        for (int d = 0; d < 6; d++) {
+            fnet_layer *sp;
+            int64_t nnz = (int64_t)llround(density[d] * (double)(n * n));
+            cli_check(ctx, fnet_sparse_create(ctx, n, n, nnz, &sp), "sparse layer");
+            cli_check(ctx, fnet_layer_init(sp, FNET_INIT_GLOROT_UNIFORM, &rng), "init");
+            double df[101], sf[101], db[101], sb[101];
+            for (int k = 0; k < repeat; k++) {
+                struct layer_run rd = {dense, x, dy, y, dx, B, false}, rs = {sp, x, dy, y, dx, B, false};
+                df[k] = time_layer(&rd, seconds, 1);
+                sf[k] = time_layer(&rs, seconds, 1);
+                rd.backward = rs.backward = true;
+                db[k] = time_layer(&rd, seconds, 1);
+                sb[k] = time_layer(&rs, seconds, 1);
+            }
+            double mdf = median(df, repeat), msf = median(sf, repeat);
+            double mdb = median(db, repeat), msb = median(sb, repeat);
+            ratio_f[d] = mdf / msf;
+            ratio_b[d] = mdb / msb;
+            char name[64];
+            snprintf(name, sizeof(name), "sparse:1024:density=%g (1024x1024)", density[d]);
+            printf("%-44s %5lld %12.3f %12.3f %7.2fx %12.3f %12.3f %7.2fx\n", name, (long long)B,
+                   mdf * 1e3, msf * 1e3, ratio_f[d], mdb * 1e3, msb * 1e3, ratio_b[d]);
+            fflush(stdout);
+            if (json) {
+                fputc('{', json);
+                cli_json_string(json, "event", "sparse_layer", false);
+                cli_json_number(json, "density", density[d], false);
+                cli_json_number(json, "batch", (double)B, false);
+                cli_json_number(json, "dense_forward_s", mdf, false);
+                cli_json_number(json, "forward_s", msf, false);
+                cli_json_number(json, "dense_step_s", mdb, false);
+                cli_json_number(json, "step_s", msb, true);
+            }
+            fnet_layer_free(sp);
+        }
+        // the crossover: where the speedup falls through 1
+        for (int pass = 0; pass < 2; pass++) {
+            const double *r = pass == 0 ? ratio_f : ratio_b;
+            char what[64];
+            if (r[0] < 1.0) {
+                snprintf(what, sizeof(what), "below 1%% (slower at every density measured)");
+            } else if (r[5] >= 1.0) {
+                snprintf(what, sizeof(what), "above 50%% (faster at every density measured)");
+            } else {
+                int d = 0;
+                while (r[d + 1] >= 1.0)
+                    d++;
+                double t = log(r[d]) / (log(r[d]) - log(r[d + 1]));
+                double c = exp(log(density[d]) + t * (log(density[d + 1]) - log(density[d])));
+                snprintf(what, sizeof(what), "%.1f%%", 100.0 * c);
+            }
+            printf("  batch %lld %s: CSR is faster than dense below density %s\n", (long long)B,
+                   pass == 0 ? "forward" : "forward+backward", what);
+        }
+        fnet_backend_free(ctx, x), fnet_backend_free(ctx, dx);
+        fnet_backend_free(ctx, y), fnet_backend_free(ctx, dy);
+    }
+    fnet_layer_free(dense);
+}
+
 int main(int argc, char **argv)
 {
     cli_init("fnet-bench", usage);
@@ -441,6 +533,7 @@ int main(int argc, char **argv)
         FILE *lj = cli_json_open(json_path);
         bench_layers(ctx, seconds, repeat, lj);
         bench_factored_layers(ctx, seconds, repeat, lj);
+        bench_sparse_layers(ctx, seconds, repeat, lj);
         cli_json_close(lj, json_path);
         fnet_ctx_free(ctx);
         return 0;

@@ -2,7 +2,8 @@
  * of it (src/io/checkpoint.c). The input is the file. It must be read, or refused with a
  * documented status and a message, by every entry point: the raw reader (header only and whole),
  * fnet_checkpoint_peek, fnet_model_load and fnet_model_load_params. A failed load_params must leave
- * the model and optimizer unchanged; a model that loads must save and load back bit-exactly. */
+ * the model and optimizer unchanged; a model that loads must save and load back bit-exactly (its
+ * pruning masks and a sparse layer's index tensors included). */
 #include "fuzz_util.h"
 #include "io/safetensors.h"
 
@@ -48,7 +49,7 @@ static void check_reader(fnet_ctx *ctx, const char *path, bool header_only, size
     for (size_t i = 0; i < f->n_tensors; i++) {
         const struct fnet_safetensors_tensor *t = &f->tensors[i];
         FUZZ_CHECK(t->begin <= t->end && t->end <= f->data_len);
-        FUZZ_CHECK(t->end - t->begin == 4 * (uint64_t)t->numel);
+        FUZZ_CHECK(t->end - t->begin == (uint64_t)fnet_st_dtype_size(t->dtype) * (uint64_t)t->numel);
         FUZZ_CHECK(fnet_safetensors_find(f, t->name) == t);
         covered += t->end - t->begin;
         if (!header_only) {
@@ -88,6 +89,10 @@ static void check_load(fnet_ctx *ctx, const char *path, const char *copy)
     FUZZ_CHECK(strcmp(fnet_model_spec(m), fnet_model_spec(m2)) == 0);
     FUZZ_CHECK(fnet_model_num_params(m2) == n);
     FUZZ_CHECK(n == 0 || memcmp(w, fnet_model_params(m2, NULL), (size_t)n * sizeof(float)) == 0);
+    // and to the same pruning mask
+    FUZZ_CHECK((fnet_model_mask(m) == NULL) == (fnet_model_mask(m2) == NULL));
+    FUZZ_CHECK(fnet_model_mask(m) == NULL ||
+               memcmp(fnet_model_mask(m), fnet_model_mask(m2), (size_t)n * sizeof(float)) == 0);
     fnet_model_free(m2);
     fnet_model_free(m);
     unlink(copy);

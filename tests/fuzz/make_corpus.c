@@ -152,7 +152,7 @@ static void idx_seeds(void)
 // ---------------------------------------------------------------- checkpoints
 
 static void checkpoint_seed(fnet_ctx *ctx, const char *name, const char *spec, int64_t n_in,
-                            fnet_optim_kind kind, bool with_opt)
+                            fnet_optim_kind kind, bool with_opt, double prune)
 {
     char tmp[1024];
     snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", root, name);
@@ -161,6 +161,9 @@ static void checkpoint_seed(fnet_ctx *ctx, const char *name, const char *spec, i
     fnet_optim_params op = fnet_optim_params_default(kind);
     if (fnet_model_create_from_spec(ctx, spec, n_in, 3, &m) != FNET_OK ||
         (with_opt && fnet_optimizer_create(ctx, &op, fnet_model_num_params(m), &opt) != FNET_OK))
+        die(fnet_ctx_last_error(ctx));
+    // pruned: U8 "<tensor>_mask" tensors beside the weights
+    if (prune > 0.0 && fnet_prune_magnitude(m, prune, FNET_PRUNE_GLOBAL, NULL) != FNET_OK)
         die(fnet_ctx_last_error(ctx));
     if (with_opt) {
         int64_t n;
@@ -191,10 +194,14 @@ static void checkpoint_seeds(void)
     if (fnet_ctx_create_reference(&ctx) != FNET_OK)
         die("ctx");
     // the model of fuzz_checkpoint.c's load_params, with and without optimizer state
-    checkpoint_seed(ctx, "plain", "dense:4,relu,dense:3", 5, FNET_OPTIM_ADAM, false);
-    checkpoint_seed(ctx, "adam", "dense:4,relu,dense:3", 5, FNET_OPTIM_ADAM, true);
-    checkpoint_seed(ctx, "momentum", "dense:4,relu,dense:3", 5, FNET_OPTIM_MOMENTUM, true);
-    checkpoint_seed(ctx, "other", "dense:2,tanh,dropout:0.25,dense:2", 3, FNET_OPTIM_RMSPROP, true);
+    checkpoint_seed(ctx, "plain", "dense:4,relu,dense:3", 5, FNET_OPTIM_ADAM, false, 0.0);
+    checkpoint_seed(ctx, "adam", "dense:4,relu,dense:3", 5, FNET_OPTIM_ADAM, true, 0.0);
+    checkpoint_seed(ctx, "momentum", "dense:4,relu,dense:3", 5, FNET_OPTIM_MOMENTUM, true, 0.0);
+    checkpoint_seed(ctx, "other", "dense:2,tanh,dropout:0.25,dense:2", 3, FNET_OPTIM_RMSPROP, true,
+                    0.0);
+    // the load_params model pruned (masks), and a sparse layer (I32 row_ptr and col_idx)
+    checkpoint_seed(ctx, "pruned", "dense:4,relu,dense:3", 5, FNET_OPTIM_ADAM, true, 0.5);
+    checkpoint_seed(ctx, "sparse", "sparse:4:nnz=9,relu,dense:3", 5, FNET_OPTIM_ADAM, false, 0.0);
     fnet_ctx_free(ctx);
 }
 
