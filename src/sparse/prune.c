@@ -325,12 +325,13 @@ fnet_status fnet_prune_neurons(fnet_model *m, double fraction, fnet_model **out)
                        count, L);
         goto out_free;
     }
-    // which outputs of every layer stay: all but the pruned neurons of hidden dense layers
+    // which outputs of every layer stay: all but the pruned neurons of hidden dense layers (the
+    // element-wise layers after one carry its choice, set when the dense layer is reached)
+    for (size_t e = 0; e < (size_t)L * (size_t)width; e++)
+        keep[e] = true;
     for (int i = 0; i < L; i++) {
         fnet_layer *l = fnet_model_layer(m, i);
         bool *kp = keep + (size_t)i * (size_t)width;
-        for (int64_t r = 0; r < l->n_out; r++)
-            kp[r] = true;
         if (fnet_layer_kind_of(l) != FNET_LAYER_DENSE || next_dense(m, i) < 0)
             continue;
         int64_t k = llround(fraction * (double)l->n_out);
