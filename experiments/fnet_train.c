@@ -62,7 +62,7 @@ static const char usage_prune[] =
     "                      training on Zhu & Gupta's cubic schedule, then fine-tune)\n"
     "  --prune-rounds K    iterative: rounds (default 3)\n"
     "  --finetune-epochs E epochs of retraining after each prune (default 2)\n"
-    "  --finetune-lr-scale X  retraining rate = lr times X (default 0.1)\n"
+    "  --finetune-lr-scale X  retraining rate = lr times X (default 0.3)\n"
     "  --prune-every N     gradual: steps between prunings (default 100)\n"
     "  --prune-structured  remove whole neurons of the hidden dense layers (S of each layer's\n"
     "                      neurons): the layers shrink, nothing is masked\n"

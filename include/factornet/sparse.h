@@ -80,7 +80,7 @@ typedef struct fnet_prune_params {
     int finetune_epochs;          /**< ONESHOT, ITERATIVE: retraining epochs after each prune;
                                        GRADUAL: epochs after the last prune; default 2 */
     float finetune_lr_scale;      /**< fine-tuning rate = lr times this, in every schedule
-                                       (Han et al. retrain at a reduced rate); default 0.1 */
+                                       (Han et al. retrain at a reduced rate); default 0.3 */
     double gradual_end;           /**< GRADUAL: pruning runs from the first step to this fraction
                                        of the training steps; default 0.75 */
     int64_t gradual_every;        /**< GRADUAL: steps between prunings (Δt); default 100 */

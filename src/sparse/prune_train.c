@@ -16,7 +16,7 @@ fnet_prune_params fnet_prune_params_default(void)
         .schedule = FNET_PRUNE_ITERATIVE,
         .rounds = 3,
         .finetune_epochs = 2,
-        .finetune_lr_scale = 0.1f,
+        .finetune_lr_scale = 0.3f,
         .gradual_end = 0.75,
         .gradual_every = 100,
         .structured = false,
