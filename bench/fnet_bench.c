@@ -318,6 +318,26 @@ static void bench_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
     }
 }
 
+// The buffers of timing a layer n -> n at batch B: x and dy (B, n) filled with fixed values in
+// [0, 1) and [-0.5, 0.5), y and dx (B, n) for the outputs; backend memory.
+static void square_io(fnet_ctx *ctx, int64_t B, int64_t n, float **x, float **dx, float **y,
+                      float **dy)
+{
+    size_t nx = (size_t)(B * n);
+    float *h = malloc(nx * sizeof(float));
+    *x = backend_floats(ctx, nx), *dx = backend_floats(ctx, nx);
+    *y = backend_floats(ctx, nx), *dy = backend_floats(ctx, nx);
+    if (h == NULL)
+        cli_die(1, "layer benchmark", "out of memory");
+    for (size_t i = 0; i < nx; i++)
+        h[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
+    cli_check(ctx, fnet_backend_upload(ctx, *x, h, nx * sizeof(float)), "upload");
+    for (size_t i = 0; i < nx; i++)
+        h[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
+    cli_check(ctx, fnet_backend_upload(ctx, *dy, h, nx * sizeof(float)), "upload");
+    free(h);
+}
+
 // A low-rank or block-circulant layer against the dense layer of the same shape, forward and
 // forward+backward, at batch 1, 32 and 256, on 1024x1024: rank 32, block 64.
 static void bench_factored_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
@@ -345,19 +365,8 @@ static void bench_factored_layers(fnet_ctx *ctx, double seconds, int repeat, FIL
         cli_check(ctx, fnet_layer_init(dense, FNET_INIT_GLOROT_UNIFORM, &rng), "init");
         for (int b = 0; b < 3; b++) {
             int64_t B = batches[b];
-            size_t nx = (size_t)(B * n);
-            float *h = malloc(nx * sizeof(float));
-            float *x = backend_floats(ctx, nx), *dx = backend_floats(ctx, nx);
-            float *y = backend_floats(ctx, nx), *dy = backend_floats(ctx, nx);
-            if (h == NULL)
-                cli_die(1, "layer benchmark", "out of memory");
-            for (size_t i = 0; i < nx; i++)
-                h[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
-            cli_check(ctx, fnet_backend_upload(ctx, x, h, nx * sizeof(float)), "upload");
-            for (size_t i = 0; i < nx; i++)
-                h[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
-            cli_check(ctx, fnet_backend_upload(ctx, dy, h, nx * sizeof(float)), "upload");
-            free(h);
+            float *x, *dx, *y, *dy;
+            square_io(ctx, B, n, &x, &dx, &y, &dy);
             // the two layers timed in turn, repeat by repeat: the machine drifts
             double df[101], ff[101], db[101], fb[101];
             for (int k = 0; k < repeat; k++) {
@@ -407,19 +416,8 @@ static void bench_sparse_layers(fnet_ctx *ctx, double seconds, int repeat, FILE 
     cli_check(ctx, fnet_layer_init(dense, FNET_INIT_GLOROT_UNIFORM, &rng), "init");
     for (int b = 0; b < 3; b++) {
         int64_t B = batches[b];
-        size_t nx = (size_t)(B * n);
-        float *h = malloc(nx * sizeof(float));
-        float *x = backend_floats(ctx, nx), *dx = backend_floats(ctx, nx);
-        float *y = backend_floats(ctx, nx), *dy = backend_floats(ctx, nx);
-        if (h == NULL)
-            cli_die(1, "layer benchmark", "out of memory");
-        for (size_t i = 0; i < nx; i++)
-            h[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
-        cli_check(ctx, fnet_backend_upload(ctx, x, h, nx * sizeof(float)), "upload");
-        for (size_t i = 0; i < nx; i++)
-            h[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
-        cli_check(ctx, fnet_backend_upload(ctx, dy, h, nx * sizeof(float)), "upload");
-        free(h);
+        float *x, *dx, *y, *dy;
+        square_io(ctx, B, n, &x, &dx, &y, &dy);
         double ratio_f[6], ratio_b[6];
         for (int d = 0; d < 6; d++) {
             fnet_layer *sp;

@@ -188,3 +188,29 @@ fnet_dataset *fnet_test_class_data(fnet_ctx *ctx, int64_t n, int dim, int classe
     free(img), free(lab);
     return d;
 }
+
+struct fnet_test_bytes fnet_test_read_file(const char *path)
+{
+    struct fnet_test_bytes b = {NULL, 0};
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    b.n = (size_t)n;
+    b.p = malloc(b.n + 1);
+    assert_non_null(b.p);
+    assert_int_equal(fread(b.p, 1, b.n, f), b.n);
+    b.p[b.n] = '\0';
+    fclose(f);
+    return b;
+}
+
+void fnet_test_write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}

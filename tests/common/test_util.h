@@ -54,6 +54,15 @@ float *fnet_test_layer_grads(const fnet_layer *l);
 /* Fill x (n) with uniform values in [lo, hi) from a seeded generator. */
 void fnet_test_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed);
 
+/* A whole file read into memory (p: n bytes and a NUL, free()), and n bytes written as a file;
+ * either fails the test when the file cannot be read or written. */
+struct fnet_test_bytes {
+    unsigned char *p;
+    size_t n;
+};
+struct fnet_test_bytes fnet_test_read_file(const char *path);
+void fnet_test_write_file(const char *path, const void *p, size_t n);
+
 /* A fresh empty directory under $TMPDIR (or /tmp); the path is static storage. */
 const char *fnet_test_tmpdir(void);
 

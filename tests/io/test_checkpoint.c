@@ -35,36 +35,6 @@ static int teardown(void **state)
 
 // ---------------------------------------------------------------- helpers
 
-struct bytes {
-    unsigned char *p;
-    size_t n;
-};
-
-static struct bytes read_all(const char *path)
-{
-    struct bytes b = {NULL, 0};
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n >= 0);
-    rewind(f);
-    b.n = (size_t)n;
-    b.p = malloc(b.n + 1);
-    assert_non_null(b.p);
-    assert_int_equal(fread(b.p, 1, b.n, f), b.n);
-    fclose(f);
-    return b;
-}
-
-static void write_all(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(p, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
-
 // A safetensors file from a header text and `data_len` bytes of data (floats 0, 1, 2, ...).
 static void write_st(const char *path, const char *header, size_t data_len)
 {
@@ -79,7 +49,7 @@ static void write_st(const char *path, const char *header, size_t data_len)
         float v = (float)(i / 4);
         memcpy(buf + 8 + h + i, &v, 4);
     }
-    write_all(path, buf, total);
+    fnet_test_write_file(path, buf, total);
     free(buf);
 }
 
@@ -257,7 +227,7 @@ static void test_checkpoint_header_names_tensors_like_nn_sequential_and_aligns_d
     char *dir = tmpdir(), *path = join(dir, "model.safetensors");
     fnet_model *m = make_model(SPEC, 11);
     fnet_assert_ok(ctx, fnet_model_save(m, NULL, path));
-    struct bytes b = read_all(path);
+    struct fnet_test_bytes b = fnet_test_read_file(path);
     assert_true(b.n >= 8);
     uint64_t h = 0;
     for (int i = 7; i >= 0; i--)
@@ -346,7 +316,7 @@ static void test_checkpoint_round_trip_restores_adam_state(void **state)
     free(v);
 
     // the header names the state and the step count; fnet_model_load ignores the state
-    struct bytes b = read_all(path);
+    struct fnet_test_bytes b = fnet_test_read_file(path);
     uint64_t h = 0;
     for (int i = 7; i >= 0; i--)
         h = h << 8 | b.p[i];
@@ -487,8 +457,8 @@ static void test_checkpoint_peek_reads_spec_and_input_only(void **state)
     assert_string_equal(spec, fnet_model_spec(m));
 
     // only the header is read, but checked against the file's size: a cut file does not peek
-    struct bytes b = read_all(path);
-    write_all(path, b.p, b.n - 4);
+    struct fnet_test_bytes b = fnet_test_read_file(path);
+    fnet_test_write_file(path, b.p, b.n - 4);
     expect_failure(fnet_checkpoint_peek(ctx, path, spec, sizeof(spec), &n_in), FNET_ERR_FORMAT,
                    "truncated file?");
     free(b.p);
@@ -650,16 +620,16 @@ static void test_checkpoint_rejects_short_files_and_bad_header_lengths(void **st
 {
     (void)state;
     char *dir = tmpdir(), *path = join(dir, "model.safetensors");
-    write_all(path, "", 0);
+    fnet_test_write_file(path, "", 0);
     expect_load_failure(path, FNET_ERR_FORMAT, "model.safetensors: file is 0 bytes, too short");
-    write_all(path, "\x02\0\0\0\0", 5);
+    fnet_test_write_file(path, "\x02\0\0\0\0", 5);
     expect_load_failure(path, FNET_ERR_FORMAT, "model.safetensors: file is 5 bytes, too short");
     // header length 1000 with 4 bytes after it
-    write_all(path, "\xe8\x03\0\0\0\0\0\0{}  ", 12);
+    fnet_test_write_file(path, "\xe8\x03\0\0\0\0\0\0{}  ", 12);
     expect_load_failure(path, FNET_ERR_FORMAT,
                         "model.safetensors: header length 1000 exceeds the 4 bytes that follow it");
     // a header length of 2^64 - 1 must not overflow the check
-    write_all(path, "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10);
+    fnet_test_write_file(path, "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10);
     expect_load_failure(path, FNET_ERR_FORMAT, "header length 18446744073709551615 exceeds");
     // a header over the 100 MiB limit is refused before it is read (sparse file)
     FILE *f = fopen(path, "wb");
@@ -671,7 +641,7 @@ static void test_checkpoint_rejects_short_files_and_bad_header_lengths(void **st
     expect_load_failure(path, FNET_ERR_FORMAT, "header length 117440512 exceeds the limit of "
                                                "104857600 bytes");
     // an empty header is not JSON
-    write_all(path, "\0\0\0\0\0\0\0\0", 8);
+    fnet_test_write_file(path, "\0\0\0\0\0\0\0\0", 8);
     expect_load_failure(path, FNET_ERR_FORMAT, "invalid JSON at byte 0: unexpected end of input");
     expect_load_failure("/nonexistent/dir/model.safetensors", FNET_ERR_IO,
                         "/nonexistent/dir/model.safetensors: cannot open: No such file or "
@@ -687,8 +657,8 @@ static void test_checkpoint_rejects_truncated_data(void **state)
     char *dir = tmpdir(), *path = join(dir, "model.safetensors");
     fnet_model *m = make_model(SPEC, 3);
     fnet_assert_ok(ctx, fnet_model_save(m, NULL, path));
-    struct bytes b = read_all(path);
-    write_all(path, b.p, b.n - 6);
+    struct fnet_test_bytes b = fnet_test_read_file(path);
+    fnet_test_write_file(path, b.p, b.n - 6);
     int64_t n = fnet_model_num_params(m);
     char msg[256];
     snprintf(msg, sizeof(msg), "tensor 'layers.4.bias': data_offsets [%lld, %lld] exceed the data "
@@ -696,7 +666,7 @@ static void test_checkpoint_rejects_truncated_data(void **state)
              (long long)(4 * n), (long long)(4 * n - 6));
     expect_load_failure(path, FNET_ERR_FORMAT, msg);
     // cut inside the header
-    write_all(path, b.p, 20);
+    fnet_test_write_file(path, b.p, 20);
     expect_load_failure(path, FNET_ERR_FORMAT, "exceeds the 12 bytes that follow it");
     free(b.p);
     fnet_model_free(m);
@@ -724,8 +694,8 @@ static void test_checkpoint_load_params_rejects_other_spec_and_keeps_model(void 
     // the same architecture but a corrupt tensor: FORMAT, and still nothing written
     fnet_model *same = make_model(SPEC, 5);
     w = params_copy(same, &n);
-    struct bytes b = read_all(path);
-    write_all(path, b.p, b.n - 4);
+    struct fnet_test_bytes b = fnet_test_read_file(path);
+    fnet_test_write_file(path, b.p, b.n - 4);
     expect_failure(fnet_model_load_params(same, NULL, path), FNET_ERR_FORMAT, "truncated file?");
     assert_params_equal(same, w, n);
     free(b.p);
@@ -749,7 +719,7 @@ static void test_checkpoint_failed_save_leaves_existing_file_untouched(void **st
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0644); // not mkstemp's 0600
-    struct bytes good = read_all(path);
+    struct fnet_test_bytes good = fnet_test_read_file(path);
 
     // a directory that does not exist
     char *missing = join(dir, "no/such/dir/a.safetensors");
@@ -771,7 +741,7 @@ static void test_checkpoint_failed_save_leaves_existing_file_untouched(void **st
             break;
         assert_true(st == FNET_ERR_OUT_OF_MEMORY || st == FNET_ERR_IO);
         failures++;
-        struct bytes now = read_all(path);
+        struct fnet_test_bytes now = fnet_test_read_file(path);
         assert_int_equal(now.n, good.n);
         assert_memory_equal(now.p, good.p, good.n);
         free(now.p);
@@ -870,7 +840,7 @@ static void test_checkpoint_survives_random_flips_and_truncations(void **state)
     fnet_model *m = make_model(SPEC, 12);
     fnet_optimizer *opt = make_adam(m, 2, 77);
     fnet_assert_ok(ctx, fnet_model_save(m, opt, path));
-    struct bytes good = read_all(path);
+    struct fnet_test_bytes good = fnet_test_read_file(path);
     uint64_t h = 0;
     for (int i = 7; i >= 0; i--)
         h = h << 8 | good.p[i];
@@ -898,7 +868,7 @@ static void test_checkpoint_survives_random_flips_and_truncations(void **state)
                 buf[at] ^= (unsigned char)(1 + fnet_rng_below(&rng, 255));
             }
         }
-        write_all(bad, buf, len);
+        fnet_test_write_file(bad, buf, len);
 
         fnet_model *l = NULL;
         fnet_status st = fnet_model_load(ctx, bad, &l);

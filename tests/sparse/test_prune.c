@@ -511,36 +511,6 @@ static void test_prune_loss_grad_is_exactly_zero_at_masked_positions(void **stat
 
 // ---------------------------------------------------------------- checkpoints
 
-struct bytes {
-    unsigned char *p;
-    size_t n;
-};
-
-static struct bytes read_all(const char *path)
-{
-    struct bytes b = {NULL, 0};
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n >= 0);
-    rewind(f);
-    b.n = (size_t)n;
-    b.p = malloc(b.n + 1);
-    assert_non_null(b.p);
-    assert_int_equal(fread(b.p, 1, b.n, f), b.n);
-    fclose(f);
-    return b;
-}
-
-static void write_all(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(p, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
-
 static char *join(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -556,7 +526,7 @@ struct located {
     size_t shape_pos;   // the shape array's first byte within the file
 };
 
-static struct located locate(const struct bytes *b, const char *name)
+static struct located locate(const struct fnet_test_bytes *b, const char *name)
 {
     uint64_t h = 0;
     for (int i = 7; i >= 0; i--)
@@ -647,7 +617,7 @@ static void test_prune_checkpoint_rejects_bad_masks_and_keeps_model(void **state
     fnet_assert_ok(ctx, fnet_prune_magnitude(m, 0.5, FNET_PRUNE_LAYER, NULL));
     fnet_assert_ok(ctx, fnet_model_save(m, NULL, good));
     float *mask = mask_copy(m);
-    struct bytes b = read_all(good);
+    struct fnet_test_bytes b = fnet_test_read_file(good);
     struct located wt = locate(&b, "layers.0.weight"), mt = locate(&b, "layers.0.weight_mask");
     assert_int_equal(mt.end - mt.begin, 24 * 16);
     assert_int_equal(wt.end - wt.begin, 4 * 24 * 16);
@@ -694,7 +664,7 @@ static void test_prune_checkpoint_rejects_bad_masks_and_keeps_model(void **state
             float v = 0.5f;
             memcpy(p + wt.begin + 4 * (size_t)pruned_at, &v, 4);
         }
-        write_all(bad, p, b.n);
+        fnet_test_write_file(bad, p, b.n);
         free(p);
 
         fnet_model *out = (fnet_model *)&out; // must be reset to NULL

@@ -238,28 +238,6 @@ static unsigned char *tensor_bytes(unsigned char *buf, const char *name, size_t 
     return buf + 8 + hlen + b;
 }
 
-static unsigned char *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *size = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(*size);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, *size, f), *size);
-    fclose(f);
-    return buf;
-}
-
-static void write_all(const char *path, const unsigned char *buf, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(buf, 1, size, f), size);
-    fclose(f);
-}
-
 // The index tensors round-trip, and a file whose pattern is broken is refused naming the file
 // and the tensor, with the model given to load_params unchanged.
 static void test_sparse_checkpoint_and_corrupt_patterns(void **state)
@@ -285,8 +263,10 @@ static void test_sparse_checkpoint_and_corrupt_patterns(void **state)
                                                     &other));
     float Wo[10 * 8], Wa[10 * 8];
     fnet_assert_ok(ctx, fnet_layer_to_dense(fnet_model_layer(other, 0), Wo));
-    size_t size, len;
-    unsigned char *good = read_all(path, &size);
+    size_t len;
+    struct fnet_test_bytes file = fnet_test_read_file(path);
+    unsigned char *good = file.p;
+    size_t size = file.n;
     struct {
         const char *tensor;
         int index;
@@ -304,7 +284,7 @@ static void test_sparse_checkpoint_and_corrupt_patterns(void **state)
         memcpy(buf, good, size);
         int32_t *v = (int32_t *)(void *)tensor_bytes(buf, cases[c].tensor, &len);
         memcpy(&v[cases[c].index], &cases[c].value, sizeof(int32_t));
-        write_all(bad, buf, size);
+        fnet_test_write_file(bad, buf, size);
         free(buf);
         assert_int_equal(fnet_model_load(ctx, bad, &back), FNET_ERR_FORMAT);
         const char *msg = fnet_ctx_last_message(ctx);
@@ -327,7 +307,7 @@ static void test_sparse_checkpoint_and_corrupt_patterns(void **state)
         int32_t t = col[rp[r]];
         col[rp[r]] = col[rp[r] + 1];
         col[rp[r] + 1] = t;
-        write_all(bad, buf, size);
+        fnet_test_write_file(bad, buf, size);
         free(buf);
         assert_int_equal(fnet_model_load(ctx, bad, &back), FNET_ERR_FORMAT);
         assert_non_null(strstr(fnet_ctx_last_message(ctx), "columns must increase within a row"));
