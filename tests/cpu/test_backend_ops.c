@@ -1289,6 +1289,265 @@ static void case_cmac(struct harness *h)
                 }
 }
 
+// ---- sparse matrices (CSR) ----
+
+// The CSR ops' float sums against the reference's double ones, elementwise: a float sum of n
+// rounded products and the accumulated value, in any order or tree, is within γ_{n+1} ≈
+// (n + 1)·u of the sum of the terms' magnitudes (Higham, "Accuracy and Stability of Numerical
+// Algorithms", 2nd ed., §3.1), and the reference's one rounding to float adds u/2 of the result:
+// rtol = (n + 2)·u, n the most products any element of the case sums.
+#define FLOAT_U 5.9604644775390625e-8 // 2^-24
+
+// A (M, N) in CSR on the host: row r is empty when r % 7 == 3 and full when r % 11 == 5 (neither
+// in a `plain` matrix), else it keeps each column with probability `density`; values in [-1, 1).
+struct csr_host {
+    int64_t M, N, nnz;
+    int32_t *row_ptr, *col; // M + 1 and nnz, increasing within each row
+    float *val;             // nnz
+};
+
+static struct csr_host csr_random(int64_t M, int64_t N, double density, bool plain, uint64_t seed)
+{
+    struct csr_host a = {M, N, 0, xmalloc((size_t)(M + 1) * sizeof(int32_t)),
+                         xmalloc((size_t)(M * N > 0 ? M * N : 1) * sizeof(int32_t)), NULL};
+    uint64_t state = seed;
+    a.row_ptr[0] = 0;
+    for (int64_t r = 0; r < M; r++) {
+        bool empty = !plain && r % 7 == 3, full = !plain && !empty && r % 11 == 5;
+        for (int64_t c = 0; c < N && !empty; c++) {
+            double draw = (double)(next_u64(&state) >> 11) * 0x1p-53;
+            if (full || draw < density)
+                a.col[a.nnz++] = (int32_t)c;
+        }
+        a.row_ptr[r + 1] = (int32_t)a.nnz;
+    }
+    a.val = host_floats(a.nnz);
+    fnet_test_fill_uniform(a.val, a.nnz, -1.0f, 1.0f, seed + 7);
+    return a;
+}
+
+static void csr_free(struct csr_host *a)
+{
+    free(a->val);
+    free(a->col);
+    free(a->row_ptr);
+}
+
+enum csr_op { CSR_SPMM, CSR_SPMM_T, CSR_SDDMM };
+
+// The operands of one CSR call: A's structure and the two float inputs, on the host (the
+// oracle's) and in backend memory. spmm: in1 = val, in2 = X (N, B), out Y (M, B); spmm_t: in1 =
+// val, in2 = Y, out X; sddmm: in1 = Y, in2 = X, out (nnz).
+struct csr_operands {
+    enum csr_op op;
+    int64_t M, N, B;
+    const struct csr_host *a;
+    int32_t *row_ptr, *col; // backend copies
+    struct vec in1, in2;
+};
+
+// out (+)= the op on backend memory of ctx (be's table), or on the host copies (the reference)
+static void csr_call(const struct fnet_backend_ops *be, fnet_ctx *ctx,
+                     const struct csr_operands *o, bool on_backend, float *out, bool acc)
+{
+    const int32_t *rp = on_backend ? o->row_ptr : o->a->row_ptr;
+    const int32_t *col = on_backend ? o->col : o->a->col;
+    const float *in1 = on_backend ? o->in1.dev : o->in1.host;
+    const float *in2 = on_backend ? o->in2.dev : o->in2.host;
+    switch (o->op) {
+    case CSR_SPMM: be->csr_spmm(ctx, o->M, o->N, o->B, rp, col, in1, in2, out, acc); break;
+    case CSR_SPMM_T: be->csr_spmm_t(ctx, o->M, o->N, o->B, rp, col, in1, in2, out, acc); break;
+    case CSR_SDDMM: be->csr_sddmm(ctx, o->M, o->N, o->B, rp, col, in1, in2, out, acc); break;
+    }
+}
+
+// Floats of the op's output.
+static int64_t csr_out_n(const struct csr_operands *o)
+{
+    switch (o->op) {
+    case CSR_SPMM: return o->M * o->B;
+    case CSR_SPMM_T: return o->N * o->B;
+    case CSR_SDDMM: return o->a->nnz;
+    }
+    return 0;
+}
+
+// mag (out) = Σ |terms| of each output element (|out| included when accumulating); returns the
+// most products one element sums
+static int64_t csr_magnitudes(const struct csr_operands *o, const float *out, bool acc,
+                              double *mag)
+{
+    const struct csr_host *a = o->a;
+    const int64_t B = o->B, n = csr_out_n(o);
+    int64_t *terms = xcalloc((size_t)(n > 0 ? n : 1), sizeof(int64_t));
+    for (int64_t e = 0; e < n; e++)
+        mag[e] = acc ? fabs((double)out[e]) : 0.0;
+    for (int64_t i = 0; i < o->M; i++)
+        for (int64_t k = a->row_ptr[i]; k < a->row_ptr[i + 1]; k++) {
+            const int64_t c = a->col[k];
+            for (int64_t b = 0; b < B; b++) {
+                // spmm: val·X[c, b] into Y[i, b]; spmm_t: val·Y[i, b] into X[c, b]; sddmm:
+                // Y[i, b]·X[c, b] into out[k]
+                int64_t e = o->op == CSR_SPMM ? i * B + b : o->op == CSR_SPMM_T ? c * B + b : k;
+                double t = o->op == CSR_SPMM ? (double)a->val[k] * o->in2.host[c * B + b]
+                         : o->op == CSR_SPMM_T ? (double)a->val[k] * o->in2.host[i * B + b]
+                                               : (double)o->in1.host[i * B + b] *
+                                                     o->in2.host[c * B + b];
+                mag[e] += fabs(t);
+                terms[e]++;
+            }
+        }
+    int64_t most = 0;
+    for (int64_t e = 0; e < n; e++)
+        most = terms[e] > most ? terms[e] : most;
+    free(terms);
+    return most;
+}
+
+// A fresh output: random in [-1, 1) to accumulate onto, else NaN (written, never read)
+static struct vec csr_output(struct harness *h, int64_t n, bool acc, uint64_t seed)
+{
+    return acc ? vec_random(h, n, -1.0f, 1.0f, seed) : vec_filled(h, n, NAN);
+}
+
+// The backend's copy of v bit for bit equal to `want` (n floats and the sentinels)
+static void vec_check_same(struct harness *h, const char *what, const struct vec *v,
+                           const struct vec *want)
+{
+    float *got = host_floats(v->n + TAIL), *w = host_floats(v->n + TAIL);
+    dev_get(h, got, v->dev, fbytes(v->n + TAIL));
+    dev_get(h, w, want->dev, fbytes(v->n + TAIL));
+    check_exact(h, what, got, w, v->n, v->n + TAIL);
+    free(w);
+    free(got);
+}
+
+// One case of op on A: the backend's output against the reference's within (n + 2)·u of the
+// magnitudes, the inputs unchanged; a second call gives the same bits; with 1 and with 2 threads
+// it is as close to the reference; then the ctx's threads are set back.
+static void csr_check(struct harness *h, enum csr_op op, const struct csr_host *a, int64_t B,
+                      bool acc, uint64_t seed)
+{
+    struct csr_operands o = {op, a->M, a->N, B, a, NULL, NULL, {0}, {0}};
+    const size_t rp_bytes = (size_t)(a->M + 1) * sizeof(int32_t);
+    const size_t col_bytes = (size_t)a->nnz * sizeof(int32_t);
+    o.row_ptr = dev_copy_of(h, a->row_ptr, rp_bytes);
+    o.col = dev_copy_of(h, a->col, col_bytes);
+    if (op == CSR_SDDMM)
+        o.in1 = vec_random(h, a->M * B, -1.0f, 1.0f, seed + 1);
+    else
+        o.in1 = vec_from(h, a->val, a->nnz);
+    o.in2 = vec_random(h, (op == CSR_SPMM_T ? a->M : a->N) * B, -1.0f, 1.0f, seed + 2);
+    const int64_t n = csr_out_n(&o);
+    struct vec out = csr_output(h, n, acc, seed + 3);
+    double *mag = host_doubles(n);
+    const double rtol = (double)(csr_magnitudes(&o, out.host, acc, mag) + 2) * FLOAT_U;
+
+    csr_call(&fnet_reference_backend, h->ref, &o, false, out.host, acc);
+    csr_call(h->be, h->ctx, &o, true, out.dev, acc);
+    vec_check_close(h, "the output", &out, mag, rtol);
+    vec_check(h, op == CSR_SDDMM ? "Y (input)" : "val (input)", &o.in1);
+    vec_check(h, op == CSR_SPMM_T ? "Y (input)" : "X (input)", &o.in2);
+    check_dev_bytes(h, "row_ptr (input)", o.row_ptr, (const uint8_t *)a->row_ptr, rp_bytes);
+    check_dev_bytes(h, "col (input)", o.col, (const uint8_t *)a->col, col_bytes);
+
+    // deterministic: the same bits from a second call on the same operands
+    struct vec again = csr_output(h, n, acc, seed + 3);
+    csr_call(h->be, h->ctx, &o, true, again.dev, acc);
+    vec_check_same(h, "the output of a second call", &again, &out);
+    vec_free(h, &again);
+
+    // one thread and two: each as close to the reference
+    for (int threads = 1; threads <= 2; threads++) {
+        fnet_assert_ok(h->ctx, fnet_ctx_set_threads(h->ctx, threads));
+        struct vec t = csr_output(h, n, acc, seed + 3);
+        memcpy(t.host, out.host, fbytes(n + TAIL));
+        csr_call(h->be, h->ctx, &o, true, t.dev, acc);
+        vec_check_close(h, threads == 1 ? "the output on 1 thread" : "the output on 2 threads",
+                        &t, mag, rtol);
+        vec_free(h, &t);
+    }
+    fnet_assert_ok(h->ctx, fnet_ctx_set_threads(h->ctx, TEST_THREADS));
+
+    free(mag);
+    vec_free(h, &out);
+    vec_free(h, &o.in2);
+    vec_free(h, &o.in1);
+    dev_free(h, o.col);
+    dev_free(h, o.row_ptr);
+}
+
+// Every combination of M, N, B in csr_dims at a density cycling through csr_densities, then
+// the extra shapes: a layer-sized one (1024×1024 at 10%, B = 32), matrices without entries, a
+// dense one, and batches that are several vectors long. From FNET_POOL_GRAIN multiply-adds
+// (nnz·B) the cpu backend splits the rows of its output over the pool, in 3 pieces here
+// (spmm_t from B = 16 and 256 multiply-adds per row of A: cpu_sparse.c); most shapes with 64
+// or 257 do.
+static const int64_t csr_dims[] = {1, 3, 17, 64, 257};
+#define N_CSR_DIMS (sizeof(csr_dims) / sizeof(csr_dims[0]))
+static const double csr_densities[] = {0.01, 0.05, 0.2, 0.5};
+struct csr_shape {
+    int64_t M, N, B;
+    double density;
+    bool plain; // no forced empty or full rows
+};
+static const struct csr_shape csr_extra_shapes[] = {
+    {1024, 1024, 32, 0.10, false}, {17, 64, 3, 0.0, true}, {1, 1, 1, 0.0, true},
+    {64, 17, 257, 1.0, true},
+    // batches of 3, 6 and 7 whole vectors of 16 (and a tail of 4): every block width of spmm's
+    // kernel and every number of partial-sum chains of sddmm's; tails of 8 + 4 + 1 floats
+    {64, 257, 48, 0.2, false}, {17, 257, 100, 0.5, false}, {257, 64, 112, 0.05, false},
+    {257, 17, 13, 0.5, false}, {64, 64, 29, 0.2, false},
+};
+#define N_CSR_EXTRA (sizeof(csr_extra_shapes) / sizeof(csr_extra_shapes[0]))
+#define N_CSR_SHAPES (N_CSR_DIMS * N_CSR_DIMS * N_CSR_DIMS + N_CSR_EXTRA)
+
+static struct csr_shape csr_shape(size_t s)
+{
+    if (s >= N_CSR_DIMS * N_CSR_DIMS * N_CSR_DIMS)
+        return csr_extra_shapes[s - N_CSR_DIMS * N_CSR_DIMS * N_CSR_DIMS];
+    size_t m = s / (N_CSR_DIMS * N_CSR_DIMS), n = s / N_CSR_DIMS % N_CSR_DIMS;
+    size_t b = s % N_CSR_DIMS;
+    return (struct csr_shape){csr_dims[m], csr_dims[n], csr_dims[b],
+                              csr_densities[(m + n + b) % 4], false};
+}
+
+static const char *const csr_op_names[] = {"spmm", "spmm_t", "sddmm"};
+
+// op on every shape, overwriting (the output NaN) and accumulating
+static void csr_case(struct harness *h, enum csr_op op)
+{
+    for (size_t s = 0; s < N_CSR_SHAPES; s++) {
+        struct csr_shape g = csr_shape(s);
+        struct csr_host a = csr_random(g.M, g.N, g.density, g.plain, 1700 + 10 * s);
+        for (int acc = 0; acc < 2; acc++) {
+            set_shape(h, "%s: M %lld, N %lld, B %lld, nnz %lld (density %g%s), accumulate %d",
+                      csr_op_names[op], (long long)g.M, (long long)g.N, (long long)g.B,
+                      (long long)a.nnz, g.density, g.plain ? "" : ", empty and full rows", acc);
+            csr_check(h, op, &a, g.B, acc, 1700 + 10 * s + 5 * (uint64_t)acc);
+        }
+        csr_free(&a);
+    }
+}
+
+// Y (M, B) (+)= A·X
+static void case_csr_spmm(struct harness *h)
+{
+    csr_case(h, CSR_SPMM);
+}
+
+// X (N, B) (+)= Aᵀ·Y
+static void case_csr_spmm_t(struct harness *h)
+{
+    csr_case(h, CSR_SPMM_T);
+}
+
+// out (nnz) (+)= Y[i, :]·X[col[k], :]
+static void case_csr_sddmm(struct harness *h)
+{
+    csr_case(h, CSR_SDDMM);
+}
+
 // ---- losses, data ----
 
 typedef double (*loss_fn)(fnet_ctx *ctx, int64_t B, int64_t K, const float *logits,
@@ -1649,6 +1908,9 @@ static const struct op_case op_cases[FNET_OP_COUNT] = {
     [FNET_OP_RFFT] = {.run = case_rfft},
     [FNET_OP_IRFFT] = {.run = case_irfft},
     [FNET_OP_CMAC] = {.run = case_cmac},
+    [FNET_OP_CSR_SPMM] = {.run = case_csr_spmm},
+    [FNET_OP_CSR_SPMM_T] = {.run = case_csr_spmm_t},
+    [FNET_OP_CSR_SDDMM] = {.run = case_csr_sddmm},
     [FNET_OP_SOFTMAX_CE] = {.run = case_softmax_ce},
     [FNET_OP_MSE] = {.run = case_mse},
     [FNET_OP_REGULARIZE] = {.run = case_regularize},
@@ -1697,6 +1959,9 @@ static bool is_reference_own(const struct fnet_backend_ops *be, enum fnet_op op)
     case FNET_OP_RFFT: return be->rfft == r->rfft;
     case FNET_OP_IRFFT: return be->irfft == r->irfft;
     case FNET_OP_CMAC: return be->cmac == r->cmac;
+    case FNET_OP_CSR_SPMM: return be->csr_spmm == r->csr_spmm;
+    case FNET_OP_CSR_SPMM_T: return be->csr_spmm_t == r->csr_spmm_t;
+    case FNET_OP_CSR_SDDMM: return be->csr_sddmm == r->csr_sddmm;
     case FNET_OP_SOFTMAX_CE: return be->softmax_ce == r->softmax_ce;
     case FNET_OP_MSE: return be->mse == r->mse;
     case FNET_OP_REGULARIZE: return be->regularize == r->regularize;
