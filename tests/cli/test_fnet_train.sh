@@ -363,6 +363,28 @@ else
     ok "--json /dev/full: skipped, no writable /dev/full here"
 fi
 
+# --- pruning and sparse layers: the pruned model saved as CSR loads and scores the same -------
+
+run prune --data gz --model dense:32,relu,dense:10 --epochs 2 --batch 16 --prune 0.8 \
+    --prune-rounds 2 --finetune-epochs 1 --json prune.json --save pruned.st --save-sparse
+good "--prune 0.8 --save-sparse"
+grep -q '^epoch  4/4' prune.out || fail "2 epochs and 2 rounds of 1: epochs numbered 1..4" "$(seen)"
+# 64·32 + 32·10 = 2368 weights, round(0.8·2368) = 1894 of them pruned
+[ "$(final_field prune.json pruned)" = 1894 ] ||
+    fail "the final JSON says 1894 weights pruned" "$(tail -n 1 prune.json)"
+grep -q 'saved sparse: 2 dense layers stored as CSR; model sparse:32:nnz=[0-9]*,relu,sparse:10:nnz=' prune.out ||
+    fail "--save-sparse converts both layers, each more than half pruned" "$(seen)"
+acc=$(final_field prune.json test_acc)
+run pruned_load --data gz --load pruned.st --epochs 0 --json pruned_load.json
+good "--load of the sparse checkpoint"
+[ "$(final_field pruned_load.json test_acc)" = "$acc" ] ||
+    fail "the sparse checkpoint scores what the pruned model scored ($acc)" "$(seen)"
+run sparse_set --data gz --model sparse:32:density=0.25,relu,dense:10 --epochs 3 --batch 16 \
+    --sparse-update set --sparse-end 1
+good "a sparse layer trained with SET"
+grep -q 'sparse topology: 2 set updates' sparse_set.out ||
+    fail "SET updates at the end of each epoch but the last" "$(seen)"
+
 # --- bad usage: exit 2 ----------------------------------------------------------------------
 # Not built yet: --device cuda is refused as bad usage (exit 2), the error saying it is not built.
 
