@@ -457,20 +457,20 @@ static void bench_sparse_layers(fnet_ctx *ctx, double seconds, int repeat, FILE 
         // the crossover: where the speedup falls through 1
         for (int pass = 0; pass < 2; pass++) {
             const double *r = pass == 0 ? ratio_f : ratio_b;
-            char what[64];
+            char what[80];
             if (r[0] < 1.0) {
-                snprintf(what, sizeof(what), "below 1%% (slower at every density measured)");
+                snprintf(what, sizeof(what), "nowhere from 1%% up: slower at every density measured");
             } else if (r[5] >= 1.0) {
-                snprintf(what, sizeof(what), "above 50%% (faster at every density measured)");
+                snprintf(what, sizeof(what), "at every density measured, up to 50%%");
             } else {
                 int d = 0;
                 while (r[d + 1] >= 1.0)
                     d++;
                 double t = log(r[d]) / (log(r[d]) - log(r[d + 1]));
                 double c = exp(log(density[d]) + t * (log(density[d + 1]) - log(density[d])));
-                snprintf(what, sizeof(what), "%.1f%%", 100.0 * c);
+                snprintf(what, sizeof(what), "below density %.1f%% (the crossover)", 100.0 * c);
             }
-            printf("  batch %lld %s: CSR is faster than dense below density %s\n", (long long)B,
+            printf("  batch %lld %s: CSR is faster than dense %s\n", (long long)B,
                    pass == 0 ? "forward" : "forward+backward", what);
         }
         fnet_backend_free(ctx, x), fnet_backend_free(ctx, dx);
