@@ -72,8 +72,8 @@ static const char usage_prune[] =
     "  --sparse-zeta X     fraction of each sparse layer's weights dropped per update (0.3)\n"
     "  --sparse-every N    steps between updates (default 0: at the end of every epoch)\n"
     "  --sparse-end F      no updates after this fraction of the steps (default 0.75)\n"
-    "  --save-sparse       with --save: store every dense layer that is at least half zero\n"
-    "                      (pruned) as a CSR sparse layer, smaller and faster\n"
+    "  --save-sparse       with --save: store every dense layer more than half zero (pruned)\n"
+    "                      as a CSR sparse layer (smaller; faster below about 15-40% density)\n"
     "  --load FILE         start from a checkpoint (its spec, weights and optimizer state;\n"
     "                      lbfgs and cg keep no state: they save and load weights only)\n"
     "  --save FILE         write a checkpoint after training (atomic: temporary file, rename)\n"
@@ -196,7 +196,8 @@ int main(int argc, char **argv)
     fnet_init init = FNET_INIT_GLOROT_UNIFORM;
     bool init_set = false;
     fnet_prune_params pp = fnet_prune_params_default();
-    bool prune = false, save_sparse = false, prune_opts = false;
+    bool prune = false, save_sparse = false, prune_opts = false, sparse_opts = false;
+    bool every_set = false, rounds_set = false;
     fnet_sparse_update sparse_update = FNET_SPARSE_STATIC;
     double sparse_zeta = 0.3, sparse_end = 0.75;
     int64_t sparse_every = 0;
@@ -292,7 +293,7 @@ int main(int argc, char **argv)
             prune_opts = true;
         } else if (strcmp(o, "--prune-rounds") == 0) {
             pp.rounds = (int)cli_int(o, v, 1, 1000);
-            prune_opts = true;
+            prune_opts = rounds_set = true;
         } else if (strcmp(o, "--finetune-epochs") == 0) {
             pp.finetune_epochs = (int)cli_int(o, v, 0, 100000);
             prune_opts = true;
@@ -301,7 +302,7 @@ int main(int argc, char **argv)
             prune_opts = true;
         } else if (strcmp(o, "--prune-every") == 0) {
             pp.gradual_every = cli_int(o, v, 1, (int64_t)1 << 40);
-            prune_opts = true;
+            prune_opts = every_set = true;
         } else if (strcmp(o, "--prune-structured") == 0) {
             pp.structured = true;
             prune_opts = true;
@@ -312,10 +313,13 @@ int main(int argc, char **argv)
                 cli_die(2, o, "expected static, set or rigl, got '%s'", v);
         } else if (strcmp(o, "--sparse-zeta") == 0) {
             sparse_zeta = cli_double(o, v, 0.0, 1.0);
+            sparse_opts = true;
         } else if (strcmp(o, "--sparse-every") == 0) {
             sparse_every = cli_int(o, v, 0, (int64_t)1 << 40);
+            sparse_opts = true;
         } else if (strcmp(o, "--sparse-end") == 0) {
             sparse_end = cli_double(o, v, 1e-9, 1.0);
+            sparse_opts = true;
         } else if (strcmp(o, "--tt-round-every") == 0) {
             tt_every = cli_int(o, v, 0, 1000000);
         } else if (strcmp(o, "--tt-eps") == 0) {
@@ -339,6 +343,13 @@ int main(int argc, char **argv)
                 "schedule, not gradual");
     if (save_sparse && save == NULL)
         cli_die(2, "--save-sparse", "needs --save FILE");
+    if (sparse_update == FNET_SPARSE_STATIC && sparse_opts)
+        cli_die(2, "--sparse-update", "--sparse-zeta, --sparse-every and --sparse-end need "
+                "--sparse-update set or rigl");
+    if (prune && pp.schedule != FNET_PRUNE_GRADUAL && every_set)
+        cli_die(2, "--prune-every", "is for --prune-schedule gradual");
+    if (prune && pp.schedule != FNET_PRUNE_ITERATIVE && rounds_set)
+        cli_die(2, "--prune-rounds", "is for --prune-schedule iterative");
 
     fnet_optim_kind kind;
     if (fnet_optim_kind_parse(optim, &kind) != FNET_OK)
@@ -445,8 +456,9 @@ int main(int argc, char **argv)
                   "--optim/--lr");
     if (load) {
         snprintf(where, sizeof(where), "--load %s", load);
-        // evaluation needs no optimizer state (and the file's may be of another optimizer)
-        cli_check(ctx, fnet_model_load_params(m, epochs > 0 ? opt : NULL, load), where);
+        // evaluation needs no optimizer state (and the file's may be of another optimizer), nor
+        // does pruning (each of its phases starts an optimizer of its own)
+        cli_check(ctx, fnet_model_load_params(m, epochs > 0 && !prune ? opt : NULL, load), where);
     }
     if (fnet_dataset_classes(train_all) > fnet_model_n_out(m))
         cli_die(1, "--model", "the data has %lld classes but the model has %lld outputs",
@@ -503,6 +515,16 @@ int main(int argc, char **argv)
     if (pruned > 0)
         printf("pruned %lld of %lld weights (%.2f%%)\n", (long long)pruned, (long long)prunable,
                100.0 * (double)pruned / (double)prunable);
+    if (save_sparse) {
+        // before the test: what is reported is the model that is saved, run by the CSR kernels
+        int converted = 0;
+        // CSR stores 8 bytes per entry against 4 per dense weight: worth it above half zero
+        cli_check(ctx, fnet_model_sparsify(m, 0.5, &converted), "--save-sparse");
+        fnet_optimizer_free(opt); // made for the dense layout
+        opt = NULL;
+        printf("saved sparse: %d dense layers stored as CSR; model %s, %lld parameters\n",
+               converted, fnet_model_spec(m), (long long)fnet_model_num_params(m));
+    }
     double test_acc = 0.0, test_loss = 0.0;
     cli_check(ctx, fnet_model_evaluate(m, test, &test_acc, &test_loss), "evaluating on the test set");
     double rss = cli_peak_rss_mb();
@@ -527,15 +549,6 @@ int main(int argc, char **argv)
     }
     if (save) {
         snprintf(where, sizeof(where), "--save %s", save);
-        if (save_sparse) {
-            int converted = 0;
-            // CSR stores 8 bytes per entry against 4 per dense weight: worth it above half zero
-            cli_check(ctx, fnet_model_sparsify(m, 0.5, &converted), "--save-sparse");
-            fnet_optimizer_free(opt); // made for the dense layout
-            opt = NULL;
-            printf("saved sparse: %d dense layers stored as CSR; model %s, %lld parameters\n",
-                   converted, fnet_model_spec(m), (long long)fnet_model_num_params(m));
-        }
         cli_check(ctx, fnet_model_save(m, opt, save), where);
     }
     fnet_optimizer_free(opt);

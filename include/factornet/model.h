@@ -83,15 +83,17 @@ FNET_API fnet_status fnet_model_get_grads(const fnet_model *m, float *g);
 
 /** The pruning mask (factornet/sparse.h prunes with it): one float per parameter, 1 kept and 0
  *  pruned, beside the flat vector. Pruned parameters are set to zero and get a zero gradient from
- *  fnet_model_loss_grad(), so every optimizer and solver leaves them at exactly zero; the mask
- *  is saved with the model (docs/sparse.md). fnet_model_set_params() applies it too.
+ *  fnet_model_loss_grad(), so every optimizer and solver leaves them at exactly zero once its
+ *  state there is zero too: an optimizer that has taken steps needs fnet_optimizer_apply_mask()
+ *  after a new mask (fnet_prune_magnitude() does it). The mask is saved with the model
+ *  (docs/sparse.md); fnet_model_set_params() and fnet_model_init() apply it too.
  *  @param mask n floats, host memory, each 0 or 1; NULL removes the mask (nothing pruned).
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (an element not 0 or 1; nothing changed),
  *          FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_model_set_mask(fnet_model *m, const float *mask);
 /** A host copy of the mask: n floats, all 1 when the model has none. */
 FNET_API fnet_status fnet_model_get_mask(const fnet_model *m, float *mask);
-/** The mask (n floats, backend memory, owned by the model), NULL when nothing is pruned. */
+/** The mask (n floats, backend memory, owned by the model), NULL when none was set. */
 FNET_API const float *fnet_model_mask(const fnet_model *m);
 
 /** Loss and regularization: L1 and L2 penalties l1·Σ|w| + ½·l2·Σw² over weights (not biases),

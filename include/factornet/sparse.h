@@ -64,7 +64,8 @@ FNET_API fnet_status fnet_model_pruned(const fnet_model *m, int64_t *pruned, int
  *  through element-wise layers only (activations, dropout): the layer loses those rows and bias
  *  entries, the next dense layer the matching columns, so the model gets smaller, not masked. It
  *  computes what the original computes with those neurons' rows, biases and outgoing columns
- *  masked. Other layers are copied as they are, with their masks. At least one neuron stays.
+ *  masked. Other layers are copied as they are, with their masks (and a sparse layer's pattern);
+ *  the loss, L1/L2 and Frobenius-decay settings carry over. At least one neuron stays.
  *  @param[out] out  the new model on m's ctx (freed by the caller); m is unchanged.
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (fraction outside [0, 1)), FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_prune_neurons(fnet_model *m, double fraction, fnet_model **out);
@@ -121,10 +122,11 @@ FNET_API fnet_status fnet_sparse_from_dense(fnet_ctx *ctx, const float *W, const
 /** Stored entries of a sparse layer (0 for another kind). */
 FNET_API int64_t fnet_sparse_nnz(const fnet_layer *layer);
 
-/** Replace every dense layer of m with at least `min_sparsity` of its weights pruned (its mask)
- *  or zero by the sparse layer of its nonzero weights (fnet_sparse_from_dense()), in place: the
- *  spec changes, outputs stay the same. CSR takes 8 bytes per stored entry against the dense 4
- *  per weight, so it only saves memory above 50% sparsity.
+/** Replace every dense layer of m with more than `min_sparsity` of its weights zero (pruned) by
+ *  the sparse layer of its nonzero weights (fnet_sparse_from_dense()), in place: the spec
+ *  changes, outputs stay the same. CSR takes 8 bytes per stored entry against the dense 4 per
+ *  weight, so it only saves memory above 50% sparsity (and is faster than dense from batch 32
+ *  only below about 15-40% density: docs/sparse.md).
  *  @param[out] converted  layers replaced (may be NULL).
  *  @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_UNSUPPORTED, FNET_ERR_OUT_OF_MEMORY (m is
  *          then unchanged). */
@@ -148,10 +150,12 @@ FNET_API const char *fnet_sparse_update_name(fnet_sparse_update kind);
  *  with new weights drawn as the layer's initializer draws them; RigL where the magnitude of the
  *  dense gradient of the loss on (x, labels) is largest, new weights zero. nnz stays exact.
  *  Weights that stay keep their values and optimizer state; new ones start with zero state.
+ *  Layers are updated one after the other, each all or nothing: after a failure the layers
+ *  before it are updated and the rest unchanged.
  *  @param opt  may be NULL.  @param x (batch, n_in) backend memory, labels host memory: RigL's
  *  batch (NULL for SET).  @param rng  SET's draws (host memory).
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (zeta outside [0, 1], RigL without a batch),
- *          FNET_ERR_OUT_OF_MEMORY (m unchanged). */
+ *          FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_sparse_update_topology(fnet_model *m, fnet_optimizer *opt,
                                                  fnet_sparse_update kind, double zeta,
                                                  const float *x, const int32_t *labels,

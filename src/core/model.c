@@ -450,10 +450,20 @@ int64_t fnet_model_layer_offset(const fnet_model *m, int i)
     return off;
 }
 
+void fnet_model_copy_settings(fnet_model *dst, const fnet_model *src)
+{
+    dst->loss = src->loss;
+    dst->l1 = src->l1;
+    dst->l2 = src->l2;
+    dst->fro = src->fro;
+    fnet_model_set_training(dst, src->training);
+}
+
 fnet_status fnet_model_init(fnet_model *m, fnet_init init, uint64_t seed)
 {
     if (m == NULL)
         return FNET_ERR_INVALID_ARG;
+    fnet_status st = FNET_OK;
     // Each layer draws from its own stream forked from the seed: adding a layer at the end never
     // changes the initial values of the others.
     fnet_rng root;
@@ -461,11 +471,14 @@ fnet_status fnet_model_init(fnet_model *m, fnet_init init, uint64_t seed)
     for (int i = 0; i < m->n_layers; i++) {
         fnet_rng rng;
         fnet_rng_seed(&rng, fnet_rng_next(&root));
-        fnet_status st = fnet_layer_init(m->layers[i], init, &rng);
+        st = fnet_layer_init(m->layers[i], init, &rng);
         if (st != FNET_OK)
-            return st;
+            break;
     }
-    return FNET_OK;
+    // pruned weights stay pruned: new draws there are zeroed
+    if (m->mask != NULL)
+        m->ctx->be->mul(m->ctx, m->n_params, m->w, m->mask, m->w);
+    return st;
 }
 
 // Append the layer an item makes; a failure names the item in front of the kind's own words.

@@ -23,6 +23,10 @@ fnet_status fnet_model_round_layers(fnet_model *m, double eps, int64_t max_rank,
 fnet_status fnet_model_replace_layers(fnet_model *m, int count, const int *idx,
                                       fnet_layer **fresh, fnet_optimizer *opt);
 
+/* dst takes src's loss, L1/L2 and Frobenius-decay settings and its training mode (a model
+ * rebuilt from another: structured pruning). */
+void fnet_model_copy_settings(fnet_model *dst, const fnet_model *src);
+
 /* A counter that changes whenever the model's pruning mask or a layer's sparsity pattern changes
  * (fnet_model_set_mask, SET and RigL updates): a solver that keeps history across calls resets
  * when it sees a new value. fnet_model_touch bumps it. */

@@ -234,9 +234,15 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             if (st == FNET_OK && tp->on_step != NULL) {
                 fnet_step_info si = {.epoch = epoch, .epochs = tp->epochs, .step = b + 1,
                                      .steps_per_epoch = L.n_batches, .run_steps = acc->steps};
+                uint64_t gen = fnet_model_generation(m);
                 st = tp->on_step(m, opt, &si, tp->step_user);
                 w = fnet_model_params(m, NULL);
                 g = fnet_model_grads(m, NULL);
+                // a new sparse pattern: the snapshot's values belong to the old one, so the
+                // last good state is now
+                if (st == FNET_OK && tp->on_nan == FNET_NAN_ROLLBACK &&
+                    fnet_model_generation(m) != gen)
+                    st = snapshot_take(m, opt, &snap);
             }
             if (tp->on_batch)
                 tp->on_batch(b + 1, L.n_batches, user);

@@ -714,6 +714,9 @@ fnet_status fnet_model_load_params(fnet_model *m, fnet_optimizer *opt, const cha
     if (restore_opt) {
         fnet_optimizer_set_steps(opt, ck.optim_steps); // >= 0, checked: cannot fail
         ckpt_copy_optimizer(&ck, opt, fnet_model_num_params(m));
+        // the state of pruned weights is zero, whatever the file held
+        if (fnet_model_mask(m) != NULL)
+            fnet_optimizer_apply_mask(opt, fnet_model_mask(m));
     }
 out_free_ck:
     ckpt_free(&ck);

@@ -11,6 +11,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct sparse {
@@ -97,24 +98,63 @@ static fnet_status sparse_backward(fnet_layer *l, const float *x, const float *y
     return FNET_OK;
 }
 
-// A pattern of nnz entries drawn uniformly among the n_out·n_in positions (selection sampling,
-// Knuth's Algorithm S: one pass in row-major order, so the result is sorted CSR), into the host
-// mirror.
-static void draw_pattern(struct sparse *s, fnet_rng *rng)
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+// want distinct positions in [0, total), uniformly: draws with replacement until want distinct
+// ones are seen, in batches of exactly as many as are still missing (so the set is the one
+// drawing one at a time would give), sorted. O(want·log want) for want <= total/2.
+static void draw_distinct(fnet_rng *rng, int64_t total, int64_t want, int64_t *pos)
+{
+    int64_t have = 0;
+    while (have < want) {
+        for (int64_t i = have; i < want; i++)
+            pos[i] = (int64_t)fnet_rng_below(rng, (uint64_t)total);
+        qsort(pos, (size_t)want, sizeof(int64_t), cmp_i64);
+        have = 0;
+        for (int64_t i = 0; i < want; i++)
+            if (have == 0 || pos[i] != pos[have - 1])
+                pos[have++] = pos[i];
+    }
+}
+
+// A pattern of nnz entries drawn uniformly among the n_out·n_in positions, into the host mirror
+// as sorted CSR. In O(nnz·log nnz), not O(n_out·n_in): a checkpoint's spec may name a huge
+// matrix with few entries. Above half full, the positions left out are drawn instead.
+static fnet_status draw_pattern(struct sparse *s, fnet_rng *rng)
 {
     const fnet_layer *l = &s->base;
-    int64_t total = l->n_out * l->n_in, need = s->nnz, k = 0;
+    int64_t total = l->n_out * l->n_in, nnz = s->nnz;
+    bool complement = nnz > total / 2;
+    int64_t want = complement ? total - nnz : nnz;
+    int64_t *pos = fnet_malloc_array((size_t)(want > 0 ? want : 1), sizeof(int64_t));
+    if (pos == NULL)
+        return fnet_fail(l->ctx, FNET_ERR_OUT_OF_MEMORY, "sparse pattern of %lld entries",
+                         (long long)want);
+    draw_distinct(rng, total, want, pos);
+    int64_t k = 0, skip = 0;
     s->h_row_ptr[0] = 0;
     for (int64_t r = 0; r < l->n_out; r++) {
-        for (int64_t c = 0; c < l->n_in && need > 0; c++) {
-            int64_t left = total - (r * l->n_in + c);
-            if ((double)need > fnet_rng_uniform(rng) * (double)left) {
-                s->h_col[k++] = (int32_t)c;
-                need--;
+        if (!complement) {
+            while (k < nnz && pos[k] / l->n_in == r) {
+                s->h_col[k] = (int32_t)(pos[k] % l->n_in);
+                k++;
+            }
+        } else {
+            for (int64_t c = 0; c < l->n_in; c++) {
+                if (skip < want && pos[skip] == r * l->n_in + c)
+                    skip++;
+                else
+                    s->h_col[k++] = (int32_t)c;
             }
         }
         s->h_row_ptr[r + 1] = (int32_t)k;
     }
+    fnet_free(pos);
+    return FNET_OK;
 }
 
 static void upload_pattern(struct sparse *s)
@@ -138,7 +178,9 @@ static fnet_status sparse_init(fnet_layer *l, fnet_init init, fnet_rng *rng,
                                struct fnet_init_out *out)
 {
     struct sparse *s = S(l);
-    draw_pattern(s, rng);
+    fnet_status st = draw_pattern(s, rng);
+    if (st != FNET_OK)
+        return st;
     upload_pattern(s);
     s->init = init;
     int64_t fan_in, fan_out;
@@ -352,8 +394,8 @@ fnet_status fnet_sparse_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out, int64
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "sparse: ctx and out must not be NULL");
     *out = NULL;
     if (n_in < 1 || n_out < 1 || n_in > MAX_INDEX || n_out >= MAX_INDEX)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "sparse: sizes must be in 1..2^31-1, got "
-                         "%lld x %lld", (long long)n_out, (long long)n_in);
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "sparse: n_out must be in 1..2^31-2 and n_in "
+                         "in 1..2^31-1, got %lld x %lld", (long long)n_out, (long long)n_in);
     if (nnz < 1 || nnz > MAX_INDEX || nnz > n_in * n_out)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "sparse: %lld stored entries do not fit a "
                          "%lld x %lld matrix (1..min(n_out·n_in, 2^31-1))", (long long)nnz,
@@ -399,8 +441,9 @@ fnet_status fnet_sparse_from_dense(fnet_ctx *ctx, const float *W, const float *b
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "sparse_from_dense: NULL ctx, W or out");
     *out = NULL;
     if (n_in < 1 || n_out < 1 || n_in > MAX_INDEX || n_out >= MAX_INDEX)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "sparse_from_dense: sizes must be in "
-                         "1..2^31-1, got %lld x %lld", (long long)n_out, (long long)n_in);
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "sparse_from_dense: n_out must be in "
+                         "1..2^31-2 and n_in in 1..2^31-1, got %lld x %lld", (long long)n_out,
+                         (long long)n_in);
     int64_t nnz = 0;
     for (int64_t e = 0; e < n_out * n_in; e++)
         nnz += W[e] != 0.0f;

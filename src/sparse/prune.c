@@ -4,6 +4,7 @@
 #include "core/layer_impl.h"
 #include "core/model_impl.h"
 #include "io/spec.h"
+#include "sparse/csr.h"
 
 #include <factornet/sparse.h>
 
@@ -167,13 +168,14 @@ fnet_status fnet_prune_magnitude(fnet_model *m, double sparsity, fnet_prune_scop
                          "parameters (or another ctx), the model has %lld",
                          (long long)fnet_optimizer_size(opt), (long long)n);
     int64_t total = 0;
-    fnet_model_pruned(m, NULL, &total);
+    fnet_status st = fnet_model_pruned(m, NULL, &total);
+    if (st != FNET_OK)
+        return st;
     if (total == 0)
         return FNET_OK;
     if (total > (int64_t)UINT32_MAX)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "prune: %lld prunable weights, more than "
                          "2^32", (long long)total);
-    fnet_status st = FNET_OK;
     float *w = fnet_malloc_array((size_t)n, sizeof(float));
     float *mask = fnet_malloc_array((size_t)n, sizeof(float));
     uint64_t *key = fnet_malloc_array((size_t)total, sizeof(uint64_t));
@@ -372,9 +374,12 @@ fnet_status fnet_prune_neurons(fnet_model *m, double fraction, fnet_model **out)
         fnet_layer *l = fnet_model_layer(m, i);
         int64_t off = fnet_model_layer_offset(m, i), noff = fnet_model_layer_offset(nm, i);
         if (fnet_layer_kind_of(l) != FNET_LAYER_DENSE) {
-            // not dense: its inputs and outputs are the kept neurons only where element-wise
+            // not dense: copied as it is (its sizes did not change), a sparse layer's pattern too
             memcpy(nw + noff, w + off, (size_t)l->n_params * sizeof(float));
             memcpy(nmask + noff, mask + off, (size_t)l->n_params * sizeof(float));
+            if (fnet_sparse_is(l))
+                fnet_sparse_set_pattern(fnet_model_layer(nm, i), fnet_sparse_row_ptr(l),
+                                        fnet_sparse_col(l));
             continue;
         }
         // rows kept by this layer, columns kept by the layer before (its inputs)
@@ -405,6 +410,7 @@ fnet_status fnet_prune_neurons(fnet_model *m, double fraction, fnet_model **out)
     fnet_free(nw);
     fnet_free(nmask);
     if (st == FNET_OK) {
+        fnet_model_copy_settings(nm, m);
         *out = nm;
         nm = NULL;
     }

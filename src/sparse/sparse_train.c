@@ -45,7 +45,7 @@ fnet_status fnet_model_sparsify(fnet_model *m, double min_sparsity, int *convert
         int64_t zeros = 0;
         for (int64_t e = 0; e < nw; e++)
             zeros += w[e] == 0.0f;
-        if ((double)zeros >= min_sparsity * (double)nw && zeros > 0) {
+        if ((double)zeros > min_sparsity * (double)nw) {
             st = fnet_sparse_from_dense(ctx, w, l->n_params > nw ? w + nw : NULL, l->n_out,
                                         l->n_in, &fresh[count]);
             if (st == FNET_OK)
@@ -259,8 +259,9 @@ fnet_status fnet_sparse_update_topology(fnet_model *m, fnet_optimizer *opt,
     if ((unsigned)kind > FNET_SPARSE_RIGL || (kind == FNET_SPARSE_SET && rng == NULL) ||
         (kind == FNET_SPARSE_RIGL && (x == NULL || labels == NULL || batch < 1)))
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "sparse update: %s needs %s",
-                         fnet_sparse_update_name(kind),
-                         kind == FNET_SPARSE_RIGL ? "a gradient batch" : "an rng");
+                         (unsigned)kind > FNET_SPARSE_RIGL ? "an unknown kind" : fnet_sparse_update_name(kind),
+                         kind == FNET_SPARSE_RIGL ? "a gradient batch"
+                         : kind == FNET_SPARSE_SET ? "an rng" : "static, set or rigl");
     if (kind == FNET_SPARSE_STATIC || zeta == 0.0)
         return FNET_OK;
     struct update_ctx u = {.m = m, .opt = opt, .kind = kind, .zeta = zeta, .rng = rng};

@@ -1166,6 +1166,58 @@ static void test_prune_structured_iterative_returns_a_smaller_model(void **state
     fnet_dataset_free(d);
 }
 
+// Structured pruning carries over what is not pruned: a sparse layer's pattern and values, the
+// loss and penalties (the same loss on the same batch with nothing removed), and re-initializing
+// a pruned model keeps its pruned weights at zero.
+static void test_prune_neurons_keeps_sparse_layers_and_settings(void **state)
+{
+    (void)state;
+    fnet_model *m, *out;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(
+                            ctx, "dense:24,relu,sparse:16:density=0.3,relu,dense:12,relu,dense:4",
+                            16, 5, &m));
+    fnet_assert_ok(ctx, fnet_model_set_loss(m, FNET_LOSS_MSE));
+    fnet_assert_ok(ctx, fnet_model_set_regularization(m, 1e-3f, 1e-2f));
+    enum { B = 5 };
+    float x[B * 16];
+    int32_t labels[B] = {0, 1, 2, 3, 1};
+    fnet_test_fill_uniform(x, B * 16, -1.0f, 1.0f, 8);
+    float *xd = fnet_test_upload(ctx, x, B * 16);
+    double l0, l1;
+    fnet_assert_ok(ctx, fnet_model_loss_grad(m, xd, labels, B, &l0, NULL));
+    fnet_assert_ok(ctx, fnet_prune_neurons(m, 0.0, &out));
+    fnet_assert_ok(ctx, fnet_model_loss_grad(out, xd, labels, B, &l1, NULL));
+    assert_true(l0 == l1); // same layers, same pattern, same MSE and penalties: the same bits
+    float W0[16 * 24], W1[16 * 24];
+    fnet_assert_ok(ctx, fnet_layer_to_dense(fnet_model_layer(m, 2), W0));
+    fnet_assert_ok(ctx, fnet_layer_to_dense(fnet_model_layer(out, 2), W1));
+    assert_memory_equal(W0, W1, sizeof(W0));
+    fnet_model_free(out);
+    // dense:12 loses 3 neurons (it feeds dense:4 through relu); the sparse layer stays
+    fnet_assert_ok(ctx, fnet_prune_neurons(m, 0.25, &out));
+    assert_string_equal(fnet_model_spec(out), "dense:24,relu,sparse:16:nnz=115,relu,dense:9,relu,dense:4");
+    fnet_assert_ok(ctx, fnet_layer_to_dense(fnet_model_layer(out, 2), W1));
+    assert_memory_equal(W0, W1, sizeof(W0));
+    fnet_model_free(out);
+    // fnet_model_init on a pruned model: new draws, pruned weights still zero
+    fnet_assert_ok(ctx, fnet_prune_magnitude(m, 0.6, FNET_PRUNE_GLOBAL, NULL));
+    fnet_assert_ok(ctx, fnet_model_init(m, FNET_INIT_HE, 99));
+    int64_t n = fnet_model_num_params(m);
+    float *w = fnet_test_model_params(m), *mask = malloc(sizeof(float) * (size_t)n);
+    fnet_assert_ok(ctx, fnet_model_get_mask(m, mask));
+    int64_t zeroed = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (mask[i] == 0.0f) {
+            assert_true(w[i] == 0.0f);
+            zeroed++;
+        }
+    assert_true(zeroed > 0);
+    free(w);
+    free(mask);
+    fnet_backend_free(ctx, xd);
+    fnet_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1185,6 +1237,7 @@ int main(void)
         cmocka_unit_test(test_prune_neurons_matches_masked_original_with_sigmoid),
         cmocka_unit_test(test_prune_neurons_keeps_the_magnitude_mask_of_what_is_left),
         cmocka_unit_test(test_prune_structured_iterative_returns_a_smaller_model),
+        cmocka_unit_test(test_prune_neurons_keeps_sparse_layers_and_settings),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
