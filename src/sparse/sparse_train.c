@@ -197,9 +197,15 @@ static fnet_status update_layer(struct update_ctx *u, int i)
         ncol[q] = (int32_t)(e[q].pos - r * n_in);
         if (e[q].from >= 0) {
             nv[q] = v[e[q].from];
-            src[nr] = base + e[q].from;
-            dst[nr] = base + q;
-            len[nr++] = 1;
+            // runs of entries that moved together (between two drops or regrowths) in one copy
+            if (nr > 0 && src[nr - 1] + len[nr - 1] == base + e[q].from &&
+                dst[nr - 1] + len[nr - 1] == base + q) {
+                len[nr - 1]++;
+            } else {
+                src[nr] = base + e[q].from;
+                dst[nr] = base + q;
+                len[nr++] = 1;
+            }
         } else if (u->kind == FNET_SPARSE_SET) {
             fnet_init_fill(fnet_sparse_init_kind(l), fan_in, fan_out, u->rng, 1, &nv[q]);
         } else {
@@ -208,7 +214,8 @@ static fnet_status update_layer(struct update_ctx *u, int i)
     }
     while (r < l->n_out)
         nrp[++r] = (int32_t)nnz;
-    // the optimizer's state: the other layers' slices stay, this layer's entries move
+    // the optimizer's state: the other layers' slices stay, this layer's entries move (at most
+    // 2k + 1 runs: k entries dropped, k grown)
     if (u->opt != NULL) {
         int64_t before = base, after = n - (base + nnz);
         int64_t *s2 = fnet_malloc_array((size_t)(nr + 2) * 3, sizeof(int64_t));
@@ -222,7 +229,7 @@ static fnet_status update_layer(struct update_ctx *u, int i)
             a[cnt] = 0, b[cnt] = 0, c[cnt++] = before;
         }
         for (int64_t q = 0; q < nr; q++)
-            a[cnt] = src[q], b[cnt] = dst[q], c[cnt++] = 1;
+            a[cnt] = src[q], b[cnt] = dst[q], c[cnt++] = len[q];
         if (after > 0) {
             a[cnt] = base + nnz, b[cnt] = base + nnz, c[cnt++] = after;
         }

@@ -412,6 +412,12 @@ bad 2 'structured' "--prune-structured with the gradual schedule" --data gz --mo
     --prune 0.5 --prune-schedule gradual --prune-structured
 bad 2 'sparse-update' "--sparse-update sometimes" --data gz --model "$MODEL" --sparse-update sometimes
 bad 2 'save' "--save-sparse without --save" --data gz --model "$MODEL" --save-sparse
+bad 2 'sparse-update' "--sparse-zeta without --sparse-update" --data gz --model "$MODEL" \
+    --sparse-zeta 0.2
+bad 2 'gradual' "--prune-every with the iterative schedule" --data gz --model "$MODEL" \
+    --prune 0.5 --prune-every 10
+bad 2 'iterative' "--prune-rounds with the oneshot schedule" --data gz --model "$MODEL" \
+    --prune 0.5 --prune-schedule oneshot --prune-rounds 2
 bad 2 'unknown' "an unknown option --foo before others" --foo --data gz --model "$MODEL"
 bad 2 'unknown' "an unknown option --foo at the end" --data gz --model "$MODEL" --foo
 bad 2 'spec item' "a spec that does not parse: dense:64,relu,dense" --data gz --model dense:64,relu,dense
