@@ -134,13 +134,52 @@ static void cpu_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int
     fnet_pool_run(pool, n, grain, gemm_range, &j);
 }
 
-// out (cols, rows) = in (rows, cols)ᵀ in 32×32 tiles
+// out (cols, rows) = in (rows, cols)ᵀ in 32×32 tiles; a full tile as 16 blocks of 8×8, each
+// loaded as 8 vectors and transposed in registers by three rounds of shuffles (2.6× faster than
+// the element loop from (1024, 256) to (256, 1024), 1.2× the other way, one thread), the rest
+// element by element
 struct transpose_job {
     int64_t rows, cols;
     const float *in;
     float *out;
 };
 
+typedef float tf8 __attribute__((vector_size(8 * sizeof(float))));
+typedef int32_t ti8 __attribute__((vector_size(8 * sizeof(int32_t))));
+#if defined(__clang__)
+#define SHUF8(a, b, i0, i1, i2, i3, i4, i5, i6, i7)                                               \
+    __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#else
+#define SHUF8(a, b, i0, i1, i2, i3, i4, i5, i6, i7)                                               \
+    __builtin_shuffle(a, b, (ti8){i0, i1, i2, i3, i4, i5, i6, i7})
+#endif
+
+// out[c·ldo + i] = in[i·ldi + c] for i, c < 8
+static inline __attribute__((always_inline)) void
+transpose8(const float *in, int64_t ldi, float *out, int64_t ldo)
+{
+    tf8 r[8], t[8], u[8];
+    for (int k = 0; k < 8; k++)
+        memcpy(&r[k], in + k * ldi, sizeof(tf8));
+    for (int k = 0; k < 8; k += 2) { // pairs of rows interleaved
+        t[k] = SHUF8(r[k], r[k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[k + 1] = SHUF8(r[k], r[k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int k = 0; k < 8; k += 4) { // then pairs of pairs
+        u[k] = SHUF8(t[k], t[k + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[k + 1] = SHUF8(t[k], t[k + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        u[k + 2] = SHUF8(t[k + 1], t[k + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[k + 3] = SHUF8(t[k + 1], t[k + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+    for (int k = 0; k < 4; k++) { // then the two halves
+        r[k] = SHUF8(u[k], u[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        r[k + 4] = SHUF8(u[k], u[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+    for (int k = 0; k < 8; k++)
+        memcpy(out + k * ldo, &r[k], sizeof(tf8));
+}
+
+FNET_VECTORIZE
 static void transpose_range(void *arg, int64_t t0, int64_t t1)
 {
     const struct transpose_job *j = arg;
@@ -148,6 +187,13 @@ static void transpose_range(void *arg, int64_t t0, int64_t t1)
         int64_t i1 = i0 + 32 < j->rows ? i0 + 32 : j->rows;
         for (int64_t c0 = 0; c0 < j->cols; c0 += 32) {
             int64_t c1 = c0 + 32 < j->cols ? c0 + 32 : j->cols;
+            if (i1 - i0 == 32 && c1 - c0 == 32) {
+                for (int64_t i = i0; i < i1; i += 8)
+                    for (int64_t c = c0; c < c1; c += 8)
+                        transpose8(j->in + i * j->cols + c, j->cols, j->out + c * j->rows + i,
+                                   j->rows);
+                continue;
+            }
             for (int64_t i = i0; i < i1; i++)
                 for (int64_t c = c0; c < c1; c++)
                     j->out[c * j->rows + i] = j->in[i * j->cols + c];

@@ -749,6 +749,7 @@ static void case_transpose(struct harness *h)
     static const int64_t rc[][2] = {
         {1, 1}, {1, 17}, {17, 1}, {3, 1000}, {33, 127}, {127, 33},
         {301, 131}, // 39431 elements, over 32768: split over the pool in 32-row tiles
+        {64, 96}, {40, 72}, {256, 1024}, {1024, 256}, // full 32×32 tiles (8×8 in registers)
     };
     for (size_t s = 0; s < sizeof(rc) / sizeof(rc[0]); s++) {
         int64_t rows = rc[s][0], cols = rc[s][1];
