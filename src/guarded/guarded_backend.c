@@ -668,6 +668,27 @@ static int64_t guard_csr(struct guard *gd, int64_t M, int64_t N, const int32_t *
     return nnz;
 }
 
+// The checks of a CSR product out (out_rows, B) (+)= op(A)·in (in_rows, B): val, in (read only
+// when A has entries) and out are backend memory of their sizes, out overlaps no input; then
+// the guard opens.
+static void guard_csr_product(struct guard *gd, int64_t nnz, int64_t M, const int32_t *row_ptr,
+                              const int32_t *col, const float *val, const char *in_name,
+                              const float *in, int64_t in_rows, const char *out_name,
+                              const float *out, int64_t out_rows, int64_t B)
+{
+    size_t v = elems(nnz, sizeof(float)), i = nnz > 0 ? floats2(in_rows, B) : 0;
+    size_t o = floats2(out_rows, B);
+    size_t rp = elems(M + 1, sizeof(int32_t)), c = elems(nnz, sizeof(int32_t));
+    guard_arg(gd, "val", val, v);
+    guard_arg(gd, in_name, in, i);
+    guard_arg(gd, out_name, out, o);
+    no_overlap(gd->op, out_name, out, o, "row_ptr", row_ptr, rp);
+    no_overlap(gd->op, out_name, out, o, "col", col, c);
+    no_overlap(gd->op, out_name, out, o, "val", val, v);
+    no_overlap(gd->op, out_name, out, o, in_name, in, i);
+    guard_open(gd);
+}
+
 // Y (M, B) (+)= A·X; X (N, B) read only when A has entries
 static void guarded_csr_spmm(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B,
                              const int32_t *row_ptr, const int32_t *col, const float *val,
@@ -675,16 +696,7 @@ static void guarded_csr_spmm(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B,
 {
     struct guard gd = guard_begin(ctx, "csr_spmm");
     int64_t nnz = guard_csr(&gd, M, N, row_ptr, col);
-    size_t v = elems(nnz, sizeof(float)), x = nnz > 0 ? floats2(N, B) : 0, y = floats2(M, B);
-    size_t rp = elems(M + 1, sizeof(int32_t)), c = elems(nnz, sizeof(int32_t));
-    guard_arg(&gd, "val", val, v);
-    guard_arg(&gd, "X", X, x);
-    guard_arg(&gd, "Y", Y, y);
-    no_overlap("csr_spmm", "Y", Y, y, "row_ptr", row_ptr, rp);
-    no_overlap("csr_spmm", "Y", Y, y, "col", col, c);
-    no_overlap("csr_spmm", "Y", Y, y, "val", val, v);
-    no_overlap("csr_spmm", "Y", Y, y, "X", X, x);
-    guard_open(&gd);
+    guard_csr_product(&gd, nnz, M, row_ptr, col, val, "X", X, N, "Y", Y, M, B);
     fnet_ref_csr_spmm(ctx, M, N, B, row_ptr, col, val, X, Y, accumulate);
     guard_close(&gd);
 }
@@ -696,16 +708,7 @@ static void guarded_csr_spmm_t(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B,
 {
     struct guard gd = guard_begin(ctx, "csr_spmm_t");
     int64_t nnz = guard_csr(&gd, M, N, row_ptr, col);
-    size_t v = elems(nnz, sizeof(float)), y = nnz > 0 ? floats2(M, B) : 0, x = floats2(N, B);
-    size_t rp = elems(M + 1, sizeof(int32_t)), c = elems(nnz, sizeof(int32_t));
-    guard_arg(&gd, "val", val, v);
-    guard_arg(&gd, "Y", Y, y);
-    guard_arg(&gd, "X", X, x);
-    no_overlap("csr_spmm_t", "X", X, x, "row_ptr", row_ptr, rp);
-    no_overlap("csr_spmm_t", "X", X, x, "col", col, c);
-    no_overlap("csr_spmm_t", "X", X, x, "val", val, v);
-    no_overlap("csr_spmm_t", "X", X, x, "Y", Y, y);
-    guard_open(&gd);
+    guard_csr_product(&gd, nnz, M, row_ptr, col, val, "Y", Y, M, "X", X, N, B);
     fnet_ref_csr_spmm_t(ctx, M, N, B, row_ptr, col, val, Y, X, accumulate);
     guard_close(&gd);
 }
