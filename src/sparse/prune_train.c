@@ -65,7 +65,9 @@ static fnet_status gradual_hook(fnet_model *m, fnet_optimizer *opt, const fnet_s
         if (st != FNET_OK)
             return st;
     }
-    int64_t t = info->run_steps, T = r->total_steps;
+    // the optimizer's step count (a fresh optimizer of this phase) is what a NaN rollback winds
+    // back; the solvers have none and count the minibatches done
+    int64_t t = opt != NULL ? fnet_optimizer_steps(opt) : info->run_steps, T = r->total_steps;
     if (t > T || (t % r->p->gradual_every != 0 && t != T))
         return FNET_OK;
     return fnet_prune_magnitude(m, gradual_target(r->p->sparsity, t, T), r->p->scope, opt);
