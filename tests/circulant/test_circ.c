@@ -18,19 +18,7 @@ static fnet_status make(fnet_ctx *ctx, uint64_t seed, int64_t n_in, int64_t n_ou
     fnet_status st = fnet_circ_create(ctx, n_in, n_out, &p, l);
     if (st != FNET_OK)
         return st;
-    fnet_rng rng;
-    fnet_rng_seed(&rng, seed);
-    st = fnet_layer_init(*l, FNET_INIT_GLOROT_NORMAL, &rng);
-    if (st == FNET_OK && bias) {
-        float *bv = malloc(sizeof(float) * (size_t)n_out);
-        if (bv == NULL)
-            return FNET_ERR_OUT_OF_MEMORY;
-        for (int64_t i = 0; i < n_out; i++)
-            bv[i] = 0.01f * (float)(i % 9) - 0.04f;
-        st = fnet_test_set_layer_bias(*l, bv, n_out);
-        free(bv);
-    }
-    return st;
+    return fnet_test_init_layer(*l, seed, bias);
 }
 
 // 12 -> 8, block 4 (3 x 2 blocks), bias

@@ -23,6 +23,24 @@ fnet_status fnet_test_set_layer_bias(fnet_layer *l, const float *b, int64_t n)
     return st;
 }
 
+fnet_status fnet_test_init_layer(fnet_layer *l, uint64_t seed, bool bias)
+{
+    fnet_rng rng;
+    fnet_rng_seed(&rng, seed);
+    fnet_status st = fnet_layer_init(l, FNET_INIT_GLOROT_NORMAL, &rng);
+    if (st != FNET_OK || !bias)
+        return st;
+    int64_t n = fnet_layer_n_out(l);
+    float *b = malloc(sizeof(float) * (size_t)n);
+    if (b == NULL)
+        return FNET_ERR_OUT_OF_MEMORY;
+    for (int64_t i = 0; i < n; i++)
+        b[i] = 0.01f * (float)(i % 7) - 0.03f;
+    st = fnet_test_set_layer_bias(l, b, n);
+    free(b);
+    return st;
+}
+
 static fnet_layer *make_on(fnet_ctx *ctx, fnet_layer_factory make, uint64_t seed)
 {
     fnet_layer *l = NULL;

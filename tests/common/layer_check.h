@@ -21,6 +21,11 @@ typedef fnet_status (*fnet_layer_factory)(fnet_ctx *ctx, uint64_t seed, fnet_lay
  * @return FNET_OK, FNET_ERR_INVALID_ARG (n above the parameter count), FNET_ERR_OUT_OF_MEMORY. */
 fnet_status fnet_test_set_layer_bias(fnet_layer *l, const float *b, int64_t n);
 
+/* For factories: initialize l from seed (Glorot normal, as fnet_layer_init draws it) and, when
+ * bias, give its trailing n_out parameters a fixed pattern of distinct nonzero values.
+ * @return as fnet_layer_init and fnet_test_set_layer_bias. */
+fnet_status fnet_test_init_layer(fnet_layer *l, uint64_t seed, bool bias);
+
 /* y = f(x) against x·Wᵀ (+ bias, given as the layer's trailing n_out params when has_bias), on
  * the backend under test (default: reference). */
 void check_layer_forward_matches_dense(fnet_layer_factory make, int64_t B, bool has_bias);

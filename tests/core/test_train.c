@@ -164,7 +164,8 @@ static void test_every_layer_kind_lowers_the_loss(void **state)
                            "dense:16,sigmoid,dense:3", "dense:16,relu,dropout:0.2,dense:3",
                            "dense:16,relu,tt:16:rank=2,relu,dense:3",
                            "dense:16,relu,lowrank:16:rank=3,relu,dense:3",
-                           "dense:16,relu,circ:16:block=4,relu,dense:3"};
+                           "dense:16,relu,circ:16:block=4,relu,dense:3",
+                           "dense:16,relu,sparse:16:density=0.5,relu,dense:3"};
     for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++)
         train_and_check(ctx, specs[i], FNET_OPTIM_ADAM, 1e-2f, 16, 8);
     fnet_ctx_free(ctx);

@@ -24,16 +24,7 @@ static fnet_status make(fnet_ctx *ctx, uint64_t seed, int64_t n_in, int64_t n_ou
     fnet_status st = fnet_lowrank_create(ctx, n_in, n_out, &p, l);
     if (st != FNET_OK)
         return st;
-    fnet_rng rng;
-    fnet_rng_seed(&rng, seed);
-    st = fnet_layer_init(*l, FNET_INIT_GLOROT_NORMAL, &rng);
-    if (st == FNET_OK && bias) {
-        float b[16];
-        for (int64_t i = 0; i < n_out; i++)
-            b[i] = 0.02f * (float)(i % 5) - 0.03f;
-        st = fnet_test_set_layer_bias(*l, b, n_out);
-    }
-    return st;
+    return fnet_test_init_layer(*l, seed, bias);
 }
 
 // 9 -> 7, rank 3, bias, spectral

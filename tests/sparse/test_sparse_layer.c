@@ -18,19 +18,7 @@ static fnet_status make(fnet_ctx *ctx, uint64_t seed, int64_t n_in, int64_t n_ou
     fnet_status st = fnet_sparse_create(ctx, n_in, n_out, nnz, l);
     if (st != FNET_OK)
         return st;
-    fnet_rng rng;
-    fnet_rng_seed(&rng, seed);
-    st = fnet_layer_init(*l, FNET_INIT_GLOROT_NORMAL, &rng);
-    if (st != FNET_OK)
-        return st;
-    float *b = malloc(sizeof(float) * (size_t)n_out);
-    if (b == NULL)
-        return FNET_ERR_OUT_OF_MEMORY;
-    for (int64_t i = 0; i < n_out; i++)
-        b[i] = 0.02f * (float)(i % 7) - 0.05f;
-    st = fnet_test_set_layer_bias(*l, b, n_out);
-    free(b);
-    return st;
+    return fnet_test_init_layer(*l, seed, true);
 }
 
 // 12 -> 9 at density 0.2: some rows empty

@@ -33,19 +33,7 @@ static fnet_status make_tt(fnet_ctx *ctx, uint64_t seed, int d, const int64_t *i
     fnet_status st = fnet_tt_create(ctx, n_in, n_out, &p, l);
     if (st != FNET_OK)
         return st;
-    fnet_rng rng;
-    fnet_rng_seed(&rng, seed);
-    st = fnet_layer_init(*l, FNET_INIT_GLOROT_NORMAL, &rng);
-    if (st == FNET_OK && bias) {
-        float *b = malloc(sizeof(float) * (size_t)n_out);
-        if (b == NULL)
-            return FNET_ERR_OUT_OF_MEMORY;
-        for (int64_t i = 0; i < n_out; i++)
-            b[i] = 0.01f * (float)(i % 7);
-        st = fnet_test_set_layer_bias(*l, b, n_out);
-        free(b);
-    }
-    return st;
+    return fnet_test_init_layer(*l, seed, bias);
 }
 
 // d = 2, uneven modes
