@@ -63,7 +63,7 @@ fnet_status fnet_model_pruned(const fnet_model *m, int64_t *pruned, int64_t *pru
     fnet_model *mm = (fnet_model *)m; // layers are only read
     int64_t n = fnet_model_num_params(m), total = 0, zeros = 0;
     float *mask = NULL;
-    if (fnet_model_mask(m) != NULL) {
+    if (pruned != NULL && fnet_model_mask(m) != NULL) { // the count of prunable needs no mask
         mask = fnet_malloc_array((size_t)(n > 0 ? n : 1), sizeof(float));
         if (mask == NULL)
             return fnet_fail(fnet_model_ctx(m), FNET_ERR_OUT_OF_MEMORY, "host copy of the mask");
@@ -334,7 +334,8 @@ fnet_status fnet_prune_neurons(fnet_model *m, double fraction, fnet_model **out)
     for (int i = 0; i < L; i++) {
         fnet_layer *l = fnet_model_layer(m, i);
         bool *kp = keep + (size_t)i * (size_t)width;
-        if (fnet_layer_kind_of(l) != FNET_LAYER_DENSE || next_dense(m, i) < 0)
+        int next = fnet_layer_kind_of(l) == FNET_LAYER_DENSE ? next_dense(m, i) : -1;
+        if (next < 0)
             continue;
         int64_t k = llround(fraction * (double)l->n_out);
         if (k > l->n_out - 1)
@@ -342,7 +343,7 @@ fnet_status fnet_prune_neurons(fnet_model *m, double fraction, fnet_model **out)
         choose_neurons(l, w + fnet_model_layer_offset(m, i), k, rank, kp);
         items[i].n = l->n_out - k;
         // the element-wise layers up to the next dense one carry the same neurons
-        for (int j = i + 1; j < next_dense(m, i); j++)
+        for (int j = i + 1; j < next; j++)
             memcpy(keep + (size_t)j * (size_t)width, kp, (size_t)l->n_out * sizeof(bool));
     }
     // the new spec, built and filled
