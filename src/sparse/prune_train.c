@@ -123,8 +123,11 @@ fnet_status fnet_train_pruned(fnet_model **mp, const fnet_optim_params *op,
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "prune: gradual pruning needs end in (0, 1] "
                          "and an interval >= 1 (got %g, %lld), and is not structured",
                          p->gradual_end, (long long)p->gradual_every);
-    if (tp->epochs < 1)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "epochs must be >= 1, got %d", tp->epochs);
+    // 0 epochs: the model is already trained (fnet-compress, fnet-prune); only the rounds run
+    if (tp->epochs < (p->schedule == FNET_PRUNE_GRADUAL ? 1 : 0))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "epochs must be >= %d for %s pruning, got %d",
+                         p->schedule == FNET_PRUNE_GRADUAL ? 1 : 0,
+                         fnet_prune_schedule_name(p->schedule), tp->epochs);
     int rounds = p->schedule == FNET_PRUNE_ITERATIVE ? p->rounds
                  : p->schedule == FNET_PRUNE_ONESHOT ? 1 : 0;
     struct relay r = {.fn = on_epoch, .user = user, .p = p,
@@ -146,11 +149,13 @@ fnet_status fnet_train_pruned(fnet_model **mp, const fnet_optim_params *op,
         t.on_step = gradual_hook;
         t.step_user = &r;
     }
-    st = fnet_train(*mp, op, &t, train, val, relay_epoch, &r, &s);
-    add_stats(&acc, &s);
-    r.offset += s.epochs_run;
-    if (st == FNET_OK && s.epochs_run < tp->epochs)
-        goto out; // the callback stopped the run
+    if (tp->epochs > 0) {
+        st = fnet_train(*mp, op, &t, train, val, relay_epoch, &r, &s);
+        add_stats(&acc, &s);
+        r.offset += s.epochs_run;
+        if (st == FNET_OK && s.epochs_run < tp->epochs)
+            goto out; // the callback stopped the run
+    }
     // the pruning rounds and fine-tuning, at the reduced rate
     fnet_optim_params fine = *op;
     fine.lr = op->lr * p->finetune_lr_scale;

@@ -941,8 +941,8 @@ static void test_prune_rejects_bad_arguments_and_changes_nothing(void **state)
     struct {
         const char *what;
         fnet_prune_params p;
-    } cases[4];
-    for (int i = 0; i < 4; i++)
+    } cases[5];
+    for (int i = 0; i < 5; i++)
         cases[i].p = p0;
     cases[0].what = "iterative with 0 rounds";
     cases[0].p.schedule = FNET_PRUNE_ITERATIVE;
@@ -954,10 +954,15 @@ static void test_prune_rejects_bad_arguments_and_changes_nothing(void **state)
     cases[2].p.sparsity = 1.0;
     cases[3].what = "iterative with -1 rounds";
     cases[3].p.rounds = -1;
-    for (int i = 0; i < 4; i++) {
+    cases[4].what = "gradual with 0 epochs of training";
+    cases[4].p.schedule = FNET_PRUNE_GRADUAL;
+    for (int i = 0; i < 5; i++) {
         fnet_model *mp = m;
         int epochs = 0;
-        fnet_status st = fnet_train_pruned(&mp, &op, &tp, &cases[i].p, d, NULL, count_epochs,
+        fnet_train_params t = tp;
+        if (i == 4)
+            t.epochs = 0;
+        fnet_status st = fnet_train_pruned(&mp, &op, &t, &cases[i].p, d, NULL, count_epochs,
                                            &epochs, NULL);
         expect_status(st, FNET_ERR_INVALID_ARG, cases[i].what);
         assert_ptr_equal(mp, m);
@@ -1089,6 +1094,52 @@ static void test_prune_oneshot_and_iterative_reach_the_target(void **state)
         free(log);
         fnet_model_free(m);
     }
+    fnet_dataset_free(d);
+}
+
+// tp->epochs 0: a model trained before (fnet-compress, fnet-prune) is only pruned and
+// fine-tuned, its first step already at the first round's sparsity.
+static void test_prune_iterative_from_a_trained_model_runs_only_the_rounds(void **state)
+{
+    (void)state;
+    fnet_dataset *d = make_data(SCHED_SAMPLES, 64);
+    fnet_model *m = make_model(MLP, 65);
+    fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_ADAM);
+    op.lr = 0.01f;
+    fnet_train_params tp = fnet_train_params_default();
+    tp.batch = SCHED_BATCH;
+    tp.epochs = SCHED_EPOCHS;
+    fnet_assert_ok(ctx, fnet_train(m, &op, &tp, d, NULL, NULL, NULL, NULL));
+    double acc, loss_trained, loss_pruned;
+    fnet_assert_ok(ctx, fnet_model_evaluate(m, d, &acc, &loss_trained));
+
+    fnet_prune_params p = schedule_params(FNET_PRUNE_ITERATIVE);
+    struct run_log *log = calloc(1, sizeof(*log));
+    assert_non_null(log);
+    log->total = p.rounds * p.finetune_epochs;
+    tp.epochs = 0;
+    tp.on_step = log_step;
+    tp.step_user = log;
+    fnet_train_stats st;
+    fnet_assert_ok(ctx, fnet_train_pruned(&m, &op, &tp, &p, d, NULL, log_epoch, log, &st));
+    assert_int_equal(st.epochs_run, log->total);
+    assert_int_equal(log->epochs_seen, log->total);
+    assert_int_equal(log->steps, log->total * SCHED_STEPS_PER_EPOCH);
+    int64_t pruned, prunable;
+    fnet_assert_ok(ctx, fnet_model_pruned(m, &pruned, &prunable));
+    for (int s = 0; s < log->steps; s++) {
+        int round = s / SCHED_STEPS_PER_EPOCH + 1;
+        double target = round == p.rounds ? p.sparsity
+                                          : 1.0 - pow(1.0 - p.sparsity, (double)round / p.rounds);
+        assert_int_equal(log->pruned[s], llround(target * (double)prunable));
+    }
+    assert_int_equal(pruned, llround(p.sparsity * (double)prunable));
+    // three quarters of the weights gone, and the fine-tuned loss still near the trained one
+    fnet_assert_ok(ctx, fnet_model_evaluate(m, d, &acc, &loss_pruned));
+    print_message("trained loss %.4f, pruned and fine-tuned %.4f\n", loss_trained, loss_pruned);
+    assert_true(loss_pruned < 2.0 * loss_trained + 0.05);
+    free(log);
+    fnet_model_free(m);
     fnet_dataset_free(d);
 }
 
@@ -1232,6 +1283,7 @@ int main(void)
         cmocka_unit_test(test_prune_checkpoint_rejects_bad_masks_and_keeps_model),
         cmocka_unit_test(test_prune_rejects_bad_arguments_and_changes_nothing),
         cmocka_unit_test(test_prune_oneshot_and_iterative_reach_the_target),
+        cmocka_unit_test(test_prune_iterative_from_a_trained_model_runs_only_the_rounds),
         cmocka_unit_test(test_prune_gradual_follows_the_cubic_schedule_to_the_target),
         cmocka_unit_test(test_prune_neurons_matches_masked_original_with_tanh),
         cmocka_unit_test(test_prune_neurons_matches_masked_original_with_sigmoid),
