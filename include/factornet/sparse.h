@@ -94,7 +94,8 @@ FNET_API fnet_prune_params fnet_prune_params_default(void);
 /** Train with pruning. ONESHOT and ITERATIVE: tp->epochs of training, then the pruning rounds,
  *  each followed by p->finetune_epochs at the reduced rate (total epochs: tp->epochs +
  *  rounds·finetune_epochs; tp->epochs 0 prunes and fine-tunes a model trained before).
- *  GRADUAL: tp->epochs (at least 1) with the mask growing every gradual_every steps as s_t = s·(1 − (1 − t/T)³) up to T = gradual_end of the steps, then finetune_epochs more.
+ *  GRADUAL: tp->epochs (at least 1) with the mask growing every gradual_every steps as
+ *  s_t = s·(1 − (1 − t/T)³) up to T = gradual_end of the steps, then finetune_epochs more.
  *  on_epoch sees the epochs of all phases numbered as one run. With structured pruning *m is
  *  replaced by the smaller model (the old one freed).
  *  @return as fnet_train(), and FNET_ERR_INVALID_ARG for bad settings (nothing trained). */
