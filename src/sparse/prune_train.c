@@ -27,6 +27,7 @@ fnet_prune_params fnet_prune_params_default(void)
 // The caller's callback, with the epochs of every phase numbered as one run.
 struct relay {
     fnet_epoch_fn fn;
+    fnet_batch_fn batch_fn; // the caller's progress callback, given the caller's user pointer
     void *user;
     int offset, total;
     fnet_step_hook inner; // the caller's own step hook, run before the gradual one
@@ -45,6 +46,12 @@ static int relay_epoch(const fnet_epoch_info *info, void *user)
     shifted.epoch += r->offset;
     shifted.epochs = r->total;
     return r->fn(&shifted, r->user);
+}
+
+static void relay_batch(int64_t done, int64_t total, void *user)
+{
+    struct relay *r = user;
+    r->batch_fn(done, total, r->user);
 }
 
 // Zhu & Gupta's s_t = s·(1 − (1 − t/T)³) for t <= T steps, then s.
@@ -135,6 +142,9 @@ fnet_status fnet_train_pruned(fnet_model **mp, const fnet_optim_params *op,
     fnet_train_stats acc = {0}, s = {0};
     fnet_train_params t = *tp;
     fnet_status st = FNET_OK;
+    r.batch_fn = tp->on_batch;
+    if (tp->on_batch)
+        t.on_batch = relay_batch;
 
     // the training phase: dense, or with the mask growing (GRADUAL)
     if (p->schedule == FNET_PRUNE_GRADUAL) {
@@ -161,6 +171,7 @@ fnet_status fnet_train_pruned(fnet_model **mp, const fnet_optim_params *op,
     fine.lr = op->lr * p->finetune_lr_scale;
     fine.lr_min = op->lr_min * p->finetune_lr_scale;
     t = *tp;
+    t.on_batch = tp->on_batch ? relay_batch : NULL;
     t.epochs = p->finetune_epochs;
     t.seed = tp->seed + 1;
     for (int k = 1; k <= (rounds > 0 ? rounds : 1) && st == FNET_OK; k++) {

@@ -986,6 +986,7 @@ struct run_log {
     int epochs_seen;   // epochs the callback saw
     int total;         // the total every callback must report
     int steps;         // step hook calls
+    int batches;       // progress callback calls, which get the caller's user pointer
     int64_t run_step[MAX_STEPS];
     int64_t pruned[MAX_STEPS]; // pruned weights when the hook ran
 };
@@ -998,6 +999,13 @@ static int log_epoch(const fnet_epoch_info *info, void *user)
         fail_msg("epoch callback: epoch %d of %d, want %d of %d", info->epoch, info->epochs,
                  r->epochs_seen, r->total);
     return 0;
+}
+
+static void log_batch(int64_t done, int64_t total, void *user)
+{
+    struct run_log *r = user;
+    assert_true(done >= 1 && done <= total);
+    r->batches++;
 }
 
 static fnet_status log_step(fnet_model *m, fnet_optimizer *opt, const fnet_step_info *info,
@@ -1031,6 +1039,7 @@ static fnet_model *run_schedule(const fnet_prune_params *p, const fnet_dataset *
     tp.epochs = SCHED_EPOCHS;
     tp.on_step = log_step;
     tp.step_user = log;
+    tp.on_batch = log_batch;
     int rounds = p->schedule == FNET_PRUNE_ITERATIVE ? p->rounds : 1;
     log->total = SCHED_EPOCHS + rounds * p->finetune_epochs;
     fnet_train_stats st;
@@ -1038,6 +1047,7 @@ static fnet_model *run_schedule(const fnet_prune_params *p, const fnet_dataset *
     assert_int_equal(log->epochs_seen, log->total);
     assert_int_equal(st.epochs_run, log->total);
     assert_int_equal(log->steps, log->total * SCHED_STEPS_PER_EPOCH);
+    assert_int_equal(log->batches, log->total * SCHED_STEPS_PER_EPOCH);
     fnet_assert_ok(ctx, fnet_model_evaluate(m, d, &acc, loss1));
     print_message("%s%s: loss %.4f -> %.4f\n", p->structured ? "structured " : "",
                   fnet_prune_schedule_name(p->schedule), *loss0, *loss1);
