@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *prog_name = "fnet";
@@ -47,6 +48,33 @@ void cli_die(int code, const char *where, const char *fmt, ...)
     else
         fprintf(stderr, "%s: error: %s\n", prog_name, msg);
     exit(code);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    fflush(stdout);
+    if (cli_is_tty())
+        fputc('\n', stdout);
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: warning: %s\n", prog_name, msg);
+}
+
+void cli_check_writable(const char *opt, const char *path)
+{
+    bool existed = access(path, F_OK) == 0;
+    FILE *f = fopen(path, "a"); // never truncates
+    if (f == NULL) {
+        char where[1100];
+        snprintf(where, sizeof(where), "%s %s", opt, path);
+        cli_die(1, where, "cannot write there: %s", strerror(errno));
+    }
+    fclose(f);
+    if (!existed)
+        remove(path);
 }
 
 // The library's message in the user's words: its source location goes to the log (debug level)
@@ -200,18 +228,73 @@ bool cli_is_tty(void)
     return tty == 1;
 }
 
+double cli_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void cli_progress_begin(struct cli_progress *p, const char *label, int epochs)
+{
+    snprintf(p->label, sizeof(p->label), "%s", label);
+    p->epoch = 1;
+    p->epochs = epochs;
+    p->t0 = 0.0;
+}
+
+void cli_progress_epoch(struct cli_progress *p, int done, int epochs)
+{
+    if (p) {
+        p->epoch = done + 1;
+        p->epochs = epochs;
+        p->t0 = 0.0;
+    }
+    if (cli_is_tty())
+        printf("\r%100s\r", "");
+}
+
+// "1:05:09", "4:07" or "12s"
+static void format_eta(double s, char *out, size_t cap)
+{
+    long t = s > 0.0 && s < 1e7 ? (long)(s + 0.5) : 0;
+    if (t >= 3600)
+        snprintf(out, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else if (t >= 60)
+        snprintf(out, cap, "%ld:%02ld", t / 60, t % 60);
+    else
+        snprintf(out, cap, "%lds", t);
+}
+
 void cli_progress(int64_t done, int64_t total, void *user)
 {
-    if (!cli_is_tty())
+    if (!cli_is_tty() || total < 1)
         return;
-    const int width = 40;
+    struct cli_progress *p = user;
+    double now = cli_seconds();
+    if (p && (done == 1 || p->t0 == 0.0))
+        p->t0 = now; // the first batch's time is in the rate from the second on
     // redraw about 100 times an epoch, not on every step
     int64_t every = total / 100 > 0 ? total / 100 : 1;
     if (done % every != 0 && done != total)
         return;
+    const int width = 30;
     int fill = (int)(width * done / total);
-    printf("\r  [%.*s%*s] %3d%%", fill, "########################################", width - fill, "",
-           (int)(100 * done / total));
+    if (p == NULL) {
+        printf("\r  [%.*s%*s] %3d%%", fill, "##############################", width - fill, "",
+               (int)(100 * done / total));
+    } else {
+        char eta[32] = "-";
+        if (done > 1) {
+            double per_batch = (now - p->t0) / (double)(done - 1);
+            int later = p->epochs > p->epoch ? p->epochs - p->epoch : 0;
+            format_eta(per_batch * (double)(total - done + (int64_t)later * total), eta,
+                       sizeof(eta));
+        }
+        printf("\r  %s  epoch %d/%d [%.*s%*s] %3d%%  left %s  ", p->label, p->epoch, p->epochs,
+               fill, "##############################", width - fill, "",
+               (int)(100 * done / total), eta);
+    }
     fflush(stdout);
 }
 

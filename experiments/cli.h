@@ -14,6 +14,13 @@ void cli_init(const char *prog, const char *usage);
 
 /* Print "prog: error: what (where)" and exit with code (2 usage, 1 runtime). */
 void cli_die(int code, const char *where, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
+/* One line "prog: warning: ..." on stderr (stdout flushed first). */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Die (exit 1, naming opt and path) unless path can be written: checked before hours of work
+ * are spent. An existing file is left as it is; one made for the check is removed. */
+void cli_check_writable(const char *opt, const char *path);
+
 /* Die with the ctx's last error when st is not FNET_OK. */
 void cli_check(fnet_ctx *ctx, fnet_status st, const char *where);
 
@@ -46,9 +53,23 @@ void cli_json_close(FILE *f, const char *path);
 void cli_json_string(FILE *f, const char *key, const char *value, bool last);
 void cli_json_number(FILE *f, const char *key, double value, bool last);
 
-/* Progress bar on stdout when it is a terminal (no-op otherwise). */
+/* Progress bar on stdout when it is a terminal (no-op otherwise): the trainer's on_batch. With
+ * user NULL a bar of the epoch; with a struct cli_progress the model's label, its epoch and an
+ * estimate of the time left in the whole run of that model (from this epoch's rate). */
 bool cli_is_tty(void);
+struct cli_progress {
+    char label[48];    // what is training ("tt, seed 2"); shown before the bar
+    int epoch, epochs; // the epoch running (1-based) and the run's total
+    double t0;         // when the epoch's first batch began (cli_seconds)
+};
 void cli_progress(int64_t done, int64_t total, void *user);
+/* A model's run of `epochs` epochs begins: label and counters set. */
+void cli_progress_begin(struct cli_progress *p, const char *label, int epochs);
+/* From the epoch callback: epoch `done` of `epochs` is over, the next one begins; the line is
+ * cleared for the epoch's own report. */
+void cli_progress_epoch(struct cli_progress *p, int done, int epochs);
+/* Monotonic seconds. */
+double cli_seconds(void);
 
 /* Parse a --device value: "cpu", "reference", "guarded" or "cuda[:K]"; creates the ctx. */
 fnet_ctx *cli_ctx(const char *device, int threads);

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# End-to-end tests of fnet-compare (the binary behind `make demo`): a comparison of a dense and a
-# TT model on a tiny synthetic IDX dataset (the table, its ratios, the JSON lines, the same
-# numbers twice for the same seed) and bad input (exit 2 for bad usage, 1 for a runtime error,
-# one line "fnet-compare: error: <what> (<where>)" on stderr). A few seconds, also under
-# ASan/UBSan.
+# End-to-end tests of fnet-compare (the binary behind `make demo`) on a tiny synthetic IDX
+# dataset: a dense and a TT model (the table, its ratios, the JSON lines, the same numbers twice
+# for the same seed), every built-in variant for one short epoch (the pruned variant reusing the
+# dense run, the solvers' own settings), several seeds (mean ± sd, one record per variant and
+# seed, CSV), the plot (PNG and SVG; without gnuplot a warning and the table), and bad input
+# (exit 2 for bad usage, 1 for a runtime error, one line "fnet-compare: error: <what> (<where>)",
+# and output checked before anything trains). Under a minute, also under ASan/UBSan.
 #
 # usage: test_fnet_compare.sh BIN_DIR MKIDX
 set -u
@@ -15,9 +17,10 @@ cli_setup fnet-compare "$@"
 
 run help --help
 good "--help"
-grep -q -- '--model' help.out && grep -q 'make demo\|reference\|first' help.out ||
-    fail "--help: does not describe --model and the reference model" "$(seen)"
-ok "--help exits 0"
+for opt in --variants --model --seeds --csv --json --plot --save-dir; do
+    grep -q -- "$opt" help.out || fail "--help does not describe $opt" "$(seen)"
+done
+ok "--help exits 0 and describes the options"
 run version --version
 good "--version"
 grep -qE '^fnet-compare [0-9]+\.[0-9]+\.[0-9]+' version.out || fail "--version" "$(seen)"
@@ -26,46 +29,74 @@ ok "--version exits 0: $(head -n 1 version.out)"
 # --- a dense model against a TT model whose first layer is 16x smaller ---------------------
 DENSE=dense:64,relu,dense:4
 TT=tt:64:rank=2,relu,dense:4
-ARGS=(--data data --epochs 4 --batch 20 --threads 2 --model "$DENSE" --model "$TT")
+ARGS=(--data data --epochs 4 --batch 20 --threads 2 --model "$DENSE;name=dense" --model "$TT")
 run first "${ARGS[@]}" --json first.json
 good "comparing $DENSE with $TT"
-grep -q "^dense:64,relu,dense:4 .* - " first.out ||
-    fail "the table: the dense model has no compressed layers ('-')" "$(seen)"
-row=$(grep "^tt:64:rank=2,relu,dense:4 " first.out) || fail "the table has no row for $TT" "$(seen)"
-ok "a table row per model"
+row=$(grep "^model2 " first.out) || fail "the table has no row for $TT (model2)" "$(seen)"
+grep -qE "^dense +4,420 +- +- " first.out ||
+    fail "the table: the dense model, 4,420 parameters, no compressed layers ('-')" "$(seen)"
+grep -q "tt:64:ranks=2x2x2:in=" first.out || fail "the legend shows the TT model's full spec" "$(seen)"
+ok "a table row per variant, the legend with the trained specs"
 
 # parameters: dense 64x64+64 + 64x4+4 = 4,420; the TT layer's own count from the JSON
-[ "$(json_field "$(head -n 1 first.json)" params)" = 4420 ] ||
+l1=$(head -n 1 first.json)
+l2=$(tail -n 1 first.json)
+[ "$(json_field "$l1" params)" = 4420 ] ||
     fail "--json: the dense model's parameters (64*64+64 + 64*4+4 = 4420)" "$(show first.json)"
-tt_line=$(tail -n 1 first.json)
-cp=$(json_field "$tt_line" compressed_params)
-ad=$(json_field "$tt_line" as_dense_params)
+grep -q '"event":"variant","variant":"dense","model":"dense:64,relu,dense:4","optim":"adam","seed":1,' first.json ||
+    fail "--json: event, variant, model, optim and seed" "$(show first.json)"
+cp=$(json_field "$l2" compressed_params)
+ad=$(json_field "$l2" as_dense_params)
 [ "$ad" = 4160 ] || fail "--json: the TT layer replaces a 64x64+64 dense layer (4160)" "$(show first.json)"
 [ "$cp" -gt 0 ] && [ "$cp" -lt 416 ] ||
     fail "--json: the TT layer should be over 10x smaller than 4160, has $cp" "$(show first.json)"
 want=$(awk -v a="$ad" -v c="$cp" 'BEGIN { printf "%.1fx", a / c }')
 printf '%s\n' "$row" | grep -q " $want " ||
-    fail "the table's compressed column: expected $want (4160 / $cp)" "$row"
-ok "parameters and the compressed ratio ($want) agree between table and JSON"
+    fail "the table's compression column: expected $want (4160 / $cp)" "$row"
+awk -v c="$(json_field "$l2" compression)" -v a="$ad" -v p="$cp" \
+    'BEGIN { exit !(c > 0.999 * a / p && c < 1.001 * a / p) }' ||
+    fail "--json: compression is as_dense_params / compressed_params" "$l2"
+ok "parameters and the compression ($want) agree between table and JSON"
 
-# test accuracy: the synthetic classes are learnable; both models beat chance (0.25) by far
-for line in "$(head -n 1 first.json)" "$tt_line"; do
+# forward FLOPs per sample: at least the multiply-adds x2 of the dense layers (2*(64*64+64*4)),
+# and not more than a few per cent above (biases, activations)
+f=$(json_field "$l1" flops_per_sample)
+awk -v f="$f" 'BEGIN { exit !(f >= 8704 && f <= 8704 * 1.05) }' ||
+    fail "--json: flops_per_sample of the dense model $f, expected 8704 and a little more" "$l1"
+# inference per sample: positive, and batch 256 amortizes better than batch 1
+u1=$(json_field "$l1" infer_us_batch1)
+u256=$(json_field "$l1" infer_us_batch256)
+awk -v a="$u1" -v b="$u256" 'BEGIN { exit !(a > 0 && b > 0 && b < a) }' ||
+    fail "--json: inference µs per sample at batch 1 ($u1) above batch 256 ($u256) > 0" "$l1"
+# the checkpoint: 4420 floats and a header
+cb=$(json_field "$l1" checkpoint_bytes)
+[ "$cb" -gt 17680 ] && [ "$cb" -lt 20000 ] ||
+    fail "--json: checkpoint_bytes $cb for 4420 floats (17,680 bytes) and a header" "$l1"
+ok "FLOPs, inference times and checkpoint bytes"
+
+# accuracy: the synthetic classes are learnable; both models beat chance (0.25) by far
+for line in "$l1" "$l2"; do
     acc=$(json_field "$line" test_acc)
     awk -v a="$acc" 'BEGIN { exit !(a >= 0.8 && a <= 1.0) }' ||
         fail "test accuracy $acc (expected >= 0.8)" "$(show first.out)"
 done
-# speed: the first model's ratio is 1.00x, the second's its samples/s over the first's
-s1=$(json_field "$(head -n 1 first.json)" samples_per_s)
-s2=$(json_field "$tt_line" samples_per_s)
+# speed and accuracy difference: against the first variant, in the JSON and the table
+s1=$(json_field "$l1" samples_per_s)
+s2=$(json_field "$l2" samples_per_s)
 want=$(awk -v a="$s2" -v b="$s1" 'BEGIN { printf "%.2fx", a / b }')
-printf '%s\n' "$row" | grep -q " $want$" || fail "the speed column: expected $want" "$row"
-grep -q "^dense:64,relu,dense:4 .* 1.00x$" first.out || fail "the reference's speed is 1.00x" "$(seen)"
-ok "accuracies over 0.8, speed ratios as the JSON's samples/s say"
+printf '%s\n' "$row" | grep -q " $want " || fail "the speed column: expected $want" "$row"
+awk -v s="$(json_field "$l2" speed)" -v a="$s2" -v b="$s1" \
+    'BEGIN { exit !(s > 0.999 * a / b && s < 1.001 * a / b) }' || fail "--json: speed" "$l2"
+d=$(awk -v a="$(json_field "$l2" test_acc)" -v b="$(json_field "$l1" test_acc)" \
+    'BEGIN { printf "%+.2f", 100 * (a - b) }')
+printf '%s\n' "$row" | grep -q " $d " || fail "the d_acc column: expected $d points" "$row"
+grep -qE "^dense .* 1\.00x " first.out || fail "the reference's speed is 1.00x" "$(seen)"
+ok "accuracies over 0.8, speed ratio $want and accuracy difference $d as the JSON says"
 
 # the same seed gives the same models: parameters and accuracies repeat exactly
 run again "${ARGS[@]}" --json again.json
 good "the same comparison again"
-for key in params compressed_params test_acc; do
+for key in params compressed_params test_acc test_loss flops_per_sample checkpoint_bytes; do
     for k in 1 2; do
         a=$(json_field "$(sed -n "${k}p" first.json)" "$key")
         b=$(json_field "$(sed -n "${k}p" again.json)" "$key")
@@ -73,7 +104,91 @@ for key in params compressed_params test_acc; do
             "$(show first.json)" "$(show again.json)"
     done
 done
-ok "a second run repeats parameters and accuracies"
+ok "a second run repeats parameters, accuracies, losses, FLOPs and checkpoint sizes"
+
+# --- every built-in variant, one short epoch -------------------------------------------------
+run all --data data --epochs 1 --limit-train 300 --threads 2 --json all.json --csv all.csv \
+    --save-dir .
+good "every built-in variant"
+names=$(sed 's/.*"variant":"\([^"]*\)".*/\1/' all.json | tr '\n' ' ')
+[ "$names" = "dense tt lowrank circ pruned sparse lbfgs cg " ] ||
+    fail "--variants all: dense tt lowrank circ pruned sparse lbfgs cg, in order; got $names" \
+        "$(show all.json)"
+for v in dense tt lowrank circ pruned sparse lbfgs cg; do
+    grep -qE "^$v " all.out || fail "the table has no row for $v" "$(seen)"
+    [ -s "$v-seed1.safetensors" ] || fail "--save-dir: $v-seed1.safetensors" "$(ls -l)"
+done
+ok "every built-in variant trained, tabled and saved"
+# the pruned variant is the dense run, pruned to 10% in 3 rounds of 1 epoch, stored as CSR
+grep -q "the dense run of seed 1, trained above" all.out ||
+    fail "pruned: reuses the dense variant's run" "$(seen)"
+pl=$(grep '"variant":"pruned"' all.json)
+dl=$(grep '"variant":"dense"' all.json)
+[ "$(json_field "$pl" epochs)" = 4 ] || fail "pruned: 1 dense epoch + 3 rounds of 1" "$pl"
+awk -v p="$(json_field "$pl" train_seconds)" -v d="$(json_field "$dl" train_seconds)" \
+    'BEGIN { exit !(p > d) }' || fail "pruned: its training time includes the dense run's" "$pl"
+printf '%s\n' "$pl" | grep -q '"model":"sparse:1024:nnz=[0-9]*,relu,sparse:1024:nnz=[0-9]*,relu,sparse:10:nnz=[0-9]*"' ||
+    fail "pruned: every layer is stored as CSR" "$pl"
+# 10% of the 64x1024 + 1024x1024 + 1024x10 = 1,124,352 weights kept (global), and the 2,058
+# biases: 114,494 parameters, give or take the rounding of the last round
+p=$(json_field "$pl" params)
+awk -v p="$p" 'BEGIN { exit !(p >= 114493 && p <= 114494) }' ||
+    fail "pruned: about 10% of the weights stored, got $p parameters" "$pl"
+# the solvers: their own batch and a tenth of the epochs (at least 1)
+for s in lbfgs cg; do
+    sl=$(grep "\"variant\":\"$s\"" all.json)
+    printf '%s\n' "$sl" | grep -q "\"optim\":\"$s\",\"seed\":1,\"batch\":2000,\"epochs\":1," ||
+        fail "$s: optim $s, batch 2000, 1 epoch" "$sl"
+done
+# the sparse variant: its middle layer at density 0.1 (104,858 of 1024x1024)
+grep '"variant":"sparse"' all.json | grep -q 'sparse:1024:nnz=104858' ||
+    fail "sparse: middle layer nnz 104858" "$(show all.json)"
+ok "pruned reuses dense (4 epochs, CSR, ~10%), solvers at batch 2000, sparse at density 0.1"
+[ "$(wc -l <all.csv)" = 9 ] && head -n 1 all.csv | grep -q '^variant,model,optim,seed,' ||
+    fail "--csv: a header and 8 rows" "$(show all.csv)"
+grep -q '^tt,"dense:1024,relu,tt:1024:ranks=' all.csv || fail "--csv: the spec quoted" "$(show all.csv)"
+ok "--csv: a header and one row per variant"
+
+# --- several seeds: one record per variant and seed, mean ± sd in the table -----------------
+run seeds --data data --epochs 2 --batch 20 --seed 5 --seeds 3 --variants dense \
+    --model "$TT;name=tt-cg;optim=cg;batch=100;iters=2;epochs=1" --json seeds.json --plot plot
+good "three seeds"
+[ "$(sed 's/.*"variant":"\([^"]*\)","model.*"seed":\([0-9]*\),.*/\1:\2/' seeds.json | tr '\n' ' ')" = \
+    "dense:5 tt-cg:5 dense:6 tt-cg:6 dense:7 tt-cg:7 " ] ||
+    fail "--seeds 3 --seed 5: seeds 5, 6, 7, every variant each" "$(show seeds.json)"
+grep -qE '^dense .* [0-9]+±[0-9]+ .* [01]\.[0-9]{4}±0\.[0-9]{4} ' seeds.out ||
+    fail "the table: mean ± sd of samples/s and accuracy" "$(seen)"
+grep '"variant":"tt-cg"' seeds.json | head -n 1 | grep -q '"optim":"cg","seed":5,"batch":100,"epochs":1,' ||
+    fail "a user's variant carries its optimizer, batch and epochs" "$(show seeds.json)"
+# the table's mean is the mean of the three records
+m=$(grep '"variant":"dense"' seeds.json | sed 's/.*"test_acc":\([^,]*\),.*/\1/' |
+    awk '{ s += $1 } END { printf "%.4f", s / NR }')
+grep -qE "^dense .* $m±" seeds.out || fail "the table's dense accuracy is the mean $m" "$(seen)"
+ok "--seeds: records for every seed, mean ± sd ($m) in the table"
+if command -v gnuplot >/dev/null; then
+    [ -s plot.png ] && [ -s plot.svg ] && [ -s plot.dat ] && [ -s plot.gp ] ||
+        fail "--plot plot: plot.png, .svg, .dat and .gp" "$(ls -l)"
+    [ "$(head -c 8 plot.png | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+        fail "plot.png is not a PNG" "$(ls -l plot.png)"
+    grep -q '<svg' plot.svg && grep -q 'stored parameters (log scale)' plot.svg &&
+        grep -q 'training samples/s' plot.svg && grep -q 'dense (reference)' plot.svg ||
+        fail "plot.svg: axis labels and the reference in the legend" "$(head -c 400 plot.svg)"
+    grep -q '^plot: plot.png, plot.svg$' seeds.out || fail "the plot's path is printed" "$(seen)"
+    ok "--plot: PNG and SVG with labelled axes and the reference marked"
+fi
+# without gnuplot: the table still prints, one warning line, exit 0
+mkdir nognuplot
+ln -s "$(command -v env)" nognuplot/env
+PATH=$WORK/nognuplot "$PROG_PATH" --data data --epochs 1 --batch 20 --model "$DENSE" \
+    --plot p2 >nog.out 2>nog.err </dev/null
+RC=$?
+LAST=nog
+[ "$RC" -eq 0 ] || fail "without gnuplot: exit 0" "$(seen)"
+[ "$(wc -l <nog.err)" = 1 ] && grep -q '^fnet-compare: warning: gnuplot is not installed' nog.err ||
+    fail "without gnuplot: one warning line" "$(seen)"
+grep -qE '^model1 ' nog.out && [ -s p2.dat ] && [ -s p2.gp ] ||
+    fail "without gnuplot: the table, the data and the script" "$(seen)"
+ok "without gnuplot: the table, the plot's data and script, one warning"
 
 # --- a model that diverges: marked in the table, the others still compared, exit 1 -------------
 run diverge --data data --epochs 2 --batch 20 --optim sgd --lr 1e6 --json diverge.json \
@@ -82,14 +197,13 @@ run diverge --data data --epochs 2 --batch 20 --optim sgd --lr 1e6 --json diverg
 no_sanitizer "a diverging model"
 [ "$RC" -eq 1 ] || fail "a diverging model: expected exit 1, got $RC" "$(seen)"
 [ "$(awk 'END { print NR }' diverge.err)" -eq 1 ] &&
-    grep -q '^fnet-compare: error: .*the loss is NaN.*(--model dense:64,relu,dense:64,relu,dense:4)$' diverge.err ||
-    fail "a diverging model: one error line naming the loss and the model" "$(seen)"
-grep -q '^dense:64,relu,dense:64,relu,dense:4 .* diverged ' diverge.out ||
-    fail "a diverging model: its table row says diverged" "$(seen)"
-grep -q '^dense:64,sigmoid,dense:4 .*x$' diverge.out ||
+    grep -q '^fnet-compare: error: .*the loss is NaN.*(variant model2, seed 1)$' diverge.err ||
+    fail "a diverging model: one error line naming the loss and the variant" "$(seen)"
+grep -qE '^model2 .* diverged$' diverge.out || fail "a diverging model: its row says diverged" "$(seen)"
+grep -qE '^model3 .*x ' diverge.out ||
     fail "a diverging model: the model after it was still trained and compared" "$(seen)"
 [ "$(awk 'END { print NR }' diverge.json)" -eq 3 ] &&
-    sed -n 2p diverge.json | grep -q '"model":"dense:64,relu,dense:64,relu,dense:4".*"test_acc":null.*"error":"numerical failure' &&
+    sed -n 2p diverge.json | grep -q '"model":"dense:64,relu,dense:64,relu,dense:4".*"error":"numerical failure.*"test_acc":null' &&
     ! sed -n '1p;3p' diverge.json | grep -q '"error"' ||
     fail "a diverging model: three JSON lines, the second (diverged) with test_acc null and its error" \
         "$(show diverge.json)"
@@ -98,21 +212,36 @@ ok "a diverging model: 'diverged' in the table, the others compared, one error l
 # --- bad input: one line, no model trained ---------------------------------------------------
 bad 2 'unknown option' "an unknown option" --data data --bogus
 bad 2 'spec|dense' "a spec that does not parse" --data data --epochs 1 --model dense:x
-bad 2 'lbfgs|adam' "a solver as optimizer" --data data --optim lbfgs
+bad 2 "no variant named 'nosuch'.*dense, tt, lowrank" "a variant that does not exist" --data data \
+    --variants dense,nosuch
+bad 2 'unknown setting' "a setting that does not exist" --data data --model "$DENSE;colour=red"
+bad 2 'key=value' "a setting without a value" --data data --model "$DENSE;optim"
+bad 2 'learning rate' "a solver with a rate" --data data --model "$DENSE;optim=lbfgs;lr=0.1"
+bad 2 'used twice' "a name used twice" --data data --model "$DENSE;name=a" --model "$DENSE;name=a"
 bad 2 'epochs' "zero epochs" --data data --epochs 0
+bad 2 'seeds' "zero seeds" --data data --seeds 0
 bad 1 'no-such-dir|open|not found|No such' "a missing data directory" --data no-such-dir
 bad 1 'classes|outputs' "a model with fewer outputs than classes" --data data --epochs 1 \
     --model dense:8,relu,dense:2
-# a bad model after a good one: refused before anything trains
-bad 2 'spec|dense' "a bad second model" --data data --model dense:64,relu,dense:4 --model dense:x
+# a bad model after a good one, or an output that cannot be written: refused before training
+bad 2 'spec|dense' "a bad second model" --data data --model "$DENSE" --model dense:x
 ! grep -q '^  epoch ' bad.out || fail "a bad second model: the first one was trained first" "$(seen)"
 bad 1 'classes|outputs' "a second model with too few outputs" --data data \
-    --model dense:64,relu,dense:4 --model dense:8,relu,dense:2
+    --model "$DENSE" --model dense:8,relu,dense:2
 ! grep -q '^  epoch ' bad.out || fail "a second model with too few outputs: the first trained" "$(seen)"
-ok "bad models are refused before the first model trains"
-
-many=()
-for i in 1 2 3 4 5 6 7 8 9; do many+=(--model "dense:$i"); done
-bad 2 'at most 8' "nine models" --data data "${many[@]}"
+for o in --json --csv --plot; do
+    bad 1 "cannot|no-such" "an unwritable $o" --data data --model "$DENSE" $o no-such/out
+    ! grep -q '^  epoch ' bad.out || fail "an unwritable $o: a model trained first" "$(seen)"
+done
+bad 1 'writable directory' "a --save-dir that does not exist" --data data --model "$DENSE" \
+    --save-dir no-such
+# results already written stay: a run that fails on its output leaves an existing file alone
+printf 'keep\n' >keep.csv
+chmod a-w keep.csv
+if ! [ -w keep.csv ]; then # root writes anyway
+    bad 1 'cannot' "a read-only --csv" --data data --model "$DENSE" --csv keep.csv
+    [ "$(cat keep.csv)" = keep ] || fail "a read-only --csv: its content changed" "$(cat keep.csv)"
+fi
+ok "bad variants, settings and outputs are refused before the first model trains"
 
 echo "all $n checks passed"
