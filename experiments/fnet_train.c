@@ -3,9 +3,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 // --help: two literals (C caps one at 4095 characters), joined in main
 static const char usage_train[] =
@@ -78,6 +81,8 @@ static const char usage_prune[] =
     "                      lbfgs and cg keep no state: they save and load weights only)\n"
     "  --save FILE         write a checkpoint after training (atomic: temporary file, rename)\n"
     "  --json FILE         JSON lines: one object per epoch and a final one\n"
+    "  --predictions FILE  the predicted class (argmax of the model's output) of every test\n"
+    "                      image, one per line, in the test set's order (atomic, as --save)\n"
     "  --help, --version\n"
     "\n"
     "Exit status: 0 success, 1 runtime error, 2 bad usage.\n";
@@ -93,7 +98,8 @@ static bool takes_value(const char *opt)
         "--iters-per-batch", "--history", "--line-search", "--cg-beta", "--tt-round-every",
         "--tt-eps", "--tt-max-rank", "--on-nan", "--max-rollbacks", "--prune", "--prune-scope",
         "--prune-schedule", "--prune-rounds", "--finetune-epochs", "--finetune-lr-scale",
-        "--prune-every", "--sparse-update", "--sparse-zeta", "--sparse-every", "--sparse-end"};
+        "--prune-every", "--sparse-update", "--sparse-zeta", "--sparse-every", "--sparse-end",
+        "--predictions"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
         if (strcmp(opt, with_value[i]) == 0)
             return true;
@@ -160,6 +166,86 @@ static int on_epoch(const fnet_epoch_info *e, void *user)
     return 0;
 }
 
+// The test set is run through the model in batches of this many, as fnet_model_evaluate does, so
+// that --predictions are what test_acc scored (a TT layer's plan depends on the batch).
+#define PREDICT_CHUNK 1024
+
+// Index of the largest of z (K): the first one on ties, as the loss's count of correct answers.
+static int64_t argmax(const float *z, int64_t K)
+{
+    int64_t best = 0;
+    for (int64_t k = 1; k < K; k++)
+        if (z[k] > z[best])
+            best = k;
+    return best;
+}
+
+// The predicted class of every sample of test, one per line in the set's order, into path: the
+// model in evaluation mode, its logits copied to the host a batch at a time. A regular file (or a
+// new one) is written to a temporary file in the same directory, flushed, synced and renamed, so
+// that a failed write never leaves a partial FILE; anything else (/dev/stdout, a pipe) directly.
+static void write_predictions(fnet_ctx *ctx, fnet_model *m, const fnet_dataset *test,
+                              const char *path, const char *where)
+{
+    int64_t n = fnet_dataset_size(test), dim = fnet_dataset_dim(test), K = fnet_model_n_out(m);
+    int64_t chunk = n < PREDICT_CHUNK ? n : PREDICT_CHUNK;
+    void *x = NULL; // backend memory, as the model takes its input
+    cli_check(ctx, fnet_backend_alloc(ctx, (size_t)(chunk * dim) * sizeof(float), &x), where);
+    int32_t *labels = malloc((size_t)chunk * sizeof(int32_t));
+    float *logits = malloc((size_t)(chunk * K) * sizeof(float));
+    size_t len = strlen(path) + sizeof(".tmp.XXXXXX");
+    char *tmp = malloc(len);
+    if (labels == NULL || logits == NULL || tmp == NULL)
+        cli_die(1, where, "out of memory for a batch of %lld", (long long)chunk);
+    struct stat sb;
+    bool direct = stat(path, &sb) == 0 && !S_ISREG(sb.st_mode);
+    FILE *f = NULL;
+    if (direct) {
+        f = fopen(path, "w");
+        if (f == NULL)
+            cli_die(1, where, "%s", strerror(errno));
+    } else {
+        snprintf(tmp, len, "%s.tmp.XXXXXX", path);
+        int fd = mkstemp(tmp);
+        if (fd < 0)
+            cli_die(1, where, "cannot create a temporary file beside it: %s", strerror(errno));
+        f = fdopen(fd, "w");
+        if (f == NULL) {
+            int err = errno;
+            close(fd);
+            unlink(tmp);
+            cli_die(1, where, "%s", strerror(err));
+        }
+    }
+    fnet_model_set_training(m, false);
+    fnet_status st = FNET_OK;
+    for (int64_t first = 0; first < n && st == FNET_OK; first += chunk) {
+        int64_t bs = n - first < chunk ? n - first : chunk;
+        st = fnet_dataset_batch(test, NULL, first, bs, x, labels);
+        if (st == FNET_OK)
+            st = fnet_model_forward(m, x, bs, logits);
+        for (int64_t r = 0; st == FNET_OK && r < bs; r++)
+            fprintf(f, "%lld\n", (long long)argmax(logits + r * K, K));
+    }
+    int err = 0;
+    errno = 0;
+    if (st == FNET_OK && (fflush(f) != 0 || ferror(f) || (!direct && fsync(fileno(f)) != 0)))
+        err = errno ? errno : EIO;
+    if (fclose(f) != 0 && st == FNET_OK && err == 0)
+        err = errno ? errno : EIO;
+    if (!direct && st == FNET_OK && err == 0 && rename(tmp, path) != 0)
+        err = errno;
+    if (!direct && (st != FNET_OK || err != 0))
+        unlink(tmp);
+    free(tmp);
+    free(logits);
+    free(labels);
+    fnet_backend_free(ctx, x);
+    cli_check(ctx, st, where);
+    if (err != 0)
+        cli_die(1, where, "cannot write: %s", strerror(err));
+}
+
 static fnet_init parse_init(const char *s)
 {
     if (strcmp(s, "glorot") == 0 || strcmp(s, "glorot-uniform") == 0)
@@ -182,6 +268,7 @@ int main(int argc, char **argv)
     cli_init("fnet-train", usage);
     const char *spec = NULL, *data = cli_default_data(), *device = "cpu";
     const char *load = NULL, *save = NULL, *json_path = NULL, *optim = "adam";
+    const char *predictions = NULL;
     const char *lr_s = NULL, *mom_s = NULL, *wd_s = NULL, *sched = NULL, *step_s = NULL,
                *gamma_s = NULL;
     int64_t batch = 32, epochs = 10, limit = 0, threads = 0;
@@ -269,6 +356,8 @@ int main(int argc, char **argv)
             save = v;
         } else if (strcmp(o, "--json") == 0) {
             json_path = v;
+        } else if (strcmp(o, "--predictions") == 0) {
+            predictions = v;
         } else if (strcmp(o, "--on-nan") == 0) {
             if (strcmp(v, "stop") == 0)
                 on_nan = FNET_NAN_STOP;
@@ -409,8 +498,13 @@ int main(int argc, char **argv)
     if (gamma_s)
         op.gamma = (float)cli_double("--gamma", gamma_s, 1e-9, 1.0);
 
-    fnet_ctx *ctx = cli_ctx(device, (int)threads);
     char where[1200];
+    if (predictions) {
+        if (*predictions == '\0')
+            cli_die(2, "--predictions", "an empty file name");
+        cli_check_writable("--predictions", predictions);
+    }
+    fnet_ctx *ctx = cli_ctx(device, (int)threads);
 
     // data
     fnet_dataset *train_all = NULL, *test = NULL, *train = NULL, *val = NULL;
@@ -550,6 +644,10 @@ int main(int argc, char **argv)
     if (save) {
         snprintf(where, sizeof(where), "--save %s", save);
         cli_check(ctx, fnet_model_save(m, opt, save), where);
+    }
+    if (predictions) { // after the save: a bad path found only now still keeps the checkpoint
+        snprintf(where, sizeof(where), "--predictions %s", predictions);
+        write_predictions(ctx, m, test, predictions, where);
     }
     fnet_optimizer_free(opt);
     fnet_model_free(m);

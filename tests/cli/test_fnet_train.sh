@@ -256,6 +256,13 @@ printed_eval=$(grep '^test_acc' eval.out | awk '{ print $2, $4 }')
 ok "--load --epochs 0 reproduces test_acc/test_loss exactly ($printed_eval)"
 unchanged a.st a.ref "--load only reads"
 
+run preds --data gz --load a.st --epochs 0 --threads 1 --predictions preds.txt
+good "--load a.st --epochs 0 --predictions preds.txt"
+[ "$(awk 'END { print NR }' preds.txt)" -eq 200 ] && awk '!/^[0-9]$/ { exit 1 }' preds.txt ||
+    fail "--predictions: one class in 0..9 (the model's 10 outputs) per test image, 200 lines" \
+        "$(show preds.txt)"
+ok "--predictions writes the predicted class of each of the 200 test images"
+
 run evalspec --data gz --load a.st --model "$MODEL" --epochs 0 --threads 1 --json evalspec.json
 good "--load a.st with the same --model"
 [ "$(final_field evalspec.json test_loss)" = "$(final_field save.json test_loss)" ] ||
