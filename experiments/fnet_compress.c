@@ -617,11 +617,17 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         fnet_model *cm = compress(ctx, &c, sweep_s ? c.sweep[i] : one, acc_before, train, test,
                                   &r[i]);
+        char tuned[64];
+        if (c.to == TO_PRUNE && c.rounds > 1)
+            snprintf(tuned, sizeof(tuned), "%d rounds of pruning and %d fine-tuning epoch%s",
+                     c.rounds, c.finetune, c.finetune == 1 ? "" : "s");
+        else
+            snprintf(tuned, sizeof(tuned), "%d epoch%s of fine-tuning", c.finetune,
+                     c.finetune == 1 ? "" : "s");
         printf("%s: %lld parameters; compression %.1fx; test accuracy %.4f before, %.4f right "
-               "after, %.4f after %d epoch%s of fine-tuning\n\n",
+               "after, %.4f after %s\n\n",
                r[i].spec, (long long)r[i].params, (double)r[i].before / (double)r[i].after,
-               r[i].acc_before, r[i].acc_after, r[i].acc_final, c.finetune,
-               c.finetune == 1 ? "" : "s");
+               r[i].acc_before, r[i].acc_after, r[i].acc_final, tuned);
         fflush(stdout);
         json_result(json, &c, &r[i]);
         if (c.save) {
