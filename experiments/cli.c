@@ -250,8 +250,13 @@ void cli_progress_epoch(struct cli_progress *p, int done, int epochs)
         p->epochs = epochs;
         p->t0 = 0.0;
     }
+    cli_progress_clear();
+}
+
+void cli_progress_clear(void)
+{
     if (cli_is_tty())
-        printf("\r%100s\r", "");
+        printf("\r%110s\r", "");
 }
 
 // "1:05:09", "4:07" or "12s"
@@ -266,6 +271,21 @@ static void format_eta(double s, char *out, size_t cap)
         snprintf(out, cap, "%lds", t);
 }
 
+void cli_progress_line(const char *label, double fraction, double seconds_left)
+{
+    if (!cli_is_tty())
+        return;
+    const int width = 30;
+    fraction = fraction < 0.0 ? 0.0 : fraction > 1.0 ? 1.0 : fraction;
+    int fill = (int)(width * fraction);
+    char eta[32] = "-";
+    if (seconds_left >= 0.0)
+        format_eta(seconds_left, eta, sizeof(eta));
+    printf("\r  %s [%.*s%*s] %3d%%  left %s  ", label, fill, "##############################",
+           width - fill, "", (int)(100.0 * fraction), eta);
+    fflush(stdout);
+}
+
 void cli_progress(int64_t done, int64_t total, void *user)
 {
     if (!cli_is_tty() || total < 1)
@@ -278,24 +298,19 @@ void cli_progress(int64_t done, int64_t total, void *user)
     int64_t every = total / 100 > 0 ? total / 100 : 1;
     if (done % every != 0 && done != total)
         return;
-    const int width = 30;
-    int fill = (int)(width * done / total);
     if (p == NULL) {
-        printf("\r  [%.*s%*s] %3d%%", fill, "##############################", width - fill, "",
-               (int)(100 * done / total));
-    } else {
-        char eta[32] = "-";
-        if (done > 1) {
-            double per_batch = (now - p->t0) / (double)(done - 1);
-            int later = p->epochs > p->epoch ? p->epochs - p->epoch : 0;
-            format_eta(per_batch * (double)(total - done + (int64_t)later * total), eta,
-                       sizeof(eta));
-        }
-        printf("\r  %s  epoch %d/%d [%.*s%*s] %3d%%  left %s  ", p->label, p->epoch, p->epochs,
-               fill, "##############################", width - fill, "",
-               (int)(100 * done / total), eta);
+        cli_progress_line("", (double)done / (double)total, -1.0);
+        return;
     }
-    fflush(stdout);
+    double left = -1.0;
+    if (done > 1) {
+        double per_batch = (now - p->t0) / (double)(done - 1);
+        int later = p->epochs > p->epoch ? p->epochs - p->epoch : 0;
+        left = per_batch * (double)(total - done + (int64_t)later * total);
+    }
+    char label[96];
+    snprintf(label, sizeof(label), "%s  epoch %d/%d", p->label, p->epoch, p->epochs);
+    cli_progress_line(label, (double)done / (double)total, left);
 }
 
 fnet_ctx *cli_ctx(const char *device, int threads)

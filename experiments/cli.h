@@ -68,6 +68,11 @@ void cli_progress_begin(struct cli_progress *p, const char *label, int epochs);
 /* From the epoch callback: epoch `done` of `epochs` is over, the next one begins; the line is
  * cleared for the epoch's own report. */
 void cli_progress_epoch(struct cli_progress *p, int done, int epochs);
+/* One redraw of a bar for work measured otherwise (a time budget): label, the fraction done,
+ * the estimated seconds left (negative: unknown). No-op when stdout is not a terminal. */
+void cli_progress_line(const char *label, double fraction, double seconds_left);
+/* Clear the bar's line (a terminal only), for a line of text. */
+void cli_progress_clear(void);
 /* Monotonic seconds. */
 double cli_seconds(void);
 

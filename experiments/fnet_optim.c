@@ -4,6 +4,7 @@
  * accuracy, JSON lines and a gnuplot plot. Public API only. docs/optim.md. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "plot.h"
 
 #include <errno.h>
 #include <math.h>
@@ -104,6 +105,7 @@ struct run {
     FILE *json, *dat;
     const char *net, *spec, *optim;
     double train_s;     // training seconds so far (evaluations excluded)
+    int64_t pass;       // the epoch (pass over the minibatches) running, from 0
     double seg_start;   // start of the current training segment
     double next_eval;   // training time of the next evaluation
     int64_t evals, samples, n_train;
@@ -167,6 +169,11 @@ static void record(fnet_ctx *ctx, struct run *r)
     r->next_eval = r->train_s + r->cfg->eval_every;
     if (r->train_s >= r->cfg->seconds)
         r->stop = true;
+    // the bar: the time budget or the epoch limit, whichever comes first
+    double f = fmax(r->train_s / r->cfg->seconds, (double)r->pass / (double)r->cfg->epochs);
+    char label[128];
+    snprintf(label, sizeof(label), "%s, %s", r->net, r->optim);
+    cli_progress_line(label, f, f > 0.0 ? r->train_s * (1.0 - f) / f : -1.0);
     run_resume(r);
 }
 
@@ -230,6 +237,7 @@ static void train_first_order(fnet_ctx *ctx, struct run *r, fnet_optim_kind kind
     cli_check(ctx, fnet_model_reserve(m, B), r->optim);
     run_resume(r);
     for (int64_t e = 0; e < c->epochs && !r->stop; e++) {
+        r->pass = e;
         fnet_rng_shuffle(&rng, perm, n);
         fnet_model_set_training(m, true);
         for (int64_t first = 0; first < n && !r->stop; first += B) {
@@ -288,6 +296,7 @@ static void train_solver(fnet_ctx *ctx, struct run *r, fnet_optim_kind kind,
         cli_check(ctx, fnet_dataset_batch(train, NULL, 0, n, x, labels), "batch");
     run_resume(r);
     for (int64_t e = 0; e < c->epochs && !r->stop; e++) {
+        r->pass = e;
         if (!full)
             fnet_rng_shuffle(&rng, perm, n);
         fnet_model_set_training(m, true);
@@ -359,47 +368,23 @@ static void net_label(const char *name, int index, char *out, size_t cap)
         snprintf(out, cap, "net%d", index + 1);
 }
 
-static bool have_gnuplot(void)
-{
-    FILE *p = popen("gnuplot --version 2>/dev/null", "r");
-    if (p == NULL)
-        return false;
-    char line[128];
-    bool ok = fgets(line, sizeof(line), p) != NULL && strncmp(line, "gnuplot", 7) == 0;
-    return pclose(p) == 0 && ok;
-}
-
 // The gnuplot script for one network: four panels (test accuracy and training loss against
 // time and against per-sample gradient evaluations), PNG (pngcairo, else png) and SVG.
-static void write_plot_script(const char *gp, const char *dat, const char *out, const char *title,
+static void write_plot_script(const char *dat, const char *out, const char *title,
                               const char *const *names, int count, double target)
 {
-    FILE *f = fopen(gp, "w");
-    if (f == NULL)
-        cli_die(1, gp, "cannot write the gnuplot script: %s", strerror(errno));
+    FILE *f = plot_script_open(out, 1400, 1000);
     fprintf(f,
-            "# fnet-optim: %s. Columns of %s: train seconds, gradient evaluations, epochs of\n"
-            "# per-sample gradients, test accuracy, test loss, training loss; one block per\n"
-            "# optimizer.\n",
+            "  # fnet-optim: %s. Columns of %s: train seconds, gradient evaluations, epochs of\n"
+            "  # per-sample gradients, test accuracy, test loss, training loss; one block per\n"
+            "  # optimizer.\n",
             title, dat);
-    fprintf(f, "names = \"");
+    fprintf(f, "  names = \"");
     for (int i = 0; i < count; i++)
         fprintf(f, "%s%s", i ? " " : "", names[i]);
     fprintf(f, "\"\n");
-    fprintf(f, "target = %g\n", target);
+    fprintf(f, "  target = %g\n", target);
     fprintf(f,
-            "do for [t=1:2] {\n"
-            "  if (t == 1) {\n"
-            "    if (strstrt(GPVAL_TERMINALS, \"pngcairo\") > 0) {\n"
-            "      set terminal pngcairo size 1400,1000 font \",11\"\n"
-            "    } else {\n"
-            "      set terminal png size 1400,1000\n"
-            "    }\n"
-            "    set output \"%s.png\"\n"
-            "  } else {\n"
-            "    set terminal svg size 1400,1000 dynamic\n"
-            "    set output \"%s.svg\"\n"
-            "  }\n"
             "  set multiplot layout 2,2 title \"%s\"\n"
             "  set grid\n"
             "  set key bottom right\n"
@@ -424,12 +409,9 @@ static void write_plot_script(const char *gp, const char *dat, const char *out, 
             "  plot for [i=0:words(names)-1] \"%s\" index i using 3:6 with lines lw 2 "
             "title word(names, i+1)\n"
             "  unset logscale y\n"
-            "  unset multiplot\n"
-            "  set output\n"
-            "}\n",
-            out, out, title, dat, dat, dat, dat);
-    if (fclose(f) != 0)
-        cli_die(1, gp, "cannot write the gnuplot script");
+            "  unset multiplot\n",
+            title, dat, dat, dat, dat);
+    plot_script_close(f, out);
 }
 
 int main(int argc, char **argv)
@@ -521,7 +503,6 @@ int main(int argc, char **argv)
     bool plotting = strcmp(plot, "-") != 0;
     if (strlen(plot) > 900)
         cli_die(2, "--plot", "the prefix is too long");
-    bool gnuplot = plotting && have_gnuplot();
 
     fnet_ctx *ctx = cli_ctx("cpu", (int)threads);
     char where[1200];
@@ -579,7 +560,7 @@ int main(int argc, char **argv)
                 fprintf(dat, "\n\n");
             if (dat)
                 fprintf(dat, "# %s\n", names[k]);
-            printf("%s %s (%lld parameters), %s ...", label, spec, (long long)params, names[k]);
+            printf("%s %s (%lld parameters), %s\n", label, spec, (long long)params, names[k]);
             fflush(stdout);
             record(ctx, r); // the starting point, at time 0
             bool solver = kinds[k] == FNET_OPTIM_LBFGS || kinds[k] == FNET_OPTIM_CG;
@@ -590,7 +571,8 @@ int main(int argc, char **argv)
             run_resume(r);
             record(ctx, r); // the last point
             run_pause(r);
-            printf(" test accuracy %.4f after %.1f s, %lld gradient evaluations\n", r->last_acc,
+            cli_progress_clear();
+            printf("  test accuracy %.4f after %.1f s, %lld gradient evaluations\n", r->last_acc,
                    r->train_s, (long long)r->evals);
             fflush(stdout);
             if (json) {
@@ -644,19 +626,10 @@ int main(int argc, char **argv)
         if (plotting) {
             char title[1200];
             snprintf(title, sizeof(title), "%s: %s on Fashion-MNIST", label, spec);
-            write_plot_script(gp_path, dat_path, out_prefix, title, names, n_kinds, c.target);
-            if (gnuplot) {
-                char cmd[2400];
-                snprintf(cmd, sizeof(cmd), "gnuplot '%s'", gp_path);
-                if (system(cmd) != 0)
-                    cli_die(1, gp_path, "gnuplot failed on the plot script");
+            write_plot_script(dat_path, out_prefix, title, names, n_kinds, c.target);
+            if (plot_draw(out_prefix))
                 printf("plot: %s.png, %s.svg (data %s, script %s)\n", out_prefix, out_prefix,
                        dat_path, gp_path);
-            } else {
-                printf("plot: gnuplot is not installed (Debian: apt-get install gnuplot-nox, or "
-                       "make deps); the data is in %s and `gnuplot %s` draws it\n",
-                       dat_path, gp_path);
-            }
         }
         fflush(stdout);
     }

@@ -107,6 +107,7 @@ static bool takes_value(const char *opt)
 }
 
 struct run {
+    struct cli_progress bar; // first: the progress callback reads it from the same pointer
     FILE *json;
     bool tty;
     fnet_model *m;
@@ -131,8 +132,7 @@ static void tt_ranks(fnet_model *m, char *buf, size_t cap)
 static int on_epoch(const fnet_epoch_info *e, void *user)
 {
     struct run *r = user;
-    if (r->tty)
-        printf("\r%60s\r", "");
+    cli_progress_epoch(&r->bar, e->epoch, e->epochs);
     // the validation figures only with a validation set; the learning rate only when there is
     // one (a solver's line search picks its steps)
     char val[64] = "", lr[32] = "";
@@ -572,6 +572,7 @@ int main(int argc, char **argv)
         tp.epochs = (int)epochs;
         tp.seed = seed;
         tp.on_batch = r.tty ? cli_progress : NULL;
+        cli_progress_begin(&r.bar, "training", (int)epochs);
         tp.tt_round_every = (int)tt_every;
         tp.tt_eps = tt_eps;
         tp.tt_max_rank = tt_max_rank;
