@@ -21,17 +21,16 @@ static const struct cmp_variant builtins[] = {
      .about = "middle layer block-circulant, 64x64 blocks"},
     {.name = "pruned", .spec = CMP_WIDE, .how = CMP_PRUNED, .sparsity = 0.9, .rounds = 3,
      .finetune = 1,
-     .about = "the dense run pruned to 10% of its weights in 3 rounds (global magnitude), "
-              "1 fine-tuning epoch each at 0.3x the rate, stored as CSR"},
+     .about = "the dense run pruned by global magnitude, stored as CSR"},
     {.name = "sparse", .spec = MIDDLE("sparse:1024:density=0.1"), .how = CMP_SPARSE,
      .update = FNET_SPARSE_SET,
-     .about = "middle layer CSR at density 0.1 from scratch, SET updates every epoch"},
+     .about = "middle layer CSR at density 0.1 trained from scratch"},
     {.name = "lbfgs", .spec = CMP_WIDE, .has_optim = true, .optim = FNET_OPTIM_LBFGS,
      .batch = 2000, .iters = 3, .epochs_div = 10,
-     .about = "the dense network by L-BFGS (m 10, More-Thuente), 3 iterations per batch of 2000"},
+     .about = "the dense network by L-BFGS (m 10, More-Thuente)"},
     {.name = "cg", .spec = CMP_WIDE, .has_optim = true, .optim = FNET_OPTIM_CG, .batch = 2000,
      .iters = 3, .epochs_div = 10,
-     .about = "the dense network by nonlinear CG (PR+), 3 iterations per batch of 2000"},
+     .about = "the dense network by nonlinear CG (PR+, More-Thuente)"},
 };
 
 int cmp_builtin_count(void)
@@ -185,10 +184,12 @@ void cmp_describe(const struct cmp_variant *v, const struct cmp_recipe *r, char 
                  (double)op.lr, (long long)cmp_batch(v, r), e, e == 1 ? "" : "s");
     if (v->how == CMP_PRUNED) {
         size_t n = strlen(out);
-        snprintf(out + n, cap - n, ", then pruned to %.3g%% in %d rounds of %d epoch%s",
-                 100.0 * (1.0 - v->sparsity), v->rounds, v->finetune, v->finetune == 1 ? "" : "s");
+        snprintf(out + n, cap - n, ", then pruned to %.3g%% in %d rounds of %d epoch%s at 0.3x "
+                 "the rate", 100.0 * (1.0 - v->sparsity), v->rounds, v->finetune,
+                 v->finetune == 1 ? "" : "s");
     } else if (v->how == CMP_SPARSE) {
         size_t n = strlen(out);
-        snprintf(out + n, cap - n, ", %s updates", fnet_sparse_update_name(v->update));
+        snprintf(out + n, cap - n, ", %s updates of 0.3 of the weights every epoch to 3/4 of "
+                 "the steps", fnet_sparse_update_name(v->update));
     }
 }
