@@ -94,12 +94,15 @@ test-fast: build
 test-guarded: build
 	FNET_TEST_BACKEND=guarded ctest --test-dir $(BUILD) -L backends --output-on-failure -j$(JOBS)
 
-# Dense against compressed on Fashion-MNIST: the wide dense network and the same network with
-# its 1024x1024 middle layer a rank-8 tensor-train, a rank-32 low-rank and a block-circulant
-# (64x64 blocks) layer, trained alike (Adam, batch 256, 10 epochs), compared in one table
-# (README, "fnet-compare").
+# Dense against compressed on Fashion-MNIST (README, "fnet-compare"): the wide dense network,
+# its 1024x1024 middle layer as a rank-8 tensor train, a rank-32 low-rank, a block-circulant
+# (64x64 blocks) and a density-0.1 sparse layer (SET), the dense run pruned to 10%, and the
+# dense network trained by L-BFGS and CG; Adam, batch 256, 10 epochs, one seed. The table on
+# stdout; JSON lines, CSV and the plot (PNG, SVG) in $(BUILD)/demo.*. docs/results.md has the
+# full run (tools/results.sh: 3 seeds and the compression sweeps).
 demo: build
-	$(BUILD)/bin/fnet-compare --data $(DATA)
+	$(BUILD)/bin/fnet-compare --data $(DATA) --json $(BUILD)/demo.jsonl --csv $(BUILD)/demo.csv \
+	  --plot $(BUILD)/demo
 
 # The seed network of the original study on Fashion-MNIST.
 seed: build
@@ -114,6 +117,12 @@ bench: build
 optim-experiment: build
 	$(BUILD)/bin/fnet-optim --data $(DATA) --json $(BUILD)/fnet-optim.jsonl --plot $(BUILD)/fnet-optim
 .PHONY: optim-experiment
+
+# docs/results.md and docs/results/: every variant over 3 seeds, the compression sweeps and the
+# pruning curve, about 30 minutes (tools/results.sh).
+results: build
+	tools/results.sh $(BUILD) $(DATA)
+.PHONY: results
 
 install: build
 	cmake --install $(BUILD)
