@@ -171,6 +171,24 @@ static void check_layers(fnet_model *m, const struct config *c)
     }
 }
 
+// Pruning never gives weights back: a checkpoint without prunable weights, or pruned beyond a
+// sparsity asked for, would be reported at a sparsity it does not have.
+static void check_prunable(fnet_ctx *ctx, fnet_model *m, const struct config *c, bool sweep)
+{
+    char where[1100];
+    snprintf(where, sizeof(where), "--load %s", c->load);
+    int64_t pruned, prunable;
+    cli_check(ctx, fnet_model_pruned(m, &pruned, &prunable), where);
+    if (prunable == 0)
+        cli_die(1, where, "the model %s has no weights to prune", fnet_model_spec(m));
+    for (int i = 0; i < (sweep ? c->n_sweep : 1); i++) {
+        double s = sweep ? c->sweep[i] : c->sparsity;
+        if (pruned > llround(s * (double)prunable))
+            cli_die(2, sweep ? "--sweep" : "--sparsity", "%s has %.4g of its weights pruned "
+                    "already, more than %g", c->load, (double)pruned / (double)prunable, s);
+    }
+}
+
 // The tensor named `name` of a layer, or NULL.
 static bool find_tensor(const fnet_layer *l, const char *name, fnet_tensor_info *info)
 {
@@ -196,19 +214,22 @@ static void factorize_layer(fnet_ctx *ctx, fnet_model *m, int i, const struct co
     cli_check(ctx, fnet_layer_to_dense(l, W), where);
     cli_check(ctx, fnet_layer_get_params(l, old), where);
     fnet_layer *nl = NULL;
+    fnet_tensor_info ob, nb;
+    const bool bias = find_tensor(l, "bias", &ob); // a layer without one gets none
     if (c->to == TO_TT) {
         fnet_tt_params p = fnet_tt_params_default();
         p.rank = rank;
         p.eps = c->eps;
+        p.bias = bias;
         cli_check_usage(ctx, fnet_tt_from_dense(ctx, W, n_out, n_in, &p, &nl), where);
     } else {
         fnet_lowrank_params p = fnet_lowrank_params_default();
         p.rank = rank;
         p.energy = c->energy;
+        p.bias = bias;
         cli_check_usage(ctx, fnet_lowrank_from_dense(ctx, W, n_out, n_in, &p, &nl), where);
     }
-    fnet_tensor_info ob, nb;
-    if (find_tensor(l, "bias", &ob)) {
+    if (bias) {
         if (!find_tensor(nl, "bias", &nb) || nb.numel != ob.numel)
             cli_die(1, where, "internal: the new layer has no bias of %lld", (long long)ob.numel);
         float *w = malloc((size_t)fnet_layer_num_params(nl) * sizeof(float));
@@ -351,7 +372,8 @@ static void json_result(FILE *f, const struct config *c, const struct result *r)
     }
     cli_json_string(f, "layers", layers, false);
     cli_json_string(f, "optim", fnet_optim_kind_name(c->op.kind), false);
-    cli_json_number(f, c->to == TO_PRUNE ? "sparsity" : "rank", r->value, false);
+    if (c->to != TO_CSR) // csr converts what is pruned: no rank, no sparsity of its own
+        cli_json_number(f, c->to == TO_PRUNE ? "sparsity" : "rank", r->value, false);
     cli_json_number(f, "params", (double)r->params, false);
     cli_json_number(f, "params_before", (double)r->before, false);
     cli_json_number(f, "params_after", (double)r->after, false);
@@ -584,6 +606,8 @@ int main(int argc, char **argv)
             default_layers(m, &c);
         check_layers(m, &c);
     }
+    if (c.to == TO_PRUNE)
+        check_prunable(ctx, m, &c, sweep_s != NULL);
     // outputs checked before the work
     if (c.save)
         cli_check_writable("--save", c.save);

@@ -274,6 +274,11 @@ int main(int argc, char **argv)
     cli_check(ctx, fnet_model_pruned(m, &pruned0, &prunable), where);
     if (prunable == 0)
         cli_die(1, where, "the model %s has no weights to prune", fnet_model_spec(m));
+    // pruning never gives weights back: a loaded model pruned beyond the first step would be
+    // tabled and plotted at sparsities it does not have
+    if (pruned0 > llround(s[0] * (double)prunable))
+        cli_die(2, "--sparsities", "%s has %.4g of its weights pruned already, more than %g",
+                load, (double)pruned0 / (double)prunable, s[0]);
     if (save)
         cli_check_writable("--save", save);
     char dat_path[1100];
