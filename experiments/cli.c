@@ -259,6 +259,31 @@ void cli_progress_clear(void)
         printf("\r%110s\r", "");
 }
 
+int cli_on_epoch(const fnet_epoch_info *e, void *user)
+{
+    cli_progress_epoch(user, e->epoch, e->epochs);
+    printf("  epoch %2d/%d  loss %.4f  %.1fs  %.0f samples/s\n", e->epoch, e->epochs,
+           e->train_loss, e->seconds, e->samples_per_s);
+    fflush(stdout);
+    return 0;
+}
+
+void cli_load_data(fnet_ctx *ctx, const char *dir, int64_t limit, fnet_dataset **train,
+                   fnet_dataset **test)
+{
+    char where[1100];
+    snprintf(where, sizeof(where), "--data %s", dir);
+    *train = *test = NULL;
+    cli_check(ctx, fnet_dataset_load_idx(ctx, dir, FNET_SPLIT_TRAIN, train), where);
+    cli_check(ctx, fnet_dataset_load_idx(ctx, dir, FNET_SPLIT_TEST, test), where);
+    if (limit > 0 && limit < fnet_dataset_size(*train)) {
+        fnet_dataset *sub = NULL;
+        cli_check(ctx, fnet_dataset_subset(*train, limit, &sub), "--limit-train");
+        fnet_dataset_free(*train);
+        *train = sub;
+    }
+}
+
 // "1:05:09", "4:07" or "12s"
 static void format_eta(double s, char *out, size_t cap)
 {

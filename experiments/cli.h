@@ -71,6 +71,15 @@ void cli_progress_epoch(struct cli_progress *p, int done, int epochs);
 /* One redraw of a bar for work measured otherwise (a time budget): label, the fraction done,
  * the estimated seconds left (negative: unknown). No-op when stdout is not a terminal. */
 void cli_progress_line(const char *label, double fraction, double seconds_left);
+/* The epoch callback of the experiment binaries (user: a struct cli_progress, or NULL): the bar
+ * moves on and one line "  epoch E/N  loss L  Ts  S samples/s" is printed. */
+int cli_on_epoch(const fnet_epoch_info *e, void *user);
+
+/* The training and test splits of an IDX directory, the training set cut to its first `limit`
+ * samples when limit > 0; dies naming --data or --limit-train. */
+void cli_load_data(fnet_ctx *ctx, const char *dir, int64_t limit, fnet_dataset **train,
+                   fnet_dataset **test);
+
 /* Clear the bar's line (a terminal only), for a line of text. */
 void cli_progress_clear(void);
 /* Monotonic seconds. */

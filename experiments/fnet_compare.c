@@ -76,21 +76,6 @@ static bool takes_value(const char *opt)
     return false;
 }
 
-// The epoch callback's and the progress bar's state (the bar's is first: cli_progress reads it).
-struct watch {
-    struct cli_progress bar;
-};
-
-static int on_epoch(const fnet_epoch_info *e, void *user)
-{
-    struct watch *w = user;
-    cli_progress_epoch(&w->bar, e->epoch, e->epochs);
-    printf("  epoch %2d/%d  loss %.4f  %.1fs  %.0f samples/s\n", e->epoch, e->epochs,
-           e->train_loss, e->seconds, e->samples_per_s);
-    fflush(stdout);
-    return 0;
-}
-
 // The parameters of the layers that are not plain dense, and of dense layers (with a bias) of
 // the same shapes; a pruned dense layer is stored as CSR by then.
 static void compressed_layers(fnet_model *m, int64_t *params, int64_t *as_dense)
@@ -243,17 +228,17 @@ static bool trained(struct setup *S, fnet_status st, const char *where, struct c
 }
 
 static bool train_plain(struct setup *S, fnet_model *m, const fnet_optim_params *op,
-                        fnet_train_params *tp, struct watch *w, const char *where,
+                        fnet_train_params *tp, struct cli_progress *w, const char *where,
                         struct cmp_run *r, fnet_train_stats *st)
 {
     fnet_status status;
     if (op->kind == FNET_OPTIM_LBFGS || op->kind == FNET_OPTIM_CG) {
-        status = fnet_train(m, op, tp, S->train, NULL, on_epoch, w, st);
+        status = fnet_train(m, op, tp, S->train, NULL, cli_on_epoch, w, st);
     } else {
         fnet_optimizer *opt = NULL;
         cli_check(S->ctx, fnet_optimizer_create(S->ctx, op, fnet_model_num_params(m), &opt),
                   where);
-        status = fnet_train_with(m, opt, op, tp, S->train, NULL, on_epoch, w, st);
+        status = fnet_train_with(m, opt, op, tp, S->train, NULL, cli_on_epoch, w, st);
         fnet_optimizer_free(opt);
     }
     return trained(S, status, where, r);
@@ -273,10 +258,10 @@ static void run_variant(struct setup *S, const struct cmp_variant *v, int vi, ui
            fnet_model_spec(m), (long long)fnet_model_num_params(m));
     fflush(stdout);
 
-    struct watch w;
+    struct cli_progress w;
     char label[64];
     snprintf(label, sizeof(label), "%.31s, seed %llu", v->name, (unsigned long long)seed);
-    cli_progress_begin(&w.bar, label, epochs);
+    cli_progress_begin(&w, label, epochs);
     fnet_train_params tp = fnet_train_params_default();
     tp.batch = r->batch;
     tp.epochs = epochs;
@@ -340,10 +325,11 @@ static void run_variant(struct setup *S, const struct cmp_variant *v, int vi, ui
         pp.finetune_epochs = v->finetune;
         fnet_train_params ft = tp;
         ft.epochs = 0; // trained above: the rounds only
-        cli_progress_begin(&w.bar, label, v->rounds * v->finetune);
+        cli_progress_begin(&w, label, v->rounds * v->finetune);
         fnet_model *before = m;
-        ok = trained(S, fnet_train_pruned(&m, &op, &ft, &pp, S->train, NULL, on_epoch, &w, &st),
-                     where, r);
+        fnet_status status =
+            fnet_train_pruned(&m, &op, &ft, &pp, S->train, NULL, cli_on_epoch, &w, &st);
+        ok = trained(S, status, where, r);
         if (m != before)
             cli_die(1, where, "internal: unstructured pruning replaced the model");
         seconds += st.train_seconds;
@@ -486,16 +472,8 @@ int main(int argc, char **argv)
 
     fnet_ctx *ctx = cli_ctx(device, (int)threads);
     char where[1100];
-    snprintf(where, sizeof(where), "--data %s", data);
     fnet_dataset *train = NULL, *test = NULL;
-    cli_check(ctx, fnet_dataset_load_idx(ctx, data, FNET_SPLIT_TRAIN, &train), where);
-    cli_check(ctx, fnet_dataset_load_idx(ctx, data, FNET_SPLIT_TEST, &test), where);
-    if (limit > 0 && limit < fnet_dataset_size(train)) {
-        fnet_dataset *sub = NULL;
-        cli_check(ctx, fnet_dataset_subset(train, limit, &sub), "--limit-train");
-        fnet_dataset_free(train);
-        train = sub;
-    }
+    cli_load_data(ctx, data, limit, &train, &test);
     struct setup S = {.ctx = ctx, .train = train, .test = test, .recipe = &recipe,
                       .save_dir = save_dir};
     for (int i = 0; i < n; i++) { // every model builds before the first one trains

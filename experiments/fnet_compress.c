@@ -103,20 +103,6 @@ struct result {
     double train_seconds, samples_per_s;
 };
 
-struct watch {
-    struct cli_progress bar;
-};
-
-static int on_epoch(const fnet_epoch_info *e, void *user)
-{
-    struct watch *w = user;
-    cli_progress_epoch(&w->bar, e->epoch, e->epochs);
-    printf("  fine-tuning epoch %2d/%d  loss %.4f  %.1fs  %.0f samples/s\n", e->epoch, e->epochs,
-           e->train_loss, e->seconds, e->samples_per_s);
-    fflush(stdout);
-    return 0;
-}
-
 static double evaluate(fnet_ctx *ctx, fnet_model *m, const fnet_dataset *test, double *loss)
 {
     double acc, l;
@@ -253,8 +239,8 @@ static void finetune(fnet_ctx *ctx, fnet_model *m, const struct config *c,
     r->samples_per_s = NAN;
     if (c->finetune == 0)
         return;
-    struct watch w;
-    cli_progress_begin(&w.bar, label, c->finetune);
+    struct cli_progress w;
+    cli_progress_begin(&w, label, c->finetune);
     fnet_train_params tp = fnet_train_params_default();
     tp.batch = c->batch;
     tp.epochs = c->finetune;
@@ -263,7 +249,7 @@ static void finetune(fnet_ctx *ctx, fnet_model *m, const struct config *c,
     fnet_optimizer *opt = NULL;
     cli_check(ctx, fnet_optimizer_create(ctx, &c->op, fnet_model_num_params(m), &opt), "--optim");
     fnet_train_stats st;
-    cli_check(ctx, fnet_train_with(m, opt, &c->op, &tp, train, NULL, on_epoch, &w, &st),
+    cli_check(ctx, fnet_train_with(m, opt, &c->op, &tp, train, NULL, cli_on_epoch, &w, &st),
               "fine-tuning");
     fnet_optimizer_free(opt);
     r->train_seconds = st.train_seconds;
@@ -300,10 +286,10 @@ static void prune(fnet_ctx *ctx, fnet_model **mp, const struct config *c, double
         tp.epochs = 0; // trained before: the rounds only
         tp.seed = c->seed;
         tp.on_batch = cli_is_tty() ? cli_progress : NULL;
-        struct watch w;
-        cli_progress_begin(&w.bar, label, c->rounds * c->finetune);
+        struct cli_progress w;
+        cli_progress_begin(&w, label, c->rounds * c->finetune);
         fnet_train_stats st;
-        cli_check(ctx, fnet_train_pruned(mp, &c->op, &tp, &pp, train, NULL, on_epoch, &w, &st),
+        cli_check(ctx, fnet_train_pruned(mp, &c->op, &tp, &pp, train, NULL, cli_on_epoch, &w, &st),
                   where);
         r->train_seconds = st.train_seconds;
         r->samples_per_s = st.samples_per_s;
@@ -430,7 +416,8 @@ static void sweep_plot(const char *prefix, const struct config *c, const struct 
             "\"\" using 2:4 with linespoints pt 7 ps 1.5 lw 2 lc rgb \"#1f77b4\" "
             "title \"after %d fine-tuning epoch%s\", "
             "NaN with lines dt 2 lw 1.5 lc rgb \"black\" title \"dense (before)\"\n",
-            what, c->load, lo / 1.3, hi * 1.3, r[0].acc_before, dat, c->finetune, c->finetune == 1 ? "" : "s");
+            what, c->load, lo / 1.3, hi * 1.3, r[0].acc_before, dat, c->finetune,
+            c->finetune == 1 ? "" : "s");
     plot_script_close(g, prefix);
     if (plot_draw(prefix))
         printf("plot: %s.png, %s.svg\n", prefix, prefix);
@@ -590,16 +577,8 @@ int main(int argc, char **argv)
 
     fnet_ctx *ctx = cli_ctx(device, (int)threads);
     char where[1100];
-    snprintf(where, sizeof(where), "--data %s", data);
     fnet_dataset *train = NULL, *test = NULL;
-    cli_check(ctx, fnet_dataset_load_idx(ctx, data, FNET_SPLIT_TRAIN, &train), where);
-    cli_check(ctx, fnet_dataset_load_idx(ctx, data, FNET_SPLIT_TEST, &test), where);
-    if (limit > 0 && limit < fnet_dataset_size(train)) {
-        fnet_dataset *sub = NULL;
-        cli_check(ctx, fnet_dataset_subset(train, limit, &sub), "--limit-train");
-        fnet_dataset_free(train);
-        train = sub;
-    }
+    cli_load_data(ctx, data, limit, &train, &test);
     fnet_model *m = load(ctx, c.load, test);
     if (factor) {
         if (c.n_layers == 0)

@@ -64,25 +64,11 @@ struct step {
     double acc_pruned, acc_tuned, loss_tuned, train_seconds;
 };
 
-struct watch {
-    struct cli_progress bar;
-};
-
-static int on_epoch(const fnet_epoch_info *e, void *user)
-{
-    struct watch *w = user;
-    cli_progress_epoch(&w->bar, e->epoch, e->epochs);
-    printf("  epoch %2d/%d  loss %.4f  %.1fs  %.0f samples/s\n", e->epoch, e->epochs,
-           e->train_loss, e->seconds, e->samples_per_s);
-    fflush(stdout);
-    return 0;
-}
-
 static double train(fnet_ctx *ctx, fnet_model *m, const fnet_optim_params *op, int64_t batch,
                     int epochs, uint64_t seed, const fnet_dataset *d, const char *label)
 {
-    struct watch w;
-    cli_progress_begin(&w.bar, label, epochs);
+    struct cli_progress w;
+    cli_progress_begin(&w, label, epochs);
     fnet_train_params tp = fnet_train_params_default();
     tp.batch = batch;
     tp.epochs = epochs;
@@ -91,7 +77,7 @@ static double train(fnet_ctx *ctx, fnet_model *m, const fnet_optim_params *op, i
     fnet_optimizer *opt = NULL;
     cli_check(ctx, fnet_optimizer_create(ctx, op, fnet_model_num_params(m), &opt), "--optim");
     fnet_train_stats st;
-    cli_check(ctx, fnet_train_with(m, opt, op, &tp, d, NULL, on_epoch, &w, &st), label);
+    cli_check(ctx, fnet_train_with(m, opt, op, &tp, d, NULL, cli_on_epoch, &w, &st), label);
     fnet_optimizer_free(opt);
     return st.train_seconds;
 }
@@ -243,16 +229,8 @@ int main(int argc, char **argv)
 
     fnet_ctx *ctx = cli_ctx(device, (int)threads);
     char where[1100];
-    snprintf(where, sizeof(where), "--data %s", data);
     fnet_dataset *train_d = NULL, *test = NULL;
-    cli_check(ctx, fnet_dataset_load_idx(ctx, data, FNET_SPLIT_TRAIN, &train_d), where);
-    cli_check(ctx, fnet_dataset_load_idx(ctx, data, FNET_SPLIT_TEST, &test), where);
-    if (limit > 0 && limit < fnet_dataset_size(train_d)) {
-        fnet_dataset *sub = NULL;
-        cli_check(ctx, fnet_dataset_subset(train_d, limit, &sub), "--limit-train");
-        fnet_dataset_free(train_d);
-        train_d = sub;
-    }
+    cli_load_data(ctx, data, limit, &train_d, &test);
     fnet_model *m = NULL;
     if (load) {
         snprintf(where, sizeof(where), "--load %s", load);

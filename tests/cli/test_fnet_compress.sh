@@ -118,7 +118,7 @@ run tt "${COMMON[@]}" --load d.st --to tt --rank 2 --json tt.json --save tt.st
 good "--to tt --rank 2"
 grep -q '^compressing layer 2 to TT-SVD$' tt.out ||
     fail "--to tt: the middle dense layer (2) is compressed by default" "$(seen)"
-[ "$(grep -c '^  fine-tuning epoch ' tt.out)" = 2 ] || fail "--to tt: 2 fine-tuning epochs" "$(seen)"
+[ "$(grep -c '^  epoch ' tt.out)" = 2 ] || fail "--to tt: 2 fine-tuning epochs" "$(seen)"
 [ "$(awk 'END { print NR }' tt.json)" = 1 ] || fail "--json: one line" "$(show tt.json)"
 L=$(cat tt.json)
 printf '%s\n' "$L" | grep -q '^{"event":"compress","to":"tt","model":"dense:64,relu,tt:64:ranks=2x2x2:in=[0-9x]*:out=[0-9x]*,relu,dense:4","layers":"2","optim":"adam","rank":2,' ||
@@ -172,7 +172,7 @@ ok "a second run repeats every number and saves the same bytes"
 run tt0 "${COMMON[@]}" --load w.st --to tt --rank 2 --finetune-epochs 0 --json tt0.json
 good "--finetune-epochs 0"
 L=$(cat tt0.json)
-! grep -q 'fine-tuning epoch' tt0.out || fail "--finetune-epochs 0: an epoch ran" "$(seen)"
+! grep -q '^  epoch ' tt0.out || fail "--finetune-epochs 0: an epoch ran" "$(seen)"
 [ "$(json_field "$L" test_acc)" = "$(json_field "$L" test_acc_after_compression)" ] &&
     [ "$(json_field "$L" finetune_epochs)" = 0 ] && [ "$(json_field "$L" train_seconds)" = 0 ] ||
     fail "--finetune-epochs 0: test_acc is test_acc_after_compression, no training time" "$L"
@@ -274,7 +274,7 @@ ok "--to prune --sparsity 0.9: 7603 of 8448 weights pruned, saved with the mask"
 run pr2 "${COMMON[@]}" --load d.st --to prune --sparsity 0.9 --rounds 2 --csr --json pr2.json \
     --save pr2.st
 good "--to prune --rounds 2 --csr"
-[ "$(grep -c '^  fine-tuning epoch ' pr2.out)" = 4 ] ||
+[ "$(grep -c '^  epoch ' pr2.out)" = 4 ] ||
     fail "--rounds 2: 2 rounds of 2 fine-tuning epochs" "$(seen)"
 grep -q 'after 2 rounds of pruning and 2 fine-tuning epochs$' pr2.out ||
     fail "--rounds 2: the summary names the rounds" "$(seen)"
@@ -453,11 +453,11 @@ ok "bad checkpoints, layers and combinations: refused with one line"
 for o in --save --json; do
     bad 1 "cannot|no-such-dir" "an unwritable $o" "${COMMON[@]}" --load d.st --to tt --rank 2 \
         $o no-such-dir/x.st
-    ! grep -q 'fine-tuning epoch' bad.out || fail "an unwritable $o: fine-tuned first" "$(seen)"
+    ! grep -q '^  epoch ' bad.out || fail "an unwritable $o: fine-tuned first" "$(seen)"
 done
 bad 1 "cannot|no-such-dir" "an unwritable --plot" "${COMMON[@]}" --load d.st --to tt \
     --sweep 1,2 --plot no-such-dir/p
-! grep -q 'fine-tuning epoch' bad.out || fail "an unwritable --plot: fine-tuned first" "$(seen)"
+! grep -q '^  epoch ' bad.out || fail "an unwritable --plot: fine-tuned first" "$(seen)"
 # a run that fails leaves an existing --save as it was
 cp w.st keep.st
 bad 1 'prune it first' "a failing run with --save" --data data --load d.st --to csr --save keep.st
