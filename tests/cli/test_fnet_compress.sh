@@ -203,10 +203,21 @@ for args in "lowrank --rank 64" "tt --rank 64 --eps 1e-6" "tt --rank 1048576"; d
     near "$(json_field "$L" test_loss)" "$W_LOSS" 1e-4 ||
         fail "--to $args: the test loss should be the dense model's $W_LOSS" "$L"
 done
-# TT ranks cannot exceed the unfoldings' ranks: a huge cap gives the full ranks, 4+32+8 cores
-grep -q '"model":"dense:64,relu,tt:64:ranks=4x32x8:' full.json ||
-    fail "--to tt --rank 1048576: capped at the full ranks 4x32x8" "$(show full.json)"
+# the modes: the planner's factorization of 64 (2, 2, 4, 4), the largest in the middle on both
+# sides; TT ranks cannot exceed the unfoldings' ranks, so a huge cap gives the full ranks
+# min(2·2, 16·16) = 4, min(2·2·4·4, 4·4·2·2) = 64, 4
+grep -q '"model":"dense:64,relu,tt:64:ranks=4x64x4:in=2x4x4x2:out=2x4x4x2,' full.json ||
+    fail "--to tt --rank 1048576: middle-heavy modes 2x4x4x2, capped at the full ranks 4x64x4" \
+        "$(show full.json)"
 ok "full rank (lowrank 64, tt --eps 1e-6, tt at a huge rank): accuracy $W_ACC and loss kept"
+
+# --modes IN:OUT instead of the default
+run modes "${COMMON[@]}" --load w.st --to tt --rank 3 --modes 4x16:8x8 --finetune-epochs 0 \
+    --json modes.json
+good "--to tt --modes 4x16:8x8"
+grep -q '"model":"dense:64,relu,tt:64:ranks=3:in=4x16:out=8x8,' modes.json ||
+    fail "--modes 4x16:8x8: the TT layer has those modes" "$(show modes.json)"
+ok "--modes: the TT-SVD's modes as given"
 
 # --energy and --eps choose the rank: below the cap
 run en "${COMMON[@]}" --load w.st --to lowrank --energy 0.5 --rank 64 --finetune-epochs 0 \
@@ -419,8 +430,15 @@ bad 2 "expected tt, lowrank, prune or csr, got 'bogus'" "--to bogus" --data data
 bad 2 'model to compress is required' "no --load" --data data --to tt
 bad 2 'tt, lowrank, prune or csr' "no --to" --data data --load d.st
 bad 2 'rank' "--rank 0" --data data --load d.st --to tt --rank 0
-bad 2 'lowrank: --energy' "--eps with --to lowrank" --data data --load d.st --to lowrank --eps 0.1
+bad 2 'lowrank: --energy|--rank, --eps' "--eps with --to lowrank" --data data --load d.st --to lowrank --eps 0.1
 bad 2 'tt: --eps' "--energy with --to tt" --data data --load d.st --to tt --energy 0.9
+bad 2 'is for --to tt' "--modes with --to lowrank" --data data --load d.st --to lowrank \
+    --modes 8x8:8x8
+bad 2 'IN:OUT' "--modes without the output modes" --data data --load d.st --to tt --modes 8x8
+bad 2 'as many input as output' "--modes of two lengths" --data data --load d.st --to tt \
+    --modes 8x8:4x4x4
+bad 2 'mode|size|product|64' "--modes whose product is not the size" --data data --load d.st \
+    --to tt --modes 8x4:8x8
 bad 2 'for --to tt and lowrank' "--rank with --to prune" --data data --load d.st --to prune \
     --rank 4
 bad 2 'for --to tt and lowrank' "--layers with --to prune" --data data --load d.st --to prune \
