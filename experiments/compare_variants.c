@@ -11,7 +11,9 @@
 
 // The study: the wide network, its middle layer in every format at about the same size, the
 // dense network pruned and trained sparse, and the dense network trained by the solvers (their
-// settings from docs/optim.md's search; an epoch of theirs costs about 4 of Adam's).
+// settings from docs/optim.md's search, at a tenth of the epochs: an epoch of L-BFGS with 3
+// iterations per batch costs about 4 of Adam's, one of CG with 2 about 5, its line search
+// taking more evaluations; so `make demo` stays within 6 minutes on 2 cores).
 static const struct cmp_variant builtins[] = {
     {.name = "dense", .spec = CMP_WIDE, .about = "the wide dense network (the reference)"},
     {.name = "tt", .spec = MIDDLE("tt:1024:rank=8"), .about = "middle layer a rank-8 tensor train"},
@@ -29,7 +31,7 @@ static const struct cmp_variant builtins[] = {
      .batch = 2000, .iters = 3, .epochs_div = 10,
      .about = "the dense network by L-BFGS (m 10, More-Thuente)"},
     {.name = "cg", .spec = CMP_WIDE, .has_optim = true, .optim = FNET_OPTIM_CG, .batch = 2000,
-     .iters = 3, .epochs_div = 10,
+     .iters = 2, .epochs_div = 10,
      .about = "the dense network by nonlinear CG (PR+, More-Thuente)"},
 };
 

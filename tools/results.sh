@@ -61,7 +61,7 @@ cat <<HEAD
 
 Every number on this page comes from one run of \`tools/results.sh\` (started $started, $minutes
 minutes), on $(nproc) cores of: $cpu; Debian 12, OpenBLAS $blas with $core,
-\`$(basename "$BUILD")\` built Release. The machine is shared and its speed varies between runs by
+a Release build. The machine is shared and its speed varies between runs by
 some per cent: compare ratios measured side by side, not absolute numbers across pages. The raw
 records are beside the plots in [results/](results/) (JSON lines and CSV).
 
