@@ -387,7 +387,10 @@ static fnet_model *compress(fnet_ctx *ctx, const struct config *c, double value,
     if (c->csr && c->to == TO_PRUNE)
         cli_check(ctx, fnet_model_sparsify(m, 0.5, NULL), "--csr");
     r->acc_final = evaluate(ctx, m, test, &r->loss_final);
-    r->params = fnet_model_num_params(m);
+    // stored parameters: a pruned dense layer's zeros are not (they are not in its CSR form)
+    int64_t pruned, prunable;
+    cli_check(ctx, fnet_model_pruned(m, &pruned, &prunable), "counting the pruned weights");
+    r->params = fnet_model_num_params(m) - pruned;
     snprintf(r->spec, sizeof(r->spec), "%s", fnet_model_spec(m));
     return m;
 }
@@ -447,12 +450,26 @@ static void sweep_plot(const char *prefix, const struct config *c, const struct 
     FILE *g = plot_script_open(prefix, 1100, 650);
     const char *what = c->to == TO_TT ? "TT-SVD" : c->to == TO_LOWRANK ? "truncated SVD"
                                                                        : "magnitude pruning";
+    const char *base = strrchr(c->load, '/') ? strrchr(c->load, '/') + 1 : c->load;
+    char layers[128] = "";
+    for (int k = 0; k < c->n_layers; k++) {
+        size_t len = strlen(layers);
+        snprintf(layers + len, sizeof(layers) - len, "%s%d", k ? "," : " of layer ",
+                 c->layers[k]);
+    }
     fprintf(g,
-            "  set title \"fnet-compress: %s of %s\"\n"
+            "  set title \"fnet-compress: %s%s of %s\"\n"
             "  set grid\n"
             "  set key outside right top vertical box\n"
             "  set logscale x\n"
             "  set xrange [%g:%g]\n"
+            "  set xtics (",
+            what, layers, base, lo / 1.3, hi * 1.3);
+    for (int i = 0; i < n; i++) // a tic at every point, its compression
+        fprintf(g, "%s\"%.3gx\" %.6g", i ? ", " : "", (double)r[i].before / (double)r[i].after,
+                (double)r[i].before / (double)r[i].after);
+    fprintf(g,
+            ")\n"
             "  set xlabel \"compression of the compressed layers (times fewer parameters, log "
             "scale)\"\n"
             "  set ylabel \"test accuracy\"\n"
@@ -465,8 +482,7 @@ static void sweep_plot(const char *prefix, const struct config *c, const struct 
             "\"\" using 2:4 with linespoints pt 7 ps 1.5 lw 2 lc rgb \"#1f77b4\" "
             "title \"after %d fine-tuning epoch%s\", "
             "NaN with lines dt 2 lw 1.5 lc rgb \"black\" title \"dense (before)\"\n",
-            what, c->load, lo / 1.3, hi * 1.3, r[0].acc_before, dat, c->finetune,
-            c->finetune == 1 ? "" : "s");
+            r[0].acc_before, dat, c->finetune, c->finetune == 1 ? "" : "s");
     plot_script_close(g, prefix);
     if (plot_draw(prefix))
         printf("plot: %s.png, %s.svg\n", prefix, prefix);

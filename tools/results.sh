@@ -9,6 +9,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
 DATA=${2:-${FNET_DATA:-/usr/share/datasets/fashion-mnist}}
+BUILD=$(cd "$BUILD" && pwd)
+DATA=$(cd "$DATA" && pwd)
 B=$BUILD/bin
 OUT=$ROOT/docs/results
 MD=$ROOT/docs/results.md
@@ -19,30 +21,32 @@ done
 mkdir -p "$OUT"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+cd "$OUT" # the plots' scripts name their data by relative paths
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 t0=$(date +%s)
 
 step() { echo "results.sh: $*" >&2; }
 step "fnet-compare, every variant, 3 seeds"
-"$B/fnet-compare" --data "$DATA" --seeds 3 --json "$OUT/compare.jsonl" --csv "$OUT/compare.csv" \
-    --plot "$OUT/compare" >"$TMP/compare.txt"
+"$B/fnet-compare" --data "$DATA" --seeds 3 --json compare.jsonl --csv compare.csv \
+    --plot compare >"$TMP/compare.txt"
 step "the dense wide network, trained once for the compression sweeps"
-"$B/fnet-train" --data "$DATA" --model "$WIDE" --batch 256 --epochs 10 --save "$TMP/wide.st" \
+"$B/fnet-train" --data "$DATA" --model "$WIDE" --batch 256 --epochs 10 --save "$TMP/wide.safetensors" \
     >"$TMP/train.txt"
 step "fnet-compress: TT-SVD, truncated SVD, pruning"
-"$B/fnet-compress" --load "$TMP/wide.st" --data "$DATA" --to tt --sweep 4,8,16,32 \
-    --json "$OUT/compress-tt.jsonl" --plot "$OUT/compress-tt" >"$TMP/tt.txt"
-"$B/fnet-compress" --load "$TMP/wide.st" --data "$DATA" --to lowrank --sweep 8,16,32,64 \
-    --json "$OUT/compress-lowrank.jsonl" --plot "$OUT/compress-lowrank" >"$TMP/lowrank.txt"
-"$B/fnet-compress" --load "$TMP/wide.st" --data "$DATA" --to prune --sweep 0.5,0.8,0.9,0.95,0.98 \
-    --json "$OUT/compress-prune.jsonl" --plot "$OUT/compress-prune" >"$TMP/prune1.txt"
+"$B/fnet-compress" --load "$TMP/wide.safetensors" --data "$DATA" --to tt --sweep 4,8,16,32 \
+    --json compress-tt.jsonl --plot compress-tt >"$TMP/tt.txt"
+"$B/fnet-compress" --load "$TMP/wide.safetensors" --data "$DATA" --to lowrank --sweep 8,16,32,64 \
+    --json compress-lowrank.jsonl --plot compress-lowrank >"$TMP/lowrank.txt"
+"$B/fnet-compress" --load "$TMP/wide.safetensors" --data "$DATA" --to prune --sweep 0.5,0.8,0.9,0.95,0.98 \
+    --json compress-prune.jsonl --plot compress-prune >"$TMP/prune1.txt"
 step "fnet-prune: the iterative pruning curve"
-"$B/fnet-prune" --load "$TMP/wide.st" --data "$DATA" --json "$OUT/prune.jsonl" \
-    --plot "$OUT/prune" >"$TMP/prune.txt"
+"$B/fnet-prune" --load "$TMP/wide.safetensors" --data "$DATA" --json prune.jsonl \
+    --plot prune >"$TMP/prune.txt"
 minutes=$(( ($(date +%s) - t0 + 30) / 60 ))
 
 # the machine, in words
-cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
+cpu="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1) (CPU family $(lscpu 2>/dev/null |
+    sed -n 's/^CPU family: *//p' | head -n 1), model $(lscpu 2>/dev/null | sed -n 's/^Model: *//p' | head -n 1))"
 blas=$(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null ||
        dpkg-query -W -f='${Version}' libopenblas0 2>/dev/null || echo unknown)
 if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
@@ -51,7 +55,7 @@ else
     core="its default kernels (Prescott on a CPU that Debian 12's OpenBLAS does not know)"
 fi
 # from a table's header line to the end of the table (the first empty line after it)
-table() { sed -n "/$2/,/^\$/p" "$1" | sed '/^$/d'; }
+table() { sed -n "/$2/,/^\$/p" "$1" | sed '/^$/d; /^plot:/d; /^saved /d'; }
 sweep() { sed -n '/compression  acc_before/,/^plot:/p' "$1" | sed '/^plot:/d'; }
 dense_acc=$(sed -n 's/^test_acc \([0-9.]*\) .*/\1/p' "$TMP/train.txt")
 
@@ -59,11 +63,12 @@ dense_acc=$(sed -n 's/^test_acc \([0-9.]*\) .*/\1/p' "$TMP/train.txt")
 cat <<HEAD
 # Results
 
-Every number on this page comes from one run of \`tools/results.sh\` (started $started, $minutes
-minutes), on $(nproc) cores of: $cpu; Debian 12, OpenBLAS $blas with $core,
-a Release build. The machine is shared and its speed varies between runs by
-some per cent: compare ratios measured side by side, not absolute numbers across pages. The raw
-records are beside the plots in [results/](results/) (JSON lines and CSV).
+Every number on this page comes from one run of \`tools/results.sh\` (\`make results\`; started
+$started, $minutes minutes) on $(nproc) cores of an $cpu, Debian 12,
+OpenBLAS $blas with $core, a Release build, 2 threads. The machine is shared and its speed
+varies between runs by some per cent: compare ratios measured side by side, not absolute numbers
+across pages. The raw records are beside the plots in [results/](results/): JSON lines and CSV,
+and each plot's data and gnuplot script.
 
 ## Every variant, 3 seeds (\`fnet-compare --seeds 3\`)
 
@@ -91,6 +96,13 @@ of fine-tuning (Adam, lr 3e-4, batch 256). \`acc_after\` is right after compress
 pruning: all of them over those kept).
 
 ### TT-SVD of the middle layer
+
+Right after the TT-SVD the network is near chance at every rank here: a 1024×1024 layer trained
+for 10 epochs from a random start is close to full rank (its 32 largest singular values hold 40%
+of Σσ²), so at rank 16 the TT keeps a quarter of the layer's Frobenius norm (relative error 0.97)
+and the outputs of the layer shrink with it. Two epochs of fine-tuning relearn the layer from
+there; the modes are the planner's factorization with the largest in the middle (4x8x8x4 both
+ways), where the TT has the most parameters at a given rank.
 
 ![TT-SVD sweep](results/compress-tt.png)
 
