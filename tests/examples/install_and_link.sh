@@ -79,4 +79,14 @@ run "$tmp/cc.log" "$cc" -std=c11 "${san[@]}" -o "$tmp/consumer-pc" "$consumer/ma
 LD_LIBRARY_PATH="$libdir" ldd "$tmp/consumer-pc" | grep -qF "libfactornet.so.0 => $libdir/" ||
     fail "the pkg-config consumer does not load $libdir/libfactornet.so.0"
 LD_LIBRARY_PATH="$libdir" "$tmp/consumer-pc" || fail "the pkg-config consumer failed"
+
+# 4. The installed binaries run from the prefix without LD_LIBRARY_PATH, on its library.
+for p in fnet-train fnet-compare fnet-compress fnet-prune fnet-optim; do
+    [ -x "$prefix/bin/$p" ] || fail "$prefix/bin/$p was not installed"
+    (unset LD_LIBRARY_PATH; "$prefix/bin/$p" --version) >"$tmp/version.log" 2>&1 ||
+        fail "$prefix/bin/$p --version: $(cat "$tmp/version.log")"
+    so=$( (unset LD_LIBRARY_PATH; ldd "$prefix/bin/$p") | sed -n 's/.*libfactornet.so.0 => \([^ ]*\).*/\1/p')
+    [ -n "$so" ] && [ "$(realpath -m "$so")" = "$(realpath -m "$libdir/libfactornet.so.0")" ] ||
+        fail "$prefix/bin/$p does not load $libdir/libfactornet.so.0 (loads '$so')"
+done
 echo "install_and_link: ok"
