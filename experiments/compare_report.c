@@ -144,7 +144,7 @@ static void json_or_csv_fields(FILE *f, bool json, const struct cmp_variant *v,
         {"acc_diff", r->acc_diff},
         {"infer_us_batch1", r->us_batch1},
         {"infer_us_batch256", r->us_batch256},
-        {"checkpoint_bytes", (double)r->checkpoint_bytes},
+        {"checkpoint_bytes", r->error[0] ? NAN : (double)r->checkpoint_bytes},
         {"peak_rss_mb", cli_peak_rss_mb()},
     };
     const size_t n = sizeof(nums) / sizeof(nums[0]);
@@ -216,12 +216,14 @@ bool cmp_plot(const char *prefix, const struct cmp_variant *vars, int n_variants
             over_seeds(runs, n_variants, seeds, i, f_params, &params);
             if (i == 0)
                 ref_acc = acc.mean;
-            if (pass == 0 && !isfinite(acc.mean))
-                fprintf(f, "# %s diverged\n\n\n", vars[i].name); // an empty block keeps indices
-            else if (isfinite(acc.mean))
+            // a diverged variant keeps its block (and the indices after it) with a row of
+            // NaN, which gnuplot skips: a comment and blank lines alone would merge blocks
+            if (isfinite(acc.mean))
                 fprintf(f, "%d %s %.0f %.6f %.6f %.3f %.3f\n", i, vars[i].name, params.mean,
                         acc.mean, acc.sd, sps.mean, sps.sd);
-            if (pass == 0 && isfinite(acc.mean))
+            else
+                fprintf(f, "%d %s NaN NaN NaN NaN NaN\n", i, vars[i].name);
+            if (pass == 0)
                 fputs("\n\n", f);
         }
     }
@@ -230,7 +232,7 @@ bool cmp_plot(const char *prefix, const struct cmp_variant *vars, int n_variants
         cli_die(1, dat, "cannot write the plot data (disk full?)");
 
     FILE *g = plot_script_open(prefix, 1500, 650);
-    fprintf(g, "  # fnet-compare: %s; data %s\n", title, dat);
+    fprintf(g, "  # %s; data %s\n", title, dat);
     fprintf(g, "  names = \"");
     for (int i = 0; i < n_variants; i++)
         fprintf(g, "%s%s", i ? " " : "", vars[i].name);

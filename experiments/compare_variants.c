@@ -100,9 +100,10 @@ void cmp_parse_model(const char *text, int k, struct cmp_variant *v)
         char opt[300];
         snprintf(opt, sizeof(opt), "--model ...;%s", key);
         if (strcmp(key, "name") == 0) {
-            if (*val == '\0' || strlen(val) >= sizeof(v->name) || strpbrk(val, " \t\",;"))
+            if (*val == '\0' || strlen(val) >= sizeof(v->name) || strpbrk(val, " \t\",;/\\"))
                 cli_die(2, opt, "expected a name of 1 to %d characters without spaces, quotes, "
-                        "commas or semicolons, got '%s'", (int)sizeof(v->name) - 1, val);
+                        "commas, semicolons or slashes (it names files), got '%s'",
+                        (int)sizeof(v->name) - 1, val);
             snprintf(v->name, sizeof(v->name), "%s", val);
         } else if (strcmp(key, "optim") == 0) {
             if (fnet_optim_kind_parse(val, &v->optim) != FNET_OK)

@@ -77,18 +77,34 @@ static bool takes_value(const char *opt)
     return false;
 }
 
-// The parameters of the layers that are not plain dense, and of dense layers (with a bias) of
-// the same shapes; a pruned dense layer is stored as CSR by then.
-static void compressed_layers(fnet_model *m, int64_t *params, int64_t *as_dense)
+// The stored parameters (a pruned weight is not stored: the model's CSR form has none); those of
+// the layers that are not plain dense (other kinds, and dense layers with pruned weights), and
+// of dense layers (with a bias) of the same shapes instead.
+static void count_params(fnet_ctx *ctx, fnet_model *m, int64_t *stored, int64_t *params,
+                         int64_t *as_dense)
 {
+    int64_t n = fnet_model_num_params(m);
+    float *mask = NULL;
+    if (fnet_model_mask(m) != NULL) {
+        mask = malloc((size_t)n * sizeof(float));
+        if (mask == NULL)
+            cli_die(1, "counting parameters", "out of memory");
+        cli_check(ctx, fnet_model_get_mask(m, mask), "counting parameters");
+    }
+    *stored = n;
     *params = *as_dense = 0;
     for (int i = 0; i < fnet_model_num_layers(m); i++) {
         fnet_layer *l = fnet_model_layer(m, i);
-        if (fnet_layer_kind_of(l) == FNET_LAYER_DENSE || fnet_layer_num_params(l) == 0)
+        int64_t np = fnet_layer_num_params(l), off = fnet_model_layer_offset(m, i), zeros = 0;
+        for (int64_t k = 0; mask && k < np; k++)
+            zeros += mask[off + k] == 0.0f;
+        *stored -= zeros;
+        if (np == 0 || (fnet_layer_kind_of(l) == FNET_LAYER_DENSE && zeros == 0))
             continue;
-        *params += fnet_layer_num_params(l);
+        *params += np - zeros;
         *as_dense += (fnet_layer_n_in(l) + 1) * fnet_layer_n_out(l);
     }
+    free(mask);
 }
 
 static double model_flops(fnet_model *m, int64_t batch)
@@ -351,8 +367,7 @@ static void run_variant(struct setup *S, const struct cmp_variant *v, int vi, ui
         r->checkpoint_bytes = checkpoint_bytes(S->ctx, m, S->save_dir, v->name, seed);
     }
     snprintf(r->spec, sizeof(r->spec), "%s", fnet_model_spec(m));
-    r->params = fnet_model_num_params(m);
-    compressed_layers(m, &r->compressed, &r->as_dense);
+    count_params(S->ctx, m, &r->params, &r->compressed, &r->as_dense);
     r->flops = model_flops(m, 256);
     fnet_model_free(m);
     if (r->error[0])
@@ -478,7 +493,14 @@ int main(int argc, char **argv)
     struct setup S = {.ctx = ctx, .train = train, .test = test, .recipe = &recipe,
                       .save_dir = save_dir};
     for (int i = 0; i < n; i++) { // every model builds before the first one trains
-        fnet_model_free(build(&S, vars[i].spec, seed));
+        fnet_model *m = build(&S, vars[i].spec, seed);
+        bool sparse = false;
+        for (int k = 0; k < fnet_model_num_layers(m); k++)
+            sparse |= fnet_layer_kind_of(fnet_model_layer(m, k)) == FNET_LAYER_SPARSE;
+        fnet_model_free(m);
+        if (vars[i].how == CMP_SPARSE && !sparse)
+            cli_die(2, vars[i].name, "sparse-update needs a sparse:N layer in the spec, and %s "
+                    "has none", vars[i].spec);
         for (int j = i + 1; j < n; j++)
             S.keep[i] |= vars[i].how == CMP_PLAIN && vars[j].how == CMP_PRUNED &&
                          strcmp(vars[i].spec, vars[j].spec) == 0;
@@ -496,14 +518,10 @@ int main(int argc, char **argv)
     }
     if (csv_path)
         cli_check_writable("--csv", csv_path);
-    FILE *json = cli_json_open(json_path);
-    FILE *csv = NULL;
-    if (csv_path) {
-        csv = fopen(csv_path, "w");
-        if (csv == NULL)
-            cli_die(1, csv_path, "cannot open the CSV file");
-        cmp_csv_header(csv);
-    }
+    if (json_path)
+        cli_check_writable("--json", json_path);
+    FILE *json = NULL, *csv = NULL; // opened at the first record: an earlier file outlives a
+                                    // run that fails before it
     printf("%lld training, %lld test samples; %s, %d threads; %d variant%s, %lld seed%s\n\n",
            (long long)fnet_dataset_size(train), (long long)fnet_dataset_size(test),
            fnet_ctx_backend_name(ctx), fnet_ctx_threads(ctx), n, n == 1 ? "" : "s",
@@ -520,6 +538,14 @@ int main(int argc, char **argv)
             const struct cmp_run *ref = &runs[s * n];
             r->speed = ref->samples_per_s > 0.0 ? r->samples_per_s / ref->samples_per_s : NAN;
             r->acc_diff = r->test_acc - ref->test_acc;
+            if (json == NULL && json_path)
+                json = cli_json_open(json_path);
+            if (csv == NULL && csv_path) {
+                csv = fopen(csv_path, "w");
+                if (csv == NULL)
+                    cli_die(1, csv_path, "cannot open the CSV file");
+                cmp_csv_header(csv);
+            }
             cmp_json_run(json, &vars[i], r);
             cmp_csv_run(csv, &vars[i], r);
         }

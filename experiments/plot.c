@@ -65,15 +65,16 @@ void plot_script_close(FILE *f, const char *prefix)
         cli_die(1, prefix, "cannot write the gnuplot script (disk full?)");
 }
 
-// Run gnuplot with these arguments, its output to /dev/null; its exit status, or -1 when it
-// cannot be started (not installed).
-static int run_gnuplot(char *const argv[])
+// Run gnuplot with these arguments, its output to /dev/null and its errors to err (NULL:
+// /dev/null); its exit status, or -1 when it cannot be started (not installed).
+static int run_gnuplot(char *const argv[], const char *err)
 {
     posix_spawn_file_actions_t fa;
     if (posix_spawn_file_actions_init(&fa) != 0)
         return -1;
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, err ? err : "/dev/null",
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
     pid_t pid;
     int rc = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -89,18 +90,38 @@ static int run_gnuplot(char *const argv[])
     return WEXITSTATUS(status) == 127 ? -1 : WEXITSTATUS(status);
 }
 
+// The last non-empty line of a file (gnuplot's error), or "" when there is none.
+static void last_line(const char *path, char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    char line[512];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[strspn(line, " \t^")] != '\0')
+            snprintf(out, cap, "%s", line + strspn(line, " \t"));
+    }
+    fclose(f);
+}
+
 bool plot_draw(const char *prefix)
 {
     char gp[1100];
     plot_path(prefix, ".gp", gp, sizeof(gp));
     char *version[] = {"gnuplot", "--version", NULL};
-    if (run_gnuplot(version) != 0) {
+    if (run_gnuplot(version, NULL) != 0) {
         cli_warn("gnuplot is not installed, the plot is skipped (Debian: apt-get install "
                  "gnuplot-nox; then `gnuplot %s` draws it)", gp);
         return false;
     }
-    char *draw[] = {"gnuplot", gp, NULL};
-    if (run_gnuplot(draw) != 0)
-        cli_die(1, gp, "gnuplot failed on the plot script");
+    char *draw[] = {"gnuplot", gp, NULL}, err[1100], why[512];
+    plot_path(prefix, ".gp.log", err, sizeof(err));
+    int rc = run_gnuplot(draw, err);
+    last_line(err, why, sizeof(why));
+    remove(err);
+    if (rc != 0)
+        cli_die(1, gp, "gnuplot failed on the plot script%s%s", why[0] ? ": " : "", why);
     return true;
 }

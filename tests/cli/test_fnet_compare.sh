@@ -193,7 +193,7 @@ ok "without gnuplot: the table, the plot's data and script, one warning"
 # --- a model that diverges: marked in the table, the others still compared, exit 1 -------------
 run diverge --data data --epochs 2 --batch 20 --optim sgd --lr 1e6 --json diverge.json \
     --model dense:64,tanh,dense:4 --model dense:64,relu,dense:64,relu,dense:4 \
-    --model dense:64,sigmoid,dense:4
+    --model dense:64,sigmoid,dense:4 --plot dv
 no_sanitizer "a diverging model"
 [ "$RC" -eq 1 ] || fail "a diverging model: expected exit 1, got $RC" "$(seen)"
 [ "$(awk 'END { print NR }' diverge.err)" -eq 1 ] &&
@@ -207,7 +207,25 @@ grep -qE '^model3 .*x ' diverge.out ||
     ! sed -n '1p;3p' diverge.json | grep -q '"error"' ||
     fail "a diverging model: three JSON lines, the second (diverged) with test_acc null and its error" \
         "$(show diverge.json)"
-ok "a diverging model: 'diverged' in the table, the others compared, one error line, exit 1"
+# the plot leaves the diverged variant out and keeps the others in their places
+if command -v gnuplot >/dev/null; then
+    [ -s dv.png ] && [ -s dv.svg ] || fail "a diverging model: the plot is still drawn" "$(ls -l)"
+    [ "$(awk 'NF == 7 && $3 != "NaN"' dv.dat | wc -l)" = 4 ] &&
+        grep -q '^1 model2 NaN NaN NaN NaN NaN$' dv.dat ||
+        fail "a diverging model: dv.dat has NaN rows for it, numbers for the other two" \
+            "$(cat dv.dat)"
+fi
+ok "a diverging model: 'diverged' in the table, the others compared and plotted, one error line, exit 1"
+
+# a pruned model's zeros are not stored parameters: prune=0.5 keeps half of each hidden layer
+# (global: of the 64x64 + 64x64 + 64x4 = 8448 weights, 4224 pruned) and its biases
+run p5 --data data --epochs 1 --batch 20 --model "dense:64,relu,dense:64,relu,dense:4;prune=0.5" \
+    --json p5.json
+good "prune=0.5"
+L=$(cat p5.json)
+[ "$(json_field "$L" params)" = 4356 ] && [ "$(json_field "$L" compressed_params)" -le 4356 ] ||
+    fail "prune=0.5: 8580 - 4224 = 4356 stored parameters, the pruned layers compressed" "$L"
+ok "prune=0.5: the stored parameters count no pruned weight"
 
 # --- bad input: one line, no model trained ---------------------------------------------------
 bad 2 'unknown option' "an unknown option" --data data --bogus
@@ -218,6 +236,9 @@ bad 2 'unknown setting' "a setting that does not exist" --data data --model "$DE
 bad 2 'key=value' "a setting without a value" --data data --model "$DENSE;optim"
 bad 2 'learning rate' "a solver with a rate" --data data --model "$DENSE;optim=lbfgs;lr=0.1"
 bad 2 'used twice' "a name used twice" --data data --model "$DENSE;name=a" --model "$DENSE;name=a"
+bad 2 'slashes' "a name with a slash" --data data --model "$DENSE;name=../a"
+bad 2 'needs a sparse' "sparse-update without a sparse layer" --data data \
+    --model "$DENSE;sparse-update=set"
 bad 2 'epochs' "zero epochs" --data data --epochs 0
 bad 2 'seeds' "zero seeds" --data data --seeds 0
 bad 1 'no-such-dir|open|not found|No such' "a missing data directory" --data no-such-dir
