@@ -25,8 +25,9 @@ static const char usage_head[] =
     "  --layers LIST       tt, lowrank: the layers to compress, by position in the spec from 0\n"
     "                      (activations count, as in the checkpoint's layers.<i>), comma-\n"
     "                      separated; default: the dense layers between the first and the last\n"
-    "  --rank R            tt: the rank of every bond, or its cap with --eps (default 16);\n"
-    "                      lowrank: the rank, or its cap with --energy (default 32)\n"
+    "  --rank R            tt: the rank of every bond, or its cap with --eps (default 16;\n"
+    "                      with --eps no cap); lowrank: the rank, or its cap with --energy\n"
+    "                      (default 32; with --energy no cap)\n"
     "  --eps X             tt: the smallest ranks with ‖W − TT‖_F <= X·‖W‖_F\n"
     "  --modes IN:OUT      tt: the input and output modes, e.g. 4x8x8x4:4x8x8x4 (default: the\n"
     "                      planner's factorization, the largest modes in the middle)\n"
@@ -34,8 +35,9 @@ static const char usage_head[] =
     "  --sparsity S        prune: the fraction of the weights removed (default 0.9)\n"
     "  --prune-scope NAME  prune: global (default: one threshold) or layer\n"
     "  --rounds K          prune: K rounds, each removing the same fraction of what is left and\n"
-    "                      followed by the fine-tuning (default 1: one shot)\n"
-    "  --csr               prune: store the pruned layers as CSR at the end\n"
+    "                      followed by the fine-tuning (default 1: one shot); \"right after\" is\n"
+    "                      then the loaded model pruned to S in one shot, not fine-tuned\n"
+    "  --csr               prune: store the layers more than half zero as CSR at the end\n"
     "  --finetune-epochs E epochs of fine-tuning after compressing (default 2; 0: none)\n";
 static const char usage_tail[] =
     "  --optim NAME        fine-tuning: adam (default), adamw, sgd, momentum, nesterov, rmsprop\n"
@@ -384,8 +386,13 @@ static fnet_model *compress(fnet_ctx *ctx, const struct config *c, double value,
         r->acc_after = evaluate(ctx, m, test, NULL);
         finetune(ctx, m, c, train, label, r);
     }
-    if (c->csr && c->to == TO_PRUNE)
-        cli_check(ctx, fnet_model_sparsify(m, 0.5, NULL), "--csr");
+    if (c->csr && c->to == TO_PRUNE) {
+        int converted = 0;
+        cli_check(ctx, fnet_model_sparsify(m, 0.5, &converted), "--csr");
+        if (converted == 0)
+            cli_warn("--csr: no layer is more than half zero, so none is stored as CSR (CSR "
+                     "takes 8 bytes a weight against dense's 4)");
+    }
     r->acc_final = evaluate(ctx, m, test, &r->loss_final);
     // stored parameters: a pruned dense layer's zeros are not (they are not in its CSR form)
     int64_t pruned, prunable;
@@ -651,6 +658,8 @@ int main(int argc, char **argv)
         cli_die(2, "--rounds", "rounds of pruning need fine-tuning epochs between them");
     if (sweep_s && c.to == TO_CSR)
         cli_die(2, "--sweep", "--to csr has nothing to sweep");
+    if (sweep_s && (c.rank_set || sparsity_set))
+        cli_die(2, "--sweep", "gives the ranks or sparsities: not with --rank or --sparsity");
     if (sweep_s && (eps_set || energy_set))
         cli_die(2, "--sweep", "sweeps ranks: not with --eps or --energy");
     if (sweep_s && c.save)
@@ -672,8 +681,8 @@ int main(int argc, char **argv)
         c.op.schedule = FNET_SCHEDULE_COSINE;
     else if (schedule_s && strcmp(schedule_s, "constant") != 0)
         cli_die(2, "--schedule", "expected constant or cosine, got '%s'", schedule_s);
-    if (!c.rank_set)
-        c.rank = c.to == TO_TT ? 16 : 32;
+    if (!c.rank_set) // with --eps or --energy the accuracy alone chooses: no cap
+        c.rank = eps_set || energy_set ? (int64_t)1 << 20 : c.to == TO_TT ? 16 : 32;
     char prefix[1024];
     if (c.plot_arg)
         plot_prefix("--plot", c.plot_arg, prefix, sizeof(prefix));
@@ -698,7 +707,10 @@ int main(int argc, char **argv)
         plot_path(prefix, ".dat", dat_path, sizeof(dat_path));
         cli_check_writable("--plot", dat_path);
     }
-    FILE *json = cli_json_open(c.json_path);
+    // opened at the first record: a run that fails before it leaves an earlier file alone
+    if (c.json_path)
+        cli_check_writable("--json", c.json_path);
+    FILE *json = NULL;
     double acc_before = evaluate(ctx, m, test, NULL);
     printf("%s: %s, %lld parameters, test accuracy %.4f\n", c.load, fnet_model_spec(m),
            (long long)fnet_model_num_params(m), acc_before);
@@ -735,6 +747,8 @@ int main(int argc, char **argv)
                r[i].spec, (long long)r[i].params, (double)r[i].before / (double)r[i].after,
                r[i].acc_before, r[i].acc_after, r[i].acc_final, tuned);
         fflush(stdout);
+        if (json == NULL)
+            json = cli_json_open(c.json_path);
         json_result(json, &c, &r[i]);
         if (c.save) {
             snprintf(where, sizeof(where), "--save %s", c.save);

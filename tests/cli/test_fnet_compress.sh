@@ -453,6 +453,15 @@ bad 2 'not with --sweep' "--save with --sweep" --data data --load d.st --to tt -
     --save s.st
 bad 2 'plots a --sweep' "--plot without --sweep" --data data --load d.st --to tt --plot p3
 bad 2 'nothing to sweep' "--sweep with --to csr" --data data --load pr.st --to csr --sweep 1
+bad 2 'not with --rank' "--sweep with --rank" --data data --load d.st --to tt --sweep 1,2 --rank 3
+bad 2 'not with --rank' "--sweep with --sparsity" --data data --load d.st --to prune \
+    --sweep 0.5 --sparsity 0.9
+# a rank the library refuses comes after the checks of the command line: an earlier --json
+# file stays as it was
+printf 'earlier\n' >keep.json
+bad 2 'rank' "a rank the layer cannot take, with --json" --data data --load d.st --to lowrank \
+    --rank 100 --json keep.json
+[ "$(cat keep.json)" = earlier ] || fail "a late usage error emptied the --json file" "$(cat keep.json)"
 bad 2 'not with --eps' "--sweep with --eps" --data data --load d.st --to tt --sweep 1,2 --eps 0.1
 bad 2 'integer' "--sweep 0 of ranks" --data data --load d.st --to tt --sweep 0,2
 bad 2 'unknown option' "an unknown option" --data data --load d.st --to tt --bogus
