@@ -2,7 +2,7 @@
 # Regenerate docs/results.md and its plots (docs/results/): the full comparison of every
 # variant on Fashion-MNIST over 3 seeds (fnet-compare), the compression of a trained dense
 # network at a range of ranks and sparsities (fnet-compress --sweep) and the pruning curve
-# (fnet-prune). About 30 minutes on a 2-core machine; run it on a quiet one.
+# (fnet-prune). About 20 minutes on a 2-core machine; run it on a quiet one.
 #
 # usage: tools/results.sh [BUILD_DIR] [DATA_DIR]   (defaults: build, $FNET_DATA or Debian's)
 set -euo pipefail
@@ -18,10 +18,12 @@ WIDE=dense:1024,relu,dense:1024,relu,dense:10
 for p in fnet-compare fnet-train fnet-compress fnet-prune; do
     [ -x "$B/$p" ] || { echo "results.sh: $B/$p is missing: build first (make build)" >&2; exit 1; }
 done
-mkdir -p "$OUT"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-cd "$OUT" # the plots' scripts name their data by relative paths
+# everything is made in $TMP/out and moved to docs/ at the end: a run that fails leaves the
+# committed results as they were; the plots' scripts name their data by relative paths
+mkdir -p "$TMP/out"
+cd "$TMP/out"
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 t0=$(date +%s)
 
@@ -43,6 +45,8 @@ step "fnet-prune: the iterative pruning curve"
 "$B/fnet-prune" --load "$TMP/wide.safetensors" --data "$DATA" --json prune.jsonl \
     --plot prune >"$TMP/prune.txt"
 minutes=$(( ($(date +%s) - t0 + 30) / 60 ))
+mkdir -p "$OUT"
+cp ./* "$OUT/"
 
 # the machine, in words
 cpu="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1) (CPU family $(lscpu 2>/dev/null |
@@ -52,7 +56,8 @@ blas=$(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null ||
 if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
     core="OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE"
 else
-    core="its default kernels (Prescott on a CPU that Debian 12's OpenBLAS does not know)"
+    core="OPENBLAS_CORETYPE unset (its kernels chosen for the CPU; Debian 12's 0.3.21 falls back
+to Prescott on a CPU it does not know, such as family 6 model 207)"
 fi
 # from a table's header line to the end of the table (the first empty line after it)
 table() { sed -n "/$2/,/^\$/p" "$1" | sed '/^$/d; /^plot:/d; /^saved /d'; }
@@ -65,7 +70,7 @@ cat <<HEAD
 
 Every number on this page comes from one run of \`tools/results.sh\` (\`make results\`; started
 $started, $minutes minutes) on $(nproc) cores of an $cpu, Debian 12,
-OpenBLAS $blas with $core, a Release build, 2 threads. The machine is shared and its speed
+OpenBLAS $blas, $core, a Release build, $(nproc) threads (the default). The machine is shared and its speed
 varies between runs by some per cent: compare ratios measured side by side, not absolute numbers
 across pages. The raw records are beside the plots in [results/](results/): JSON lines and CSV,
 and each plot's data and gnuplot script.
@@ -99,8 +104,9 @@ pruning: all of them over those kept).
 
 Right after the TT-SVD the network is near chance at every rank here: a 1024×1024 layer trained
 for 10 epochs from a random start is close to full rank (its 32 largest singular values hold 40%
-of Σσ²), so at rank 16 the TT keeps a quarter of the layer's Frobenius norm (relative error 0.97)
-and the outputs of the layer shrink with it. Two epochs of fine-tuning relearn the layer from
+of Σσ²), so at rank 16 the TT keeps a quarter of the layer's Frobenius norm (relative error 0.97;
+both measured once with tools/fnet_numpy.py, 2026-12-06) and the outputs of the layer shrink with
+it. Two epochs of fine-tuning relearn the layer from
 there; the modes are the planner's factorization with the largest in the middle (4x8x8x4 both
 ways), where the TT has the most parameters at a given rank.
 
