@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -112,6 +113,8 @@ struct run {
     bool tty;
     fnet_model *m;
 };
+// the trainer hands on_batch the pointer it hands on_epoch; cli_progress reads its bar from it
+_Static_assert(offsetof(struct run, bar) == 0, "struct run must begin with its progress bar");
 
 // The ranks of every TT layer, "8x8x8 6x4" (empty when there is none).
 static void tt_ranks(fnet_model *m, char *buf, size_t cap)
