@@ -124,3 +124,24 @@ json_field() {
     printf '%s\n' "$1" | sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p"
 }
 
+
+# fnet_train NAME ARGS...: as run, with fnet-train (the scripts of the other binaries make their
+# checkpoints with it and read back what they wrote).
+fnet_train() {
+    LAST=$1
+    shift
+    "$BIN_DIR/fnet-train" "$@" </dev/null >"$LAST.out" 2>"$LAST.err"
+    RC=$?
+}
+
+# reload NAME CKPT [ARGS...]: fnet-train --data data --load CKPT --epochs 0 ARGS; sets FINAL,
+# its JSON "final" line.
+reload() {
+    local name=$1 ckpt=$2
+    shift 2
+    fnet_train "$name" --data data --load "$ckpt" --epochs 0 --threads 2 --json "$name.json" "$@"
+    good "fnet-train --load $ckpt --epochs 0 $*"
+    FINAL=$(tail -n 1 "$name.json")
+    printf '%s\n' "$FINAL" | grep -q '"event":"final"' ||
+        fail "fnet-train --load $ckpt: no final JSON line" "$(show "$name.json")"
+}

@@ -16,24 +16,6 @@ set -u
 . "$(dirname "$0")/harness.bash"
 cli_setup fnet-compress "$@"
 
-# fnet_train NAME ARGS...: as run, with fnet-train (it makes the checkpoints and reads back the
-# compressed ones).
-fnet_train() {
-    LAST=$1
-    shift
-    "$BIN_DIR/fnet-train" "$@" </dev/null >"$LAST.out" 2>"$LAST.err"
-    RC=$?
-}
-
-# reload NAME CKPT: fnet-train --load CKPT --epochs 0; sets FINAL, its JSON "final" line.
-reload() {
-    fnet_train "$1" --data data --load "$2" --epochs 0 --threads 2 --json "$1.json"
-    good "fnet-train --load $2 --epochs 0"
-    FINAL=$(tail -n 1 "$1.json")
-    printf '%s\n' "$FINAL" | grep -q '"event":"final"' ||
-        fail "fnet-train --load $2: no final JSON line" "$(show "$1.json")"
-}
-
 # near A B TOL: |A - B| <= TOL * max(1, |B|).
 near() {
     awk -v a="$1" -v b="$2" -v t="$3" \

@@ -14,27 +14,6 @@ set -u
 . "$(dirname "$0")/harness.bash"
 cli_setup fnet-prune "$@"
 
-# fnet_train NAME ARGS...: as run, with fnet-train (it makes a checkpoint and reads back the
-# pruned ones).
-fnet_train() {
-    LAST=$1
-    shift
-    "$BIN_DIR/fnet-train" "$@" </dev/null >"$LAST.out" 2>"$LAST.err"
-    RC=$?
-}
-
-# reload NAME CKPT [ARGS...]: fnet-train --load CKPT --epochs 0; sets FINAL, its JSON "final"
-# line.
-reload() {
-    local name=$1 ckpt=$2
-    shift 2
-    fnet_train "$name" --data data --load "$ckpt" --epochs 0 --threads 2 --json "$name.json" "$@"
-    good "fnet-train --load $ckpt --epochs 0 $*"
-    FINAL=$(tail -n 1 "$name.json")
-    printf '%s\n' "$FINAL" | grep -q '"event":"final"' ||
-        fail "fnet-train --load $ckpt: no final JSON line" "$(show "$name.json")"
-}
-
 # near A B TOL: |A - B| <= TOL * max(1, |B|).
 near() {
     awk -v a="$1" -v b="$2" -v t="$3" \
