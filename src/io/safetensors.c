@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 // Tensor data is stored and written as the host's floats: only valid on little-endian IEEE hosts.
 _Static_assert(sizeof(float) == 4, "safetensors F32 needs a 4-byte float");
@@ -38,6 +39,12 @@ const char *fnet_st_dtype_name(enum fnet_st_dtype t)
 // floats of a backend tensor downloaded per write: 1 MB of host memory whatever the model
 #define STAGE_FLOATS ((size_t)1 << 18)
 #define TMP_SUFFIX ".tmp.XXXXXX"
+// Integrity: the writer stores the CRC-32 (zlib's, the gzip polynomial) of every tensor's bytes as
+// metadata "crc32.<name>" = 8 lowercase hex digits, and "checksum" = "crc32"; the reader checks
+// them whenever any is present. Plain metadata strings: other readers (PyTorch, NumPy) ignore them.
+#define CRC_KEY "checksum"
+#define CRC_ALG "crc32"
+#define CRC_PREFIX "crc32."
 
 const char *fnet_safetensors_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
 {
@@ -48,6 +55,31 @@ const char *fnet_safetensors_shape_str(char *buf, size_t cap, int ndim, const in
     if (w >= 0 && (k += (size_t)w) < cap)
         snprintf(buf + k, cap - k, "]");
     return buf;
+}
+
+// ---------------------------------------------------------------- integrity
+
+static uint32_t crc_update(uint32_t crc, const void *data, size_t n)
+{
+    return (uint32_t)crc32_z(crc, data, n);
+}
+
+// "0123abcd": exactly 8 lowercase hex digits.
+static bool parse_crc(const char *s, uint32_t *v)
+{
+    uint32_t r = 0;
+    int i = 0;
+    for (; i < 8; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9')
+            r = r << 4 | (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            r = r << 4 | (uint32_t)(c - 'a' + 10);
+        else
+            return false;
+    }
+    *v = r;
+    return s[i] == '\0';
 }
 
 // ---------------------------------------------------------------- reading
@@ -252,6 +284,13 @@ static int by_offset(const void *a, const void *b)
     return (x->end > y->end) - (x->end < y->end);
 }
 
+static int by_key(const void *a, const void *b)
+{
+    const struct fnet_safetensors_meta *x = *(const struct fnet_safetensors_meta *const *)a;
+    const struct fnet_safetensors_meta *y = *(const struct fnet_safetensors_meta *const *)b;
+    return strcmp(x->key, y->key);
+}
+
 static int by_name(const void *a, const void *b)
 {
     const struct fnet_safetensors_tensor *x = *(const struct fnet_safetensors_tensor *const *)a;
@@ -308,7 +347,8 @@ static fnet_status parse_header(fnet_ctx *ctx, const char *path, bool header_onl
     f->by_name = fnet_malloc_array(2 * f->n_tensors + 1, sizeof(*f->by_name));
     size_t n_md = md != NULL && md->type == FNET_JSON_OBJECT ? md->len : 0;
     f->meta = fnet_calloc(n_md ? n_md : 1, sizeof(*f->meta));
-    if (f->tensors == NULL || f->by_name == NULL || f->meta == NULL)
+    f->meta_by_key = fnet_malloc_array(n_md ? n_md : 1, sizeof(*f->meta_by_key));
+    if (f->tensors == NULL || f->by_name == NULL || f->meta == NULL || f->meta_by_key == NULL)
         return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: index of %zu tensors", path,
                          f->n_tensors);
 
@@ -330,6 +370,56 @@ static fnet_status parse_header(fnet_ctx *ctx, const char *path, bool header_onl
             f->tensors[i].data = f->buf + f->header_len + f->tensors[i].begin;
     }
     qsort(f->by_name, f->n_tensors, sizeof(*f->by_name), by_name);
+    for (i = 0; i < f->n_meta; i++)
+        f->meta_by_key[i] = &f->meta[i];
+    qsort(f->meta_by_key, f->n_meta, sizeof(*f->meta_by_key), by_key);
+    return FNET_OK;
+}
+
+// The checksums, when the file has any: "checksum" is "crc32", every tensor has its well-formed
+// "crc32.<name>" and every such key names a tensor; with the data read, each matches its bytes.
+static fnet_status check_checksums(fnet_ctx *ctx, const char *path, bool header_only,
+                                   const struct fnet_safetensors *f)
+{
+    const int ns = NAME_SHOWN;
+    const char *alg = fnet_safetensors_meta(f, CRC_KEY);
+    size_t keys = 0;
+    for (size_t i = 0; i < f->n_meta; i++) {
+        const char *k = f->meta[i].key;
+        if (strncmp(k, CRC_PREFIX, strlen(CRC_PREFIX)) != 0)
+            continue;
+        keys++;
+        uint32_t v;
+        if (fnet_safetensors_find(f, k + strlen(CRC_PREFIX)) == NULL)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata '%.*s' is the checksum of a "
+                             "tensor the file does not have", path, ns, k);
+        if (!parse_crc(f->meta[i].value, &v))
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata '%.*s' is '%.20s', not a CRC-32 "
+                             "(8 lowercase hex digits)", path, ns, k, f->meta[i].value);
+    }
+    if (alg == NULL && keys == 0)
+        return FNET_OK; // written before checksums (or by another writer)
+    if (alg != NULL && strcmp(alg, CRC_ALG) != 0)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata '" CRC_KEY "' is '%.40s'; this "
+                         "library checks '" CRC_ALG "'", path, alg);
+    char key[sizeof(CRC_PREFIX) + 1024];
+    for (size_t i = 0; i < f->n_tensors; i++) {
+        const struct fnet_safetensors_tensor *t = &f->tensors[i];
+        int k = snprintf(key, sizeof(key), CRC_PREFIX "%s", t->name);
+        const char *v = k > 0 && (size_t)k < sizeof(key) ? fnet_safetensors_meta(f, key) : NULL;
+        uint32_t want;
+        if (v == NULL || !parse_crc(v, &want))
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s' has no checksum, but the "
+                             "file's other tensors have (metadata '" CRC_PREFIX "%.*s')", path, ns,
+                             t->name, ns, t->name);
+        if (header_only)
+            continue;
+        uint32_t got = crc_update(0, t->data, (size_t)(t->end - t->begin));
+        if (got != want)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '%.*s': its bytes do not match "
+                             "their CRC-32 (stored %08" PRIx32 ", computed %08" PRIx32 "): the "
+                             "file is corrupt", path, ns, t->name, want, got);
+    }
     return FNET_OK;
 }
 
@@ -345,6 +435,8 @@ fnet_status fnet_safetensors_read(fnet_ctx *ctx, const char *path, bool header_o
     fnet_status st = read_file(ctx, path, header_only, f);
     if (st == FNET_OK)
         st = parse_header(ctx, path, header_only, f);
+    if (st == FNET_OK)
+        st = check_checksums(ctx, path, header_only, f);
     if (st != FNET_OK)
         goto out_free_f;
     *out = f;
@@ -359,6 +451,7 @@ void fnet_safetensors_free(struct fnet_safetensors *f)
     if (f == NULL)
         return;
     fnet_free(f->meta);
+    fnet_free(f->meta_by_key);
     fnet_free(f->by_name);
     fnet_free(f->tensors);
     fnet_json_free(f->doc);
@@ -378,10 +471,11 @@ const struct fnet_safetensors_tensor *fnet_safetensors_find(const struct fnet_sa
 
 const char *fnet_safetensors_meta(const struct fnet_safetensors *f, const char *key)
 {
-    for (size_t i = 0; i < f->n_meta; i++)
-        if (strcmp(f->meta[i].key, key) == 0)
-            return f->meta[i].value;
-    return NULL;
+    struct fnet_safetensors_meta k = {.key = key};
+    const struct fnet_safetensors_meta *kp = &k;
+    const struct fnet_safetensors_meta *const *hit =
+        bsearch(&kp, f->meta_by_key, f->n_meta, sizeof(*f->meta_by_key), by_key);
+    return hit ? (*hit)->value : NULL;
 }
 
 // ---------------------------------------------------------------- writing
@@ -404,9 +498,9 @@ static void put_s(struct sbuf *b, const char *s)
     put(b, s, strlen(s));
 }
 
-static void put_json_string(struct sbuf *b, const char *s)
+// s escaped for a JSON string, without the quotes
+static void put_json_chars(struct sbuf *b, const char *s)
 {
-    put(b, "\"", 1);
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         char esc[8];
         if (*c == '"' || *c == '\\') {
@@ -420,12 +514,20 @@ static void put_json_string(struct sbuf *b, const char *s)
             put(b, (const char *)c, 1);
         }
     }
+}
+
+static void put_json_string(struct sbuf *b, const char *s)
+{
+    put(b, "\"", 1);
+    put_json_chars(b, s);
     put(b, "\"", 1);
 }
 
-// The header JSON without padding; tensors' data packed in the given order.
+// The header JSON without padding; tensors' data packed in the given order; the checksums last
+// in the metadata, each 8 hex digits (crcs NULL: zeros, the same length).
 static void build_header(struct sbuf *b, const struct fnet_safetensors_tensor *t, size_t n,
-                         const struct fnet_safetensors_meta *meta, size_t n_meta)
+                         const struct fnet_safetensors_meta *meta, size_t n_meta,
+                         const uint32_t *crcs)
 {
     char num[64];
     uint64_t off = 0;
@@ -448,18 +550,21 @@ static void build_header(struct sbuf *b, const struct fnet_safetensors_tensor *t
         put_s(b, num);
         off += bytes;
     }
-    if (n_meta > 0) {
-        put_s(b, n > 0 ? ",\"__metadata__\":{" : "\"__metadata__\":{");
-        for (size_t i = 0; i < n_meta; i++) {
-            if (i > 0)
-                put_s(b, ",");
-            put_json_string(b, meta[i].key);
-            put_s(b, ":");
-            put_json_string(b, meta[i].value);
-        }
-        put_s(b, "}");
+    put_s(b, n > 0 ? ",\"__metadata__\":{" : "\"__metadata__\":{");
+    for (size_t i = 0; i < n_meta; i++) {
+        put_json_string(b, meta[i].key);
+        put_s(b, ":");
+        put_json_string(b, meta[i].value);
+        put_s(b, ",");
     }
-    put_s(b, "}");
+    put_s(b, "\"" CRC_KEY "\":\"" CRC_ALG "\"");
+    for (size_t i = 0; i < n; i++) {
+        put_s(b, ",\"" CRC_PREFIX);
+        put_json_chars(b, t[i].name);
+        snprintf(num, sizeof(num), "\":\"%08" PRIx32 "\"", crcs ? crcs[i] : 0u);
+        put_s(b, num);
+    }
+    put_s(b, "}}");
 }
 
 static fnet_status check_write_args(fnet_ctx *ctx, const char *path,
@@ -497,6 +602,9 @@ static fnet_status check_write_args(fnet_ctx *ctx, const char *path,
             !fnet_json_utf8_valid(v, strlen(v)))
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: metadata %zu: missing or not UTF-8",
                              path, i);
+        if (strcmp(k, CRC_KEY) == 0 || strncmp(k, CRC_PREFIX, strlen(CRC_PREFIX)) == 0)
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: metadata key '%.*s' is the writer's "
+                             "own (checksums)", path, NAME_SHOWN, k);
     }
     return FNET_OK;
 }
@@ -554,15 +662,21 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
         return st;
 
     struct sbuf hb = {0};
-    build_header(&hb, t, n, meta, n_meta);
+    build_header(&hb, t, n, meta, n_meta, NULL);
     size_t pad = (8 - (8 + hb.len) % 8) % 8; // the data then starts 8-byte aligned
     size_t header_len = hb.len + pad;
     char *header = fnet_malloc(header_len);
-    if (header == NULL)
+    uint32_t *crcs = fnet_calloc(n ? n : 1, sizeof(uint32_t));
+    if (header == NULL || crcs == NULL) {
+        fnet_free(crcs);
+        fnet_free(header);
         return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: %zu-byte header", path, header_len);
+    }
+    // the checksums are known once the data is written: the header goes out with zeros in their
+    // place, then again over itself, the same length
     hb.p = header;
     hb.len = 0;
-    build_header(&hb, t, n, meta, n_meta);
+    build_header(&hb, t, n, meta, n_meta, NULL);
     memset(header + hb.len, ' ', pad);
     bool any_backend = false;
     for (size_t i = 0; i < n; i++)
@@ -619,6 +733,7 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
         if (!t[i].on_backend) {
             ok = bytes == 0 ||
                  (!io_injected(ENOSPC) && fwrite(t[i].data, 1, bytes, fp) == bytes);
+            crcs[i] = crc_update(0, t[i].data, bytes);
             continue;
         }
         // backend memory: downloaded into the host stage, one piece per fwrite
@@ -628,7 +743,14 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
             size_t k = bytes - done < stage_bytes ? bytes - done : stage_bytes;
             ctx->be->download(ctx, stage, src + done, k);
             ok = !io_injected(ENOSPC) && fwrite(stage, 1, k, fp) == k;
+            crcs[i] = crc_update(crcs[i], stage, k);
         }
+    }
+    if (ok) {
+        hb.len = 0;
+        build_header(&hb, t, n, meta, n_meta, crcs);
+        ok = !io_injected(EIO) && fseek(fp, 8, SEEK_SET) == 0 && !io_injected(ENOSPC) &&
+             fwrite(header, 1, header_len, fp) == header_len;
     }
     if (!ok || io_injected(ENOSPC) || fflush(fp) != 0 || io_injected(EIO) ||
         fsync(fileno(fp)) != 0) {
@@ -651,6 +773,7 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     sync_parent_dir(tmp);
     fnet_free(tmp);
     fnet_free(stage);
+    fnet_free(crcs);
     fnet_free(header);
     return FNET_OK;
 
@@ -660,6 +783,7 @@ out_free_tmp:
     fnet_free(tmp);
 out_free_header: // and the stage (NULL until it is allocated)
     fnet_free(stage);
+    fnet_free(crcs);
     fnet_free(header);
     return st;
 }

@@ -50,6 +50,7 @@ struct fnet_safetensors {
     struct fnet_safetensors_meta *meta;      // in header order
     // private
     const struct fnet_safetensors_tensor **by_name; // sorted, for fnet_safetensors_find()
+    const struct fnet_safetensors_meta **meta_by_key; // sorted, for fnet_safetensors_meta()
     struct fnet_json_doc *doc;
     unsigned char *buf;
 };
@@ -57,8 +58,12 @@ struct fnet_safetensors {
 /* Read and validate path: the header length (>= 8-byte file, N within the file and the limit),
  * the JSON, every tensor entry (dtype "F32", "I32" or "U8", shape of <= 8 non-negative
  * integers, data_offsets [b, e] with e - b = numel times the element size within the data), offsets neither overlapping nor
- * leaving gaps or trailing bytes, metadata values strings. With header_only the data is not read
- * (tensors' data is NULL) but still checked against the file's size.
+ * leaving gaps or trailing bytes, metadata values strings; and the checksums when the file has
+ * any (metadata "checksum" = "crc32" and "crc32.<name>" = 8 lowercase hex digits for every
+ * tensor): all present and well formed, and, with the data read, each the CRC-32 of its tensor's
+ * bytes (a mismatch names the tensor and says the file is corrupt). Files without checksums
+ * (written before them, or by another writer) are read as they are. With header_only the data is
+ * not read (tensors' data is NULL) but still checked against the file's size.
  * @return FNET_OK, FNET_ERR_IO (open/read; the message has strerror), FNET_ERR_FORMAT (messages
  *         "<path>: tensor '<name>': <field> ..."), FNET_ERR_OUT_OF_MEMORY. Free with
  *         fnet_safetensors_free(). */
@@ -79,8 +84,11 @@ const char *fnet_safetensors_shape_str(char *buf, size_t cap, int ndim, const in
  * meta[0..n_meta) to path atomically (backend tensors pass through a 1 MB host buffer): a
  * temporary file "<path>.tmp.XXXXXX" in the same directory is written, flushed, fsynced and
  * renamed over path; on any failure it is removed and path is untouched.
- * The header is padded with spaces so that the data starts at a multiple of 8 bytes. A new file
- * gets mode 0644; an existing one keeps its mode.
+ * The header is padded with spaces so that the data starts at a multiple of 8 bytes. The metadata
+ * gets "checksum" = "crc32" and "crc32.<name>" = the CRC-32 (zlib's) of each tensor's bytes,
+ * computed as the data is written (the header is written again over itself at the end, the same
+ * length); callers may not use those keys. A new file gets mode 0644; an existing one keeps its
+ * mode.
  * @return FNET_OK, FNET_ERR_INVALID_ARG (a name or value not UTF-8, NUL data, a bad shape),
  *         FNET_ERR_IO (with the path and strerror), FNET_ERR_OUT_OF_MEMORY. */
 fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
@@ -89,7 +97,8 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
 
 /* Test hook: make the k-th next write-path operation of fnet_safetensors_write() on this thread
  * fail (k >= 1; 0 disables), as a full disk or an I/O error would: creating the temporary file,
- * opening it as a stream, each fwrite, fflush, fsync, fclose and the rename, in that order.
+ * opening it as a stream, each fwrite (length, header, tensors), the seek back and the header's
+ * second fwrite, fflush, fsync, fclose and the rename, in that order.
  * fnet_debug_io_count() counts those operations of this thread. */
 void fnet_debug_fail_io(long k);
 long fnet_debug_io_count(void);

@@ -1,5 +1,8 @@
 /* Shared test helpers: see test_util.h. */
 #include "test_util.h"
+#include "io/json.h"
+
+#include <zlib.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -213,4 +216,33 @@ void fnet_test_write_file(const char *path, const void *p, size_t n)
     assert_non_null(f);
     assert_int_equal(fwrite(p, 1, n, f), n);
     assert_int_equal(fclose(f), 0);
+}
+
+void fnet_test_restamp_checksums(unsigned char *p, size_t n)
+{
+    assert_true(n >= 8);
+    uint64_t h = 0;
+    for (int i = 7; i >= 0; i--)
+        h = h << 8 | p[i];
+    assert_true(8 + h <= n);
+    char *hdr = malloc(h + 1);
+    assert_non_null(hdr);
+    memcpy(hdr, p + 8, h);
+    hdr[h] = '\0';
+    struct fnet_json_doc *doc = NULL;
+    assert_int_equal(fnet_json_parse(NULL, "header", hdr, h, 100000, &doc), FNET_OK);
+    for (const struct fnet_json *e = fnet_json_root(doc)->child; e != NULL; e = e->next) {
+        const struct fnet_json *off = fnet_json_get(e, "data_offsets");
+        if (off == NULL)
+            continue;
+        uint64_t begin = (uint64_t)off->child->integer, end = (uint64_t)off->child->next->integer;
+        char key[512], val[16];
+        snprintf(key, sizeof(key), "\"crc32.%s\":\"", e->key);
+        char *at = strstr(hdr, key);
+        assert_non_null(at);
+        snprintf(val, sizeof(val), "%08lx", crc32(0, p + 8 + h + begin, (unsigned)(end - begin)));
+        memcpy(p + 8 + (size_t)(at - hdr) + strlen(key), val, 8);
+    }
+    fnet_json_free(doc);
+    free(hdr);
 }

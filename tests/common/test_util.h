@@ -63,6 +63,11 @@ struct fnet_test_bytes {
 struct fnet_test_bytes fnet_test_read_file(const char *path);
 void fnet_test_write_file(const char *path, const void *p, size_t n);
 
+/* In a checkpoint's bytes p (n), set every "crc32.<name>" metadata value to the CRC-32 of its
+ * tensor's bytes as they are now: a file edited after it was written, as a tool that keeps the
+ * checksums would, so that a test reaches the loader's checks behind them. */
+void fnet_test_restamp_checksums(unsigned char *p, size_t n);
+
 /* A fresh empty directory under $TMPDIR (or /tmp); the path is static storage. */
 const char *fnet_test_tmpdir(void);
 

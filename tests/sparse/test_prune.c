@@ -664,6 +664,7 @@ static void test_prune_checkpoint_rejects_bad_masks_and_keeps_model(void **state
             float v = 0.5f;
             memcpy(p + wt.begin + 4 * (size_t)pruned_at, &v, 4);
         }
+        fnet_test_restamp_checksums(p, b.n); // past the checksums, to the mask checks
         fnet_test_write_file(bad, p, b.n);
         free(p);
 
