@@ -8,6 +8,7 @@
 #include <factornet/status.h>
 #include <factornet/model.h>
 #include <factornet/optim.h>
+#include <factornet/train.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +37,18 @@ FNET_API fnet_status fnet_model_load_params(fnet_model *m, fnet_optimizer *opt, 
  *  width. @return FNET_OK, FNET_ERR_IO, FNET_ERR_FORMAT, FNET_ERR_INVALID_ARG (cap too small). */
 FNET_API fnet_status fnet_checkpoint_peek(fnet_ctx *ctx, const char *path, char *spec, size_t cap,
                                           int64_t *n_in);
+
+/** Every metadata entry of a checkpoint (its header only; the form of the factornet metadata and
+ *  of the checksums is checked), in file order: factornet's own ("spec", "run.epoch", ...) and a
+ *  run's caller entries (fnet_train_params.meta).
+ *  @param[out] meta one allocation, freed with fnet_checkpoint_metadata_free(); *n entries.
+ *  @return FNET_OK, FNET_ERR_IO, FNET_ERR_FORMAT, FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_checkpoint_metadata(fnet_ctx *ctx, const char *path, fnet_meta **meta,
+                                              int *n);
+FNET_API void fnet_checkpoint_metadata_free(fnet_meta *meta);
+
+/** The value of metadata key in meta[0..n), or NULL. */
+FNET_API const char *fnet_meta_find(const fnet_meta *meta, int n, const char *key);
 
 #ifdef __cplusplus
 }

@@ -61,6 +61,13 @@ FNET_API fnet_status fnet_dataset_split(const fnet_dataset *d, double frac, uint
 /** A view of the first n samples (n ≤ size): what --limit-train does. */
 FNET_API fnet_status fnet_dataset_subset(const fnet_dataset *d, int64_t n, fnet_dataset **out);
 
+/** The CRC-32 (zlib's) of d's samples in its order: each label byte, then the sample's pixels.
+ *  Two datasets with the same value hold the same samples in the same order (up to the odds of a
+ *  32-bit collision): the trainer stores it in a run's checkpoints and refuses to resume the run
+ *  on other data. Reads the images back from backend memory (all of them: O(size·dim)).
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG, FNET_ERR_OUT_OF_MEMORY. */
+FNET_API fnet_status fnet_dataset_crc32(const fnet_dataset *d, uint32_t *crc);
+
 /** Gather a batch: samples idx[0..batch) of this view (host memory), images scaled to [0, 1]
  *  into x (batch, dim; backend memory, as the model's input) and labels into labels (batch; host
  *  memory, as fnet_model_loss_grad() takes them). idx NULL means samples first..first+batch-1.

@@ -2,6 +2,7 @@
 #ifndef FACTORNET_TRAIN_H
 #define FACTORNET_TRAIN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -51,6 +52,12 @@ typedef struct fnet_step_info {
 typedef fnet_status (*fnet_step_hook)(fnet_model *m, fnet_optimizer *opt,
                                       const fnet_step_info *info, void *user);
 
+/** A metadata entry of a checkpoint: two UTF-8 strings. */
+typedef struct fnet_meta {
+    const char *key;
+    const char *value;
+} fnet_meta;
+
 /** What the trainer does when a minibatch loss is NaN or Inf. */
 typedef enum fnet_nan_policy {
     FNET_NAN_STOP = 0,     /**< stop with FNET_ERR_NUMERIC (default) */
@@ -74,6 +81,39 @@ typedef struct fnet_train_params {
     int max_rollbacks;    /**< FNET_NAN_ROLLBACK: at most this many in a run; default 3 */
     fnet_step_hook on_step; /**< optional, see fnet_step_hook; default NULL */
     void *step_user;      /**< passed to on_step */
+
+    /* Runs that survive interruption (docs/design.md, "Checkpoints"). A run's checkpoint holds
+     * the model, the optimizer's state (the solver's for L-BFGS and CG), the run's position
+     * (epoch, step, the sample order, the shuffling and dropout random states, the learning-rate
+     * schedule's place, rollbacks), its settings and a checksum of the training data, so that
+     * resuming it continues bit for bit (same backend and thread count) where it stopped. */
+    const char *save_path;  /**< the run's checkpoint, written atomically (temporary file and
+                                 rename): after every save_every epochs, after the first step
+                                 that ends save_every_seconds after the last write, when *stop
+                                 stops the run, and when the run ends. NULL (default): none */
+    int save_every;         /**< epochs between checkpoints; 0 (default): not by epochs */
+    double save_every_seconds; /**< seconds between checkpoints (written after the step that
+                                    crosses the mark, also within an epoch); 0 (default): not
+                                    by time */
+    int keep;               /**< also keep the `keep` newest checkpoints as numbered files beside
+                                 save_path, "<stem>.e<E>[s<S>]<ext>" (E epochs and S steps of
+                                 the next done), the older ones removed; 0 (default): none */
+    const volatile sig_atomic_t *stop; /**< read after every step (every minibatch's solver call
+                                 for L-BFGS and CG): when nonzero the run stops there, writes
+                                 save_path (when set) and returns FNET_ERR_CANCELLED, the
+                                 message saying where it stopped. A signal handler may set it.
+                                 NULL (default): never */
+    const char *resume_path; /**< continue the run saved in this checkpoint, up to `epochs` in
+                                 all (the run's total, not more epochs on top). The model must
+                                 have the checkpoint's spec (fnet_model_load() builds it), the
+                                 optimizer settings, batch, seed, shuffle, TT rounding and NaN
+                                 settings, the model's loss and penalties and the training data
+                                 must be the run's: anything else is FNET_ERR_INVALID_ARG naming
+                                 the setting, before anything changes. NULL (default): a new run */
+    const fnet_meta *meta;  /**< the caller's entries, stored in every checkpoint of the run (keys
+                                 the checkpoint does not use itself); read them back with
+                                 fnet_checkpoint_metadata(). Default NULL */
+    int n_meta;
 } fnet_train_params;
 
 /** Totals of a training run. */
@@ -84,6 +124,7 @@ typedef struct fnet_train_stats {
     double samples_per_s;  /**< training samples / train_seconds */
     double train_loss, val_loss, val_acc; /**< of the last epoch */
     int rollbacks;         /**< epochs rolled back after a NaN/Inf loss */
+    int checkpoints;       /**< checkpoints written to save_path by this call */
 } fnet_train_stats;
 
 FNET_API fnet_train_params fnet_train_params_default(void);
@@ -93,9 +134,14 @@ FNET_API fnet_train_params fnet_train_params_default(void);
  *  The model's loss and regularization settings are used. The datasets must be loaded on the
  *  model's ctx.
  *  @param[out] st totals (may be NULL).
- *  @return FNET_OK, FNET_ERR_INVALID_ARG (also: a dataset on another ctx), FNET_ERR_SHAPE (data
- *          width or classes do not fit the model), FNET_ERR_NUMERIC (a NaN or Inf loss: training stopped at that step, the
- *          message names the epoch and step), FNET_ERR_OUT_OF_MEMORY. */
+ *  With tp->resume_path the run continues from its checkpoint: the totals in *st, the epochs
+ *  reported to on_epoch and the steps to on_step count the whole run.
+ *  @return FNET_OK, FNET_ERR_INVALID_ARG (also: a dataset on another ctx, a resume that does not
+ *          fit), FNET_ERR_SHAPE (data width or classes do not fit the model), FNET_ERR_NUMERIC (a
+ *          NaN or Inf loss: training stopped at that step, the message names the epoch and
+ *          step), FNET_ERR_CANCELLED (*tp->stop), FNET_ERR_IO (a checkpoint could not be
+ *          written: training stopped there; the previous checkpoint is intact), FNET_ERR_FORMAT
+ *          (the resume checkpoint is corrupt or holds no run), FNET_ERR_OUT_OF_MEMORY. */
 FNET_API fnet_status fnet_train(fnet_model *m, const fnet_optim_params *op,
                                 const fnet_train_params *tp, const fnet_dataset *train,
                                 const fnet_dataset *val, fnet_epoch_fn on_epoch, void *user,

@@ -51,6 +51,11 @@ struct fnet_layer_ops {
     // the fault (nothing changed), FNET_ERR_OUT_OF_MEMORY; then uploaded (set_aux cannot fail).
     fnet_status (*check_aux)(const fnet_layer *l, const void *const *data);
     void (*set_aux)(fnet_layer *l, const void *const *data);
+    // Random state carried from step to step (dropout: the seed of its mask stream and the
+    // count of masks drawn), saved in checkpoints as metadata "layers.<i>.rng" so that a loaded
+    // model, or a resumed run, draws on where it stopped. NULL: the kind has none.
+    void (*get_rng)(const fnet_layer *l, uint64_t state[2]);
+    void (*set_rng)(fnet_layer *l, const uint64_t state[2]);
     void (*destroy)(fnet_layer *l); // frees the kind's own workspaces, not the struct
     // its spec item, every size and rank named so that the item rebuilds this very layout
     void (*describe)(const fnet_layer *l, struct fnet_spec_item *it);

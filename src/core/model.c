@@ -450,6 +450,15 @@ int64_t fnet_model_layer_offset(const fnet_model *m, int i)
     return off;
 }
 
+void fnet_model_get_settings(const fnet_model *m, fnet_loss *loss, float *l1, float *l2,
+                             float *fro)
+{
+    *loss = m->loss;
+    *l1 = m->l1;
+    *l2 = m->l2;
+    *fro = m->fro;
+}
+
 void fnet_model_copy_settings(fnet_model *dst, const fnet_model *src)
 {
     dst->loss = src->loss;

@@ -27,6 +27,10 @@ fnet_status fnet_model_replace_layers(fnet_model *m, int count, const int *idx,
  * rebuilt from another: structured pruning). */
 void fnet_model_copy_settings(fnet_model *dst, const fnet_model *src);
 
+/* The loss and the L1, L2 and Frobenius-decay factors set on m. */
+void fnet_model_get_settings(const fnet_model *m, fnet_loss *loss, float *l1, float *l2,
+                             float *fro);
+
 /* A counter that changes whenever the model's pruning mask or a layer's sparsity pattern changes
  * (fnet_model_set_mask, SET and RigL updates): a solver that keeps history across calls resets
  * when it sees a new value. fnet_model_touch bumps it. */

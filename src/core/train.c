@@ -189,27 +189,39 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
                          "TT rounding every %d epochs with eps %g and rank cap %lld: the interval "
                          "must be >= 0, eps finite and >= 0, and eps or the cap positive",
                          tp->tt_round_every, tp->tt_eps, (long long)tp->tt_max_rank);
-    struct fnet_train_loop L;
-    fnet_status st = fnet_train_loop_open(&L, m, tp, train, val);
+    fnet_status st = fnet_train_ckpt_check_params(ctx, tp);
     if (st != FNET_OK)
         return st;
+    struct fnet_train_loop L;
+    st = fnet_train_loop_open(&L, m, tp, train, val);
+    if (st != FNET_OK)
+        return st;
+    struct fnet_run_pos start = {.lr_scale = 1.0f}; // where this call begins
+    if (tp->resume_path != NULL && (st = fnet_train_ckpt_resume(&L, opt, NULL, op, tp,
+                                                                &start)) != FNET_OK) {
+        fnet_train_loop_close(&L);
+        return st;
+    }
     float *w = fnet_model_params(m, NULL);
     const float *g = fnet_model_grads(m, NULL);
     fnet_train_stats *acc = &L.acc;
     struct snapshot snap = {0};
-    float lr_scale = 1.0f; // halved by every rollback
-    for (int epoch = 0; epoch < tp->epochs; epoch++) {
+    float lr_scale = start.lr_scale; // halved by every rollback
+    for (int epoch = start.epoch; epoch < tp->epochs; epoch++) {
+        // resumed within this epoch: its order is drawn and its first start.batch steps are done
+        const bool mid = epoch == start.epoch && start.batch > 0;
         float lr = fnet_schedule_lr(op, epoch, tp->epochs) * lr_scale;
         st = fnet_optimizer_set_lr(opt, lr);
         if (st == FNET_OK && tp->on_nan == FNET_NAN_ROLLBACK)
             st = snapshot_take(m, opt, &snap);
         if (st != FNET_OK)
             break;
-        if (tp->shuffle)
+        if (tp->shuffle && !mid)
             fnet_rng_shuffle(&L.rng, L.perm, L.n);
         fnet_model_set_training(m, true);
-        double t0 = fnet_now(), loss_sum = 0.0;
-        for (int64_t b = 0; b < L.n_batches && st == FNET_OK; b++) {
+        double t0 = fnet_now(), loss_sum = mid ? start.loss_sum : 0.0;
+        const double before = mid ? start.seconds : 0.0; // the epoch's time in earlier calls
+        for (int64_t b = mid ? start.batch : 0; b < L.n_batches && st == FNET_OK; b++) {
             int64_t bs = L.n - b * L.B < L.B ? L.n - b * L.B : L.B;
             double loss = 0.0;
             st = fnet_dataset_batch(train, L.perm + b * L.B, 0, bs, L.x, L.labels);
@@ -246,13 +258,20 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             }
             if (tp->on_batch)
                 tp->on_batch(b + 1, L.n_batches, user);
+            // within the epoch: a stop or a checkpoint by time (at its end, after its report)
+            if (st == FNET_OK && b + 1 < L.n_batches) {
+                struct fnet_run_pos at = {epoch, b + 1, loss_sum, before + fnet_now() - t0,
+                                          lr_scale};
+                st = fnet_train_loop_step_end(&L, opt, NULL, op, tp, &at);
+            }
         }
-        double seconds = fnet_now() - t0;
+        double seconds = before + fnet_now() - t0;
         fnet_model_set_training(m, false);
         if (st == FNET_ERR_NUMERIC && tp->on_nan == FNET_NAN_ROLLBACK &&
             acc->rollbacks < tp->max_rollbacks && fnet_ctx_last_status(ctx) == FNET_ERR_NUMERIC &&
             snap.w != NULL) {
-            // restore the start of this epoch, halve the rate, run the epoch again
+            // restore the start of this epoch (or of this call, in the epoch it resumed in),
+            // halve the rate, run it again
             snapshot_restore(m, opt, &snap);
             acc->rollbacks++;
             lr_scale *= 0.5f;
@@ -278,7 +297,10 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             w = fnet_model_params(m, NULL); // rebuilt
             g = fnet_model_grads(m, NULL);
         }
-        if (fnet_train_loop_epoch_end(&L, &info, on_epoch, user))
+        bool stop = fnet_train_loop_epoch_end(&L, &info, on_epoch, user);
+        struct fnet_run_pos at = {epoch + 1, 0, 0.0, 0.0, lr_scale};
+        st = fnet_train_loop_epoch_saves(&L, opt, NULL, op, tp, &at, stop);
+        if (st != FNET_OK || stop)
             break;
     }
     fnet_train_loop_stats(&L, stats);

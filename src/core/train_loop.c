@@ -35,6 +35,15 @@ fnet_status fnet_train_loop_open(struct fnet_train_loop *L, fnet_model *m,
     for (int64_t i = 0; i < L->n; i++)
         L->perm[i] = i;
     fnet_rng_seed(&L->rng, tp->seed);
+    // a run's checkpoints name the data they were trained on
+    if (tp->save_path != NULL || tp->resume_path != NULL) {
+        st = fnet_dataset_crc32(train, &L->data_crc);
+        if (st != FNET_OK) {
+            fnet_train_loop_close(L);
+            return st;
+        }
+    }
+    L->last_save = fnet_now();
     return FNET_OK;
 }
 
@@ -44,6 +53,8 @@ void fnet_train_loop_close(struct fnet_train_loop *L)
     fnet_free(L->labels);
     ctx->be->free(ctx, L->x);
     fnet_free(L->perm);
+    fnet_free(L->kept);
+    L->kept = NULL;
     L->labels = NULL;
     L->x = NULL;
     L->perm = NULL;

@@ -20,6 +20,20 @@ struct fnet_train_loop {
     int32_t *labels;                 // its labels (B)
     fnet_rng rng;                    // seeded with tp->seed, for the shuffles
     fnet_train_stats acc;            // the run so far
+    // the run's checkpoints (src/core/train_ckpt.c)
+    uint32_t data_crc;               // of the training set, when saving or resuming
+    double last_save;                // fnet_now() of the last checkpoint, or of the start
+    char *kept;                      // numbered checkpoints kept (tp->keep), oldest first, each
+                                     // followed by '\n'; NULL: none
+};
+
+/* Where a run stands between two steps, as a checkpoint records it. */
+struct fnet_run_pos {
+    int epoch;        // the epoch in progress, 0-based; at an epoch's end, the next one
+    int64_t batch;    // its batches done (0 at an epoch's end)
+    double loss_sum;  // its summed loss so far
+    double seconds;   // its training time so far
+    float lr_scale;   // the learning rate's factor from rollbacks (1, halved by each)
 };
 
 /* Check the training (and validation, when it has samples) data against m, size the batch
@@ -44,6 +58,44 @@ bool fnet_train_loop_epoch_end(struct fnet_train_loop *L, fnet_epoch_info *info,
 /* A loss for a message: "NaN", "Inf", "-Inf" (glibc prints "-nan" for some NaNs), else %g.
  * Returns buf. */
 const char *fnet_train_loss_str(double loss, char *buf, size_t cap);
+
+/* Checkpoints of a run (src/core/train_ckpt.c). solver is the L-BFGS/CG solver (opt NULL) or
+ * NULL (a first-order run, opt its optimizer). */
+struct fnet_solver;
+
+/* Write tp->save_path at pos (and the numbered copy of tp->keep); counts it in L->acc. */
+fnet_status fnet_train_ckpt_save(struct fnet_train_loop *L, const fnet_optimizer *opt,
+                                 const struct fnet_solver *solver, const fnet_optim_params *op,
+                                 const fnet_train_params *tp, const struct fnet_run_pos *pos);
+
+/* Whether a checkpoint is due by time (tp->save_every_seconds since the last). */
+bool fnet_train_ckpt_due(const struct fnet_train_loop *L, const fnet_train_params *tp);
+
+/* Read tp->resume_path, check it against the run's settings, model, optimizer and data, then
+ * restore the model, opt or solver, the sample order, the random state and L->acc; *pos says
+ * where to go on. All or nothing. */
+fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *opt,
+                                   struct fnet_solver *solver, const fnet_optim_params *op,
+                                   const fnet_train_params *tp, struct fnet_run_pos *pos);
+
+/* After a step within an epoch (at: the position after it): the checkpoint due by time, and a
+ * stop request: the checkpoint (with tp->save_path) and FNET_ERR_CANCELLED saying where. */
+fnet_status fnet_train_loop_step_end(struct fnet_train_loop *L, const fnet_optimizer *opt,
+                                     const struct fnet_solver *solver,
+                                     const fnet_optim_params *op, const fnet_train_params *tp,
+                                     const struct fnet_run_pos *at);
+
+/* After an epoch's report (at: the next epoch's start; stop: the caller's callback asked to
+ * stop): the checkpoint when one is due (every save_every epochs, by time, at the run's end, on
+ * a stop) and FNET_ERR_CANCELLED for a stop request before the run's end. */
+fnet_status fnet_train_loop_epoch_saves(struct fnet_train_loop *L, const fnet_optimizer *opt,
+                                        const struct fnet_solver *solver,
+                                        const fnet_optim_params *op,
+                                        const fnet_train_params *tp,
+                                        const struct fnet_run_pos *at, bool stop);
+
+/* Check tp's checkpoint fields (save_every, keep, ...). */
+fnet_status fnet_train_ckpt_check_params(fnet_ctx *ctx, const fnet_train_params *tp);
 
 /* The run's samples/s into L->acc; *stats = L->acc when stats is not NULL. */
 void fnet_train_loop_stats(struct fnet_train_loop *L, fnet_train_stats *stats);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #define BATCH_CHUNK 256          // storage rows composed on the stack per u8_to_float call
 #define DATA_PATH_MAX 4096       // longest directory + file name accepted by load_idx
@@ -413,5 +414,30 @@ fnet_status fnet_dataset_batch(const fnet_dataset *d, const int64_t *idx, int64_
         }
         ctx->be->u8_to_float(ctx, c, s->dim, s->images, rows, PIXEL_SCALE, x + off * s->dim);
     }
+    return FNET_OK;
+}
+
+fnet_status fnet_dataset_crc32(const fnet_dataset *d, uint32_t *crc)
+{
+    if (d == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (crc == NULL)
+        return fnet_fail(d->ctx, FNET_ERR_INVALID_ARG, "fnet_dataset_crc32: NULL crc");
+    const struct data_storage *s = d->s;
+    // the storage's images on the host once, then the view's rows in its order
+    size_t bytes = (size_t)(s->n * s->dim);
+    uint8_t *images = fnet_malloc(bytes ? bytes : 1);
+    if (images == NULL)
+        return fnet_fail(d->ctx, FNET_ERR_OUT_OF_MEMORY, "checksum of %lld samples: host copy of "
+                         "%zu bytes", (long long)d->count, bytes);
+    s->ctx->be->download(s->ctx, images, s->images, bytes);
+    uLong c = crc32(0L, Z_NULL, 0);
+    for (int64_t pos = 0; pos < d->count; pos++) {
+        int64_t row = view_row(d, pos);
+        c = crc32(c, &s->labels[row], 1);
+        c = crc32_z(c, images + row * s->dim, (size_t)s->dim);
+    }
+    fnet_free(images);
+    *crc = (uint32_t)c;
     return FNET_OK;
 }

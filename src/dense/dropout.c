@@ -61,6 +61,20 @@ static fnet_status dropout_init(fnet_layer *l, fnet_init init, fnet_rng *rng,
     return FNET_OK;
 }
 
+static void dropout_get_rng(const fnet_layer *l, uint64_t state[2])
+{
+    const struct dropout *d = (const struct dropout *)l;
+    state[0] = d->seed;
+    state[1] = d->step;
+}
+
+static void dropout_set_rng(fnet_layer *l, const uint64_t state[2])
+{
+    struct dropout *d = (struct dropout *)l;
+    d->seed = state[0];
+    d->step = state[1];
+}
+
 static double dropout_flops(const fnet_layer *l, int64_t B)
 {
     return (double)B * (double)l->n_in;
@@ -86,6 +100,8 @@ static const struct fnet_layer_ops dropout_ops = {
     .forward = dropout_forward,
     .backward = dropout_backward,
     .flops = dropout_flops,
+    .get_rng = dropout_get_rng,
+    .set_rng = dropout_set_rng,
     .destroy = dropout_destroy,
     .describe = dropout_describe,
     .in_place = true,

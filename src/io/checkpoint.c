@@ -6,7 +6,7 @@
  * writes a single float, so a failed load changes nothing. */
 #include "core/backend.h"
 #include "core/layer_impl.h"
-#include "io/safetensors.h"
+#include "io/checkpoint_impl.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,9 +18,12 @@
 #define OPTIM_PREFIX "optimizer."
 #define NAME_MAX_LEN 256 // "layers.<i>.<tensor name>"
 #define MASK_SUFFIX "_mask" // "layers.<i>.weight_mask": the pruning mask of a tensor, U8 0/1
+#define RNG_SUFFIX ".rng"   // metadata "layers.<i>.rng": a layer's random state, "<hex16>:<hex16>"
+#define RNG_VALUE_LEN 33
 
 // What a checkpoint's metadata says, checked for form but not yet against a model.
 struct ckpt {
+    const char *path;
     struct fnet_safetensors *file;
     const char *spec;
     int64_t n_in, classes;
@@ -80,6 +83,7 @@ static fnet_status meta_count(fnet_ctx *ctx, const char *path, const struct fnet
 static fnet_status ckpt_read(fnet_ctx *ctx, const char *path, bool header_only, struct ckpt *ck)
 {
     memset(ck, 0, sizeof(*ck));
+    ck->path = path;
     fnet_status st = fnet_safetensors_read(ctx, path, header_only, &ck->file);
     if (st != FNET_OK)
         return st;
@@ -169,6 +173,54 @@ static bool is_model_tensor(fnet_model *m, const char *name)
             return true;
     }
     return false;
+}
+
+// "0123456789abcdef:0123456789abcdef" -> two words (exactly 16 lowercase hex digits each).
+static bool parse_rng(const char *s, uint64_t v[2])
+{
+    for (int w = 0; w < 2; w++) {
+        uint64_t r = 0;
+        for (int i = 0; i < 16; i++, s++) {
+            if (*s >= '0' && *s <= '9')
+                r = r << 4 | (uint64_t)(*s - '0');
+            else if (*s >= 'a' && *s <= 'f')
+                r = r << 4 | (uint64_t)(*s - 'a' + 10);
+            else
+                return false;
+        }
+        v[w] = r;
+        if (*s++ != (w == 0 ? ':' : '\0'))
+            return false;
+    }
+    return true;
+}
+
+// The metadata "layers.<i>.rng" of every layer: well formed for a layer that has random state,
+// and present for no other (absent: a file from before, the layer keeps its own).
+static fnet_status check_rng(fnet_ctx *ctx, const char *path, const struct ckpt *ck, fnet_model *m)
+{
+    const struct fnet_safetensors *f = ck->file;
+    for (size_t k = 0; k < f->n_meta; k++) {
+        const char *key = f->meta[k].key;
+        size_t kl = strlen(key), sl = strlen(RNG_SUFFIX);
+        if (!has_prefix(key, LAYER_PREFIX) || kl <= sl || strcmp(key + kl - sl, RNG_SUFFIX) != 0)
+            continue;
+        const char *p = key + strlen(LAYER_PREFIX);
+        int64_t i = 0;
+        bool digits = *p >= '0' && *p <= '9' && !(p[0] == '0' && p[1] != '.');
+        for (; digits && *p >= '0' && *p <= '9' && i < fnet_model_num_layers(m); p++)
+            i = i * 10 + (*p - '0');
+        const fnet_layer *l = digits && i < fnet_model_num_layers(m) && p == key + kl - sl
+                                  ? fnet_model_layer(m, (int)i) : NULL;
+        if (l == NULL || l->ops->get_rng == NULL)
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata '%.120s': spec '%s' has no such "
+                             "layer with random state", path, key, ck->spec);
+        uint64_t v[2];
+        if (!parse_rng(f->meta[k].value, v))
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata '%.120s' is '%.40s', expected "
+                             "two 16-digit hex words 'seed:count'", path, key, f->meta[k].value);
+    }
+    return FNET_OK;
 }
 
 static fnet_status layer_tensor_name(fnet_ctx *ctx, int i, const fnet_tensor_info *info,
@@ -298,10 +350,16 @@ static fnet_status ckpt_check_model(fnet_ctx *ctx, const char *path, const struc
         if (st != FNET_OK)
             return st;
     }
+    st = check_rng(ctx, path, ck, m);
+    if (st != FNET_OK)
+        return st;
     int64_t n_params = fnet_model_num_params(m);
     fnet_safetensors_shape_str(want, sizeof(want), 1, &n_params);
     for (size_t k = 0; k < f->n_tensors; k++) {
         const struct fnet_safetensors_tensor *t = &f->tensors[k];
+        if (has_prefix(t->name, FNET_CKPT_RUN_PREFIX) ||
+            has_prefix(t->name, FNET_CKPT_SOLVER_PREFIX))
+            continue; // a training run's own: read, and checked, by its resume (src/core)
         if (has_prefix(t->name, LAYER_PREFIX)) {
             if (!is_model_tensor(m, t->name))
                 return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: unexpected tensor '%.120s': spec "
@@ -316,8 +374,9 @@ static fnet_status ckpt_check_model(fnet_ctx *ctx, const char *path, const struc
                                  fnet_safetensors_shape_str(got, sizeof(got), t->ndim, t->shape),
                                  want);
         } else {
-            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: unexpected tensor '%.120s' (neither "
-                             LAYER_PREFIX "* nor " OPTIM_PREFIX "*)", path, t->name);
+            return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: unexpected tensor '%.120s' (not "
+                             LAYER_PREFIX "*, " OPTIM_PREFIX "*, " FNET_CKPT_RUN_PREFIX "* or "
+                             FNET_CKPT_SOLVER_PREFIX "*)", path, t->name);
         }
     }
     return FNET_OK;
@@ -348,6 +407,11 @@ static void ckpt_copy_params(const struct ckpt *ck, fnet_model *m)
         }
         if (n_aux > 0)
             l->ops->set_aux(l, data);
+        snprintf(name, sizeof(name), LAYER_PREFIX "%d" RNG_SUFFIX, i);
+        const char *rng = fnet_safetensors_meta(ck->file, name);
+        uint64_t v[2];
+        if (rng != NULL && l->ops->set_rng != NULL && parse_rng(rng, v)) // checked
+            l->ops->set_rng(l, v);
     }
 }
 
@@ -454,6 +518,21 @@ static bool any_pruned(const float *mask, int64_t off, int64_t numel)
 
 fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char *path)
 {
+    return fnet_checkpoint_write(m, opt, path, NULL);
+}
+
+// Append the extra tensors of one dtype to t at *k.
+static void extra_put(const struct fnet_ckpt_extra *x, enum fnet_st_dtype dtype,
+                      struct fnet_safetensors_tensor *t, size_t *k)
+{
+    for (size_t i = 0; x != NULL && i < x->n_t; i++)
+        if (x->t[i].dtype == dtype)
+            t[(*k)++] = x->t[i];
+}
+
+fnet_status fnet_checkpoint_write(fnet_model *m, const fnet_optimizer *opt, const char *path,
+                                  const struct fnet_ckpt_extra *extra)
+{
     if (m == NULL)
         return FNET_ERR_INVALID_ARG;
     fnet_ctx *ctx = fnet_model_ctx(m);
@@ -468,6 +547,11 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
         return fnet_fail(ctx, FNET_ERR_SHAPE, "%s: the optimizer was made for %lld parameters, "
                          "the model has %lld", path, (long long)fnet_optimizer_size(opt),
                          (long long)fnet_model_num_params(m));
+    for (size_t i = 0; extra != NULL && i < extra->n_t; i++)
+        if (!has_prefix(extra->t[i].name, FNET_CKPT_RUN_PREFIX) &&
+            !has_prefix(extra->t[i].name, FNET_CKPT_SOLVER_PREFIX))
+            return fnet_fail(ctx, FNET_ERR_INTERNAL, "%s: extra tensor '%s' outside run.* and "
+                             "solver.*", path, extra->t[i].name);
 
     // the mask, on the host: each pruned tensor gets a U8 "<name>_mask" (one byte per element)
     int64_t n_params = fnet_model_num_params(m);
@@ -480,13 +564,19 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
         fnet_model_get_mask(m, mask);
     }
 
-    // sizes: tensors, the bytes of their names and of the masks
+    // sizes: tensors, the bytes of their names and of the masks, the layers' random states
     int n_layers = fnet_model_num_layers(m);
     int n_states = opt ? fnet_optimizer_num_states(opt) : 0;
-    size_t n = (size_t)n_states, name_bytes = 0, mask_bytes = 0;
+    size_t n = (size_t)n_states + (extra ? extra->n_t : 0), name_bytes = 0, mask_bytes = 0;
+    size_t n_rng = 0;
     for (int i = 0; i < n_layers; i++) {
         const fnet_layer *l = fnet_model_layer(m, i);
         int64_t base = fnet_model_layer_offset(m, i);
+        if (l->ops->get_rng != NULL) {
+            n_rng++;
+            name_bytes += (size_t)snprintf(NULL, 0, LAYER_PREFIX "%d" RNG_SUFFIX, i) + 1 +
+                          RNG_VALUE_LEN + 1;
+        }
         for (int j = 0; j < fnet_layer_num_tensors(l); j++) {
             fnet_tensor_info info;
             if ((st = fnet_layer_tensor(l, j, &info)) != FNET_OK)
@@ -513,26 +603,31 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
         fnet_optimizer_state(o, i, &s);
         name_bytes += strlen(OPTIM_PREFIX) + strlen(s) + 1;
     }
+    enum { BASE_META = 7 };
+    size_t n_meta_cap = BASE_META + n_rng + (extra ? extra->n_meta : 0);
 
     // the tensors point into the parameters, the optimizer's state and the index tensors
-    // (backend memory, which the writer downloads a piece at a time) and the host masks; F32
-    // first, then I32, then U8, so every tensor's data stays aligned to its element size
+    // (backend memory, which the writer downloads a piece at a time), the run's extras and the
+    // host masks; F32 first, then I32, then U8, so every tensor's data stays aligned to its
+    // element size
     struct fnet_safetensors_tensor *t = fnet_calloc(n ? n : 1, sizeof(*t));
+    struct fnet_safetensors_meta *meta = fnet_calloc(n_meta_cap, sizeof(*meta));
     char *names = fnet_malloc(name_bytes ? name_bytes : 1);
     unsigned char *bytes = fnet_malloc(mask_bytes ? mask_bytes : 1);
-    if (t == NULL || names == NULL || bytes == NULL) {
+    if (t == NULL || meta == NULL || names == NULL || bytes == NULL) {
         st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: list of %zu tensors", path, n);
         goto out_free;
     }
     size_t k = 0;
     char *p = names;
-#define NAME(...) (t[k].name = p, p += snprintf(p, name_bytes - (size_t)(p - names), __VA_ARGS__) + 1)
+#define NAME(...) (p += snprintf(p, name_bytes - (size_t)(p - names), __VA_ARGS__) + 1)
     for (int i = 0; i < n_layers; i++) {
         fnet_layer *l = fnet_model_layer(m, i);
         const float *w = fnet_layer_params(l);
         for (int j = 0; j < fnet_layer_num_tensors(l); j++, k++) {
             fnet_tensor_info info;
             fnet_layer_tensor(l, j, &info);
+            t[k].name = p;
             NAME(LAYER_PREFIX "%d.%s", i, info.name);
             t[k].ndim = info.ndim;
             memcpy(t[k].shape, info.shape, (size_t)info.ndim * sizeof(int64_t));
@@ -544,15 +639,18 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
         const char *s;
         t[k].data = fnet_optimizer_state(o, i, &s);
         t[k].on_backend = true;
+        t[k].name = p;
         NAME(OPTIM_PREFIX "%s", s);
         t[k].ndim = 1;
         t[k].shape[0] = n_params;
     }
+    extra_put(extra, FNET_ST_F32, t, &k);
     for (int i = 0; i < n_layers; i++) {
         const fnet_layer *l = fnet_model_layer(m, i);
         for (int j = 0; l->ops->num_aux != NULL && j < l->ops->num_aux(l); j++, k++) {
             struct fnet_aux_info aux;
             l->ops->aux(l, j, &aux);
+            t[k].name = p;
             NAME(LAYER_PREFIX "%d.%s", i, aux.name);
             t[k].dtype = FNET_ST_I32;
             t[k].ndim = 1;
@@ -561,6 +659,7 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
             t[k].on_backend = true;
         }
     }
+    extra_put(extra, FNET_ST_I32, t, &k);
     unsigned char *mb = bytes;
     for (int i = 0; i < n_layers && mask != NULL; i++) {
         const fnet_layer *l = fnet_model_layer(m, i);
@@ -570,6 +669,7 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
             fnet_layer_tensor(l, j, &info);
             if (!any_pruned(mask, base + info.offset, info.numel))
                 continue;
+            t[k].name = p;
             NAME(LAYER_PREFIX "%d.%s" MASK_SUFFIX, i, info.name);
             t[k].dtype = FNET_ST_U8;
             t[k].ndim = info.ndim;
@@ -581,23 +681,48 @@ fnet_status fnet_model_save(fnet_model *m, const fnet_optimizer *opt, const char
             k++;
         }
     }
-#undef NAME
+    extra_put(extra, FNET_ST_U8, t, &k);
 
     char input[24], classes[24], steps[24];
     snprintf(input, sizeof(input), "%" PRId64, fnet_model_n_in(m));
     snprintf(classes, sizeof(classes), "%" PRId64, fnet_model_n_out(m));
     snprintf(steps, sizeof(steps), "%" PRId64, opt ? fnet_optimizer_steps(opt) : 0);
-    const struct fnet_safetensors_meta meta[] = {
-        {"format", FORMAT_NAME},  {"version", FORMAT_VERSION},
-        {"spec", fnet_model_spec(m)}, {"input", input},
-        {"classes", classes},     {"optimizer", family},
-        {"optimizer_steps", steps},
-    };
-    size_t n_meta = sizeof(meta) / sizeof(meta[0]) - (opt ? 0 : 2);
-    st = fnet_safetensors_write(ctx, path, t, n, meta, n_meta);
+    size_t n_meta = 0;
+    meta[n_meta++] = (struct fnet_safetensors_meta){"format", FORMAT_NAME};
+    meta[n_meta++] = (struct fnet_safetensors_meta){"version", FORMAT_VERSION};
+    meta[n_meta++] = (struct fnet_safetensors_meta){"spec", fnet_model_spec(m)};
+    meta[n_meta++] = (struct fnet_safetensors_meta){"input", input};
+    meta[n_meta++] = (struct fnet_safetensors_meta){"classes", classes};
+    if (opt != NULL) {
+        meta[n_meta++] = (struct fnet_safetensors_meta){"optimizer", family};
+        meta[n_meta++] = (struct fnet_safetensors_meta){"optimizer_steps", steps};
+    }
+    for (int i = 0; i < n_layers; i++) {
+        const fnet_layer *l = fnet_model_layer(m, i);
+        if (l->ops->get_rng == NULL)
+            continue;
+        uint64_t v[2];
+        l->ops->get_rng(l, v);
+        meta[n_meta].key = p;
+        NAME(LAYER_PREFIX "%d" RNG_SUFFIX, i);
+        meta[n_meta++].value = p;
+        NAME("%016" PRIx64 ":%016" PRIx64, v[0], v[1]);
+    }
+#undef NAME
+    for (size_t i = 0; extra != NULL && i < extra->n_meta; i++) {
+        for (size_t j = 0; j < n_meta; j++)
+            if (strcmp(meta[j].key, extra->meta[i].key) == 0) {
+                st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: metadata key '%.120s' is the "
+                               "checkpoint's own", path, extra->meta[i].key);
+                goto out_free;
+            }
+        meta[n_meta++] = extra->meta[i];
+    }
+    st = fnet_safetensors_write(ctx, path, t, k, meta, n_meta);
 out_free:
     fnet_free(bytes);
     fnet_free(names);
+    fnet_free(meta);
     fnet_free(t);
 out_free_mask:
     fnet_free(mask);
@@ -683,6 +808,78 @@ out_free_ck:
     return st;
 }
 
+struct fnet_ckpt_file {
+    fnet_ctx *ctx;
+    struct ckpt ck;
+    char path[]; // ck.path points here
+};
+
+fnet_status fnet_checkpoint_open(fnet_ctx *ctx, const char *path, struct fnet_ckpt_file **out)
+{
+    *out = NULL;
+    size_t len = strlen(path) + 1;
+    struct fnet_ckpt_file *f = fnet_malloc(sizeof(*f) + len);
+    if (f == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: checkpoint reader", path);
+    f->ctx = ctx;
+    memcpy(f->path, path, len);
+    fnet_status st = ckpt_read(ctx, f->path, false, &f->ck);
+    if (st != FNET_OK) {
+        fnet_free(f);
+        return st;
+    }
+    *out = f;
+    return FNET_OK;
+}
+
+void fnet_checkpoint_close(struct fnet_ckpt_file *f)
+{
+    if (f == NULL)
+        return;
+    ckpt_free(&f->ck);
+    fnet_free(f);
+}
+
+const struct fnet_safetensors *fnet_checkpoint_contents(const struct fnet_ckpt_file *f)
+{
+    return f->ck.file;
+}
+
+fnet_status fnet_checkpoint_check(const struct fnet_ckpt_file *f, fnet_model *m,
+                                  fnet_optimizer *opt)
+{
+    fnet_ctx *ctx = fnet_model_ctx(m);
+    const struct ckpt *ck = &f->ck;
+    const char *spec = fnet_model_spec(m);
+    if (strcmp(ck->spec, spec) != 0 || ck->n_in != fnet_model_n_in(m))
+        return fnet_fail(ctx, FNET_ERR_SHAPE, "%s: checkpoint of '%.120s' with input %" PRId64
+                         " does not fit the model '%.120s' with input %" PRId64, ck->path,
+                         ck->spec, ck->n_in, spec, fnet_model_n_in(m));
+    fnet_status st = ckpt_check_model(ctx, ck->path, ck, m);
+    if (st != FNET_OK || opt == NULL)
+        return st;
+    if (ck->optim == NULL)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: holds no optimizer state (the '%s' "
+                         "optimizer's is needed)", ck->path, optimizer_family(opt));
+    return ckpt_check_optimizer(ctx, ck->path, ck, opt, fnet_model_num_params(m));
+}
+
+fnet_status fnet_checkpoint_install(const struct fnet_ckpt_file *f, fnet_model *m,
+                                    fnet_optimizer *opt)
+{
+    const struct ckpt *ck = &f->ck;
+    // the mask is the only step that may fail (out of memory): before anything changes
+    fnet_status st = ckpt_install(fnet_model_ctx(m), ck->path, ck, m);
+    if (st != FNET_OK || opt == NULL)
+        return st;
+    fnet_optimizer_set_steps(opt, ck->optim_steps); // >= 0, checked: cannot fail
+    ckpt_copy_optimizer(ck, opt, fnet_model_num_params(m));
+    // the state of pruned weights is zero, whatever the file held
+    if (fnet_model_mask(m) != NULL)
+        fnet_optimizer_apply_mask(opt, fnet_model_mask(m));
+    return FNET_OK;
+}
+
 fnet_status fnet_model_load_params(fnet_model *m, fnet_optimizer *opt, const char *path)
 {
     if (m == NULL)
@@ -690,36 +887,16 @@ fnet_status fnet_model_load_params(fnet_model *m, fnet_optimizer *opt, const cha
     fnet_ctx *ctx = fnet_model_ctx(m);
     if (path == NULL)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "fnet_model_load_params: NULL path");
-    struct ckpt ck;
-    fnet_status st = ckpt_read(ctx, path, false, &ck);
+    struct fnet_ckpt_file *f = NULL;
+    fnet_status st = fnet_checkpoint_open(ctx, path, &f);
     if (st != FNET_OK)
         return st;
-    const char *spec = fnet_model_spec(m);
-    if (strcmp(ck.spec, spec) != 0 || ck.n_in != fnet_model_n_in(m)) {
-        st = fnet_fail(ctx, FNET_ERR_SHAPE, "%s: checkpoint of '%.120s' with input %" PRId64
-                       " does not fit the model '%.120s' with input %" PRId64, path, ck.spec,
-                       ck.n_in, spec, fnet_model_n_in(m));
-        goto out_free_ck;
-    }
-    st = ckpt_check_model(ctx, path, &ck, m);
-    if (st != FNET_OK)
-        goto out_free_ck;
-    bool restore_opt = opt != NULL && ck.optim != NULL;
-    if (restore_opt && (st = ckpt_check_optimizer(ctx, path, &ck, opt,
-                                                  fnet_model_num_params(m))) != FNET_OK)
-        goto out_free_ck;
-    // the mask is the only step that may fail (out of memory): before anything changes
-    if ((st = ckpt_install(ctx, path, &ck, m)) != FNET_OK)
-        goto out_free_ck;
-    if (restore_opt) {
-        fnet_optimizer_set_steps(opt, ck.optim_steps); // >= 0, checked: cannot fail
-        ckpt_copy_optimizer(&ck, opt, fnet_model_num_params(m));
-        // the state of pruned weights is zero, whatever the file held
-        if (fnet_model_mask(m) != NULL)
-            fnet_optimizer_apply_mask(opt, fnet_model_mask(m));
-    }
-out_free_ck:
-    ckpt_free(&ck);
+    // the optimizer's state only when the file holds one
+    fnet_optimizer *o = f->ck.optim != NULL ? opt : NULL;
+    st = fnet_checkpoint_check(f, m, o);
+    if (st == FNET_OK)
+        st = fnet_checkpoint_install(f, m, o);
+    fnet_checkpoint_close(f);
     return st;
 }
 
@@ -745,4 +922,52 @@ fnet_status fnet_checkpoint_peek(fnet_ctx *ctx, const char *path, char *spec, si
 out_free_ck:
     ckpt_free(&ck);
     return st;
+}
+
+fnet_status fnet_checkpoint_metadata(fnet_ctx *ctx, const char *path, fnet_meta **meta, int *n)
+{
+    if (meta == NULL || n == NULL || path == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "fnet_checkpoint_metadata: NULL argument");
+    *meta = NULL;
+    *n = 0;
+    struct ckpt ck;
+    fnet_status st = ckpt_read(ctx, path, true, &ck);
+    if (st != FNET_OK)
+        return st;
+    const struct fnet_safetensors *f = ck.file;
+    size_t bytes = (f->n_meta + 1) * sizeof(fnet_meta);
+    for (size_t i = 0; i < f->n_meta; i++)
+        bytes += strlen(f->meta[i].key) + strlen(f->meta[i].value) + 2;
+    fnet_meta *out = fnet_malloc(bytes);
+    if (out == NULL) {
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: %zu bytes of metadata", path, bytes);
+        goto out_free_ck;
+    }
+    char *p = (char *)(out + f->n_meta + 1);
+    for (size_t i = 0; i < f->n_meta; i++) {
+        size_t kl = strlen(f->meta[i].key) + 1, vl = strlen(f->meta[i].value) + 1;
+        out[i].key = memcpy(p, f->meta[i].key, kl);
+        p += kl;
+        out[i].value = memcpy(p, f->meta[i].value, vl);
+        p += vl;
+    }
+    out[f->n_meta] = (fnet_meta){NULL, NULL};
+    *meta = out;
+    *n = (int)f->n_meta;
+out_free_ck:
+    ckpt_free(&ck);
+    return st;
+}
+
+void fnet_checkpoint_metadata_free(fnet_meta *meta)
+{
+    fnet_free(meta);
+}
+
+const char *fnet_meta_find(const fnet_meta *meta, int n, const char *key)
+{
+    for (int i = 0; meta != NULL && key != NULL && i < n; i++)
+        if (strcmp(meta[i].key, key) == 0)
+            return meta[i].value;
+    return NULL;
 }

@@ -78,6 +78,8 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
         return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "rank-adaptive TT rounding is not built for "
                          "%s yet", fnet_optim_kind_name(op->kind));
     fnet_status st = fnet_solver_params_check(ctx, op);
+    if (st == FNET_OK)
+        st = fnet_train_ckpt_check_params(ctx, tp);
     if (st != FNET_OK)
         return st;
     if (n < 1)
@@ -94,6 +96,13 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
     }
     // The solver's own copy of the settings: K iterations per call.
     solver->p.max_iter = op->iters_per_batch;
+    struct fnet_run_pos start = {.lr_scale = 1.0f}; // where this call begins
+    if (tp->resume_path != NULL &&
+        (st = fnet_train_ckpt_resume(&L, NULL, solver, op, tp, &start)) != FNET_OK) {
+        fnet_solver_free(solver);
+        fnet_train_loop_close(&L);
+        return st;
+    }
     float *w = fnet_model_params(m, NULL);
     // Full batch: one fixed objective, gathered once. Minibatches: each batch is a new function,
     // but large ones share most of their curvature: L-BFGS keeps its history across them (the
@@ -103,14 +112,18 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
     if (full)
         st = fnet_dataset_batch(train, NULL, 0, L.n, L.x, L.labels);
     struct progress pr = {.tp = tp, .user = user, .total = L.n_batches * op->iters_per_batch};
-    int64_t batches = 0; // minibatches done, for the step hook
-    for (int epoch = 0; epoch < tp->epochs && st == FNET_OK; epoch++) {
-        if (tp->shuffle && !full)
+    // minibatches done in the run, for the step hook
+    int64_t batches = (int64_t)start.epoch * L.n_batches + start.batch;
+    for (int epoch = start.epoch; epoch < tp->epochs && st == FNET_OK; epoch++) {
+        // resumed within this epoch: its order is drawn and its first start.batch batches done
+        const bool mid = epoch == start.epoch && start.batch > 0;
+        if (tp->shuffle && !full && !mid)
             fnet_rng_shuffle(&L.rng, L.perm, L.n);
         fnet_model_set_training(m, true);
-        double t0 = fnet_now(), loss_sum = 0.0;
-        pr.done = 0;
-        for (int64_t b = 0; b < L.n_batches && st == FNET_OK; b++) {
+        double t0 = fnet_now(), loss_sum = mid ? start.loss_sum : 0.0;
+        const double before = mid ? start.seconds : 0.0; // the epoch's time in earlier calls
+        pr.done = mid ? start.batch * op->iters_per_batch : 0;
+        for (int64_t b = mid ? start.batch : 0; b < L.n_batches && st == FNET_OK; b++) {
             int64_t bs = L.n - b * L.B < L.B ? L.n - b * L.B : L.B;
             if (!full) {
                 st = fnet_dataset_batch(train, L.perm + b * L.B, 0, bs, L.x, L.labels);
@@ -148,15 +161,25 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
             pr.done = (b + 1) * op->iters_per_batch;
             if (tp->on_batch)
                 tp->on_batch(pr.done, pr.total, user);
+            // within the epoch: a stop or a checkpoint by time (at its end, after its report)
+            if (b + 1 < L.n_batches) {
+                struct fnet_run_pos at = {epoch, b + 1, loss_sum, before + fnet_now() - t0, 1.0f};
+                st = fnet_train_loop_step_end(&L, NULL, solver, op, tp, &at);
+            }
         }
-        double seconds = fnet_now() - t0;
+        double seconds = before + fnet_now() - t0;
         fnet_model_set_training(m, false);
         if (st != FNET_OK)
             break;
         // a solver has no learning rate: its line search picks every step
         fnet_epoch_info info;
         st = fnet_train_loop_epoch_info(&L, epoch, tp->epochs, loss_sum, NAN, seconds, &info);
-        if (st != FNET_OK || fnet_train_loop_epoch_end(&L, &info, on_epoch, user))
+        if (st != FNET_OK)
+            break;
+        bool stop = fnet_train_loop_epoch_end(&L, &info, on_epoch, user);
+        struct fnet_run_pos at = {epoch + 1, 0, 0.0, 0.0, 1.0f};
+        st = fnet_train_loop_epoch_saves(&L, NULL, solver, op, tp, &at, stop);
+        if (st != FNET_OK || stop)
             break;
     }
     fnet_train_loop_stats(&L, stats);

@@ -606,7 +606,8 @@ static void test_checkpoint_rejects_every_corruption_with_a_precise_message(void
          META "}",
          52, FNET_ERR_FORMAT, "model.safetensors: unexpected tensor 'layers.1.weight'"},
         {"{" W0 "," B0 "," W2 "," B2 "," TENSOR("extra", "F32", "[1]", 48, 52) "," META "}", 52,
-         FNET_ERR_FORMAT, "unexpected tensor 'extra' (neither layers.* nor optimizer.*)"},
+         FNET_ERR_FORMAT,
+         "unexpected tensor 'extra' (not layers.*, optimizer.*, run.* or solver.*)"},
         {"{" TENSOR("layers.0.weight", "F32", "[4]", 0, 16) "," B0 "," W2 "," B2 "," META "}", 48,
          FNET_ERR_FORMAT,
          "model.safetensors: tensor 'layers.0.weight': shape [4] does not match the model's "

@@ -194,7 +194,8 @@ static void test_damaged_checksum_metadata_is_refused(void **state)
     free(path);
 }
 
-// Checkpoints written before the checksums load as they did, optimizer state included; saved again, they carry checksums and load back the same.
+// Checkpoints written before the checksums load as they did, optimizer state included; saved
+// again, they carry checksums and load back the same.
 static void test_checkpoints_from_before_the_checksums_load(void **state)
 {
     (void)state;
