@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -170,6 +171,16 @@ double cli_peak_rss_mb(void)
     if (getrusage(RUSAGE_SELF, &ru) != 0)
         return 0.0;
     return (double)ru.ru_maxrss / 1024.0; // KiB on Linux
+}
+
+FILE *cli_json_append(const char *path)
+{
+    if (path == NULL)
+        return NULL;
+    FILE *f = fopen(path, "a");
+    if (f == NULL)
+        cli_die(1, path, "cannot open the JSON file: %s", strerror(errno));
+    return f;
 }
 
 FILE *cli_json_open(const char *path)
@@ -367,4 +378,50 @@ const char *cli_default_data(void)
 {
     const char *env = getenv("FNET_DATA");
     return env && *env ? env : "/usr/share/datasets/fashion-mnist";
+}
+
+static volatile sig_atomic_t stop_signal; // the first SIGINT/SIGTERM received, 0 before
+
+static void on_signal(int sig)
+{
+    if (stop_signal != 0) { // the second: at once, as if no handler were there
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+}
+
+void cli_signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART; // a write of the checkpoint in progress goes on
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+const volatile sig_atomic_t *cli_stop_flag(void)
+{
+    return &stop_signal;
+}
+
+int cli_signal_received(void)
+{
+    return stop_signal;
+}
+
+void cli_exit_interrupted(const char *what, const char *resume_hint)
+{
+    int sig = stop_signal ? stop_signal : SIGINT;
+    fflush(stdout);
+    if (cli_is_tty())
+        fputc('\n', stdout);
+    fprintf(stderr, "%s: interrupted by %s: %s\n", prog_name, sig == SIGTERM ? "SIGTERM" : "SIGINT",
+            what);
+    if (resume_hint != NULL)
+        fprintf(stderr, "%s: resume with: %s\n", prog_name, resume_hint);
+    exit(128 + sig);
 }

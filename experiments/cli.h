@@ -4,6 +4,7 @@
 #ifndef FNET_EXP_CLI_H
 #define FNET_EXP_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +49,8 @@ double cli_peak_rss_mb(void);
 
 /* A JSON-lines file; NULL path means none. Strings are escaped. */
 FILE *cli_json_open(const char *path);
+/* The same, appending to what path holds (a resumed run's log goes on). */
+FILE *cli_json_append(const char *path);
 /* Close f (NULL: nothing); a write error on the way (disk full) dies naming path, exit 1. */
 void cli_json_close(FILE *f, const char *path);
 void cli_json_string(FILE *f, const char *key, const char *value, bool last);
@@ -84,6 +87,18 @@ void cli_load_data(fnet_ctx *ctx, const char *dir, int64_t limit, fnet_dataset *
 void cli_progress_clear(void);
 /* Monotonic seconds. */
 double cli_seconds(void);
+
+/* SIGINT and SIGTERM while training: the first sets the flag cli_stop_flag() points at (the
+ * trainer's fnet_train_params.stop: it finishes the step, writes its checkpoint and returns
+ * FNET_ERR_CANCELLED); a second one ends the process at once by the signal's default action
+ * (the last checkpoint, written atomically, stays whole). */
+void cli_signals_install(void);
+const volatile sig_atomic_t *cli_stop_flag(void);
+/* The signal received (SIGINT, SIGTERM), 0 when none. */
+int cli_signal_received(void);
+/* After training stopped by a signal: "prog: interrupted by SIGINT: <what>", the resume hint
+ * when there is a checkpoint (resume_hint not NULL), exit 128 + the signal (130, 143). */
+void cli_exit_interrupted(const char *what, const char *resume_hint) __attribute__((noreturn));
 
 /* Parse a --device value: "cpu", "reference", "guarded" or "cuda[:K]"; creates the ctx. */
 fnet_ctx *cli_ctx(const char *device, int threads);

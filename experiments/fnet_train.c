@@ -2,6 +2,7 @@
  * the command line"); --save/--load write and resume safetensors checkpoints. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "resume.h"
 
 #include <errno.h>
 #include <math.h>
@@ -78,15 +79,29 @@ static const char usage_prune[] =
     "  --sparse-end F      no updates after this fraction of the steps (default 0.75)\n"
     "  --save-sparse       with --save: store every dense layer more than half zero (pruned)\n"
     "                      as a CSR sparse layer (smaller; faster below about 15-40% density)\n"
-    "  --load FILE         start from a checkpoint (its spec, weights and optimizer state;\n"
-    "                      lbfgs and cg keep no state: they save and load weights only)\n"
-    "  --save FILE         write a checkpoint after training (atomic: temporary file, rename)\n"
+    "  --load FILE         start a new run from a checkpoint's model (its spec and weights, and\n"
+    "                      the optimizer's state when it is of the same kind)\n"
+    "  --save FILE         the run's checkpoint, written at the end (atomic: temporary file,\n"
+    "                      rename) and on SIGINT/SIGTERM: the model, the optimizer's or solver's\n"
+    "                      state and where the run stands, so --resume continues it exactly\n"
+    "  --save-every E      also write it after every E epochs\n"
+    "  --save-every-seconds S  also write it after the first step S seconds after the last\n"
+    "  --keep K            also keep the K newest as numbered files beside it\n"
+    "                      (FILE.e<epochs>[s<steps>].safetensors), removing older ones\n"
+    "  --resume FILE       continue the run saved in FILE up to its --epochs (the run's total;\n"
+    "                      give a larger one to extend it), with the options it was started with;\n"
+    "                      options given again must agree, except --epochs, --threads, --device,\n"
+    "                      --data, --json (appended to), --save*, --keep, --predictions. The\n"
+    "                      same threads and device give the same bits as an uninterrupted run\n"
     "  --json FILE         JSON lines: one object per epoch and a final one\n"
     "  --predictions FILE  the predicted class (argmax of the model's output) of every test\n"
     "                      image, one per line, in the test set's order (atomic, as --save)\n"
     "  --help, --version\n"
     "\n"
     "Exit status: 0 success, 1 runtime error, 2 bad usage.\n";
+
+// The options of a run, stored in its checkpoints for --resume: metadata "fnet-train.--lr", ...
+#define RECORD_PREFIX "fnet-train."
 
 // Options that take a value; every other option is a flag (and an unknown one is reported as
 // unknown by the option loop, not as missing its value).
@@ -100,7 +115,7 @@ static bool takes_value(const char *opt)
         "--tt-eps", "--tt-max-rank", "--on-nan", "--max-rollbacks", "--prune", "--prune-scope",
         "--prune-schedule", "--prune-rounds", "--finetune-epochs", "--finetune-lr-scale",
         "--prune-every", "--sparse-update", "--sparse-zeta", "--sparse-every", "--sparse-end",
-        "--predictions"};
+        "--predictions", "--save-every", "--save-every-seconds", "--keep", "--resume"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
         if (strcmp(opt, with_value[i]) == 0)
             return true;
@@ -292,11 +307,31 @@ int main(int argc, char **argv)
     double sparse_zeta = 0.3, sparse_end = 0.75;
     int64_t sparse_every = 0;
 
-    struct cli_args a = {.argc = argc, .argv = argv, .i = 1};
+    const char *resume = NULL;
+    int64_t save_every = 0, keep = 0;
+    double save_every_seconds = 0.0;
+    // with --resume, the options the run was started with come first (resume.h)
+    static const char *const changeable[] = {
+        "--epochs", "--threads", "--device", "--data", "--json", "--save", "--save-every",
+        "--save-every-seconds", "--keep", "--predictions", "--save-sparse", NULL};
+    struct run_args ra;
+    run_args_build(&ra, RECORD_PREFIX, argc, argv, takes_value, changeable);
+    struct run_record rec = {0}; // this run's options, for its checkpoints
+    struct cli_args a = {.argc = ra.argc, .argv = ra.argv, .i = 1};
     const char *arg, *v;
     while ((arg = cli_next(&a, takes_value, &v)) != NULL) {
         const char *o = arg;
-        if (strcmp(o, "--model") == 0) {
+        if (strcmp(o, "--resume") != 0 && strcmp(o, "--load") != 0)
+            run_record_add(&rec, RECORD_PREFIX, o, v);
+        if (strcmp(o, "--resume") == 0) {
+            resume = v;
+        } else if (strcmp(o, "--save-every") == 0) {
+            save_every = cli_int(o, v, 1, 1000000);
+        } else if (strcmp(o, "--save-every-seconds") == 0) {
+            save_every_seconds = cli_double(o, v, 1e-3, 1e9);
+        } else if (strcmp(o, "--keep") == 0) {
+            keep = cli_int(o, v, 1, 1000000);
+        } else if (strcmp(o, "--model") == 0) {
             spec = v;
         } else if (strcmp(o, "--data") == 0) {
             data = v;
@@ -422,8 +457,19 @@ int main(int argc, char **argv)
             cli_die(2, o, "unknown option (see --help)");
         }
     }
-    if (spec == NULL && load == NULL)
-        cli_die(2, "--model", "a model spec is required (or --load FILE)");
+    if (spec == NULL && load == NULL && resume == NULL)
+        cli_die(2, "--model", "a model spec is required (or --load FILE, or --resume FILE)");
+    if ((save_every > 0 || save_every_seconds > 0.0 || keep > 0) && save == NULL)
+        cli_die(2, save_every > 0 ? "--save-every" : save_every_seconds > 0.0 ?
+                "--save-every-seconds" : "--keep", "needs --save FILE, the checkpoint to write");
+    if (resume && epochs == 0)
+        cli_die(2, "--resume", "a resumed run trains (--epochs is the run's total); evaluate a "
+                "checkpoint with --load FILE --epochs 0");
+    if ((resume || save_every > 0 || save_every_seconds > 0.0) && (prune || sparse_update !=
+                                                                   FNET_SPARSE_STATIC))
+        cli_die(2, resume ? "--resume" : "--save-every", "runs with --prune or --sparse-update "
+                "set|rigl cannot be resumed yet (their schedules' state is not checkpointed); "
+                "--save writes their model at the end");
     if (epochs == 0 && load == NULL)
         cli_die(2, "--epochs", "0 epochs only makes sense with --load (evaluation)");
     if (prune_opts && !prune)
@@ -532,7 +578,25 @@ int main(int argc, char **argv)
 
     // model and optimizer
     fnet_model *m = NULL;
-    if (spec) {
+    if (resume) {
+        // the run's model as it stands (TT rounding may have changed its ranks), checked against
+        // the spec the run began with
+        snprintf(where, sizeof(where), "--resume %s", resume);
+        cli_check(ctx, fnet_model_load(ctx, resume, &m), where);
+        const char *began = run_args_stored(&ra, RECORD_PREFIX "spec");
+        if (spec != NULL && began != NULL) {
+            fnet_model *given = NULL;
+            cli_check_usage(ctx, fnet_model_create_from_spec(ctx, spec, n_in, seed, &given),
+                            "--model");
+            if (strcmp(fnet_model_spec(given), began) != 0)
+                cli_die(2, "--model", "the run in %s trains '%s', not '%s'", resume, began,
+                        fnet_model_spec(given));
+            fnet_model_free(given);
+        }
+        if (fnet_model_n_in(m) != n_in)
+            cli_die(1, where, "the checkpoint's model takes %lld inputs, the data has %lld",
+                    (long long)fnet_model_n_in(m), (long long)n_in);
+    } else if (spec) {
         cli_check_usage(ctx, fnet_model_create_from_spec(ctx, spec, n_in, seed, &m), "--model");
         if (init_set)
             cli_check(ctx, fnet_model_init(m, init, seed), "--init");
@@ -551,7 +615,7 @@ int main(int argc, char **argv)
     if (!solver)
         cli_check(ctx, fnet_optimizer_create(ctx, &op, fnet_model_num_params(m), &opt),
                   "--optim/--lr");
-    if (load) {
+    if (load && !resume) {
         snprintf(where, sizeof(where), "--load %s", load);
         // evaluation needs no optimizer state (and the file's may be of another optimizer), nor
         // does pruning (each of its phases starts an optimizer of its own)
@@ -561,16 +625,62 @@ int main(int argc, char **argv)
         cli_die(1, "--model", "the data has %lld classes but the model has %lld outputs",
                 (long long)fnet_dataset_classes(train_all), (long long)fnet_model_n_out(m));
 
-    struct run r = {.json = cli_json_open(json_path), .tty = cli_is_tty(), .m = m};
+    // the spec the run began with, and where it runs (a resume elsewhere is not bit-identical)
+    if (resume) {
+        const char *th = run_args_stored(&ra, RECORD_PREFIX "threads");
+        const char *dev = run_args_stored(&ra, RECORD_PREFIX "backend");
+        if ((th != NULL && atoi(th) != fnet_ctx_threads(ctx)) ||
+            (dev != NULL && strcmp(dev, fnet_ctx_backend_name(ctx)) != 0))
+            cli_warn("the run was trained on the %s backend with %s threads, this piece runs on "
+                     "%s with %d: it goes on, but not bit for bit as an uninterrupted run would",
+                     dev ? dev : "?", th ? th : "?", fnet_ctx_backend_name(ctx),
+                     fnet_ctx_threads(ctx));
+        run_record_add(&rec, RECORD_PREFIX, "spec", run_args_stored(&ra, RECORD_PREFIX "spec")
+                                                        ? run_args_stored(&ra, RECORD_PREFIX "spec")
+                                                        : fnet_model_spec(m));
+    } else {
+        run_record_add(&rec, RECORD_PREFIX, "spec", fnet_model_spec(m));
+    }
+    char threads_s[24];
+    snprintf(threads_s, sizeof(threads_s), "%d", fnet_ctx_threads(ctx));
+    run_record_add(&rec, RECORD_PREFIX, "threads", threads_s);
+    run_record_add(&rec, RECORD_PREFIX, "backend", fnet_ctx_backend_name(ctx));
+
+    struct run r = {.json = resume ? cli_json_append(json_path) : cli_json_open(json_path),
+                    .tty = cli_is_tty(), .m = m};
     printf("model %s: %lld parameters; %lld training, %lld validation, %lld test samples; %s, %d threads\n",
            fnet_model_spec(m), (long long)fnet_model_num_params(m),
            (long long)fnet_dataset_size(train), (long long)(val ? fnet_dataset_size(val) : 0),
            (long long)fnet_dataset_size(test), fnet_ctx_backend_name(ctx), fnet_ctx_threads(ctx));
     fflush(stdout);
 
+    if (resume) {
+        const char *b = run_args_stored(&ra, "run.batch");
+        int e = atoi(run_args_stored(&ra, "run.epoch")) + 1;
+        if (b != NULL && strcmp(b, "0") != 0)
+            printf("resuming %s: in epoch %d of %lld, after step %s\n", resume, e,
+                   (long long)epochs, b);
+        else
+            printf("resuming %s: at the start of epoch %d of %lld\n", resume, e,
+                   (long long)epochs);
+    }
+    fflush(stdout);
+
     fnet_train_stats st = {0};
+    bool saved = false; // the trainer wrote --save
     if (epochs > 0) {
         fnet_train_params tp = fnet_train_params_default();
+        if (!prune) { // the pruning schedules make their own runs: saved at the end below
+            tp.save_path = save;
+            tp.save_every = (int)save_every;
+            tp.save_every_seconds = save_every_seconds;
+            tp.keep = (int)keep;
+            tp.resume_path = resume;
+            tp.meta = rec.meta;
+            tp.n_meta = rec.n;
+        }
+        tp.stop = cli_stop_flag();
+        cli_signals_install();
         tp.batch = batch;
         tp.epochs = (int)epochs;
         tp.seed = seed;
@@ -591,18 +701,29 @@ int main(int argc, char **argv)
             tp.on_step = fnet_sparse_step_hook;
             tp.step_user = ss;
         }
+        fnet_status ts;
         if (prune) {
             // the schedule's phases each make their optimizer; structured pruning replaces m
             fnet_optimizer_free(opt);
             opt = NULL;
             r.m = NULL;
-            cli_check(ctx, fnet_train_pruned(&m, &op, &tp, &pp, train, val, on_epoch, &r, &st),
-                      "training with pruning");
-        } else if (solver)
-            cli_check(ctx, fnet_train(m, &op, &tp, train, val, on_epoch, &r, &st), "training");
-        else
-            cli_check(ctx, fnet_train_with(m, opt, &op, &tp, train, val, on_epoch, &r, &st),
-                      "training");
+            ts = fnet_train_pruned(&m, &op, &tp, &pp, train, val, on_epoch, &r, &st);
+        } else if (solver) {
+            ts = fnet_train(m, &op, &tp, train, val, on_epoch, &r, &st);
+        } else {
+            ts = fnet_train_with(m, opt, &op, &tp, train, val, on_epoch, &r, &st);
+        }
+        if (cli_signal_received()) {
+            // stopped (or finished just as the signal came): what is written stays
+            cli_json_close(r.json, json_path);
+            char hint[1200];
+            snprintf(hint, sizeof(hint), "fnet-train --resume %s", tp.save_path);
+            cli_exit_interrupted(ts == FNET_OK ? "the run had finished; its checkpoint is "
+                                 "complete" : fnet_ctx_last_message(ctx),
+                                 ts == FNET_ERR_CANCELLED && tp.save_path != NULL ? hint : NULL);
+        }
+        cli_check(ctx, ts, prune ? "training with pruning" : "training");
+        saved = tp.save_path != NULL;
         if (ss != NULL)
             printf("sparse topology: %d %s updates\n", fnet_sparse_schedule_updates(ss),
                    fnet_sparse_update_name(sparse_update));
@@ -645,7 +766,7 @@ int main(int argc, char **argv)
         cli_json_number(r.json, "peak_rss_mb", rss, true);
         cli_json_close(r.json, json_path);
     }
-    if (save) {
+    if (save && (!saved || save_sparse)) { // the trainer's checkpoint holds the run
         snprintf(where, sizeof(where), "--save %s", save);
         cli_check(ctx, fnet_model_save(m, opt, save), where);
     }
@@ -655,6 +776,8 @@ int main(int argc, char **argv)
     }
     fnet_optimizer_free(opt);
     fnet_model_free(m);
+    run_record_free(&rec);
+    run_args_free(&ra);
     fnet_dataset_free(val);
     fnet_dataset_free(train);
     fnet_dataset_free(train_all);

@@ -429,7 +429,8 @@ def load(path):
             raise FnetError(f"unknown layer kind '{item.kind}'", f"{path}: {item.where}")
         T.check_all_used()
         layers.append(layer)
-    stray = sorted(n for n in tensors if not n.startswith("optimizer.")
+    # the optimizer's state and a training run's own (run.*, solver.*) are not the model's
+    stray = sorted(n for n in tensors if not n.startswith(("optimizer.", "run.", "solver."))
                    and not (n.startswith("layers.") and n.split(".")[1].isdigit()
                             and int(n.split(".")[1]) < len(layers)))
     if stray:

@@ -110,7 +110,7 @@ bad() {
         "command: $PROG $*" "$(seen)"
     grep -q ')$' bad.err || fail "$what: the error line does not end with '(<where>)'" \
         "command: $PROG $*" "$(seen)"
-    grep -qiE "$keyword" bad.err || fail "$what: the error does not mention /$keyword/" \
+    grep -qiE -- "$keyword" bad.err || fail "$what: the error does not mention /$keyword/" \
         "command: $PROG $*" "$(seen)"
     # the user's words only: the library's source location belongs to its log
     if grep -qE '[A-Za-z_]+\.c:[0-9]+' bad.err; then
@@ -144,4 +144,29 @@ reload() {
     FINAL=$(tail -n 1 "$name.json")
     printf '%s\n' "$FINAL" | grep -q '"event":"final"' ||
         fail "fnet-train --load $ckpt: no final JSON line" "$(show "$name.json")"
+}
+
+# final_field FILE KEY: KEY of the last line (the "final" object) of a JSON-lines file.
+final_field() {
+    json_field "$(tail -n 1 "$1")" "$2"
+}
+
+# unchanged FILE REF WHAT: FILE is byte-identical to REF.
+unchanged() {
+    cmp -s "$1" "$2" || fail "$3: $1 changed (cmp against the copy taken before)" \
+        "$(cmp "$1" "$2" 2>&1)" "$(ls -l "$1" "$2" 2>&1)"
+}
+
+# no_litter WHAT: no temporary checkpoint file left behind in the work directory.
+no_litter() {
+    local left
+    left=$(find . -name '*.tmp*' 2>/dev/null)
+    [ -z "$left" ] || fail "$1: temporary files left behind" "$left"
+}
+
+# data_of FILE: the tensor data of a safetensors file (all after its header), on stdout.
+data_of() {
+    local n
+    n=$(od -An -t u8 -N 8 "$1" | tr -d ' ')
+    tail -c +$((9 + n)) "$1"
 }
