@@ -3,9 +3,14 @@
  * documented status and a message, by every entry point: the raw reader (header only and whole),
  * fnet_checkpoint_peek, fnet_model_load and fnet_model_load_params. A failed load_params must leave
  * the model and optimizer unchanged; a model that loads must save and load back bit-exactly (its
- * pruning masks and a sparse layer's index tensors included). */
+ * pruning masks and a sparse layer's index tensors included). A training run resumed from it
+ * (Adam and L-BFGS, on fuzz_run_data) either goes on (one step, then stopped) or is refused with
+ * a documented status, the model and optimizer unchanged: the run's metadata (run.*, solver.*),
+ * the sample order and the checksums are all read from the input. */
 #include "fuzz_util.h"
 #include "io/safetensors.h"
+
+#include <signal.h>
 
 // The model and optimizer load_params writes into: the seed corpus holds checkpoints of it.
 #define CKPT_SPEC "dense:4,relu,dense:3"
@@ -116,6 +121,41 @@ static void check_load_params(fnet_ctx *ctx, const char *path)
     }
 }
 
+// Resume a run of the load_params model from the file: one step and a stop when it fits (a
+// fresh optimizer or solver each time), else a refusal that changed nothing.
+static void check_resume(fnet_ctx *ctx, const char *path, fnet_optim_kind kind)
+{
+    int64_t n = 0;
+    float *w = fnet_model_params(model, &n);
+    float before[64];
+    memcpy(before, w, (size_t)n * sizeof(float));
+    fnet_optim_params op = fnet_optim_params_default(kind);
+    op.iters_per_batch = FUZZ_RUN_ITERS;
+    fnet_train_params tp = fnet_train_params_default();
+    tp.batch = FUZZ_RUN_BATCH;
+    tp.epochs = 1000;
+    tp.resume_path = path;
+    static volatile sig_atomic_t stop = 1; // after the first step
+    tp.stop = &stop;
+    fnet_optimizer *opt = NULL;
+    if (kind != FNET_OPTIM_LBFGS)
+        FUZZ_CHECK(fnet_optimizer_create(ctx, &op, n, &opt) == FNET_OK);
+    fnet_ctx_clear_error(ctx);
+    fnet_status st = opt ? fnet_train_with(model, opt, &op, &tp, fuzz_run_data(ctx), NULL, NULL,
+                                           NULL, NULL)
+                         : fnet_train(model, &op, &tp, fuzz_run_data(ctx), NULL, NULL, NULL,
+                                      NULL);
+    if (st != FNET_ERR_CANCELLED) {
+        fuzz_check_error(ctx, st);
+        // the file's fault, or a run that is not this one (settings, data, length)
+        FUZZ_CHECK(status_is_the_files(st) || st == FNET_ERR_SHAPE ||
+                   st == FNET_ERR_INVALID_ARG);
+        FUZZ_CHECK(memcmp(before, w, (size_t)n * sizeof(float)) == 0);
+        FUZZ_CHECK(opt == NULL || fnet_optimizer_steps(opt) == 0);
+    }
+    fnet_optimizer_free(opt);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fnet_ctx *ctx = fuzz_ctx();
@@ -140,6 +180,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     check_load(ctx, path, copy);
     check_load_params(ctx, path);
+    check_resume(ctx, path, FNET_OPTIM_ADAM);
+    check_resume(ctx, path, FNET_OPTIM_LBFGS);
     unlink(path);
     return 0;
 }

@@ -13,6 +13,8 @@
 
 #include <factornet.h>
 
+#include "fuzz_run_data.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 

@@ -5,6 +5,9 @@
  * tests/fuzz/corpus/; rerun this after a format change. */
 #include <factornet.h>
 
+#include "fuzz_run_data.h"
+
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +154,18 @@ static void idx_seeds(void)
 
 // ---------------------------------------------------------------- checkpoints
 
+// The step hook of run_seed: raise the stop flag at the step its user pointer (an int) names.
+static volatile sig_atomic_t *seed_stop_flag;
+static fnet_status seed_stop_hook(fnet_model *m, fnet_optimizer *opt, const fnet_step_info *info,
+                                  void *user)
+{
+    (void)m;
+    (void)opt;
+    if (info->run_steps == *(const int *)user)
+        *seed_stop_flag = 1;
+    return FNET_OK;
+}
+
 static void checkpoint_seed(fnet_ctx *ctx, const char *name, const char *spec, int64_t n_in,
                             fnet_optim_kind kind, bool with_opt, double prune)
 {
@@ -188,6 +203,42 @@ static void checkpoint_seed(fnet_ctx *ctx, const char *name, const char *spec, i
     fnet_model_free(m);
 }
 
+// A run's checkpoint (run.* metadata, the sample order, solver.* for L-BFGS) of the load_params
+// model on fuzz_run_data, stopped after `steps` steps.
+static void run_seed(fnet_ctx *ctx, const char *name, fnet_optim_kind kind, int steps)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", root, name);
+    fnet_model *m = NULL;
+    if (fnet_model_create_from_spec(ctx, "dense:4,relu,dense:3", 5, 3, &m) != FNET_OK)
+        die(fnet_ctx_last_error(ctx));
+    fnet_optim_params op = fnet_optim_params_default(kind);
+    op.iters_per_batch = FUZZ_RUN_ITERS;
+    fnet_train_params tp = fnet_train_params_default();
+    tp.batch = FUZZ_RUN_BATCH;
+    tp.epochs = 3;
+    tp.save_path = tmp;
+    static volatile sig_atomic_t stop;
+    stop = 0;
+    tp.stop = &stop;
+    // stopped after `steps` steps: the step hook raises the flag
+    tp.on_step = seed_stop_hook;
+    tp.step_user = (void *)&steps;
+    seed_stop_flag = &stop;
+    fnet_status st = fnet_train(m, &op, &tp, fuzz_run_data(ctx), NULL, NULL, NULL, NULL);
+    if (st != FNET_ERR_CANCELLED)
+        die(fnet_ctx_last_error(ctx));
+    FILE *f = fopen(tmp, "rb");
+    static unsigned char data[1 << 16];
+    size_t n = f ? fread(data, 1, sizeof(data), f) : 0;
+    if (f == NULL || n == 0 || n == sizeof(data))
+        die(tmp);
+    fclose(f);
+    remove(tmp);
+    write_seed("checkpoint", name, data, n);
+    fnet_model_free(m);
+}
+
 static void checkpoint_seeds(void)
 {
     fnet_ctx *ctx;
@@ -202,6 +253,10 @@ static void checkpoint_seeds(void)
     // the load_params model pruned (masks), and a sparse layer (I32 row_ptr and col_idx)
     checkpoint_seed(ctx, "pruned", "dense:4,relu,dense:3", 5, FNET_OPTIM_ADAM, true, 0.5);
     checkpoint_seed(ctx, "sparse", "sparse:4:nnz=9,relu,dense:3", 5, FNET_OPTIM_ADAM, false, 0.0);
+    // runs to resume: within the first epoch and at the second's start, Adam and L-BFGS
+    run_seed(ctx, "run_adam_mid", FNET_OPTIM_ADAM, 2);
+    run_seed(ctx, "run_adam_epoch", FNET_OPTIM_ADAM, 3);
+    run_seed(ctx, "run_lbfgs", FNET_OPTIM_LBFGS, 4);
     fnet_ctx_free(ctx);
 }
 
