@@ -424,20 +424,27 @@ fnet_status fnet_dataset_crc32(const fnet_dataset *d, uint32_t *crc)
     if (crc == NULL)
         return fnet_fail(d->ctx, FNET_ERR_INVALID_ARG, "fnet_dataset_crc32: NULL crc");
     const struct data_storage *s = d->s;
-    // the storage's images on the host once, then the view's rows in its order
-    size_t bytes = (size_t)(s->n * s->dim);
-    uint8_t *images = fnet_malloc(bytes ? bytes : 1);
-    if (images == NULL)
-        return fnet_fail(d->ctx, FNET_ERR_OUT_OF_MEMORY, "checksum of %lld samples: host copy of "
-                         "%zu bytes", (long long)d->count, bytes);
-    s->ctx->be->download(s->ctx, images, s->images, bytes);
+    // the images come back a block of consecutive storage rows at a time (a whole subset in
+    // one go when the view keeps the storage's order), through a buffer of about CRC_BLOCK bytes
+    enum { CRC_BLOCK = 1 << 20 };
+    int64_t rows_per_block = s->dim > 0 && s->dim < CRC_BLOCK ? CRC_BLOCK / s->dim : 1;
+    uint8_t *buf = fnet_malloc((size_t)(rows_per_block * s->dim) + 1);
+    if (buf == NULL)
+        return fnet_fail(d->ctx, FNET_ERR_OUT_OF_MEMORY, "checksum of %lld samples: a buffer of "
+                         "%lld rows", (long long)d->count, (long long)rows_per_block);
     uLong c = crc32(0L, Z_NULL, 0);
-    for (int64_t pos = 0; pos < d->count; pos++) {
-        int64_t row = view_row(d, pos);
-        c = crc32(c, &s->labels[row], 1);
-        c = crc32_z(c, images + row * s->dim, (size_t)s->dim);
+    for (int64_t pos = 0; pos < d->count;) {
+        int64_t first = view_row(d, pos), run = 1;
+        while (run < rows_per_block && pos + run < d->count && view_row(d, pos + run) == first + run)
+            run++;
+        s->ctx->be->download(s->ctx, buf, s->images + first * s->dim, (size_t)(run * s->dim));
+        for (int64_t k = 0; k < run; k++) {
+            c = crc32(c, &s->labels[first + k], 1);
+            c = crc32_z(c, buf + k * s->dim, (size_t)s->dim);
+        }
+        pos += run;
     }
-    fnet_free(images);
+    fnet_free(buf);
     *crc = (uint32_t)c;
     return FNET_OK;
 }

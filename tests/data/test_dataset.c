@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define N 600 // more than two batch chunks of 256
 #define DIM 4
@@ -197,6 +198,66 @@ static void test_dataset_batch_scales_u8_by_one_over_255_across_chunks(void **st
             wi[i * DIM + j] = (float)images[idx[i] * DIM + j] * (1.0f / 255.0f);
     }
     fnet_assert_allclose(xi, wi, nb * DIM, 0.0, 0.0);
+}
+
+// The CRC-32 of a view, computed here from what its batches give back: each label byte, then the
+// sample's pixels (the floats are b/255, so b comes back exactly).
+static uint32_t view_crc(fnet_ctx *ctx, const fnet_dataset *d)
+{
+    int64_t n = fnet_dataset_size(d);
+    float *x = malloc((size_t)(n * DIM) * sizeof(float));
+    int32_t *y = malloc((size_t)n * sizeof(int32_t));
+    assert_non_null(x);
+    assert_non_null(y);
+    fnet_assert_ok(ctx, batch_via_backend(ctx, d, NULL, 0, n, x, y));
+    uLong c = crc32(0L, Z_NULL, 0);
+    for (int64_t i = 0; i < n; i++) {
+        unsigned char b[DIM + 1];
+        b[0] = (unsigned char)y[i];
+        for (int j = 0; j < DIM; j++)
+            b[j + 1] = (unsigned char)lrintf(x[i * DIM + j] * 255.0f);
+        c = crc32(c, b, DIM + 1);
+    }
+    free(y);
+    free(x);
+    return (uint32_t)c;
+}
+
+// fnet_dataset_crc32: labels and pixels in the view's order; views of other samples or another
+// order differ, the same samples in the same order agree.
+static void test_dataset_crc32_follows_the_views_order(void **state)
+{
+    struct fixture *fx = *state;
+    uint32_t all, sub, tr, va, tr2;
+    fnet_assert_ok(fx->ref, fnet_dataset_crc32(fx->d, &all));
+    // the whole storage, straight from the arrays
+    uLong c = crc32(0L, Z_NULL, 0);
+    for (int r = 0; r < N; r++) {
+        c = crc32(c, &labels[r], 1);
+        c = crc32(c, &images[r * DIM], DIM);
+    }
+    assert_int_equal(all, (uint32_t)c);
+    assert_int_equal(all, view_crc(fx->ref, fx->d));
+    fnet_dataset *s = NULL, *t = NULL, *v = NULL, *t2 = NULL, *v2 = NULL;
+    fnet_assert_ok(fx->ref, fnet_dataset_subset(fx->d, N - 1, &s));
+    fnet_assert_ok(fx->ref, fnet_dataset_crc32(s, &sub));
+    assert_int_equal(sub, view_crc(fx->ref, s));
+    assert_true(sub != all);
+    // shuffled views (rows out of the storage's order)
+    fnet_assert_ok(fx->ref, fnet_dataset_split(fx->d, 0.25, 42, &t, &v));
+    fnet_assert_ok(fx->ref, fnet_dataset_crc32(t, &tr));
+    fnet_assert_ok(fx->ref, fnet_dataset_crc32(v, &va));
+    assert_int_equal(tr, view_crc(fx->ref, t));
+    assert_int_equal(va, view_crc(fx->ref, v));
+    fnet_assert_ok(fx->ref, fnet_dataset_split(fx->d, 0.25, 43, &t2, &v2));
+    fnet_assert_ok(fx->ref, fnet_dataset_crc32(t2, &tr2));
+    assert_true(tr2 != tr);
+    assert_int_equal(fnet_dataset_crc32(fx->d, NULL), FNET_ERR_INVALID_ARG);
+    fnet_dataset_free(v2);
+    fnet_dataset_free(t2);
+    fnet_dataset_free(v);
+    fnet_dataset_free(t);
+    fnet_dataset_free(s);
 }
 
 // The backend under test (the CPU one by default) against the reference oracle.
@@ -582,6 +643,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dataset_subset_rejects_bad_n, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dataset_views_outlive_the_parent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dataset_out_of_memory_injection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dataset_crc32_follows_the_views_order, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
