@@ -744,6 +744,10 @@ int main(int argc, char **argv)
         printf("saved sparse: %d dense layers stored as CSR; model %s, %lld parameters\n",
                converted, fnet_model_spec(m), (long long)fnet_model_num_params(m));
     }
+    if (saved)
+        printf("%d checkpoints written to %s in %.2f s (%.1f%% of the training time)\n",
+               st.checkpoints, save, st.checkpoint_seconds,
+               st.train_seconds > 0 ? 100.0 * st.checkpoint_seconds / st.train_seconds : 0.0);
     double test_acc = 0.0, test_loss = 0.0;
     cli_check(ctx, fnet_model_evaluate(m, test, &test_acc, &test_loss), "evaluating on the test set");
     double rss = cli_peak_rss_mb();
@@ -763,6 +767,10 @@ int main(int argc, char **argv)
         cli_json_number(r.json, "test_loss", test_loss, false);
         cli_json_number(r.json, "train_seconds", st.train_seconds, false);
         cli_json_number(r.json, "samples_per_s", st.samples_per_s, false);
+        if (saved) {
+            cli_json_number(r.json, "checkpoints", st.checkpoints, false);
+            cli_json_number(r.json, "checkpoint_seconds", st.checkpoint_seconds, false);
+        }
         cli_json_number(r.json, "peak_rss_mb", rss, true);
         cli_json_close(r.json, json_path);
     }

@@ -125,6 +125,9 @@ typedef struct fnet_train_stats {
     double train_loss, val_loss, val_acc; /**< of the last epoch */
     int rollbacks;         /**< epochs rolled back after a NaN/Inf loss */
     int checkpoints;       /**< checkpoints written to save_path by this call */
+    double checkpoint_seconds; /**< wall time of writing them, and of the training data's
+                                    checksum that a run with save_path or resume_path takes
+                                    first; not in train_seconds */
 } fnet_train_stats;
 
 FNET_API fnet_train_params fnet_train_params_default(void);

@@ -220,6 +220,7 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             fnet_rng_shuffle(&L.rng, L.perm, L.n);
         fnet_model_set_training(m, true);
         double t0 = fnet_now(), loss_sum = mid ? start.loss_sum : 0.0;
+        const double ck0 = L.acc.checkpoint_seconds; // checkpoints are not training time
         const double before = mid ? start.seconds : 0.0; // the epoch's time in earlier calls
         for (int64_t b = mid ? start.batch : 0; b < L.n_batches && st == FNET_OK; b++) {
             int64_t bs = L.n - b * L.B < L.B ? L.n - b * L.B : L.B;
@@ -260,12 +261,12 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
                 tp->on_batch(b + 1, L.n_batches, user);
             // within the epoch: a stop or a checkpoint by time (at its end, after its report)
             if (st == FNET_OK && b + 1 < L.n_batches) {
-                struct fnet_run_pos at = {epoch, b + 1, loss_sum, before + fnet_now() - t0,
+                struct fnet_run_pos at = {epoch, b + 1, loss_sum, before + fnet_train_loop_elapsed(&L, t0, ck0),
                                           lr_scale};
                 st = fnet_train_loop_step_end(&L, opt, NULL, op, tp, &at);
             }
         }
-        double seconds = before + fnet_now() - t0;
+        double seconds = before + fnet_train_loop_elapsed(&L, t0, ck0);
         fnet_model_set_training(m, false);
         if (st == FNET_ERR_NUMERIC && tp->on_nan == FNET_NAN_ROLLBACK &&
             acc->rollbacks < tp->max_rollbacks && fnet_ctx_last_status(ctx) == FNET_ERR_NUMERIC &&

@@ -357,6 +357,7 @@ fnet_status fnet_train_ckpt_save(struct fnet_train_loop *L, const fnet_optimizer
 {
     fnet_model *m = L->m;
     fnet_ctx *ctx = fnet_model_ctx(m);
+    const double t0 = fnet_now();
     struct gather g = {.ctx = ctx};
     char v[VALUE_MAX], mv[4][VALUE_MAX];
     const fnet_rng *r = &L->rng;
@@ -429,10 +430,10 @@ fnet_status fnet_train_ckpt_save(struct fnet_train_loop *L, const fnet_optimizer
             st = fnet_checkpoint_write(m, opt, tp->save_path, &extra);
         }
     }
-    if (st == FNET_OK) {
+    L->last_save = fnet_now();
+    L->acc.checkpoint_seconds += L->last_save - t0;
+    if (st == FNET_OK)
         L->acc.checkpoints++;
-        L->last_save = fnet_now();
-    }
     fnet_free(numbered);
     fnet_free(order);
     gather_free(&g);

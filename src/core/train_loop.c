@@ -37,7 +37,9 @@ fnet_status fnet_train_loop_open(struct fnet_train_loop *L, fnet_model *m,
     fnet_rng_seed(&L->rng, tp->seed);
     // a run's checkpoints name the data they were trained on
     if (tp->save_path != NULL || tp->resume_path != NULL) {
+        double t0 = fnet_now();
         st = fnet_dataset_crc32(train, &L->data_crc);
+        L->acc.checkpoint_seconds = fnet_now() - t0;
         if (st != FNET_OK) {
             fnet_train_loop_close(L);
             return st;
@@ -100,6 +102,11 @@ const char *fnet_train_loss_str(double loss, char *buf, size_t cap)
     else
         snprintf(buf, cap, "%g", loss);
     return buf;
+}
+
+double fnet_train_loop_elapsed(const struct fnet_train_loop *L, double t0, double ck0)
+{
+    return fnet_now() - t0 - (L->acc.checkpoint_seconds - ck0);
 }
 
 void fnet_train_loop_stats(struct fnet_train_loop *L, fnet_train_stats *stats)

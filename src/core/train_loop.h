@@ -97,6 +97,10 @@ fnet_status fnet_train_loop_epoch_saves(struct fnet_train_loop *L, const fnet_op
 /* Check tp's checkpoint fields (save_every, keep, ...). */
 fnet_status fnet_train_ckpt_check_params(fnet_ctx *ctx, const fnet_train_params *tp);
 
+/* Training seconds since t0 (fnet_now()), the time spent writing checkpoints since L->acc's
+ * checkpoint_seconds was ck0 left out. */
+double fnet_train_loop_elapsed(const struct fnet_train_loop *L, double t0, double ck0);
+
 /* The run's samples/s into L->acc; *stats = L->acc when stats is not NULL. */
 void fnet_train_loop_stats(struct fnet_train_loop *L, fnet_train_stats *stats);
 

@@ -121,6 +121,7 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
             fnet_rng_shuffle(&L.rng, L.perm, L.n);
         fnet_model_set_training(m, true);
         double t0 = fnet_now(), loss_sum = mid ? start.loss_sum : 0.0;
+        const double ck0 = L.acc.checkpoint_seconds; // checkpoints are not training time
         const double before = mid ? start.seconds : 0.0; // the epoch's time in earlier calls
         pr.done = mid ? start.batch * op->iters_per_batch : 0;
         for (int64_t b = mid ? start.batch : 0; b < L.n_batches && st == FNET_OK; b++) {
@@ -163,11 +164,11 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
                 tp->on_batch(pr.done, pr.total, user);
             // within the epoch: a stop or a checkpoint by time (at its end, after its report)
             if (b + 1 < L.n_batches) {
-                struct fnet_run_pos at = {epoch, b + 1, loss_sum, before + fnet_now() - t0, 1.0f};
+                struct fnet_run_pos at = {epoch, b + 1, loss_sum, before + fnet_train_loop_elapsed(&L, t0, ck0), 1.0f};
                 st = fnet_train_loop_step_end(&L, NULL, solver, op, tp, &at);
             }
         }
-        double seconds = before + fnet_now() - t0;
+        double seconds = before + fnet_train_loop_elapsed(&L, t0, ck0);
         fnet_model_set_training(m, false);
         if (st != FNET_OK)
             break;
