@@ -413,6 +413,17 @@ int cli_signal_received(void)
     return stop_signal;
 }
 
+void cli_check_train(fnet_ctx *ctx, fnet_status st, const char *where)
+{
+    if (st == FNET_ERR_CANCELLED && stop_signal != 0) {
+        char what[1400];
+        snprintf(what, sizeof(what), "%s: %s; the results printed so far are written", where,
+                 fnet_ctx_last_message(ctx));
+        cli_exit_interrupted(what, NULL);
+    }
+    cli_check(ctx, st, where);
+}
+
 void cli_exit_interrupted(const char *what, const char *resume_hint)
 {
     int sig = stop_signal ? stop_signal : SIGINT;

@@ -100,6 +100,10 @@ int cli_signal_received(void);
  * when there is a checkpoint (resume_hint not NULL), exit 128 + the signal (130, 143). */
 void cli_exit_interrupted(const char *what, const char *resume_hint) __attribute__((noreturn));
 
+/* cli_check for a training call whose tp.stop was cli_stop_flag(): a run stopped by a signal
+ * exits as cli_exit_interrupted says (nothing of this run saved: these binaries do not resume). */
+void cli_check_train(fnet_ctx *ctx, fnet_status st, const char *where);
+
 /* Parse a --device value: "cpu", "reference", "guarded" or "cuda[:K]"; creates the ctx. */
 fnet_ctx *cli_ctx(const char *device, int threads);
 

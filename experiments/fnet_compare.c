@@ -55,7 +55,16 @@ static const char usage_tail[] =
     "  --csv FILE          the same as CSV, with a header line\n"
     "  --plot FILE         FILE.png and FILE.svg (gnuplot): test accuracy against parameters\n"
     "                      beside training throughput; FILE.dat and FILE.gp beside them\n"
-    "  --save-dir DIR      keep every trained model there as NAME-seedS.safetensors\n"
+    "  --save-dir DIR      keep every trained model there as NAME-seedS.safetensors, and each\n"
+    "                      training run's checkpoint as NAME-seedS.run.safetensors (written at\n"
+    "                      its end and on SIGINT/SIGTERM)\n"
+    "  --save-every E      with --save-dir: also write the run's checkpoint every E epochs\n"
+    "  --save-every-seconds S  ... and S seconds after the last\n"
+    "  --resume            with --save-dir: go on after an interruption: runs whose checkpoint\n"
+    "                      is complete are not trained again, an interrupted one continues\n"
+    "                      where it stopped (bit for bit), the others train; every record is\n"
+    "                      written again. The pruned variant's rounds and an interrupted SET\n"
+    "                      run start over\n"
     "  --help, --version\n"
     "\n"
     "Each variant's training samples/s is over the reference's of the same seed, measured in\n"
@@ -70,7 +79,7 @@ static bool takes_value(const char *opt)
     static const char *const with_value[] = {
         "--variants", "--model", "--data", "--optim", "--lr", "--batch", "--epochs", "--seed",
         "--seeds", "--limit-train", "--fro-decay", "--threads", "--device", "--json", "--csv",
-        "--plot", "--save-dir"};
+        "--plot", "--save-dir", "--save-every", "--save-every-seconds"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
         if (strcmp(opt, with_value[i]) == 0)
             return true;
@@ -213,6 +222,9 @@ struct setup {
     const fnet_dataset *train, *test;
     const struct cmp_recipe *recipe;
     const char *save_dir;
+    int save_every;            // the runs' checkpoints (with save_dir)
+    double save_every_seconds;
+    bool resume;               // --resume: reuse or continue the runs' checkpoints
     struct cache cache[CMP_MAX_VARIANTS]; // by variant
     bool keep[CMP_MAX_VARIANTS];          // a pruned variant of the same spec comes later
 };
@@ -235,6 +247,13 @@ static fnet_model *build(struct setup *S, const char *spec, uint64_t seed)
 // A NaN/Inf loss marks the run diverged (the others still run); any other error ends the run.
 static bool trained(struct setup *S, fnet_status st, const char *where, struct cmp_run *r)
 {
+    if (st == FNET_ERR_CANCELLED && cli_signal_received()) {
+        char what[1400];
+        snprintf(what, sizeof(what), "%s: %s; the records of the runs before it are written",
+                 where, fnet_ctx_last_message(S->ctx));
+        cli_exit_interrupted(what, S->save_dir ? "the same fnet-compare command with --resume"
+                                               : NULL);
+    }
     if (st == FNET_ERR_NUMERIC) {
         snprintf(r->error, sizeof(r->error), "%s: %s", fnet_status_str(st),
                  fnet_ctx_last_message(S->ctx));
@@ -242,6 +261,35 @@ static bool trained(struct setup *S, fnet_status st, const char *where, struct c
     }
     cli_check(S->ctx, st, where);
     return true;
+}
+
+// DIR/NAME-seedS.run.safetensors: a variant's training run's checkpoint.
+static void run_path(const struct setup *S, const char *name, uint64_t seed, char *path,
+                     size_t cap)
+{
+    snprintf(path, cap, "%.1000s/%.31s-seed%llu.run.safetensors", S->save_dir, name,
+             (unsigned long long)seed);
+}
+
+// With --resume: how far the run's checkpoint at path got (-1: none; epochs done otherwise).
+static int run_done(const struct setup *S, const char *path, const char *where, char *step,
+                    size_t cap)
+{
+    if (!S->resume || access(path, F_OK) != 0)
+        return -1;
+    fnet_meta *meta = NULL;
+    int n = 0;
+    char w[2700];
+    snprintf(w, sizeof(w), "%s, --resume %s", where, path);
+    cli_check(S->ctx, fnet_checkpoint_metadata(S->ctx, path, &meta, &n), w);
+    const char *e = fnet_meta_find(meta, n, "run.epoch");
+    if (e == NULL)
+        cli_die(1, w, "the checkpoint holds no run to resume");
+    int done = atoi(e);
+    const char *b = fnet_meta_find(meta, n, "run.batch");
+    snprintf(step, cap, "%s", b ? b : "0");
+    fnet_checkpoint_metadata_free(meta);
+    return done;
 }
 
 static bool train_plain(struct setup *S, fnet_model *m, const fnet_optim_params *op,
@@ -284,6 +332,7 @@ static void run_variant(struct setup *S, const struct cmp_variant *v, int vi, ui
     tp.epochs = epochs;
     tp.seed = seed;
     tp.on_batch = cli_is_tty() ? cli_progress : NULL;
+    tp.stop = cli_stop_flag();
     fnet_train_stats st = {0};
     double seconds = 0.0;
     int64_t samples = 0, n_train = fnet_dataset_size(S->train);
@@ -309,7 +358,43 @@ static void run_variant(struct setup *S, const struct cmp_variant *v, int vi, ui
             tp.on_step = fnet_sparse_step_hook;
             tp.step_user = ss;
         }
-        ok = train_plain(S, m, &op, &tp, &w, where, r, &st);
+        // the run's checkpoint (--save-dir): reused when complete, continued when interrupted
+        char rpath[1400], step[24] = "0";
+        int done = -1;
+        if (S->save_dir) {
+            run_path(S, v->name, seed, rpath, sizeof(rpath));
+            tp.save_path = rpath;
+            tp.save_every = S->save_every;
+            tp.save_every_seconds = S->save_every_seconds;
+            done = run_done(S, rpath, where, step, sizeof(step));
+            if (done >= 0 && v->how == CMP_SPARSE && done < epochs)
+                done = -1; // SET's schedule is not in the checkpoint: this run starts over
+        }
+        if (done >= 0) {
+            fnet_model_free(m);
+            m = NULL;
+            char w2[2700];
+            snprintf(w2, sizeof(w2), "%s, --resume %s", where, rpath);
+            cli_check(S->ctx, fnet_model_load(S->ctx, rpath, &m), w2);
+            cli_check(S->ctx, fnet_model_set_frobenius_decay(m, S->recipe->fro_decay), w2);
+        }
+        if (done >= epochs) {
+            // trained before: its totals come from the checkpoint
+            fnet_meta *meta = NULL;
+            int n = 0;
+            cli_check(S->ctx, fnet_checkpoint_metadata(S->ctx, rpath, &meta, &n), rpath);
+            const char *ts = fnet_meta_find(meta, n, "run.train_seconds");
+            st.train_seconds = ts ? strtod(ts, NULL) : 0.0;
+            st.epochs_run = done;
+            fnet_checkpoint_metadata_free(meta);
+            printf("  trained before: %s (%d epochs, %.1f s)\n", rpath, done, st.train_seconds);
+        } else {
+            if (done >= 0) {
+                tp.resume_path = rpath;
+                printf("  resuming %s: epoch %d, after step %s\n", rpath, done + 1, step);
+            }
+            ok = train_plain(S, m, &op, &tp, &w, where, r, &st);
+        }
         seconds = st.train_seconds;
         samples = (int64_t)st.epochs_run * n_train;
         r->epochs = st.epochs_run;
@@ -342,6 +427,7 @@ static void run_variant(struct setup *S, const struct cmp_variant *v, int vi, ui
         pp.finetune_epochs = v->finetune;
         fnet_train_params ft = tp;
         ft.epochs = 0; // trained above: the rounds only
+        ft.save_path = ft.resume_path = NULL; // a schedule's rounds are not checkpointed
         cli_progress_begin(&w, label, v->rounds * v->finetune);
         fnet_model *before = m;
         fnet_status status =
@@ -418,7 +504,9 @@ int main(int argc, char **argv)
     const char *device = "cpu";
     const char *models[CMP_MAX_VARIANTS];
     int n_models = 0;
-    int64_t limit = 0, threads = 0, seeds = 1;
+    int64_t limit = 0, threads = 0, seeds = 1, save_every = 0;
+    double save_every_seconds = 0.0;
+    bool resume = false;
     uint64_t seed = 1;
     struct cmp_recipe recipe = {.batch = 256, .epochs = 10};
     struct cli_args a = {.argc = argc, .argv = argv, .i = 1};
@@ -458,12 +546,21 @@ int main(int argc, char **argv)
             plot_arg = v;
         } else if (strcmp(o, "--save-dir") == 0) {
             save_dir = v;
+        } else if (strcmp(o, "--save-every") == 0) {
+            save_every = cli_int(o, v, 1, 1000000);
+        } else if (strcmp(o, "--save-every-seconds") == 0) {
+            save_every_seconds = cli_double(o, v, 1e-3, 1e9);
+        } else if (strcmp(o, "--resume") == 0) {
+            resume = true;
         } else if (strcmp(o, "--fro-decay") == 0) {
             recipe.fro_decay = (float)cli_double(o, v, 0.0, 1e6);
         } else {
             cli_die(2, o, "unknown option (see --help)");
         }
     }
+    if ((save_every > 0 || save_every_seconds > 0.0 || resume) && save_dir == NULL)
+        cli_die(2, resume ? "--resume" : "--save-every", "needs --save-dir DIR, where the runs' "
+                "checkpoints are");
     if (fnet_optim_kind_parse(optim, &recipe.optim) != FNET_OK)
         cli_die(2, "--optim", "expected adam, adamw, sgd, momentum, nesterov, rmsprop, lbfgs or "
                 "cg, got '%s'", optim);
@@ -491,7 +588,8 @@ int main(int argc, char **argv)
     fnet_dataset *train = NULL, *test = NULL;
     cli_load_data(ctx, data, limit, &train, &test);
     struct setup S = {.ctx = ctx, .train = train, .test = test, .recipe = &recipe,
-                      .save_dir = save_dir};
+                      .save_dir = save_dir, .save_every = (int)save_every,
+                      .save_every_seconds = save_every_seconds, .resume = resume};
     for (int i = 0; i < n; i++) { // every model builds before the first one trains
         fnet_model *m = build(&S, vars[i].spec, seed);
         bool sparse = false;
@@ -530,6 +628,7 @@ int main(int argc, char **argv)
     struct cmp_run *runs = calloc((size_t)(n * seeds), sizeof(*runs));
     if (runs == NULL)
         cli_die(1, NULL, "out of memory");
+    cli_signals_install(); // SIGINT/SIGTERM: the run in progress stops at its step
     for (int64_t s = 0; s < seeds; s++) {
         for (int i = 0; i < n; i++) {
             struct cmp_run *r = &runs[s * n + i];
@@ -550,6 +649,9 @@ int main(int argc, char **argv)
             cmp_csv_run(csv, &vars[i], r);
         }
     }
+    if (cli_signal_received()) // after the last run's training: its evaluation was cut short
+        cli_exit_interrupted("after the last training run", S.save_dir ? "the same fnet-compare "
+                             "command with --resume" : NULL);
     for (int i = 0; i < n; i++)
         free(S.cache[i].w);
     cmp_print_table(vars, n, runs, (int)seeds, &recipe);

@@ -297,11 +297,13 @@ static void finetune(fnet_ctx *ctx, fnet_model *m, const struct config *c,
     tp.epochs = c->finetune;
     tp.seed = c->seed;
     tp.on_batch = cli_is_tty() ? cli_progress : NULL;
+    tp.stop = cli_stop_flag();
+    cli_signals_install();
     fnet_optimizer *opt = NULL;
     cli_check(ctx, fnet_optimizer_create(ctx, &c->op, fnet_model_num_params(m), &opt), "--optim");
     fnet_train_stats st;
-    cli_check(ctx, fnet_train_with(m, opt, &c->op, &tp, train, NULL, cli_on_epoch, &w, &st),
-              "fine-tuning");
+    cli_check_train(ctx, fnet_train_with(m, opt, &c->op, &tp, train, NULL, cli_on_epoch, &w, &st),
+                    "fine-tuning");
     fnet_optimizer_free(opt);
     r->train_seconds = st.train_seconds;
     r->samples_per_s = st.samples_per_s;
@@ -337,11 +339,14 @@ static void prune(fnet_ctx *ctx, fnet_model **mp, const struct config *c, double
         tp.epochs = 0; // trained before: the rounds only
         tp.seed = c->seed;
         tp.on_batch = cli_is_tty() ? cli_progress : NULL;
+        tp.stop = cli_stop_flag();
+        cli_signals_install();
         struct cli_progress w;
         cli_progress_begin(&w, label, c->rounds * c->finetune);
         fnet_train_stats st;
-        cli_check(ctx, fnet_train_pruned(mp, &c->op, &tp, &pp, train, NULL, cli_on_epoch, &w, &st),
-                  where);
+        cli_check_train(ctx, fnet_train_pruned(mp, &c->op, &tp, &pp, train, NULL, cli_on_epoch,
+                                               &w, &st),
+                        where);
         r->train_seconds = st.train_seconds;
         r->samples_per_s = st.samples_per_s;
     }

@@ -180,6 +180,8 @@ static void record(fnet_ctx *ctx, struct run *r)
 // After each step or solver iteration: the budget, and a point when one is due.
 static void after_step(fnet_ctx *ctx, struct run *r)
 {
+    if (cli_signal_received()) // SIGINT/SIGTERM: this run ends here, the program below
+        r->stop = true;
     double t = r->train_s + (now() - r->seg_start);
     if (t >= r->next_eval || t >= r->cfg->seconds)
         record(ctx, r);
@@ -539,6 +541,7 @@ int main(int argc, char **argv)
         struct run runs[MAX_OPTIMS];
         const char *names[MAX_OPTIMS];
         int64_t params = 0;
+        cli_signals_install(); // SIGINT/SIGTERM: the run in progress ends, then the program
         for (int k = 0; k < n_kinds; k++) {
             fnet_model *m = NULL;
             cli_check_usage(ctx, fnet_model_create_from_spec(ctx, spec, fnet_dataset_dim(train),
@@ -598,6 +601,8 @@ int main(int argc, char **argv)
             }
             fnet_model_free(m);
             r->m = NULL;
+            if (cli_signal_received())
+                cli_exit_interrupted("the results of the runs so far are written", NULL);
         }
         // the table: time and evaluations to the target, side by side
         printf("\n%s (%s, %lld parameters): time to test accuracy %.3f (training time, test "

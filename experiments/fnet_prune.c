@@ -74,10 +74,13 @@ static double train(fnet_ctx *ctx, fnet_model *m, const fnet_optim_params *op, i
     tp.epochs = epochs;
     tp.seed = seed;
     tp.on_batch = cli_is_tty() ? cli_progress : NULL;
+    tp.stop = cli_stop_flag();
+    cli_signals_install();
     fnet_optimizer *opt = NULL;
     cli_check(ctx, fnet_optimizer_create(ctx, op, fnet_model_num_params(m), &opt), "--optim");
     fnet_train_stats st;
-    cli_check(ctx, fnet_train_with(m, opt, op, &tp, d, NULL, cli_on_epoch, &w, &st), label);
+    cli_check_train(ctx, fnet_train_with(m, opt, op, &tp, d, NULL, cli_on_epoch, &w, &st),
+                    label);
     fnet_optimizer_free(opt);
     return st.train_seconds;
 }

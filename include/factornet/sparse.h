@@ -98,7 +98,10 @@ FNET_API fnet_prune_params fnet_prune_params_default(void);
  *  s_t = s·(1 − (1 − t/T)³) up to T = gradual_end of the steps, then finetune_epochs more.
  *  on_epoch sees the epochs of all phases numbered as one run. With structured pruning *m is
  *  replaced by the smaller model (the old one freed).
- *  @return as fnet_train(), and FNET_ERR_INVALID_ARG for bad settings (nothing trained). */
+ *  tp->stop stops it as it stops fnet_train() (FNET_ERR_CANCELLED); a schedule cannot be
+ *  checkpointed and resumed yet: tp->save_path and resume_path must be NULL.
+ *  @return as fnet_train(), FNET_ERR_INVALID_ARG for bad settings, FNET_ERR_UNSUPPORTED for a
+ *          save or resume path (nothing trained). */
 FNET_API fnet_status fnet_train_pruned(fnet_model **m, const fnet_optim_params *op,
                                        const fnet_train_params *tp, const fnet_prune_params *p,
                                        const fnet_dataset *train, const fnet_dataset *val,

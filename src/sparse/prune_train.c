@@ -130,6 +130,11 @@ fnet_status fnet_train_pruned(fnet_model **mp, const fnet_optim_params *op,
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "prune: gradual pruning needs end in (0, 1] "
                          "and an interval >= 1 (got %g, %lld), and is not structured",
                          p->gradual_end, (long long)p->gradual_every);
+    // the schedule's phases are runs of their own, and its state is not in a run's checkpoint
+    if (tp->save_path != NULL || tp->resume_path != NULL)
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "prune: pruning schedules cannot be "
+                         "checkpointed and resumed yet (their state is not in a run's "
+                         "checkpoint): no save_path or resume_path; stop works");
     // 0 epochs: the model is already trained (fnet-compress, fnet-prune); only the rounds run
     if (tp->epochs < (p->schedule == FNET_PRUNE_GRADUAL ? 1 : 0))
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "epochs must be >= %d for %s pruning, got %d",

@@ -170,3 +170,30 @@ data_of() {
     n=$(od -An -t u8 -N 8 "$1" | tr -d ' ')
     tail -c +$((9 + n)) "$1"
 }
+
+# interrupted SIG WAIT WHAT ARGS...: $PROG ARGS in the background; once its stdout matches WAIT
+# (an extended regex) it is stopped, sent SIG (INT or TERM) and let go on, so the signal lands
+# in the work that followed WAIT; it must exit 128 + the signal's number and say
+# "$PROG: interrupted by SIG<SIG>: " on stderr. Sets RC and LAST (= interrupted).
+interrupted() {
+    local sig=$1 wait_for=$2 what=$3 tries=0 pid code
+    shift 3
+    LAST=interrupted
+    "$PROG_PATH" "$@" </dev/null >interrupted.out 2>interrupted.err &
+    pid=$!
+    while ! grep -qE "$wait_for" interrupted.out 2>/dev/null && kill -0 "$pid" 2>/dev/null; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 3000 ] || fail "$what: waited 30 s for /$wait_for/" "$(show interrupted.out)"
+        sleep 0.01
+    done
+    kill -STOP "$pid" 2>/dev/null
+    kill "-$sig" "$pid" 2>/dev/null
+    kill -CONT "$pid" 2>/dev/null
+    wait "$pid"
+    RC=$?
+    no_sanitizer "$what"
+    code=$([ "$sig" = TERM ] && echo 143 || echo 130)
+    [ "$RC" -eq "$code" ] && grep -q "^$PROG: interrupted by SIG$sig: " interrupted.err ||
+        fail "$what: expected exit $code and 'interrupted by SIG$sig'" "$(seen)"
+    ok "$what: SIG$sig stops it cleanly, exit $code"
+}

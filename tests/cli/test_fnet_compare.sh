@@ -17,7 +17,7 @@ cli_setup fnet-compare "$@"
 
 run help --help
 good "--help"
-for opt in --variants --model --seeds --csv --json --plot --save-dir; do
+for opt in --variants --model --seeds --csv --json --plot --save-dir --save-every --resume; do
     grep -q -- "$opt" help.out || fail "--help does not describe $opt" "$(seen)"
 done
 ok "--help exits 0 and describes the options"
@@ -105,6 +105,48 @@ for key in params compressed_params test_acc test_loss flops_per_sample checkpoi
     done
 done
 ok "a second run repeats parameters, accuracies, losses, FLOPs and checkpoint sizes"
+
+# --- interrupted and resumed: the same records as in one go ---------------------------------
+# (the signal goes to a stopped process as the second model begins, so it lands in its training)
+mkdir w1 w2
+RARGS=(--data data --epochs 150 --batch 20 --threads 2 --model "$DENSE;name=dense" --model "$TT")
+run whole "${RARGS[@]}" --save-dir w1 --json whole.json
+good "two models with --save-dir"
+"$PROG_PATH" "${RARGS[@]}" --save-dir w2 --json part.json </dev/null >part.out 2>part.err &
+PID=$!
+tries=0
+while ! grep -q '^model2 (seed 1)' part.out 2>/dev/null && kill -0 "$PID" 2>/dev/null; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 3000 ] || fail "the second model never began" "$(show part.out)"
+    sleep 0.01
+done
+kill -STOP "$PID"
+kill -INT "$PID"
+kill -CONT "$PID"
+wait "$PID"
+RC=$?
+LAST=part
+[ "$RC" -eq 130 ] && grep -q "interrupted by SIGINT: variant model2, seed 1: stopped on request" part.err &&
+    grep -q "resume with: the same fnet-compare command with --resume" part.err ||
+    fail "SIGINT during the second model: exit 130, where it stopped, how to resume" "$(seen)"
+[ -s w2/model2-seed1.run.safetensors ] || fail "the interrupted run's checkpoint" "$(ls -l w2)"
+[ "$(wc -l <part.json)" -eq 1 ] || fail "the first model's record is written" "$(show part.json)"
+ok "SIGINT: exit 130, the finished model's record and the interrupted run's checkpoint kept"
+run resumed "${RARGS[@]}" --save-dir w2 --json part.json --resume
+good "--resume"
+grep -q "trained before: w2/dense-seed1.run.safetensors" resumed.out &&
+    grep -q "resuming w2/model2-seed1.run.safetensors: epoch" resumed.out ||
+    fail "--resume reuses the finished run and continues the other" "$(seen)"
+for k in 1 2; do
+    for key in test_loss test_acc params checkpoint_bytes; do
+        a=$(json_field "$(sed -n "${k}p" whole.json)" "$key")
+        b=$(json_field "$(sed -n "${k}p" part.json)" "$key")
+        [ "$a" = "$b" ] || fail "model $k: $key differs after the resume ($a, $b)" \
+            "$(show whole.json)" "$(show part.json)"
+    done
+done
+ok "interrupted and resumed: the same test losses and sizes as in one go"
+bad 2 "needs --save-dir" "--resume without --save-dir" "${RARGS[@]}" --resume
 
 # --- every built-in variant, one short epoch -------------------------------------------------
 run all --data data --epochs 1 --limit-train 300 --threads 2 --json all.json --csv all.csv \

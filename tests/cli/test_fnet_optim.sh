@@ -80,4 +80,9 @@ bad 1 'no-such-dir|open|No such' "a missing data directory" --data no-such-dir
 bad 1 'cannot|no-such' "an unwritable --json" --data data --network "$NET" --optims adam \
     --epochs 1 --json no-such/x.json
 
+# SIGTERM during a run: it ends there, its record is written, the program exits 143
+interrupted TERM '\(.*parameters\), ' "SIGTERM during a run" --data data --seconds 60 \
+    --epochs 1000000 --threads 2 --json sig.json
+grep -q '"event":"final"' sig.json || fail "SIGTERM: the run's final record" "$(show sig.json)"
+
 echo "all $n checks passed"

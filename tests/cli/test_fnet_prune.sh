@@ -230,4 +230,9 @@ bad 1 'the loss is NaN' "a diverging run with --save" "${ARGS[@]}" --lr 1e6 --sa
 cmp -s keep.st w.st || fail "a failing run changed its --save target" "$(cmp keep.st w.st 2>&1)"
 ok "unwritable outputs are refused before training; an existing --save is left alone"
 
+# SIGINT while fine-tuning: a clean stop, its message (fnet-prune does not resume)
+interrupted INT '^sparsity|^ *0\.50' "SIGINT while fine-tuning" --data data --load w.st \
+    --sparsities 0.5,0.9 --finetune-epochs 100000 --batch 20 --threads 2
+grep -q "stopped on request" interrupted.err || fail "SIGINT: where it stopped" "$(seen)"
+
 echo "all $n checks passed"
