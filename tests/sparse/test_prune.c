@@ -970,6 +970,23 @@ static void test_prune_rejects_bad_arguments_and_changes_nothing(void **state)
         assert_int_equal(epochs, 0);
         assert_model_is(m, w, mask);
     }
+    // a schedule is not checkpointed: a save or resume path is refused, said so, nothing trained
+    for (int i = 0; i < 2; i++) {
+        fnet_model *mp = m;
+        int epochs = 0;
+        fnet_train_params t = tp;
+        if (i == 0)
+            t.save_path = "never-written.safetensors";
+        else
+            t.resume_path = "never-read.safetensors";
+        fnet_status st = fnet_train_pruned(&mp, &op, &t, &p0, d, NULL, count_epochs, &epochs,
+                                           NULL);
+        expect_status(st, FNET_ERR_UNSUPPORTED, "a save or resume path");
+        assert_non_null(strstr(fnet_ctx_last_error(ctx), "cannot be checkpointed"));
+        assert_int_equal(epochs, 0);
+        assert_model_is(m, w, mask);
+        assert_int_equal(access("never-written.safetensors", F_OK), -1);
+    }
 
     free(s);
     free(s0);
