@@ -173,24 +173,24 @@ double cli_peak_rss_mb(void)
     return (double)ru.ru_maxrss / 1024.0; // KiB on Linux
 }
 
-FILE *cli_json_append(const char *path)
+static FILE *json_open(const char *path, const char *mode)
 {
     if (path == NULL)
         return NULL;
-    FILE *f = fopen(path, "a");
+    FILE *f = fopen(path, mode);
     if (f == NULL)
         cli_die(1, path, "cannot open the JSON file: %s", strerror(errno));
     return f;
 }
 
+FILE *cli_json_append(const char *path)
+{
+    return json_open(path, "a");
+}
+
 FILE *cli_json_open(const char *path)
 {
-    if (path == NULL)
-        return NULL;
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        cli_die(1, path, "cannot open the JSON file: %s", strerror(errno));
-    return f;
+    return json_open(path, "w");
 }
 
 void cli_json_string(FILE *f, const char *key, const char *value, bool last)

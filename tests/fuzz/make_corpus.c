@@ -154,6 +154,19 @@ static void idx_seeds(void)
 
 // ---------------------------------------------------------------- checkpoints
 
+// The checkpoint written at tmp becomes the seed `name` (tmp removed).
+static void seed_from_file(const char *tmp, const char *name)
+{
+    FILE *f = fopen(tmp, "rb");
+    static unsigned char data[1 << 16];
+    size_t n = f ? fread(data, 1, sizeof(data), f) : 0;
+    if (f == NULL || n == 0 || n == sizeof(data))
+        die(tmp);
+    fclose(f);
+    remove(tmp);
+    write_seed("checkpoint", name, data, n);
+}
+
 // The step hook of run_seed: raise the stop flag at the step its user pointer (an int) names.
 static volatile sig_atomic_t *seed_stop_flag;
 static fnet_status seed_stop_hook(fnet_model *m, fnet_optimizer *opt, const fnet_step_info *info,
@@ -191,14 +204,7 @@ static void checkpoint_seed(fnet_ctx *ctx, const char *name, const char *spec, i
     }
     if (fnet_model_save(m, opt, tmp) != FNET_OK)
         die(fnet_ctx_last_error(ctx));
-    FILE *f = fopen(tmp, "rb");
-    static unsigned char data[1 << 16];
-    size_t n = f ? fread(data, 1, sizeof(data), f) : 0;
-    if (f == NULL || n == 0 || n == sizeof(data))
-        die(tmp);
-    fclose(f);
-    remove(tmp);
-    write_seed("checkpoint", name, data, n);
+    seed_from_file(tmp, name);
     fnet_optimizer_free(opt);
     fnet_model_free(m);
 }
@@ -228,14 +234,7 @@ static void run_seed(fnet_ctx *ctx, const char *name, fnet_optim_kind kind, int 
     fnet_status st = fnet_train(m, &op, &tp, fuzz_run_data(ctx), NULL, NULL, NULL, NULL);
     if (st != FNET_ERR_CANCELLED)
         die(fnet_ctx_last_error(ctx));
-    FILE *f = fopen(tmp, "rb");
-    static unsigned char data[1 << 16];
-    size_t n = f ? fread(data, 1, sizeof(data), f) : 0;
-    if (f == NULL || n == 0 || n == sizeof(data))
-        die(tmp);
-    fclose(f);
-    remove(tmp);
-    write_seed("checkpoint", name, data, n);
+    seed_from_file(tmp, name);
     fnet_model_free(m);
 }
 
