@@ -316,39 +316,89 @@ static bool link_over(const char *src, const char *path)
     return ok;
 }
 
-// Remember `name` as the newest numbered checkpoint; remove the oldest beyond tp->keep.
-static fnet_status keep_numbered(struct fnet_train_loop *L, const fnet_train_params *tp,
-                                 const char *name)
+// Whether name is one of path's numbered checkpoints, "<stem>.e<digits>[s<digits>]<ext>" (as
+// numbered_path makes them): the only files the --keep rotation ever removes.
+static bool is_numbered_of(const char *path, const char *name)
 {
-    size_t have = L->kept ? strlen(L->kept) : 0, add = strlen(name) + 1;
-    // the same name again (a resume that saves where it started): once in the list
-    char *dup = NULL;
-    if (L->kept != NULL) {
-        for (char *p = L->kept; *p; p = strchr(p, '\n') + 1)
-            if (strncmp(p, name, add - 1) == 0 && p[add - 1] == '\n')
-                dup = p;
+    static const char ext[] = ".safetensors";
+    size_t len = strlen(path), el = strlen(ext), nl = strlen(name);
+    size_t stem = len > el && strcmp(path + len - el, ext) == 0 ? len - el : len;
+    size_t tail = len - stem;
+    if (nl < stem + tail + 3 || strncmp(name, path, stem) != 0 ||
+        strcmp(name + nl - tail, path + stem) != 0 || name[stem] != '.' || name[stem + 1] != 'e')
+        return false;
+    const char *p = name + stem + 2, *end = name + nl - tail;
+    bool digits = false, step = false;
+    for (; p < end; p++) {
+        if (*p >= '0' && *p <= '9') {
+            digits = true;
+        } else if (*p == 's' && digits && !step) {
+            step = true;
+            digits = false;
+        } else {
+            return false;
+        }
     }
-    if (dup == NULL) {
-        char *k = grow(L->kept, have + (L->kept != NULL), have + add + 1, 1);
-        if (k == NULL)
-            return fnet_fail(fnet_model_ctx(L->m), FNET_ERR_OUT_OF_MEMORY, "list of kept "
-                             "checkpoints");
-        L->kept = k;
-        snprintf(L->kept + have, add + 1, "%s\n", name);
-    }
+    return digits;
+}
+
+// The numbered checkpoints kept after `name` joins the list `kept` ('\n'-terminated names,
+// oldest first; NULL: none), trimmed to the newest `keep`: *next, and in *drop the names that
+// fall out (the same form; NULL when none). fnet_free both.
+static fnet_status kept_next(fnet_ctx *ctx, const char *kept, const char *name, int keep,
+                             char **next, char **drop)
+{
+    *next = *drop = NULL;
+    size_t have = kept ? strlen(kept) : 0, add = strlen(name) + 1;
+    char *all = fnet_malloc(have + add + 1);
+    if (all == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "list of kept checkpoints");
+    // the list without name (a resume that saves where it saved before), then name
+    size_t n = 0;
     int count = 0;
-    for (char *p = L->kept; *p; p = strchr(p, '\n') + 1)
-        count++;
-    while (count > tp->keep) {
-        char *nl = strchr(L->kept, '\n');
-        *nl = '\0';
-        if (unlink(L->kept) != 0 && errno != ENOENT)
-            fnet_log(FNET_LOG_WARN, "could not remove the old checkpoint %s: %s", L->kept,
-                     strerror(errno));
-        memmove(L->kept, nl + 1, strlen(nl + 1) + 1);
-        count--;
+    for (const char *p = kept; p != NULL && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = (size_t)(nl - p);
+        if (!(len == add - 1 && strncmp(p, name, len) == 0)) {
+            memcpy(all + n, p, len + 1);
+            n += len + 1;
+            count++;
+        }
+        p = nl + 1;
     }
+    memcpy(all + n, name, add - 1);
+    all[n + add - 1] = '\n';
+    all[n + add] = '\0';
+    count++;
+    // the oldest beyond keep fall out
+    char *cut = all;
+    for (int k = count; k > keep; k--)
+        cut = strchr(cut, '\n') + 1;
+    if (cut != all) {
+        *drop = fnet_malloc((size_t)(cut - all) + 1);
+        if (*drop == NULL) {
+            fnet_free(all);
+            return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "list of kept checkpoints");
+        }
+        memcpy(*drop, all, (size_t)(cut - all));
+        (*drop)[cut - all] = '\0';
+        memmove(all, cut, strlen(cut) + 1);
+    }
+    *next = all;
     return FNET_OK;
+}
+
+// Remove the files of a list (after the checkpoint that replaces them is written).
+static void remove_listed(char *list)
+{
+    for (char *p = list; p != NULL && *p;) {
+        char *nl = strchr(p, '\n');
+        *nl = '\0';
+        if (unlink(p) != 0 && errno != ENOENT)
+            fnet_log(FNET_LOG_WARN, "could not remove the old checkpoint %s: %s", p,
+                     strerror(errno));
+        p = nl + 1;
+    }
 }
 
 fnet_status fnet_train_ckpt_save(struct fnet_train_loop *L, const fnet_optimizer *opt,
@@ -407,13 +457,14 @@ fnet_status fnet_train_ckpt_save(struct fnet_train_loop *L, const fnet_optimizer
         put_tensor(&g, ORDER_TENSOR, FNET_ST_I32, L->n, order, false);
     }
     char *numbered = tp->keep > 0 ? numbered_path(tp->save_path, pos) : NULL;
+    char *next = NULL, *drop = NULL; // the kept list after this save, and what falls out of it
     if (tp->keep > 0 && numbered != NULL) {
-        // the list of kept files as it will be after this one: written into the checkpoint
-        fnet_status st = keep_numbered(L, tp, numbered);
-        if (st != FNET_OK)
+        // the list as it will be after this one, written into the checkpoint; the files that
+        // fall out are removed once it is written
+        if (kept_next(ctx, L->kept, numbered, tp->keep, &next, &drop) != FNET_OK)
             g.oom = true;
         else
-            put_meta(&g, RUN "kept", "%s", L->kept);
+            put_meta(&g, RUN "kept", "%s", next);
     }
     fnet_status st;
     if (g.oom || order == NULL || (tp->keep > 0 && numbered == NULL)) {
@@ -430,10 +481,18 @@ fnet_status fnet_train_ckpt_save(struct fnet_train_loop *L, const fnet_optimizer
             st = fnet_checkpoint_write(m, opt, tp->save_path, &extra);
         }
     }
+    if (st == FNET_OK && next != NULL) {
+        remove_listed(drop);
+        fnet_free(L->kept);
+        L->kept = next;
+        next = NULL;
+    }
     L->last_save = fnet_now();
     L->acc.checkpoint_seconds += L->last_save - t0;
     if (st == FNET_OK)
         L->acc.checkpoints++;
+    fnet_free(drop);
+    fnet_free(next);
     fnet_free(numbered);
     fnet_free(order);
     gather_free(&g);
@@ -663,6 +722,48 @@ static bool parse_rng(const char *v, fnet_rng *r)
     return (r->s[0] | r->s[1] | r->s[2] | r->s[3]) != 0;
 }
 
+// The stored list of numbered checkpoints ("run.kept"): '\n'-terminated names; of them the ones
+// that are numbered files of this call's save path (the rotation goes on with them; a run
+// branched to another path leaves the original's files alone). *out NULL when none.
+static fnet_status kept_list(const struct reader *rd, const fnet_train_params *tp, char **out)
+{
+    *out = NULL;
+    const char *kept = fnet_safetensors_meta(rd->f, RUN "kept");
+    if (kept == NULL)
+        return FNET_OK;
+    size_t len = strlen(kept);
+    if (len > 0 && kept[len - 1] != '\n')
+        return bad(rd, RUN "kept", kept, "file names, each ended by a newline");
+    if (tp->save_path == NULL || tp->keep == 0 || len == 0)
+        return FNET_OK;
+    char *list = fnet_malloc(len + 1), *line = fnet_malloc(len + 1);
+    if (list == NULL || line == NULL) {
+        fnet_free(line);
+        fnet_free(list);
+        return fnet_fail(rd->ctx, FNET_ERR_OUT_OF_MEMORY, "%s: list of kept checkpoints",
+                         rd->path);
+    }
+    size_t n = 0;
+    for (const char *p = kept; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t l = (size_t)(nl - p);
+        memcpy(line, p, l);
+        line[l] = '\0';
+        if (is_numbered_of(tp->save_path, line)) {
+            memcpy(list + n, p, l + 1);
+            n += l + 1;
+        }
+        p = nl + 1;
+    }
+    list[n] = '\0';
+    fnet_free(line);
+    if (n == 0)
+        fnet_free(list);
+    else
+        *out = list;
+    return FNET_OK;
+}
+
 fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *opt,
                                    fnet_solver *solver, const fnet_optim_params *op,
                                    const fnet_train_params *tp, struct fnet_run_pos *pos)
@@ -756,11 +857,9 @@ fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *op
         st = solver_state(&rd, solver, false);
     if (st == FNET_OK)
         st = fnet_checkpoint_check(ck, m, opt);
-    const char *kept = fnet_safetensors_meta(rd.f, RUN "kept");
-    char *kept_copy = kept != NULL && tp->keep > 0 ? dup_str(kept) : NULL;
-    if (st == FNET_OK && kept_copy == NULL && kept != NULL && tp->keep > 0)
-        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: list of kept checkpoints",
-                       tp->resume_path);
+    char *kept_copy = NULL;
+    if (st == FNET_OK)
+        st = kept_list(&rd, tp, &kept_copy);
     if (st == FNET_OK)
         st = fnet_checkpoint_install(ck, m, opt); // fails only before anything changes
     if (st != FNET_OK) {

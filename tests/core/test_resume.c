@@ -5,6 +5,7 @@
  * dropout, Adam on a cosine schedule, Adam with TT rank rounding, L-BFGS and CG; periodic and
  * numbered checkpoints; resumes that do not fit the run refused with nothing changed. */
 #include "test_util.h"
+#include "io/safetensors.h" // fnet_debug_fail_io
 
 #include <math.h>
 #include <signal.h>
@@ -461,6 +462,62 @@ static void test_resume_refuses_what_does_not_fit(void **state)
     free(path);
 }
 
+// The --keep rotation removes only this run's own numbered files, and only once the checkpoint
+// that replaces them is written: a run branched to another path leaves the original's alone, and
+// a save that fails removes nothing.
+static void test_keep_rotation_removes_only_its_own_files(void **state)
+{
+    (void)state;
+    char *k = tmp_path("k.safetensors"), *k1 = tmp_path("k.e1.safetensors");
+    char *k2 = tmp_path("k.e2.safetensors"), *br = tmp_path("branch.safetensors");
+    char *br3 = tmp_path("branch.e3.safetensors");
+    fnet_model *m = NULL;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:8,relu,dense:3", DIM, 1, &m));
+    fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_ADAM);
+    fnet_train_params tp = fnet_train_params_default();
+    tp.batch = 16;
+    tp.epochs = 1;
+    tp.save_path = k;
+    tp.save_every = 1;
+    tp.keep = 1;
+    fnet_assert_ok(ctx, fnet_train(m, &op, &tp, train, NULL, NULL, NULL, NULL));
+    fnet_model_free(m);
+    assert_int_equal(access(k1, F_OK), 0);
+
+    // a save that fails (its temporary file cannot be made) keeps k.e1
+    fnet_assert_ok(ctx, fnet_model_load(ctx, k1, &m));
+    tp.epochs = 2;
+    tp.resume_path = k1;
+    fnet_debug_fail_io(1);
+    fnet_status st = fnet_train(m, &op, &tp, train, NULL, NULL, NULL, NULL);
+    fnet_debug_fail_io(0);
+    assert_int_equal(st, FNET_ERR_IO);
+    assert_int_equal(access(k1, F_OK), 0);
+    assert_int_equal(access(k2, F_OK), -1);
+    fnet_model_free(m);
+    // the same resume goes through: k.e2 replaces k.e1
+    fnet_assert_ok(ctx, fnet_model_load(ctx, k1, &m));
+    fnet_assert_ok(ctx, fnet_train(m, &op, &tp, train, NULL, NULL, NULL, NULL));
+    fnet_model_free(m);
+    assert_int_equal(access(k1, F_OK), -1);
+    assert_int_equal(access(k2, F_OK), 0);
+
+    // branched to another path: its own numbered files rotate, k.e2 stays
+    fnet_assert_ok(ctx, fnet_model_load(ctx, k2, &m));
+    tp.epochs = 3;
+    tp.resume_path = k2;
+    tp.save_path = br;
+    fnet_assert_ok(ctx, fnet_train(m, &op, &tp, train, NULL, NULL, NULL, NULL));
+    fnet_model_free(m);
+    assert_int_equal(access(k2, F_OK), 0);
+    assert_int_equal(access(br3, F_OK), 0);
+    free(br3);
+    free(br);
+    free(k2);
+    free(k1);
+    free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -473,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_cg_resumes_exactly),
         cmocka_unit_test(test_periodic_and_numbered_checkpoints),
         cmocka_unit_test(test_resume_refuses_what_does_not_fit),
+        cmocka_unit_test(test_keep_rotation_removes_only_its_own_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
