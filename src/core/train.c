@@ -131,6 +131,21 @@ static fnet_status snapshot_take(fnet_model *m, fnet_optimizer *opt, struct snap
     return FNET_OK;
 }
 
+// The snapshot as a resumed run read it (host: parameters, then the state vectors; n·(1+states)
+// floats): the start of the epoch it resumed in.
+static fnet_status snapshot_from_host(fnet_model *m, fnet_optimizer *opt, struct snapshot *s,
+                                      const float *host, int64_t steps)
+{
+    fnet_status st = snapshot_take(m, opt, s); // sized for the model and optimizer
+    if (st != FNET_OK)
+        return st;
+    fnet_ctx *ctx = fnet_model_ctx(m);
+    ctx->be->upload(ctx, s->w, host,
+                    (size_t)s->n * (size_t)(1 + fnet_optimizer_num_states(opt)) * sizeof(float));
+    s->steps = steps;
+    return FNET_OK;
+}
+
 static void snapshot_restore(fnet_model *m, fnet_optimizer *opt, const struct snapshot *s)
 {
     fnet_ctx *ctx = fnet_model_ctx(m);
@@ -213,7 +228,9 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
         float lr = fnet_schedule_lr(op, epoch, tp->epochs) * lr_scale;
         st = fnet_optimizer_set_lr(opt, lr);
         if (st == FNET_OK && tp->on_nan == FNET_NAN_ROLLBACK)
-            st = snapshot_take(m, opt, &snap);
+            st = mid && start.snap_host != NULL
+                     ? snapshot_from_host(m, opt, &snap, start.snap_host, start.snap_steps)
+                     : snapshot_take(m, opt, &snap);
         if (st != FNET_OK)
             break;
         if (tp->shuffle && !mid)
@@ -261,8 +278,12 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
                 tp->on_batch(b + 1, L.n_batches, user);
             // within the epoch: a stop or a checkpoint by time (at its end, after its report)
             if (st == FNET_OK && b + 1 < L.n_batches) {
-                struct fnet_run_pos at = {epoch, b + 1, loss_sum, before + fnet_train_loop_elapsed(&L, t0, ck0),
-                                          lr_scale};
+                struct fnet_run_pos at = {
+                    .epoch = epoch, .batch = b + 1, .loss_sum = loss_sum,
+                    .seconds = before + fnet_train_loop_elapsed(&L, t0, ck0),
+                    .lr_scale = lr_scale, .snap = snap.w,
+                    .snap_floats = snap.n * (1 + fnet_optimizer_num_states(opt)),
+                    .snap_steps = snap.steps};
                 st = fnet_train_loop_step_end(&L, opt, NULL, op, tp, &at);
             }
         }
@@ -280,6 +301,7 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
                      "rate halved to %g (rollback %d of %d)", epoch + 1, (double)(lr * 0.5f),
                      acc->rollbacks, tp->max_rollbacks);
             st = FNET_OK;
+            start.batch = 0; // the epoch runs again from its start, reshuffled, as in one go
             epoch--;
             continue;
         }
@@ -299,12 +321,13 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             g = fnet_model_grads(m, NULL);
         }
         bool stop = fnet_train_loop_epoch_end(&L, &info, on_epoch, user);
-        struct fnet_run_pos at = {epoch + 1, 0, 0.0, 0.0, lr_scale};
+        struct fnet_run_pos at = {.epoch = epoch + 1, .lr_scale = lr_scale};
         st = fnet_train_loop_epoch_saves(&L, opt, NULL, op, tp, &at, stop);
         if (st != FNET_OK || stop)
             break;
     }
     fnet_train_loop_stats(&L, stats);
+    fnet_free(start.snap_host);
     ctx->be->free(ctx, snap.w);
     fnet_train_loop_close(&L);
     return st;

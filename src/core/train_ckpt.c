@@ -23,6 +23,7 @@
 
 #define RUN "run."
 #define ORDER_TENSOR RUN "order"
+#define SNAPSHOT_TENSOR RUN "snapshot" // the epoch's start, for a NaN rollback
 #define SOLVER "solver."
 #define VALUE_MAX 48 // one formatted setting or counter
 
@@ -447,6 +448,10 @@ fnet_status fnet_train_ckpt_save(struct fnet_train_loop *L, const fnet_optimizer
         put_meta(&g, tp->meta[i].key, "%s", tp->meta[i].value);
     if (solver != NULL)
         gather_solver(&g, solver);
+    if (pos->batch > 0 && pos->snap != NULL) { // where a rollback in this epoch goes back to
+        put_tensor(&g, SNAPSHOT_TENSOR, FNET_ST_F32, pos->snap_floats, pos->snap, true);
+        put_meta(&g, RUN "snapshot_steps", "%" PRId64, pos->snap_steps);
+    }
     // the sample order, int32 on the host
     int32_t *order = NULL;
     if (L->n <= INT32_MAX)
@@ -855,6 +860,28 @@ fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *op
     fnet_free(seen);
     if (st == FNET_OK && solver != NULL)
         st = solver_state(&rd, solver, false);
+    // within an epoch of a run that rolls back: the epoch's start, where a rollback goes back to
+    const struct fnet_safetensors_tensor *snap = NULL;
+    int64_t snap_steps = 0;
+    if (st == FNET_OK && tp->on_nan == FNET_NAN_ROLLBACK && batch > 0) {
+        int64_t floats = fnet_model_num_params(m) * (1 + (opt ? fnet_optimizer_num_states(opt) : 0));
+        snap = fnet_safetensors_find(rd.f, SNAPSHOT_TENSOR);
+        if (snap == NULL || snap->dtype != FNET_ST_F32 || snap->ndim != 1 || snap->shape[0] != floats)
+            st = fnet_fail(ctx, FNET_ERR_FORMAT, "%s: tensor '" SNAPSHOT_TENSOR "' (the epoch's "
+                           "start, for a rollback) is missing or not F32 [%lld]", tp->resume_path,
+                           (long long)floats);
+        else
+            st = read_i64(&rd, RUN "snapshot_steps", 0, INT64_MAX / 4, &snap_steps);
+    }
+    float *snap_host = NULL;
+    if (st == FNET_OK && snap != NULL) {
+        snap_host = fnet_malloc_array((size_t)snap->shape[0] + 1, sizeof(float));
+        if (snap_host == NULL)
+            st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: the epoch's start for a rollback",
+                           tp->resume_path);
+        else
+            memcpy(snap_host, snap->data, (size_t)snap->shape[0] * sizeof(float));
+    }
     if (st == FNET_OK)
         st = fnet_checkpoint_check(ck, m, opt);
     char *kept_copy = NULL;
@@ -863,6 +890,7 @@ fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *op
     if (st == FNET_OK)
         st = fnet_checkpoint_install(ck, m, opt); // fails only before anything changes
     if (st != FNET_OK) {
+        fnet_free(snap_host);
         fnet_free(kept_copy);
         goto out_close;
     }
@@ -882,7 +910,10 @@ fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *op
     fnet_free(L->kept);
     L->kept = kept_copy;
     *pos = (struct fnet_run_pos){.epoch = (int)epoch, .batch = batch, .loss_sum = loss_sum,
-                                 .seconds = seconds, .lr_scale = (float)lr_scale};
+                                 .seconds = seconds, .lr_scale = (float)lr_scale,
+                                 .snap_host = snap_host,
+                                 .snap_floats = snap ? snap->shape[0] : 0,
+                                 .snap_steps = snap_steps};
 out_close:
     fnet_checkpoint_close(ck);
     return st;

@@ -34,6 +34,12 @@ struct fnet_run_pos {
     double loss_sum;  // its summed loss so far
     double seconds;   // its training time so far
     float lr_scale;   // the learning rate's factor from rollbacks (1, halved by each)
+    // on_nan rollback, within an epoch: the state at the epoch's start (parameters, then the
+    // optimizer's state vectors; snap_floats floats) and its step count, to save (snap, backend
+    // memory) or as a resume read it (snap_host, host memory, fnet_free)
+    const float *snap;
+    float *snap_host;
+    int64_t snap_floats, snap_steps;
 };
 
 /* Check the training (and validation, when it has samples) data against m, size the batch

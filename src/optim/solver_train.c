@@ -164,7 +164,9 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
                 tp->on_batch(pr.done, pr.total, user);
             // within the epoch: a stop or a checkpoint by time (at its end, after its report)
             if (b + 1 < L.n_batches) {
-                struct fnet_run_pos at = {epoch, b + 1, loss_sum, before + fnet_train_loop_elapsed(&L, t0, ck0), 1.0f};
+                struct fnet_run_pos at = {
+                    .epoch = epoch, .batch = b + 1, .loss_sum = loss_sum,
+                    .seconds = before + fnet_train_loop_elapsed(&L, t0, ck0), .lr_scale = 1.0f};
                 st = fnet_train_loop_step_end(&L, NULL, solver, op, tp, &at);
             }
         }
@@ -178,7 +180,7 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
         if (st != FNET_OK)
             break;
         bool stop = fnet_train_loop_epoch_end(&L, &info, on_epoch, user);
-        struct fnet_run_pos at = {epoch + 1, 0, 0.0, 0.0, 1.0f};
+        struct fnet_run_pos at = {.epoch = epoch + 1, .lr_scale = 1.0f};
         st = fnet_train_loop_epoch_saves(&L, NULL, solver, op, tp, &at, stop);
         if (st != FNET_OK || stop)
             break;

@@ -18,6 +18,9 @@
 #define DIM 16
 #define SAMPLES 200
 #define MAX_EPOCHS 8
+#ifndef ROLLBACK_LR
+#define ROLLBACK_LR 1e6f
+#endif
 
 static fnet_ctx *ctx;
 static fnet_dataset *train, *val, *other;
@@ -84,6 +87,7 @@ static int on_epoch(const fnet_epoch_info *e, void *user)
 struct config {
     const char *name, *spec;
     bool shrinks; // TT rounding changes the ranks during the run
+    bool rolls_back; // NaN losses roll epochs back
     fnet_optim_params op;
     fnet_train_params tp;
 };
@@ -93,7 +97,7 @@ struct outcome {
     float *state[3];    // optimizer state vectors (host), first-order only
     int n_states;
     int64_t n, steps;
-    int epochs_run;
+    int epochs_run, rollbacks;
     char spec[256];
     struct recorder rec;
 };
@@ -149,6 +153,7 @@ static fnet_status train_piece(const struct config *c, const char *save, const c
         }
         o->steps = st.steps;
         o->epochs_run = st.epochs_run;
+        o->rollbacks = st.rollbacks;
         snprintf(o->spec, sizeof(o->spec), "%s", fnet_model_spec(m));
     }
     fnet_optimizer_free(opt);
@@ -195,6 +200,9 @@ static void check_resume_is_exact(const struct config *c, const int64_t *stops, 
     for (int i = 0; i < whole.n_states; i++)
         assert_memory_equal(split.state[i], whole.state[i], (size_t)whole.n * sizeof(float));
     assert_int_equal(split.steps, whole.steps);
+    assert_int_equal(split.rollbacks, whole.rollbacks);
+    if (c->rolls_back && whole.rollbacks < 2)
+        fail_msg("%s: %d rollbacks in one go; the test needs them", c->name, whole.rollbacks);
     assert_int_equal(split.epochs_run, whole.epochs_run);
     for (int e = 1; e <= c->tp.epochs; e++) {
         // bitwise: the split epoch's loss sums its pieces in the same order
@@ -278,6 +286,20 @@ static void test_tt_rounding_resumes_exactly(void **state)
     c.tp.tt_eps = 0.3;
     c.tp.tt_max_rank = 3; // from 4 at the first rounding, and on with eps
     c.shrinks = true;
+    check_resume_is_exact(&c, stops_first_order, 3);
+}
+
+// A rate so high that epochs diverge and roll back (halving it) several times, some after a
+// stop within the same epoch: the rollback goes back to the epoch's start, which a mid-epoch
+// checkpoint carries, and reshuffles as the run in one go does.
+static void test_nan_rollback_resumes_exactly(void **state)
+{
+    (void)state;
+    struct config c = first_order("sgd+rollback", "dense:12,relu,dense:3", FNET_OPTIM_SGD, 4);
+    c.op.lr = ROLLBACK_LR;
+    c.tp.on_nan = FNET_NAN_ROLLBACK;
+    c.tp.max_rollbacks = 40;
+    c.rolls_back = true;
     check_resume_is_exact(&c, stops_first_order, 3);
 }
 
@@ -526,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_rmsprop_with_dropout_resumes_exactly),
         cmocka_unit_test(test_cosine_schedule_resumes_exactly),
         cmocka_unit_test(test_tt_rounding_resumes_exactly),
+        cmocka_unit_test(test_nan_rollback_resumes_exactly),
         cmocka_unit_test(test_lbfgs_resumes_exactly),
         cmocka_unit_test(test_cg_resumes_exactly),
         cmocka_unit_test(test_periodic_and_numbered_checkpoints),
