@@ -45,6 +45,7 @@ const char *fnet_st_dtype_name(enum fnet_st_dtype t)
 #define CRC_KEY "checksum"
 #define CRC_ALG "crc32"
 #define CRC_PREFIX "crc32."
+#define CRC_META "metadata_crc32" // of the other metadata entries: key, NUL, value, NUL, in order
 
 const char *fnet_safetensors_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
 {
@@ -62,6 +63,26 @@ const char *fnet_safetensors_shape_str(char *buf, size_t cap, int ndim, const in
 static uint32_t crc_update(uint32_t crc, const void *data, size_t n)
 {
     return (uint32_t)crc32_z(crc, data, n);
+}
+
+// Whether a metadata key is one of the checksums' own (not covered by CRC_META).
+static bool is_crc_key(const char *k)
+{
+    return strcmp(k, CRC_KEY) == 0 || strcmp(k, CRC_META) == 0 ||
+           strncmp(k, CRC_PREFIX, strlen(CRC_PREFIX)) == 0;
+}
+
+// The CRC of metadata entries (key, NUL, value, NUL each, in order), the checksums' own left out.
+static uint32_t meta_crc(const struct fnet_safetensors_meta *meta, size_t n)
+{
+    uint32_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (is_crc_key(meta[i].key))
+            continue;
+        c = crc_update(c, meta[i].key, strlen(meta[i].key) + 1);
+        c = crc_update(c, meta[i].value, strlen(meta[i].value) + 1);
+    }
+    return c;
 }
 
 // "0123abcd": exactly 8 lowercase hex digits.
@@ -397,11 +418,21 @@ static fnet_status check_checksums(fnet_ctx *ctx, const char *path, bool header_
             return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata '%.*s' is '%.20s', not a CRC-32 "
                              "(8 lowercase hex digits)", path, ns, k, f->meta[i].value);
     }
-    if (alg == NULL && keys == 0)
+    const char *mc = fnet_safetensors_meta(f, CRC_META);
+    if (alg == NULL && keys == 0 && mc == NULL)
         return FNET_OK; // written before checksums (or by another writer)
     if (alg != NULL && strcmp(alg, CRC_ALG) != 0)
         return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata '" CRC_KEY "' is '%.40s'; this "
                          "library checks '" CRC_ALG "'", path, alg);
+    uint32_t want_meta;
+    if (mc == NULL || !parse_crc(mc, &want_meta))
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata '" CRC_META "' is missing or not a "
+                         "CRC-32, but the file has checksums", path);
+    uint32_t got_meta = meta_crc(f->meta, f->n_meta);
+    if (got_meta != want_meta)
+        return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: the metadata does not match its CRC-32 "
+                         "(stored %08" PRIx32 ", computed %08" PRIx32 "): the file is corrupt",
+                         path, want_meta, got_meta);
     char key[sizeof(CRC_PREFIX) + 1024];
     for (size_t i = 0; i < f->n_tensors; i++) {
         const struct fnet_safetensors_tensor *t = &f->tensors[i];
@@ -558,6 +589,8 @@ static void build_header(struct sbuf *b, const struct fnet_safetensors_tensor *t
         put_s(b, ",");
     }
     put_s(b, "\"" CRC_KEY "\":\"" CRC_ALG "\"");
+    snprintf(num, sizeof(num), ",\"" CRC_META "\":\"%08" PRIx32 "\"", meta_crc(meta, n_meta));
+    put_s(b, num);
     for (size_t i = 0; i < n; i++) {
         put_s(b, ",\"" CRC_PREFIX);
         put_json_chars(b, t[i].name);
@@ -602,7 +635,7 @@ static fnet_status check_write_args(fnet_ctx *ctx, const char *path,
             !fnet_json_utf8_valid(v, strlen(v)))
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: metadata %zu: missing or not UTF-8",
                              path, i);
-        if (strcmp(k, CRC_KEY) == 0 || strncmp(k, CRC_PREFIX, strlen(CRC_PREFIX)) == 0)
+        if (is_crc_key(k))
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: metadata key '%.*s' is the writer's "
                              "own (checksums)", path, NAME_SHOWN, k);
     }

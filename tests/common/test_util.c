@@ -243,6 +243,22 @@ void fnet_test_restamp_checksums(unsigned char *p, size_t n)
         snprintf(val, sizeof(val), "%08lx", crc32(0, p + 8 + h + begin, (unsigned)(end - begin)));
         memcpy(p + 8 + (size_t)(at - hdr) + strlen(key), val, 8);
     }
+    // and the metadata's own: its entries before the checksums, key NUL value NUL each
+    const struct fnet_json *md = fnet_json_get(fnet_json_root(doc), "__metadata__");
+    char *mat = strstr(hdr, "\"metadata_crc32\":\"");
+    if (md != NULL && mat != NULL) {
+        uLong mc = 0;
+        for (const struct fnet_json *e = md->child; e != NULL; e = e->next) {
+            if (strcmp(e->key, "checksum") == 0 || strcmp(e->key, "metadata_crc32") == 0 ||
+                strncmp(e->key, "crc32.", 6) == 0)
+                continue;
+            mc = crc32(mc, (const unsigned char *)e->key, (unsigned)strlen(e->key) + 1);
+            mc = crc32(mc, (const unsigned char *)e->str, (unsigned)strlen(e->str) + 1);
+        }
+        char val[16];
+        snprintf(val, sizeof(val), "%08lx", mc);
+        memcpy(p + 8 + (size_t)(mat - hdr) + strlen("\"metadata_crc32\":\""), val, 8);
+    }
     fnet_json_free(doc);
     free(hdr);
 }

@@ -64,7 +64,8 @@ struct fnet_test_bytes fnet_test_read_file(const char *path);
 void fnet_test_write_file(const char *path, const void *p, size_t n);
 
 /* In a checkpoint's bytes p (n), set every "crc32.<name>" metadata value to the CRC-32 of its
- * tensor's bytes as they are now: a file edited after it was written, as a tool that keeps the
+ * tensor's bytes as they are now, and "metadata_crc32" to the metadata's (values edited in place,
+ * the same length): a file edited after it was written, as a tool that keeps the
  * checksums would, so that a test reaches the loader's checks behind them. */
 void fnet_test_restamp_checksums(unsigned char *p, size_t n);
 

@@ -284,7 +284,18 @@ static void test_checkpoint_header_names_tensors_like_nn_sequential_and_aligns_d
     assert_null(fnet_json_get(md, "optimizer"));
     // and the checksums: "checksum" and one CRC-32 of each tensor's bytes, zlib's polynomial
     assert_string_equal(fnet_json_get(md, "checksum")->str, "crc32");
-    assert_int_equal(md->len, 5 + 1 + 6);
+    assert_int_equal(md->len, 5 + 2 + 6);
+    // the metadata's own: each entry before the checksums, key NUL value NUL, in order
+    uLong mc = 0;
+    for (const struct fnet_json *e = md->child; e != NULL; e = e->next) {
+        if (strcmp(e->key, "checksum") == 0)
+            break;
+        mc = crc32(mc, (const unsigned char *)e->key, (unsigned)strlen(e->key) + 1);
+        mc = crc32(mc, (const unsigned char *)e->str, (unsigned)strlen(e->str) + 1);
+    }
+    char mcs[16];
+    snprintf(mcs, sizeof(mcs), "%08lx", mc);
+    assert_string_equal(fnet_json_get(md, "metadata_crc32")->str, mcs);
     i = 0;
     for (const struct fnet_json *e = root->child; e != NULL && i < 6; e = e->next, i++) {
         char key[64], want[16];

@@ -1,5 +1,6 @@
 /* Tests of the checkpoints' checksums (src/io/safetensors.c): every single-bit flip in the tensor
- * data of a small checkpoint is refused with an error naming the file and the tensor; damaged or
+ * data of a small checkpoint is refused with an error naming the file and the tensor, and every
+ * single-bit flip anywhere in the file (length, header, metadata) is refused; damaged or
  * missing checksum metadata is refused; checkpoints written before the checksums (fixtures in
  * tests/io/data, written by the library of commit 2269cec) still load, and save again with them. */
 #include "test_util.h"
@@ -123,6 +124,49 @@ static void test_every_single_bit_flip_in_the_data_is_detected(void **state)
     free(path);
 }
 
+// Every single-bit flip anywhere in a checkpoint with a run's metadata (the length field, the
+// header's JSON, the metadata values, the padding, the data): refused by every loader. The
+// metadata has its own CRC-32, so even a flip that leaves a well-formed file (a digit of
+// optimizer_steps, a letter of the spec) is caught.
+static void test_every_single_bit_flip_in_the_file_is_refused(void **state)
+{
+    (void)state;
+    char *path = path_in_tmp("all.safetensors"), *bad = path_in_tmp("all-bad.safetensors");
+    fnet_model *m = NULL;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "dense:2,tanh,dropout:0.25,dense:2", 3, 5,
+                                                    &m));
+    fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_ADAM);
+    fnet_optimizer *opt = NULL;
+    fnet_assert_ok(ctx, fnet_optimizer_create(ctx, &op, fnet_model_num_params(m), &opt));
+    fnet_assert_ok(ctx, fnet_optimizer_set_steps(opt, 14));
+    fnet_assert_ok(ctx, fnet_model_save(m, opt, path));
+    struct fnet_test_bytes good = fnet_test_read_file(path);
+    unsigned char *buf = malloc(good.n);
+    assert_non_null(buf);
+    size_t refused = 0;
+    for (size_t byte = 0; byte < good.n; byte++) {
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(buf, good.p, good.n);
+            buf[byte] ^= (unsigned char)(1u << bit);
+            fnet_test_write_file(bad, buf, good.n);
+            fnet_model *l = NULL;
+            fnet_status st = fnet_model_load(ctx, bad, &l);
+            if (st == FNET_OK)
+                fail_msg("byte %zu bit %d: a damaged file loaded", byte, bit);
+            assert_null(l);
+            assert_true(st == FNET_ERR_FORMAT || st == FNET_ERR_OUT_OF_MEMORY);
+            refused++;
+        }
+    }
+    assert_int_equal(refused, 8 * good.n);
+    free(buf);
+    free(good.p);
+    fnet_optimizer_free(opt);
+    fnet_model_free(m);
+    free(bad);
+    free(path);
+}
+
 // Replace the first occurrence of `from` in the file's header by `to` (same length or not: the
 // header length is rewritten and padded with spaces to keep the data 8-byte aligned).
 static void edit_header(const char *src, const char *dst, const char *from, const char *to)
@@ -174,7 +218,9 @@ static void test_damaged_checksum_metadata_is_refused(void **state)
         {"\"crc32.layers.2.bias\"", "\"crc32.layers.2.bogus\"",
          "'crc32.layers.2.bogus' is the checksum of a tensor the file does not have"},
         {"\"crc32.layers.2.bias\"", "\"crc32-layers.2.bias\"",
-         "tensor 'layers.2.bias' has no checksum"},
+         "the metadata does not match its CRC-32"},
+        {"\"spec\":\"dense:3", "\"spec\":\"dense:2", "the metadata does not match its CRC-32"},
+        {"\"metadata_crc32\":\"", "\"metadata_crc32\":\"Z", "metadata_crc32' is missing or not"},
         {"\"checksum\":\"crc32\"", "\"checksum\":\"md5\"", "'checksum' is 'md5'"},
         {"\"crc32.layers.0.weight\":\"", "\"crc32.layers.0.weight\":\"X", "not a CRC-32"},
     };
@@ -243,6 +289,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_single_bit_flip_in_the_data_is_detected),
         cmocka_unit_test(test_damaged_checksum_metadata_is_refused),
+        cmocka_unit_test(test_every_single_bit_flip_in_the_file_is_refused),
         cmocka_unit_test(test_checkpoints_from_before_the_checksums_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
