@@ -385,6 +385,7 @@ static volatile sig_atomic_t stop_signal; // the first SIGINT/SIGTERM received, 
 static void on_signal(int sig)
 {
     if (stop_signal != 0) { // the second: at once, as if no handler were there
+        fnet_checkpoint_abandon(); // a checkpoint half written: its temporary file goes
         signal(sig, SIG_DFL);
         raise(sig);
         return;

@@ -38,6 +38,12 @@ FNET_API fnet_status fnet_model_load_params(fnet_model *m, fnet_optimizer *opt, 
 FNET_API fnet_status fnet_checkpoint_peek(fnet_ctx *ctx, const char *path, char *spec, size_t cap,
                                           int64_t *n_in);
 
+/** For a signal handler about to end the process at once: remove the temporary file of the
+ *  checkpoint this process is writing right now, if any (async-signal-safe: one unlink). The
+ *  file the write would have replaced is untouched; without this call a killed write leaves its
+ *  "<path>.tmp.XXXXXX" behind. */
+FNET_API void fnet_checkpoint_abandon(void);
+
 /** Every metadata entry of a checkpoint (its header only; the form of the factornet metadata and
  *  of the checksums is checked), in file order: factornet's own ("spec", "run.epoch", ...) and a
  *  run's caller entries (fnet_train_params.meta).

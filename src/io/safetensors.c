@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -667,6 +668,28 @@ static bool io_injected(int err)
     return false;
 }
 
+// The temporary file of the write in progress, for fnet_checkpoint_abandon() (a signal handler
+// about to end the process): its name is complete before `pending` is set, and `pending` is
+// cleared before the name is reused or freed.
+static char pending_tmp[4096];
+static volatile sig_atomic_t pending;
+
+void fnet_checkpoint_abandon(void)
+{
+    if (pending)
+        unlink(pending_tmp); // async-signal-safe
+}
+
+static void pending_set(const char *tmp)
+{
+    size_t len = strlen(tmp);
+    if (len >= sizeof(pending_tmp))
+        return; // not tracked: a name that long is left behind by a kill, as before
+    pending = 0;
+    memcpy(pending_tmp, tmp, len + 1);
+    pending = 1;
+}
+
 // The directory entry of a rename is durable only once the directory is synced. Best effort:
 // some filesystems refuse fsync on a directory, and the file itself is already safe.
 static void sync_parent_dir(char *tmp_path)
@@ -737,6 +760,8 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     memcpy(tmp + plen, TMP_SUFFIX, sizeof(TMP_SUFFIX));
 
     int fd = io_injected(EACCES) ? -1 : mkstemp(tmp);
+    if (fd >= 0)
+        pending_set(tmp);
     if (fd < 0) {
         st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot create a temporary file beside it: %s",
                        path, strerror(errno));
@@ -803,6 +828,7 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
                        strerror(errno));
         goto out_unlink_tmp;
     }
+    pending = 0;
     sync_parent_dir(tmp);
     fnet_free(tmp);
     fnet_free(stage);
@@ -811,6 +837,7 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     return FNET_OK;
 
 out_unlink_tmp:
+    pending = 0;
     unlink(tmp);
 out_free_tmp:
     fnet_free(tmp);

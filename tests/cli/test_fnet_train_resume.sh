@@ -116,6 +116,7 @@ finish
 grep -q "interrupted by" twice.err && fail "two signals: the second did not end it at once" \
     "$(seen)"
 ok "a second signal ends the process at once"
+no_litter "two signals (a checkpoint half written is removed)"
 reload twice_load twice.safetensors
 ok "the checkpoint written before the signals loads"
 
