@@ -404,6 +404,12 @@ void cli_signals_install(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+void cli_signals_uninstall(void)
+{
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
+
 const volatile sig_atomic_t *cli_stop_flag(void)
 {
     return &stop_signal;

@@ -94,6 +94,8 @@ double cli_seconds(void);
  * (the last checkpoint, written atomically, stays whole). */
 void cli_signals_install(void);
 const volatile sig_atomic_t *cli_stop_flag(void);
+/* After training: SIGINT and SIGTERM end the process again as they do by default. */
+void cli_signals_uninstall(void);
 /* The signal received (SIGINT, SIGTERM), 0 when none. */
 int cli_signal_received(void);
 /* After training stopped by a signal: "prog: interrupted by SIGINT: <what>", the resume hint

@@ -78,7 +78,8 @@ static const char usage_prune[] =
     "  --sparse-every N    steps between updates (default 0: at the end of every epoch)\n"
     "  --sparse-end F      no updates after this fraction of the steps (default 0.75)\n"
     "  --save-sparse       with --save: store every dense layer more than half zero (pruned)\n"
-    "                      as a CSR sparse layer (smaller; faster below about 15-40% density)\n"
+    "                      as a CSR sparse layer (smaller; faster below about 15-40% density);\n"
+    "                      that checkpoint holds the model only, no run to --resume\n"
     "  --load FILE         start a new run from a checkpoint's model (its spec and weights, and\n"
     "                      the optimizer's state when it is of the same kind)\n"
     "  --save FILE         the run's checkpoint, written at the end (atomic: temporary file,\n"
@@ -86,8 +87,9 @@ static const char usage_prune[] =
     "                      state and where the run stands, so --resume continues it exactly\n"
     "  --save-every E      also write it after every E epochs\n"
     "  --save-every-seconds S  also write it after the first step S seconds after the last\n"
-    "  --keep K            also keep the K newest as numbered files beside it\n"
-    "                      (FILE.e<epochs>[s<steps>].safetensors), removing older ones\n"
+    "  --keep K            also keep the K newest as numbered files beside it, removing\n"
+    "                      older ones: w.safetensors gives w.e<E>[s<S>].safetensors (E epochs\n"
+    "                      done, S steps of the next), w.st gives w.st.e<E>[s<S>]\n"
     "  --resume FILE       continue the run saved in FILE up to its --epochs (the run's total;\n"
     "                      give a larger one to extend it), with the options it was started with;\n"
     "                      options given again must agree, except --epochs, --threads, --device,\n"
@@ -655,6 +657,13 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     if (resume) {
+        // the schedule and TT rounding's last epoch follow the total: another one changes them
+        const char *planned = run_args_stored(&ra, "run.epochs");
+        if (planned != NULL && atoll(planned) != epochs &&
+            (op.schedule != FNET_SCHEDULE_CONSTANT || tt_every > 0))
+            cli_warn("the run was planned for %s epochs; with --epochs %lld its learning-rate "
+                     "schedule and TT rounding follow the new total from here on", planned,
+                     (long long)epochs);
         const char *b = run_args_stored(&ra, "run.batch");
         int e = atoi(run_args_stored(&ra, "run.epoch")) + 1;
         if (b != NULL && strcmp(b, "0") != 0)
@@ -718,10 +727,14 @@ int main(int argc, char **argv)
             cli_json_close(r.json, json_path);
             char hint[1200];
             snprintf(hint, sizeof(hint), "fnet-train --resume %s", tp.save_path);
+            // SET/RigL runs write their checkpoint but cannot be resumed yet
+            bool resumable = ts == FNET_ERR_CANCELLED && tp.save_path != NULL &&
+                             sparse_update == FNET_SPARSE_STATIC;
             cli_exit_interrupted(ts == FNET_OK ? "the run had finished; its checkpoint is "
                                  "complete" : fnet_ctx_last_message(ctx),
-                                 ts == FNET_ERR_CANCELLED && tp.save_path != NULL ? hint : NULL);
+                                 resumable ? hint : NULL);
         }
+        cli_signals_uninstall(); // from here on a signal ends the program as usual
         cli_check(ctx, ts, prune ? "training with pruning" : "training");
         saved = tp.save_path != NULL;
         if (ss != NULL)

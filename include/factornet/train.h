@@ -105,11 +105,15 @@ typedef struct fnet_train_params {
                                  NULL (default): never */
     const char *resume_path; /**< continue the run saved in this checkpoint, up to `epochs` in
                                  all (the run's total, not more epochs on top). The model must
-                                 have the checkpoint's spec (fnet_model_load() builds it), the
-                                 optimizer settings, batch, seed, shuffle, TT rounding and NaN
-                                 settings, the model's loss and penalties and the training data
-                                 must be the run's: anything else is FNET_ERR_INVALID_ARG naming
-                                 the setting, before anything changes. NULL (default): a new run */
+                                 have the checkpoint's spec (fnet_model_load() builds it; else
+                                 FNET_ERR_SHAPE), and the optimizer settings, batch, seed,
+                                 shuffle, TT rounding and NaN settings, the model's loss and
+                                 penalties and the training data must be the run's (else
+                                 FNET_ERR_INVALID_ARG naming the setting); a damaged checkpoint
+                                 or one without a run is FNET_ERR_FORMAT. Nothing changes on
+                                 any of these. The caller's on_step hook keeps its own state
+                                 (SET/RigL schedules): not in the checkpoint. NULL (default): a
+                                 new run */
     const fnet_meta *meta;  /**< the caller's entries, stored in every checkpoint of the run (keys
                                  the checkpoint does not use itself); read them back with
                                  fnet_checkpoint_metadata(). Default NULL */

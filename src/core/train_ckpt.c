@@ -236,13 +236,27 @@ fnet_status fnet_train_ckpt_check_params(fnet_ctx *ctx, const fnet_train_params 
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "checkpoints every %d epochs / %g seconds, "
                          "keeping %d: no save_path to write them to", tp->save_every,
                          tp->save_every_seconds, tp->keep);
+    // the caller's entries may not collide with the checkpoint's own keys or with each other:
+    // found now, not at the first save after hours of training
+    static const char *const own[] = {"format", "version", "spec", "input", "classes",
+                                      "optimizer", "optimizer_steps", "checksum",
+                                      "metadata_crc32"};
+    static const char *const own_prefix[] = {RUN, SOLVER, "crc32.", "layers."};
     for (int i = 0; i < tp->n_meta; i++) {
         const char *k = tp->meta[i].key;
-        if (k == NULL || tp->meta[i].value == NULL || strncmp(k, RUN, strlen(RUN)) == 0 ||
-            strncmp(k, SOLVER, strlen(SOLVER)) == 0)
+        bool taken = k == NULL || tp->meta[i].value == NULL;
+        for (size_t j = 0; !taken && j < sizeof(own) / sizeof(own[0]); j++)
+            taken = strcmp(k, own[j]) == 0;
+        for (size_t j = 0; !taken && j < sizeof(own_prefix) / sizeof(own_prefix[0]); j++)
+            taken = strncmp(k, own_prefix[j], strlen(own_prefix[j])) == 0;
+        if (taken)
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "checkpoints: metadata entry %d ('%.60s')"
-                             " is NULL or uses the run's own prefix run. or solver.", i,
-                             k ? k : "(null)");
+                             " is NULL or a key of the checkpoint's own (format, spec, ..., "
+                             "run.*, solver.*, crc32.*, layers.*)", i, k ? k : "(null)");
+        for (int j = 0; j < i; j++)
+            if (strcmp(k, tp->meta[j].key) == 0)
+                return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "checkpoints: metadata key '%.60s' "
+                                 "is given twice (entries %d and %d)", k, j, i);
     }
     return FNET_OK;
 }
@@ -790,7 +804,7 @@ fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *op
         (st = read_i64(&rd, RUN "samples", 1, INT64_MAX, &samples)) != FNET_OK ||
         (st = read_i64(&rd, RUN "batch_size", 1, INT64_MAX, &bsize)) != FNET_OK ||
         (st = read_i64(&rd, RUN "batch", 0, INT64_MAX, &batch)) != FNET_OK ||
-        (st = read_i64(&rd, RUN "steps", 0, INT64_MAX, &steps)) != FNET_OK ||
+        (st = read_i64(&rd, RUN "steps", 0, INT64_MAX / 4, &steps)) != FNET_OK ||
         (st = read_i64(&rd, RUN "rollbacks", 0, INT32_MAX, &rollbacks)) != FNET_OK ||
         (st = read_f64(&rd, RUN "loss_sum", -INFINITY, &loss_sum)) != FNET_OK ||
         (st = read_f64(&rd, RUN "epoch_seconds", 0.0, &seconds)) != FNET_OK ||
@@ -804,7 +818,8 @@ fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *op
         goto out_close;
     }
     if (!(lr_scale > 0.0 && lr_scale <= 1.0)) {
-        st = bad(&rd, RUN "lr_scale", "", "a factor in (0, 1]");
+        st = bad(&rd, RUN "lr_scale", fnet_safetensors_meta(rd.f, RUN "lr_scale"),
+                 "a factor in (0, 1]");
         goto out_close;
     }
     // this run against the stored one: its settings, data, batch and length

@@ -713,7 +713,7 @@ fnet_status fnet_checkpoint_write(fnet_model *m, const fnet_optimizer *opt, cons
         for (size_t j = 0; j < n_meta; j++)
             if (strcmp(meta[j].key, extra->meta[i].key) == 0) {
                 st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: metadata key '%.120s' is the "
-                               "checkpoint's own", path, extra->meta[i].key);
+                               "checkpoint's own, or given twice", path, extra->meta[i].key);
                 goto out_free;
             }
         meta[n_meta++] = extra->meta[i];

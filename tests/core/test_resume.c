@@ -384,6 +384,20 @@ static void test_periodic_and_numbered_checkpoints(void **state)
     tp.save_path = NULL;
     assert_int_equal(fnet_train(m, &op, &tp, train, NULL, NULL, NULL, &st), FNET_ERR_INVALID_ARG);
     assert_non_null(strstr(fnet_ctx_last_error(ctx), "no save_path"));
+    // the caller's metadata: a key of the checkpoint's own, or one given twice, is refused
+    // before training (not at the first save)
+    tp.save_path = path;
+    tp.save_every = 0;
+    const fnet_meta clash[] = {{"spec", "x"}}, twice[] = {{"a", "1"}, {"a", "2"}};
+    tp.meta = clash;
+    tp.n_meta = 1;
+    st = (fnet_train_stats){0};
+    assert_int_equal(fnet_train(m, &op, &tp, train, NULL, NULL, NULL, &st), FNET_ERR_INVALID_ARG);
+    assert_int_equal(st.steps, 0); // nothing trained
+    tp.meta = twice;
+    tp.n_meta = 2;
+    assert_int_equal(fnet_train(m, &op, &tp, train, NULL, NULL, NULL, &st), FNET_ERR_INVALID_ARG);
+    assert_non_null(strstr(fnet_ctx_last_error(ctx), "given twice"));
     fnet_model_free(m);
     free(e4);
     free(e3);
