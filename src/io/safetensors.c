@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -668,26 +668,38 @@ static bool io_injected(int err)
     return false;
 }
 
-// The temporary file of the write in progress, for fnet_checkpoint_abandon() (a signal handler
-// about to end the process): its name is complete before `pending` is set, and `pending` is
-// cleared before the name is reused or freed.
+// The temporary file of a write in progress, for fnet_checkpoint_abandon() (a signal handler
+// about to end the process). One slot for the process: a write claims it (free -> naming), fills
+// in the name and publishes it (-> ready); the handler unlinks a ready name. Writes on other
+// threads meanwhile are not tracked (a kill then leaves their temporary file, as it would
+// without this). Lock-free atomics: safe in a signal handler and between threads.
+enum { SLOT_FREE, SLOT_NAMING, SLOT_READY };
+static _Atomic int pending_state = SLOT_FREE;
 static char pending_tmp[4096];
-static volatile sig_atomic_t pending;
 
 void fnet_checkpoint_abandon(void)
 {
-    if (pending)
+    if (atomic_load(&pending_state) == SLOT_READY)
         unlink(pending_tmp); // async-signal-safe
 }
 
-static void pending_set(const char *tmp)
+// Track tmp for fnet_checkpoint_abandon(); true when this write holds the slot.
+static bool pending_claim(const char *tmp)
 {
     size_t len = strlen(tmp);
-    if (len >= sizeof(pending_tmp))
-        return; // not tracked: a name that long is left behind by a kill, as before
-    pending = 0;
+    int expect = SLOT_FREE;
+    if (len >= sizeof(pending_tmp) ||
+        !atomic_compare_exchange_strong(&pending_state, &expect, SLOT_NAMING))
+        return false;
     memcpy(pending_tmp, tmp, len + 1);
-    pending = 1;
+    atomic_store(&pending_state, SLOT_READY);
+    return true;
+}
+
+static void pending_release(bool held)
+{
+    if (held)
+        atomic_store(&pending_state, SLOT_FREE);
 }
 
 // The directory entry of a rename is durable only once the directory is synced. Best effort:
@@ -760,8 +772,7 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     memcpy(tmp + plen, TMP_SUFFIX, sizeof(TMP_SUFFIX));
 
     int fd = io_injected(EACCES) ? -1 : mkstemp(tmp);
-    if (fd >= 0)
-        pending_set(tmp);
+    bool held = fd >= 0 && pending_claim(tmp);
     if (fd < 0) {
         st = fnet_fail(ctx, FNET_ERR_IO, "%s: cannot create a temporary file beside it: %s",
                        path, strerror(errno));
@@ -828,7 +839,7 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
                        strerror(errno));
         goto out_unlink_tmp;
     }
-    pending = 0;
+    pending_release(held);
     sync_parent_dir(tmp);
     fnet_free(tmp);
     fnet_free(stage);
@@ -837,7 +848,7 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     return FNET_OK;
 
 out_unlink_tmp:
-    pending = 0;
+    pending_release(held);
     unlink(tmp);
 out_free_tmp:
     fnet_free(tmp);
