@@ -174,7 +174,9 @@ data_of() {
 # interrupted SIG WAIT WHAT ARGS...: $PROG ARGS in the background; once its stdout matches WAIT
 # (an extended regex) it is stopped, sent SIG (INT or TERM) and let go on, so the signal lands
 # in the work that followed WAIT; it must exit 128 + the signal's number and say
-# "$PROG: interrupted by SIG<SIG>: " on stderr. Sets RC and LAST (= interrupted).
+# "$PROG: interrupted by SIG<SIG>: " on stderr. Sets RC and LAST (= interrupted). WAIT must be
+# output printed once the program's handler is in place (training has begun): a background job
+# of a script starts with SIGINT ignored, so a SIGINT before that would be lost.
 interrupted() {
     local sig=$1 wait_for=$2 what=$3 tries=0 pid code
     shift 3
@@ -189,11 +191,27 @@ interrupted() {
     kill -STOP "$pid" 2>/dev/null
     kill "-$sig" "$pid" 2>/dev/null
     kill -CONT "$pid" 2>/dev/null
-    wait "$pid"
-    RC=$?
+    reap "$pid" "$what"
     no_sanitizer "$what"
     code=$([ "$sig" = TERM ] && echo 143 || echo 130)
     [ "$RC" -eq "$code" ] && grep -q "^$PROG: interrupted by SIG$sig: " interrupted.err ||
         fail "$what: expected exit $code and 'interrupted by SIG$sig'" "$(seen)"
     ok "$what: SIG$sig stops it cleanly, exit $code"
+}
+
+# reap PID WHAT: wait for a signalled background process, at most 120 s (one that ignored the
+# signal is killed and the check fails, rather than hanging the suite); sets RC.
+reap() {
+    local tries=0
+    while kill -0 "$1" 2>/dev/null; do
+        tries=$((tries + 1))
+        if [ "$tries" -ge 12000 ]; then
+            kill -KILL "$1" 2>/dev/null
+            wait "$1" 2>/dev/null
+            fail "$2: still running 120 s after the signal" "$(seen)"
+        fi
+        sleep 0.01
+    done
+    wait "$1"
+    RC=$?
 }

@@ -123,9 +123,8 @@ done
 kill -STOP "$PID"
 kill -INT "$PID"
 kill -CONT "$PID"
-wait "$PID"
-RC=$?
 LAST=part
+reap "$PID" "SIGINT during the second model"
 [ "$RC" -eq 130 ] && grep -q "interrupted by SIGINT: variant model2, seed 1: stopped on request" part.err &&
     grep -q "resume with: the same fnet-compare command with --resume" part.err ||
     fail "SIGINT during the second model: exit 130, where it stopped, how to resume" "$(seen)"

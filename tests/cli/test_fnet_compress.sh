@@ -480,7 +480,7 @@ fi
 ok "unwritable outputs are refused before fine-tuning; an existing --save is left alone"
 
 # SIGINT while fine-tuning
-interrupted INT 'right after|after compression|^ *params|compress' "SIGINT while fine-tuning" \
+interrupted INT '^  epoch +1/100000' "SIGINT while fine-tuning" \
     --data data --load d.st --to lowrank --rank 4 --finetune-epochs 100000 --batch 20 --threads 2
 grep -q "fine-tuning: stopped on request" interrupted.err || fail "SIGINT: where" "$(seen)"
 

@@ -231,7 +231,7 @@ cmp -s keep.st w.st || fail "a failing run changed its --save target" "$(cmp kee
 ok "unwritable outputs are refused before training; an existing --save is left alone"
 
 # SIGINT while fine-tuning: a clean stop, its message (fnet-prune does not resume)
-interrupted INT '^sparsity|^ *0\.50' "SIGINT while fine-tuning" --data data --load w.st \
+interrupted INT '^  epoch +1/100000' "SIGINT while fine-tuning" --data data --load w.st \
     --sparsities 0.5,0.9 --finetune-epochs 100000 --batch 20 --threads 2
 grep -q "stopped on request" interrupted.err || fail "SIGINT: where it stopped" "$(seen)"
 

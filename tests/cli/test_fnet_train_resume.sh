@@ -56,8 +56,7 @@ after_epoch() {
 # finish: let the stopped process go on and wait for it; sets RC.
 finish() {
     kill -CONT "$PID" 2>/dev/null
-    wait "$PID"
-    RC=$?
+    reap "$PID" "$LAST"
 }
 
 # --- one run in one go, the same run interrupted and resumed ----------------------------------
