@@ -393,21 +393,32 @@ static void on_signal(int sig)
     stop_signal = sig;
 }
 
+// What SIGINT and SIGTERM did before cli_signals_install (a script's background job starts with
+// SIGINT ignored), for cli_signals_uninstall.
+static struct sigaction old_int, old_term;
+static bool installed;
+
 void cli_signals_install(void)
 {
+    if (installed)
+        return;
+    installed = true;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART; // a write of the checkpoint in progress goes on
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
 }
 
 void cli_signals_uninstall(void)
 {
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    if (!installed)
+        return;
+    installed = false;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
 }
 
 const volatile sig_atomic_t *cli_stop_flag(void)
@@ -422,6 +433,12 @@ int cli_signal_received(void)
 
 void cli_check_train(fnet_ctx *ctx, fnet_status st, const char *where)
 {
+    cli_signals_uninstall(); // a signal from here on acts as it did before training
+    if (st == FNET_OK && stop_signal != 0) {
+        char what[1200];
+        snprintf(what, sizeof(what), "%s: after its last step", where);
+        cli_exit_interrupted(what, NULL);
+    }
     if (st == FNET_ERR_CANCELLED && stop_signal != 0) {
         char what[1400];
         snprintf(what, sizeof(what), "%s: %s; the results printed so far are written", where,

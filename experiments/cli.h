@@ -94,7 +94,8 @@ double cli_seconds(void);
  * (the last checkpoint, written atomically, stays whole). */
 void cli_signals_install(void);
 const volatile sig_atomic_t *cli_stop_flag(void);
-/* After training: SIGINT and SIGTERM end the process again as they do by default. */
+/* After training: SIGINT and SIGTERM act again as they did before cli_signals_install() (which
+ * keeps what they did: a no-op when installed already). */
 void cli_signals_uninstall(void);
 /* The signal received (SIGINT, SIGTERM), 0 when none. */
 int cli_signal_received(void);
@@ -102,8 +103,9 @@ int cli_signal_received(void);
  * when there is a checkpoint (resume_hint not NULL), exit 128 + the signal (130, 143). */
 void cli_exit_interrupted(const char *what, const char *resume_hint) __attribute__((noreturn));
 
-/* cli_check for a training call whose tp.stop was cli_stop_flag(): a run stopped by a signal
- * exits as cli_exit_interrupted says (nothing of this run saved: these binaries do not resume). */
+/* cli_check for a training call whose tp.stop was cli_stop_flag(): the signal handlers are
+ * uninstalled, and a run stopped by a signal (or that ended as one came) exits as
+ * cli_exit_interrupted says (nothing of this run saved: these binaries do not resume). */
 void cli_check_train(fnet_ctx *ctx, fnet_status st, const char *where);
 
 /* Parse a --device value: "cpu", "reference", "guarded" or "cuda[:K]"; creates the ctx. */

@@ -271,24 +271,27 @@ static void run_path(const struct setup *S, const char *name, uint64_t seed, cha
              (unsigned long long)seed);
 }
 
-// With --resume: how far the run's checkpoint at path got (-1: none; epochs done otherwise).
-static int run_done(const struct setup *S, const char *path, const char *where, char *step,
-                    size_t cap)
+// With --resume: how far the run's checkpoint at path got (-1: none), after every check a resume
+// makes against this command's run (m, op, tp): a checkpoint of another model, recipe or data is
+// refused (exit 2), never reused. *step: the steps of the next epoch it has done.
+static int run_done(struct setup *S, fnet_model *m, const fnet_optim_params *op,
+                    const fnet_train_params *tp, const char *path, const char *where,
+                    int64_t *step)
 {
+    *step = 0;
     if (!S->resume || access(path, F_OK) != 0)
         return -1;
-    fnet_meta *meta = NULL;
-    int n = 0;
-    char w[2700];
-    snprintf(w, sizeof(w), "%s, --resume %s", where, path);
-    cli_check(S->ctx, fnet_checkpoint_metadata(S->ctx, path, &meta, &n), w);
-    const char *e = fnet_meta_find(meta, n, "run.epoch");
-    if (e == NULL)
-        cli_die(1, w, "the checkpoint holds no run to resume");
-    int done = atoi(e);
-    const char *b = fnet_meta_find(meta, n, "run.batch");
-    snprintf(step, cap, "%s", b ? b : "0");
-    fnet_checkpoint_metadata_free(meta);
+    fnet_train_params t = *tp;
+    t.resume_path = path;
+    int done = 0;
+    fnet_status st = fnet_train_check_resume(m, op, &t, S->train, &done, step);
+    if (st != FNET_OK) {
+        char w[2700];
+        snprintf(w, sizeof(w), "%s, --resume %s", where, path);
+        cli_die(st == FNET_ERR_INVALID_ARG || st == FNET_ERR_SHAPE ? 2 : 1, w,
+                "%s; this command's run is another (its model, recipe or data): remove the "
+                "checkpoint or use another --save-dir", fnet_ctx_last_message(S->ctx));
+    }
     return done;
 }
 
@@ -359,14 +362,15 @@ static void run_variant(struct setup *S, const struct cmp_variant *v, int vi, ui
             tp.step_user = ss;
         }
         // the run's checkpoint (--save-dir): reused when complete, continued when interrupted
-        char rpath[1400], step[24] = "0";
+        char rpath[1400];
+        int64_t step = 0;
         int done = -1;
         if (S->save_dir) {
             run_path(S, v->name, seed, rpath, sizeof(rpath));
             tp.save_path = rpath;
             tp.save_every = S->save_every;
             tp.save_every_seconds = S->save_every_seconds;
-            done = run_done(S, rpath, where, step, sizeof(step));
+            done = run_done(S, m, &op, &tp, rpath, where, &step);
             if (done >= 0 && v->how == CMP_SPARSE && done < epochs)
                 done = -1; // SET's schedule is not in the checkpoint: this run starts over
         }
@@ -391,7 +395,8 @@ static void run_variant(struct setup *S, const struct cmp_variant *v, int vi, ui
         } else {
             if (done >= 0) {
                 tp.resume_path = rpath;
-                printf("  resuming %s: epoch %d, after step %s\n", rpath, done + 1, step);
+                printf("  resuming %s: epoch %d, after step %lld\n", rpath, done + 1,
+                       (long long)step);
             }
             ok = train_plain(S, m, &op, &tp, &w, where, r, &st);
         }
@@ -428,6 +433,8 @@ static void run_variant(struct setup *S, const struct cmp_variant *v, int vi, ui
         fnet_train_params ft = tp;
         ft.epochs = 0; // trained above: the rounds only
         ft.save_path = ft.resume_path = NULL; // a schedule's rounds are not checkpointed
+        ft.save_every = 0;
+        ft.save_every_seconds = 0.0;
         cli_progress_begin(&w, label, v->rounds * v->finetune);
         fnet_model *before = m;
         fnet_status status =
@@ -649,6 +656,7 @@ int main(int argc, char **argv)
             cmp_csv_run(csv, &vars[i], r);
         }
     }
+    cli_signals_uninstall();
     if (cli_signal_received()) // after the last run's training: its evaluation was cut short
         cli_exit_interrupted("after the last training run", S.save_dir ? "the same fnet-compare "
                              "command with --resume" : NULL);

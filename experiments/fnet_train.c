@@ -722,6 +722,7 @@ int main(int argc, char **argv)
         } else {
             ts = fnet_train_with(m, opt, &op, &tp, train, val, on_epoch, &r, &st);
         }
+        cli_signals_uninstall(); // from here on a signal acts as it did before training
         if (cli_signal_received()) {
             // stopped (or finished just as the signal came): what is written stays
             cli_json_close(r.json, json_path);
@@ -734,7 +735,6 @@ int main(int argc, char **argv)
                                  "complete" : fnet_ctx_last_message(ctx),
                                  resumable ? hint : NULL);
         }
-        cli_signals_uninstall(); // from here on a signal ends the program as usual
         cli_check(ctx, ts, prune ? "training with pruning" : "training");
         saved = tp.save_path != NULL;
         if (ss != NULL)

@@ -162,6 +162,17 @@ FNET_API fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt,
                                      const fnet_dataset *train, const fnet_dataset *val,
                                      fnet_epoch_fn on_epoch, void *user, fnet_train_stats *st);
 
+/** Whether tp->resume_path holds a run that this call of fnet_train() (same m, op, tp, train)
+ *  would continue: every check the resume makes (the spec, every setting, the training data's
+ *  checksum, the run's state), and a finished run passes too. Nothing changes.
+ *  @param[out] epochs_done the epochs the run has done (may be NULL)
+ *  @param[out] steps_done the steps of the next epoch it has done (may be NULL)
+ *  @return FNET_OK or the status fnet_train() would return for the resume. */
+FNET_API fnet_status fnet_train_check_resume(fnet_model *m, const fnet_optim_params *op,
+                                             const fnet_train_params *tp,
+                                             const fnet_dataset *train, int *epochs_done,
+                                             int64_t *steps_done);
+
 /** Accuracy and mean loss (without regularization) of m on d (loaded on m's ctx), in evaluation
  *  mode. @return FNET_OK, FNET_ERR_SHAPE, FNET_ERR_INVALID_ARG (empty dataset, another ctx),
  *  FNET_ERR_OUT_OF_MEMORY. */

@@ -213,7 +213,7 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
         return st;
     struct fnet_run_pos start = {.lr_scale = 1.0f}; // where this call begins
     if (tp->resume_path != NULL && (st = fnet_train_ckpt_resume(&L, opt, NULL, op, tp,
-                                                                &start)) != FNET_OK) {
+                                                                &start, false)) != FNET_OK) {
         fnet_train_loop_close(&L);
         return st;
     }
@@ -348,5 +348,43 @@ fnet_status fnet_train(fnet_model *m, const fnet_optim_params *op, const fnet_tr
         return st;
     st = fnet_train_with(m, opt, op, tp, train, val, on_epoch, user, stats);
     fnet_optimizer_free(opt);
+    return st;
+}
+
+fnet_status fnet_train_check_resume(fnet_model *m, const fnet_optim_params *op,
+                                    const fnet_train_params *tp, const fnet_dataset *train,
+                                    int *epochs_done, int64_t *steps_done)
+{
+    if (m == NULL || op == NULL || tp == NULL || train == NULL || tp->resume_path == NULL)
+        return fnet_fail(m ? fnet_model_ctx(m) : NULL, FNET_ERR_INVALID_ARG,
+                         "check_resume: model, parameters, training data and a resume path are "
+                         "required");
+    fnet_ctx *ctx = fnet_model_ctx(m);
+    if (tp->batch < 0 || fnet_dataset_size(train) < 1)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "check_resume: batch %lld, %lld samples",
+                         (long long)tp->batch, (long long)fnet_dataset_size(train));
+    struct fnet_train_loop L;
+    fnet_status st = fnet_train_loop_open(&L, m, tp, train, NULL);
+    if (st != FNET_OK)
+        return st;
+    // an optimizer or a solver of the run's kind, as the resume would restore into
+    fnet_optimizer *opt = NULL;
+    fnet_solver *solver = NULL;
+    if (op->kind == FNET_OPTIM_LBFGS || op->kind == FNET_OPTIM_CG)
+        st = fnet_solver_create(ctx, op, fnet_model_num_params(m), &solver);
+    else
+        st = fnet_optimizer_create(ctx, op, fnet_model_num_params(m), &opt);
+    struct fnet_run_pos pos = {0};
+    if (st == FNET_OK)
+        st = fnet_train_ckpt_resume(&L, opt, solver, op, tp, &pos, true);
+    if (st == FNET_OK) {
+        if (epochs_done)
+            *epochs_done = pos.epoch;
+        if (steps_done)
+            *steps_done = pos.batch;
+    }
+    fnet_solver_free(solver);
+    fnet_optimizer_free(opt);
+    fnet_train_loop_close(&L);
     return st;
 }

@@ -9,6 +9,7 @@
 #include "core/backend.h"
 #include "core/model_impl.h"
 #include "io/checkpoint_impl.h"
+#include "io/json.h"
 #include "optim/solver.h"
 
 #include <errno.h>
@@ -242,9 +243,16 @@ fnet_status fnet_train_ckpt_check_params(fnet_ctx *ctx, const fnet_train_params 
                                       "optimizer", "optimizer_steps", "checksum",
                                       "metadata_crc32"};
     static const char *const own_prefix[] = {RUN, SOLVER, "crc32.", "layers."};
+    // the kept list separates names by newlines
+    if (tp->save_path != NULL && strchr(tp->save_path, '\n') != NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "checkpoints: the save path holds a newline");
     for (int i = 0; i < tp->n_meta; i++) {
         const char *k = tp->meta[i].key;
         bool taken = k == NULL || tp->meta[i].value == NULL;
+        if (!taken && (!fnet_json_utf8_valid(k, strlen(k)) ||
+                       !fnet_json_utf8_valid(tp->meta[i].value, strlen(tp->meta[i].value))))
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "checkpoints: metadata entry %d is not "
+                             "UTF-8", i);
         for (size_t j = 0; !taken && j < sizeof(own) / sizeof(own[0]); j++)
             taken = strcmp(k, own[j]) == 0;
         for (size_t j = 0; !taken && j < sizeof(own_prefix) / sizeof(own_prefix[0]); j++)
@@ -785,7 +793,8 @@ static fnet_status kept_list(const struct reader *rd, const fnet_train_params *t
 
 fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *opt,
                                    fnet_solver *solver, const fnet_optim_params *op,
-                                   const fnet_train_params *tp, struct fnet_run_pos *pos)
+                                   const fnet_train_params *tp, struct fnet_run_pos *pos,
+                                   bool dry)
 {
     fnet_model *m = L->m;
     fnet_ctx *ctx = fnet_model_ctx(m);
@@ -843,7 +852,7 @@ fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *op
                        (long long)L->n_batches);
         goto out_close;
     }
-    if (epoch >= tp->epochs) {
+    if (epoch >= tp->epochs && !dry) {
         st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: the run has done %lld of its %lld epochs; "
                        "resuming it to %d epochs leaves nothing to train (ask for more epochs)",
                        tp->resume_path, (long long)epoch, (long long)epochs, tp->epochs);
@@ -873,6 +882,8 @@ fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *op
                            (long long)i, x, (long long)L->n);
     }
     fnet_free(seen);
+    if (st == FNET_OK)
+        st = fnet_checkpoint_check(ck, m, opt); // the model and the optimizer's state first
     if (st == FNET_OK && solver != NULL)
         st = solver_state(&rd, solver, false);
     // within an epoch of a run that rolls back: the epoch's start, where a rollback goes back to
@@ -897,8 +908,11 @@ fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *op
         else
             memcpy(snap_host, snap->data, (size_t)snap->shape[0] * sizeof(float));
     }
-    if (st == FNET_OK)
-        st = fnet_checkpoint_check(ck, m, opt);
+    if (dry) { // checked, nothing changed: where the run stands
+        fnet_free(snap_host);
+        *pos = (struct fnet_run_pos){.epoch = (int)epoch, .batch = batch};
+        goto out_close;
+    }
     char *kept_copy = NULL;
     if (st == FNET_OK)
         st = kept_list(&rd, tp, &kept_copy);

@@ -79,10 +79,12 @@ bool fnet_train_ckpt_due(const struct fnet_train_loop *L, const fnet_train_param
 
 /* Read tp->resume_path, check it against the run's settings, model, optimizer and data, then
  * restore the model, opt or solver, the sample order, the random state and L->acc; *pos says
- * where to go on. All or nothing. */
+ * where to go on. All or nothing. dry: only the checks (a finished run passes too), nothing
+ * changed; pos->epoch and pos->batch say where the run stands. */
 fnet_status fnet_train_ckpt_resume(struct fnet_train_loop *L, fnet_optimizer *opt,
                                    struct fnet_solver *solver, const fnet_optim_params *op,
-                                   const fnet_train_params *tp, struct fnet_run_pos *pos);
+                                   const fnet_train_params *tp, struct fnet_run_pos *pos,
+                                   bool dry);
 
 /* After a step within an epoch (at: the position after it): the checkpoint due by time, and a
  * stop request: the checkpoint (with tp->save_path) and FNET_ERR_CANCELLED saying where. */

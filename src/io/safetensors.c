@@ -46,7 +46,7 @@ const char *fnet_st_dtype_name(enum fnet_st_dtype t)
 #define CRC_KEY "checksum"
 #define CRC_ALG "crc32"
 #define CRC_PREFIX "crc32."
-#define CRC_META "metadata_crc32" // of the other metadata entries: key, NUL, value, NUL, in order
+#define CRC_META "metadata_crc32" // of the other metadata entries: key, NUL, value, NUL, by key
 
 const char *fnet_safetensors_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
 {
@@ -73,15 +73,19 @@ static bool is_crc_key(const char *k)
            strncmp(k, CRC_PREFIX, strlen(CRC_PREFIX)) == 0;
 }
 
-// The CRC of metadata entries (key, NUL, value, NUL each, in order), the checksums' own left out.
-static uint32_t meta_crc(const struct fnet_safetensors_meta *meta, size_t n)
+static int by_key(const void *a, const void *b);
+
+// The CRC of metadata entries (key, NUL, value, NUL each), the checksums' own left out, in the
+// order of their keys (strcmp): a tool that writes the same metadata in another order (Python's
+// safetensors does not keep it) keeps it valid. sorted: the entries in that order.
+static uint32_t meta_crc(const struct fnet_safetensors_meta *const *sorted, size_t n)
 {
     uint32_t c = 0;
     for (size_t i = 0; i < n; i++) {
-        if (is_crc_key(meta[i].key))
+        if (is_crc_key(sorted[i]->key))
             continue;
-        c = crc_update(c, meta[i].key, strlen(meta[i].key) + 1);
-        c = crc_update(c, meta[i].value, strlen(meta[i].value) + 1);
+        c = crc_update(c, sorted[i]->key, strlen(sorted[i]->key) + 1);
+        c = crc_update(c, sorted[i]->value, strlen(sorted[i]->value) + 1);
     }
     return c;
 }
@@ -429,7 +433,7 @@ static fnet_status check_checksums(fnet_ctx *ctx, const char *path, bool header_
     if (mc == NULL || !parse_crc(mc, &want_meta))
         return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: metadata '" CRC_META "' is missing or not a "
                          "CRC-32, but the file has checksums", path);
-    uint32_t got_meta = meta_crc(f->meta, f->n_meta);
+    uint32_t got_meta = meta_crc(f->meta_by_key, f->n_meta);
     if (got_meta != want_meta)
         return fnet_fail(ctx, FNET_ERR_FORMAT, "%s: the metadata does not match its CRC-32 "
                          "(stored %08" PRIx32 ", computed %08" PRIx32 "): the file is corrupt",
@@ -559,7 +563,7 @@ static void put_json_string(struct sbuf *b, const char *s)
 // in the metadata, each 8 hex digits (crcs NULL: zeros, the same length).
 static void build_header(struct sbuf *b, const struct fnet_safetensors_tensor *t, size_t n,
                          const struct fnet_safetensors_meta *meta, size_t n_meta,
-                         const uint32_t *crcs)
+                         uint32_t meta_sum, const uint32_t *crcs)
 {
     char num[64];
     uint64_t off = 0;
@@ -590,7 +594,7 @@ static void build_header(struct sbuf *b, const struct fnet_safetensors_tensor *t
         put_s(b, ",");
     }
     put_s(b, "\"" CRC_KEY "\":\"" CRC_ALG "\"");
-    snprintf(num, sizeof(num), ",\"" CRC_META "\":\"%08" PRIx32 "\"", meta_crc(meta, n_meta));
+    snprintf(num, sizeof(num), ",\"" CRC_META "\":\"%08" PRIx32 "\"", meta_sum);
     put_s(b, num);
     for (size_t i = 0; i < n; i++) {
         put_s(b, ",\"" CRC_PREFIX);
@@ -729,8 +733,19 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     if (st != FNET_OK)
         return st;
 
+    // the metadata's checksum, over its entries in key order
+    const struct fnet_safetensors_meta **sorted =
+        fnet_malloc_array(n_meta ? n_meta : 1, sizeof(*sorted));
+    if (sorted == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s: index of %zu metadata entries", path,
+                         n_meta);
+    for (size_t i = 0; i < n_meta; i++)
+        sorted[i] = &meta[i];
+    qsort(sorted, n_meta, sizeof(*sorted), by_key);
+    const uint32_t meta_sum = meta_crc(sorted, n_meta);
+    fnet_free(sorted);
     struct sbuf hb = {0};
-    build_header(&hb, t, n, meta, n_meta, NULL);
+    build_header(&hb, t, n, meta, n_meta, meta_sum, NULL);
     size_t pad = (8 - (8 + hb.len) % 8) % 8; // the data then starts 8-byte aligned
     size_t header_len = hb.len + pad;
     char *header = fnet_malloc(header_len);
@@ -744,7 +759,7 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     // place, then again over itself, the same length
     hb.p = header;
     hb.len = 0;
-    build_header(&hb, t, n, meta, n_meta, NULL);
+    build_header(&hb, t, n, meta, n_meta, meta_sum, NULL);
     memset(header + hb.len, ' ', pad);
     bool any_backend = false;
     for (size_t i = 0; i < n; i++)
@@ -817,7 +832,7 @@ fnet_status fnet_safetensors_write(fnet_ctx *ctx, const char *path,
     }
     if (ok) {
         hb.len = 0;
-        build_header(&hb, t, n, meta, n_meta, crcs);
+        build_header(&hb, t, n, meta, n_meta, meta_sum, crcs);
         ok = !io_injected(EIO) && fseek(fp, 8, SEEK_SET) == 0 && !io_injected(ENOSPC) &&
              fwrite(header, 1, header_len, fp) == header_len;
     }

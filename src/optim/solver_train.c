@@ -98,7 +98,7 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
     solver->p.max_iter = op->iters_per_batch;
     struct fnet_run_pos start = {.lr_scale = 1.0f}; // where this call begins
     if (tp->resume_path != NULL &&
-        (st = fnet_train_ckpt_resume(&L, NULL, solver, op, tp, &start)) != FNET_OK) {
+        (st = fnet_train_ckpt_resume(&L, NULL, solver, op, tp, &start, false)) != FNET_OK) {
         fnet_solver_free(solver);
         fnet_train_loop_close(&L);
         return st;

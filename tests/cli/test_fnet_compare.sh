@@ -146,6 +146,15 @@ for k in 1 2; do
 done
 ok "interrupted and resumed: the same test losses and sizes as in one go"
 bad 2 "needs --save-dir" "--resume without --save-dir" "${RARGS[@]}" --resume
+bad 2 "this command's run is another" "--resume with another learning rate" "${RARGS[@]}" \
+    --save-dir w2 --resume --lr 0.01
+bad 2 "this command's run is another" "--resume with another model under the same name" \
+    --data data --epochs 150 --batch 20 --threads 2 --model "$TT;name=dense" --save-dir w2 --resume
+mkdir w3
+run pruned_every --data data --epochs 2 --batch 20 --threads 2 --save-dir w3 --save-every 1 \
+    --model "$DENSE;name=p;prune=0.5;rounds=2;finetune=1"
+good "--save-every with a pruned variant that trains its own dense run"
+[ -s w3/p-seed1.run.safetensors ] || fail "the pruned variant's dense run checkpoint" "$(ls -l w3)"
 
 # --- every built-in variant, one short epoch -------------------------------------------------
 run all --data data --epochs 1 --limit-train 300 --threads 2 --json all.json --csv all.csv \

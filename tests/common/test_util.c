@@ -247,13 +247,24 @@ void fnet_test_restamp_checksums(unsigned char *p, size_t n)
     const struct fnet_json *md = fnet_json_get(fnet_json_root(doc), "__metadata__");
     char *mat = strstr(hdr, "\"metadata_crc32\":\"");
     if (md != NULL && mat != NULL) {
+        // by key: the entries' keys, sorted (selection of the next smallest each time)
         uLong mc = 0;
-        for (const struct fnet_json *e = md->child; e != NULL; e = e->next) {
-            if (strcmp(e->key, "checksum") == 0 || strcmp(e->key, "metadata_crc32") == 0 ||
-                strncmp(e->key, "crc32.", 6) == 0)
-                continue;
-            mc = crc32(mc, (const unsigned char *)e->key, (unsigned)strlen(e->key) + 1);
-            mc = crc32(mc, (const unsigned char *)e->str, (unsigned)strlen(e->str) + 1);
+        const char *last = NULL;
+        for (;;) {
+            const struct fnet_json *next = NULL;
+            for (const struct fnet_json *e = md->child; e != NULL; e = e->next) {
+                if (strcmp(e->key, "checksum") == 0 || strcmp(e->key, "metadata_crc32") == 0 ||
+                    strncmp(e->key, "crc32.", 6) == 0)
+                    continue;
+                if ((last == NULL || strcmp(e->key, last) > 0) &&
+                    (next == NULL || strcmp(e->key, next->key) < 0))
+                    next = e;
+            }
+            if (next == NULL)
+                break;
+            mc = crc32(mc, (const unsigned char *)next->key, (unsigned)strlen(next->key) + 1);
+            mc = crc32(mc, (const unsigned char *)next->str, (unsigned)strlen(next->str) + 1);
+            last = next->key;
         }
         char val[16];
         snprintf(val, sizeof(val), "%08lx", mc);

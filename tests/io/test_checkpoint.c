@@ -285,11 +285,12 @@ static void test_checkpoint_header_names_tensors_like_nn_sequential_and_aligns_d
     // and the checksums: "checksum" and one CRC-32 of each tensor's bytes, zlib's polynomial
     assert_string_equal(fnet_json_get(md, "checksum")->str, "crc32");
     assert_int_equal(md->len, 5 + 2 + 6);
-    // the metadata's own: each entry before the checksums, key NUL value NUL, in order
+    // the metadata's own: the entries before the checksums, key NUL value NUL, by key:
+    // classes, format, input, spec, version
+    static const char *const by_key[] = {"classes", "format", "input", "spec", "version"};
     uLong mc = 0;
-    for (const struct fnet_json *e = md->child; e != NULL; e = e->next) {
-        if (strcmp(e->key, "checksum") == 0)
-            break;
+    for (int k = 0; k < 5; k++) {
+        const struct fnet_json *e = fnet_json_get(md, by_key[k]);
         mc = crc32(mc, (const unsigned char *)e->key, (unsigned)strlen(e->key) + 1);
         mc = crc32(mc, (const unsigned char *)e->str, (unsigned)strlen(e->str) + 1);
     }
