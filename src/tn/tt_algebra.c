@@ -5,6 +5,7 @@
  * algorithm: every pointer here is host memory; the TT layer downloads and uploads around it
  * (tt_layer.c). docs/tt_algebra.md. */
 #include "tn/tt.h"
+#include "tn/tt_paired.h"
 #include "core/backend.h"
 
 #include <math.h>
@@ -54,8 +55,18 @@ int64_t fnet_tt_num_params(const struct fnet_tt_shape *s)
     return fnet_tt_core_offset(s, s->d);
 }
 
+int64_t fnet_tt_num_params_sat(const struct fnet_tt_shape *s)
+{
+    int64_t total = 0;
+    for (int k = 0; k < s->d; k++) {
+        int64_t size = sat_mul(sat_mul(s->r[k], mode(s, k)), s->r[k + 1]);
+        total = size == INT64_MAX || total > INT64_MAX - size ? INT64_MAX : total + size;
+    }
+    return total;
+}
+
 // The largest rank at bond k (0 < k < d): min(Π_{l<k} s_l, Π_{l>=k} s_l), saturating.
-static int64_t bond_bound(const struct fnet_tt_shape *s, int k, int64_t *left, int64_t *right)
+int64_t fnet_tt_bond_bound(const struct fnet_tt_shape *s, int k, int64_t *left, int64_t *right)
 {
     int64_t lp = 1, rp = 1;
     for (int l = 0; l < k; l++)
@@ -70,7 +81,7 @@ static int64_t bond_bound(const struct fnet_tt_shape *s, int k, int64_t *left, i
 }
 
 // "m{a}*n{a}*...*m{b-1}*n{b-1}" into buf
-static void mode_names(char *buf, size_t cap, int a, int b)
+void fnet_tt_mode_names(char *buf, size_t cap, int a, int b)
 {
     size_t len = 0;
     buf[0] = '\0';
@@ -83,7 +94,7 @@ static void mode_names(char *buf, size_t cap, int a, int b)
 }
 
 // d and modes in range and the products M, N representable (ranks are not looked at)
-static fnet_status check_modes(fnet_ctx *ctx, const struct fnet_tt_shape *s)
+fnet_status fnet_tt_check_modes(fnet_ctx *ctx, const struct fnet_tt_shape *s)
 {
     if (s == NULL)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt shape is NULL");
@@ -106,39 +117,34 @@ static fnet_status check_modes(fnet_ctx *ctx, const struct fnet_tt_shape *s)
 
 fnet_status fnet_tt_shape_check(fnet_ctx *ctx, const struct fnet_tt_shape *s)
 {
-    fnet_status st = check_modes(ctx, s);
+    fnet_status st = fnet_tt_check_modes(ctx, s);
     if (st != FNET_OK)
         return st;
     if (s->r[0] != 1 || s->r[s->d] != 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "boundary ranks r0 = %lld, r%d = %lld must "
                          "be 1", (long long)s->r[0], s->d, (long long)s->r[s->d]);
-    int64_t total = 0;
     for (int k = 1; k < s->d; k++) {
-        int64_t left, right, bound = bond_bound(s, k, &left, &right);
+        int64_t left, right, bound = fnet_tt_bond_bound(s, k, &left, &right);
         if (s->r[k] < 1)
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "rank %lld at bond %d must be >= 1",
                              (long long)s->r[k], k);
         if (s->r[k] > bound) {
             char ln[8 * 16], rn[8 * 16];
-            mode_names(ln, sizeof(ln), 0, k);
-            mode_names(rn, sizeof(rn), k, s->d);
+            fnet_tt_mode_names(ln, sizeof(ln), 0, k);
+            fnet_tt_mode_names(rn, sizeof(rn), k, s->d);
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG,
                              "rank %lld exceeds min(%s, ...) = %lld at bond %d (%s = %lld, "
                              "%s = %lld)", (long long)s->r[k], ln, (long long)bound, k, ln,
                              (long long)left, rn, (long long)right);
         }
     }
-    for (int k = 0; k < s->d; k++) {
-        int64_t size = sat_mul(sat_mul(s->r[k], mode(s, k)), s->r[k + 1]);
-        total = size == INT64_MAX || total > INT64_MAX - size ? INT64_MAX : total + size;
-    }
-    if (total == INT64_MAX)
+    if (fnet_tt_num_params_sat(s) == INT64_MAX)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "the cores' sizes overflow");
     return FNET_OK;
 }
 
 // M·N floats of a dense W, or an error when that is not addressable
-static fnet_status dense_size(fnet_ctx *ctx, const struct fnet_tt_shape *s, int64_t *size)
+fnet_status fnet_tt_dense_size(fnet_ctx *ctx, const struct fnet_tt_shape *s, int64_t *size)
 {
     int64_t M = fnet_tt_rows(s), N = fnet_tt_cols(s), MN = sat_mul(M, N);
     if (MN == INT64_MAX || (uint64_t)MN > SIZE_MAX / sizeof(double))
@@ -163,8 +169,8 @@ static fnet_status check_truncation(fnet_ctx *ctx, double eps, int64_t max_rank)
 // Between the paired order (i_0, j_0, i_1, j_1, ..) of a TT's full tensor and the dense
 // W[(i_0..i_{d-1}), (j_0..j_{d-1})] (M, N): to_dense writes dense[...] = paired[...], else the
 // reverse. An odometer over the 2d digits of the paired index carries the dense offset along.
-static void permute_paired(const struct fnet_tt_shape *s, const float *src, float *dst,
-                           bool to_dense)
+void fnet_tt_permute_paired(const struct fnet_tt_shape *s, const float *src, float *dst,
+                            bool to_dense)
 {
     int64_t dim[2 * FNET_TT_MAX_D], stride[2 * FNET_TT_MAX_D], idx[2 * FNET_TT_MAX_D];
     int64_t M = fnet_tt_rows(s), N = fnet_tt_cols(s), ms = 1, ns = 1;
@@ -203,7 +209,7 @@ fnet_status fnet_tt_full(fnet_ctx *ctx, const struct fnet_tt_shape *s, const flo
     fnet_status st = fnet_tt_shape_check(ctx, s);
     int64_t MN = 0;
     if (st == FNET_OK)
-        st = dense_size(ctx, s, &MN);
+        st = fnet_tt_dense_size(ctx, s, &MN);
     if (st != FNET_OK)
         return st;
     float *tmp = fnet_malloc_array((size_t)MN, sizeof(float));
@@ -222,14 +228,14 @@ fnet_status fnet_tt_full(fnet_ctx *ctx, const struct fnet_tt_shape *s, const flo
         T = out;
         P *= mode(s, k);
     }
-    permute_paired(s, T, W, true);
+    fnet_tt_permute_paired(s, T, W, true);
     fnet_free(tmp);
     return FNET_OK;
 }
 
 // The TT-SVD/rounding truncation rule: the smallest r >= 1 whose discarded singular values
 // S[r..kk) have Σ S_i² <= δ² (summed from the smallest), then at most max_rank when > 0.
-static int64_t truncation_rank(const float *S, int64_t kk, double delta, int64_t max_rank)
+int64_t fnet_tt_truncation_rank(const float *S, int64_t kk, double delta, int64_t max_rank)
 {
     double tail = 0.0, d2 = delta * delta;
     int64_t r = kk;
@@ -259,12 +265,12 @@ fnet_status fnet_tt_svd(fnet_ctx *ctx, const float *W, double eps, int64_t max_r
         *cores = NULL;
     if (ctx == NULL || W == NULL || cores == NULL)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt_svd: NULL argument");
-    fnet_status st = check_modes(ctx, s);
+    fnet_status st = fnet_tt_check_modes(ctx, s);
     int64_t MN = 0;
     if (st == FNET_OK)
         st = check_truncation(ctx, eps, max_rank);
     if (st == FNET_OK)
-        st = dense_size(ctx, s, &MN);
+        st = fnet_tt_dense_size(ctx, s, &MN);
     if (st != FNET_OK)
         return st;
     int64_t N = fnet_tt_cols(s);
@@ -278,7 +284,7 @@ fnet_status fnet_tt_svd(fnet_ctx *ctx, const float *W, double eps, int64_t max_r
     int64_t rb[FNET_TT_MAX_D + 1], rest[FNET_TT_MAX_D];
     rb[0] = rb[d] = 1;
     for (int k = 1; k < d; k++) {
-        rb[k] = bond_bound(s, k, NULL, NULL);
+        rb[k] = fnet_tt_bond_bound(s, k, NULL, NULL);
         if (max_rank > 0 && rb[k] > max_rank)
             rb[k] = max_rank;
     }
@@ -304,7 +310,7 @@ fnet_status fnet_tt_svd(fnet_ctx *ctx, const float *W, double eps, int64_t max_r
                        (long long)fnet_tt_rows(s), (long long)N);
         goto out_free;
     }
-    permute_paired(s, W, C, false);
+    fnet_tt_permute_paired(s, W, C, false);
     double delta = d > 1 ? eps * norm_f(MN, W) / sqrt((double)(d - 1)) : 0.0;
     struct fnet_tt_shape res = *s;
     res.r[0] = res.r[d] = 1;
@@ -316,7 +322,7 @@ fnet_status fnet_tt_svd(fnet_ctx *ctx, const float *W, double eps, int64_t max_r
         st = ctx->be->host_la->gesvd(ctx, rows, rest[k], C, U, S, Vt);
         if (st != FNET_OK)
             goto out_free;
-        int64_t r = truncation_rank(S, kk, delta, max_rank);
+        int64_t r = fnet_tt_truncation_rank(S, kk, delta, max_rank);
         for (int64_t i = 0; i < rows; i++)
             memcpy(staged + off + i * r, U + i * kk, (size_t)r * sizeof(float));
         off += rows * r;
@@ -416,7 +422,7 @@ fnet_status fnet_tt_round(fnet_ctx *ctx, const struct fnet_tt_shape *s, const fl
         st = ctx->be->host_la->gesvd(ctx, a, b, Gk, U, S, Rv); // U (a, kk), Rv: Vt (kk, b)
         if (st != FNET_OK)
             goto out_free;
-        int64_t r = truncation_rank(S, kk, delta, max_rank);
+        int64_t r = fnet_tt_truncation_rank(S, kk, delta, max_rank);
         for (int64_t i = 0; i < a; i++)
             memcpy(Gk + i * r, U + i * kk, (size_t)r * sizeof(float));
         for (int64_t i = 0; i < r; i++)
