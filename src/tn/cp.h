@@ -22,7 +22,9 @@ int64_t fnet_cp_num_params(const struct fnet_cp_shape *s);
  * naming what is wrong otherwise ("cp rank must be >= 1, got 0"). */
 fnet_status fnet_cp_shape_check(fnet_ctx *ctx, const struct fnet_cp_shape *s);
 
-/* X (Π dims) = Σ_r A_0[:, r] ∘ A_1[:, r] ∘ ··· (outer products). */
+/* X (Π dims) = Σ_r A_0[:, r] ∘ A_1[:, r] ∘ ··· (outer products).
+ * @return FNET_OK, FNET_ERR_INVALID_ARG (a NULL pointer, a shape the check refuses),
+ *         FNET_ERR_OUT_OF_MEMORY. */
 fnet_status fnet_cp_full(fnet_ctx *ctx, const struct fnet_cp_shape *s, const float *factors,
                          float *X);
 
@@ -37,12 +39,15 @@ struct fnet_cp_als_params {
  * least squares, A_k = X_(k)·KR(others) · (⊛_{l≠k} A_lᵀA_l)^+ (the MTTKRP and the Hadamard
  * product of the Gram matrices, pseudo-inverted by SVD so that rank-deficient steps stay
  * finite). On return the column norms of the factors are balanced (each rank-one term's weight
- * spread evenly over its D factors). factors (fnet_cp_num_params floats) is the caller's. fit,
- * when not NULL, receives 1 − ‖X − full‖_F/‖X‖_F (1 for X = 0), in double; iters, when not NULL,
- * the sweeps run.
- * @return FNET_OK, FNET_ERR_INVALID_ARG (a shape the check refuses, max_iters < 1, tol < 0, a
- *         non-finite X), FNET_ERR_OUT_OF_MEMORY, FNET_ERR_NUMERIC (an SVD failed or the factors
- *         stopped being finite). */
+ * spread evenly over its D factors). factors (fnet_cp_num_params floats) is the caller's; an
+ * invalid argument leaves it alone, after any other error it holds no result. fit, when not
+ * NULL, receives 1 − ‖X − full‖_F/‖X‖_F (1 for X = 0), in double, from the residual itself;
+ * iters, when not NULL, the sweeps run. With tol > 0 each sweep's fit is estimated from the
+ * normal equations (the residual formed instead once it is below 1% of ‖X‖_F, where that
+ * estimate cancels to rounding); with tol = 0 none is computed before the end.
+ * @return FNET_OK, FNET_ERR_INVALID_ARG (a NULL pointer, a shape the check refuses,
+ *         max_iters < 1, tol < 0 or not finite, a non-finite X), FNET_ERR_OUT_OF_MEMORY,
+ *         FNET_ERR_NUMERIC (an SVD failed or the factors stopped being finite). */
 fnet_status fnet_cp_als(fnet_ctx *ctx, const float *X, const struct fnet_cp_shape *s,
                         const struct fnet_cp_als_params *p, float *factors, double *fit,
                         int *iters);
