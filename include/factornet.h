@@ -1,4 +1,5 @@
-/* factornet: dense and compressed (tensor-train, low-rank, circulant, sparse) neural-network
+/* factornet: dense and compressed (tensor-train, tensor-ring, Tucker, CP,
+ * low-rank, circulant, sparse) neural-network
  * layers, optimizers and a trainer in C11. Umbrella header: include this one. */
 #ifndef FACTORNET_H
 #define FACTORNET_H
@@ -16,6 +17,7 @@
 #include <factornet/train.h>
 #include <factornet/checkpoint.h>
 #include <factornet/tt.h>
+#include <factornet/tn.h>
 #include <factornet/lowrank.h>
 #include <factornet/sparse.h>
 

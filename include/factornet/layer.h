@@ -30,6 +30,9 @@ typedef enum fnet_layer_kind {
     FNET_LAYER_LOWRANK = 6, /**< "lowrank:N": U·V factorization (factornet/lowrank.h) */
     FNET_LAYER_CIRC = 7,    /**< "circ:N": block-circulant (factornet/lowrank.h) */
     FNET_LAYER_SPARSE = 8,  /**< "sparse:N": CSR sparse (factornet/sparse.h) */
+    FNET_LAYER_TR = 9,      /**< "tr:N": tensor ring (factornet/tn.h) */
+    FNET_LAYER_TUCKER = 10, /**< "tucker:N": Tucker core and factors (factornet/tn.h) */
+    FNET_LAYER_CP = 11,     /**< "cp:N": CP (CANDECOMP/PARAFAC) factors (factornet/tn.h) */
 } fnet_layer_kind;
 
 /** Weight initializers (biases start at zero). fan_in/fan_out are n_in/n_out. */

@@ -42,13 +42,16 @@ typedef struct fnet_tt_params {
     fnet_tt_plan plan; /**< default FNET_TT_PLAN_AUTO */
     unsigned merge;    /**< FNET_TT_PLAN_MERGE: bit k merges core k with core k+1; default 0 */
     double eps;      /**< fnet_tt_from_dense: relative accuracy (0 = ranks only); default 0 */
+    int64_t ring;    /**< tensor-ring layers only (factornet/tn.h): the ring rank r_0 = r_d, 0
+                          (default) for rank; a TT layer refuses any other value */
 } fnet_tt_params;
 
 /** What a TT layer is and what its planner chose. */
 typedef struct fnet_tt_info {
     int d;
     int64_t in_modes[FNET_TT_MAX_CORES], out_modes[FNET_TT_MAX_CORES];
-    int64_t ranks[FNET_TT_MAX_CORES + 1]; /**< r[0] = r[d] = 1 */
+    int64_t ranks[FNET_TT_MAX_CORES + 1]; /**< r[0] = r[d] = 1 (a tensor ring's: its ring rank) */
+    bool ring;            /**< a tensor-ring layer (fnet_tr_create) */
     unsigned merge;       /**< the grouping the planner uses at the batch size asked about */
     int merged_d;         /**< cores after merging */
     double flops_forward; /**< of that grouping at that batch size, merging included */

@@ -67,6 +67,14 @@ void fnet_layer_bind(fnet_layer *l, float *w, float *g)
     l->g = g;
 }
 
+void fnet_layer_view(fnet_layer *l, float *w, float *g)
+{
+    l->ctx->be->free(l->ctx, l->own);
+    l->own = NULL;
+    l->w = w;
+    l->g = g;
+}
+
 float *fnet_layer_host_params(const fnet_layer *l)
 {
     float *h = fnet_malloc_array((size_t)(l->n_params > 0 ? l->n_params : 1), sizeof(float));

@@ -105,6 +105,11 @@ fnet_status fnet_layer_base_init(fnet_layer *l, fnet_ctx *ctx, const struct fnet
  * its values over. */
 void fnet_layer_bind(fnet_layer *l, float *w, float *g);
 
+/* Point a stand-alone layer at parameters and gradient that another layer owns (w and g, n_params
+ * floats each, backend memory), dropping its own storage without copying: a layer built from
+ * other layers (Tucker's mode products) runs them on slices or workspaces of its own. */
+void fnet_layer_view(fnet_layer *l, float *w, float *g);
+
 /* Where init writes: the layer's parameters, filled in order from host memory, a piece at a time
  * (so a large dense layer needs no host copy of itself). The one place parameters are uploaded
  * at initialization: the same draws give the same layer on every backend. */

@@ -45,10 +45,13 @@ extern const struct fnet_layer_desc fnet_relu_desc;    // src/dense/activation.c
 extern const struct fnet_layer_desc fnet_tanh_desc;    // src/dense/activation.c
 extern const struct fnet_layer_desc fnet_sigmoid_desc; // src/dense/activation.c
 extern const struct fnet_layer_desc fnet_dropout_desc; // src/dense/dropout.c
-extern const struct fnet_layer_desc fnet_tt_desc;      // src/tn/tt_layer.c
+extern const struct fnet_layer_desc fnet_tt_desc;      // src/tn/tt_kind.c
 extern const struct fnet_layer_desc fnet_lowrank_desc; // src/lowrank/lowrank_kind.c
 extern const struct fnet_layer_desc fnet_circ_desc;    // src/circulant/circ_kind.c
 extern const struct fnet_layer_desc fnet_sparse_desc;  // src/sparse/csr.c
+extern const struct fnet_layer_desc fnet_tr_desc;      // src/tn/tt_kind.c
+extern const struct fnet_layer_desc fnet_tucker_desc;  // src/tn/tn_kind.c
+extern const struct fnet_layer_desc fnet_cp_desc;      // src/tn/tn_kind.c
 
 /* Saturating arithmetic for min_params. */
 static inline int64_t fnet_sat_mul(int64_t a, int64_t b)

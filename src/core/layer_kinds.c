@@ -3,9 +3,9 @@
 #include "core/layer_kind.h"
 
 static const struct fnet_layer_desc *const kinds[] = {
-    &fnet_dense_desc,   &fnet_tt_desc,   &fnet_lowrank_desc,
-    &fnet_circ_desc,    &fnet_sparse_desc, &fnet_relu_desc,
-    &fnet_tanh_desc,    &fnet_sigmoid_desc, &fnet_dropout_desc,
+    &fnet_dense_desc,   &fnet_tt_desc,      &fnet_tr_desc,     &fnet_tucker_desc,
+    &fnet_cp_desc,      &fnet_lowrank_desc, &fnet_circ_desc,   &fnet_sparse_desc,
+    &fnet_relu_desc,    &fnet_tanh_desc,    &fnet_sigmoid_desc, &fnet_dropout_desc,
 };
 
 #define N_KINDS ((int)(sizeof(kinds) / sizeof(kinds[0])))

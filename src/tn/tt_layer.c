@@ -3,11 +3,16 @@
  * followed by a swap of two outer axes that moves contiguous runs of r floats, and one transpose
  * at the end (docs/tt.md, "The sweep"). Parameters: the cores G_0..G_{d-1}, then the bias. The
  * TT algebra (initialization, TT-SVD, rounding, norms) is host-side: it runs on host copies that
- * this file downloads and uploads. Also the "tt" kind's descriptor. */
+ * this file downloads and uploads. Also the "tt" kind's descriptor.
+ *
+ * The tensor-ring layer (src/tn/tr_layer.c) is this layer with r_0 = r_d = R: the same sweep,
+ * planner and parameters, its own kind, dense matrix and TR-SVD (docs/tn.md). */
 #include "core/layer_impl.h"
 #include "core/model_impl.h"
 #include "dense/init.h"
+#include "tn/tr.h"
 #include "tn/tt.h"
+#include "tn/tt_layer.h"
 #include "tn/tt_merge.h"
 #include "tn/tt_plan.h"
 #include "tn/tt_sweep.h"
@@ -17,9 +22,11 @@
 #include <stdio.h>
 #include <string.h>
 
+
 struct tt_layer {
     fnet_layer base;
-    struct fnet_tt_shape s;
+    struct fnet_tt_shape s;     // a ring's r[0] = r[d] = R
+    bool ring;                  // the "tr" kind: W is the trace of the core products
     bool has_bias;
     bool orthogonal;            // initialize with left-orthogonal cores
     fnet_tt_plan plan;          // as asked: AUTO chooses a grouping at every reserve
@@ -47,11 +54,15 @@ static double grouping_cost(const struct fnet_tt_shape *s, unsigned mask, int64_
            (mask ? 8.0 * (double)partial : 0.0);
 }
 
+// The cheapest grouping; a ring (R > 1) keeps at least two groups, since one core closing the
+// ring on itself is not a sweep (its W is fnet_tr_full's).
 static unsigned best_grouping(const struct fnet_tt_shape *s, int64_t B)
 {
-    unsigned best = 0;
+    unsigned best = 0, whole = (1u << (s->d - 1)) - 1;
     double best_cost = grouping_cost(s, 0, B);
     for (unsigned mask = 1; mask < (1u << (s->d - 1)); mask++) {
+        if (mask == whole && s->r[0] > 1)
+            continue;
         double c = grouping_cost(s, mask, B);
         if (c >= 0.0 && c < best_cost) {
             best_cost = c;
@@ -193,8 +204,8 @@ static fnet_status tt_init(fnet_layer *l, fnet_init init, fnet_rng *rng,
     struct tt_layer *t = (struct tt_layer *)l;
     const struct fnet_tt_shape *s = &t->s;
     double V = fnet_init_variance(init, l->n_in, l->n_out);
-    double paths = 1.0;
-    for (int k = 1; k < s->d; k++)
+    double paths = 1.0; // r_0 = 1 for a TT, the ring rank for a ring
+    for (int k = 0; k < s->d; k++)
         paths *= (double)s->r[k];
     double sigma = sqrt(pow(V / paths, 1.0 / (double)s->d));
     int64_t ncore = l->n_params - (t->has_bias ? l->n_out : 0);
@@ -240,9 +251,9 @@ static fnet_status tt_to_dense(const fnet_layer *l, float *W)
     const struct tt_layer *t = (const struct tt_layer *)l;
     float *w = fnet_layer_host_params(l);
     if (w == NULL)
-        return fnet_fail(l->ctx, FNET_ERR_OUT_OF_MEMORY, "tt to_dense: %lld parameters",
-                         (long long)l->n_params);
-    fnet_status st = fnet_tt_full(l->ctx, &t->s, w, W);
+        return fnet_fail(l->ctx, FNET_ERR_OUT_OF_MEMORY, "%s to_dense: %lld parameters",
+                         fnet_layer_name(l), (long long)l->n_params);
+    fnet_status st = t->ring ? fnet_tr_full(l->ctx, &t->s, w, W) : fnet_tt_full(l->ctx, &t->s, w, W);
     fnet_free(w);
     return st;
 }
@@ -285,9 +296,11 @@ static void tt_describe(const fnet_layer *l, struct fnet_spec_item *it)
 {
     const struct tt_layer *t = (const struct tt_layer *)l;
     const struct fnet_tt_shape *s = &t->s;
-    fnet_spec_item_init(it, &fnet_tt_desc);
+    fnet_spec_item_init(it, l->ops->desc);
     it->n = l->n_out;
     fnet_spec_set_list(it, "ranks", s->r + 1, s->d - 1);
+    if (t->ring)
+        fnet_spec_set_int(it, "ring", s->r[0]);
     fnet_spec_set_list(it, "in", s->n, s->d);
     fnet_spec_set_list(it, "out", s->m, s->d);
     fnet_spec_set_flag(it, "bias", t->has_bias);
@@ -312,6 +325,24 @@ static const struct fnet_layer_ops tt_ops = {
     .round = tt_round,
 };
 
+// The ring: the same ops but its kind, its dense matrix (tt_to_dense asks t->ring) and no
+// rounding (TT-rounding does not apply to a ring).
+static const struct fnet_layer_ops tr_ops = {
+    .desc = &fnet_tr_desc,
+    .needs = FNET_OPS(FNET_OP_PERMUTE_021) | FNET_OPS(FNET_OP_TRANSPOSE),
+    .init = tt_init,
+    .reserve = tt_reserve,
+    .threads_sized = true,
+    .forward = tt_forward,
+    .backward = tt_backward,
+    .flops = tt_flops,
+    .to_dense = tt_to_dense,
+    .num_tensors = tt_num_tensors,
+    .tensor = tt_tensor,
+    .destroy = tt_destroy,
+    .describe = tt_describe,
+};
+
 fnet_tt_params fnet_tt_params_default(void)
 {
     fnet_tt_params p;
@@ -332,73 +363,76 @@ static int64_t product(const int64_t *v, int n)
 
 // The shape a TT layer of these sizes and settings has: validated, modes chosen or checked,
 // ordered by the cost model when the modes were not given, ranks set and checked.
-static fnet_status tt_shape_from_params(fnet_ctx *ctx, int64_t n_in, int64_t n_out,
-                                        const fnet_tt_params *p, struct fnet_tt_shape *s)
+fnet_status fnet_tt_shape_from_params(fnet_ctx *ctx, int64_t n_in, int64_t n_out,
+                                      const fnet_tt_params *p, int64_t ring,
+                                      struct fnet_tt_shape *s)
 {
+    const char *K = ring > 1 ? "tr" : "tt";
     if (p->d < 0 || p->d > FNET_TT_MAX_D)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: d must be in 2..%d, got %d", FNET_TT_MAX_D, p->d);
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: d must be in 2..%d, got %d", K, FNET_TT_MAX_D, p->d);
     if (p->n_in_modes < 0 || p->n_in_modes > FNET_TT_MAX_D || p->n_out_modes < 0 ||
         p->n_out_modes > FNET_TT_MAX_D)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: at most %d modes, got in %d, out %d",
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: at most %d modes, got in %d, out %d", K,
                          FNET_TT_MAX_D, p->n_in_modes, p->n_out_modes);
     if (p->n_in_modes && p->n_out_modes && p->n_in_modes != p->n_out_modes)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: %d input modes but %d output modes",
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: %d input modes but %d output modes", K,
                          p->n_in_modes, p->n_out_modes);
     int given = p->n_in_modes ? p->n_in_modes : p->n_out_modes;
     int d = given ? given : p->d;
     if (p->d && given && p->d != given)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: d = %d but %d modes given", p->d, given);
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: d = %d but %d modes given", K, p->d, given);
     if (d == 0) {
         int pi = fnet_tt_prime_count(n_in), po = fnet_tt_prime_count(n_out);
         d = pi < po ? pi : po;
         d = d < 4 ? d : 4;
         if (d < 2)
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG,
-                             "tt: size %lld does not factor into 2 or more modes",
+                             "%s: size %lld does not factor into 2 or more modes", K,
                              (long long)(pi < po ? n_in : n_out));
     }
     if (d < 2)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: d must be in 2..%d, got %d", FNET_TT_MAX_D, d);
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: d must be in 2..%d, got %d", K, FNET_TT_MAX_D, d);
     memset(s, 0, sizeof(*s));
     s->d = d;
+    s->r[0] = s->r[d] = ring; // uniform ranks and the planner keep a ring's boundary rank
     if (p->n_in_modes) {
         for (int k = 0; k < d; k++)
             if (p->in_modes[k] < 1)
-                return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: input mode %d is %lld, must be >= 1",
+                return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: input mode %d is %lld, must be >= 1", K,
                                  k, (long long)p->in_modes[k]);
         memcpy(s->n, p->in_modes, sizeof(int64_t) * (size_t)d);
         if (product(s->n, d) != n_in)
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG,
-                             "tt: input modes multiply to %lld, not the input size %lld",
+                             "%s: input modes multiply to %lld, not the input size %lld", K,
                              (long long)product(s->n, d), (long long)n_in);
     } else if (!fnet_tt_balanced_modes(n_in, d, s->n)) {
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: input size %lld does not factor into %d modes",
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: input size %lld does not factor into %d modes", K,
                          (long long)n_in, d);
     }
     if (p->n_out_modes) {
         for (int k = 0; k < d; k++)
             if (p->out_modes[k] < 1)
-                return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: output mode %d is %lld, must be >= 1",
+                return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: output mode %d is %lld, must be >= 1", K,
                                  k, (long long)p->out_modes[k]);
         memcpy(s->m, p->out_modes, sizeof(int64_t) * (size_t)d);
         if (product(s->m, d) != n_out)
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG,
-                             "tt: output modes multiply to %lld, not the output size %lld",
+                             "%s: output modes multiply to %lld, not the output size %lld", K,
                              (long long)product(s->m, d), (long long)n_out);
     } else if (!fnet_tt_balanced_modes(n_out, d, s->m)) {
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: output size %lld does not factor into %d modes",
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: output size %lld does not factor into %d modes", K,
                          (long long)n_out, d);
     }
     if (p->n_ranks) {
         if (p->n_ranks != d - 1)
-            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: %d ranks given, %d cores need %d",
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: %d ranks given, %d cores need %d", K,
                              p->n_ranks, d, d - 1);
-        s->r[0] = s->r[d] = 1;
+        s->r[0] = s->r[d] = ring;
         for (int k = 1; k < d; k++)
             s->r[k] = p->ranks[k - 1];
     } else {
         if (p->rank < 1)
-            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: rank must be >= 1, got %lld",
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: rank must be >= 1, got %lld", K,
                              (long long)p->rank);
         fnet_tt_uniform_ranks(s, p->rank);
     }
@@ -416,49 +450,93 @@ static fnet_status tt_shape_from_params(fnet_ctx *ctx, int64_t n_in, int64_t n_o
         if (!p->n_ranks)
             fnet_tt_uniform_ranks(s, p->rank);
     }
-    return fnet_tt_shape_check(ctx, s);
+    return ring > 1 ? fnet_tr_shape_check(ctx, s) : fnet_tt_shape_check(ctx, s);
 }
 
-fnet_status fnet_tt_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out, const fnet_tt_params *p,
-                           fnet_layer **out)
+// The layer of a checked shape, with p's bias, initialization and plan.
+static fnet_status make_shaped(fnet_ctx *ctx, const struct fnet_tt_shape *s, bool ring,
+                               const fnet_tt_params *p, fnet_layer **out)
 {
-    if (ctx == NULL || p == NULL || out == NULL)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: ctx, params and out must not be NULL");
-    *out = NULL;
-    if (n_in < 1 || n_out < 1 || n_in > ((int64_t)1 << 31) || n_out > ((int64_t)1 << 31))
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: sizes must be in 1..2^31, got %lld -> %lld",
-                         (long long)n_in, (long long)n_out);
-    if (p->plan < FNET_TT_PLAN_AUTO || p->plan > FNET_TT_PLAN_MERGE)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: unknown plan %d", (int)p->plan);
-    struct fnet_tt_shape s;
-    fnet_status st = tt_shape_from_params(ctx, n_in, n_out, p, &s);
-    if (st != FNET_OK)
-        return st;
     struct tt_layer *t = fnet_calloc(1, sizeof(*t));
     if (t == NULL)
-        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "tt layer");
-    t->s = s;
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "%s layer", ring ? "tr" : "tt");
+    t->s = *s;
+    t->ring = ring;
     t->has_bias = p->bias;
     t->orthogonal = p->orthogonal;
     t->plan = p->plan;
-    if (p->plan == FNET_TT_PLAN_MERGE) {
-        if (p->merge >= (1u << (s.d - 1))) {
-            fnet_free(t);
-            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: merge mask 0x%x names a bond past the "
-                             "%d cores", p->merge, s.d);
-        }
-        t->forced_mask = p->merge;
-    }
-    for (int k = 0; k < s.d; k++)
-        t->off[k] = fnet_tt_core_offset(&s, k);
-    st = fnet_layer_base_init(&t->base, ctx, &tt_ops, n_in, n_out,
-                              fnet_tt_num_params(&s) + (p->bias ? n_out : 0));
+    t->forced_mask = p->plan == FNET_TT_PLAN_MERGE ? p->merge : 0;
+    for (int k = 0; k < s->d; k++)
+        t->off[k] = fnet_tt_core_offset(s, k);
+    int64_t M = fnet_tt_rows(s);
+    fnet_status st = fnet_layer_base_init(&t->base, ctx, ring ? &tr_ops : &tt_ops,
+                                          fnet_tt_cols(s), M,
+                                          fnet_tt_num_params(s) + (p->bias ? M : 0));
     if (st != FNET_OK) {
         fnet_free(t);
         return st;
     }
     *out = &t->base;
     return FNET_OK;
+}
+
+// A TT layer (ring false) or a tensor ring (ring true: r_0 = r_d = p->ring, or p->rank).
+fnet_status fnet_tt_make(fnet_ctx *ctx, int64_t n_in, int64_t n_out, const fnet_tt_params *p,
+                         bool ring, fnet_layer **out)
+{
+    const char *kind = ring ? "tr" : "tt";
+    if (ctx == NULL || p == NULL || out == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: ctx, params and out must not be NULL",
+                         kind);
+    *out = NULL;
+    if (n_in < 1 || n_out < 1 || n_in > ((int64_t)1 << 31) || n_out > ((int64_t)1 << 31))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: sizes must be in 1..2^31, got %lld -> %lld",
+                         kind, (long long)n_in, (long long)n_out);
+    if (p->plan < FNET_TT_PLAN_AUTO || p->plan > FNET_TT_PLAN_MERGE)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: unknown plan %d", kind, (int)p->plan);
+    int64_t R = 1;
+    if (!ring && p->ring != 0)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: ring rank %lld given: a TT layer has "
+                         "none (use a tensor-ring layer)", (long long)p->ring);
+    if (ring) {
+        R = p->ring ? p->ring : p->rank;
+        if (R < 1)
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tr: ring rank must be >= 1, got %lld",
+                             (long long)R);
+        if (p->plan == FNET_TT_PLAN_RECONSTRUCT || p->orthogonal)
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tr: %s is not available for a tensor "
+                             "ring", p->orthogonal ? "orthogonal initialization"
+                                                   : "the reconstruct plan");
+    }
+    struct fnet_tt_shape s;
+    fnet_status st = fnet_tt_shape_from_params(ctx, n_in, n_out, p, R, &s);
+    if (st != FNET_OK)
+        return st;
+    if (p->plan == FNET_TT_PLAN_MERGE) {
+        unsigned whole = (1u << (s.d - 1)) - 1;
+        if (p->merge > whole || (ring && R > 1 && p->merge == whole))
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: merge mask 0x%x names a bond past the "
+                             "%d cores%s", kind, p->merge, s.d,
+                             p->merge == whole ? " or closes the ring into one core" : "");
+    }
+    return make_shaped(ctx, &s, ring, p, out);
+}
+
+fnet_status fnet_tt_make_shape(fnet_ctx *ctx, const struct fnet_tt_shape *s, fnet_layer **out)
+{
+    *out = NULL;
+    fnet_status st = fnet_tt_shape_check(ctx, s);
+    if (st != FNET_OK)
+        return st;
+    fnet_tt_params p = fnet_tt_params_default();
+    p.bias = false;
+    return make_shaped(ctx, s, false, &p, out);
+}
+
+fnet_status fnet_tt_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out, const fnet_tt_params *p,
+                           fnet_layer **out)
+{
+    return fnet_tt_make(ctx, n_in, n_out, p, false, out);
 }
 
 fnet_status fnet_model_add_tt(fnet_model *m, int64_t n_out, const fnet_tt_params *p)
@@ -472,8 +550,9 @@ fnet_status fnet_model_add_tt(fnet_model *m, int64_t n_out, const fnet_tt_params
 
 fnet_status fnet_tt_layer_info(const fnet_layer *l, int64_t batch, fnet_tt_info *info)
 {
-    if (l == NULL || info == NULL || l->ops != &tt_ops || batch < 1)
-        return l ? fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "tt_layer_info: not a TT layer, or batch < 1")
+    if (l == NULL || info == NULL || (l->ops != &tt_ops && l->ops != &tr_ops) || batch < 1)
+        return l ? fnet_fail(l->ctx, FNET_ERR_INVALID_ARG, "tt_layer_info: not a TT or TR layer, "
+                             "or batch < 1")
                  : FNET_ERR_INVALID_ARG;
     const struct tt_layer *t = (const struct tt_layer *)l;
     memset(info, 0, sizeof(*info));
@@ -485,6 +564,7 @@ fnet_status fnet_tt_layer_info(const fnet_layer *l, int64_t batch, fnet_tt_info 
     memcpy(info->ranks, t->s.r, sizeof(int64_t) * (size_t)(t->s.d + 1));
     unsigned full = (1u << (t->s.d - 1)) - 1;
     info->merge = planned_grouping(t, batch);
+    info->ring = t->ring;
     plan_flops(&t->s, info->merge, batch, &info->flops_forward, &info->flops_backward);
     struct fnet_tt_shape ms;
     fnet_tt_merge_shape(&t->s, info->merge, &ms, NULL);
@@ -502,13 +582,12 @@ static bool is_tt(const fnet_layer *l)
     return l != NULL && l->ops == &tt_ops;
 }
 
-// A new stand-alone layer of shape s (modes and ranks as given), same bias and plan as p, with
-// the given cores and bias (host memory; the bias read only when the layer has one) uploaded.
-static fnet_status layer_from_cores(fnet_ctx *ctx, const struct fnet_tt_shape *s, bool bias,
-                                    fnet_tt_plan plan, unsigned merge, const float *cores,
-                                    const float *b, fnet_layer **out)
+fnet_status fnet_tt_layer_from_cores(fnet_ctx *ctx, const struct fnet_tt_shape *s, bool ring,
+                                     bool bias, fnet_tt_plan plan, unsigned merge,
+                                     const float *cores, const float *b, fnet_layer **out)
 {
     fnet_tt_params p = fnet_tt_params_default();
+    p.ring = ring ? s->r[0] : 0;
     p.n_in_modes = p.n_out_modes = p.d = s->d;
     memcpy(p.in_modes, s->n, sizeof(int64_t) * (size_t)s->d);
     memcpy(p.out_modes, s->m, sizeof(int64_t) * (size_t)s->d);
@@ -518,9 +597,9 @@ static fnet_status layer_from_cores(fnet_ctx *ctx, const struct fnet_tt_shape *s
     p.bias = bias;
     p.plan = plan;
     p.merge = plan == FNET_TT_PLAN_MERGE ? merge : 0;
-    if (plan == FNET_TT_PLAN_MERGE && p.merge >= (1u << (s->d - 1)))
+    if (plan == FNET_TT_PLAN_MERGE && p.merge >= (1u << (s->d - 1)) - (ring ? 1u : 0u))
         p.plan = FNET_TT_PLAN_AUTO;
-    fnet_status st = fnet_tt_create(ctx, fnet_tt_cols(s), fnet_tt_rows(s), &p, out);
+    fnet_status st = fnet_tt_make(ctx, fnet_tt_cols(s), fnet_tt_rows(s), &p, ring, out);
     if (st != FNET_OK)
         return st;
     int64_t nc = fnet_tt_num_params(s);
@@ -538,8 +617,11 @@ fnet_status fnet_tt_from_dense(fnet_ctx *ctx, const float *W, int64_t n_out, int
     *out = NULL;
     if (n_in < 1 || n_out < 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt_from_dense: sizes must be positive");
+    if (p->ring != 0)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt_from_dense: ring rank %lld given: use "
+                         "fnet_tr_from_dense", (long long)p->ring);
     struct fnet_tt_shape s;
-    fnet_status st = tt_shape_from_params(ctx, n_in, n_out, p, &s);
+    fnet_status st = fnet_tt_shape_from_params(ctx, n_in, n_out, p, 1, &s);
     if (st != FNET_OK)
         return st;
     int64_t cap = p->rank;
@@ -554,7 +636,8 @@ fnet_status fnet_tt_from_dense(fnet_ctx *ctx, const float *W, int64_t n_out, int
     if (p->bias && zero == NULL)
         st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "tt_from_dense: bias");
     else
-        st = layer_from_cores(ctx, &s, p->bias, p->plan, p->merge, cores, zero, out);
+        st = fnet_tt_layer_from_cores(ctx, &s, false, p->bias, p->plan, p->merge, cores, zero,
+                                          out);
     fnet_free(zero);
     fnet_free(cores);
     return st;
@@ -578,7 +661,7 @@ static fnet_status tt_round(const fnet_layer *l, double eps, int64_t max_rank, f
     for (int k = 1; st == FNET_OK && k < ns.d; k++)
         same = same && ns.r[k] == t->s.r[k];
     if (st == FNET_OK && !same)
-        st = layer_from_cores(ctx, &ns, t->has_bias, t->plan, t->forced_mask, cores,
+        st = fnet_tt_layer_from_cores(ctx, &ns, false, t->has_bias, t->plan, t->forced_mask, cores,
                               t->has_bias ? w + l->n_params - l->n_out : NULL, out);
     fnet_free(cores);
     fnet_free(w);
@@ -656,91 +739,3 @@ fnet_status fnet_model_tt_round(fnet_model *m, double eps, int64_t max_rank, boo
 {
     return fnet_model_round_layers(m, eps, max_rank, NULL, changed);
 }
-
-// ---- the kind ----
-
-// Cross-option rules of a tt item, once all its options are read.
-static fnet_status tt_check(const struct fnet_spec_where *w, const struct fnet_spec_item *it)
-{
-    int64_t ranks[FNET_SPEC_MAX_LIST], in[FNET_SPEC_MAX_LIST], out[FNET_SPEC_MAX_LIST];
-    int n_ranks = fnet_spec_list(it, "ranks", ranks), n_in = fnet_spec_list(it, "in", in);
-    int n_out = fnet_spec_list(it, "out", out);
-    if (fnet_spec_has(it, "rank") && fnet_spec_has(it, "ranks"))
-        return fnet_spec_fail(w, "rank and ranks are exclusive: give one of them");
-    if (n_in && n_out && n_in != n_out)
-        return fnet_spec_fail(w, "in has %d modes but out has %d: they must have the same count",
-                              n_in, n_out);
-    int d = n_out ? n_out : n_in;
-    if (d && n_ranks && n_ranks != d - 1)
-        return fnet_spec_fail(w, "ranks has %d values but %d modes need %d (one less than the "
-                              "modes)", n_ranks, d, d - 1);
-    if (n_out) {
-        int64_t prod = 1;
-        for (int i = 0; i < n_out; i++) {
-            if (prod > INT64_MAX / out[i])
-                return fnet_spec_fail(w, "out modes multiply past 2^63, not the size %" PRId64,
-                                      it->n);
-            prod *= out[i];
-        }
-        if (prod != it->n)
-            return fnet_spec_fail(w, "out modes multiply to %" PRId64 ", not the size %" PRId64,
-                                  prod, it->n);
-    }
-    return FNET_OK;
-}
-
-// The layer's parameters from an item's options.
-static fnet_tt_params tt_params_of(const struct fnet_spec_item *it)
-{
-    fnet_tt_params p = fnet_tt_params_default();
-    p.bias = fnet_spec_flag(it, "bias");
-    p.rank = fnet_spec_int(it, "rank", p.rank);
-    p.n_ranks = fnet_spec_list(it, "ranks", p.ranks);
-    p.n_in_modes = fnet_spec_list(it, "in", p.in_modes);
-    p.n_out_modes = fnet_spec_list(it, "out", p.out_modes);
-    return p;
-}
-
-static fnet_status tt_create_item(fnet_ctx *ctx, const struct fnet_spec_item *it, int64_t n_in,
-                                  fnet_layer **out)
-{
-    fnet_tt_params p = tt_params_of(it);
-    return fnet_tt_create(ctx, n_in, it->n, &p, out);
-}
-
-// Exact when the item names every mode and rank (as a checkpoint's spec does), else the bias.
-static int64_t tt_min_params(const struct fnet_spec_item *it, int64_t n_in)
-{
-    fnet_tt_params p = tt_params_of(it);
-    int64_t total = p.bias ? it->n : 0;
-    int d = p.n_in_modes;
-    if (d < 1 || p.n_out_modes != d || p.n_ranks != d - 1)
-        return total;
-    for (int k = 0; k < d; k++) {
-        int64_t r0 = k == 0 ? 1 : p.ranks[k - 1], r1 = k == d - 1 ? 1 : p.ranks[k];
-        int64_t core = fnet_sat_mul(fnet_sat_mul(r0, p.out_modes[k]),
-                                    fnet_sat_mul(p.in_modes[k], r1));
-        total = fnet_sat_add(total, core);
-    }
-    return total;
-}
-
-static const struct fnet_spec_opt tt_opts[] = {
-    {.name = "rank", .type = FNET_SPEC_INT},
-    {.name = "ranks", .type = FNET_SPEC_LIST, .max_count = FNET_TT_MAX_D - 1},
-    {.name = "in", .type = FNET_SPEC_LIST, .max_count = FNET_TT_MAX_D},
-    {.name = "out", .type = FNET_SPEC_LIST, .max_count = FNET_TT_MAX_D},
-    {.name = "bias", .type = FNET_SPEC_FLAG, .flag_default = true},
-};
-
-const struct fnet_layer_desc fnet_tt_desc = {
-    .kind = FNET_LAYER_TT,
-    .name = "tt",
-    .usage = "tt:N[:rank=R|:ranks=R1xR2x..][:in=a1xa2x..][:out=b1xb2x..][:bias=0]",
-    .arg = FNET_SPEC_ARG_SIZE,
-    .opts = tt_opts,
-    .n_opts = (int)(sizeof(tt_opts) / sizeof(tt_opts[0])),
-    .check = tt_check,
-    .create = tt_create_item,
-    .min_params = tt_min_params,
-};

@@ -48,7 +48,7 @@ void fnet_tt_merge_shape(const struct fnet_tt_shape *s, unsigned mask, struct fn
         ms->n[g] = N;
         ms->r[g] = r0;
     }
-    ms->r[ng] = 1;
+    ms->r[ng] = s->r[s->d]; // a ring's boundary rank stays
     if (partial_floats)
         *partial_floats = floats;
 }

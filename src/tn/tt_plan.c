@@ -3,6 +3,7 @@
  * measured with fnet-bench on the 2-core AMD EPYC machine named in the README. */
 #include "tn/tt_plan.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,10 +57,12 @@ bool fnet_tt_balanced_modes(int64_t n, int d, int64_t *modes)
 }
 
 // Step k of the sweep: rows a = B·Π_{l>k} m_l·Π_{l<k} n_l, c = n_k·r_{k+1}; forward multiply-adds
-// a·c·m_k·r_k; input state a·c floats, output a·m_k·r_k floats.
+// a·c·m_k·r_k; input state a·c floats, output a·m_k·r_k floats. A ring (r_0 = r_d = R) carries
+// α in the rows of every step but the first (k = d-1), whose output has R·m·r columns; its last
+// step runs R GEMMs of a/R rows (fnet_tt_step_rows, _cols and _out in tt_sweep.c).
 double fnet_tt_cost_sweep(const struct fnet_tt_shape *s, int64_t B, double *fwd, double *bwd)
 {
-    double M = (double)fnet_tt_rows(s), N = (double)fnet_tt_cols(s);
+    double M = (double)fnet_tt_rows(s), N = (double)fnet_tt_cols(s), R = (double)s->r[0];
     double macs = 0.0, floats = 0.0;
     for (int k = 0; k < s->d; k++) {
         double m_gt = 1.0, n_lt = 1.0;
@@ -67,9 +70,12 @@ double fnet_tt_cost_sweep(const struct fnet_tt_shape *s, int64_t B, double *fwd,
             m_gt *= (double)s->m[l];
         for (int l = 0; l < k; l++)
             n_lt *= (double)s->n[l];
-        double a = (double)B * m_gt * n_lt, c = (double)(s->n[k] * s->r[k + 1]);
-        macs += a * c * (double)(s->m[k] * s->r[k]);
-        floats += a * c + a * (double)(s->m[k] * s->r[k]);
+        bool last = k == s->d - 1;
+        double a = (double)B * m_gt * n_lt * (last ? 1.0 : R);
+        double c = (double)s->n[k] * (last ? 1.0 : (double)s->r[k + 1]);
+        double o = k == 0 ? (double)s->m[0] : (double)(s->m[k] * s->r[k]) * (last ? R : 1.0);
+        macs += a * c * o;
+        floats += a * c + (k == 0 && !last ? a / R : a) * o;
     }
     if (fwd)
         *fwd = 2.0 * macs;
@@ -109,14 +115,17 @@ static bool next_permutation(int64_t *v, int n)
 
 void fnet_tt_uniform_ranks(struct fnet_tt_shape *s, int64_t R)
 {
-    s->r[0] = s->r[s->d] = 1;
+    // a ring keeps its ring rank r_0 = r_d; anything else (a TT, a zeroed shape) gets 1
+    s->r[0] = s->r[s->d] = s->r[0] > 1 ? s->r[0] : 1;
     for (int k = 1; k < s->d; k++) {
         double left = 1.0, right = 1.0; // double: products of large modes overflow int64
         for (int l = 0; l < k; l++)
             left *= (double)(s->m[l] * s->n[l]);
         for (int l = k; l < s->d; l++)
             right *= (double)(s->m[l] * s->n[l]);
-        double bound = left < right ? left : right;
+        // a ring cut at bonds 0 and k carries r_0·r_k: the bound is shared with the ring rank
+        double bound = floor((left < right ? left : right) / (double)s->r[0]);
+        bound = bound < 1.0 ? 1.0 : bound;
         s->r[k] = (double)R < bound ? R : (int64_t)bound;
     }
 }

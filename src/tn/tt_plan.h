@@ -17,7 +17,7 @@ int fnet_tt_prime_count(int64_t n);
 double fnet_tt_cost_sweep(const struct fnet_tt_shape *s, int64_t B, double *fwd, double *bwd);
 
 /* Set every inner rank of s to R capped by its bond's bound min(Π_{l<k} m_l n_l, Π_{l>=k} m_l n_l)
- * (a uniform rank is a maximum). */
+ * (a uniform rank is a maximum). The boundary ranks stay a ring's r_0 = r_d when r_0 > 1, else 1. */
 void fnet_tt_uniform_ranks(struct fnet_tt_shape *s, int64_t R);
 
 /* Reorder s->m and s->n (each a permutation of itself) to the order whose sweep costs least at

@@ -1,7 +1,12 @@
 /* The TT sweep: one GEMM per core and pass, each followed by a swap of two outer axes moving
  * contiguous runs of r floats, and one transpose at each end (docs/tt.md, "The sweep"). The batch
  * is cut into chunks whose states stay in cache, shared out between the backend's workers, each
- * summing its own share of the core gradients (docs/tt.md, "Chunks and workers"). */
+ * summing its own share of the core gradients (docs/tt.md, "Chunks and workers").
+ *
+ * The same sweep runs tensor rings (r_0 = r_d = R > 1; docs/tn.md, "The ring sweep"): the first
+ * step (the last core) puts the ring index α among its output columns, every later state carries
+ * α as its outermost row index (each swap runs per α block), and the last step (core 0) is one
+ * GEMM per α block, summed, which closes the trace. R = 1 is the TT sweep, op for op. */
 #include "tn/tt_sweep.h"
 #include "core/backend.h"
 
@@ -20,7 +25,7 @@ void fnet_debug_tt_chunk(int64_t samples)
 
 int64_t fnet_tt_step_rows(const struct fnet_tt_shape *s, int k, int64_t B)
 {
-    int64_t a = B;
+    int64_t a = k < s->d - 1 ? B * s->r[0] : B;
     for (int l = k + 1; l < s->d; l++)
         a *= s->m[l];
     for (int l = 0; l < k; l++)
@@ -30,7 +35,14 @@ int64_t fnet_tt_step_rows(const struct fnet_tt_shape *s, int k, int64_t B)
 
 int64_t fnet_tt_step_cols(const struct fnet_tt_shape *s, int k)
 {
-    return s->n[k] * s->r[k + 1];
+    return k == s->d - 1 ? s->n[k] : s->n[k] * s->r[k + 1];
+}
+
+int64_t fnet_tt_step_out(const struct fnet_tt_shape *s, int k)
+{
+    if (k == 0)
+        return s->m[0];
+    return s->m[k] * s->r[k] * (k == s->d - 1 ? s->r[s->d] : 1);
 }
 
 static void free_parts(fnet_ctx *ctx, struct fnet_tt_part *part, int n)
@@ -48,6 +60,7 @@ void fnet_tt_sweep_free(fnet_ctx *ctx, struct fnet_tt_sweep *w)
     free_parts(ctx, w->part, w->nparts);
     ctx->be->free(ctx, w->state);
     ctx->be->free(ctx, w->pcore);
+    ctx->be->free(ctx, w->ptmp);
     memset(w, 0, sizeof(*w));
 }
 
@@ -60,7 +73,8 @@ static int64_t state_layout(const struct fnet_tt_shape *s, int64_t B, int64_t *b
     *biggest = B * fnet_tt_rows(s);
     for (int k = 0; k < s->d; k++) {
         int64_t a = fnet_tt_step_rows(s, k, B);
-        int64_t in_size = a * fnet_tt_step_cols(s, k), out_size = a * s->m[k] * s->r[k];
+        int64_t in_size = a * fnet_tt_step_cols(s, k);
+        int64_t out_size = (k == 0 ? a / s->r[0] : a) * fnet_tt_step_out(s, k);
         if (k < s->d - 1) {
             off[k] = total;
             total += in_size;
@@ -94,6 +108,11 @@ fnet_status fnet_tt_sweep_reserve(fnet_ctx *ctx, struct fnet_tt_sweep *w,
     n.pcore = ctx->be->alloc(ctx, (size_t)params * sizeof(float));
     n.part = fnet_calloc((size_t)n.nparts, sizeof(*n.part));
     bool ok = n.state != NULL && n.pcore != NULL && n.part != NULL;
+    if (ok && s->r[0] > 1) { // a ring's last core is permuted through a buffer of its size
+        int64_t last = params - fnet_tt_core_offset(s, s->d - 1);
+        n.ptmp = ctx->be->alloc(ctx, (size_t)last * sizeof(float));
+        ok = n.ptmp != NULL;
+    }
     for (int p = 0; ok && p < n.nparts; p++) {
         struct fnet_tt_part *q = &n.part[p];
         q->gbuf[0] = ctx->be->alloc(ctx, (size_t)biggest * sizeof(float));
@@ -112,15 +131,57 @@ fnet_status fnet_tt_sweep_reserve(fnet_ctx *ctx, struct fnet_tt_sweep *w,
     return FNET_OK;
 }
 
-// Every core G_k (r, m, c) permuted to Gp_k (m, r, c), at the same offset.
+// Every core G_k (r, m, c) permuted to Gp_k (m, r, c), at the same offset, except core 0, used
+// as it is: (R, m, c) holds one (m, c) matrix per ring index (for a TT, (1, m, c) is (m, 1, c)).
+// A ring's last core (r, m, n, R) becomes (R, m, r, n): through tmp, a transpose to (R, r, m, n)
+// and a swap per α.
 static void permute_cores(fnet_ctx *ctx, const struct fnet_tt_shape *s, const float *cores,
-                          float *pcores)
+                          float *pcores, float *tmp)
 {
+    int64_t R = s->r[0];
     for (int k = 0; k < s->d; k++) {
-        int64_t off = fnet_tt_core_offset(s, k);
-        ctx->be->permute_021(ctx, s->r[k], s->m[k], fnet_tt_step_cols(s, k), cores + off,
-                             pcores + off, false);
+        int64_t off = fnet_tt_core_offset(s, k), c = fnet_tt_step_cols(s, k);
+        int64_t r = s->r[k], m = s->m[k];
+        if (k == 0) {
+            ctx->be->permute_021(ctx, 1, r * m, c, cores + off, pcores + off, false);
+        } else if (k == s->d - 1 && R > 1) {
+            ctx->be->transpose(ctx, r * m * c, R, cores + off, tmp);
+            for (int64_t al = 0; al < R; al++)
+                ctx->be->permute_021(ctx, r, m, c, tmp + al * r * m * c,
+                                     pcores + off + al * r * m * c, false);
+        } else {
+            ctx->be->permute_021(ctx, r, m, c, cores + off, pcores + off, false);
+        }
     }
+}
+
+// The core gradients back from the permuted layout of permute_cores, written or added.
+static void unpermute_grads(fnet_ctx *ctx, const struct fnet_tt_shape *s, const float *dp,
+                            float *tmp, float *dcores, bool accumulate)
+{
+    int64_t R = s->r[0];
+    for (int k = 0; k < s->d; k++) {
+        int64_t off = fnet_tt_core_offset(s, k), c = fnet_tt_step_cols(s, k);
+        int64_t r = s->r[k], m = s->m[k];
+        if (k == 0) {
+            ctx->be->permute_021(ctx, 1, r * m, c, dp + off, dcores + off, accumulate);
+        } else if (k == s->d - 1 && R > 1) {
+            for (int64_t al = 0; al < R; al++)
+                ctx->be->permute_021(ctx, m, r, c, dp + off + al * r * m * c,
+                                     tmp + al * r * m * c, false);
+            ctx->be->permute_021(ctx, R, r * m * c, 1, tmp, dcores + off, accumulate);
+        } else {
+            ctx->be->permute_021(ctx, m, r, c, dp + off, dcores + off, accumulate);
+        }
+    }
+}
+
+// Swap the outer axes (P, Q) of each of R consecutive blocks (P, Q, rr) (one block for a TT).
+static void swap_per_ring(fnet_ctx *ctx, int64_t R, int64_t P, int64_t Q, int64_t rr,
+                          const float *in, float *out)
+{
+    for (int64_t al = 0; al < R; al++)
+        ctx->be->permute_021(ctx, P, Q, rr, in + al * P * Q * rr, out + al * P * Q * rr, false);
 }
 
 // One pass (forward or backward) over the batch: which chunks are whose.
@@ -167,55 +228,72 @@ static void chunks_of(const struct pass *ps, int p, int64_t *first, int64_t *las
 }
 
 // Step k = d-1..0 of a chunk of b samples:
-//   C (a, m_k·r_k) = S_k (a, c) · Gp_kᵀ;  S_{k-1} (m_k, a, r_k) = C (a, m_k, r_k), outer axes swapped
-// After step 0 (r_0 = 1), C is (M/m_0, b·m_0) and its transpose is y.
+//   C (a, o_k) = S_k (a, c) · Gp_kᵀ;  S_{k-1} (m_k, a, r_k) = C (a, m_k, r_k), outer axes swapped
+// (per α block for a ring; the first step's output (a, R·m, r) is swapped whole, which puts α
+// outermost). Step 0 is one GEMM per α block, summed (r_0 = 1 for a TT: one); then C is
+// (M/m_0, b·m_0) and its transpose is y.
 static void chunk_forward(fnet_ctx *ctx, const struct fnet_tt_sweep *w, float *C,
                           const float *x, int64_t b, float *state, float *y)
 {
     const struct fnet_tt_shape *s = &w->s;
     const float *in = x;
+    int64_t R = s->r[0];
     for (int k = s->d - 1; k >= 0; k--) {
         int64_t a = fnet_tt_step_rows(s, k, b), c = fnet_tt_step_cols(s, k);
-        int64_t m = s->m[k], r = s->r[k];
-        ctx->be->sgemm(ctx, false, true, a, m * r, c, 1.0f, in, c,
-                       w->pcore + fnet_tt_core_offset(s, k), c, 0.0f, C, m * r);
+        int64_t o = fnet_tt_step_out(s, k), m = s->m[k], r = s->r[k];
+        const float *G = w->pcore + fnet_tt_core_offset(s, k);
         if (k > 0) {
             float *out = state + b * w->state_off[k - 1];
-            ctx->be->permute_021(ctx, a, m, r, C, out, false);
+            ctx->be->sgemm(ctx, false, true, a, o, c, 1.0f, in, c, G, c, 0.0f, C, o);
+            if (k == s->d - 1)
+                ctx->be->permute_021(ctx, a, o / r, r, C, out, false);
+            else
+                swap_per_ring(ctx, R, a / R, m, r, C, out);
             in = out;
         } else {
-            ctx->be->transpose(ctx, a / b, b * m, C, y);
+            int64_t ab = s->d > 1 ? a / R : a;
+            for (int64_t al = 0; al < (s->d > 1 ? R : 1); al++)
+                ctx->be->sgemm(ctx, false, true, ab, m, c, 1.0f, in + al * ab * c, c,
+                               G + al * m * c, c, al > 0 ? 1.0f : 0.0f, C, m);
+            ctx->be->transpose(ctx, ab / b, b * m, C, y);
         }
     }
 }
 
-// Steps in reverse (k = 0..d-1) for a chunk of b samples, with dOut_k (a, m_k·r_k), starting
+// Steps in reverse (k = 0..d-1) for a chunk of b samples, with dOut_k (a, o_k), starting
 // from dyᵀ:
-//   dGp_k (m_k·r_k, c) (+)= dOut_kᵀ · S_k     into the part's permuted core gradients
+//   dGp_k (o_k, c) (+)= dOut_kᵀ · S_k     into the part's permuted core gradients
 //   dS_k (a, c) = dOut_k · Gp_k = (m_{k+1}, a_{k+1}, r_{k+1}); swapped, it is dOut_{k+1};
 //   at k = d-1 it is dx itself.
+// Step 0 of a ring runs per α block: every block's dOut_0 is the same dyᵀ.
 static void chunk_backward(fnet_ctx *ctx, const struct fnet_tt_sweep *w,
                            const struct fnet_tt_part *part, const float *x, const float *dy,
                            int64_t b, const float *state, bool first, float *dx)
 {
     const struct fnet_tt_shape *s = &w->s;
-    int64_t M = fnet_tt_rows(s);
+    int64_t M = fnet_tt_rows(s), R = s->r[0];
     float *dout = part->gbuf[0], *tmp = part->gbuf[1];
     ctx->be->transpose(ctx, b * s->m[0], M / s->m[0], dy, dout);
     for (int k = 0; k < s->d; k++) {
         int64_t a = fnet_tt_step_rows(s, k, b), c = fnet_tt_step_cols(s, k);
-        int64_t mr = s->m[k] * s->r[k], off = fnet_tt_core_offset(s, k);
+        int64_t o = fnet_tt_step_out(s, k), off = fnet_tt_core_offset(s, k);
+        int64_t blocks = k == 0 && s->d > 1 ? R : 1, ab = a / blocks;
         const float *sin = k == s->d - 1 ? x : state + b * w->state_off[k];
-        ctx->be->sgemm(ctx, true, false, mr, c, a, 1.0f, dout, mr, sin, c, first ? 0.0f : 1.0f,
-                       part->dcore + off, c);
+        for (int64_t al = 0; al < blocks; al++)
+            ctx->be->sgemm(ctx, true, false, o, c, ab, 1.0f, dout, o, sin + al * ab * c, c,
+                           first ? 0.0f : 1.0f, part->dcore + off + al * o * c, c);
         if (k == s->d - 1 && dx == NULL)
             break;
         float *ds = k == s->d - 1 ? dx : tmp;
-        ctx->be->sgemm(ctx, false, false, a, c, mr, 1.0f, dout, mr, w->pcore + off, c, 0.0f, ds,
-                       c);
-        if (k < s->d - 1)
-            ctx->be->permute_021(ctx, s->m[k + 1], fnet_tt_step_rows(s, k + 1, b), s->r[k + 1],
-                                 ds, dout, false);
+        for (int64_t al = 0; al < blocks; al++)
+            ctx->be->sgemm(ctx, false, false, ab, c, o, 1.0f, dout, o, w->pcore + off + al * o * c,
+                           c, 0.0f, ds + al * ab * c, c);
+        if (k + 1 == s->d - 1)
+            ctx->be->permute_021(ctx, R * s->m[k + 1], fnet_tt_step_rows(s, k + 1, b),
+                                 s->r[k + 1], ds, dout, false);
+        else if (k + 1 < s->d - 1)
+            swap_per_ring(ctx, R, s->m[k + 1], fnet_tt_step_rows(s, k + 1, b) / R, s->r[k + 1],
+                          ds, dout);
     }
 }
 
@@ -242,7 +320,7 @@ static void sweep_part(void *arg, int p)
 void fnet_tt_sweep_forward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float *cores,
                            const float *x, int64_t B, float *y)
 {
-    permute_cores(ctx, &w->s, cores, w->pcore);
+    permute_cores(ctx, &w->s, cores, w->pcore, w->ptmp);
     struct pass ps = plan_pass(ctx, w, B, 0);
     w->forward_chunk = ps.chunk;
     ps.x = x;
@@ -255,7 +333,7 @@ void fnet_tt_sweep_backward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float 
                             bool accumulate, float *dx)
 {
     const struct fnet_tt_shape *s = &w->s;
-    permute_cores(ctx, s, cores, w->pcore);
+    permute_cores(ctx, s, cores, w->pcore, w->ptmp);
     struct pass ps = plan_pass(ctx, w, B, w->forward_chunk);
     ps.x = x;
     ps.dy = dy;
@@ -266,9 +344,5 @@ void fnet_tt_sweep_backward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float 
     float *dp = w->part[0].dcore;
     for (int p = 1; p < ps.parts; p++)
         ctx->be->axpy(ctx, fnet_tt_num_params(s), 1.0f, w->part[p].dcore, dp);
-    for (int k = 0; k < s->d; k++) {
-        int64_t off = fnet_tt_core_offset(s, k);
-        ctx->be->permute_021(ctx, s->m[k], s->r[k], fnet_tt_step_cols(s, k), dp + off,
-                             dcores + off, accumulate);
-    }
+    unpermute_grads(ctx, s, dp, w->ptmp, dcores, accumulate);
 }

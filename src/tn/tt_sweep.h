@@ -26,9 +26,10 @@ struct fnet_tt_sweep {
     int64_t state_off[FNET_TT_MAX_D]; // where S_k starts within a chunk's block, per sample
     int64_t sample_state;             // floats of the states of one sample
     float *pcore;                     // the cores permuted to (m, r, c), back to back
+    float *ptmp;                      // a ring's last core on its way to (R, m, r, n); else NULL
 };
 
-/* Size the workspaces for shape s, batches up to B and ctx's threads (frees what was there on
+/* Size the workspaces for shape s (a TT-matrix, or a ring with d >= 2), batches up to B and ctx's threads (frees what was there on
  * success).
  * @return FNET_OK or FNET_ERR_OUT_OF_MEMORY. */
 fnet_status fnet_tt_sweep_reserve(fnet_ctx *ctx, struct fnet_tt_sweep *w,
@@ -50,8 +51,11 @@ void fnet_tt_sweep_backward(fnet_ctx *ctx, struct fnet_tt_sweep *w, const float 
  * the next reserve. */
 FNET_API void fnet_debug_tt_chunk(int64_t samples);
 
-/* Rows a and contracted columns c of step k at batch B. */
+/* Rows a, contracted columns c and output columns o of step k at batch B: a counts the ring
+ * index α for k < d-1, c = n_k·r_{k+1} (n_{d-1} for the last core: α is not contracted there),
+ * o = m_k·r_k (times R for k = d-1; m_0 per α block for k = 0). A TT has R = 1. */
 int64_t fnet_tt_step_rows(const struct fnet_tt_shape *s, int k, int64_t B);
 int64_t fnet_tt_step_cols(const struct fnet_tt_shape *s, int k);
+int64_t fnet_tt_step_out(const struct fnet_tt_shape *s, int k);
 
 #endif

@@ -314,7 +314,8 @@ static void test_spec_rejects_unknown_kinds(void **state)
 {
     fnet_ctx *ctx = *state;
     check_parse_fails(ctx, "dense:64,relux", "spec item 2 'relux'",
-              "unknown layer kind 'relux' (expected dense, tt, lowrank, circ, sparse, relu, tanh, "
+              "unknown layer kind 'relux' (expected dense, tt, tr, tucker, cp, lowrank, circ, "
+              "sparse, relu, tanh, "
               "sigmoid, dropout)");
     check_parse_fails(ctx, "Dense:64", "spec item 1 'Dense:64'", "unknown layer kind 'Dense'");
     check_parse_fails(ctx, "RELU", "spec item 1 'RELU'", "unknown layer kind 'RELU'");
