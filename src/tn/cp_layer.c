@@ -315,6 +315,19 @@ fnet_status fnet_cp_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out, const fne
     cs.D = q + np;
     cs.rank = p->rank;
     st = fnet_cp_shape_check(ctx, &cs);
+    // every tensor of these modes is a sum of at most min_k Π_{l≠k} dims_l rank-one terms (the
+    // columns of its mode-k unfolding): a larger rank only adds redundant terms
+    int64_t most = INT64_MAX;
+    for (int k = 0; k < cs.D && cs.D > 1; k++) {
+        int64_t prod = 1;
+        for (int l = 0; l < cs.D; l++)
+            prod = l == k ? prod : fnet_sat_mul(prod, cs.dims[l]);
+        most = prod < most ? prod : most;
+    }
+    if (st == FNET_OK && cs.D > 1 && p->rank > most)
+        st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "cp: rank %lld exceeds %lld, the largest CP rank "
+                       "of a tensor of these %d modes (the product of all modes but the largest)",
+                       (long long)p->rank, (long long)most, cs.D);
     if (st == FNET_OK && p->rank > FNET_MAX_LAYER_PARAMS / (n_in + n_out))
         st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "cp: rank %lld makes more than 2^40 parameters",
                        (long long)p->rank);

@@ -63,6 +63,8 @@ static void spec_seeds(void)
         "lowrank:10:rank=2,tanh,circ:16:block=4,sigmoid,sparse:8:density=0.25",
         " dense : 3 , dropout : 0.5 , relu ",
         "dense:4,dropout:1e-3,dense:2",
+        "tr:16:ranks=2x2:ring=2:in=2x2x2:out=4x2x2,relu,tr:8:rank=3",
+        "tucker:12:ranks=2x3x4:in=4x4:out=12,cp:6:rank=3:in=2x2x3:out=6,tucker:4:rank=2",
     };
     char name[32];
     for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
@@ -252,6 +254,8 @@ static void checkpoint_seeds(void)
     // the load_params model pruned (masks), and a sparse layer (I32 row_ptr and col_idx)
     checkpoint_seed(ctx, "pruned", "dense:4,relu,dense:3", 5, FNET_OPTIM_ADAM, true, 0.5);
     checkpoint_seed(ctx, "sparse", "sparse:4:nnz=9,relu,dense:3", 5, FNET_OPTIM_ADAM, false, 0.0);
+    checkpoint_seed(ctx, "tn", "tr:4:ranks=1:ring=2:in=1x5:out=2x2,tucker:4:ranks=2x3,"
+                    "cp:3:rank=2", 5, FNET_OPTIM_ADAM, false, 0.0);
     // runs to resume: within the first epoch and at the second's start, Adam and L-BFGS
     run_seed(ctx, "run_adam_mid", FNET_OPTIM_ADAM, 2);
     run_seed(ctx, "run_adam_epoch", FNET_OPTIM_ADAM, 3);

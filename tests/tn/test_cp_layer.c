@@ -186,6 +186,15 @@ static void test_cp_rejects_bad_ranks_modes_and_specs(void **state)
     assert_int_equal(fnet_cp_create(ctx, 16, 8, &p, &l), FNET_ERR_INVALID_ARG);
     assert_non_null(strstr(fnet_ctx_last_message(ctx), "input mode 0 is 0"));
     assert_null(l);
+    // modes (2, 4 | 4, 4): every such tensor has CP rank <= 2·4·4 = 32
+    p.n_in_modes = 0;
+    p.rank = 33;
+    assert_int_equal(fnet_cp_create(ctx, 16, 8, &p, &l), FNET_ERR_INVALID_ARG);
+    assert_non_null(strstr(fnet_ctx_last_message(ctx), "cp: rank 33 exceeds 32"));
+    assert_null(l);
+    p.rank = 32;
+    fnet_assert_ok(ctx, fnet_cp_create(ctx, 16, 8, &p, &l));
+    fnet_layer_free(l);
     fnet_model *m = (fnet_model *)&m;
     assert_int_equal(fnet_model_create_from_spec(ctx, "cp:8:rank=0", 16, 2, &m), FNET_ERR_FORMAT);
     assert_null(m);
