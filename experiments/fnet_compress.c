@@ -1,8 +1,9 @@
 /* fnet-compress: compress a trained model and fine-tune it. Loads a checkpoint, replaces the
- * chosen dense layers by their TT-SVD or truncated SVD, or prunes the weights by magnitude, or
- * stores pruned layers as CSR; reports test accuracy before, right after and after fine-tuning,
- * and saves the result. --sweep does it for a range of ranks or sparsities and plots accuracy
- * against compression. Public API only. */
+ * chosen dense layers by their TT-SVD, TR-SVD, Tucker (HOSVD, HOOI), CP-ALS or truncated SVD
+ * (docs/tn.md, docs/lowrank.md), or prunes the weights by magnitude, or stores pruned layers as
+ * CSR; reports test accuracy before, right after and after fine-tuning, and saves the result.
+ * --sweep does it for a range of ranks or sparsities and plots accuracy against compression.
+ * Public API only. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 #include "plot.h"
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+// --help: three literals (C caps one at 4095 characters), joined in main
 static const char usage_head[] =
     "usage: fnet-compress --load FILE --to KIND [options]\n"
     "\n"
@@ -19,18 +21,38 @@ static const char usage_head[] =
     "\n"
     "  --load FILE         the trained model (a factornet checkpoint, e.g. from fnet-train --save)\n"
     "  --to KIND           tt: TT-SVD of each chosen dense layer (Oseledets 2011)\n"
+    "                      tr: its TR-SVD, a tensor ring (Zhao et al. 2016)\n"
+    "                      tucker: its truncated HOSVD and HOOI sweeps (De Lathauwer et al.\n"
+    "                      2000)\n"
+    "                      cp: its CP-ALS, a sum of rank-one terms (Kolda & Bader 2009)\n"
     "                      lowrank: its truncated SVD, W = U·V (Eckart-Young)\n"
     "                      prune: magnitude pruning of the weights of every layer\n"
     "                      csr: store the dense layers more than half zero (pruned) as CSR\n"
-    "  --layers LIST       tt, lowrank: the layers to compress, by position in the spec from 0\n"
-    "                      (activations count, as in the checkpoint's layers.<i>), comma-\n"
-    "                      separated; default: the dense layers between the first and the last\n"
+    "  --layers LIST       tt, tr, tucker, cp, lowrank: the layers to compress, by position in\n"
+    "                      the spec from 0 (activations count, as in the checkpoint's\n"
+    "                      layers.<i>), comma-separated; default: the dense layers between the\n"
+    "                      first and the last\n"
     "  --rank R            tt: the rank of every bond, or its cap with --eps (default 16;\n"
-    "                      with --eps no cap); lowrank: the rank, or its cap with --energy\n"
-    "                      (default 32; with --energy no cap)\n"
-    "  --eps X             tt: the smallest ranks with ‖W − TT‖_F <= X·‖W‖_F\n"
-    "  --modes IN:OUT      tt: the input and output modes, e.g. 4x8x8x4:4x8x8x4 (default: the\n"
-    "                      planner's factorization, the largest modes in the middle)\n"
+    "                      with --eps no cap); tr: the cap of every inner rank, each also capped\n"
+    "                      so that it fits its bond beside the ring rank (default 8; with --eps\n"
+    "                      no cap); tucker: every rank, capped at its mode's size (default 16);\n"
+    "                      cp: the number of rank-one terms (default 32); lowrank: the rank, or\n"
+    "                      its cap with --energy (default 32; with --energy no cap)\n"
+    "  --ring R0           tr: the ring rank r_0 = r_d (default: --rank; needed with --eps\n"
+    "                      when --rank is not given)\n"
+    "  --ranks T1x..       tucker: one rank per mode, the output modes first (instead of --rank)\n"
+    "  --eps X             tt: the smallest ranks with ‖W − TT‖_F <= X·‖W‖_F; tr: the same for\n"
+    "                      the ranks after the first bond (the ring rank and r_1 as asked)\n"
+    "  --modes IN:OUT      the input and output modes, sizes joined by x. tt, tr: as many of\n"
+    "                      each, 2 to 8, e.g. 4x8x8x4:4x8x8x4 (default tt: the planner's\n"
+    "                      factorization, the largest modes in the middle; tr: the ring's own\n"
+    "                      choice, the planner's); tucker, cp: 1 to 8 a side, 8 in all, e.g.\n"
+    "                      32x32:32x32 (default tucker: one a side, Tucker-2; cp: two a side)\n"
+    "  --hooi-iters N      tucker: HOOI sweeps after the HOSVD (default 2; 0: the HOSVD alone);\n"
+    "                      each layer's relative error ‖W − Tucker‖_F/‖W‖_F is printed\n"
+    "  --als-iters N       cp: CP-ALS sweeps at most (default 100); each layer's fit\n"
+    "                      1 − ‖W − CP‖_F/‖W‖_F is printed, with a warning below 0.5\n";
+static const char usage_mid[] =
     "  --energy F          lowrank: the smallest rank keeping the fraction F of Σσ²\n"
     "  --sparsity S        prune: the fraction of the weights removed (default 0.9)\n"
     "  --prune-scope NAME  prune: global (default: one threshold) or layer\n"
@@ -46,15 +68,16 @@ static const char usage_tail[] =
     "  --batch N           fine-tuning minibatch (default 256)\n"
     "  --schedule NAME     fine-tuning rate schedule: constant (default) or cosine (per epoch)\n"
     "  --sweep LIST        compress the loaded model once per value, comma-separated: ranks\n"
-    "                      (tt, lowrank) or sparsities (prune); a table and --plot of accuracy\n"
-    "                      against compression\n"
+    "                      (tt, tr, tucker, cp, lowrank) or sparsities (prune); a table and\n"
+    "                      --plot of accuracy against compression\n"
     "  --plot FILE         with --sweep: FILE.png and FILE.svg (gnuplot), FILE.dat, FILE.gp\n"
     "  --save FILE         the compressed, fine-tuned model (not with --sweep)\n"
     "  --json FILE         JSON lines: one object per compression\n"
     "  --data DIR          IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
     "                      (default $FNET_DATA, then /usr/share/datasets/fashion-mnist)\n"
     "  --limit-train N     fine-tune on the first N training samples only\n"
-    "  --seed N            seed of the fine-tuning's shuffling (default 1)\n"
+    "  --seed N            seed of the fine-tuning's shuffling and of CP-ALS's random start\n"
+    "                      (default 1)\n"
     "  --threads N         threads (default: the number of cores)\n"
     "  --device DEV        cpu (default), reference, guarded\n"
     "  --help, --version\n"
@@ -68,7 +91,7 @@ static bool takes_value(const char *opt)
     static const char *const with_value[] = {
         "--load", "--to", "--layers", "--rank", "--eps", "--energy", "--sparsity",
         "--prune-scope", "--rounds", "--finetune-epochs", "--optim", "--lr", "--batch", "--sweep",
-        "--schedule", "--modes",
+        "--schedule", "--modes", "--ring", "--ranks", "--hooi-iters", "--als-iters",
         "--plot", "--save", "--json", "--data", "--limit-train", "--seed", "--threads",
         "--device"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
@@ -77,8 +100,19 @@ static bool takes_value(const char *opt)
     return false;
 }
 
-enum kind { TO_TT, TO_LOWRANK, TO_PRUNE, TO_CSR };
-static const char *const kind_names[] = {"tt", "lowrank", "prune", "csr"};
+enum kind { TO_TT, TO_TR, TO_TUCKER, TO_CP, TO_LOWRANK, TO_PRUNE, TO_CSR, N_KINDS };
+static const char *const kind_names[N_KINDS] = {"tt", "tr", "tucker", "cp", "lowrank", "prune",
+                                                "csr"};
+// What --to does to a layer (or the model), for the messages and the plot's title.
+static const char *const kind_methods[N_KINDS] = {
+    "TT-SVD", "TR-SVD", "truncated HOSVD", "CP-ALS", "truncated SVD", "magnitude pruning",
+    "CSR"};
+
+// The kinds that replace chosen dense layers by a decomposition of their W (--layers, --rank).
+static bool factors(enum kind k)
+{
+    return k == TO_TT || k == TO_TR || k == TO_TUCKER || k == TO_CP || k == TO_LOWRANK;
+}
 
 #define MAX_LAYERS 64
 #define MAX_SWEEP 32
@@ -88,9 +122,13 @@ struct config {
     enum kind to;
     int layers[MAX_LAYERS], n_layers;
     int64_t rank;
-    int n_in_modes, n_out_modes; // --modes IN:OUT (tt), 0: the planner's
+    int n_in_modes, n_out_modes; // --modes IN:OUT (tt, tr, tucker, cp), 0: the default
     int64_t in_modes[8], out_modes[8];
     bool rank_set;
+    int64_t ring;                // --ring (tr), 0: the rank
+    int n_ranks;                 // --ranks (tucker), 0: --rank for every mode
+    int64_t ranks[FNET_TN_MAX_MODES];
+    int hooi_iters, als_iters;   // tucker, cp
     double eps, energy, sparsity;
     fnet_prune_scope scope;
     int rounds, finetune;
@@ -107,6 +145,7 @@ struct result {
     double value;              // the rank or sparsity
     char spec[2048];
     int64_t params, before, after; // the model's; the compressed layers' before and after
+    double fit, rel_err;       // cp: the smallest fit of its layers; tucker: the largest error
     double acc_before, acc_after, acc_final, loss_final;
     double train_seconds, samples_per_s;
 };
@@ -229,15 +268,32 @@ static void balanced_modes(fnet_ctx *ctx, int64_t n_in, int64_t n_out, fnet_tt_p
     middle_heavy(p->out_modes, info.d);
 }
 
-// Replace dense layer i by its TT-SVD or truncated SVD at this rank, the bias kept.
+// "10x10": the ranks of a Tucker layer, read from its factors' shapes (dims_k, ranks_k).
+static void tucker_ranks(const fnet_layer *l, char *out, size_t cap)
+{
+    out[0] = '\0';
+    for (int t = 0; t < fnet_layer_num_tensors(l); t++) {
+        fnet_tensor_info info;
+        if (fnet_layer_tensor(l, t, &info) != FNET_OK || strncmp(info.name, "factor", 6) != 0)
+            continue;
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, "%s%lld", n ? "x" : "", (long long)info.shape[1]);
+    }
+}
+
+// Replace dense layer i by its decomposition (c->to) at this rank, the bias kept; what a Tucker
+// layer's error and a CP layer's fit were goes into r (the worst of the layers).
 static void factorize_layer(fnet_ctx *ctx, fnet_model *m, int i, const struct config *c,
-                            int64_t rank)
+                            int64_t rank, struct result *r)
 {
     fnet_layer *l = fnet_model_layer(m, i);
     const int64_t n_in = fnet_layer_n_in(l), n_out = fnet_layer_n_out(l);
-    char where[128];
+    char where[160];
     snprintf(where, sizeof(where), "layer %d (%lld -> %lld), --to %s", i, (long long)n_in,
              (long long)n_out, kind_names[c->to]);
+    if (c->to == TO_TR) // the library's messages call it r0
+        snprintf(where + strlen(where), sizeof(where) - strlen(where), ", ring rank r0 = %s = %lld",
+                 c->ring ? "--ring" : "--rank", (long long)(c->ring ? c->ring : rank));
     float *W = malloc((size_t)(n_in * n_out) * sizeof(float));
     float *old = malloc((size_t)fnet_layer_num_params(l) * sizeof(float));
     if (W == NULL || old == NULL)
@@ -247,7 +303,7 @@ static void factorize_layer(fnet_ctx *ctx, fnet_model *m, int i, const struct co
     fnet_layer *nl = NULL;
     fnet_tensor_info ob, nb;
     const bool bias = find_tensor(l, "bias", &ob); // a layer without one gets none
-    if (c->to == TO_TT) {
+    if (c->to == TO_TT || c->to == TO_TR) {
         fnet_tt_params p = fnet_tt_params_default();
         p.rank = rank;
         p.eps = c->eps;
@@ -256,9 +312,54 @@ static void factorize_layer(fnet_ctx *ctx, fnet_model *m, int i, const struct co
         p.n_out_modes = c->n_out_modes;
         memcpy(p.in_modes, c->in_modes, sizeof(c->in_modes));
         memcpy(p.out_modes, c->out_modes, sizeof(c->out_modes));
-        if (c->n_in_modes == 0)
-            balanced_modes(ctx, n_in, n_out, &p, where);
-        cli_check_usage(ctx, fnet_tt_from_dense(ctx, W, n_out, n_in, &p, &nl), where);
+        if (c->to == TO_TT) {
+            if (c->n_in_modes == 0)
+                balanced_modes(ctx, n_in, n_out, &p, where);
+            cli_check_usage(ctx, fnet_tt_from_dense(ctx, W, n_out, n_in, &p, &nl), where);
+        } else {
+            // a ring keeps the layer's own modes: the planner's balance each core's m_k·n_k,
+            // and bond 1 must carry R·r_1 (middle-heavy modes would cap it at the end pair's)
+            p.ring = c->ring;
+            cli_check_usage(ctx, fnet_tr_from_dense(ctx, W, n_out, n_in, &p, &nl), where);
+        }
+    } else if (c->to == TO_TUCKER) {
+        fnet_tucker_params p = fnet_tucker_params_default();
+        p.rank = rank;
+        p.n_ranks = c->n_ranks;
+        memcpy(p.ranks, c->ranks, sizeof(c->ranks));
+        p.n_in_modes = c->n_in_modes;
+        p.n_out_modes = c->n_out_modes;
+        memcpy(p.in_modes, c->in_modes, sizeof(c->in_modes));
+        memcpy(p.out_modes, c->out_modes, sizeof(c->out_modes));
+        p.bias = bias;
+        p.hooi_iters = c->hooi_iters;
+        double err = NAN;
+        cli_check_usage(ctx, fnet_tucker_from_dense(ctx, W, n_out, n_in, &p, &nl, &err), where);
+        char ranks[128];
+        tucker_ranks(nl, ranks, sizeof(ranks));
+        printf("layer %d (%lld -> %lld): Tucker ranks %s, relative error %.4f (HOSVD, %d HOOI "
+               "sweep%s)\n", i, (long long)n_in, (long long)n_out, ranks, err, c->hooi_iters,
+               c->hooi_iters == 1 ? "" : "s");
+        r->rel_err = isnan(r->rel_err) || err > r->rel_err ? err : r->rel_err;
+    } else if (c->to == TO_CP) {
+        fnet_cp_params p = fnet_cp_params_default();
+        p.rank = rank;
+        p.n_in_modes = c->n_in_modes;
+        p.n_out_modes = c->n_out_modes;
+        memcpy(p.in_modes, c->in_modes, sizeof(c->in_modes));
+        memcpy(p.out_modes, c->out_modes, sizeof(c->out_modes));
+        p.bias = bias;
+        p.als_iters = c->als_iters;
+        p.seed = c->seed;
+        double fit = NAN;
+        cli_check_usage(ctx, fnet_cp_from_dense(ctx, W, n_out, n_in, &p, &nl, &fit), where);
+        printf("layer %d (%lld -> %lld): CP rank %lld, fit %.4f (CP-ALS, at most %d sweeps)\n",
+               i, (long long)n_in, (long long)n_out, (long long)rank, fit, c->als_iters);
+        // a local optimum, and the best rank-R CP may not exist: said, not hidden (docs/tn.md)
+        if (!(fit >= 0.5))
+            cli_warn("%s rank %lld: CP-ALS fit %.2f is poor (below 0.5): the rank is too small "
+                     "for this matrix, or raise --als-iters", where, (long long)rank, fit);
+        r->fit = isnan(r->fit) || fit < r->fit ? fit : r->fit;
     } else {
         fnet_lowrank_params p = fnet_lowrank_params_default();
         p.rank = rank;
@@ -367,13 +468,13 @@ static fnet_model *compress(fnet_ctx *ctx, const struct config *c, double value,
                             const fnet_dataset *train, const fnet_dataset *test, struct result *r)
 {
     fnet_model *m = load(ctx, c->load, test);
-    *r = (struct result){.value = value, .acc_before = acc_before};
+    *r = (struct result){.value = value, .acc_before = acc_before, .fit = NAN, .rel_err = NAN};
     char label[64];
     snprintf(label, sizeof(label), "%s %g", kind_names[c->to], value);
-    if (c->to == TO_TT || c->to == TO_LOWRANK) {
+    if (factors(c->to)) {
         compressed_params(m, c, &r->before);
         for (int k = 0; k < c->n_layers; k++)
-            factorize_layer(ctx, m, c->layers[k], c, (int64_t)value);
+            factorize_layer(ctx, m, c->layers[k], c, (int64_t)value, r);
         compressed_params(m, c, &r->after);
         r->acc_after = evaluate(ctx, m, test, NULL);
         finetune(ctx, m, c, train, label, r);
@@ -422,8 +523,22 @@ static void json_result(FILE *f, const struct config *c, const struct result *r)
     }
     cli_json_string(f, "layers", layers, false);
     cli_json_string(f, "optim", fnet_optim_kind_name(c->op.kind), false);
-    if (c->to != TO_CSR) // csr converts what is pruned: no rank, no sparsity of its own
+    if (c->to == TO_TUCKER && c->n_ranks > 0) { // one per mode, as --ranks gave them
+        char ranks[128] = "";
+        for (int k = 0; k < c->n_ranks; k++) {
+            size_t n = strlen(ranks);
+            snprintf(ranks + n, sizeof(ranks) - n, "%s%lld", k ? "x" : "", (long long)c->ranks[k]);
+        }
+        cli_json_string(f, "ranks", ranks, false);
+    } else if (c->to != TO_CSR) { // csr converts what is pruned: no rank, no sparsity of its own
         cli_json_number(f, c->to == TO_PRUNE ? "sparsity" : "rank", r->value, false);
+    }
+    if (c->to == TO_TR)
+        cli_json_number(f, "ring", (double)(c->ring ? c->ring : (int64_t)r->value), false);
+    if (c->to == TO_TUCKER)
+        cli_json_number(f, "rel_err", r->rel_err, false);
+    if (c->to == TO_CP)
+        cli_json_number(f, "fit", r->fit, false);
     cli_json_number(f, "params", (double)r->params, false);
     cli_json_number(f, "params_before", (double)r->before, false);
     cli_json_number(f, "params_after", (double)r->after, false);
@@ -460,8 +575,7 @@ static void sweep_plot(const char *prefix, const struct config *c, const struct 
         hi = x > hi ? x : hi;
     }
     FILE *g = plot_script_open(prefix, 1100, 650);
-    const char *what = c->to == TO_TT ? "TT-SVD" : c->to == TO_LOWRANK ? "truncated SVD"
-                                                                       : "magnitude pruning";
+    const char *what = kind_methods[c->to];
     const char *base = strrchr(c->load, '/') ? strrchr(c->load, '/') + 1 : c->load;
     char layers[128] = "";
     for (int k = 0; k < c->n_layers; k++) {
@@ -517,9 +631,12 @@ static void parse_layers(const char *text, struct config *c)
     }
 }
 
-// "4x8x8x4:4x8x8x4": the input modes, then the output modes, as many of each, 2 to 8.
+// "4x8x8x4:4x8x8x4": the input modes, then the output modes. tt and tr pair them in cores: as
+// many of each, 2 to 8; tucker and cp take 1 to 8 a side, at most FNET_TN_MAX_MODES in all.
 static void parse_modes(const char *text, struct config *c)
 {
+    const bool paired = c->to == TO_TT || c->to == TO_TR;
+    const char *eg = paired ? "4x8x8x4:4x8x8x4" : "32x32:32x32";
     int64_t *dst[2] = {c->in_modes, c->out_modes};
     int *n[2] = {&c->n_in_modes, &c->n_out_modes};
     const char *p = text;
@@ -529,8 +646,8 @@ static void parse_modes(const char *text, struct config *c)
             char *end = NULL;
             long long v = strtoll(p, &end, 10);
             if (end == p || v < 1 || v > (1 << 20) || *n[side] == 8)
-                cli_die(2, "--modes", "expected IN:OUT, each 2 to 8 sizes joined by x (e.g. "
-                        "4x8x8x4:4x8x8x4), got '%s'", text);
+                cli_die(2, "--modes", "expected IN:OUT, each %s sizes joined by x (e.g. %s), got "
+                        "'%s'", paired ? "2 to 8" : "1 to 8", eg, text);
             dst[side][(*n[side])++] = v;
             p = end;
             if (*p != 'x')
@@ -538,11 +655,37 @@ static void parse_modes(const char *text, struct config *c)
             p++;
         }
         if (side == 0 && *p++ != ':')
-            cli_die(2, "--modes", "expected IN:OUT (e.g. 4x8x8x4:4x8x8x4), got '%s'", text);
+            cli_die(2, "--modes", "expected IN:OUT (e.g. %s), got '%s'", eg, text);
     }
-    if (*p != '\0' || c->n_in_modes != c->n_out_modes || c->n_in_modes < 2)
+    if (*p != '\0')
+        cli_die(2, "--modes", "expected IN:OUT (e.g. %s), got '%s'", eg, text);
+    if (paired && (c->n_in_modes != c->n_out_modes || c->n_in_modes < 2))
         cli_die(2, "--modes", "expected as many input as output modes, 2 to 8 each, got '%s'",
                 text);
+    if (!paired && c->n_in_modes + c->n_out_modes > FNET_TN_MAX_MODES)
+        cli_die(2, "--modes", "--to %s takes at most %d modes in all, got %d in '%s'",
+                kind_names[c->to], FNET_TN_MAX_MODES, c->n_in_modes + c->n_out_modes, text);
+}
+
+// "10x8": the Tucker ranks, one per mode, the output modes first (the layer checks the count).
+static void parse_ranks(const char *text, struct config *c)
+{
+    const char *p = text;
+    c->n_ranks = 0;
+    for (;;) {
+        char *end = NULL;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 1 || v > (1 << 20) || c->n_ranks == FNET_TN_MAX_MODES)
+            cli_die(2, "--ranks", "expected 1 to %d ranks >= 1 joined by x, one per mode, the "
+                    "output modes first (e.g. 10x10), got '%s'", FNET_TN_MAX_MODES, text);
+        c->ranks[c->n_ranks++] = v;
+        p = end;
+        if (*p != 'x')
+            break;
+        p++;
+    }
+    if (*p != '\0')
+        cli_die(2, "--ranks", "expected ranks joined by x (e.g. 10x10), got '%s'", text);
 }
 
 static void parse_sweep(const char *text, struct config *c)
@@ -561,16 +704,19 @@ static void parse_sweep(const char *text, struct config *c)
 
 int main(int argc, char **argv)
 {
-    static char usage[sizeof(usage_head) + sizeof(usage_tail)];
-    snprintf(usage, sizeof(usage), "%s%s", usage_head, usage_tail);
+    static char usage[sizeof(usage_head) + sizeof(usage_mid) + sizeof(usage_tail)];
+    snprintf(usage, sizeof(usage), "%s%s%s", usage_head, usage_mid, usage_tail);
     cli_init("fnet-compress", usage);
     struct config c = {.sparsity = 0.9, .scope = FNET_PRUNE_GLOBAL, .rounds = 1, .finetune = 2,
-                       .batch = 256, .seed = 1, .to = (enum kind) - 1};
+                       .batch = 256, .seed = 1, .to = (enum kind) - 1,
+                       .hooi_iters = fnet_tucker_params_default().hooi_iters,
+                       .als_iters = fnet_cp_params_default().als_iters};
     const char *data = cli_default_data(), *optim = "adam", *lr_s = NULL, *layers_s = NULL;
-    const char *sweep_s = NULL, *device = "cpu", *schedule_s = NULL;
+    const char *sweep_s = NULL, *device = "cpu", *schedule_s = NULL, *modes_s = NULL;
+    const char *ranks_s = NULL;
     int64_t limit = 0, threads = 0;
     bool eps_set = false, energy_set = false, sparsity_set = false, rounds_set = false;
-    bool scope_set = false;
+    bool scope_set = false, hooi_set = false, als_set = false;
     struct cli_args a = {.argc = argc, .argv = argv, .i = 1};
     const char *o, *v;
     while ((o = cli_next(&a, takes_value, &v)) != NULL) {
@@ -578,10 +724,10 @@ int main(int argc, char **argv)
             c.load = v;
         } else if (strcmp(o, "--to") == 0) {
             int k = 0;
-            while (k < 4 && strcmp(v, kind_names[k]) != 0)
+            while (k < N_KINDS && strcmp(v, kind_names[k]) != 0)
                 k++;
-            if (k == 4)
-                cli_die(2, o, "expected tt, lowrank, prune or csr, got '%s'", v);
+            if (k == N_KINDS)
+                cli_die(2, o, "expected tt, tr, tucker, cp, lowrank, prune or csr, got '%s'", v);
             c.to = (enum kind)k;
         } else if (strcmp(o, "--layers") == 0) {
             layers_s = v;
@@ -615,7 +761,17 @@ int main(int argc, char **argv)
         } else if (strcmp(o, "--batch") == 0) {
             c.batch = cli_int(o, v, 1, (int64_t)1 << 31);
         } else if (strcmp(o, "--modes") == 0) {
-            parse_modes(v, &c);
+            modes_s = v;
+        } else if (strcmp(o, "--ring") == 0) {
+            c.ring = cli_int(o, v, 1, 1 << 20);
+        } else if (strcmp(o, "--ranks") == 0) {
+            ranks_s = v;
+        } else if (strcmp(o, "--hooi-iters") == 0) {
+            c.hooi_iters = (int)cli_int(o, v, 0, 1000000);
+            hooi_set = true;
+        } else if (strcmp(o, "--als-iters") == 0) {
+            c.als_iters = (int)cli_int(o, v, 1, 1000000);
+            als_set = true;
         } else if (strcmp(o, "--schedule") == 0) {
             schedule_s = v;
         } else if (strcmp(o, "--sweep") == 0) {
@@ -644,27 +800,43 @@ int main(int argc, char **argv)
     if (c.load == NULL)
         cli_die(2, "--load", "the trained model to compress is required");
     if ((int)c.to < 0)
-        cli_die(2, "--to", "what to compress to is required: tt, lowrank, prune or csr");
-    const bool factor = c.to == TO_TT || c.to == TO_LOWRANK;
+        cli_die(2, "--to", "what to compress to is required: tt, tr, tucker, cp, lowrank, prune "
+                "or csr");
+    const bool factor = factors(c.to);
     if (layers_s && !factor)
-        cli_die(2, "--layers", "is for --to tt and lowrank; --to %s acts on every layer's weights",
-                kind_names[c.to]);
+        cli_die(2, "--layers", "is for --to tt, tr, tucker, cp and lowrank; --to %s acts on every "
+                "layer's weights", kind_names[c.to]);
     if ((c.rank_set || eps_set || energy_set) && !factor)
-        cli_die(2, "--rank", "--rank, --eps and --energy are for --to tt and lowrank");
-    if (c.n_in_modes && c.to != TO_TT)
-        cli_die(2, "--modes", "is for --to tt");
-    if (eps_set && c.to != TO_TT)
-        cli_die(2, "--eps", "is for --to tt (lowrank: --energy)");
+        cli_die(2, "--rank", "--rank, --eps and --energy are for --to tt, tr, tucker, cp and "
+                "lowrank");
+    if (modes_s && !(factor && c.to != TO_LOWRANK))
+        cli_die(2, "--modes", "is for --to tt, tr, tucker and cp");
+    if (eps_set && c.to != TO_TT && c.to != TO_TR)
+        cli_die(2, "--eps", "is for --to tt and tr (lowrank: --energy)");
     if (energy_set && c.to != TO_LOWRANK)
-        cli_die(2, "--energy", "is for --to lowrank (tt: --eps)");
+        cli_die(2, "--energy", "is for --to lowrank (tt, tr: --eps)");
+    if (c.ring && c.to != TO_TR)
+        cli_die(2, "--ring", "is for --to tr");
+    if (ranks_s && c.to != TO_TUCKER)
+        cli_die(2, "--ranks", "is for --to tucker (the others: --rank)");
+    if (hooi_set && c.to != TO_TUCKER)
+        cli_die(2, "--hooi-iters", "is for --to tucker");
+    if (als_set && c.to != TO_CP)
+        cli_die(2, "--als-iters", "is for --to cp");
+    if (ranks_s && c.rank_set)
+        cli_die(2, "--ranks", "gives every rank: not with --rank");
+    if (c.to == TO_TR && eps_set && !c.rank_set && !c.ring)
+        cli_die(2, "--eps", "--to tr --eps without --rank needs --ring: the ring rank is not "
+                "chosen by the accuracy");
     if ((sparsity_set || rounds_set || scope_set || c.csr) && c.to != TO_PRUNE)
         cli_die(2, "--sparsity", "--sparsity, --rounds, --prune-scope and --csr are for --to prune");
     if (c.rounds > 1 && c.finetune == 0)
         cli_die(2, "--rounds", "rounds of pruning need fine-tuning epochs between them");
     if (sweep_s && c.to == TO_CSR)
         cli_die(2, "--sweep", "--to csr has nothing to sweep");
-    if (sweep_s && (c.rank_set || sparsity_set))
-        cli_die(2, "--sweep", "gives the ranks or sparsities: not with --rank or --sparsity");
+    if (sweep_s && (c.rank_set || sparsity_set || ranks_s))
+        cli_die(2, "--sweep", "gives the ranks or sparsities: not with --rank, --ranks or "
+                "--sparsity");
     if (sweep_s && (eps_set || energy_set))
         cli_die(2, "--sweep", "sweeps ranks: not with --eps or --energy");
     if (sweep_s && c.save)
@@ -675,6 +847,10 @@ int main(int argc, char **argv)
         parse_sweep(sweep_s, &c);
     if (layers_s)
         parse_layers(layers_s, &c);
+    if (modes_s)
+        parse_modes(modes_s, &c);
+    if (ranks_s)
+        parse_ranks(ranks_s, &c);
     fnet_optim_kind kind;
     if (fnet_optim_kind_parse(optim, &kind) != FNET_OK || kind == FNET_OPTIM_LBFGS ||
         kind == FNET_OPTIM_CG)
@@ -686,8 +862,10 @@ int main(int argc, char **argv)
         c.op.schedule = FNET_SCHEDULE_COSINE;
     else if (schedule_s && strcmp(schedule_s, "constant") != 0)
         cli_die(2, "--schedule", "expected constant or cosine, got '%s'", schedule_s);
-    if (!c.rank_set) // with --eps or --energy the accuracy alone chooses: no cap
-        c.rank = eps_set || energy_set ? (int64_t)1 << 20 : c.to == TO_TT ? 16 : 32;
+    if (!c.rank_set) { // with --eps or --energy the accuracy alone chooses: no cap
+        static const int64_t default_rank[N_KINDS] = {16, 8, 16, 32, 32, 0, 0};
+        c.rank = eps_set || energy_set ? (int64_t)1 << 20 : default_rank[c.to];
+    }
     char prefix[1024];
     if (c.plot_arg)
         plot_prefix("--plot", c.plot_arg, prefix, sizeof(prefix));
@@ -724,7 +902,14 @@ int main(int argc, char **argv)
         printf("compressing layer%s", c.n_layers > 1 ? "s" : "");
         for (int k = 0; k < c.n_layers; k++)
             printf("%s%d", k ? ", " : " ", c.layers[k]);
-        printf(" to %s\n", c.to == TO_TT ? "TT-SVD" : "truncated SVD");
+        if (c.to == TO_TUCKER)
+            printf(" to Tucker: truncated HOSVD, %d HOOI sweep%s\n", c.hooi_iters,
+                   c.hooi_iters == 1 ? "" : "s");
+        else if (c.to == TO_CP)
+            printf(" to CP: CP-ALS, at most %d sweeps, seed %llu\n", c.als_iters,
+                   (unsigned long long)c.seed);
+        else
+            printf(" to %s\n", kind_methods[c.to]);
     }
     printf("fine-tuning: %s lr %g, batch %lld, %d epoch%s; %lld training samples, %s, %d threads\n\n",
            fnet_optim_kind_name(c.op.kind), (double)c.op.lr, (long long)c.batch, c.finetune,

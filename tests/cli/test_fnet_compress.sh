@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2015  # "A && B || fail" is meant: fail when either is false
 # End-to-end tests of fnet-compress on a tiny synthetic IDX dataset and checkpoints that
-# fnet-train makes: TT-SVD and truncated SVD of the middle layer (the JSON line's fields, the
-# parameters of the new layer counted from its shape, a full rank as accurate as the dense
-# layer, a layer without bias), magnitude pruning (one shot, rounds, per layer, stored as CSR),
+# fnet-train makes: TT-SVD, TR-SVD, Tucker (HOSVD, HOOI), CP-ALS and truncated SVD of the middle
+# layer (the JSON line's fields, the parameters of the new layer counted from its shape, a full
+# rank as accurate as the dense layer, a layer without bias, the Tucker error and the CP fit with
+# its warning), magnitude pruning (one shot, rounds, per layer, stored as CSR),
 # CSR of a pruned checkpoint, every saved model read back by fnet-train, --sweep with its table
 # and plot (PNG and SVG; without gnuplot a warning), the same numbers twice for the same seed, and
 # bad input (exit 2 for bad usage, 1 for a runtime error, one line "fnet-compress: error: <what>
@@ -32,19 +33,21 @@ in01() {
     awk -v a="$1" 'BEGIN { exit !(a ~ /^[0-9.e+-]+$/ && a >= 0 && a <= 1) }'
 }
 
-# tt_params ITEM: the parameters of a TT spec item (tt:N:ranks=R1xR2:in=...:out=...[:bias=0]):
-# core k holds r[k-1]·in[k]·out[k]·r[k], plus N for the bias.
+# tt_params ITEM: the parameters of a TT or tensor-ring spec item
+# (tt:N:ranks=R1xR2:in=...:out=...[:bias=0], tr:...:ring=R0:...): core k holds
+# r[k-1]·in[k]·out[k]·r[k], r[0] = r[d] = 1 for a train and R0 for a ring, plus N for the bias.
 tt_params() {
     printf '%s\n' "$1" | awk -F: '{
-        n = $2; bias = 1
+        n = $2; bias = 1; ring = 1
         for (i = 3; i <= NF; i++) {
             split($i, kv, "=")
             if (kv[1] == "ranks") nr = split(kv[2], r, "x")
+            if (kv[1] == "ring") ring = kv[2]
             if (kv[1] == "in") d = split(kv[2], m, "x")
             if (kv[1] == "out") split(kv[2], o, "x")
             if (kv[1] == "bias") bias = kv[2]
         }
-        r[0] = 1; r[d] = 1; p = 0
+        r[0] = ring; r[d] = ring; p = 0
         for (k = 1; k <= d; k++) p += r[k - 1] * m[k] * o[k] * r[k]
         print p + (bias ? n : 0) }'
 }
@@ -83,9 +86,13 @@ ok "checkpoints: d.st (test accuracy $D_ACC), w.st ($W_ACC), nb.st, two.st"
 
 run help --help
 good "--help"
-for opt in --load --to --layers --rank --eps --energy --sparsity --prune-scope --rounds --csr \
-    --finetune-epochs --optim --lr --batch --sweep --plot --save --json --data --seed; do
+for opt in --load --to --layers --rank --ring --ranks --eps --modes --hooi-iters --als-iters \
+    --energy --sparsity --prune-scope --rounds --csr --finetune-epochs --optim --lr --batch \
+    --sweep --plot --save --json --data --seed; do
     grep -q -- "$opt" help.out || fail "--help does not describe $opt" "$(seen)"
+done
+for kind in tt tr tucker cp lowrank prune csr; do
+    grep -qE "^ +(--to KIND +)?$kind: " help.out || fail "--help does not describe --to $kind" "$(seen)"
 done
 ok "--help exits 0 and describes the options"
 run version --version
@@ -221,14 +228,16 @@ printf '%s\n' "$L" | grep -q '"model":"lowrank:64:rank=3,relu,dense:64,relu,lowr
     [ "$(json_field "$L" params_after)" = $((3 * 128 + 64 + 3 * 68 + 4)) ] ||
     fail "--layers 0,4: both layers, before 4160 + 260, after 3*(64+64)+64 + 3*(64+4)+4" "$L"
 ok "--layers 0,4: the first and the last layer, parameters of both"
-for t in tt lowrank; do
+for t in tt tr tucker cp lowrank; do
     run nb "${COMMON[@]}" --load nb.st --to $t --rank 2 --finetune-epochs 0 --json nb.json \
         --save nb-$t.st
     good "--to $t of a layer without bias"
     L=$(cat nb.json)
     SPEC=$(printf '%s\n' "$L" | sed 's/.*"model":"\([^"]*\)".*/\1/')
     case $t in
-    tt) p=$(tt_params "$(item "$SPEC" 2)") ;;
+    tt | tr) p=$(tt_params "$(item "$SPEC" 2)") ;;
+    tucker) p=$((2 * 2 + 2 * 64 * 2)) ;; # the core and two factors (64, 2)
+    cp) p=$((2 * (8 + 8 + 8 + 8))) ;;    # four factors (8, 2): modes 8x8 a side
     *) p=$((2 * 128)) ;;
     esac
     [[ $(item "$SPEC" 2) == *:bias=0 ]] && [ "$(json_field "$L" params_before)" = 4096 ] &&
@@ -238,7 +247,166 @@ for t in tt lowrank; do
     [ "$(json_field "$FINAL" params)" = "$(json_field "$L" params)" ] ||
         fail "--to $t of a layer without bias: the saved model's parameters" "$FINAL" "$L"
 done
-ok "a layer without bias: its TT and low-rank replacements have none"
+ok "a layer without bias: its TT, TR, Tucker, CP and low-rank replacements have none"
+
+# --- tensor ring, Tucker, CP: the spec, the parameters, the saved model ------------------------
+# tucker_params ITEM: the parameters of a Tucker spec item (tucker:N:ranks=..:in=..:out=..): the
+# core (the product of the ranks), each factor (its mode x its rank, the output modes first) and
+# N for the bias.
+tucker_params() {
+    printf '%s\n' "$1" | awk -F: '{
+        n = $2
+        for (i = 3; i <= NF; i++) {
+            split($i, kv, "=")
+            if (kv[1] == "ranks") nr = split(kv[2], r, "x")
+            if (kv[1] == "in") ni = split(kv[2], a, "x")
+            if (kv[1] == "out") no = split(kv[2], b, "x")
+        }
+        core = 1; f = 0
+        for (k = 1; k <= nr; k++) core *= r[k]
+        for (k = 1; k <= no; k++) f += b[k] * r[k]
+        for (k = 1; k <= ni; k++) f += a[k] * r[no + k]
+        print core + f + n }'
+}
+# compressed KIND ARGS...: run --to KIND ARGS on d.st with --json KIND.json --save KIND.st (2
+# epochs of fine-tuning), then check the JSON line against the spec's parameter count PA (set by
+# the caller's PARAMS function of the spec item) and that fnet-train loads and evaluates the
+# saved model to the same accuracy and loss; sets L and SPEC.
+compressed() {
+    local kind=$1
+    shift
+    run "$kind" "${COMMON[@]}" --load d.st --to "$kind" "$@" --json "$kind.json" --save "$kind.st"
+    good "--to $kind $*"
+    [ "$(grep -c '^  epoch ' "$kind.out")" = 2 ] && grep -q "^saved $kind.st$" "$kind.out" ||
+        fail "--to $kind: 2 fine-tuning epochs, saved" "$(seen)"
+    L=$(cat "$kind.json")
+    SPEC=$(printf '%s\n' "$L" | sed 's/.*"model":"\([^"]*\)".*/\1/')
+    [ "$(item "$SPEC" 2 | cut -d: -f1)" = "$kind" ] || fail "--to $kind: a $kind layer at 2" "$L"
+    PA=$($PARAMS "$(item "$SPEC" 2)")
+    [ "$(json_field "$L" params_before)" = 4160 ] && [ "$(json_field "$L" params_after)" = "$PA" ] &&
+        [ "$(json_field "$L" params)" = $((8580 - 4160 + PA)) ] ||
+        fail "--to $kind: params_after is the layer's $PA (from its spec), params 8580 - 4160 + $PA" "$L"
+    grep -qF "$SPEC: $((8580 - 4160 + PA)) parameters; compression" "$kind.out" ||
+        fail "--to $kind: the summary line" "$(seen)"
+    reload "${kind}load" "$kind.st"
+    printf '%s\n' "$FINAL" | grep -qF "\"model\":\"$SPEC\"" ||
+        fail "--to $kind: the saved checkpoint's spec is the compressed one" "$FINAL"
+    for key in params test_acc test_loss; do
+        [ "$(json_field "$FINAL" $key)" = "$(json_field "$L" $key)" ] ||
+            fail "--to $kind: the saved model's $key differs from fnet-compress's" "$FINAL" "$L"
+    done
+}
+
+PARAMS=tt_params
+compressed tr --rank 2
+grep -q '^compressing layer 2 to TR-SVD$' tr.out || fail "--to tr: TR-SVD of layer 2" "$(seen)"
+printf '%s\n' "$L" | grep -q '^{"event":"compress","to":"tr","model":"dense:64,relu,tr:64:ranks=2x2x2:ring=2:in=[0-9x]*:out=[0-9x]*,relu,dense:4","layers":"2","optim":"adam","rank":2,"ring":2,' ||
+    fail "--to tr --rank 2: ranks 2, the ring rank --rank's, in the JSON" "$L"
+ok "--to tr --rank 2: $SPEC, $PA parameters, saved and read back by fnet-train"
+compressed tr --rank 3 --ring 1 --modes 4x16:8x8
+[[ $(item "$SPEC" 2) == tr:64:ranks=3:ring=1:in=4x16:out=8x8 ]] && [ "$(json_field "$L" ring)" = 1 ] ||
+    fail "--to tr --ring 1 --modes 4x16:8x8: that ring rank and those modes" "$L"
+ok "--to tr --ring 1 --modes 4x16:8x8: $SPEC"
+
+PARAMS=tucker_params
+compressed tucker --rank 3
+grep -q '^compressing layer 2 to Tucker: truncated HOSVD, 2 HOOI sweeps$' tucker.out &&
+    printf '%s\n' "$L" | grep -q '"model":"dense:64,relu,tucker:64:ranks=3x3:in=64:out=64,relu,dense:4","layers":"2","optim":"adam","rank":3,"rel_err":' ||
+    fail "--to tucker --rank 3: Tucker-2 of ranks 3x3 by HOSVD and 2 HOOI sweeps" "$(seen)"
+E=$(json_field "$L" rel_err)
+grep -qF "layer 2 (64 -> 64): Tucker ranks 3x3, relative error $(awk -v e="$E" 'BEGIN { printf "%.4f", e }') (HOSVD, 2 HOOI sweeps)" tucker.out &&
+    awk -v e="$E" 'BEGIN { exit !(e > 0 && e < 1) }' ||
+    fail "--to tucker: the layer's relative error ($E) printed, in (0, 1)" "$(seen)"
+ok "--to tucker --rank 3: $SPEC, $PA parameters, relative error $E"
+# one rank per mode on tensorized modes; HOOI never increases the HOSVD's error
+for h in 0 2; do
+    run tk$h "${COMMON[@]}" --load w.st --to tucker --ranks 4x4x2x2 --modes 8x8:8x8 \
+        --hooi-iters $h --finetune-epochs 0 --json tk$h.json
+    good "--to tucker --ranks 4x4x2x2 --modes 8x8:8x8 --hooi-iters $h"
+    L=$(cat tk$h.json)
+    printf '%s\n' "$L" | grep -q '"model":"dense:64,relu,tucker:64:ranks=4x4x2x2:in=8x8:out=8x8,relu,dense:4","layers":"2","optim":"adam","ranks":"4x4x2x2","rel_err":' &&
+        [ "$(json_field "$L" params_after)" = $((4 * 4 * 2 * 2 + 8 * 4 + 8 * 4 + 8 * 2 + 8 * 2 + 64)) ] ||
+        fail "--ranks 4x4x2x2: those ranks, 64 + 96 + 64 parameters, \"ranks\" in the JSON" "$L"
+    grep -qE "^layer 2 \(64 -> 64\): Tucker ranks 4x4x2x2, relative error [0-9.]+ \(HOSVD, $h HOOI sweeps\)$" tk$h.out ||
+        fail "--hooi-iters $h: the ranks, the error and the sweeps printed" "$(seen)"
+done
+E0=$(json_field "$(cat tk0.json)" rel_err)
+E2=$(json_field "$(cat tk2.json)" rel_err)
+awk -v a="$E0" -v b="$E2" 'BEGIN { exit !(b <= a + 1e-6) }' ||
+    fail "2 HOOI sweeps ($E2) should not raise the HOSVD's error ($E0)" "$(show tk2.out)"
+ok "--ranks 4x4x2x2 --modes 8x8:8x8: HOSVD error $E0, after 2 HOOI sweeps $E2"
+
+cp_params() { # ITEM: R·(the sum of the modes) + N, for cp:N:rank=R:in=..:out=..
+    printf '%s\n' "$1" | awk -F: '{
+        for (i = 3; i <= NF; i++) {
+            split($i, kv, "=")
+            if (kv[1] == "rank") r = kv[2]
+            if (kv[1] == "in" || kv[1] == "out") { k = split(kv[2], m, "x"); for (j = 1; j <= k; j++) s += m[j] }
+        }
+        print r * s + $2 }'
+}
+PARAMS=cp_params
+# rank 1 of the trained layer: a poor fit, said on stderr, and the run goes on
+compressed cp --rank 1 --als-iters 20
+grep -q '^compressing layer 2 to CP: CP-ALS, at most 20 sweeps, seed 1$' cp.out &&
+    printf '%s\n' "$L" | grep -q '"model":"dense:64,relu,cp:64:rank=1:in=8x8:out=8x8,relu,dense:4","layers":"2","optim":"adam","rank":1,"fit":' ||
+    fail "--to cp --rank 1: CP of rank 1 on modes 8x8 a side, its fit in the JSON" "$(seen)"
+F=$(json_field "$L" fit)
+F2=$(awk -v f="$F" 'BEGIN { printf "%.2f", f }')
+grep -qF "layer 2 (64 -> 64): CP rank 1, fit $(awk -v f="$F" 'BEGIN { printf "%.4f", f }') (CP-ALS, at most 20 sweeps)" cp.out ||
+    fail "--to cp: the layer's fit printed" "$(seen)"
+[ "$(wc -l <cp.err)" = 1 ] && awk -v f="$F" 'BEGIN { exit !(f < 0.5) }' &&
+    grep -qxF "fnet-compress: warning: layer 2 (64 -> 64), --to cp rank 1: CP-ALS fit $F2 is poor (below 0.5): the rank is too small for this matrix, or raise --als-iters" cp.err ||
+    fail "--to cp --rank 1: fit $F, one warning line on stderr" "$(seen)"
+ok "--to cp --rank 1: fit $F, warned about on stderr, fine-tuned and saved all the same"
+# CP of the matrix itself (one mode a side) at full rank: W again, no warning
+run cpfull "${COMMON[@]}" --load w.st --to cp --rank 64 --modes 64:64 --finetune-epochs 0 \
+    --json cpfull.json
+good "--to cp --rank 64 --modes 64:64"
+L=$(cat cpfull.json)
+F=$(json_field "$L" fit)
+[ ! -s cpfull.err ] && awk -v f="$F" 'BEGIN { exit !(f > 0.99) }' ||
+    fail "--to cp at full rank: a fit near 1 ($F), no warning" "$(seen)"
+awk -v a="$(json_field "$L" test_acc)" -v b="$W_ACC" 'BEGIN { d = a - b; exit !(d <= 0.01 && d >= -0.01) }' &&
+    near "$(json_field "$L" test_loss)" "$W_LOSS" 1e-3 ||
+    fail "--to cp at full rank: the dense model's accuracy $W_ACC and loss $W_LOSS" "$L"
+ok "--to cp --rank 64 --modes 64:64: fit $F, no warning, the dense model's accuracy"
+
+# full rank: W again, the bias carried over (the dense model's accuracy and loss)
+for args in "tr --rank 32 --ring 2 --modes 8x8:8x8" "tucker --rank 64"; do
+    # shellcheck disable=SC2086
+    run full "${COMMON[@]}" --load w.st --to $args --finetune-epochs 0 --json full.json
+    good "--to $args"
+    L=$(cat full.json)
+    [ "$(json_field "$L" test_acc_after_compression)" = "$W_ACC" ] &&
+        near "$(json_field "$L" test_loss)" "$W_LOSS" 1e-4 ||
+        fail "--to $args: the dense model's accuracy $W_ACC and loss $W_LOSS" "$L"
+done
+awk -v e="$(json_field "$L" rel_err)" 'BEGIN { exit !(e < 1e-5) }' ||
+    fail "--to tucker --rank 64: relative error near 0" "$L"
+ok "full rank (a ring of d = 2, Tucker-2 of rank 64): accuracy $W_ACC and loss kept"
+
+# --sweep of ranks, every kind: a row per rank; tr's ring rank follows the rank
+for kind in tr tucker cp; do
+    run sw$kind "${COMMON[@]}" --load w.st --to $kind --sweep 1,2 --finetune-epochs 0 \
+        --json sw$kind.json
+    good "--to $kind --sweep 1,2"
+    [ "$(grep -cE '^ +[12] +[0-9]+ +[0-9.]+x +[01]\.[0-9]{4} +[01]\.[0-9]{4} +[01]\.[0-9]{4}$' sw$kind.out)" = 2 ] &&
+        [ "$(sed 's/.*"rank":\([0-9]*\),.*/\1/' sw$kind.json | tr '\n' ' ')" = "1 2 " ] ||
+        fail "--to $kind --sweep 1,2: two table rows, two JSON lines" "$(seen)" "$(show sw$kind.json)"
+    a=$(json_field "$(sed -n 1p sw$kind.json)" params_after)
+    b=$(json_field "$(sed -n 2p sw$kind.json)" params_after)
+    [ "$a" -lt "$b" ] || fail "--to $kind --sweep 1,2: more parameters at rank 2" "$(show sw$kind.json)"
+done
+[ "$(sed 's/.*"ring":\([0-9]*\),.*/\1/' swtr.json | tr '\n' ' ')" = "1 2 " ] ||
+    fail "--to tr --sweep: the ring rank is each rank" "$(show swtr.json)"
+poor=0
+while read -r line; do
+    awk -v f="$(json_field "$line" fit)" 'BEGIN { exit !(f < 0.5) }' && poor=$((poor + 1))
+done <swcp.json
+[ "$(grep -c 'warning: .*CP-ALS fit' swcp.err)" = $poor ] ||
+    fail "--to cp --sweep: a warning per fit below 0.5 ($poor)" "$(seen)" "$(show swcp.json)"
+ok "--to tr, tucker, cp --sweep 1,2: a row and a record per rank"
 
 # --- magnitude pruning: 90% of the 64*64 + 64*64 + 64*4 = 8448 weights, biases kept -----------
 run pr "${COMMON[@]}" --load d.st --to prune --sparsity 0.9 --json pr.json --save pr.st
@@ -407,24 +575,56 @@ bad 2 'named twice' "a layer named twice" --data data --load d.st --to tt --laye
 bad 2 'integer' "--layers that are not numbers" --data data --load d.st --to tt --layers x
 bad 2 'no dense layer between its first and last' "a model with no middle layer" --data data \
     --load two.st --to tt
-bad 2 "expected tt, lowrank, prune or csr, got 'bogus'" "--to bogus" --data data --load d.st \
-    --to bogus
+bad 2 "expected tt, tr, tucker, cp, lowrank, prune or csr, got 'bogus'" "--to bogus" --data data \
+    --load d.st --to bogus
 bad 2 'model to compress is required' "no --load" --data data --to tt
-bad 2 'tt, lowrank, prune or csr' "no --to" --data data --load d.st
+bad 2 'tt, tr, tucker, cp, lowrank, prune or csr' "no --to" --data data --load d.st
 bad 2 'rank' "--rank 0" --data data --load d.st --to tt --rank 0
 bad 2 'lowrank: --energy|--rank, --eps' "--eps with --to lowrank" --data data --load d.st --to lowrank --eps 0.1
-bad 2 'tt: --eps' "--energy with --to tt" --data data --load d.st --to tt --energy 0.9
-bad 2 'is for --to tt' "--modes with --to lowrank" --data data --load d.st --to lowrank \
-    --modes 8x8:8x8
+bad 2 'tt, tr: --eps' "--energy with --to tt" --data data --load d.st --to tt --energy 0.9
+bad 2 'is for --to lowrank' "--energy with --to cp" --data data --load d.st --to cp --energy 0.9
+bad 2 'is for --to tt and tr' "--eps with --to tucker" --data data --load d.st --to tucker \
+    --eps 0.1
+bad 2 'is for --to tt, tr, tucker and cp' "--modes with --to lowrank" --data data --load d.st \
+    --to lowrank --modes 8x8:8x8
 bad 2 'IN:OUT' "--modes without the output modes" --data data --load d.st --to tt --modes 8x8
 bad 2 'as many input as output' "--modes of two lengths" --data data --load d.st --to tt \
     --modes 8x8:4x4x4
 bad 2 'mode|size|product|64' "--modes whose product is not the size" --data data --load d.st \
     --to tt --modes 8x4:8x8
-bad 2 'for --to tt and lowrank' "--rank with --to prune" --data data --load d.st --to prune \
-    --rank 4
-bad 2 'for --to tt and lowrank' "--layers with --to prune" --data data --load d.st --to prune \
-    --layers 2
+bad 2 'as many input as output' "--to tr --modes of two lengths" --data data --load d.st \
+    --to tr --modes 8x8:64
+bad 2 'at most 8 modes in all' "--to tucker --modes of 9 modes" --data data --load d.st \
+    --to tucker --modes 4x4x4:2x2x2x2x2x2
+bad 2 'out modes multiply to 32, not the output size 64' "--to cp --modes of a wrong product" \
+    --data data --load d.st --to cp --modes 8x8:4x8
+bad 2 '(--ring|is for --to tr)' "--ring with --to tucker" --data data --load d.st --to tucker \
+    --ring 2
+bad 2 'is for --to tr' "--ring with --to prune" --data data --load d.st --to prune --ring 2
+bad 2 'integer' "--ring 0" --data data --load d.st --to tr --ring 0
+bad 2 'is for --to tucker \(the others: --rank\)' "--ranks with --to tr" --data data --load d.st \
+    --to tr --ranks 2x2
+bad 2 'not with --rank' "--ranks with --rank" --data data --load d.st --to tucker --rank 2 \
+    --ranks 2x2
+bad 2 'joined by x' "--ranks that are not numbers" --data data --load d.st --to tucker --ranks 2xa
+bad 2 '3 ranks given' "--ranks of the wrong count (Tucker-2 takes 2)" --data data --load d.st \
+    --to tucker --ranks 2x2x2
+bad 2 'rank.*64' "--ranks over a mode's size" --data data --load d.st --to tucker --ranks 65x2
+bad 2 '--hooi-iters.*is for --to tucker|is for --to tucker.*--hooi-iters' "--hooi-iters with --to cp" \
+    --data data --load d.st --to cp --hooi-iters 1
+bad 2 '--als-iters.*is for --to cp|is for --to cp.*--als-iters' "--als-iters with --to tucker" \
+    --data data --load d.st --to tucker --als-iters 5
+bad 2 'integer' "--als-iters 0" --data data --load d.st --to cp --als-iters 0
+bad 2 'integer' "--hooi-iters -1" --data data --load d.st --to tucker --hooi-iters -1
+bad 2 'needs --ring' "--to tr --eps without --rank or --ring" --data data --load d.st --to tr \
+    --eps 0.3
+# the ring rank is --rank's unless --ring gives it: the library's r0, named in the context
+bad 2 'r0\*r1 = 64\*1 exceeds .* ring rank r0 = --rank = 64' "--to tr --rank 64 (a ring too wide)" \
+    --data data --load d.st --to tr --rank 64
+bad 2 'for --to tt, tr, tucker, cp and lowrank' "--rank with --to prune" --data data --load d.st \
+    --to prune --rank 4
+bad 2 'for --to tt, tr, tucker, cp and lowrank' "--layers with --to prune" --data data \
+    --load d.st --to prune --layers 2
 bad 2 'are for --to prune' "--sparsity with --to tt" --data data --load d.st --to tt \
     --sparsity 0.5
 bad 2 'are for --to prune' "--csr with --to lowrank" --data data --load d.st --to lowrank --csr
@@ -436,6 +636,8 @@ bad 2 'not with --sweep' "--save with --sweep" --data data --load d.st --to tt -
 bad 2 'plots a --sweep' "--plot without --sweep" --data data --load d.st --to tt --plot p3
 bad 2 'nothing to sweep' "--sweep with --to csr" --data data --load pr.st --to csr --sweep 1
 bad 2 'not with --rank' "--sweep with --rank" --data data --load d.st --to tt --sweep 1,2 --rank 3
+bad 2 'not with --rank, --ranks' "--sweep with --ranks" --data data --load d.st --to tucker \
+    --sweep 1,2 --ranks 2x2
 bad 2 'not with --rank' "--sweep with --sparsity" --data data --load d.st --to prune \
     --sweep 0.5 --sparsity 0.9
 # a rank the library refuses comes after the checks of the command line: an earlier --json
