@@ -95,11 +95,12 @@ test-guarded: build
 	FNET_TEST_BACKEND=guarded ctest --test-dir $(BUILD) -L backends --output-on-failure -j$(JOBS)
 
 # Dense against compressed on Fashion-MNIST (README, "fnet-compare"): the wide dense network,
-# its 1024x1024 middle layer as a rank-8 tensor train, a rank-32 low-rank, a block-circulant
-# (64x64 blocks) and a density-0.1 sparse layer (SET), the dense run pruned to 10%, and the
-# dense network trained by L-BFGS and CG; Adam, batch 256, 10 epochs, one seed. The table on
-# stdout; JSON lines, CSV and the plot (PNG, SVG) in $(BUILD)/demo.*. docs/results.md has the
-# full run (tools/results.sh: 3 seeds and the compression sweeps).
+# its 1024x1024 middle layer as a rank-8 tensor train, a tensor ring, a Tucker and a CP layer
+# (experiments/compare.h), a rank-32 low-rank, a block-circulant (64x64 blocks) and a
+# density-0.1 sparse layer (SET), the dense run pruned to 10%, and the dense network trained by
+# L-BFGS and CG; Adam, batch 256, 10 epochs, one seed. The table on stdout; JSON lines, CSV and
+# the plot (PNG, SVG) in $(BUILD)/demo.*. docs/results.md has the full run (tools/results.sh: 3
+# seeds and the compression sweeps).
 demo: build
 	$(BUILD)/bin/fnet-compare --data $(DATA) --json $(BUILD)/demo.jsonl --csv $(BUILD)/demo.csv \
 	  --plot $(BUILD)/demo

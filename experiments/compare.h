@@ -9,6 +9,19 @@
 #include <factornet.h>
 
 #define CMP_WIDE "dense:1024,relu,dense:1024,relu,dense:10"
+
+/* The middle layers of the built-in variants that fnet-bench --layers also times against the
+ * dense 1024x1024 layer (bench/fnet_bench.c): one place for both, with the legend's words. */
+#define CMP_LOWRANK_LAYER "lowrank:1024:rank=32"
+#define CMP_LOWRANK_ABOUT "middle layer low-rank U·V, rank 32"
+#define CMP_CIRC_LAYER "circ:1024:block=64"
+#define CMP_CIRC_ABOUT "middle layer block-circulant, 64x64 blocks"
+#define CMP_TR_LAYER "tr:1024:rank=8:ring=2"
+#define CMP_TR_ABOUT "middle layer a tensor ring, ring rank 2, inner ranks 8"
+#define CMP_TUCKER_LAYER "tucker:1024:rank=10:in=32x32:out=32x32"
+#define CMP_TUCKER_ABOUT "middle layer Tucker, modes 32x32 a side, every rank 10"
+#define CMP_CP_LAYER "cp:1024:rank=128"
+#define CMP_CP_ABOUT "middle layer CP, 128 rank-one terms on modes 32x32 a side"
 #define CMP_MAX_VARIANTS 32
 
 /* How a variant's model is trained beyond the plain loop. */

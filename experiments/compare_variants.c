@@ -9,18 +9,20 @@
 
 #define MIDDLE(layer) "dense:1024,relu," layer ",relu,dense:10"
 
-// The study: the wide network, its middle layer in every format at about the same size, the
-// dense network pruned and trained sparse, and the dense network trained by the solvers (their
-// settings from docs/optim.md's search, at a tenth of the epochs: an epoch of L-BFGS with 3
-// iterations per batch costs about 4 of Adam's, one of CG with 2 about 5, its line search
-// taking more evaluations; so `make demo` stays within 6 minutes on 2 cores).
+// The study: the wide network, its middle layer in every format at about the same size (the
+// tensor networks at 60-190x, compare.h has the specs that fnet-bench shares), the dense network
+// pruned and trained sparse, and the dense network trained by the solvers (their settings from
+// docs/optim.md's search, at a tenth of the epochs: an epoch of L-BFGS with 3 iterations per
+// batch costs about 4 of Adam's, one of CG with 2 about 5, its line search taking more
+// evaluations; so they cost no more than the other variants in `make demo`).
 static const struct cmp_variant builtins[] = {
     {.name = "dense", .spec = CMP_WIDE, .about = "the wide dense network (the reference)"},
     {.name = "tt", .spec = MIDDLE("tt:1024:rank=8"), .about = "middle layer a rank-8 tensor train"},
-    {.name = "lowrank", .spec = MIDDLE("lowrank:1024:rank=32"),
-     .about = "middle layer low-rank U·V, rank 32"},
-    {.name = "circ", .spec = MIDDLE("circ:1024:block=64"),
-     .about = "middle layer block-circulant, 64x64 blocks"},
+    {.name = "tr", .spec = MIDDLE(CMP_TR_LAYER), .about = CMP_TR_ABOUT},
+    {.name = "tucker", .spec = MIDDLE(CMP_TUCKER_LAYER), .about = CMP_TUCKER_ABOUT},
+    {.name = "cp", .spec = MIDDLE(CMP_CP_LAYER), .about = CMP_CP_ABOUT},
+    {.name = "lowrank", .spec = MIDDLE(CMP_LOWRANK_LAYER), .about = CMP_LOWRANK_ABOUT},
+    {.name = "circ", .spec = MIDDLE(CMP_CIRC_LAYER), .about = CMP_CIRC_ABOUT},
     {.name = "pruned", .spec = CMP_WIDE, .how = CMP_PRUNED, .sparsity = 0.9, .rounds = 3,
      .finetune = 1,
      .about = "the dense run pruned by global magnitude, stored as CSR"},

@@ -2,8 +2,8 @@
 # End-to-end tests of fnet-compare (the binary behind `make demo`) on a tiny synthetic IDX
 # dataset: a dense and a TT model (the table, its ratios, the JSON lines, the same numbers twice
 # for the same seed), every built-in variant for one short epoch (the pruned variant reusing the
-# dense run, the solvers' own settings), several seeds (mean ± sd, one record per variant and
-# seed, CSV), the plot (PNG and SVG; without gnuplot a warning and the table), and bad input
+# dense run, the solvers' own settings, the tensor-ring, Tucker and CP middle layers), several
+# seeds (mean ± sd, one record per variant and seed, CSV), the plot (PNG and SVG; without gnuplot a warning and the table), and bad input
 # (exit 2 for bad usage, 1 for a runtime error, one line "fnet-compare: error: <what> (<where>)",
 # and output checked before anything trains). Under a minute, also under ASan/UBSan.
 #
@@ -161,10 +161,10 @@ run all --data data --epochs 1 --limit-train 300 --threads 2 --json all.json --c
     --save-dir .
 good "every built-in variant"
 names=$(sed 's/.*"variant":"\([^"]*\)".*/\1/' all.json | tr '\n' ' ')
-[ "$names" = "dense tt lowrank circ pruned sparse lbfgs cg " ] ||
-    fail "--variants all: dense tt lowrank circ pruned sparse lbfgs cg, in order; got $names" \
+[ "$names" = "dense tt tr tucker cp lowrank circ pruned sparse lbfgs cg " ] ||
+    fail "--variants all: dense tt tr tucker cp lowrank circ pruned sparse lbfgs cg, in order; got $names" \
         "$(show all.json)"
-for v in dense tt lowrank circ pruned sparse lbfgs cg; do
+for v in dense tt tr tucker cp lowrank circ pruned sparse lbfgs cg; do
     grep -qE "^$v " all.out || fail "the table has no row for $v" "$(seen)"
     [ -s "$v-seed1.safetensors" ] || fail "--save-dir: $v-seed1.safetensors" "$(ls -l)"
 done
@@ -194,8 +194,27 @@ done
 grep '"variant":"sparse"' all.json | grep -q 'sparse:1024:nnz=104858' ||
     fail "sparse: middle layer nnz 104858" "$(show all.json)"
 ok "pruned reuses dense (4 epochs, CSR, ~10%), solvers at batch 2000, sparse at density 0.1"
-[ "$(wc -l <all.csv)" = 9 ] && head -n 1 all.csv | grep -q '^variant,model,optim,seed,' ||
-    fail "--csv: a header and 8 rows" "$(show all.csv)"
+# the tensor networks: their middle layer's full spec, its parameters against the dense layer's
+# 1024*1024+1024 = 1,049,600, and the legend's line
+for want in 'tr:dense:1024,relu,tr:1024:ranks=8x8x8:ring=2:in=4x4x8x8:out=8x8x4x4,relu,dense:10:6144:tensor ring, ring rank 2' \
+    'tucker:dense:1024,relu,tucker:1024:ranks=10x10x10x10:in=32x32:out=32x32,relu,dense:10:12304:Tucker' \
+    'cp:dense:1024,relu,cp:1024:rank=128:in=32x32:out=32x32,relu,dense:10:17408:CP, 128 rank-one'; do
+    v=${want%%:*}
+    rest=${want#*:}
+    about=${rest##*:}
+    rest=${rest%:*}
+    params=${rest##*:}
+    spec=${rest%:*}
+    vl=$(grep "\"variant\":\"$v\"" all.json)
+    printf '%s\n' "$vl" | grep -qF "\"model\":\"$spec\"" &&
+        [ "$(json_field "$vl" compressed_params)" = "$params" ] &&
+        [ "$(json_field "$vl" as_dense_params)" = 1049600 ] ||
+        fail "$v: the spec $spec, $params parameters in place of 1,049,600" "$vl"
+    grep -q "^ *${v}[: ].*$about" all.out || fail "$v: the legend says '$about'" "$(seen)"
+done
+ok "tr, tucker, cp: the middle layer as a ring, Tucker and CP layer, their sizes and legend"
+[ "$(wc -l <all.csv)" = 12 ] && head -n 1 all.csv | grep -q '^variant,model,optim,seed,' ||
+    fail "--csv: a header and 11 rows" "$(show all.csv)"
 grep -q '^tt,"dense:1024,relu,tt:1024:ranks=' all.csv || fail "--csv: the spec quoted" "$(show all.csv)"
 ok "--csv: a header and one row per variant"
 
@@ -280,8 +299,8 @@ ok "prune=0.5: the stored parameters count no pruned weight"
 # --- bad input: one line, no model trained ---------------------------------------------------
 bad 2 'unknown option' "an unknown option" --data data --bogus
 bad 2 'spec|dense' "a spec that does not parse" --data data --epochs 1 --model dense:x
-bad 2 "no variant named 'nosuch'.*dense, tt, lowrank" "a variant that does not exist" --data data \
-    --variants dense,nosuch
+bad 2 "no variant named 'nosuch'.*dense, tt, tr, tucker, cp, lowrank, circ, pruned, sparse, lbfgs, cg, or all" \
+    "a variant that does not exist" --data data --variants dense,nosuch
 bad 2 'unknown setting' "a setting that does not exist" --data data --model "$DENSE;colour=red"
 bad 2 'key=value' "a setting without a value" --data data --model "$DENSE;optim"
 bad 2 'learning rate' "a solver with a rate" --data data --model "$DENSE;optim=lbfgs;lr=0.1"
