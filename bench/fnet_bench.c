@@ -4,6 +4,7 @@
  * write is backend memory. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "compare.h"
 #include "core/backend.h"
 #include "core/layer_impl.h"
 
@@ -17,8 +18,8 @@ static const char usage[] =
     "Time training steps (batch gather, forward, loss, backward, optimizer step) of models and\n"
     "the backend's sgemm alone on the GEMM shapes of their dense and low-rank layers, in the\n"
     "same run; report samples/s, GFLOP/s, the fraction of the sgemm rate the whole step\n"
-    "reaches, and peak memory. GFLOP/s counts the GEMMs only: the work of TT and\n"
-    "block-circulant layers is in the time but not in the count.\n"
+    "reaches, and peak memory. GFLOP/s counts the GEMMs only: the work of TT, tensor-ring,\n"
+    "Tucker, CP and block-circulant layers is in the time but not in the count.\n"
     "\n"
     "  --model SPEC     a model to time (repeatable); default: the seed network at batch 32 and\n"
     "                   the wide network at batch 256\n"
@@ -34,11 +35,15 @@ static const char usage[] =
     "                   chosen and in=4x8x8x4:out=4x8x8x4) and VGG-16 FC6 25088x4096 (rank 4);\n"
     "                   every grouping the planner rejected is timed too ('vs best': the\n"
     "                   chosen plan's forward+backward time over the fastest one's, the two\n"
-    "                   timed again in turn when another one was faster); then a low-rank\n"
-    "                   (rank 32) and a block-circulant (block 64) 1024x1024 layer against\n"
-    "                   the dense one, forward and forward+backward, at batch 1, 32 and 256;\n"
-    "                   then CSR sparse 1024x1024 layers at densities 1, 2, 5, 10, 20 and 50%\n"
-    "                   against the dense one, with the density where CSR stops being faster\n"
+    "                   timed again in turn when another one was faster); then fnet-compare's\n"
+    "                   1024x1024 middle layers " CMP_LOWRANK_LAYER ", " CMP_CIRC_LAYER ",\n"
+    "                   " CMP_TR_LAYER ", " CMP_TUCKER_LAYER "\n"
+    "                   and " CMP_CP_LAYER " against the dense one, forward and\n"
+    "                   forward+backward, at batch 1, 32 and 256; then CSR sparse 1024x1024\n"
+    "                   layers at densities 1, 2, 5, 10, 20 and 50% against the dense one,\n"
+    "                   with the density where CSR stops being faster\n"
+    "  --kinds LIST     with --layers: only these rows, comma-separated, of tt, lowrank, circ,\n"
+    "                   tr, tucker, cp, sparse (default: all)\n"
     "  --help, --version\n";
 
 // n floats of backend memory, or the program stops (exit 1).
@@ -52,7 +57,8 @@ static float *backend_floats(fnet_ctx *ctx, size_t n)
 static bool takes_value(const char *opt)
 {
     static const char *const with_value[] = {"--model",  "--batch",  "--optim", "--data",
-                                             "--seconds", "--repeat", "--threads", "--json"};
+                                             "--seconds", "--repeat", "--threads", "--json",
+                                             "--kinds"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
         if (strcmp(opt, with_value[i]) == 0)
             return true;
@@ -338,30 +344,75 @@ static void square_io(fnet_ctx *ctx, int64_t B, int64_t n, float **x, float **dx
     free(h);
 }
 
-// A low-rank or block-circulant layer against the dense layer of the same shape, forward and
-// forward+backward, at batch 1, 32 and 256, on 1024x1024: rank 32, block 64.
+// The 1024x1024 layers timed against the dense one: fnet-compare's middle layers (compare.h).
+static const char *const factored_specs[] = {CMP_LOWRANK_LAYER, CMP_CIRC_LAYER, CMP_TR_LAYER,
+                                             CMP_TUCKER_LAYER, CMP_CP_LAYER};
+#define N_FACTORED (int)(sizeof(factored_specs) / sizeof(factored_specs[0]))
+
+// --kinds: which rows of --layers to time (NULL: all).
+static const char *kinds_list;
+
+// Whether --kinds names this kind (a spec's kind: what comes before its first ':').
+static bool kind_wanted(const char *spec)
+{
+    if (kinds_list == NULL)
+        return true;
+    size_t n = strcspn(spec, ":");
+    for (const char *p = kinds_list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, spec, n) == 0)
+            return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
+// --kinds: every name one of the rows', or exit 2.
+static void check_kinds(void)
+{
+    static const char *const names[] = {"tt", "lowrank", "circ", "tr", "tucker", "cp", "sparse"};
+    if (kinds_list == NULL)
+        return;
+    for (const char *p = kinds_list;;) {
+        size_t len = strcspn(p, ","), k = 0;
+        while (k < sizeof(names) / sizeof(names[0]) &&
+               !(strlen(names[k]) == len && strncmp(p, names[k], len) == 0))
+            k++;
+        if (k == sizeof(names) / sizeof(names[0]))
+            cli_die(2, "--kinds", "expected names of tt, lowrank, circ, tr, tucker, cp, sparse "
+                    "separated by commas, got '%s'", kinds_list);
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+}
+
+// Each layer of factored_specs against the dense layer of the same shape, forward and
+// forward+backward, at batch 1, 32 and 256; each built from its spec (a model of that one
+// layer, initialized as fnet-train would: Glorot, seed 1) and timed through the layer API.
 static void bench_factored_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
 {
     const int64_t n = 1024, batches[3] = {1, 32, 256};
-    printf("\n%-44s %5s %12s %12s %8s %12s %12s %8s\n", "layer", "batch", "dense fwd ms",
-           "fwd ms", "speedup", "dense f+b ms", "f+b ms", "speedup");
-    for (int kind = 0; kind < 2; kind++) {
-        fnet_layer *f, *dense;
-        const char *name = kind == 0 ? "lowrank:1024:rank=32 (1024x1024)"
-                                     : "circ:1024:block=64 (1024x1024)";
-        if (kind == 0) {
-            fnet_lowrank_params p = fnet_lowrank_params_default();
-            p.rank = 32;
-            cli_check(ctx, fnet_lowrank_create(ctx, n, n, &p, &f), "lowrank layer");
-        } else {
-            fnet_circ_params p = fnet_circ_params_default();
-            p.block = 64;
-            cli_check(ctx, fnet_circ_create(ctx, n, n, &p, &f), "circ layer");
-        }
+    int w = 44; // the column as wide as the longest name, "SPEC (1024x1024)"
+    for (int c = 0; c < N_FACTORED; c++)
+        if ((int)strlen(factored_specs[c]) + 12 > w)
+            w = (int)strlen(factored_specs[c]) + 12;
+    bool header = false;
+    for (int c = 0; c < N_FACTORED; c++) {
+        if (!kind_wanted(factored_specs[c]))
+            continue;
+        if (!header)
+            printf("\n%-*s %5s %12s %12s %8s %12s %12s %8s\n", w, "layer", "batch",
+                   "dense fwd ms", "fwd ms", "speedup", "dense f+b ms", "f+b ms", "speedup");
+        header = true;
+        char name[96];
+        snprintf(name, sizeof(name), "%s (1024x1024)", factored_specs[c]);
+        fnet_model *fm;
+        cli_check(ctx, fnet_model_create_from_spec(ctx, factored_specs[c], n, 1, &fm), name);
+        fnet_layer *f = fnet_model_layer(fm, 0), *dense;
         cli_check(ctx, fnet_dense_create(ctx, n, n, true, &dense), "dense layer");
         fnet_rng rng;
         fnet_rng_seed(&rng, 1);
-        cli_check(ctx, fnet_layer_init(f, FNET_INIT_GLOROT_UNIFORM, &rng), "init");
         cli_check(ctx, fnet_layer_init(dense, FNET_INIT_GLOROT_UNIFORM, &rng), "init");
         for (int b = 0; b < 3; b++) {
             int64_t B = batches[b];
@@ -379,13 +430,16 @@ static void bench_factored_layers(fnet_ctx *ctx, double seconds, int repeat, FIL
             }
             double mdf = median(df, repeat), mff = median(ff, repeat);
             double mdb = median(db, repeat), mfb = median(fb, repeat);
-            printf("%-44s %5lld %12.3f %12.3f %7.1fx %12.3f %12.3f %7.1fx\n", name, (long long)B,
-                   mdf * 1e3, mff * 1e3, mdf / mff, mdb * 1e3, mfb * 1e3, mdb / mfb);
+            printf("%-*s %5lld %12.3f %12.3f %7.1fx %12.3f %12.3f %7.1fx\n", w, name,
+                   (long long)B, mdf * 1e3, mff * 1e3, mdf / mff, mdb * 1e3, mfb * 1e3, mdb / mfb);
             fflush(stdout);
             if (json) {
                 fputc('{', json);
                 cli_json_string(json, "event", "factored_layer", false);
                 cli_json_string(json, "layer", name, false);
+                cli_json_string(json, "kind", fnet_layer_kind_name(fnet_layer_kind_of(f)), false);
+                cli_json_string(json, "spec", fnet_model_spec(fm), false);
+                cli_json_number(json, "params", (double)fnet_layer_num_params(f), false);
                 cli_json_number(json, "batch", (double)B, false);
                 cli_json_number(json, "dense_forward_s", mdf, false);
                 cli_json_number(json, "forward_s", mff, false);
@@ -395,7 +449,7 @@ static void bench_factored_layers(fnet_ctx *ctx, double seconds, int repeat, FIL
             fnet_backend_free(ctx, x), fnet_backend_free(ctx, dx);
             fnet_backend_free(ctx, y), fnet_backend_free(ctx, dy);
         }
-        fnet_layer_free(f);
+        fnet_model_free(fm);
         fnet_layer_free(dense);
     }
 }
@@ -511,6 +565,8 @@ int main(int argc, char **argv)
             json_path = v;
         } else if (strcmp(o, "--layers") == 0) {
             layers_mode = true;
+        } else if (strcmp(o, "--kinds") == 0) {
+            kinds_list = v;
         } else {
             cli_die(2, o, "unknown option (see --help)");
         }
@@ -525,13 +581,18 @@ int main(int argc, char **argv)
     fnet_optim_kind kind;
     if (fnet_optim_kind_parse(optim, &kind) != FNET_OK)
         cli_die(2, "--optim", "unknown optimizer '%s'", optim);
+    if (kinds_list && !layers_mode)
+        cli_die(2, "--kinds", "picks the rows of --layers");
+    check_kinds();
 
     fnet_ctx *ctx = cli_ctx("cpu", threads);
     if (layers_mode) {
         FILE *lj = cli_json_open(json_path);
-        bench_layers(ctx, seconds, repeat, lj);
+        if (kind_wanted("tt"))
+            bench_layers(ctx, seconds, repeat, lj);
         bench_factored_layers(ctx, seconds, repeat, lj);
-        bench_sparse_layers(ctx, seconds, repeat, lj);
+        if (kind_wanted("sparse"))
+            bench_sparse_layers(ctx, seconds, repeat, lj);
         cli_json_close(lj, json_path);
         fnet_ctx_free(ctx);
         return 0;
