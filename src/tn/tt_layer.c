@@ -14,6 +14,7 @@
 #include "tn/tt.h"
 #include "tn/tt_layer.h"
 #include "tn/tt_merge.h"
+#include "tn/tt_paired.h"
 #include "tn/tt_plan.h"
 #include "tn/tt_sweep.h"
 
@@ -363,6 +364,19 @@ static int64_t product(const int64_t *v, int n)
 
 // The shape a TT layer of these sizes and settings has: validated, modes chosen or checked,
 // ordered by the cost model when the modes were not given, ranks set and checked.
+// "4x4x8x8" into buf
+static void modes_text(const int64_t *v, int d, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < d && len < cap; k++) {
+        int w = snprintf(buf + len, cap - len, "%s%lld", k ? "x" : "", (long long)v[k]);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+}
+
 fnet_status fnet_tt_shape_from_params(fnet_ctx *ctx, int64_t n_in, int64_t n_out,
                                       const fnet_tt_params *p, int64_t ring,
                                       struct fnet_tt_shape *s)
@@ -449,6 +463,18 @@ fnet_status fnet_tt_shape_from_params(fnet_ctx *ctx, int64_t n_in, int64_t n_out
             }
         if (!p->n_ranks)
             fnet_tt_uniform_ranks(s, p->rank);
+    }
+    for (int k = 1; ring > 1 && k < d; k++) {
+        int64_t bound = fnet_tt_bond_bound(s, k, NULL, NULL);
+        if (ring > bound) {
+            char in[96], out[96];
+            modes_text(s->n, d, in, sizeof(in));
+            modes_text(s->m, d, out, sizeof(out));
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tr: ring rank %lld does not fit bond %d "
+                             "of the modes in=%s out=%s: r0*r%d can be at most %lld there; give "
+                             "a smaller ring= or rank=, or other modes", (long long)ring, k, in,
+                             out, k, (long long)bound);
+        }
     }
     return ring > 1 ? fnet_tr_shape_check(ctx, s) : fnet_tt_shape_check(ctx, s);
 }

@@ -130,6 +130,20 @@ void fnet_tt_uniform_ranks(struct fnet_tt_shape *s, int64_t R)
     }
 }
 
+// Whether a ring's rank r_0 leaves room at every bond: r_0·r_k <= min(Π_{l<k} m_l n_l, Π_{l>=k}
+// m_l n_l). Always true for a train.
+static bool ring_fits(const struct fnet_tt_shape *s)
+{
+    for (int k = 1; k < s->d && s->r[0] > 1; k++) {
+        double left = 1.0, right = 1.0;
+        for (int l = 0; l < s->d; l++)
+            *(l < k ? &left : &right) *= (double)(s->m[l] * s->n[l]);
+        if ((double)s->r[0] * (double)s->r[k] > (left < right ? left : right))
+            return false;
+    }
+    return true;
+}
+
 void fnet_tt_order_modes(struct fnet_tt_shape *s, int64_t B, int64_t R)
 {
     int d = s->d;
@@ -150,6 +164,7 @@ void fnet_tt_order_modes(struct fnet_tt_shape *s, int64_t B, int64_t R)
     }
     struct fnet_tt_shape best = *s, t = *s;
     double best_cost = -1.0;
+    bool best_fits = false; // a ring prefers the orders where its rank fits every bond
     int64_t pm[FNET_TT_MAX_D];
     memcpy(pm, m, sizeof(pm));
     do {
@@ -161,9 +176,11 @@ void fnet_tt_order_modes(struct fnet_tt_shape *s, int64_t B, int64_t R)
             if (R > 0)
                 fnet_tt_uniform_ranks(&t, R);
             double c = fnet_tt_cost_sweep(&t, B, NULL, NULL);
-            if (best_cost < 0.0 || c < best_cost) {
+            bool fits = ring_fits(&t);
+            if (best_cost < 0.0 || (fits && !best_fits) || (fits == best_fits && c < best_cost)) {
                 best_cost = c;
                 best = t;
+                best_fits = fits;
             }
         } while (next_permutation(pn, d));
     } while (next_permutation(pm, d));

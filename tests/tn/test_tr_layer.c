@@ -228,6 +228,17 @@ static void test_tr_rejects_bad_ranks_modes_and_specs(void **state)
     assert_int_equal(fnet_tr_create(ctx, 16, 16, &p, &l), FNET_ERR_INVALID_ARG);
     assert_non_null(strstr(fnet_ctx_last_message(ctx), "tr: input modes multiply to 15"));
     fnet_model *m = (fnet_model *)&m;
+    // a ring rank no order of the modes 2x2x2x2 can carry (every bond: at most 4, or 16)
+    assert_int_equal(fnet_model_create_from_spec(ctx, "tr:16:rank=20", 16, 2, &m),
+                     FNET_ERR_INVALID_ARG);
+    assert_null(m);
+    assert_non_null(strstr(fnet_ctx_last_message(ctx), "tr: ring rank 20 does not fit bond 1 of "
+                                                       "the modes in=2x2x2x2 out=2x2x2x2"));
+    // a large ring rank takes the order of modes where it fits: 1024's 4x4x8x8 can put
+    // m0·n0 = 64 first
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "tr:1024:rank=40", 1024, 2, &m));
+    assert_non_null(strstr(fnet_model_spec(m), "ring=40:in=8x"));
+    fnet_model_free(m);
     assert_int_equal(fnet_model_create_from_spec(ctx, "tr:16:rank=2:out=4x5", 16, 2, &m),
                      FNET_ERR_FORMAT);
     assert_null(m);
