@@ -619,7 +619,8 @@ bad 2 'integer' "--hooi-iters -1" --data data --load d.st --to tucker --hooi-ite
 bad 2 'needs --ring' "--to tr --eps without --rank or --ring" --data data --load d.st --to tr \
     --eps 0.3
 # the ring rank is --rank's unless --ring gives it: the library's r0, named in the context
-bad 2 'r0\*r1 = 64\*1 exceeds .* ring rank r0 = --rank = 64' "--to tr --rank 64 (a ring too wide)" \
+bad 2 'ring rank 64 does not fit bond 1 .* ring rank r0 = --rank = 64' \
+    "--to tr --rank 64 (a ring too wide)" \
     --data data --load d.st --to tr --rank 64
 bad 2 'for --to tt, tr, tucker, cp and lowrank' "--rank with --to prune" --data data --load d.st \
     --to prune --rank 4
