@@ -24,8 +24,11 @@ extern "C" {
  * W[(i), (j)] = Tr(G_0[:, i_0, j_0, :] ··· G_{d-1}[:, i_{d-1}, j_{d-1}, :]), cores G_k (r_k, m_k,
  * n_k, r_{k+1}) with r_0 = r_d = R, the ring rank. Settings are the TT layer's (fnet_tt_params):
  * d, modes, rank or ranks (the inner ranks r_1..r_{d-1}), bias, plan (AUTO, SWEEP or MERGE; a
- * ring cannot be merged into one core, so RECONSTRUCT is refused) and ring (the ring rank; 0 for
- * rank). A uniform rank is a maximum: each inner rank is capped so that R·r_k fits its bond. */
+ * ring of R > 1 cannot be merged into one core, so RECONSTRUCT and the mask merging every core
+ * are refused) and ring (the ring rank; 0: the largest of ranks when given, else rank). A
+ * uniform rank is a maximum: each inner rank is capped so that R·r_k fits its bond, and the
+ * modes, when chosen, are ordered where R fits every bond. Rings have no rounding
+ * (fnet_model_tt_round and rank-adaptive training leave them as they are). */
 
 /** Create a stand-alone tensor-ring layer n_in -> n_out; parameters zero (fnet_layer_init()).
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (as fnet_tt_create(), a ring rank < 1, R·r_k above

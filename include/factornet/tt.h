@@ -42,8 +42,9 @@ typedef struct fnet_tt_params {
     fnet_tt_plan plan; /**< default FNET_TT_PLAN_AUTO */
     unsigned merge;    /**< FNET_TT_PLAN_MERGE: bit k merges core k with core k+1; default 0 */
     double eps;      /**< fnet_tt_from_dense: relative accuracy (0 = ranks only); default 0 */
-    int64_t ring;    /**< tensor-ring layers only (factornet/tn.h): the ring rank r_0 = r_d, 0
-                          (default) for rank; a TT layer refuses any other value */
+    int64_t ring;    /**< tensor-ring layers only (factornet/tn.h): the ring rank r_0 = r_d; 0
+                          (default): the largest of ranks when given, else rank. A TT layer
+                          refuses any value but 0 */
 } fnet_tt_params;
 
 /** What a TT layer is and what its planner chose. */
@@ -56,7 +57,8 @@ typedef struct fnet_tt_info {
     int merged_d;         /**< cores after merging */
     double flops_forward; /**< of that grouping at that batch size, merging included */
     double flops_backward;
-    double flops_sweep, flops_reconstruct; /**< forward + backward of no and of full merging */
+    double flops_sweep, flops_reconstruct; /**< forward + backward of no and of full merging
+                                                (0 for a ring of rank > 1: it never merges whole) */
 } fnet_tt_info;
 
 FNET_API fnet_tt_params fnet_tt_params_default(void);

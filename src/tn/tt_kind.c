@@ -37,8 +37,8 @@ static fnet_status tt_check(const struct fnet_spec_where *w, const struct fnet_s
     return FNET_OK;
 }
 
-// The layer's parameters from an item's options. A ring's rank r_0 = r_d is ring=, else rank=,
-// else the largest of ranks= (the default rank when none is given).
+// The layer's parameters from an item's options (a ring's rank: ring=, else fnet_tt_ring_rank's
+// rule, as fnet_tr_create applies it).
 static fnet_tt_params tt_params_of(const struct fnet_spec_item *it)
 {
     fnet_tt_params p = fnet_tt_params_default();
@@ -47,12 +47,8 @@ static fnet_tt_params tt_params_of(const struct fnet_spec_item *it)
     p.n_ranks = fnet_spec_list(it, "ranks", p.ranks);
     p.n_in_modes = fnet_spec_list(it, "in", p.in_modes);
     p.n_out_modes = fnet_spec_list(it, "out", p.out_modes);
-    if (it->desc == &fnet_tr_desc) {
-        int64_t ring = p.rank;
-        for (int k = 0; !fnet_spec_has(it, "rank") && k < p.n_ranks; k++)
-            ring = k == 0 || p.ranks[k] > ring ? p.ranks[k] : ring;
-        p.ring = fnet_spec_int(it, "ring", ring);
-    }
+    if (it->desc == &fnet_tr_desc)
+        p.ring = fnet_spec_int(it, "ring", 0);
     return p;
 }
 
@@ -71,7 +67,7 @@ static int64_t tt_min_params(const struct fnet_spec_item *it, int64_t n_in)
     int d = p.n_in_modes;
     if (d < 1 || p.n_out_modes != d || p.n_ranks != d - 1)
         return total;
-    int64_t R = it->desc == &fnet_tr_desc ? p.ring : 1;
+    int64_t R = it->desc == &fnet_tr_desc ? fnet_tt_ring_rank(&p) : 1;
     for (int k = 0; k < d; k++) {
         int64_t r0 = k == 0 ? R : p.ranks[k - 1], r1 = k == d - 1 ? R : p.ranks[k];
         int64_t core = fnet_sat_mul(fnet_sat_mul(r0, p.out_modes[k]),

@@ -378,10 +378,10 @@ static void modes_text(const int64_t *v, int d, char *buf, size_t cap)
 }
 
 fnet_status fnet_tt_shape_from_params(fnet_ctx *ctx, int64_t n_in, int64_t n_out,
-                                      const fnet_tt_params *p, int64_t ring,
+                                      const fnet_tt_params *p, bool is_ring, int64_t ring,
                                       struct fnet_tt_shape *s)
 {
-    const char *K = ring > 1 ? "tr" : "tt";
+    const char *K = is_ring ? "tr" : "tt";
     if (p->d < 0 || p->d > FNET_TT_MAX_D)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: d must be in 2..%d, got %d", K, FNET_TT_MAX_D, p->d);
     if (p->n_in_modes < 0 || p->n_in_modes > FNET_TT_MAX_D || p->n_out_modes < 0 ||
@@ -476,7 +476,17 @@ fnet_status fnet_tt_shape_from_params(fnet_ctx *ctx, int64_t n_in, int64_t n_out
                              out, k, (long long)bound);
         }
     }
-    return ring > 1 ? fnet_tr_shape_check(ctx, s) : fnet_tt_shape_check(ctx, s);
+    return is_ring ? fnet_tr_shape_check(ctx, s) : fnet_tt_shape_check(ctx, s);
+}
+
+int64_t fnet_tt_ring_rank(const fnet_tt_params *p)
+{
+    if (p->ring != 0)
+        return p->ring;
+    int64_t most = p->rank;
+    for (int k = 0; k < p->n_ranks && k < FNET_TT_MAX_CORES - 1; k++)
+        most = k == 0 || p->ranks[k] > most ? p->ranks[k] : most;
+    return most;
 }
 
 // The layer of a checked shape, with p's bias, initialization and plan.
@@ -525,17 +535,17 @@ fnet_status fnet_tt_make(fnet_ctx *ctx, int64_t n_in, int64_t n_out, const fnet_
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt: ring rank %lld given: a TT layer has "
                          "none (use a tensor-ring layer)", (long long)p->ring);
     if (ring) {
-        R = p->ring ? p->ring : p->rank;
+        R = fnet_tt_ring_rank(p);
         if (R < 1)
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tr: ring rank must be >= 1, got %lld",
                              (long long)R);
-        if (p->plan == FNET_TT_PLAN_RECONSTRUCT || p->orthogonal)
+        if ((p->plan == FNET_TT_PLAN_RECONSTRUCT && R > 1) || p->orthogonal)
             return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tr: %s is not available for a tensor "
                              "ring", p->orthogonal ? "orthogonal initialization"
                                                    : "the reconstruct plan");
     }
     struct fnet_tt_shape s;
-    fnet_status st = fnet_tt_shape_from_params(ctx, n_in, n_out, p, R, &s);
+    fnet_status st = fnet_tt_shape_from_params(ctx, n_in, n_out, p, ring, R, &s);
     if (st != FNET_OK)
         return st;
     if (p->plan == FNET_TT_PLAN_MERGE) {
@@ -599,7 +609,7 @@ fnet_status fnet_tt_layer_info(const fnet_layer *l, int64_t batch, fnet_tt_info 
     plan_flops(&t->s, 0, batch, &f, &b);
     info->flops_sweep = f + b;
     plan_flops(&t->s, full, batch, &f, &b);
-    info->flops_reconstruct = f + b;
+    info->flops_reconstruct = t->s.r[0] > 1 ? 0.0 : f + b; // a ring never closes on one core
     return FNET_OK;
 }
 
@@ -623,7 +633,7 @@ fnet_status fnet_tt_layer_from_cores(fnet_ctx *ctx, const struct fnet_tt_shape *
     p.bias = bias;
     p.plan = plan;
     p.merge = plan == FNET_TT_PLAN_MERGE ? merge : 0;
-    if (plan == FNET_TT_PLAN_MERGE && p.merge >= (1u << (s->d - 1)) - (ring ? 1u : 0u))
+    if (plan == FNET_TT_PLAN_MERGE && p.merge >= (1u << (s->d - 1)) - (s->r[0] > 1 ? 1u : 0u))
         p.plan = FNET_TT_PLAN_AUTO;
     fnet_status st = fnet_tt_make(ctx, fnet_tt_cols(s), fnet_tt_rows(s), &p, ring, out);
     if (st != FNET_OK)
@@ -647,7 +657,7 @@ fnet_status fnet_tt_from_dense(fnet_ctx *ctx, const float *W, int64_t n_out, int
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tt_from_dense: ring rank %lld given: use "
                          "fnet_tr_from_dense", (long long)p->ring);
     struct fnet_tt_shape s;
-    fnet_status st = fnet_tt_shape_from_params(ctx, n_in, n_out, p, 1, &s);
+    fnet_status st = fnet_tt_shape_from_params(ctx, n_in, n_out, p, false, 1, &s);
     if (st != FNET_OK)
         return st;
     int64_t cap = p->rank;

@@ -7,11 +7,15 @@
 #include "tn/tt.h"
 
 /* The shape of a layer n_in -> n_out with settings p: modes chosen or checked, ordered by the cost
- * model when not given, ranks set (a uniform rank is a maximum) and checked; ring = R for a
- * tensor ring (fnet_tr_shape_check), 1 for a TT (fnet_tt_shape_check). */
+ * model when not given, ranks set (a uniform rank is a maximum) and checked; a tensor ring
+ * (is_ring, ring rank `ring`: fnet_tr_shape_check) or a TT (ring 1: fnet_tt_shape_check). */
 fnet_status fnet_tt_shape_from_params(fnet_ctx *ctx, int64_t n_in, int64_t n_out,
-                                      const fnet_tt_params *p, int64_t ring,
+                                      const fnet_tt_params *p, bool is_ring, int64_t ring,
                                       struct fnet_tt_shape *s);
+
+/* A ring's rank r_0 = r_d from its settings: p->ring, else the largest of p->ranks when given,
+ * else p->rank. */
+int64_t fnet_tt_ring_rank(const fnet_tt_params *p);
 
 /* A stand-alone TT layer (ring false) or tensor ring (ring true: R = p->ring, or p->rank when 0),
  * parameters zero. */

@@ -60,6 +60,39 @@ static fnet_status make_c(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
     return make(ctx, seed, 4, in, out, 2, 2, true, FNET_TT_PLAN_MERGE, 0x2, l);
 }
 
+// the same ring with the end cores merged: (01)(23), (01)23 and 01(23) (each group holds a core
+// with a rank-R end bond)
+static fnet_status make_merged(fnet_ctx *ctx, uint64_t seed, unsigned mask, fnet_layer **l)
+{
+    const int64_t in[] = {2, 2, 2, 2}, out[] = {2, 2, 2, 2};
+    return make(ctx, seed, 4, in, out, 2, 2, true, FNET_TT_PLAN_MERGE, mask, l);
+}
+
+static fnet_status make_e(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
+{
+    return make_merged(ctx, seed, 0x5, l);
+}
+
+static fnet_status make_f(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
+{
+    return make_merged(ctx, seed, 0x1, l);
+}
+
+static fnet_status make_g(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
+{
+    return make_merged(ctx, seed, 0x4, l);
+}
+
+// fnet-compare's ring, 1024 -> 1024, planned by the cost model
+static fnet_status make_big(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
+{
+    fnet_tt_params p = fnet_tt_params_default();
+    p.rank = 8;
+    p.ring = 2;
+    fnet_status st = fnet_tr_create(ctx, 1024, 1024, &p, l);
+    return st != FNET_OK ? st : fnet_test_init_layer(*l, seed, true);
+}
+
 // ring 1: a tensor train under the tr kind
 static fnet_status make_d(fnet_ctx *ctx, uint64_t seed, fnet_layer **l)
 {
@@ -73,6 +106,9 @@ static void test_tr_forward_matches_the_dense_ring(void **state)
     check_layer_forward_matches_dense(make_b, 3, false);
     check_layer_forward_matches_dense(make_c, 5, true);
     check_layer_forward_matches_dense(make_d, 2, true);
+    check_layer_forward_matches_dense(make_e, 3, true);
+    check_layer_forward_matches_dense(make_f, 2, true);
+    check_layer_forward_matches_dense(make_g, 4, true);
     fnet_debug_tt_chunk(1); // every sample its own chunk: the states laid out per chunk
     check_layer_forward_matches_dense(make_a, 5, true);
     fnet_debug_tt_chunk(0);
@@ -83,6 +119,9 @@ static void test_tr_gradients_match_finite_differences(void **state)
     check_layer_gradients(make_a, 3);
     check_layer_gradients(make_b, 2);
     check_layer_gradients(make_c, 2);
+    check_layer_gradients(make_e, 2);
+    check_layer_gradients(make_f, 2);
+    check_layer_gradients(make_g, 3);
     fnet_debug_tt_chunk(2);
     check_layer_gradients(make_a, 5);
     fnet_debug_tt_chunk(0);
@@ -93,12 +132,39 @@ static void test_tr_backend_matches_reference(void **state)
     check_layer_cpu_matches_reference(make_a, 37, 1e-5);
     check_layer_cpu_matches_reference(make_b, 64, 1e-5);
     check_layer_cpu_matches_reference(make_c, 9, 1e-5);
+    check_layer_cpu_matches_reference(make_e, 21, 1e-5);
+    fnet_debug_tt_chunk(2); // several chunks per worker
+    check_layer_cpu_matches_reference(make_a, 37, 1e-5);
+    check_layer_cpu_matches_reference(make_e, 30, 1e-5);
+    fnet_debug_tt_chunk(0);
+}
+
+// The planner merges fnet-compare's ring into two pairs, (01)(23), at batch 256, as docs/tn.md
+// counts it (525,312 multiply-adds per sample forward, the merge included), and at batch 1
+// sweeps it; its output at batch 256 is x·Wᵀ + b of its dense matrix.
+static void test_tr_planner_merges_the_compared_ring(void **state)
+{
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_REFERENCE);
+    fnet_layer *l;
+    fnet_assert_ok(ctx, make_big(ctx, 1, &l));
+    fnet_tt_info info;
+    fnet_assert_ok(ctx, fnet_tt_layer_info(l, 256, &info));
+    assert_int_equal(info.merge, 0x5);
+    assert_int_equal(info.merged_d, 2);
+    fnet_assert_close(info.flops_forward / (2.0 * 256.0), 525312.0, 0.0, 0.5);
+    assert_true(info.flops_reconstruct == 0.0);
+    fnet_assert_ok(ctx, fnet_tt_layer_info(l, 1, &info));
+    assert_int_equal(info.merge, 0);
+    fnet_layer_free(l);
+    fnet_ctx_free(ctx);
+    check_layer_forward_matches_dense(make_big, 256, true);
 }
 
 static void test_tr_survives_out_of_memory(void **state)
 {
     check_layer_out_of_memory(make_a, 4);
     check_layer_out_of_memory(make_c, 4);
+    check_layer_out_of_memory(make_e, 4);
 }
 
 // The cores are core0..core{d-1} of shapes (r_k, m_k, n_k, r_{k+1}) with r_0 = r_d = R, the
@@ -217,6 +283,17 @@ static void test_tr_rejects_bad_ranks_modes_and_specs(void **state)
     p.merge = 0x1; // both cores of two: the ring closed on one core
     assert_int_equal(fnet_tr_create(ctx, 16, 16, &p, &l), FNET_ERR_INVALID_ARG);
     assert_non_null(strstr(fnet_ctx_last_message(ctx), "closes the ring"));
+    // without ring=, the ring rank is the largest of ranks=, in the API as in a spec
+    p = fnet_tt_params_default();
+    p.d = 3;
+    p.n_ranks = 2;
+    p.ranks[0] = 2;
+    p.ranks[1] = 3;
+    fnet_assert_ok(ctx, fnet_tr_create(ctx, 64, 64, &p, &l));
+    fnet_tt_info info;
+    fnet_assert_ok(ctx, fnet_tt_layer_info(l, 1, &info));
+    assert_int_equal(info.ranks[0], 3);
+    fnet_layer_free(l);
     p = fnet_tt_params_default();
     p.ring = 2; // a TT layer has no ring
     assert_int_equal(fnet_tt_create(ctx, 16, 16, &p, &l), FNET_ERR_INVALID_ARG);
@@ -323,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_tr_gradients_match_finite_differences),
         cmocka_unit_test(test_tr_backend_matches_reference),
         cmocka_unit_test(test_tr_survives_out_of_memory),
+        cmocka_unit_test(test_tr_planner_merges_the_compared_ring),
         cmocka_unit_test(test_tr_tensors_and_info),
         cmocka_unit_test(test_tr_from_dense_recovers_an_exact_ring),
         cmocka_unit_test(test_tr_rejects_bad_ranks_modes_and_specs),
