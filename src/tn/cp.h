@@ -15,8 +15,9 @@ struct fnet_cp_shape {
     int64_t rank;                   // R >= 1
 };
 
-/* Floats of all factors: R·Σ dims. */
+/* Floats of all factors: R·Σ dims; where factor k starts: R·Σ_{l<k} dims. */
 int64_t fnet_cp_num_params(const struct fnet_cp_shape *s);
+int64_t fnet_cp_factor_offset(const struct fnet_cp_shape *s, int k);
 
 /* FNET_OK when 1 <= D <= 16, dims >= 1, R >= 1 and the sizes representable; FNET_ERR_INVALID_ARG
  * naming what is wrong otherwise ("cp rank must be >= 1, got 0"). */

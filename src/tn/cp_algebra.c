@@ -49,7 +49,7 @@ static int64_t dims_prod(const struct fnet_cp_shape *s, int a, int b)
 }
 
 // where A_k starts in the factors
-static int64_t factor_offset(const struct fnet_cp_shape *s, int k)
+int64_t fnet_cp_factor_offset(const struct fnet_cp_shape *s, int k)
 {
     int64_t off = 0;
     for (int l = 0; l < k; l++)
@@ -59,7 +59,7 @@ static int64_t factor_offset(const struct fnet_cp_shape *s, int k)
 
 int64_t fnet_cp_num_params(const struct fnet_cp_shape *s)
 {
-    return factor_offset(s, s->D);
+    return fnet_cp_factor_offset(s, s->D);
 }
 
 fnet_status fnet_cp_shape_check(fnet_ctx *ctx, const struct fnet_cp_shape *s)
@@ -102,7 +102,7 @@ static void khatri_rao(const struct fnet_cp_shape *s, const float *factors, int 
         K[r] = 1.0f;
     int64_t rows = 1;
     for (int l = a; l < b; l++) {
-        const float *A = factors + factor_offset(s, l);
+        const float *A = factors + fnet_cp_factor_offset(s, l);
         const int64_t d = s->dims[l];
         for (int64_t p = rows - 1; p >= 0; p--)
             for (int64_t i = d - 1; i >= 0; i--) {
@@ -349,7 +349,7 @@ static fnet_status update_factor(fnet_ctx *ctx, const struct fnet_cp_shape *s, i
         for (int64_t c = 0; c < R; c++)
             w->lambda[c] += a[c] * a[c];
     }
-    float *A = factors + factor_offset(s, k);
+    float *A = factors + fnet_cp_factor_offset(s, k);
     for (int64_t r = 0; r < R; r++) {
         w->lambda[r] = sqrt(w->lambda[r]);
         // the norm is finite only when every entry is (and their squares do not overflow)
@@ -440,7 +440,7 @@ static void random_start(const struct fnet_cp_shape *s, uint64_t seed, float *fa
     for (int64_t i = 0; i < np; i++)
         factors[i] = (float)fnet_rng_normal(&rng);
     for (int k = 0; k < s->D; k++) {
-        float *A = factors + factor_offset(s, k);
+        float *A = factors + fnet_cp_factor_offset(s, k);
         const int64_t d = s->dims[k];
         for (int64_t r = 0; r < R; r++) {
             double n2 = 0.0;
@@ -462,7 +462,7 @@ static void balance(const struct fnet_cp_shape *s, const double *lambda, float *
     for (int64_t r = 0; r < R; r++) {
         double f = pow(lambda[r], 1.0 / (double)s->D);
         for (int k = 0; k < s->D; k++) {
-            float *A = factors + factor_offset(s, k);
+            float *A = factors + fnet_cp_factor_offset(s, k);
             for (int64_t i = 0; i < s->dims[k]; i++)
                 A[i * R + r] = (float)((double)A[i * R + r] * f);
         }

@@ -38,10 +38,7 @@ struct cp {
 
 static int64_t factor_off(const struct cp *c, int k)
 {
-    int64_t off = 0;
-    for (int l = 0; l < k; l++)
-        off += c->cs.dims[l] * c->cs.rank;
-    return off;
+    return fnet_cp_factor_offset(&c->cs, k);
 }
 
 // The side's Khatri–Rao product (rows, R), read-only: a buffer, or the one factor itself.
@@ -188,14 +185,11 @@ static int cp_num_tensors(const fnet_layer *l)
     return c->cs.D + (c->has_bias ? 1 : 0);
 }
 
-static const char *const factor_names[FNET_TN_MAX_MODES] = {
-    "factor0", "factor1", "factor2", "factor3", "factor4", "factor5", "factor6", "factor7"};
-
 static void cp_tensor(const fnet_layer *l, int i, fnet_tensor_info *info)
 {
     const struct cp *c = (const struct cp *)l;
     if (i < c->cs.D)
-        *info = (fnet_tensor_info){.name = factor_names[i], .ndim = 2,
+        *info = (fnet_tensor_info){.name = fnet_tn_factor_name(i), .ndim = 2,
                                    .shape = {c->cs.dims[i], c->cs.rank},
                                    .offset = factor_off(c, i),
                                    .numel = c->cs.dims[i] * c->cs.rank, .decay = true};
@@ -329,8 +323,9 @@ fnet_status fnet_cp_create(fnet_ctx *ctx, int64_t n_in, int64_t n_out, const fne
                        "of a tensor of these %d modes (the product of all modes but the largest)",
                        (long long)p->rank, (long long)most, cs.D);
     if (st == FNET_OK && p->rank > FNET_MAX_LAYER_PARAMS / (n_in + n_out))
-        st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "cp: rank %lld makes more than 2^40 parameters",
-                       (long long)p->rank);
+        st = fnet_fail(ctx, FNET_ERR_INVALID_ARG, "cp: rank %lld makes Khatri-Rao products of "
+                       "rank·(n_in + n_out) = %lld·%lld floats, more than 2^40",
+                       (long long)p->rank, (long long)p->rank, (long long)(n_in + n_out));
     if (st != FNET_OK)
         return st;
     struct cp *c = fnet_calloc(1, sizeof(*c));
@@ -371,6 +366,12 @@ fnet_status fnet_cp_from_dense(fnet_ctx *ctx, const float *W, int64_t n_out, int
     if (ctx == NULL || W == NULL || p == NULL || out == NULL)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "cp_from_dense: NULL argument");
     *out = NULL;
+    if (p->als_iters < 1 || !(p->als_tol >= 0.0) || isinf(p->als_tol))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "cp_from_dense: als_iters must be >= 1 and "
+                         "als_tol finite and >= 0, got %d and %g", p->als_iters, p->als_tol);
+    fnet_status st0 = fnet_tn_check_dense(ctx, "cp_from_dense", W, n_out, n_in);
+    if (st0 != FNET_OK)
+        return st0;
     fnet_layer *l = NULL;
     fnet_status st = fnet_cp_create(ctx, n_in, n_out, p, &l);
     if (st != FNET_OK)

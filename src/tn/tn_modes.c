@@ -2,6 +2,7 @@
 #include "tn/tn_modes.h"
 #include "tn/tt_plan.h"
 
+#include <math.h>
 #include <string.h>
 
 fnet_status fnet_tn_side_modes(fnet_ctx *ctx, const char *kind, bool input, int64_t size,
@@ -41,5 +42,25 @@ fnet_status fnet_tn_side_modes(fnet_ctx *ctx, const char *kind, bool input, int6
                          "size %lld", kind, side, (long long)prod, what, (long long)size);
     memcpy(modes, given, sizeof(int64_t) * (size_t)n_given);
     *count = n_given;
+    return FNET_OK;
+}
+
+const char *fnet_tn_factor_name(int k)
+{
+    static const char *const names[] = {"factor0", "factor1", "factor2", "factor3",
+                                        "factor4", "factor5", "factor6", "factor7"};
+    return k >= 0 && k < (int)(sizeof(names) / sizeof(names[0])) ? names[k] : "factor";
+}
+
+fnet_status fnet_tn_check_dense(fnet_ctx *ctx, const char *what, const float *W, int64_t n_out,
+                                int64_t n_in)
+{
+    if (n_out < 1 || n_in < 1 || n_out > ((int64_t)1 << 31) || n_in > ((int64_t)1 << 31))
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: sizes must be in 1..2^31, got %lld -> "
+                         "%lld", what, (long long)n_in, (long long)n_out);
+    for (int64_t i = 0; i < n_out * n_in; i++)
+        if (!isfinite(W[i]))
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: W has a non-finite entry at (%lld, "
+                             "%lld)", what, (long long)(i / n_in), (long long)(i % n_in));
     return FNET_OK;
 }

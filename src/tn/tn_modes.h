@@ -13,4 +13,12 @@ fnet_status fnet_tn_side_modes(fnet_ctx *ctx, const char *kind, bool input, int6
                                int n_given, const int64_t *given, int d, int max_modes,
                                int64_t *modes, int *count);
 
+/* "factor0".."factor7": a Tucker or CP layer's checkpoint tensor k. */
+const char *fnet_tn_factor_name(int k);
+
+/* FNET_OK when W (n_out, n_in; host memory) is finite, else FNET_ERR_INVALID_ARG naming `what`
+ * and the entry: "cp_from_dense: W has a non-finite entry at (3, 17)". */
+fnet_status fnet_tn_check_dense(fnet_ctx *ctx, const char *what, const float *W, int64_t n_out,
+                                int64_t n_in);
+
 #endif

@@ -170,9 +170,6 @@ static int tucker_num_tensors(const fnet_layer *l)
     return 1 + t->ts.D + (t->has_bias ? 1 : 0);
 }
 
-static const char *const factor_names[FNET_TN_MAX_MODES] = {
-    "factor0", "factor1", "factor2", "factor3", "factor4", "factor5", "factor6", "factor7"};
-
 // core (T, S): the core tensor (t_0..t_{q-1}, s_0..s_{p-1}) as a matrix; factor<k>; bias
 static void tucker_tensor(const fnet_layer *l, int i, fnet_tensor_info *info)
 {
@@ -182,7 +179,7 @@ static void tucker_tensor(const fnet_layer *l, int i, fnet_tensor_info *info)
                                    .offset = 0, .numel = t->T * t->S, .decay = true};
     } else if (i <= t->ts.D) {
         int k = i - 1;
-        *info = (fnet_tensor_info){.name = factor_names[k], .ndim = 2,
+        *info = (fnet_tensor_info){.name = fnet_tn_factor_name(k), .ndim = 2,
                                    .shape = {t->ts.dims[k], t->ts.ranks[k]},
                                    .offset = factor_off(t, k),
                                    .numel = t->ts.dims[k] * t->ts.ranks[k], .decay = true};
@@ -266,8 +263,14 @@ static fnet_status shape_of(fnet_ctx *ctx, int64_t n_in, int64_t n_out,
     if (p->n_ranks == 0 && p->rank < 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tucker: rank must be >= 1, got %lld",
                          (long long)p->rank);
-    for (int k = 0; k < ts->D; k++) // a uniform rank is a maximum
+    for (int k = 0; k < ts->D; k++) { // a uniform rank is a maximum
         ts->ranks[k] = p->n_ranks ? p->ranks[k] : (p->rank < ts->dims[k] ? p->rank : ts->dims[k]);
+        bool in = k >= n_q;
+        if (ts->ranks[k] < 1 || ts->ranks[k] > ts->dims[k])
+            return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tucker: rank %lld of %s mode %d is "
+                             "outside 1..%lld, the mode's size", (long long)ts->ranks[k],
+                             in ? "input" : "output", in ? k - n_q : k, (long long)ts->dims[k]);
+    }
     *q = n_q;
     return fnet_tucker_shape_check(ctx, ts);
 }
@@ -357,6 +360,9 @@ fnet_status fnet_tucker_from_dense(fnet_ctx *ctx, const float *W, int64_t n_out,
     if (p->hooi_iters < 0)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "tucker_from_dense: hooi_iters must be >= 0, "
                          "got %d", p->hooi_iters);
+    fnet_status st0 = fnet_tn_check_dense(ctx, "tucker_from_dense", W, n_out, n_in);
+    if (st0 != FNET_OK)
+        return st0;
     fnet_layer *l = NULL;
     fnet_status st = fnet_tucker_create(ctx, n_in, n_out, p, &l);
     if (st != FNET_OK)

@@ -69,6 +69,13 @@ static void test_loss_grad_matches_finite_differences_ce(void **state)
 {
     check_model_gradient("dense:6,tanh,dense:4,relu,dense:3", FNET_LOSS_CE, 0.0f, 0.0f);
     check_model_gradient("dense:6,sigmoid,dropout:0.5,dense:3", FNET_LOSS_CE, 0.0f, 0.0f);
+    // the tensor formats inside a model (their gradients written, not added, into the flat
+    // vector; Tucker's sub-layers on the model's slices)
+    check_model_gradient("tr:6:ranks=2x1:ring=2:in=5x1x1:out=1x2x3,tanh,dense:3", FNET_LOSS_CE,
+                         0.0f, 0.0f);
+    check_model_gradient("tucker:6:ranks=2x3:in=5:out=6,tanh,tucker:4:ranks=2x2x2:out=2x2,dense:3",
+                         FNET_LOSS_CE, 0.0f, 0.0f);
+    check_model_gradient("cp:6:rank=3,tanh,cp:4:rank=2:in=2x3,dense:3", FNET_LOSS_CE, 0.0f, 0.0f);
 }
 
 static void test_loss_grad_matches_finite_differences_mse(void **state)

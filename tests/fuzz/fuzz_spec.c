@@ -63,11 +63,13 @@ struct expect {
     bool exotic;    // a kind other than dense, activation, dropout
     int64_t params; // exact when !exotic
     int64_t bound;  // the most parameters the model may have when built
+    bool inexact;   // a kind whose descriptor's count is a lower bound only (not Tucker or CP)
+    int64_t counted; // Σ of the descriptors' counts: the parameters when !inexact
 };
 
 static struct expect model_size(const struct fnet_spec_item *items, int n)
 {
-    struct expect e = {false, false, 0, 0};
+    struct expect e = {false, false, 0, 0, false, 0};
     int64_t width = SPEC_N_IN;
     for (int i = 0; i < n && !e.too_big; i++) {
         const struct fnet_spec_item *it = &items[i];
@@ -83,11 +85,15 @@ static struct expect model_size(const struct fnet_spec_item *items, int n)
         // ":bias=0": no bias
         int64_t dense = (width + (dense_kind && !fnet_spec_flag(it, "bias") ? 0 : 1)) * it->n;
         e.params += dense;
-        // a factorized layer holds fewer parameters than the dense one it replaces (its
-        // builder must refuse ranks that would not): 4x is generous. Tucker at full ranks holds
-        // its core and square factors, more than the dense matrix: its descriptor's count,
-        // exact for Tucker and CP, bounds it instead.
+        // a factorized layer holds about as many parameters as the dense one it replaces or
+        // fewer (its builder refuses ranks its modes cannot use): 4x is generous. Tucker at full
+        // ranks holds its core and square factors, more than the dense matrix: its descriptor's
+        // count, exact for Tucker and CP, bounds it instead, and must be what it holds.
         int64_t implied = it->desc->min_params ? it->desc->min_params(it, width) : 0;
+        bool exact = dense_kind || it->desc->kind == FNET_LAYER_TUCKER ||
+                     it->desc->kind == FNET_LAYER_CP;
+        e.inexact = e.inexact || !exact;
+        e.counted = fnet_sat_add(e.counted, dense_kind ? dense : implied);
         int64_t most = dense_kind ? dense : (implied > 4 * dense ? implied : 4 * dense);
         e.bound = most > MAX_MODEL_PARAMS ? MAX_MODEL_PARAMS + 1 : e.bound + most;
         width = it->n;
@@ -145,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         FUZZ_CHECK(st == FNET_OK);
         int64_t np = fnet_model_num_params(m);
-        FUZZ_CHECK(e.exotic ? np <= e.bound : np == e.params);
+        FUZZ_CHECK(!e.exotic ? np == e.params : e.inexact ? np <= e.bound : np == e.counted);
         if (!e.exotic) // factorized layers may print the modes and ranks they chose
             FUZZ_CHECK(strcmp(fnet_model_spec(m), canon) == 0);
         st = fnet_model_create_from_spec(ctx, fnet_model_spec(m), SPEC_N_IN, 1, &m2);
