@@ -251,27 +251,29 @@ def dense_layer(item, n_in, T):
 
 
 def tt_matrix(cores):
-    """W (M, N) of TT cores G_k (r_k, m_k, n_k, r_{k+1}): contract the ranks, then order the
-    axes (m_0, n_0, .., m_{d-1}, n_{d-1}) as (m_0..m_{d-1}, n_0..n_{d-1}) (docs/tt.md)."""
-    prod = np.asarray(cores[0], dtype=np.float64)[0]  # (m_0, n_0, r_1)
-    for G in cores[1:]:  # (m_0, n_0, .., m_k, n_k, r_{k+1})
+    """W (M, N) of TT or tensor-ring cores G_k (r_k, m_k, n_k, r_{k+1}): contract the ranks, close
+    the ring (the trace over r_0 = r_d; a TT's is 1 x 1), then order the axes (m_0, n_0, ..,
+    m_{d-1}, n_{d-1}) as (m_0..m_{d-1}, n_0..n_{d-1}) (docs/tt.md, docs/tn.md)."""
+    prod = np.asarray(cores[0], dtype=np.float64)  # (r_0, m_0, n_0, r_1)
+    for G in cores[1:]:  # (r_0, m_0, n_0, .., m_k, n_k, r_{k+1})
         prod = np.tensordot(prod, np.asarray(G, dtype=np.float64), axes=([-1], [0]))
-    prod = prod[..., 0]  # r_d = 1
+    prod = np.trace(prod, axis1=0, axis2=-1)
     d = len(cores)
     prod = prod.transpose([2 * k for k in range(d)] + [2 * k + 1 for k in range(d)])
     M = int(np.prod([G.shape[1] for G in cores]))
     return prod.reshape(M, -1)
 
 
-def tt_layer(item, n_in, T):
-    """tt:N: cores core0..core{d-1}, their modes and ranks checked against each other, the
-    sizes and the item's in=, out= and ranks= (a checkpoint's spec names all three)."""
+def cores_of(item, n_in, T, ring):
+    """The cores core0..core{d-1} of a tt (ring False) or tr item, their modes and ranks checked
+    against each other, the sizes and the item's in=, out=, ranks= and ring= (a checkpoint's spec
+    names them all)."""
     N = item.size()
     d = 0
     while T.has(f"core{d}"):
         d += 1
     if d == 0:
-        T.get("core0", "F32", (1, None, None, None))  # raises the error naming the tensor
+        T.get("core0", "F32", (None if ring else 1, None, None, None))  # raises, naming it
     cores = [T.get(f"core{k}", "F32", (None, None, None, None)) for k in range(d)]
     where = f"{T.path}: {item.where}"
     m = [G.shape[1] for G in cores]
@@ -281,8 +283,12 @@ def tt_layer(item, n_in, T):
         if cores[k].shape[3] != cores[k + 1].shape[0]:
             raise FnetError(f"core{k} ends with rank {cores[k].shape[3]} but core{k + 1} starts "
                             f"with {cores[k + 1].shape[0]}", where)
-    if r[0] != 1 or r[-1] != 1:
+    if not ring and (r[0] != 1 or r[-1] != 1):
         raise FnetError(f"the outer ranks are {r[0]} and {r[-1]}, not 1", where)
+    if ring and r[0] != r[-1]:
+        raise FnetError(f"the ring's ends have ranks {r[0]} and {r[-1]}", where)
+    if ring and "ring" in item.opts and item.integer("ring") != r[0]:
+        raise FnetError(f"ring={item.opts['ring']} but the cores' ring rank is {r[0]}", where)
     if int(np.prod(m)) != N or int(np.prod(n)) != n_in:
         raise FnetError(f"the cores map {int(np.prod(n))} -> {int(np.prod(m))}, the layer "
                         f"{n_in} -> {N}", where)
@@ -291,10 +297,77 @@ def tt_layer(item, n_in, T):
         if want is not None and want != have:
             raise FnetError(f"{key}={'x'.join(map(str, want))} but the cores have "
                             f"{'x'.join(map(str, have))}", where)
-    if "rank" in item.opts and any(x != item.integer("rank") for x in r[1:-1]):
+    if not ring and "rank" in item.opts and any(x != item.integer("rank") for x in r[1:-1]):
         raise FnetError(f"rank={item.opts['rank']} but the cores have ranks "
                         f"{'x'.join(map(str, r[1:-1]))}", where)
-    return Linear(tt_matrix(cores), T.bias(N)), N
+    return cores
+
+
+def tt_layer(item, n_in, T):
+    """tt:N: cores core0..core{d-1} (r_0 = r_d = 1)."""
+    return Linear(tt_matrix(cores_of(item, n_in, T, False)), T.bias(item.size())), item.size()
+
+
+def tr_layer(item, n_in, T):
+    """tr:N: a tensor ring, cores core0..core{d-1} with r_0 = r_d (docs/tn.md)."""
+    return Linear(tt_matrix(cores_of(item, n_in, T, True)), T.bias(item.size())), item.size()
+
+
+def factors_of(item, n_in, T, count_rank):
+    """The factor<k> tensors of a tucker or cp item, outputs first: (dims_k, rank_k) each, the
+    output modes the first ones whose sizes multiply to N (as the item's out= says), the rest the
+    input modes multiplying to n_in."""
+    N, where = item.size(), f"{T.path}: {item.where}"
+    D = 0
+    while T.has(f"factor{D}"):
+        D += 1
+    if D == 0:
+        T.get("factor0", "F32", (None, None))  # raises, naming it
+    F = [T.get(f"factor{k}", "F32", (None, count_rank)) for k in range(D)]
+    dims = [f.shape[0] for f in F]
+    q, prod = 0, 1
+    while q < D and prod < N:
+        prod *= dims[q]
+        q += 1
+    if prod != N or int(np.prod(dims[q:])) != n_in or q == D:
+        raise FnetError(f"the factors' modes {'x'.join(map(str, dims))} do not split into the "
+                        f"sizes {N} (outputs) and {n_in} (inputs)", where)
+    for key, have in (("out", dims[:q]), ("in", dims[q:])):
+        want = item.int_list(key)
+        if want is not None and want != have:
+            raise FnetError(f"{key}={'x'.join(map(str, want))} but the factors have "
+                            f"{'x'.join(map(str, have))}", where)
+    return [np.asarray(f, dtype=np.float64) for f in F], q
+
+
+def tucker_layer(item, n_in, T):
+    """tucker:N: core (T, S) and factor<k> (dims_k, ranks_k): W = core x_k factor_k, the core
+    read as (t_0..t_{q-1}, s_0..s_{p-1}) (docs/tn.md)."""
+    F, q = factors_of(item, n_in, T, None)
+    ranks = [f.shape[1] for f in F]
+    Tr, S = int(np.prod(ranks[:q])), int(np.prod(ranks[q:]))
+    want = item.int_list("ranks")
+    if want is not None and want != ranks:
+        raise FnetError(f"ranks={'x'.join(map(str, want))} but the factors have "
+                        f"{'x'.join(map(str, ranks))}", f"{T.path}: {item.where}")
+    X = np.asarray(T.get("core", "F32", (Tr, S)), dtype=np.float64).reshape(ranks)
+    for k, f in enumerate(F):  # mode k: (.., r_k, ..) -> (.., dims_k, ..)
+        X = np.moveaxis(np.tensordot(f, X, axes=([1], [k])), 0, k)
+    return Linear(X.reshape(item.size(), n_in), T.bias(item.size())), item.size()
+
+
+def khatri_rao(F):
+    """The Khatri-Rao product of factors (d_k, R): row (i_0, i_1, ..) is the product of rows."""
+    K = F[0]
+    for f in F[1:]:
+        K = (K[:, None, :] * f[None, :, :]).reshape(-1, K.shape[1])
+    return K
+
+
+def cp_layer(item, n_in, T):
+    """cp:N:rank=R: factor<k> (dims_k, R): W = KR(output factors) . KR(input factors)^T."""
+    F, q = factors_of(item, n_in, T, item.integer("rank"))
+    return Linear(khatri_rao(F[:q]) @ khatri_rao(F[q:]).T, T.bias(item.size())), item.size()
 
 
 def lowrank_layer(item, n_in, T):
@@ -356,8 +429,9 @@ def identity(x):
     return x
 
 
-LINEAR_KINDS = {"dense": dense_layer, "tt": tt_layer, "lowrank": lowrank_layer,
-                "circ": circ_layer, "sparse": sparse_layer}
+LINEAR_KINDS = {"dense": dense_layer, "tt": tt_layer, "tr": tr_layer, "tucker": tucker_layer,
+                "cp": cp_layer, "lowrank": lowrank_layer, "circ": circ_layer,
+                "sparse": sparse_layer}
 ELEMENTWISE_KINDS = {"relu": relu, "tanh": np.tanh, "sigmoid": sigmoid}
 
 

@@ -114,6 +114,13 @@ agree tt3 '^tt:32:ranks=3x2:in=4x4x4:out=2x4x4,tanh,dense:4$' \
     tt:32:ranks=3x2:in=4x4x4:out=2x4x4,tanh,dense:4
 agree tt2 '^tt:16:ranks=3:in=8x8:out=4x4:bias=0,relu,dense:4$' \
     tt:16:rank=3:in=8x8:out=4x4:bias=0,relu,dense:4
+# tensor ring, Tucker (Tucker-2 and tensorized, without bias), CP
+agree tr '^tr:16:ranks=2x2x2:ring=2:in=[0-9x]+:out=[0-9x]+,relu,dense:4$' \
+    tr:16:rank=2:ring=2,relu,dense:4
+agree tucker2 '^tucker:24:ranks=4x5:in=64:out=24,tanh,dense:4$' tucker:24:ranks=4x5,tanh,dense:4
+agree tucker4 '^tucker:16:ranks=2x3x3x2:in=8x8:out=4x4:bias=0,relu,dense:4$' \
+    tucker:16:ranks=2x3x3x2:in=8x8:out=4x4:bias=0,relu,dense:4
+agree cp '^cp:24:rank=6:in=8x8:out=4x6,relu,dense:4$' cp:24:rank=6,relu,dense:4
 agree lowrank '^lowrank:24:rank=5,relu,dense:4$' lowrank:24:rank=5,relu,dense:4
 agree lowrank-nobias '^lowrank:24:rank=5:bias=0,tanh,dropout:0.3,dense:4$' \
     lowrank:24:rank=5:bias=0,tanh,dropout:0.3,dense:4
