@@ -120,7 +120,7 @@ optim-experiment: build
 .PHONY: optim-experiment
 
 # docs/results.md and docs/results/: every variant over 3 seeds, the compression sweeps and the
-# pruning curve, about 20 minutes (tools/results.sh).
+# pruning curve, about 30 minutes (tools/results.sh).
 results: build
 	tools/results.sh $(BUILD) $(DATA)
 .PHONY: results

@@ -2,7 +2,7 @@
 # Regenerate docs/results.md and its plots (docs/results/): the full comparison of every
 # variant on Fashion-MNIST over 3 seeds (fnet-compare), the compression of a trained dense
 # network at a range of ranks and sparsities (fnet-compress --sweep) and the pruning curve
-# (fnet-prune). About 20 minutes on a 2-core machine; run it on a quiet one.
+# (fnet-prune). About 30 minutes (21 before the tensor-ring, Tucker and CP variants) on a 2-core machine; run it on a quiet one.
 #
 # usage: tools/results.sh [BUILD_DIR] [DATA_DIR]   (defaults: build, $FNET_DATA or Debian's)
 set -euo pipefail
