@@ -3,8 +3,10 @@
 #include "layer_check.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 fnet_status fnet_test_set_layer_bias(fnet_layer *l, const float *b, int64_t n)
 {
@@ -284,5 +286,57 @@ void check_layer_out_of_memory(fnet_layer_factory make, int64_t B)
         failures++;
     }
     assert_true(failures >= 1); // every kind allocates at least its struct
+    fnet_ctx_free(ctx);
+}
+
+void check_spec_checkpoint_round_trip(const char *spec, const char *other, int64_t n_in)
+{
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
+    char path[600], path2[600];
+    const char *dir = fnet_test_tmpdir();
+    snprintf(path, sizeof(path), "%s/a.safetensors", dir);
+    snprintf(path2, sizeof(path2), "%s/b.safetensors", dir);
+    fnet_model *m, *back, *m2;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, spec, n_in, 4, &m));
+    fnet_assert_ok(ctx, fnet_model_save(m, NULL, path));
+    fnet_assert_ok(ctx, fnet_model_load(ctx, path, &back));
+    assert_string_equal(fnet_model_spec(back), fnet_model_spec(m));
+    int64_t n = fnet_model_num_params(m);
+    float *w = fnet_test_model_params(m), *wb = fnet_test_model_params(back);
+    assert_memory_equal(w, wb, sizeof(float) * (size_t)n);
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, other, n_in, 4, &m2));
+    fnet_assert_ok(ctx, fnet_model_save(m2, NULL, path2));
+    assert_int_equal(fnet_model_load_params(back, NULL, path2), FNET_ERR_SHAPE);
+    float *wc = fnet_test_model_params(back);
+    assert_memory_equal(wc, w, sizeof(float) * (size_t)n);
+    free(w), free(wb), free(wc);
+    fnet_model_free(m2);
+    fnet_model_free(back);
+    fnet_model_free(m);
+    unlink(path);
+    unlink(path2);
+    rmdir(dir);
+    fnet_ctx_free(ctx);
+}
+
+void check_spec_training_lowers_loss(const char *spec)
+{
+    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
+    fnet_dataset *d = fnet_test_class_data(ctx, 300, 16, 4, 150, 50, 80, 4);
+    fnet_model *m;
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, spec, 16, 7, &m));
+    double acc0, loss0, acc1, loss1;
+    fnet_assert_ok(ctx, fnet_model_evaluate(m, d, &acc0, &loss0));
+    fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_ADAM);
+    op.lr = 1e-2f;
+    fnet_train_params tp = fnet_train_params_default();
+    tp.epochs = 5;
+    fnet_assert_ok(ctx, fnet_train(m, &op, &tp, d, NULL, NULL, NULL, NULL));
+    fnet_assert_ok(ctx, fnet_model_evaluate(m, d, &acc1, &loss1));
+    print_message("%s: loss %.4f -> %.4f, accuracy %.3f -> %.3f\n", spec, loss0, loss1, acc0, acc1);
+    assert_true(loss1 < 0.5 * loss0);
+    assert_true(acc1 > 0.9);
+    fnet_model_free(m);
+    fnet_dataset_free(d);
     fnet_ctx_free(ctx);
 }

@@ -214,57 +214,14 @@ static void test_tucker_rejects_bad_ranks_modes_and_specs(void **state)
 
 static void test_tucker_checkpoint_round_trip_and_mismatch(void **state)
 {
-    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
-    char path[600], other[600];
-    const char *dir = fnet_test_tmpdir();
-    snprintf(path, sizeof(path), "%s/tk.safetensors", dir);
-    snprintf(other, sizeof(other), "%s/tk2.safetensors", dir);
-    fnet_model *m, *back, *m2;
-    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "tucker:12:ranks=2x3x4:in=4x4:out=12,"
-                                                         "relu,dense:3", 16, 4, &m));
-    fnet_assert_ok(ctx, fnet_model_save(m, NULL, path));
-    fnet_assert_ok(ctx, fnet_model_load(ctx, path, &back));
-    assert_string_equal(fnet_model_spec(back), fnet_model_spec(m));
-    int64_t n = fnet_model_num_params(m);
-    float *w = fnet_test_model_params(m), *wb = fnet_test_model_params(back);
-    assert_memory_equal(w, wb, sizeof(float) * (size_t)n);
-    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "tucker:12:ranks=2x3x3:in=4x4:out=12,"
-                                                         "relu,dense:3", 16, 4, &m2));
-    fnet_assert_ok(ctx, fnet_model_save(m2, NULL, other));
-    assert_int_equal(fnet_model_load_params(back, NULL, other), FNET_ERR_SHAPE);
-    float *wc = fnet_test_model_params(back);
-    assert_memory_equal(wc, w, sizeof(float) * (size_t)n);
-    free(w), free(wb), free(wc);
-    fnet_model_free(m2);
-    fnet_model_free(back);
-    fnet_model_free(m);
-    unlink(path);
-    unlink(other);
-    rmdir(dir);
-    fnet_ctx_free(ctx);
+    check_spec_checkpoint_round_trip("tucker:12:ranks=2x3x4:in=4x4:out=12,relu,dense:3",
+                                     "tucker:12:ranks=2x3x3:in=4x4:out=12,relu,dense:3", 16);
 }
 
 static void test_tucker_training_lowers_the_loss(void **state)
 {
-    fnet_ctx *ctx = fnet_test_ctx(FNET_BACKEND_CPU);
-    fnet_dataset *d = fnet_test_class_data(ctx, 300, 16, 4, 150, 50, 80, 4);
-    fnet_model *m;
-    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, "tucker:24:ranks=2x4x3x3:out=4x6:in=4x4,"
-                                                         "relu,dense:4", 16, 7, &m));
-    double acc0, loss0, acc1, loss1;
-    fnet_assert_ok(ctx, fnet_model_evaluate(m, d, &acc0, &loss0));
-    fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_ADAM);
-    op.lr = 1e-2f;
-    fnet_train_params tp = fnet_train_params_default();
-    tp.epochs = 5;
-    fnet_assert_ok(ctx, fnet_train(m, &op, &tp, d, NULL, NULL, NULL, NULL));
-    fnet_assert_ok(ctx, fnet_model_evaluate(m, d, &acc1, &loss1));
-    print_message("tucker: loss %.4f -> %.4f, accuracy %.3f -> %.3f\n", loss0, loss1, acc0, acc1);
-    assert_true(loss1 < 0.5 * loss0);
-    assert_true(acc1 > 0.9);
-    fnet_model_free(m);
-    fnet_dataset_free(d);
-    fnet_ctx_free(ctx);
+    check_spec_training_lowers_loss("tucker:24:ranks=2x4x3x3:out=4x6:in=4x4,relu,dense:4");
+    check_spec_training_lowers_loss("tucker:24:ranks=6x8,relu,dense:4");
 }
 
 // A trained dense layer compressed by HOSVD at full ranks computes what it did; at small ranks,
