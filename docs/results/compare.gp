@@ -11,9 +11,9 @@ do for [t=1:2] {
     set output "compare.svg"
   }
   reset
-  # fnet-compare: fnet-compare: 60000 training samples, 10 epochs, 3 seeds; data compare.dat
-  names = "dense tt lowrank circ pruned sparse lbfgs cg"
-  n = 8
+  # fnet-compare: 60000 training samples, 10 epochs, 3 seeds; data compare.dat
+  names = "dense tt tr tucker cp lowrank circ pruned sparse lbfgs cg"
+  n = 11
   colors = "#000000 #d62728 #1f77b4 #2ca02c #9467bd #ff7f0e #8c564b #e377c2 #17becf #7f7f7f #bcbd22"
   set multiplot layout 1,2 title "fnet-compare: 60000 training samples, 10 epochs, 3 seeds (mean ± sd over seeds)"
   set grid
@@ -42,7 +42,7 @@ do for [t=1:2] {
   set style fill solid 0.7 border -1
   set boxwidth 0.6
   set errorbars 2
-  plot "compare.dat" index 8 using 1:($1 == 0 ? $6 : 1/0):7:xtic(2) with boxerrorbars lc rgb "#404040" title "reference", "" index 8 using 1:($1 == 0 ? 1/0 : $6):7:xtic(2) with boxerrorbars lc rgb "#4878c8" title "variants"
+  plot "compare.dat" index 11 using 1:($1 == 0 ? $6 : 1/0):7:xtic(2) with boxerrorbars lc rgb "#404040" title "reference", "" index 11 using 1:($1 == 0 ? 1/0 : $6):7:xtic(2) with boxerrorbars lc rgb "#4878c8" title "variants"
   unset multiplot
   set output
 }
