@@ -239,20 +239,10 @@ fnet_status fnet_tr_svd(fnet_ctx *ctx, const float *W, double eps, struct fnet_t
     // with β, so the remainder's rank at bond k is up to min(R, r_1)²·r_k, not r_k (tr.h).
     const double delta = eps * norm_f(MN, W) / sqrt((double)(d - 1));
     for (int k = 1; k < d - 1; k++) {
-        int64_t rows = res.r[k] * mode(s, k), cols = w.rest[k] * R;
-        int64_t kk = rows < cols ? rows : cols;
-        st = ctx->be->host_la->gesvd(ctx, rows, cols, C, U, S, Vt);
+        st = fnet_tt_svd_step(ctx, C, res.r[k] * mode(s, k), w.rest[k] * R, U, S, Vt, delta,
+                              s->r[k + 1], eps == 0.0, staged, &off, &res.r[k + 1]);
         if (st != FNET_OK)
             goto out_free;
-        int64_t r = eps == 0.0 ? (s->r[k + 1] < kk ? s->r[k + 1] : kk)
-                               : fnet_tt_truncation_rank(S, kk, delta, s->r[k + 1]);
-        for (int64_t i = 0; i < rows; i++)
-            memcpy(staged + off + i * r, U + i * kk, (size_t)r * sizeof(float));
-        off += rows * r;
-        for (int64_t a = 0; a < r; a++)
-            for (int64_t c = 0; c < cols; c++)
-                C[a * cols + c] = S[a] * Vt[a * cols + c];
-        res.r[k + 1] = r;
     }
     // the last core (r_{d-1}, s_{d-1}, R) is what remains
     memcpy(staged + off, C, (size_t)(res.r[d - 1] * mode(s, d - 1) * R) * sizeof(float));

@@ -258,6 +258,26 @@ static double norm_f(int64_t n, const float *x)
     return sqrt(acc);
 }
 
+fnet_status fnet_tt_svd_step(fnet_ctx *ctx, float *C, int64_t rows, int64_t cols, float *U,
+                             float *S, float *Vt, double delta, int64_t max_rank, bool exact,
+                             float *staged, int64_t *off, int64_t *r)
+{
+    int64_t kk = rows < cols ? rows : cols;
+    fnet_status st = ctx->be->host_la->gesvd(ctx, rows, cols, C, U, S, Vt);
+    if (st != FNET_OK)
+        return st;
+    int64_t k = exact ? (max_rank < kk ? max_rank : kk)
+                      : fnet_tt_truncation_rank(S, kk, delta, max_rank);
+    for (int64_t i = 0; i < rows; i++)
+        memcpy(staged + *off + i * k, U + i * kk, (size_t)k * sizeof(float));
+    *off += rows * k;
+    for (int64_t a = 0; a < k; a++)
+        for (int64_t c = 0; c < cols; c++)
+            C[a * cols + c] = S[a] * Vt[a * cols + c];
+    *r = k;
+    return FNET_OK;
+}
+
 fnet_status fnet_tt_svd(fnet_ctx *ctx, const float *W, double eps, int64_t max_rank,
                         struct fnet_tt_shape *s, float **cores)
 {
@@ -318,18 +338,10 @@ fnet_status fnet_tt_svd(fnet_ctx *ctx, const float *W, double eps, int64_t max_r
     for (int k = 0; k < d - 1; k++) {
         // C (rows, rest_k) = U·S·Vt; core k = U[:, :r], then C = diag(S[:r])·Vt[:r, :] read as
         // (r·s_{k+1}, rest_{k+1}) for the next step
-        int64_t rows = res.r[k] * mode(s, k), kk = rows < rest[k] ? rows : rest[k];
-        st = ctx->be->host_la->gesvd(ctx, rows, rest[k], C, U, S, Vt);
+        st = fnet_tt_svd_step(ctx, C, res.r[k] * mode(s, k), rest[k], U, S, Vt, delta, max_rank,
+                              false, staged, &off, &res.r[k + 1]);
         if (st != FNET_OK)
             goto out_free;
-        int64_t r = fnet_tt_truncation_rank(S, kk, delta, max_rank);
-        for (int64_t i = 0; i < rows; i++)
-            memcpy(staged + off + i * r, U + i * kk, (size_t)r * sizeof(float));
-        off += rows * r;
-        for (int64_t a = 0; a < r; a++)
-            for (int64_t c = 0; c < rest[k]; c++)
-                C[a * rest[k] + c] = S[a] * Vt[a * rest[k] + c];
-        res.r[k + 1] = r;
     }
     memcpy(staged + off, C, (size_t)(res.r[d - 1] * mode(s, d - 1)) * sizeof(float));
     FNET_ASSERT(ctx, fnet_tt_shape_check(ctx, &res) == FNET_OK);

@@ -40,4 +40,13 @@ void fnet_tt_permute_paired(const struct fnet_tt_shape *s, const float *src, flo
  * in double), then at most max_rank when max_rank > 0. */
 int64_t fnet_tt_truncation_rank(const float *S, int64_t kk, double delta, int64_t max_rank);
 
+/* One step of the sequential truncated SVDs of TT-SVD and TR-SVD: C (rows, cols) = U·S·Vt
+ * (workspaces U, S, Vt sized for min(rows, cols) triplets); the rank r is max_rank (at most
+ * min(rows, cols)) when exact, else fnet_tt_truncation_rank(S, .., delta, max_rank); U[:, :r]
+ * is appended to staged at *off (advanced) and C becomes diag(S[:r])·Vt[:r, :] (r, cols), the
+ * next step's input. *r set. @return FNET_OK or the SVD's FNET_ERR_NUMERIC. */
+fnet_status fnet_tt_svd_step(fnet_ctx *ctx, float *C, int64_t rows, int64_t cols, float *U,
+                             float *S, float *Vt, double delta, int64_t max_rank, bool exact,
+                             float *staged, int64_t *off, int64_t *r);
+
 #endif
