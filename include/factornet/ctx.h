@@ -40,9 +40,25 @@ FNET_API fnet_status fnet_ctx_create_reference(fnet_ctx **out);
  *  domains of factornet/memory.h without a GPU; slow. Same contract as fnet_ctx_create_cpu(). */
 FNET_API fnet_status fnet_ctx_create_guarded(fnet_ctx **out);
 
-/** Create a ctx on CUDA device `device`.
- *  @return FNET_ERR_UNSUPPORTED in a build without FNET_WITH_CUDA (then *out is NULL). */
+/** Create a ctx on CUDA device `device` (0 .. count − 1): a stream, cuBLAS, cuSOLVER, cuFFT and
+ *  cuSPARSE on it, and the device's stream-ordered memory pool for backend memory.
+ *  @return FNET_OK; FNET_ERR_UNSUPPORTED in a build without FNET_WITH_CUDA, on a machine with no
+ *  usable CUDA device or driver, or for a device index that does not exist (then *out is NULL
+ *  and fnet_cuda_probe() says why); FNET_ERR_BACKEND or FNET_ERR_OUT_OF_MEMORY when a library
+ *  handle cannot be made (nothing is left allocated). */
 FNET_API fnet_status fnet_ctx_create_cuda(int device, fnet_ctx **out);
+
+/** Whether fnet_ctx_create_cuda(device) can work here: FNET_OK with the device's name in `why`
+ *  ("NVIDIA H100 80GB HBM3, compute capability 9.0, 79.1 GiB"), else the status it would return
+ *  with the reason ("this build has no CUDA backend (configure with -DFNET_WITH_CUDA=ON)", "no
+ *  CUDA device: ...", "CUDA device 3 does not exist: this machine has 1 (0 .. 0)"). `why` (cap
+ *  bytes, may be NULL when cap is 0) is always NUL-terminated. */
+FNET_API fnet_status fnet_cuda_probe(int device, char *why, size_t cap);
+
+/** Let the CUDA backend's float GEMMs use TF32 tensor cores (10-bit mantissas in the products,
+ *  about 3e-4 relative error; off by default, as in `--tf32`). FNET_ERR_UNSUPPORTED on other
+ *  backends. */
+FNET_API fnet_status fnet_ctx_set_tf32(fnet_ctx *ctx, bool on);
 
 /** Free a ctx; NULL is a no-op. Every object created on it must be freed first. */
 FNET_API void fnet_ctx_free(fnet_ctx *ctx);

@@ -64,6 +64,9 @@ struct fnet_backend_ops {
     fnet_status (*set_threads)(fnet_ctx *ctx, int n);
     // Wait for every queued op; report (and clear) a failure kept since the last call.
     fnet_status (*synchronize)(fnet_ctx *ctx);
+    // Let float GEMMs use reduced-precision tensor cores (TF32) or not; NULL: the backend has
+    // none (fnet_ctx_set_tf32 answers FNET_ERR_UNSUPPORTED).
+    fnet_status (*set_tf32)(fnet_ctx *ctx, bool on);
 
     // ---- memory ----
     // bytes (> 0) of backend memory, 64-byte aligned; NULL when out of memory. free(NULL) no-op.
@@ -205,6 +208,7 @@ struct fnet_backend_ops {
 /* The ops of the table, for the checks of which ones a backend has. */
 enum fnet_op {
     FNET_OP_STATE_INIT, FNET_OP_STATE_FREE, FNET_OP_SET_THREADS, FNET_OP_SYNCHRONIZE,
+    FNET_OP_SET_TF32,
     FNET_OP_ALLOC, FNET_OP_FREE, FNET_OP_UPLOAD, FNET_OP_DOWNLOAD, FNET_OP_COPY, FNET_OP_FILL,
     FNET_OP_SGEMM, FNET_OP_AXPY, FNET_OP_SCAL, FNET_OP_DOT, FNET_OP_AXPBY, FNET_OP_AMAX,
     FNET_OP_PERMUTE_021, FNET_OP_TRANSPOSE,
@@ -241,6 +245,9 @@ fnet_status fnet_backend_require(fnet_ctx *ctx, uint64_t ops, const char *what);
  * cores. The one constructor behind every fnet_ctx_create_*; tests use it with altered tables. */
 fnet_status fnet_ctx_create_backend(const struct fnet_backend_ops *be, fnet_backend_kind kind,
                                     fnet_ctx **out);
+/* The same on a device of the backend's (ctx->device = device before state_init). */
+fnet_status fnet_ctx_create_device(const struct fnet_backend_ops *be, fnet_backend_kind kind,
+                                   int device, fnet_ctx **out);
 
 /* ctx->be->run_parts when the backend has it, else the parts one after the other. */
 static inline void fnet_run_parts(fnet_ctx *ctx, int parts, void (*fn)(void *arg, int part),
@@ -271,5 +278,9 @@ fnet_status fnet_be_transfer(fnet_ctx *ctx, const char *what, float *dst, const 
 extern const struct fnet_backend_ops fnet_reference_backend;
 extern const struct fnet_backend_ops fnet_cpu_backend;
 extern const struct fnet_backend_ops fnet_guarded_backend;
+/* The CUDA backend (src/gpu/), in builds with FNET_WITH_CUDA only: the registry (core/ctx.c) is
+ * the one place that names it. The probe is fnet_cuda_probe's answer in such a build. */
+extern const struct fnet_backend_ops fnet_cuda_backend;
+fnet_status fnet_cuda_backend_probe(int device, char *why, size_t cap);
 
 #endif

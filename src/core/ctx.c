@@ -3,6 +3,7 @@
 #include "core/internal.h"
 #include "core/backend.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@ static const struct fnet_op_info op_info[FNET_OP_COUNT] = {
     [FNET_OP_STATE_FREE] = {"state_free", false},
     [FNET_OP_SET_THREADS] = {"set_threads", false},
     [FNET_OP_SYNCHRONIZE] = {"synchronize", true},
+    [FNET_OP_SET_TF32] = {"set_tf32", false},
     [FNET_OP_ALLOC] = {"alloc", true},
     [FNET_OP_FREE] = {"free", true},
     [FNET_OP_UPLOAD] = {"upload", true},
@@ -71,6 +73,7 @@ bool fnet_backend_has(const struct fnet_backend_ops *be, enum fnet_op op)
     case FNET_OP_STATE_FREE: return be->state_free != NULL;
     case FNET_OP_SET_THREADS: return be->set_threads != NULL;
     case FNET_OP_SYNCHRONIZE: return be->synchronize != NULL;
+    case FNET_OP_SET_TF32: return be->set_tf32 != NULL;
     case FNET_OP_ALLOC: return be->alloc != NULL;
     case FNET_OP_FREE: return be->free != NULL;
     case FNET_OP_UPLOAD: return be->upload != NULL;
@@ -127,6 +130,12 @@ fnet_status fnet_backend_require(fnet_ctx *ctx, uint64_t ops, const char *what)
 fnet_status fnet_ctx_create_backend(const struct fnet_backend_ops *be, fnet_backend_kind kind,
                                     fnet_ctx **out)
 {
+    return fnet_ctx_create_device(be, kind, 0, out);
+}
+
+fnet_status fnet_ctx_create_device(const struct fnet_backend_ops *be, fnet_backend_kind kind,
+                                   int device, fnet_ctx **out)
+{
     if (out == NULL || be == NULL)
         return FNET_ERR_INVALID_ARG;
     *out = NULL;
@@ -144,6 +153,7 @@ fnet_status fnet_ctx_create_backend(const struct fnet_backend_ops *be, fnet_back
     ctx->be = be;
     ctx->kind = kind;
     ctx->threads = 1;
+    ctx->device = device;
     fnet_status st = be->state_init ? be->state_init(ctx) : FNET_OK;
     if (st != FNET_OK) {
         fnet_free(ctx);
@@ -173,13 +183,44 @@ fnet_status fnet_ctx_create_guarded(fnet_ctx **out)
     return fnet_ctx_create_backend(&fnet_guarded_backend, FNET_BACKEND_GUARDED, out);
 }
 
+fnet_status fnet_cuda_probe(int device, char *why, size_t cap)
+{
+#if FNET_WITH_CUDA
+    return fnet_cuda_backend_probe(device, why, cap);
+#else
+    (void)device;
+    if (why != NULL && cap > 0)
+        snprintf(why, cap, "this build has no CUDA backend (configure with -DFNET_WITH_CUDA=ON)");
+    return FNET_ERR_UNSUPPORTED;
+#endif
+}
+
 fnet_status fnet_ctx_create_cuda(int device, fnet_ctx **out)
 {
-    if (out)
-        *out = NULL;
-    (void)device;
-    // The CUDA backend is not built yet; a build with FNET_WITH_CUDA is refused by CMake.
-    return FNET_ERR_UNSUPPORTED;
+    if (out == NULL)
+        return FNET_ERR_INVALID_ARG;
+    *out = NULL;
+    char why[256];
+    fnet_status st = fnet_cuda_probe(device, why, sizeof(why));
+    if (st != FNET_OK) {
+        fnet_log(FNET_LOG_DEBUG, "fnet_ctx_create_cuda(%d): %s", device, why);
+        return st;
+    }
+#if FNET_WITH_CUDA
+    return fnet_ctx_create_device(&fnet_cuda_backend, FNET_BACKEND_CUDA, device, out);
+#else
+    return FNET_ERR_INTERNAL; // the probe refuses every device in such a build
+#endif
+}
+
+fnet_status fnet_ctx_set_tf32(fnet_ctx *ctx, bool on)
+{
+    if (ctx == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (ctx->be->set_tf32 == NULL)
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "backend %s has no TF32 mode (CUDA only)",
+                         ctx->be->name);
+    return ctx->be->set_tf32(ctx, on);
 }
 
 void fnet_ctx_free(fnet_ctx *ctx)

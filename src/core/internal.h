@@ -15,6 +15,7 @@ struct fnet_ctx {
     const struct fnet_backend_ops *be;
     fnet_backend_kind kind;
     int threads;
+    int device;             // the backend's device (CUDA), 0 elsewhere; set before state_init
     void *state;            // the backend's own (handles, streams, the CPU thread pool)
     fnet_status last_status;
     int message_at;         // last_error + message_at: the message without "file.c:LINE: "
