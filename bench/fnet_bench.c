@@ -29,6 +29,8 @@ static const char usage[] =
     "  --seconds X      time per repeat (default 1.0)\n"
     "  --repeat N       repeats; the median is reported (default 5)\n"
     "  --threads N      threads (default: the number of cores)\n"
+    "  --device DEV     cpu (default), reference, guarded, cuda[:K]\n"
+    "  --tf32           cuda: GEMMs on TF32 tensor cores (about 3e-4 relative error)\n"
     "  --json FILE      JSON lines, one object per case\n"
     "  --layers         instead: time one TT layer against the dense layer of the same shape,\n"
     "                   forward and backward, at batch 1, 32 and 256: 1024x1024 (rank 8, modes\n"
@@ -58,7 +60,7 @@ static bool takes_value(const char *opt)
 {
     static const char *const with_value[] = {"--model",  "--batch",  "--optim", "--data",
                                              "--seconds", "--repeat", "--threads", "--json",
-                                             "--kinds"};
+                                             "--kinds", "--device"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
         if (strcmp(opt, with_value[i]) == 0)
             return true;
@@ -145,6 +147,7 @@ static double time_layer(struct layer_run *r, double seconds, int repeat)
             if (r->backward)
                 fnet_layer_backward(r->l, r->x, r->y, r->dy, r->B, r->dx);
             n++;
+            cli_check(fnet_layer_ctx(r->l), fnet_ctx_synchronize(fnet_layer_ctx(r->l)), "synchronize");
             t = fnet_now() - t0;
         } while (t < seconds);
         if (k >= 0)
@@ -536,7 +539,8 @@ static void bench_sparse_layers(fnet_ctx *ctx, double seconds, int repeat, FILE 
 int main(int argc, char **argv)
 {
     cli_init("fnet-bench", usage);
-    const char *data = cli_default_data(), *json_path = NULL, *optim = "adam";
+    const char *data = cli_default_data(), *json_path = NULL, *optim = "adam", *device = "cpu";
+    bool tf32 = false;
     double seconds = 1.0;
     int repeat = 5, threads = 0;
     int64_t batch = 32;
@@ -567,6 +571,10 @@ int main(int argc, char **argv)
             layers_mode = true;
         } else if (strcmp(o, "--kinds") == 0) {
             kinds_list = v;
+        } else if (strcmp(o, "--device") == 0) {
+            device = v;
+        } else if (strcmp(o, "--tf32") == 0) {
+            tf32 = true;
         } else {
             cli_die(2, o, "unknown option (see --help)");
         }
@@ -585,7 +593,7 @@ int main(int argc, char **argv)
         cli_die(2, "--kinds", "picks the rows of --layers");
     check_kinds();
 
-    fnet_ctx *ctx = cli_ctx("cpu", threads);
+    fnet_ctx *ctx = cli_ctx(device, threads, tf32);
     if (layers_mode) {
         FILE *lj = cli_json_open(json_path);
         if (kind_wanted("tt"))
@@ -658,8 +666,9 @@ int main(int argc, char **argv)
         }
         float *GA = backend_floats(ctx, maxA), *GB = backend_floats(ctx, maxB),
               *GC = backend_floats(ctx, maxC);
-        ctx->be->fill(ctx, (int64_t)maxA, 0.0f, GA);
-        ctx->be->fill(ctx, (int64_t)maxB, 0.0f, GB);
+        // not zeros: a GPU multiplies zeros faster than data
+        ctx->be->fill(ctx, (int64_t)maxA, 0.01f, GA);
+        ctx->be->fill(ctx, (int64_t)maxB, 0.01f, GB);
 
         double *model_rate = malloc(sizeof(double) * (size_t)repeat);
         double *gemm_rate = malloc(sizeof(double) * (size_t)repeat);
@@ -677,6 +686,7 @@ int main(int argc, char **argv)
                 cli_check(ctx, fnet_optimizer_step(opt, w, g), "step");
                 pos += B;
                 steps++;
+                cli_check(ctx, fnet_ctx_synchronize(ctx), "synchronize"); // GPU: the work done
                 t = fnet_now() - t0;
             } while (t < seconds);
             // the same GEMMs alone, on the same backend
@@ -690,6 +700,7 @@ int main(int argc, char **argv)
                                    0.0f, GC, sh->N);
                 }
                 gsteps++;
+                cli_check(ctx, fnet_ctx_synchronize(ctx), "synchronize");
                 gt = fnet_now() - g0;
             } while (gt < seconds);
             if (r >= 0) {

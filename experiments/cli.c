@@ -349,7 +349,7 @@ void cli_progress(int64_t done, int64_t total, void *user)
     cli_progress_line(label, (double)done / (double)total, left);
 }
 
-fnet_ctx *cli_ctx(const char *device, int threads)
+fnet_ctx *cli_ctx(const char *device, int threads, bool tf32)
 {
     fnet_ctx *ctx = NULL;
     fnet_status st;
@@ -361,9 +361,11 @@ fnet_ctx *cli_ctx(const char *device, int threads)
         st = fnet_ctx_create_guarded(&ctx);
     } else if (strncmp(device, "cuda", 4) == 0 && (device[4] == '\0' || device[4] == ':')) {
         int dev = device[4] == ':' ? (int)cli_int("--device", device + 5, 0, 1024) : 0;
+        char why[256];
+        // no CUDA in this build, no device, or no such device: the value cannot be honoured
+        if (fnet_cuda_probe(dev, why, sizeof(why)) != FNET_OK)
+            cli_die(2, "--device", "%s: %s", device, why);
         st = fnet_ctx_create_cuda(dev, &ctx);
-        if (st == FNET_ERR_UNSUPPORTED)
-            cli_die(2, "--device", "this build has no CUDA backend (the CUDA backend is not built yet)");
     } else {
         cli_die(2, "--device", "expected cpu, reference, guarded or cuda[:K], got '%s'", device);
     }
@@ -371,6 +373,8 @@ fnet_ctx *cli_ctx(const char *device, int threads)
         cli_die(1, "--device", "cannot create the %s context: %s", device, fnet_status_str(st));
     if (threads > 0)
         cli_check(ctx, fnet_ctx_set_threads(ctx, threads), "--threads");
+    if (tf32)
+        cli_check_usage(ctx, fnet_ctx_set_tf32(ctx, true), "--tf32");
     return ctx;
 }
 
@@ -459,4 +463,12 @@ void cli_exit_interrupted(const char *what, const char *resume_hint)
     if (resume_hint != NULL)
         fprintf(stderr, "%s: resume with: %s\n", prog_name, resume_hint);
     exit(128 + sig);
+}
+
+double cli_model_flops(fnet_model *m, int64_t batch)
+{
+    double f = 0.0;
+    for (int i = 0; i < fnet_model_num_layers(m); i++)
+        f += fnet_layer_flops(fnet_model_layer(m, i), batch);
+    return f / (double)batch;
 }

@@ -108,8 +108,15 @@ void cli_exit_interrupted(const char *what, const char *resume_hint) __attribute
  * cli_exit_interrupted says (nothing of this run saved: these binaries do not resume). */
 void cli_check_train(fnet_ctx *ctx, fnet_status st, const char *where);
 
-/* Parse a --device value: "cpu", "reference", "guarded" or "cuda[:K]"; creates the ctx. */
-fnet_ctx *cli_ctx(const char *device, int threads);
+/* Parse a --device value: "cpu", "reference", "guarded" or "cuda[:K]"; creates the ctx (a CUDA
+ * device that cannot be used: exit 2 with fnet_cuda_probe's reason). threads > 0 sets the
+ * ctx's threads; tf32 turns on TF32 GEMMs (--tf32: exit 2 on a backend without them). */
+fnet_ctx *cli_ctx(const char *device, int threads, bool tf32);
+
+/* Floating-point operations of one sample's forward pass at this batch size (the layers'
+ * fnet_layer_flops); a training step does about 3 times as many (the backward pass's two
+ * products per forward one), which is how the binaries' TFLOP/s count. */
+double cli_model_flops(fnet_model *m, int64_t batch);
 
 /* Default data directory: $FNET_DATA, then /usr/share/datasets/fashion-mnist. */
 const char *cli_default_data(void);

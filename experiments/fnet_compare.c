@@ -52,7 +52,8 @@ static const char usage_tail[] =
     "  --limit-train N     use only the first N training samples\n"
     "  --fro-decay X       Frobenius decay X/2·‖U·V‖²_F of every low-rank layer (default 0)\n"
     "  --threads N         threads (default: the number of cores)\n"
-    "  --device DEV        cpu (default), reference, guarded\n"
+    "  --device DEV        cpu (default), reference, guarded, cuda[:K]\n"
+    "  --tf32              cuda: GEMMs on TF32 tensor cores (about 3e-4 relative error)\n"
     "  --json FILE         JSON lines: one object per variant and seed\n"
     "  --csv FILE          the same as CSV, with a header line\n"
     "  --plot FILE         FILE.png and FILE.svg (gnuplot): test accuracy against parameters\n"
@@ -116,14 +117,6 @@ static void count_params(fnet_ctx *ctx, fnet_model *m, int64_t *stored, int64_t 
         *as_dense += (fnet_layer_n_in(l) + 1) * fnet_layer_n_out(l);
     }
     free(mask);
-}
-
-static double model_flops(fnet_model *m, int64_t batch)
-{
-    double f = 0.0;
-    for (int i = 0; i < fnet_model_num_layers(m); i++)
-        f += fnet_layer_flops(fnet_model_layer(m, i), batch);
-    return f / (double)batch;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -463,7 +456,7 @@ static void run_variant(struct setup *S, const struct cmp_variant *v, int vi, ui
     }
     snprintf(r->spec, sizeof(r->spec), "%s", fnet_model_spec(m));
     count_params(S->ctx, m, &r->params, &r->compressed, &r->as_dense);
-    r->flops = model_flops(m, 256);
+    r->flops = cli_model_flops(m, 256);
     fnet_model_free(m);
     if (r->error[0])
         printf("  diverged: %s\n\n", r->error);
@@ -511,6 +504,7 @@ int main(int argc, char **argv)
     const char *data = cli_default_data(), *optim = "adam", *lr_s = NULL, *variants = NULL;
     const char *json_path = NULL, *csv_path = NULL, *plot_arg = NULL, *save_dir = NULL;
     const char *device = "cpu";
+    bool tf32 = false;
     const char *models[CMP_MAX_VARIANTS];
     int n_models = 0;
     int64_t limit = 0, threads = 0, seeds = 1, save_every = 0;
@@ -547,6 +541,8 @@ int main(int argc, char **argv)
             threads = cli_int(o, v, 1, 1024);
         } else if (strcmp(o, "--device") == 0) {
             device = v;
+        } else if (strcmp(o, "--tf32") == 0) {
+            tf32 = true;
         } else if (strcmp(o, "--json") == 0) {
             json_path = v;
         } else if (strcmp(o, "--csv") == 0) {
@@ -592,7 +588,7 @@ int main(int argc, char **argv)
     if (plot_arg)
         plot_prefix("--plot", plot_arg, prefix, sizeof(prefix));
 
-    fnet_ctx *ctx = cli_ctx(device, (int)threads);
+    fnet_ctx *ctx = cli_ctx(device, (int)threads, tf32);
     char where[1100];
     fnet_dataset *train = NULL, *test = NULL;
     cli_load_data(ctx, data, limit, &train, &test);

@@ -870,7 +870,7 @@ int main(int argc, char **argv)
     if (c.plot_arg)
         plot_prefix("--plot", c.plot_arg, prefix, sizeof(prefix));
 
-    fnet_ctx *ctx = cli_ctx(device, (int)threads);
+    fnet_ctx *ctx = cli_ctx(device, (int)threads, false);
     char where[1100];
     fnet_dataset *train = NULL, *test = NULL;
     cli_load_data(ctx, data, limit, &train, &test);

@@ -506,7 +506,7 @@ int main(int argc, char **argv)
     if (strlen(plot) > 900)
         cli_die(2, "--plot", "the prefix is too long");
 
-    fnet_ctx *ctx = cli_ctx("cpu", (int)threads);
+    fnet_ctx *ctx = cli_ctx("cpu", (int)threads, false);
     char where[1200];
     fnet_dataset *train = NULL, *test = NULL;
     snprintf(where, sizeof(where), "--data %s", c.data);

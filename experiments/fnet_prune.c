@@ -230,7 +230,7 @@ int main(int argc, char **argv)
     if (plot_arg)
         plot_prefix("--plot", plot_arg, prefix, sizeof(prefix));
 
-    fnet_ctx *ctx = cli_ctx(device, (int)threads);
+    fnet_ctx *ctx = cli_ctx(device, (int)threads, false);
     char where[1100];
     fnet_dataset *train_d = NULL, *test = NULL;
     cli_load_data(ctx, data, limit, &train_d, &test);

@@ -129,6 +129,7 @@ struct run {
     FILE *json;
     bool tty;
     fnet_model *m;
+    double flops; // of one training sample: 3 forward passes' worth (cli_model_flops)
 };
 // the trainer hands on_batch the pointer it hands on_epoch; cli_progress reads its bar from it
 _Static_assert(offsetof(struct run, bar) == 0, "struct run must begin with its progress bar");
@@ -160,8 +161,9 @@ static int on_epoch(const fnet_epoch_info *e, void *user)
         snprintf(val, sizeof(val), "  val_loss %.4f  val_acc %.4f", e->val_loss, e->val_acc);
     if (!isnan(e->lr))
         snprintf(lr, sizeof(lr), "  lr %.3g", e->lr);
-    printf("epoch %2d/%d  loss %.4f%s%s  %.1fs  %.0f samples/s\n", e->epoch, e->epochs,
-           e->train_loss, val, lr, e->seconds, e->samples_per_s);
+    printf("epoch %2d/%d  loss %.4f%s%s  %.1fs  %.0f samples/s  %.3g TFLOP/s\n", e->epoch,
+           e->epochs, e->train_loss, val, lr, e->seconds, e->samples_per_s,
+           r->flops * e->samples_per_s / 1e12);
     char ranks[256];
     tt_ranks(r->m, ranks, sizeof(ranks));
     if (ranks[0])
@@ -181,7 +183,8 @@ static int on_epoch(const fnet_epoch_info *e, void *user)
             cli_json_string(f, "tt_ranks", ranks, false);
             cli_json_number(f, "params", (double)e->params, false);
         }
-        cli_json_number(f, "samples_per_s", e->samples_per_s, true);
+        cli_json_number(f, "samples_per_s", e->samples_per_s, false);
+        cli_json_number(f, "tflops", r->flops * e->samples_per_s / 1e12, true);
     }
     return 0;
 }
@@ -304,7 +307,7 @@ int main(int argc, char **argv)
     bool init_set = false;
     fnet_prune_params pp = fnet_prune_params_default();
     bool prune = false, save_sparse = false, prune_opts = false, sparse_opts = false;
-    bool every_set = false, rounds_set = false;
+    bool every_set = false, rounds_set = false, tf32 = false;
     fnet_sparse_update sparse_update = FNET_SPARSE_STATIC;
     double sparse_zeta = 0.3, sparse_end = 0.75;
     int64_t sparse_every = 0;
@@ -314,7 +317,8 @@ int main(int argc, char **argv)
     double save_every_seconds = 0.0;
     // with --resume, the options the run was started with come first (resume.h)
     static const char *const changeable[] = {
-        "--epochs", "--threads", "--device", "--data", "--json", "--save", "--save-every",
+        "--epochs", "--threads", "--device", "--tf32", "--data", "--json", "--save",
+        "--save-every",
         "--save-every-seconds", "--keep", "--predictions", "--save-sparse", NULL};
     struct run_args ra;
     run_args_build(&ra, RECORD_PREFIX, argc, argv, takes_value, changeable);
@@ -390,6 +394,8 @@ int main(int argc, char **argv)
             init_set = true;
         } else if (strcmp(o, "--device") == 0) {
             device = v;
+        } else if (strcmp(o, "--tf32") == 0) {
+            tf32 = true;
         } else if (strcmp(o, "--load") == 0) {
             load = v;
         } else if (strcmp(o, "--save") == 0) {
@@ -555,7 +561,7 @@ int main(int argc, char **argv)
             cli_die(2, "--predictions", "an empty file name");
         cli_check_writable("--predictions", predictions);
     }
-    fnet_ctx *ctx = cli_ctx(device, (int)threads);
+    fnet_ctx *ctx = cli_ctx(device, (int)threads, tf32);
 
     // data
     fnet_dataset *train_all = NULL, *test = NULL, *train = NULL, *val = NULL;
@@ -649,7 +655,8 @@ int main(int argc, char **argv)
     run_record_add(&rec, RECORD_PREFIX, "backend", fnet_ctx_backend_name(ctx));
 
     struct run r = {.json = resume ? cli_json_append(json_path) : cli_json_open(json_path),
-                    .tty = cli_is_tty(), .m = m};
+                    .tty = cli_is_tty(), .m = m,
+                    .flops = 3.0 * cli_model_flops(m, batch > 0 ? batch : 1)};
     printf("model %s: %lld parameters; %lld training, %lld validation, %lld test samples; %s, %d threads\n",
            fnet_model_spec(m), (long long)fnet_model_num_params(m),
            (long long)fnet_dataset_size(train), (long long)(val ? fnet_dataset_size(val) : 0),
@@ -764,9 +771,10 @@ int main(int argc, char **argv)
     double test_acc = 0.0, test_loss = 0.0;
     cli_check(ctx, fnet_model_evaluate(m, test, &test_acc, &test_loss), "evaluating on the test set");
     double rss = cli_peak_rss_mb();
-    printf("test_acc %.4f  test_loss %.4f  params %lld  train_seconds %.2f  samples_per_s %.0f  peak_rss_mb %.1f\n",
+    printf("test_acc %.4f  test_loss %.4f  params %lld  train_seconds %.2f  samples_per_s %.0f  "
+           "tflops %.3g  peak_rss_mb %.1f\n",
            test_acc, test_loss, (long long)fnet_model_num_params(m), st.train_seconds,
-           st.samples_per_s, rss);
+           st.samples_per_s, r.flops * st.samples_per_s / 1e12, rss);
     if (r.json) {
         fputc('{', r.json);
         cli_json_string(r.json, "event", "final", false);
@@ -780,6 +788,7 @@ int main(int argc, char **argv)
         cli_json_number(r.json, "test_loss", test_loss, false);
         cli_json_number(r.json, "train_seconds", st.train_seconds, false);
         cli_json_number(r.json, "samples_per_s", st.samples_per_s, false);
+        cli_json_number(r.json, "tflops", r.flops * st.samples_per_s / 1e12, false);
         if (saved) {
             cli_json_number(r.json, "checkpoints", st.checkpoints, false);
             cli_json_number(r.json, "checkpoint_seconds", st.checkpoint_seconds, false);

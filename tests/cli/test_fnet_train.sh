@@ -70,6 +70,12 @@ run noval --data gz --model "$MODEL" --epochs 1 --batch 16
 good "training without a validation set"
 grep -q '^epoch  1/1  loss [0-9.]*  lr 0.001  ' noval.out ||
     fail "an epoch line without a validation set: no val_* fields" "$(seen)"
+# the rate counts 3 forward passes' flops per sample (cli_model_flops): samples/s and TFLOP/s
+awk '/^epoch  1\/1/ { for (i = 1; i < NF; i++) { if ($(i + 1) == "samples/s") s = $i
+                                                 if ($(i + 1) == "TFLOP/s") t = $i }
+                      found = s > 0 && t > 0 }
+     END { exit !found }' noval.out ||
+    fail "an epoch line reports samples/s and TFLOP/s" "$(seen)"
 if grep -qi 'nan' noval.out; then
     fail "an epoch line without a validation set prints no nan" "$(seen)"
 fi
@@ -376,7 +382,8 @@ grep -q 'sparse topology: 2 set updates' sparse_set.out ||
     fail "SET updates at the end of each epoch but the last" "$(seen)"
 
 # --- bad usage: exit 2 ----------------------------------------------------------------------
-# Not built yet: --device cuda is refused as bad usage (exit 2), the error saying it is not built.
+# --device cuda where it cannot run (a build without CUDA, a machine without a GPU: CI's) is bad
+# usage (exit 2) with the reason; --tf32 on a backend without TF32 too.
 
 bad 2 'model' "no --model and no --load" --data gz --threads 1
 bad 2 'lr' "--lr -0.1" --data gz --model "$MODEL" --lr -0.1
@@ -388,7 +395,11 @@ bad 2 'epochs' "--epochs 0 without --load" --data gz --model "$MODEL" --epochs 0
 bad 2 'unexpected|argument' "a bare word" --data gz --model "$MODEL" extra
 bad 2 'line-search' "--optim lbfgs --line-search nope" --data gz --model "$MODEL" --optim lbfgs \
     --line-search nope
-bad 2 'cuda' "--device cuda (a build without CUDA)" --data gz --model "$MODEL" --device cuda
+bad 2 'cuda: (this build has no CUDA backend|no CUDA device)' "--device cuda without one" \
+    --data gz --model "$MODEL" --device cuda
+bad 2 'cuda:7: (this build has no CUDA backend|no CUDA device|CUDA device 7 does not exist)' \
+    "--device cuda:7 without one" --data gz --model "$MODEL" --device cuda:7
+bad 2 'backend cpu has no TF32 mode' "--tf32 on the cpu backend" --data gz --model "$MODEL" --tf32
 bad 2 'give density=D or nnz=K' "a sparse layer with neither density nor nnz" --data gz \
     --model sparse:64
 bad 2 '70000 stored entries do not fit a 64 x' "a sparse layer with more entries than its matrix" \
