@@ -49,8 +49,8 @@ cudaError_t fnet_cuda_permute_021(cudaStream_t s, int64_t P, int64_t Q, int64_t 
 cudaError_t fnet_cuda_transpose(cudaStream_t s, int64_t rows, int64_t cols, const float *in,
                                 float *out);
 
-// y (B, n) = bias broadcast;  y (B, n) += bias;  db (n) (+)= Σ_rows dy (B, n) (the rows summed
-// in the reference's order of float additions: row 0 first)
+// y (B, n) = bias broadcast;  y (B, n) += bias;  db (n) (+)= Σ_rows dy (B, n) (each column
+// summed as the reference sums it: in double from row 0 on, rounded to float once)
 cudaError_t fnet_cuda_bias_fill(cudaStream_t s, int64_t B, int64_t n, const float *bias,
                                 float *y);
 cudaError_t fnet_cuda_bias_add(cudaStream_t s, int64_t B, int64_t n, const float *bias,
