@@ -11,9 +11,12 @@ FUZZ_BUILD   ?= build-fuzz
 TSAN_BUILD   ?= build-tsan
 FUZZ_SECONDS ?= 60
 RELIABILITY_PACKAGES = clang libclang-rt-14-dev valgrind
+# The CUDA backend (docs/gpu.md): built whenever the CUDA toolkit's nvcc is here, GPU or not.
+CUDA_BUILD ?= build-cuda
+NVCC       ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
 
 .PHONY: all deps build asan test test-fast test-guarded demo seed bench install clean \
-        deps-reliability fuzz tsan valgrind
+        deps-reliability fuzz tsan valgrind cuda
 
 all: build
 
@@ -49,7 +52,8 @@ asan: deps
 # Every test that runs without a GPU; the backend tests again on the guarded backend (its memory
 # faults when host code touches it: docs/design.md, "Memory domains"); the same suite under
 # ASan + UBSan (LeakSanitizer on); then the reliability checks: ThreadSanitizer, valgrind, each
-# fuzz target for FUZZ_SECONDS.
+# fuzz target for FUZZ_SECONDS; and, where nvcc is, the CUDA build with its gpu tests (which
+# skip without a GPU).
 test: build asan
 	ctest --test-dir $(BUILD) -LE gpu --output-on-failure -j$(JOBS)
 	FNET_TEST_BACKEND=guarded ctest --test-dir $(BUILD) -L backends --output-on-failure -j$(JOBS)
@@ -58,6 +62,19 @@ test: build asan
 	$(MAKE) tsan
 	$(MAKE) valgrind
 	$(MAKE) fuzz
+	$(MAKE) cuda
+
+# The CUDA backend built with -DFNET_WITH_CUDA=ON and the gpu-labelled tests run: on a machine
+# without a GPU each says why it skips (and the CLI's --device cuda refusal is checked); with one
+# they compare every op and layer with the CPU. Without nvcc: a note, nothing else.
+cuda: deps
+	@if [ -z "$(NVCC)" ]; then echo "cuda: no nvcc here (CUDA toolkit): the CUDA backend is not built"; exit 0; fi; \
+	set -e; \
+	cmake -S . -B $(CUDA_BUILD) -DCMAKE_BUILD_TYPE=Release -DFNET_WERROR=ON -DFNET_WITH_CUDA=ON \
+	  -DCMAKE_CUDA_COMPILER=$(NVCC); \
+	cmake --build $(CUDA_BUILD) -j$(JOBS); \
+	ctest --test-dir $(CUDA_BUILD) -L gpu --output-on-failure -j$(JOBS); \
+	ctest --test-dir $(CUDA_BUILD) -R '^cli_test_fnet_train$$' --output-on-failure
 
 # The tools of the reliability checks, as `deps` installs the build's (as root, else the command).
 deps-reliability: deps
@@ -129,4 +146,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD) $(CUDA_BUILD)

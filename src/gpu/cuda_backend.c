@@ -56,6 +56,13 @@ fnet_status fnet_cuda_backend_probe(int device, char *why, size_t cap)
     }
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
+    if (e == cudaErrorInsufficientDriver) {
+        snprintf(why, cap, "no CUDA device: no NVIDIA driver on this machine, or one older than "
+                 "this build's CUDA runtime %d.%d (%s)", CUDART_VERSION / 1000,
+                 CUDART_VERSION % 1000 / 10, cudaGetErrorName(e));
+        (void)cudaGetLastError();
+        return FNET_ERR_UNSUPPORTED;
+    }
     if (e != cudaSuccess) {
         snprintf(why, cap, "no CUDA device: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
         (void)cudaGetLastError();
