@@ -107,9 +107,10 @@ static void cuda_state_free(fnet_ctx *ctx)
         return;
     (void)cudaSetDevice(s->device);
     if (s->stream != NULL) {
-        (void)cudaFreeAsync(s->scratch, s->stream);
-        (void)cudaFreeAsync(s->result, s->stream);
-        (void)cudaFreeAsync(s->idx, s->stream);
+        void *bufs[] = {s->scratch, s->result, s->idx};
+        for (int i = 0; i < 3; i++)
+            if (bufs[i] != NULL)
+                (void)cudaFreeAsync(bufs[i], s->stream);
         (void)cudaStreamSynchronize(s->stream);
     }
     if (s->host_result != NULL)
@@ -517,7 +518,8 @@ static void cuda_u8_to_float(fnet_ctx *ctx, int64_t B, int64_t d, const uint8_t 
                             cudaMallocAsync((void **)&grown, (size_t)B * sizeof(int64_t),
                                             s->stream)))
             return;
-        fnet_cuda_check(ctx, "u8_to_float", cudaFreeAsync(s->idx, s->stream));
+        if (s->idx != NULL)
+            fnet_cuda_check(ctx, "u8_to_float", cudaFreeAsync(s->idx, s->stream));
         s->idx = grown;
         s->idx_cap = B;
     }
