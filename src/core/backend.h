@@ -278,7 +278,7 @@ fnet_status fnet_be_transfer(fnet_ctx *ctx, const char *what, float *dst, const 
 extern const struct fnet_backend_ops fnet_reference_backend;
 extern const struct fnet_backend_ops fnet_cpu_backend;
 extern const struct fnet_backend_ops fnet_guarded_backend;
-/* The CUDA backend (src/gpu/), in builds with FNET_WITH_CUDA only: the registry (core/ctx.c) is
+/* The CUDA backend (src/gpu/), in CUDA builds only: the registry (core/ctx.c) is
  * the one place that names it. The probe is fnet_cuda_probe's answer in such a build. */
 extern const struct fnet_backend_ops fnet_cuda_backend;
 fnet_status fnet_cuda_backend_probe(int device, char *why, size_t cap);
