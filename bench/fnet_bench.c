@@ -44,6 +44,9 @@ static const char usage[] =
     "                   forward+backward, at batch 1, 32 and 256; then CSR sparse 1024x1024\n"
     "                   layers at densities 1, 2, 5, 10, 20 and 50% against the dense one,\n"
     "                   with the density where CSR stops being faster\n"
+    "  --svd N          instead: time the thin SVD of a random NxN matrix (the TT-SVD step) by\n"
+    "                   the backend's host linear algebra (cuSOLVER's gesvdj on cuda) and by the\n"
+    "                   CPU backend's LAPACK, in the same run, with the reconstruction error\n"
     "  --kinds LIST     with --layers: only these rows, comma-separated, of tt, lowrank, circ,\n"
     "                   tr, tucker, cp, sparse (default: all)\n"
     "  --help, --version\n";
@@ -60,7 +63,7 @@ static bool takes_value(const char *opt)
 {
     static const char *const with_value[] = {"--model",  "--batch",  "--optim", "--data",
                                              "--seconds", "--repeat", "--threads", "--json",
-                                             "--kinds", "--device"};
+                                             "--kinds", "--device", "--svd"};
     for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
         if (strcmp(opt, with_value[i]) == 0)
             return true;
@@ -460,6 +463,67 @@ static void bench_factored_layers(fnet_ctx *ctx, double seconds, int repeat, FIL
 // CSR sparse layers against the dense layer of the same shape (1024x1024), forward and
 // forward+backward, at densities 1..50% and batch 1, 32 and 256; the crossover: the density at
 // which CSR's time reaches dense's, interpolated on a log scale between the densities measured.
+// ‖U·diag(S)·Vt − A‖_F / ‖A‖_F of a thin SVD of A (n, n), in double.
+static double svd_error(int64_t n, const float *A, const float *U, const float *S, const float *Vt)
+{
+    double err = 0.0, norm = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double v = 0.0;
+            for (int64_t k = 0; k < n; k++)
+                v += (double)U[i * n + k] * S[k] * Vt[k * n + j];
+            err += (v - A[i * n + j]) * (v - A[i * n + j]);
+            norm += (double)A[i * n + j] * A[i * n + j];
+        }
+    return norm > 0 ? sqrt(err / norm) : 0.0;
+}
+
+// --svd N: the host linear algebra's thin SVD of one random N×N matrix on ctx's backend and on
+// the CPU's LAPACK, timed in turn (median of repeat after a warm-up), with their errors.
+static void bench_svd(fnet_ctx *ctx, int64_t n, int repeat, FILE *json)
+{
+    fnet_ctx *cpu = NULL;
+    cli_check(ctx, fnet_ctx_create_cpu(&cpu), "the CPU ctx");
+    float *A = malloc(sizeof(float) * (size_t)(n * n)), *U = malloc(sizeof(float) * (size_t)(n * n));
+    float *S = malloc(sizeof(float) * (size_t)n), *Vt = malloc(sizeof(float) * (size_t)(n * n));
+    if (!A || !U || !S || !Vt)
+        cli_die(1, "--svd", "out of memory for %lldx%lld matrices", (long long)n, (long long)n);
+    fnet_rng rng;
+    fnet_rng_seed(&rng, 1);
+    for (int64_t i = 0; i < n * n; i++)
+        A[i] = (float)fnet_rng_normal(&rng);
+    fnet_ctx *ctxs[2] = {ctx, cpu};
+    printf("thin SVD of a %lldx%lld Gaussian matrix (median of %d)\n", (long long)n, (long long)n,
+           repeat);
+    printf("%-10s %-10s %10s %12s\n", "backend", "host_la", "ms", "rel_error");
+    int n_ctx = fnet_ctx_backend(ctx) == FNET_BACKEND_CPU ? 1 : 2; // the CPU once
+    for (int c = 0; c < n_ctx; c++) {
+        fnet_ctx *x = ctxs[c];
+        double *t = malloc(sizeof(double) * (size_t)repeat);
+        for (int r = -1; r < repeat; r++) { // r = -1 warms up (handles, workspaces)
+            double t0 = fnet_now();
+            cli_check(x, x->be->host_la->gesvd(x, n, n, A, U, S, Vt), "--svd");
+            if (r >= 0)
+                t[r] = fnet_now() - t0;
+        }
+        double ms = 1e3 * median(t, repeat), err = n <= 1024 ? svd_error(n, A, U, S, Vt) : NAN;
+        printf("%-10s %-10s %10.2f %12.2e\n", fnet_ctx_backend_name(x), x->be->host_la->name, ms,
+               err);
+        if (json) {
+            fputc('{', json);
+            cli_json_string(json, "event", "svd", false);
+            cli_json_string(json, "backend", fnet_ctx_backend_name(x), false);
+            cli_json_string(json, "host_la", x->be->host_la->name, false);
+            cli_json_number(json, "n", (double)n, false);
+            cli_json_number(json, "ms", ms, false);
+            cli_json_number(json, "rel_error", err, true);
+        }
+        free(t);
+    }
+    free(A), free(U), free(S), free(Vt);
+    fnet_ctx_free(cpu);
+}
+
 static void bench_sparse_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
 {
     const int64_t n = 1024, batches[3] = {1, 32, 256};
@@ -543,7 +607,7 @@ int main(int argc, char **argv)
     bool tf32 = false;
     double seconds = 1.0;
     int repeat = 5, threads = 0;
-    int64_t batch = 32;
+    int64_t batch = 32, svd_n = 0;
     struct bench_case cases[16];
     int n_cases = 0;
     struct cli_args a = {.argc = argc, .argv = argv, .i = 1};
@@ -573,6 +637,8 @@ int main(int argc, char **argv)
             kinds_list = v;
         } else if (strcmp(o, "--device") == 0) {
             device = v;
+        } else if (strcmp(o, "--svd") == 0) {
+            svd_n = cli_int(o, v, 1, 8192);
         } else if (strcmp(o, "--tf32") == 0) {
             tf32 = true;
         } else {
@@ -594,6 +660,13 @@ int main(int argc, char **argv)
     check_kinds();
 
     fnet_ctx *ctx = cli_ctx(device, threads, tf32);
+    if (svd_n > 0) {
+        FILE *sj = cli_json_open(json_path);
+        bench_svd(ctx, svd_n, repeat, sj);
+        cli_json_close(sj, json_path);
+        fnet_ctx_free(ctx);
+        return 0;
+    }
     if (layers_mode) {
         FILE *lj = cli_json_open(json_path);
         if (kind_wanted("tt"))

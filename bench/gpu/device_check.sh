@@ -302,6 +302,10 @@ else
         # each run opens its --json afresh: gather them (the lines written before a failure too)
         [ -f "$WORK/fnet_$name.jsonl" ] && cat "$WORK/fnet_$name.jsonl" >>"$OUT/fnet_bench.jsonl"
     done <"$WORK/cases.txt"
+    # TT-SVD's step: cuSOLVER's gesvdj against the CPU's LAPACK on a 1024x1024 matrix
+    run_step "fnet-bench svd" 90 "$OUT/fnet_bench.log" "$BENCH" --device "$BENCH_DEVICE" \
+        --svd 1024 --repeat 5 --json "$WORK/fnet_svd.jsonl"
+    [ -f "$WORK/fnet_svd.jsonl" ] && cat "$WORK/fnet_svd.jsonl" >>"$OUT/fnet_bench.jsonl"
 fi
 
 # --- f. the summary ---------------------------------------------------------------------------
@@ -354,6 +358,17 @@ if [ "$CAN_BUILD" = yes ] && { [ "$BUILT" != yes ] || [ -n "$WERROR_NOTE" ]; } &
         echo
     } >>"$S"
 fi
+
+# fnet-bench --svd's rows: the backend's SVD and the CPU's, in ms, with their errors
+python3 - "$OUT/fnet_bench.jsonl" >>"$S" 2>/dev/null <<'PY' || true
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"svd"' in l]
+for r in rows:
+    print(f"fnet-bench --svd {r['n']}: {r['backend']} ({r['host_la']}) {r['ms']:.2f} ms, "
+          f"relative error {r['rel_error']:.1e}")
+if rows:
+    print()
+PY
 
 # what the two benchmarks said of their failures
 {

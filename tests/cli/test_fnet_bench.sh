@@ -79,6 +79,21 @@ for want in 'tr:tr:1024:ranks=8x8x8:ring=2:in=4x4x8x8:out=8x8x4x4:6144' \
 done
 ok "--layers --kinds tr,tucker,cp: three rows each, JSON with kind, spec and parameters"
 
+# --- --svd: the host linear algebra's SVD on the backend and on the CPU, with its error ---------
+run svd --svd 48 --repeat 1 --device reference --json svd.jsonl
+good "--svd 48 on the reference backend"
+grep -qE '^reference +reference +[0-9.]+ +[0-9.]+e-0[5-9]$' svd.out &&
+    grep -qE '^cpu +cpu +[0-9.]+ +[0-9.]+e-0[5-9]$' svd.out ||
+    fail "--svd: a row for the backend's and the CPU's SVD, each with a small error" "$(seen)"
+python3 - svd.jsonl <<'PY' || fail "--svd --json: one svd object per backend" "$(seen)"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["backend"] for r in rows] == ["reference", "cpu"], rows
+assert all(r["event"] == "svd" and r["n"] == 48 and r["ms"] > 0 and r["rel_error"] < 1e-4
+           for r in rows), rows
+PY
+ok "--svd: rows and JSON for the backend and the CPU"
+
 # --- bad usage ----------------------------------------------------------------------------------
 bad 2 'unknown option' "an unknown option" --frobnicate
 bad 2 'seconds' "--seconds 0" --seconds 0
@@ -86,5 +101,7 @@ bad 2 'rank' "a rank above min(n_in, n_out)" --data data --model dense:16,lowran
 bad 2 'block' "a block not dividing the sizes" --data data --model dense:16,circ:8:block=3
 bad 2 'optimizer' "an unknown optimizer" --optim nope
 bad 2 'rows of --layers' "--kinds without --layers" --kinds tr
+bad 2 'svd' "--svd 0" --svd 0
+bad 2 'cuda' "--device cuda without a GPU" --device cuda --svd 8
 bad 2 "got 'tr,nope'" "--kinds with an unknown name" --layers --kinds tr,nope
 bad 2 'ring|r0' "a ring rank too wide for its bond" --data data --model dense:16,tr:16:rank=8
