@@ -54,6 +54,9 @@ struct fnet_host_la {
 struct fnet_backend_ops {
     const char *name;
     bool host_memory; // backend memory is ordinary host memory (reference, cpu)
+    // A GPU: layers hand it whole batches, one GEMM per product, rather than cache-sized chunks
+    // of samples split over workers (the TT sweep's chunks and parts)
+    bool whole_batches;
     const struct fnet_host_la *host_la;
 
     // ---- per-ctx state (handles, streams, thread pools): ctx->state ----

@@ -27,6 +27,7 @@ bool fnet_cuda_check(fnet_ctx *ctx, const char *op, cudaError_t e)
 {
     if (e == cudaSuccess)
         return false;
+    (void)cudaGetLastError(); // the runtime keeps it too: the next launch's check must not see it
     fnet_cuda_keep(ctx, e == cudaErrorMemoryAllocation ? FNET_ERR_OUT_OF_MEMORY : FNET_ERR_BACKEND,
                    "%s: %s (%s)", op, cudaGetErrorString(e), cudaGetErrorName(e));
     return true;
@@ -43,6 +44,16 @@ void fnet_cuda_enter(fnet_ctx *ctx)
     int now = -1;
     if (cudaGetDevice(&now) != cudaSuccess || now != cuda_state(ctx)->device)
         fnet_cuda_check(ctx, "cudaSetDevice", cudaSetDevice(cuda_state(ctx)->device));
+}
+
+void fnet_cuda_trim(fnet_ctx *ctx)
+{
+    struct cuda_state *s = cuda_state(ctx);
+    cudaMemPool_t pool;
+    if (cudaStreamSynchronize(s->stream) == cudaSuccess &&
+        cudaDeviceGetDefaultMemPool(&pool, s->device) == cudaSuccess)
+        (void)cudaMemPoolTrimTo(pool, 0);
+    (void)cudaGetLastError();
 }
 
 // ---- the device, the ctx's state ----
@@ -78,8 +89,17 @@ fnet_status fnet_cuda_backend_probe(int device, char *why, size_t cap)
         return FNET_ERR_UNSUPPORTED;
     }
     struct cudaDeviceProp p;
-    if ((e = cudaGetDeviceProperties(&p, device)) != cudaSuccess) {
+    int pools = 0;
+    if ((e = cudaGetDeviceProperties(&p, device)) != cudaSuccess ||
+        (e = cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device)) !=
+            cudaSuccess) {
         snprintf(why, cap, "CUDA device %d: %s", device, cudaGetErrorString(e));
+        (void)cudaGetLastError();
+        return FNET_ERR_UNSUPPORTED;
+    }
+    if (!pools) {
+        snprintf(why, cap, "CUDA device %d (%s) has no stream-ordered memory pools, which this "
+                 "backend allocates from", device, p.name);
         return FNET_ERR_UNSUPPORTED;
     }
     int before = 0;
@@ -208,11 +228,15 @@ static void *cuda_alloc(fnet_ctx *ctx, size_t bytes)
     // fault injection of the tests (fnet_malloc's counter) reaches device memory too
     if (fnet_alloc_fails_now())
         return NULL;
-    if (cudaMallocAsync(&p, bytes > 0 ? bytes : 1, cuda_state(ctx)->stream) != cudaSuccess) {
-        (void)cudaGetLastError(); // out of memory is an answer, not a failure to keep
-        return NULL;
-    }
-    return p;
+    cudaStream_t st = cuda_state(ctx)->stream;
+    if (cudaMallocAsync(&p, bytes > 0 ? bytes : 1, st) == cudaSuccess)
+        return p;
+    (void)cudaGetLastError(); // out of memory is an answer, not a failure to keep
+    fnet_cuda_trim(ctx);      // what the pool keeps may be what is missing
+    if (cudaMallocAsync(&p, bytes > 0 ? bytes : 1, st) == cudaSuccess)
+        return p;
+    (void)cudaGetLastError();
+    return NULL;
 }
 
 static void cuda_free(fnet_ctx *ctx, void *p)
@@ -228,9 +252,17 @@ static void cuda_upload(fnet_ctx *ctx, void *dst, const void *src, size_t bytes)
     if (bytes == 0)
         return;
     fnet_cuda_enter(ctx);
-    // from pageable memory the call returns once src has been read: the caller may reuse it
-    fnet_cuda_check(ctx, "upload", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
-                                                   cuda_state(ctx)->stream));
+    // from pageable memory the call returns once src has been read, so the caller may reuse it;
+    // from pinned memory the copy is truly asynchronous, so it is waited for
+    cudaStream_t st = cuda_state(ctx)->stream;
+    if (fnet_cuda_check(ctx, "upload",
+                        cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st)))
+        return;
+    struct cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, src) != cudaSuccess)
+        (void)cudaGetLastError(); // an ordinary host pointer on older runtimes
+    else if (a.type == cudaMemoryTypeHost)
+        fnet_cuda_check(ctx, "upload", cudaStreamSynchronize(st));
 }
 
 static void cuda_download(fnet_ctx *ctx, void *dst, const void *src, size_t bytes)
@@ -589,6 +621,7 @@ static void cuda_adam_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, f
 const struct fnet_backend_ops fnet_cuda_backend = {
     .name = "cuda",
     .host_memory = false,
+    .whole_batches = true,
     .host_la = &fnet_cuda_host_la,
     .state_init = cuda_state_init,
     .state_free = cuda_state_free,

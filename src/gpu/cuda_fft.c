@@ -1,12 +1,14 @@
 /* The CUDA backend's real FFTs: cuFFT plans on the ctx's stream. backend.h's plan is made per
  * length; cuFFT's per length and number of signals, so a layer's plan keeps a few of those
- * (each a forward and an inverse) for the signal counts it meets: a layer sees one or two
- * batch sizes, and the oldest is replaced when a ninth turns up. */
+ * (each a forward and an inverse) for the signal counts it meets: a block-circulant layer uses
+ * three per batch size (its weights' spectra, its inputs', its outputs'), for training, a last
+ * partial batch and evaluation, and the oldest is replaced when a seventeenth turns up. */
 #include "gpu/cuda_internal.h"
 
 #include <cufft.h>
+#include <stdint.h>
 
-#define FFT_COUNTS 8
+#define FFT_COUNTS 16
 
 struct cuda_fft_plan {
     int64_t n;
@@ -83,13 +85,19 @@ static int slot_for(fnet_ctx *ctx, struct cuda_fft_plan *p, int64_t count)
         (void)cudaStreamSynchronize(cuda_state(ctx)->stream);
     destroy_slot(p, i);
     cudaStream_t st = cuda_state(ctx)->stream;
-    cufftResult r = make_one(&p->slot[i].r2c, p->n, count, CUFFT_R2C, st);
-    if (r == CUFFT_SUCCESS) {
-        r = make_one(&p->slot[i].c2r, p->n, count, CUFFT_C2R, st);
-        if (r != CUFFT_SUCCESS)
-            (void)cufftDestroy(p->slot[i].r2c);
+    cufftResult r = CUFFT_ALLOC_FAILED;
+    for (int attempt = 0; attempt < 2 && r == CUFFT_ALLOC_FAILED; attempt++) {
+        if (attempt > 0) // the pool may hold what cuFFT's cudaMalloc is missing
+            fnet_cuda_trim(ctx);
+        r = make_one(&p->slot[i].r2c, p->n, count, CUFFT_R2C, st);
+        if (r == CUFFT_SUCCESS) {
+            r = make_one(&p->slot[i].c2r, p->n, count, CUFFT_C2R, st);
+            if (r != CUFFT_SUCCESS)
+                (void)cufftDestroy(p->slot[i].r2c);
+        }
     }
     if (r != CUFFT_SUCCESS) {
+        (void)cudaGetLastError();
         fnet_cuda_keep(ctx, r == CUFFT_ALLOC_FAILED ? FNET_ERR_OUT_OF_MEMORY : FNET_ERR_BACKEND,
                        "cuFFT plan of %lld signals of length %lld: cufftResult %d",
                        (long long)count, (long long)p->n, (int)r);
@@ -97,6 +105,36 @@ static int slot_for(fnet_ctx *ctx, struct cuda_fft_plan *p, int64_t count)
     }
     p->slot[i].count = count;
     return i;
+}
+
+// cuFFT wants its real and complex arrays aligned to a complex value (8 bytes); the layers'
+// signals are slices of the flat vector and of activations, so they may sit 4 bytes off. Such a
+// one goes through a buffer from the pool (stream-ordered: no wait). NULL when that fails (kept).
+static float *aligned(fnet_ctx *ctx, const char *op, float *p, size_t floats, bool copy_in)
+{
+    if (((uintptr_t)p & 7) == 0)
+        return p;
+    cudaStream_t st = cuda_state(ctx)->stream;
+    float *tmp = NULL;
+    if (fnet_cuda_check(ctx, op, cudaMallocAsync((void **)&tmp, floats * sizeof(float), st)))
+        return NULL;
+    if (copy_in)
+        fnet_cuda_check(ctx, op, cudaMemcpyAsync(tmp, p, floats * sizeof(float),
+                                                 cudaMemcpyDeviceToDevice, st));
+    return tmp;
+}
+
+// The end of aligned(): tmp copied out to p when asked, and freed (nothing when tmp is p).
+static void unaligned(fnet_ctx *ctx, const char *op, float *p, float *tmp, size_t floats,
+                      bool copy_out)
+{
+    if (tmp == p || tmp == NULL)
+        return;
+    cudaStream_t st = cuda_state(ctx)->stream;
+    if (copy_out)
+        fnet_cuda_check(ctx, op, cudaMemcpyAsync(p, tmp, floats * sizeof(float),
+                                                 cudaMemcpyDeviceToDevice, st));
+    fnet_cuda_check(ctx, op, cudaFreeAsync(tmp, st));
 }
 
 void fnet_cuda_rfft(fnet_ctx *ctx, const void *plan, int64_t count, const float *x, float *X)
@@ -118,9 +156,15 @@ void fnet_cuda_rfft(fnet_ctx *ctx, const void *plan, int64_t count, const float 
     int i = slot_for(ctx, p, count);
     if (i < 0)
         return;
-    cufftResult r = cufftExecR2C(p->slot[i].r2c, (cufftReal *)x, (cufftComplex *)X);
-    if (r != CUFFT_SUCCESS)
-        fnet_cuda_keep(ctx, FNET_ERR_BACKEND, "rfft: cufftExecR2C: cufftResult %d", (int)r);
+    size_t nx = (size_t)(count * p->n), nX = (size_t)(count * (p->n / 2 + 1) * 2);
+    float *ax = aligned(ctx, "rfft", (float *)x, nx, true), *aX = aligned(ctx, "rfft", X, nX, false);
+    if (ax != NULL && aX != NULL) {
+        cufftResult r = cufftExecR2C(p->slot[i].r2c, (cufftReal *)ax, (cufftComplex *)aX);
+        if (r != CUFFT_SUCCESS)
+            fnet_cuda_keep(ctx, FNET_ERR_BACKEND, "rfft: cufftExecR2C: cufftResult %d", (int)r);
+    }
+    unaligned(ctx, "rfft", (float *)x, ax, nx, false);
+    unaligned(ctx, "rfft", X, aX, nX, true);
 }
 
 void fnet_cuda_irfft(fnet_ctx *ctx, const void *plan, int64_t count, float *X, float *x)
@@ -139,8 +183,23 @@ void fnet_cuda_irfft(fnet_ctx *ctx, const void *plan, int64_t count, float *X, f
     int i = slot_for(ctx, p, count);
     if (i < 0)
         return;
-    // cuFFT's C2R overwrites its input, which the contract allows
-    cufftResult r = cufftExecC2R(p->slot[i].c2r, (cufftComplex *)X, (cufftReal *)x);
-    if (r != CUFFT_SUCCESS)
-        fnet_cuda_keep(ctx, FNET_ERR_BACKEND, "irfft: cufftExecC2R: cufftResult %d", (int)r);
+    int64_t bins = p->n / 2 + 1;
+    size_t nx = (size_t)(count * p->n), nX = (size_t)(count * bins * 2);
+    // the contract ignores the imaginary parts of bin 0 and, for even n, of bin n/2, which
+    // cuFFT's C2R does not promise to: they are zeroed (X may be overwritten), one per signal
+    size_t pitch = (size_t)bins * 2 * sizeof(float);
+    fnet_cuda_check(ctx, "irfft", cudaMemset2DAsync(X + 1, pitch, 0, sizeof(float),
+                                                    (size_t)count, st));
+    if (p->n % 2 == 0)
+        fnet_cuda_check(ctx, "irfft", cudaMemset2DAsync(X + 2 * (bins - 1) + 1, pitch, 0,
+                                                        sizeof(float), (size_t)count, st));
+    float *aX = aligned(ctx, "irfft", X, nX, true), *ax = aligned(ctx, "irfft", x, nx, false);
+    if (ax != NULL && aX != NULL) {
+        // cuFFT's C2R overwrites its input, which the contract allows
+        cufftResult r = cufftExecC2R(p->slot[i].c2r, (cufftComplex *)aX, (cufftReal *)ax);
+        if (r != CUFFT_SUCCESS)
+            fnet_cuda_keep(ctx, FNET_ERR_BACKEND, "irfft: cufftExecC2R: cufftResult %d", (int)r);
+    }
+    unaligned(ctx, "irfft", X, aX, nX, false);
+    unaligned(ctx, "irfft", x, ax, nx, true);
 }

@@ -44,6 +44,11 @@ void fnet_cuda_keep(fnet_ctx *ctx, fnet_status st, const char *fmt, ...)
 /* A launcher's or runtime call's error kept as FNET_ERR_BACKEND naming op; true when it failed. */
 bool fnet_cuda_check(fnet_ctx *ctx, const char *op, cudaError_t e);
 
+/* Give the device's pool back what it holds unused (after waiting for the stream): before a
+ * second try of an allocation that failed, ours or a library's (cuFFT's plans use cudaMalloc,
+ * which cannot take what the pool keeps). */
+void fnet_cuda_trim(fnet_ctx *ctx);
+
 /* Make ctx's device current for this thread (several ctxs may share a thread, each its own
  * device); the first thing every op does. */
 void fnet_cuda_enter(fnet_ctx *ctx);

@@ -10,7 +10,7 @@
 
 // Device buffers of one factorization, freed together (stream-ordered).
 struct bufs {
-    void *p[6];
+    void *p[8]; // gesvd takes six
     int n;
 };
 
@@ -48,12 +48,18 @@ static fnet_status to_host(fnet_ctx *ctx, void *dst, const void *src, size_t byt
     return e == cudaSuccess ? FNET_OK : fail_cuda(ctx, "cuSOLVER result", e);
 }
 
-static bool finite(int64_t n, const float *a)
+// As the CPU's: a shape of at least one row and column, and a finite A (m, n).
+static fnet_status check_input(fnet_ctx *ctx, const char *op, int64_t m, int64_t n,
+                               const float *A)
 {
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(a[i]))
-            return false;
-    return true;
+    if (m < 1 || n < 1)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: shape (%lld, %lld) out of range", op,
+                         (long long)m, (long long)n);
+    for (int64_t i = 0; i < m * n; i++)
+        if (!isfinite(A[i]))
+            return fnet_fail(ctx, FNET_ERR_NUMERIC, "%s: A has a non-finite entry at [%lld]", op,
+                             (long long)i);
+    return FNET_OK;
 }
 
 // cuSOLVER's info: > 0 the algorithm failed on these numbers, < 0 an argument of ours was wrong.
@@ -88,11 +94,9 @@ static bool fits_int(int64_t m, int64_t n)
 static fnet_status cuda_gesvd(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *U,
                               float *S, float *Vt)
 {
-    if (m <= 0 || n <= 0)
-        return FNET_OK;
-    if (!finite(m * n, A))
-        return fnet_fail(ctx, FNET_ERR_NUMERIC, "gesvd: the %lldx%lld matrix is not finite",
-                         (long long)m, (long long)n);
+    fnet_status st = check_input(ctx, "gesvd", m, n, A);
+    if (st != FNET_OK)
+        return st;
     if (!fits_int(m, n))
         return fnet_cpu_backend.host_la->gesvd(ctx, m, n, A, U, S, Vt);
     fnet_cuda_enter(ctx);
@@ -106,7 +110,6 @@ static fnet_status cuda_gesvd(fnet_ctx *ctx, int64_t m, int64_t n, const float *
     float *dU = dev(ctx, &b, (size_t)(rows * k) * sizeof(float));
     float *dV = dev(ctx, &b, (size_t)(cols * k) * sizeof(float));
     int *dinfo = dev(ctx, &b, sizeof(int));
-    fnet_status st = FNET_OK;
     if (U_host == NULL || dA == NULL || dS == NULL || dU == NULL || dV == NULL || dinfo == NULL)
         st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "gesvd of a %lldx%lld matrix", (long long)m,
                        (long long)n);
@@ -131,17 +134,24 @@ static fnet_status cuda_gesvd(fnet_ctx *ctx, int64_t m, int64_t n, const float *
                            cusolverDnSgesvdj(s->solver, CUSOLVER_EIG_MODE_VECTOR, 1, (int)rows,
                                              (int)cols, dA, (int)rows, dS, dU, (int)rows, dV,
                                              (int)cols, work, lwork, dinfo, params));
-    if (st == FNET_OK)
-        st = info_status(ctx, "gesvdj", dinfo);
+    // gesvdj stops after 100 sweeps; short of float precision by then (a badly conditioned
+    // matrix), LAPACK's bidiagonal SVD on the host does it instead
+    bool converged = true;
+    if (st == FNET_OK && (st = info_status(ctx, "gesvdj", dinfo)) == FNET_ERR_NUMERIC) {
+        converged = false;
+        fnet_log(FNET_LOG_INFO, "gesvdj did not converge on a %lldx%lld matrix: LAPACK's SVD "
+                 "instead", (long long)m, (long long)n);
+        st = fnet_cpu_backend.host_la->gesvd(ctx, m, n, A, U, S, Vt);
+    }
     // Aᵀ = U'·S·V'ᵀ, so A = V'·S·U'ᵀ: Vt (k, n) row-major is U' (n, k) column-major as it lies,
     // U (m, k) row-major is V' (m, k) column-major transposed
-    if (st == FNET_OK)
+    if (st == FNET_OK && converged)
         st = to_host(ctx, S, dS, (size_t)k * sizeof(float));
-    if (st == FNET_OK)
+    if (st == FNET_OK && converged)
         st = to_host(ctx, Vt, dU, (size_t)(k * n) * sizeof(float));
-    if (st == FNET_OK)
+    if (st == FNET_OK && converged)
         st = to_host(ctx, U_host, dV, (size_t)(m * k) * sizeof(float));
-    if (st == FNET_OK)
+    if (st == FNET_OK && converged)
         for (int64_t i = 0; i < m; i++)
             for (int64_t j = 0; j < k; j++)
                 U[i * k + j] = U_host[i + j * m];
@@ -154,11 +164,9 @@ static fnet_status cuda_gesvd(fnet_ctx *ctx, int64_t m, int64_t n, const float *
 
 static fnet_status cuda_qr(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *Q, float *R)
 {
-    if (m <= 0 || n <= 0)
-        return FNET_OK;
-    if (!finite(m * n, A))
-        return fnet_fail(ctx, FNET_ERR_NUMERIC, "qr: the %lldx%lld matrix is not finite",
-                         (long long)m, (long long)n);
+    fnet_status st = check_input(ctx, "qr", m, n, A);
+    if (st != FNET_OK)
+        return st;
     if (!fits_int(m, n))
         return fnet_cpu_backend.host_la->qr(ctx, m, n, A, Q, R);
     fnet_cuda_enter(ctx);
@@ -169,7 +177,6 @@ static fnet_status cuda_qr(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, 
     float *dA = dev(ctx, &b, (size_t)(m * n) * sizeof(float));
     float *dtau = dev(ctx, &b, (size_t)k * sizeof(float));
     int *dinfo = dev(ctx, &b, sizeof(int));
-    fnet_status st = FNET_OK;
     if (H == NULL || dA == NULL || dtau == NULL || dinfo == NULL)
         st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "qr of a %lldx%lld matrix", (long long)m,
                        (long long)n);

@@ -95,11 +95,16 @@ fnet_status fnet_tt_sweep_reserve(fnet_ctx *ctx, struct fnet_tt_sweep *w,
     struct fnet_tt_sweep n = {.s = *s, .max_batch = B, .chunk = B, .nparts = 1};
     n.sample_state = sample_state;
     memcpy(n.state_off, off, sizeof(off));
-    if (s->d > 1) { // one core is one GEMM: nothing to keep in cache, the GEMM splits itself
-        n.chunk = CHUNK_FLOATS / per_sample > 1 ? CHUNK_FLOATS / per_sample : 1;
+    // one core is one GEMM: nothing to keep in cache, the GEMM splits itself; a GPU takes the
+    // whole batch at once in one part (chunks would only make its GEMMs small), but for the
+    // tests' chunk size
+    if (s->d > 1) {
+        bool whole = ctx->be->whole_batches;
+        n.chunk = whole || CHUNK_FLOATS / per_sample <= 1 ? (whole ? B : 1)
+                                                          : CHUNK_FLOATS / per_sample;
         n.chunk = debug_chunk > 0 ? debug_chunk : n.chunk;
         n.chunk = n.chunk < B ? n.chunk : B;
-        n.nparts = ctx->threads < B ? ctx->threads : (int)B;
+        n.nparts = whole ? 1 : (ctx->threads < B ? ctx->threads : (int)B);
         n.nparts = n.nparts < FNET_MAX_PARTS ? n.nparts : FNET_MAX_PARTS;
     }
     int64_t biggest, params = fnet_tt_num_params(s), state = B * sample_state;
