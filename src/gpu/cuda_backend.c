@@ -127,8 +127,8 @@ static void cuda_state_free(fnet_ctx *ctx)
         return;
     (void)cudaSetDevice(s->device);
     if (s->stream != NULL) {
-        void *bufs[] = {s->scratch, s->result, s->idx};
-        for (int i = 0; i < 3; i++)
+        void *bufs[] = {s->scratch, s->result, s->idx, s->ones};
+        for (int i = 0; i < 4; i++)
             if (bufs[i] != NULL)
                 (void)cudaFreeAsync(bufs[i], s->stream);
         (void)cudaStreamSynchronize(s->stream);
@@ -398,12 +398,35 @@ static void cuda_bias_add(fnet_ctx *ctx, int64_t B, int64_t n, const float *bias
     fnet_cuda_check(ctx, "bias_add", fnet_cuda_bias_add(cuda_state(ctx)->stream, B, n, bias, y));
 }
 
+// db (n) (+)= dyᵀ·1: row-major dy (B, n) is column-major (n, B), so a GEMV against a vector of
+// ones, which cuBLAS spreads over the whole GPU (a thread per column cannot fill it at n = 1024:
+// its B-long sums would take longer than the layer's GEMMs at large batches).
 static void cuda_bias_grad(fnet_ctx *ctx, int64_t B, int64_t n, const float *dy, float *db,
                            bool accumulate)
 {
+    if (n <= 0)
+        return;
     fnet_cuda_enter(ctx);
-    fnet_cuda_check(ctx, "bias_grad",
-                    fnet_cuda_bias_grad(cuda_state(ctx)->stream, B, n, dy, db, accumulate));
+    struct cuda_state *s = cuda_state(ctx);
+    if (B <= 0) { // no rows: nothing to add (a GEMV of width 0 would leave db as it was)
+        if (!accumulate)
+            fnet_cuda_check(ctx, "bias_grad", fnet_cuda_fill(s->stream, n, 0.0f, db));
+        return;
+    }
+    if (B > s->ones_cap) { // grown to the largest batch seen
+        float *grown = NULL;
+        if (fnet_cuda_check(ctx, "bias_grad",
+                            cudaMallocAsync((void **)&grown, (size_t)B * sizeof(float), s->stream)))
+            return;
+        if (s->ones != NULL)
+            fnet_cuda_check(ctx, "bias_grad", cudaFreeAsync(s->ones, s->stream));
+        s->ones = grown;
+        s->ones_cap = B;
+        fnet_cuda_check(ctx, "bias_grad", fnet_cuda_fill(s->stream, B, 1.0f, s->ones));
+    }
+    const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    check_blas(ctx, "bias_grad", cublasSgemv_64(s->blas, CUBLAS_OP_N, n, B, &one, dy, n, s->ones, 1,
+                                                &beta, db, 1));
 }
 
 static bool known_act(enum fnet_act act)

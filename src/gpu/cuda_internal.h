@@ -24,6 +24,8 @@ struct cuda_state {
     double *host_result; // pinned host copy of result
     int64_t *idx;        // u8_to_float's rows on the device (idx_cap of them)
     int64_t idx_cap;
+    float *ones;         // ones_cap ones: bias_grad's column sums as a cuBLAS GEMV
+    int64_t ones_cap;
     // the first failure of an op that cannot return one (backend.h: kept for synchronize)
     fnet_status err;
     char err_msg[256];
