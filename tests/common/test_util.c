@@ -65,11 +65,49 @@ void fnet_check_ok(const fnet_ctx *ctx, fnet_status st, const char *file, int li
     }
 }
 
+// "cuda" (device 0) or "cuda:K" (K decimal digits): true, *device = K
+static bool cuda_name(const char *name, int *device)
+{
+    if (strcmp(name, "cuda") == 0) {
+        *device = 0;
+        return true;
+    }
+    if (strncmp(name, "cuda:", 5) != 0 || name[5] == '\0' || strlen(name + 5) > 6)
+        return false;
+    for (const char *c = name + 5; *c; c++)
+        if (*c < '0' || *c > '9')
+            return false;
+    *device = atoi(name + 5);
+    return true;
+}
+
+void fnet_test_skip_without_device(const char *var)
+{
+    const char *name = getenv(var);
+    int device = 0;
+    if (name == NULL || !cuda_name(name, &device))
+        return;
+    char why[512];
+    fnet_status st = fnet_cuda_probe(device, why, sizeof(why));
+    if (st == FNET_ERR_UNSUPPORTED) {
+        // a skip, not a pass: CTest's SKIP_RETURN_CODE (tests/CMakeLists.txt)
+        fflush(stdout);
+        fprintf(stderr, "skipped: %s=%s: %s\n", var, name, why);
+        exit(FNET_TEST_SKIP);
+    }
+    if (st != FNET_OK) {
+        print_error("%s=%s: fnet_cuda_probe(%d): %s: %s\n", var, name, device,
+                    fnet_status_str(st), why);
+        fail();
+    }
+}
+
 fnet_ctx *fnet_test_ctx(fnet_backend_kind dflt)
 {
     const char *name = getenv("FNET_TEST_BACKEND");
     fnet_ctx *ctx = NULL;
     fnet_status st = FNET_ERR_INVALID_ARG;
+    int device = 0;
     if (name == NULL || *name == '\0')
         st = dflt == FNET_BACKEND_CPU ? fnet_ctx_create_cpu(&ctx) : fnet_ctx_create_reference(&ctx);
     else if (strcmp(name, "reference") == 0)
@@ -78,9 +116,12 @@ fnet_ctx *fnet_test_ctx(fnet_backend_kind dflt)
         st = fnet_ctx_create_cpu(&ctx);
     else if (strcmp(name, "guarded") == 0)
         st = fnet_ctx_create_guarded(&ctx);
-    else {
-        print_error("FNET_TEST_BACKEND is '%s', which is no backend: use reference, cpu or "
-                    "guarded (or leave it unset)\n", name);
+    else if (cuda_name(name, &device)) {
+        fnet_test_skip_without_device("FNET_TEST_BACKEND"); // returns when there is one
+        st = fnet_ctx_create_cuda(device, &ctx);
+    } else {
+        print_error("FNET_TEST_BACKEND is '%s', which is no backend: use reference, cpu, guarded, "
+                    "cuda or cuda:K (device K) (or leave it unset)\n", name);
         fail_msg("FNET_TEST_BACKEND '%s' is no backend", name);
     }
     if (st != FNET_OK) {

@@ -31,12 +31,25 @@ void fnet_check_allclose_d(const double *a, const double *b, int64_t n, double r
 void fnet_check_close(double a, double b, double rtol, double atol, const char *file, int line);
 void fnet_check_ok(const fnet_ctx *ctx, fnet_status st, const char *file, int line);
 
-/* The ctx a test runs on: the backend FNET_TEST_BACKEND names ("reference", "cpu", "guarded")
- * when it is set, else `dflt` (FNET_BACKEND_REFERENCE or FNET_BACKEND_CPU). A name that is no
- * backend fails the test with a message naming it, so a misspelt one cannot pass silently. Tests
- * that read it run on every backend in `make test` (tests/CMakeLists.txt, label "backends").
- * Oracles (the reference side of a comparison) are made with fnet_ctx_create_reference(). */
+/* The ctx a test runs on: the backend FNET_TEST_BACKEND names ("reference", "cpu", "guarded",
+ * "cuda" for CUDA device 0, "cuda:K" for device K) when it is set, else `dflt`
+ * (FNET_BACKEND_REFERENCE or FNET_BACKEND_CPU). A name that is no backend fails the test with a
+ * message naming it, so a misspelt one cannot pass silently. A CUDA device that
+ * fnet_cuda_probe() refuses (a build without CUDA, no GPU, no such device) is no failure: the
+ * process prints "skipped: " and the probe's reason and exits with FNET_TEST_SKIP, which CTest
+ * reports as Skipped. Tests that read it run on every backend in `make test` (tests/CMakeLists.txt,
+ * label "backends") and on CUDA under `ctest -L gpu` (their `_cuda` copies). Oracles (the
+ * reference side of a comparison) are made with fnet_ctx_create_reference(). */
 fnet_ctx *fnet_test_ctx(fnet_backend_kind dflt);
+
+/* The exit status of a test that cannot run here (CTest's SKIP_RETURN_CODE). */
+#define FNET_TEST_SKIP 77
+
+/* When the environment variable `var` names a CUDA device ("cuda", "cuda:K") that
+ * fnet_cuda_probe() refuses with FNET_ERR_UNSUPPORTED: print "skipped: " and the reason, exit
+ * with FNET_TEST_SKIP. Any other refusal fails the test; otherwise it returns. For a main() to
+ * skip before it runs tests on other backends first. */
+void fnet_test_skip_without_device(const char *var);
 
 /* Backend memory for tests, failing the test when out of memory: n floats (or int32s) on ctx,
  * holding a copy of host when it is not NULL (else uninitialized); freed with
