@@ -65,8 +65,7 @@ void fnet_check_ok(const fnet_ctx *ctx, fnet_status st, const char *file, int li
     }
 }
 
-// "cuda" (device 0) or "cuda:K" (K decimal digits): true, *device = K
-static bool cuda_name(const char *name, int *device)
+bool fnet_test_cuda_name(const char *name, int *device)
 {
     if (strcmp(name, "cuda") == 0) {
         *device = 0;
@@ -81,11 +80,13 @@ static bool cuda_name(const char *name, int *device)
     return true;
 }
 
-void fnet_test_skip_without_device(const char *var)
+void fnet_test_skip_without_device(const char *var, const char *dflt)
 {
     const char *name = getenv(var);
+    if (name == NULL || *name == '\0')
+        name = dflt;
     int device = 0;
-    if (name == NULL || !cuda_name(name, &device))
+    if (name == NULL || !fnet_test_cuda_name(name, &device))
         return;
     char why[512];
     fnet_status st = fnet_cuda_probe(device, why, sizeof(why));
@@ -116,8 +117,8 @@ fnet_ctx *fnet_test_ctx(fnet_backend_kind dflt)
         st = fnet_ctx_create_cpu(&ctx);
     else if (strcmp(name, "guarded") == 0)
         st = fnet_ctx_create_guarded(&ctx);
-    else if (cuda_name(name, &device)) {
-        fnet_test_skip_without_device("FNET_TEST_BACKEND"); // returns when there is one
+    else if (fnet_test_cuda_name(name, &device)) {
+        fnet_test_skip_without_device("FNET_TEST_BACKEND", NULL); // returns when there is one
         st = fnet_ctx_create_cuda(device, &ctx);
     } else {
         print_error("FNET_TEST_BACKEND is '%s', which is no backend: use reference, cpu, guarded, "

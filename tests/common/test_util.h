@@ -45,11 +45,15 @@ fnet_ctx *fnet_test_ctx(fnet_backend_kind dflt);
 /* The exit status of a test that cannot run here (CTest's SKIP_RETURN_CODE). */
 #define FNET_TEST_SKIP 77
 
-/* When the environment variable `var` names a CUDA device ("cuda", "cuda:K") that
- * fnet_cuda_probe() refuses with FNET_ERR_UNSUPPORTED: print "skipped: " and the reason, exit
- * with FNET_TEST_SKIP. Any other refusal fails the test; otherwise it returns. For a main() to
- * skip before it runs tests on other backends first. */
-void fnet_test_skip_without_device(const char *var);
+/* Whether name is "cuda" (then *device = 0) or "cuda:K", K decimal digits (*device = K). */
+bool fnet_test_cuda_name(const char *name, int *device);
+
+/* When the environment variable `var` (or `dflt` when it is unset or empty; dflt may be NULL)
+ * names a CUDA device ("cuda", "cuda:K") that fnet_cuda_probe() refuses with
+ * FNET_ERR_UNSUPPORTED: print "skipped: " and the reason, exit with FNET_TEST_SKIP. Any other
+ * refusal fails the test; otherwise it returns. For a main() to skip before it runs tests on
+ * other backends first. */
+void fnet_test_skip_without_device(const char *var, const char *dflt);
 
 /* Backend memory for tests, failing the test when out of memory: n floats (or int32s) on ctx,
  * holding a copy of host when it is not NULL (else uninitialized); freed with

@@ -2351,7 +2351,7 @@ static void test_harness_ops_were_exercised(void **state)
 int main(void)
 {
     // FNET_TEST_BACKEND=cuda without a device: skip now, before the cpu and guarded tests
-    fnet_test_skip_without_device("FNET_TEST_BACKEND");
+    fnet_test_skip_without_device("FNET_TEST_BACKEND", NULL);
     static struct CMUnitTest tests[MAX_TESTS];
     static struct test_cell cells[MAX_TESTS];
     static char names[MAX_TESTS][80];
