@@ -151,7 +151,8 @@ static void tt_destroy(fnet_layer *l)
     fnet_tt_sweep_free(l->ctx, &t->sweep);
 }
 
-// Orthogonalized initialization of the cores w (host): cores 0..d-2 replaced by the Q of their
+// Orthogonalized initialization of the cores w (host, by the CPU's QR on every backend, so that
+// a seed gives the same layer everywhere): cores 0..d-2 replaced by the Q of their
 // (r_k·m_k·n_k, r_{k+1}) unfolding (left-orthogonal, where the unfolding has at least as many rows
 // as columns), then the last core scaled so that ‖W‖_F² = M·N·V, the initializer's variance.
 static fnet_status orthogonalize(fnet_layer *l, double V, float *w)
@@ -176,7 +177,7 @@ static fnet_status orthogonalize(fnet_layer *l, double V, float *w)
         if (rows < cols)
             continue;
         float *core = w + t->off[k];
-        st = ctx->be->host_la->qr(ctx, rows, cols, core, Q, R);
+        st = fnet_init_host_la->qr(ctx, rows, cols, core, Q, R);
         if (st != FNET_OK)
             goto out_free;
         memcpy(core, Q, (size_t)(rows * cols) * sizeof(float));
