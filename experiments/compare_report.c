@@ -137,6 +137,7 @@ static void json_or_csv_fields(FILE *f, bool json, const struct cmp_variant *v,
         {"compression", r->compressed > 0 ? (double)r->as_dense / (double)r->compressed : NAN},
         {"flops_per_sample", r->flops},
         {"samples_per_s", r->samples_per_s},
+        {"tflops", 3.0 * r->flops * r->samples_per_s / 1e12}, // cli_model_flops' convention
         {"speed", r->speed},
         {"train_seconds", r->train_seconds},
         {"test_acc", r->test_acc},
@@ -183,7 +184,7 @@ void cmp_json_run(FILE *f, const struct cmp_variant *v, const struct cmp_run *r)
 void cmp_csv_header(FILE *f)
 {
     fputs("variant,model,optim,seed,batch,epochs,params,compressed_params,as_dense_params,"
-          "compression,flops_per_sample,samples_per_s,speed,train_seconds,test_acc,test_loss,"
+          "compression,flops_per_sample,samples_per_s,tflops,speed,train_seconds,test_acc,test_loss,"
           "acc_diff,infer_us_batch1,infer_us_batch256,checkpoint_bytes,peak_rss_mb,error\n", f);
 }
 

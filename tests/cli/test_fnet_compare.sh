@@ -81,6 +81,11 @@ for line in "$l1" "$l2"; do
         fail "test accuracy $acc (expected >= 0.8)" "$(show first.out)"
 done
 # speed and accuracy difference: against the first variant, in the JSON and the table
+# TFLOP/s: 3 forward passes' flops per sample times samples/s
+awk -v t="$(json_field "$l1" tflops)" -v f="$(json_field "$l1" flops_per_sample)" \
+    -v s="$(json_field "$l1" samples_per_s)" \
+    'BEGIN { w = 3 * f * s / 1e12; exit !(t > 0 && (t - w) / w < 1e-6 && (w - t) / w < 1e-6) }' ||
+    fail "--json: tflops is 3 x flops_per_sample x samples_per_s / 1e12" "$l1"
 s1=$(json_field "$l1" samples_per_s)
 s2=$(json_field "$l2" samples_per_s)
 want=$(awk -v a="$s2" -v b="$s1" 'BEGIN { printf "%.2fx", a / b }')
