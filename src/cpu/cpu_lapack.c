@@ -4,6 +4,7 @@
  * on Aᵀ: no transposed copies and no allocation behind fnet_malloc's back (the LAPACKE row-major
  * path would malloc both), so every out-of-memory path is testable. docs/tt_algebra.md. */
 #include "cpu/cpu_lapack.h"
+#include "cpu/ref.h"
 
 #include <lapacke.h>
 #include <limits.h>
@@ -27,14 +28,10 @@ fnet_status fnet_cpu_lapack_status(fnet_ctx *ctx, const char *routine, int64_t i
 // garbage on NaN).
 static fnet_status check_input(fnet_ctx *ctx, const char *op, int64_t m, int64_t n, const float *A)
 {
-    if (m < 1 || n < 1 || m > INT_MAX || n > INT_MAX)
+    if (m > INT_MAX || n > INT_MAX)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: shape (%lld, %lld) out of range", op,
                          (long long)m, (long long)n);
-    for (int64_t i = 0; i < m * n; i++)
-        if (!isfinite(A[i]))
-            return fnet_fail(ctx, FNET_ERR_NUMERIC, "%s: A has a non-finite entry at [%lld]", op,
-                             (long long)i);
-    return FNET_OK;
+    return fnet_host_la_check(ctx, op, m, n, A);
 }
 
 // A workspace-query answer (a float) as a size: rounded up, at least 1.

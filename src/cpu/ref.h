@@ -119,4 +119,9 @@ fnet_status fnet_ref_qr(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, flo
 
 extern const struct fnet_host_la fnet_ref_host_la;
 
+// What every host_la's gesvd and qr accept (reference, cpu, cuda): m, n >= 1 (else
+// FNET_ERR_INVALID_ARG) and A (m, n) finite (else FNET_ERR_NUMERIC), with "op: ..." messages.
+fnet_status fnet_host_la_check(fnet_ctx *ctx, const char *op, int64_t m, int64_t n,
+                               const float *A);
+
 #endif

@@ -10,8 +10,7 @@
 // a Jacobi sweep over all column pairs; more than this many sweeps means it does not converge
 #define JACOBI_MAX_SWEEPS 80
 
-// m, n >= 1 and A (m, n) finite
-static fnet_status check_input(fnet_ctx *ctx, const char *op, int64_t m, int64_t n, const float *A)
+fnet_status fnet_host_la_check(fnet_ctx *ctx, const char *op, int64_t m, int64_t n, const float *A)
 {
     if (m < 1 || n < 1)
         return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: shape (%lld, %lld) out of range", op,
@@ -119,7 +118,7 @@ static void complete_basis(int64_t p, int64_t q, double *Uc, const bool *valid, 
 fnet_status fnet_ref_gesvd(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *U, float *S,
                            float *Vt)
 {
-    fnet_status st = check_input(ctx, "gesvd", m, n, A);
+    fnet_status st = fnet_host_la_check(ctx, "gesvd", m, n, A);
     if (st != FNET_OK)
         return st;
     bool tall = m >= n;
@@ -197,7 +196,7 @@ out_free:
 // Q = H_0···H_{k-1}·[I_k; 0], accumulated backwards.
 fnet_status fnet_ref_qr(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *Q, float *R)
 {
-    fnet_status st = check_input(ctx, "qr", m, n, A);
+    fnet_status st = fnet_host_la_check(ctx, "qr", m, n, A);
     if (st != FNET_OK)
         return st;
     int64_t k = m < n ? m : n;

@@ -4,6 +4,7 @@
  * them on host copies). Row-major A (m, n) is column-major Aᵀ: the SVD factors Aᵀ and swaps the
  * roles of U and V; QR transposes A on the host first. The host GEMM is the CPU backend's. */
 #include "gpu/cuda_internal.h"
+#include "cpu/ref.h"
 
 #include <limits.h>
 #include <math.h>
@@ -48,20 +49,6 @@ static fnet_status to_host(fnet_ctx *ctx, void *dst, const void *src, size_t byt
     return e == cudaSuccess ? FNET_OK : fail_cuda(ctx, "cuSOLVER result", e);
 }
 
-// As the CPU's: a shape of at least one row and column, and a finite A (m, n).
-static fnet_status check_input(fnet_ctx *ctx, const char *op, int64_t m, int64_t n,
-                               const float *A)
-{
-    if (m < 1 || n < 1)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "%s: shape (%lld, %lld) out of range", op,
-                         (long long)m, (long long)n);
-    for (int64_t i = 0; i < m * n; i++)
-        if (!isfinite(A[i]))
-            return fnet_fail(ctx, FNET_ERR_NUMERIC, "%s: A has a non-finite entry at [%lld]", op,
-                             (long long)i);
-    return FNET_OK;
-}
-
 // cuSOLVER's info: > 0 the algorithm failed on these numbers, < 0 an argument of ours was wrong.
 static fnet_status info_status(fnet_ctx *ctx, const char *routine, const int *d_info)
 {
@@ -94,7 +81,7 @@ static bool fits_int(int64_t m, int64_t n)
 static fnet_status cuda_gesvd(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *U,
                               float *S, float *Vt)
 {
-    fnet_status st = check_input(ctx, "gesvd", m, n, A);
+    fnet_status st = fnet_host_la_check(ctx, "gesvd", m, n, A);
     if (st != FNET_OK)
         return st;
     if (!fits_int(m, n))
@@ -164,7 +151,7 @@ static fnet_status cuda_gesvd(fnet_ctx *ctx, int64_t m, int64_t n, const float *
 
 static fnet_status cuda_qr(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *Q, float *R)
 {
-    fnet_status st = check_input(ctx, "qr", m, n, A);
+    fnet_status st = fnet_host_la_check(ctx, "qr", m, n, A);
     if (st != FNET_OK)
         return st;
     if (!fits_int(m, n))
