@@ -200,6 +200,33 @@ struct fnet_backend_ops {
     void (*adam_step)(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *m, float *v,
                       const struct fnet_step_args *a);
 
+    // ---- a training step replayed (docs/gpu.md, "The step as one CUDA graph") ----
+    // Every value that changes from one replayed step to the next is read from backend memory
+    // when the op runs, never passed by value, and nothing comes back to the host.
+    // x (B, d) = src rows rows[0..B) · scale: u8_to_float with its rows in backend memory
+    void (*u8_gather)(fnet_ctx *ctx, int64_t B, int64_t d, const uint8_t *src,
+                      const int64_t *rows, float scale, float *x);
+    // softmax_ce's loss (mse's when mse) kept in backend memory: acc[0] += Σ loss over the batch;
+    // when that Σ is not finite and acc[1] < 0, acc[1] = (double)*step (the first step whose loss
+    // was not finite). dlogits as softmax_ce writes it (NULL: none). acc: 2 doubles, step: one
+    // int64, both backend memory.
+    void (*loss_step)(fnet_ctx *ctx, bool mse, int64_t B, int64_t K, const float *logits,
+                      const int32_t *labels, float scale, float *dlogits, const int64_t *step,
+                      double *acc);
+    // The fused step `kind` (FNET_OP_SGD_STEP, _MOMENTUM_STEP with nesterov, _RMSPROP_STEP,
+    // _ADAM_STEP) with its hyper-parameters *a read from backend memory when it runs, and
+    // skipped entirely when skip != NULL and skip[1] >= 0 (loss_step's acc after a non-finite
+    // loss). s1: v (momentum), s (rmsprop), m (adam); s2: adam's v; unused ones NULL.
+    void (*step_dev)(fnet_ctx *ctx, int kind, bool nesterov, int64_t n, float *w, const float *g,
+                     float *s1, float *s2, const struct fnet_step_args *a, const double *skip);
+    // Record the ops fn(arg) issues, without running them, for graph_run to run as one unit
+    // (CUDA: a stream capture made into an executable graph). FNET_ERR_UNSUPPORTED when they
+    // cannot be recorded (an op that waits for the device, say): *graph NULL, nothing ran, the
+    // device state as before. NULL entries: fnet_graph_* calls fn at every run instead.
+    fnet_status (*graph_make)(fnet_ctx *ctx, void (*fn)(void *arg), void *arg, void **graph);
+    void (*graph_run)(fnet_ctx *ctx, void *graph);
+    void (*graph_free)(fnet_ctx *ctx, void *graph); // NULL graph: no-op
+
     // ---- parallel parts ----
     // Run fn(arg, part) for part = 0..parts-1 at once, one part per worker (parts <=
     // min(ctx->threads, FNET_MAX_PARTS)), and return when all are done. Inside fn the backend's
@@ -221,6 +248,8 @@ enum fnet_op {
     FNET_OP_CSR_SPMM, FNET_OP_CSR_SPMM_T, FNET_OP_CSR_SDDMM,
     FNET_OP_SOFTMAX_CE, FNET_OP_MSE, FNET_OP_REGULARIZE, FNET_OP_U8_TO_FLOAT, FNET_OP_ALL_FINITE,
     FNET_OP_SGD_STEP, FNET_OP_MOMENTUM_STEP, FNET_OP_RMSPROP_STEP, FNET_OP_ADAM_STEP,
+    FNET_OP_U8_GATHER, FNET_OP_LOSS_STEP, FNET_OP_STEP_DEV, FNET_OP_GRAPH_MAKE, FNET_OP_GRAPH_RUN,
+    FNET_OP_GRAPH_FREE,
     FNET_OP_RUN_PARTS,
     FNET_OP_COUNT
 };
@@ -263,6 +292,16 @@ static inline void fnet_run_parts(fnet_ctx *ctx, int parts, void (*fn)(void *arg
     for (int p = 0; p < parts; p++)
         fn(arg, p);
 }
+
+/* A step recorded once and run many times (the backend's graph_make, or fn called each time on
+ * a backend without one). */
+struct fnet_graph;
+/* FNET_ERR_UNSUPPORTED (nothing made, nothing ran) when the backend cannot record fn's ops;
+ * FNET_ERR_OUT_OF_MEMORY. */
+fnet_status fnet_graph_make(fnet_ctx *ctx, void (*fn)(void *arg), void *arg,
+                            struct fnet_graph **out);
+void fnet_graph_run(struct fnet_graph *g);
+void fnet_graph_free(struct fnet_graph *g); // NULL: no-op
 
 /* The backend memory helpers every module uses: n floats (or bytes) allocated on ctx's backend
  * and set to zero; NULL when out of memory (no message: the caller names what it was for). */

@@ -58,6 +58,12 @@ static const struct fnet_op_info op_info[FNET_OP_COUNT] = {
     [FNET_OP_MOMENTUM_STEP] = {"momentum_step", false},
     [FNET_OP_RMSPROP_STEP] = {"rmsprop_step", false},
     [FNET_OP_ADAM_STEP] = {"adam_step", false},
+    [FNET_OP_U8_GATHER] = {"u8_gather", false},
+    [FNET_OP_LOSS_STEP] = {"loss_step", false},
+    [FNET_OP_STEP_DEV] = {"step_dev", false},
+    [FNET_OP_GRAPH_MAKE] = {"graph_make", false},
+    [FNET_OP_GRAPH_RUN] = {"graph_run", false},
+    [FNET_OP_GRAPH_FREE] = {"graph_free", false},
     [FNET_OP_RUN_PARTS] = {"run_parts", false},
 };
 
@@ -112,6 +118,12 @@ bool fnet_backend_has(const struct fnet_backend_ops *be, enum fnet_op op)
     case FNET_OP_MOMENTUM_STEP: return be->momentum_step != NULL;
     case FNET_OP_RMSPROP_STEP: return be->rmsprop_step != NULL;
     case FNET_OP_ADAM_STEP: return be->adam_step != NULL;
+    case FNET_OP_U8_GATHER: return be->u8_gather != NULL;
+    case FNET_OP_LOSS_STEP: return be->loss_step != NULL;
+    case FNET_OP_STEP_DEV: return be->step_dev != NULL;
+    case FNET_OP_GRAPH_MAKE: return be->graph_make != NULL;
+    case FNET_OP_GRAPH_RUN: return be->graph_run != NULL;
+    case FNET_OP_GRAPH_FREE: return be->graph_free != NULL;
     case FNET_OP_RUN_PARTS: return be->run_parts != NULL;
     case FNET_OP_COUNT: break;
     }
@@ -266,4 +278,49 @@ fnet_status fnet_ctx_synchronize(fnet_ctx *ctx)
     if (ctx == NULL)
         return FNET_ERR_INVALID_ARG;
     return ctx->be->synchronize(ctx);
+}
+
+// ---- steps recorded once, run many times ----
+
+struct fnet_graph {
+    fnet_ctx *ctx;
+    void *native; // the backend's, or NULL: fn is called at every run
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+fnet_status fnet_graph_make(fnet_ctx *ctx, void (*fn)(void *arg), void *arg,
+                            struct fnet_graph **out)
+{
+    *out = NULL;
+    struct fnet_graph *g = fnet_calloc(1, sizeof(*g));
+    if (g == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "a recorded step");
+    *g = (struct fnet_graph){.ctx = ctx, .fn = fn, .arg = arg};
+    bool native = ctx->be->graph_make != NULL && ctx->be->graph_run != NULL &&
+                  ctx->be->graph_free != NULL;
+    fnet_status st = native ? ctx->be->graph_make(ctx, fn, arg, &g->native) : FNET_OK;
+    if (st != FNET_OK) {
+        fnet_free(g);
+        return st;
+    }
+    *out = g;
+    return FNET_OK;
+}
+
+void fnet_graph_run(struct fnet_graph *g)
+{
+    if (g->native != NULL)
+        g->ctx->be->graph_run(g->ctx, g->native);
+    else
+        g->fn(g->arg);
+}
+
+void fnet_graph_free(struct fnet_graph *g)
+{
+    if (g == NULL)
+        return;
+    if (g->native != NULL)
+        g->ctx->be->graph_free(g->ctx, g->native);
+    fnet_free(g);
 }

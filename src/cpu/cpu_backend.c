@@ -584,4 +584,7 @@ const struct fnet_backend_ops fnet_cpu_backend = {
     .regularize = fnet_ref_regularize,
     .u8_to_float = fnet_ref_u8_to_float,
     .all_finite = fnet_ref_all_finite,
+    .u8_gather = fnet_ref_u8_gather,
+    .loss_step = fnet_ref_loss_step,
+    .step_dev = fnet_ref_step_dev,
 };

@@ -111,6 +111,16 @@ void fnet_ref_rmsprop_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, f
 void fnet_ref_adam_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, float *m, float *v,
                         const struct fnet_step_args *a);
 
+// ref_step.c: the ops of a replayed training step, per-step values read from (host) memory
+void fnet_ref_u8_gather(fnet_ctx *ctx, int64_t B, int64_t d, const uint8_t *src,
+                        const int64_t *rows, float scale, float *x);
+void fnet_ref_loss_step(fnet_ctx *ctx, bool mse, int64_t B, int64_t K, const float *logits,
+                        const int32_t *labels, float scale, float *dlogits, const int64_t *step,
+                        double *acc);
+void fnet_ref_step_dev(fnet_ctx *ctx, int kind, bool nesterov, int64_t n, float *w,
+                       const float *g, float *s1, float *s2, const struct fnet_step_args *a,
+                       const double *skip);
+
 // ref_lapack.c: thin SVD by one-sided Jacobi and Householder QR, both in double, on host memory
 // (the reference's host linear algebra, fnet_ref_host_la)
 fnet_status fnet_ref_gesvd(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *U, float *S,

@@ -85,4 +85,7 @@ const struct fnet_backend_ops fnet_reference_backend = {
     .momentum_step = fnet_ref_momentum_step,
     .rmsprop_step = fnet_ref_rmsprop_step,
     .adam_step = fnet_ref_adam_step,
+    .u8_gather = fnet_ref_u8_gather,
+    .loss_step = fnet_ref_loss_step,
+    .step_dev = fnet_ref_step_dev,
 };

@@ -30,6 +30,7 @@ struct guarded {
     struct region *r;
     size_t n, cap;
     size_t page;
+    bool replaying; // inside graph_run: ops that wait for the device or read host memory stop
 };
 
 // The allocations one op opens (distinct, so aliased arguments open theirs once).
@@ -120,9 +121,21 @@ static const struct region *region_of(const struct guarded *g, const void *p)
     return &g->r[i];
 }
 
+// The ops a replayed step may not issue: on a GPU they wait for the device (their answer comes
+// back to the host) or read host memory that the replay would read again as it was recorded.
+static const char *const not_replayable[] = {"upload", "download", "dot", "amax", "softmax_ce",
+                                             "mse", "regularize", "u8_to_float", "all_finite",
+                                             "synchronize"};
+
 static struct guard guard_begin(fnet_ctx *ctx, const char *op)
 {
-    return (struct guard){.g = ctx->state, .op = op, .n = 0};
+    struct guarded *g = ctx->state;
+    if (g->replaying)
+        for (size_t i = 0; i < sizeof(not_replayable) / sizeof(not_replayable[0]); i++)
+            if (strcmp(op, not_replayable[i]) == 0)
+                violation(op, "the op", NULL, 0, "is inside a replayed step (graph_run): it "
+                          "waits for the device or reads host memory");
+    return (struct guard){.g = g, .op = op, .n = 0};
 }
 
 static void guard_add(struct guard *gd, const struct region *r)
@@ -245,6 +258,7 @@ static void guarded_state_free(fnet_ctx *ctx)
 
 static fnet_status guarded_synchronize(fnet_ctx *ctx)
 {
+    (void)guard_begin(ctx, "synchronize"); // refused inside a replayed step
     return FNET_OK;
 }
 
@@ -886,6 +900,111 @@ static void guarded_adam_step(fnet_ctx *ctx, int64_t n, float *w, const float *g
     guard_close(&gd);
 }
 
+// ---- a replayed training step ----
+
+// x (B, d) = src rows rows[0..B) (backend) · scale
+static void guarded_u8_gather(fnet_ctx *ctx, int64_t B, int64_t d, const uint8_t *src,
+                              const int64_t *rows, float scale, float *x)
+{
+    struct guard gd = guard_begin(ctx, "u8_gather");
+    guard_arg(&gd, "rows", rows, elems(B, sizeof(*rows)));
+    const struct region *r = NULL;
+    if (B > 0 && d > 0) {
+        if (src == NULL || (r = region_of(gd.g, src)) == NULL)
+            violation(gd.op, "src", src, count(d), "is not in a live allocation of this ctx");
+        guard_add(&gd, r);
+    }
+    guard_arg(&gd, "x", x, floats2(B, d));
+    guard_open(&gd);
+    // each row the op reads must lie in src's allocation (rows is readable now)
+    for (int64_t row = 0; r != NULL && row < B; row++) {
+        uintptr_t start = (uintptr_t)src + (uintptr_t)(rows[row] * d);
+        if (rows[row] < 0 || rows[row] > INT64_MAX / d || !inside(r, start, count(d)))
+            violation(gd.op, "src row", (const void *)start, count(d),
+                      "(rows[%lld] = %lld) is outside src's %zu-byte allocation", (long long)row,
+                      (long long)rows[row], r->bytes);
+    }
+    fnet_ref_u8_gather(ctx, B, d, src, rows, scale, x);
+    guard_close(&gd);
+}
+
+// logits, dlogits (B, K), labels (B), step (1), acc (2)
+static void guarded_loss_step(fnet_ctx *ctx, bool mse, int64_t B, int64_t K, const float *logits,
+                              const int32_t *labels, float scale, float *dlogits,
+                              const int64_t *step, double *acc)
+{
+    struct guard gd = guard_begin(ctx, "loss_step");
+    guard_arg(&gd, "logits", logits, floats2(B, K));
+    guard_arg(&gd, "labels", labels, elems(B, sizeof(int32_t)));
+    if (dlogits != NULL)
+        guard_arg(&gd, "dlogits", dlogits, floats2(B, K));
+    guard_arg(&gd, "step", step, sizeof(*step));
+    guard_arg(&gd, "acc", acc, 2 * sizeof(*acc));
+    guard_open(&gd);
+    fnet_ref_loss_step(ctx, mse, B, K, logits, labels, scale, dlogits, step, acc);
+    guard_close(&gd);
+}
+
+// w, g, s1, s2 (n; s1, s2 as the kind needs), a (one struct), skip (2) all backend memory
+static void guarded_step_dev(fnet_ctx *ctx, int kind, bool nesterov, int64_t n, float *w,
+                             const float *g, float *s1, float *s2, const struct fnet_step_args *a,
+                             const double *skip)
+{
+    struct guard gd = guard_begin(ctx, "step_dev");
+    guard_arg(&gd, "w", w, elems(n, sizeof(float)));
+    guard_arg(&gd, "g", g, elems(n, sizeof(float)));
+    if (kind != FNET_OP_SGD_STEP)
+        guard_arg(&gd, "s1", s1, elems(n, sizeof(float)));
+    if (kind == FNET_OP_ADAM_STEP)
+        guard_arg(&gd, "s2", s2, elems(n, sizeof(float)));
+    guard_arg(&gd, "a", a, sizeof(*a));
+    if (skip != NULL)
+        guard_arg(&gd, "skip", skip, 2 * sizeof(*skip));
+    guard_open(&gd);
+    if (skip == NULL || skip[1] < 0) {
+        switch (kind) {
+        case FNET_OP_SGD_STEP: fnet_ref_sgd_step(ctx, n, w, g, a); break;
+        case FNET_OP_MOMENTUM_STEP: fnet_ref_momentum_step(ctx, n, w, g, s1, a, nesterov); break;
+        case FNET_OP_RMSPROP_STEP: fnet_ref_rmsprop_step(ctx, n, w, g, s1, a); break;
+        case FNET_OP_ADAM_STEP: fnet_ref_adam_step(ctx, n, w, g, s1, s2, a); break;
+        default: violation(gd.op, "kind", NULL, 0, "%d is no fused step", kind);
+        }
+    }
+    guard_close(&gd);
+}
+
+// The recorded step: fn(arg) run again at every graph_run, with the ops a replay may not issue
+// refused (not_replayable), so that a step that would break a GPU's capture fails here.
+struct guarded_graph {
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+static fnet_status guarded_graph_make(fnet_ctx *ctx, void (*fn)(void *arg), void *arg,
+                                      void **graph)
+{
+    struct guarded_graph *gg = fnet_malloc(sizeof(*gg));
+    if (gg == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "a recorded step");
+    *gg = (struct guarded_graph){fn, arg};
+    *graph = gg;
+    return FNET_OK;
+}
+
+static void guarded_graph_run(fnet_ctx *ctx, void *graph)
+{
+    struct guarded *g = ctx->state;
+    const struct guarded_graph *gg = graph;
+    g->replaying = true;
+    gg->fn(gg->arg);
+    g->replaying = false;
+}
+
+static void guarded_graph_free(fnet_ctx *ctx, void *graph)
+{
+    fnet_free(graph);
+}
+
 // No run_parts: parts run one after the other, each op opening and closing its own memory.
 const struct fnet_backend_ops fnet_guarded_backend = {
     .name = "guarded",
@@ -932,4 +1051,10 @@ const struct fnet_backend_ops fnet_guarded_backend = {
     .momentum_step = guarded_momentum_step,
     .rmsprop_step = guarded_rmsprop_step,
     .adam_step = guarded_adam_step,
+    .u8_gather = guarded_u8_gather,
+    .loss_step = guarded_loss_step,
+    .step_dev = guarded_step_dev,
+    .graph_make = guarded_graph_make,
+    .graph_run = guarded_graph_run,
+    .graph_free = guarded_graph_free,
 };

@@ -1911,6 +1911,196 @@ static void case_adam_step(struct harness *h)
     }
 }
 
+// ---- a replayed training step's ops ----
+
+// u8_gather: u8_to_float with its rows in backend memory, against the reference's u8_to_float
+static void case_u8_gather(struct harness *h)
+{
+    enum { N_ROWS = 41 };
+    static const int64_t ds[] = {1, 17, 784};
+    static const int64_t bs[] = {1, 9, 64};
+    for (size_t di = 0; di < 3; di++)
+        for (size_t bi = 0; bi < 3; bi++) {
+            int64_t d = ds[di], B = bs[bi];
+            uint8_t *src = random_bytes((size_t)(N_ROWS * d), 640 + di);
+            int64_t *rows = xmalloc((size_t)B * sizeof(int64_t));
+            uint64_t rng = 650 + bi;
+            for (int64_t r = 0; r < B; r++)
+                rows[r] = (int64_t)(next_u64(&rng) % N_ROWS);
+            rows[B - 1] = N_ROWS - 1;
+            set_shape(h, "B %lld of %d rows, d %lld", (long long)B, N_ROWS, (long long)d);
+            uint8_t *dsrc = dev_copy_of(h, src, (size_t)(N_ROWS * d));
+            int64_t *drows = dev_copy_of(h, rows, (size_t)B * sizeof(int64_t));
+            struct vec x = vec_filled(h, B * d, NAN);
+            fnet_reference_backend.u8_to_float(h->ref, B, d, src, rows, 1.0f / 255.0f, x.host);
+            h->be->u8_gather(h->ctx, B, d, dsrc, drows, 1.0f / 255.0f, x.dev);
+            vec_check(h, "x", &x);
+            check_dev_bytes(h, "rows (input)", drows, (const uint8_t *)rows,
+                            (size_t)B * sizeof(int64_t));
+            vec_free(h, &x);
+            dev_free(h, drows);
+            dev_free(h, dsrc);
+            free(rows);
+            free(src);
+        }
+}
+
+// loss_step: the backend's own softmax_ce (mse) kept in memory: acc[0] grows by exactly the
+// loss that op returns, dlogits are that op's bits; a non-finite loss records its step once
+static void case_loss_step(struct harness *h)
+{
+    static const int64_t shapes[][2] = {{1, 10}, {37, 10}, {64, 3}, {5, 1000}};
+    for (int mse = 0; mse < 2; mse++)
+        for (size_t s = 0; s < 4; s++) {
+            int64_t B = shapes[s][0], K = shapes[s][1];
+            set_shape(h, "%s, B %lld, K %lld", mse ? "mse" : "softmax_ce", (long long)B,
+                      (long long)K);
+            struct vec z = vec_random(h, B * K, -6.0f, 6.0f, 660 + s);
+            int32_t *labels = xmalloc((size_t)B * sizeof(int32_t));
+            uint64_t rng = 670 + s;
+            for (int64_t r = 0; r < B; r++)
+                labels[r] = (int32_t)(next_u64(&rng) % (uint64_t)K);
+            int32_t *dlabels = dev_copy_of(h, labels, (size_t)B * sizeof(int32_t));
+            struct vec want_dz = vec_filled(h, B * K, NAN), dz = vec_filled(h, B * K, NAN);
+            const float scale = 1.0f / (float)B;
+            double want = mse ? h->be->mse(h->ctx, B, K, z.dev, dlabels, scale, want_dz.dev, NULL)
+                              : h->be->softmax_ce(h->ctx, B, K, z.dev, dlabels, scale,
+                                                  want_dz.dev, NULL);
+            const int64_t step = 7;
+            double acc[2] = {0.375, -1.0};
+            int64_t *dstep = dev_copy_of(h, &step, sizeof(step));
+            double *dacc = dev_copy_of(h, acc, sizeof(acc));
+            h->be->loss_step(h->ctx, mse, B, K, z.dev, dlabels, scale, dz.dev, dstep, dacc);
+            acc[0] += want;
+            check_dev_bytes(h, "acc after a finite loss", dacc, (const uint8_t *)acc,
+                            sizeof(acc));
+            vec_check_same(h, "dlogits", &dz, &want_dz);
+            // without dlogits, then a NaN logit: the sum goes NaN, step 7 is recorded, and a
+            // later non-finite step (9) does not replace it
+            h->be->loss_step(h->ctx, mse, B, K, z.dev, dlabels, scale, NULL, dstep, dacc);
+            acc[0] += want;
+            check_dev_bytes(h, "acc after a second loss", dacc, (const uint8_t *)acc,
+                            sizeof(acc));
+            vec_set(h, &z, (B - 1) * K, NAN);
+            h->be->loss_step(h->ctx, mse, B, K, z.dev, dlabels, scale, NULL, dstep, dacc);
+            const int64_t later = 9;
+            dev_put(h, dstep, &later, sizeof(later));
+            h->be->loss_step(h->ctx, mse, B, K, z.dev, dlabels, scale, NULL, dstep, dacc);
+            double got[2];
+            dev_get(h, got, dacc, sizeof(got));
+            if (!isnan(got[0]) || got[1] != 7.0)
+                fail_case(h, "acc after non-finite losses", "is {%g, %g}, want {NaN, 7}", got[0],
+                          got[1]);
+            dev_free(h, dacc);
+            dev_free(h, dstep);
+            vec_free(h, &dz);
+            vec_free(h, &want_dz);
+            dev_free(h, dlabels);
+            free(labels);
+            vec_free(h, &z);
+        }
+}
+
+// step_dev: each fused step with its scalars read from backend memory equals the backend's own
+// fused op bit for bit, and does nothing at all when skip[1] >= 0
+static void case_step_dev(struct harness *h)
+{
+    static const int kinds[] = {FNET_OP_SGD_STEP, FNET_OP_MOMENTUM_STEP, FNET_OP_MOMENTUM_STEP,
+                                FNET_OP_RMSPROP_STEP, FNET_OP_ADAM_STEP};
+    struct fnet_step_args a = step_args();
+    for (size_t s = 0; s < n_sizes(h); s++)
+        for (int k = 0; k < 5; k++) {
+            int64_t n = sizes[s];
+            bool nesterov = k == 2;
+            set_shape(h, "n %lld, %s%s", (long long)n,
+                      fnet_backend_op_info((enum fnet_op)kinds[k])->name,
+                      nesterov ? " (Nesterov)" : "");
+            struct step_vecs v = step_vecs(h, n, 860 + 10 * s), want = step_vecs(h, n, 860 + 10 * s);
+            struct fnet_step_args *da = dev_copy_of(h, &a, sizeof(a));
+            double skip[2] = {0.0, -1.0};
+            double *dskip = dev_copy_of(h, skip, sizeof(skip));
+            switch (kinds[k]) {
+            case FNET_OP_SGD_STEP: h->be->sgd_step(h->ctx, n, want.w.dev, want.g.dev, &a); break;
+            case FNET_OP_MOMENTUM_STEP:
+                h->be->momentum_step(h->ctx, n, want.w.dev, want.g.dev, want.s1.dev, &a,
+                                     nesterov);
+                break;
+            case FNET_OP_RMSPROP_STEP:
+                h->be->rmsprop_step(h->ctx, n, want.w.dev, want.g.dev, want.s1.dev, &a);
+                break;
+            default:
+                h->be->adam_step(h->ctx, n, want.w.dev, want.g.dev, want.s1.dev, want.s2.dev, &a);
+            }
+            h->be->step_dev(h->ctx, kinds[k], nesterov, n, v.w.dev, v.g.dev, v.s1.dev, v.s2.dev,
+                            da, dskip);
+            vec_check_same(h, "w", &v.w, &want.w);
+            vec_check_same(h, "s1", &v.s1, &want.s1);
+            vec_check_same(h, "s2", &v.s2, &want.s2);
+            // skipped: nothing moves (skip[1] = 3, a step that saw a non-finite loss)
+            skip[1] = 3.0;
+            dev_put(h, dskip, skip, sizeof(skip));
+            h->be->step_dev(h->ctx, kinds[k], nesterov, n, v.w.dev, v.g.dev, v.s1.dev, v.s2.dev,
+                            da, dskip);
+            vec_check_same(h, "w (skipped)", &v.w, &want.w);
+            vec_check_same(h, "s1 (skipped)", &v.s1, &want.s1);
+            vec_check_same(h, "s2 (skipped)", &v.s2, &want.s2);
+            dev_free(h, dskip);
+            dev_free(h, da);
+            struct step_vecs *both[] = {&want, &v};
+            for (int b = 0; b < 2; b++) {
+                vec_free(h, &both[b]->s2);
+                vec_free(h, &both[b]->s1);
+                vec_free(h, &both[b]->g);
+                vec_free(h, &both[b]->w);
+            }
+        }
+}
+
+// graph_make records without running; each graph_run runs the recorded ops again on what the
+// memory holds then: x = 1, y += 2·x, twice, is y + 4
+struct graph_job {
+    struct harness *h;
+    int64_t n;
+    float *x, *y;
+};
+
+static void graph_job_run(void *arg)
+{
+    struct graph_job *j = arg;
+    j->h->be->fill(j->h->ctx, j->n, 1.0f, j->x);
+    j->h->be->axpy(j->h->ctx, j->n, 2.0f, j->x, j->y);
+}
+
+static void case_graph(struct harness *h)
+{
+    for (size_t s = 0; s < n_sizes(h); s++) {
+        int64_t n = sizes[s];
+        set_shape(h, "n %lld: fill, axpy", (long long)n);
+        struct vec x = vec_filled(h, n, NAN), y = vec_random(h, n, -1.0f, 1.0f, 880 + s);
+        struct graph_job j = {h, n, x.dev, y.dev};
+        void *graph = NULL;
+        fnet_status st = h->be->graph_make(h->ctx, graph_job_run, &j, &graph);
+        if (st != FNET_OK || graph == NULL)
+            fail_case(h, "graph_make", "failed (%s): %s", fnet_status_str(st),
+                      fnet_ctx_last_message(h->ctx));
+        vec_check(h, "y after graph_make (nothing ran)", &y);
+        for (int run = 0; run < 2; run++) {
+            h->be->graph_run(h->ctx, graph);
+            count_call(h, FNET_OP_GRAPH_RUN);
+        }
+        h->be->graph_free(h->ctx, graph);
+        count_call(h, FNET_OP_GRAPH_FREE);
+        for (int64_t i = 0; i < n; i++) {
+            x.host[i] = 1.0f;
+            y.host[i] = (y.host[i] + 2.0f) + 2.0f;
+        }
+        vec_check(h, "x after two runs", &x);
+        vec_check(h, "y after two runs", &y);
+        vec_free(h, &y);
+        vec_free(h, &x);
+    }
+}
+
 // ---- parallel parts ----
 
 // Floats each part writes with the backend's ops: past 2·32768, so an op inside a part that
@@ -2040,6 +2230,12 @@ static const struct op_case op_cases[FNET_OP_COUNT] = {
     [FNET_OP_MOMENTUM_STEP] = {.run = case_momentum_step},
     [FNET_OP_RMSPROP_STEP] = {.run = case_rmsprop_step},
     [FNET_OP_ADAM_STEP] = {.run = case_adam_step},
+    [FNET_OP_U8_GATHER] = {.run = case_u8_gather},
+    [FNET_OP_LOSS_STEP] = {.run = case_loss_step, .contract_only = true},
+    [FNET_OP_STEP_DEV] = {.run = case_step_dev, .contract_only = true},
+    [FNET_OP_GRAPH_MAKE] = {.run = case_graph, .contract_only = true},
+    [FNET_OP_GRAPH_RUN] = {.harness = "graph_make's case runs each graph twice"},
+    [FNET_OP_GRAPH_FREE] = {.harness = "graph_make's case frees each graph"},
     [FNET_OP_RUN_PARTS] = {.run = case_run_parts, .contract_only = true},
 };
 
@@ -2092,6 +2288,12 @@ static bool is_reference_own(const struct fnet_backend_ops *be, enum fnet_op op)
     case FNET_OP_MOMENTUM_STEP: return be->momentum_step == r->momentum_step;
     case FNET_OP_RMSPROP_STEP: return be->rmsprop_step == r->rmsprop_step;
     case FNET_OP_ADAM_STEP: return be->adam_step == r->adam_step;
+    case FNET_OP_U8_GATHER: return be->u8_gather == r->u8_gather;
+    case FNET_OP_LOSS_STEP: return be->loss_step == r->loss_step;
+    case FNET_OP_STEP_DEV: return be->step_dev == r->step_dev;
+    case FNET_OP_GRAPH_MAKE: return be->graph_make == r->graph_make;
+    case FNET_OP_GRAPH_RUN: return be->graph_run == r->graph_run;
+    case FNET_OP_GRAPH_FREE: return be->graph_free == r->graph_free;
     case FNET_OP_RUN_PARTS: return be->run_parts == r->run_parts;
     case FNET_OP_COUNT: break;
     }
@@ -2123,13 +2325,15 @@ static void test_every_op_has_a_case_or_a_reason(void **state)
 }
 
 // The reference is the oracle: it has every op a case compares with. The cpu backend has all but
-// the GPU's TF32 switch.
+// the GPU's TF32 switch and graphs (a recorded step is run by calling it again).
 static void test_reference_and_cpu_have_every_op(void **state)
 {
     (void)state;
     for (int op = 0; op < FNET_OP_COUNT; op++) {
         const char *name = fnet_backend_op_info((enum fnet_op)op)->name;
-        if (!fnet_backend_has(&fnet_cpu_backend, (enum fnet_op)op) && op != FNET_OP_SET_TF32)
+        bool gpu_only = op == FNET_OP_SET_TF32 || op == FNET_OP_GRAPH_MAKE ||
+                        op == FNET_OP_GRAPH_RUN || op == FNET_OP_GRAPH_FREE;
+        if (!fnet_backend_has(&fnet_cpu_backend, (enum fnet_op)op) && !gpu_only)
             fail_msg("the cpu backend has no %s", name);
         bool oracle = op_cases[op].run != NULL && !op_cases[op].contract_only;
         if (oracle && !fnet_backend_has(&fnet_reference_backend, (enum fnet_op)op))
