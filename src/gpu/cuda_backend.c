@@ -6,8 +6,30 @@
 #include "gpu/cuda_internal.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+
+// step_dev hands the kernels a struct fnet_step_args in device memory as a struct
+// fnet_cuda_hyper (cuda_kernels.h, which cannot include backend.h): the two must be one layout.
+#define SAME_FIELD(f)                                                                              \
+    _Static_assert(offsetof(struct fnet_step_args, f) == offsetof(struct fnet_cuda_hyper, f) &&  \
+                       sizeof(((struct fnet_step_args *)0)->f) ==                                 \
+                           sizeof(((struct fnet_cuda_hyper *)0)->f),                              \
+                   "fnet_step_args and fnet_cuda_hyper differ at " #f)
+SAME_FIELD(lr);
+SAME_FIELD(momentum);
+SAME_FIELD(beta1);
+SAME_FIELD(beta2);
+SAME_FIELD(eps);
+SAME_FIELD(rho);
+SAME_FIELD(weight_decay);
+SAME_FIELD(bc1);
+SAME_FIELD(bc2);
+#undef SAME_FIELD
+_Static_assert(sizeof(struct fnet_step_args) == sizeof(struct fnet_cuda_hyper) &&
+                   _Alignof(struct fnet_step_args) == _Alignof(struct fnet_cuda_hyper),
+               "fnet_step_args and fnet_cuda_hyper differ in size or alignment");
 
 // ---- errors ----
 
@@ -30,6 +52,14 @@ bool fnet_cuda_check(fnet_ctx *ctx, const char *op, cudaError_t e)
     (void)cudaGetLastError(); // the runtime keeps it too: the next launch's check must not see it
     fnet_cuda_keep(ctx, e == cudaErrorMemoryAllocation ? FNET_ERR_OUT_OF_MEMORY : FNET_ERR_BACKEND,
                    "%s: %s (%s)", op, cudaGetErrorString(e), cudaGetErrorName(e));
+    return true;
+}
+
+bool fnet_cuda_refuse_in_capture(fnet_ctx *ctx, const char *op, const char *why)
+{
+    if (!cuda_state(ctx)->capturing)
+        return false;
+    fnet_cuda_keep(ctx, FNET_ERR_UNSUPPORTED, "%s %s, which a CUDA graph cannot record", op, why);
     return true;
 }
 
@@ -139,6 +169,8 @@ static void cuda_state_free(fnet_ctx *ctx)
         (void)cusolverDnDestroy(s->solver);
     if (s->blas != NULL)
         (void)cublasDestroy(s->blas);
+    if (s->blas_work != NULL) // after the handle that used it
+        (void)cudaFree(s->blas_work);
     if (s->stream != NULL)
         (void)cudaStreamDestroy(s->stream);
     (void)cudaGetLastError();
@@ -182,6 +214,19 @@ static fnet_status cuda_state_init(fnet_ctx *ctx)
         bs = cublasSetStream(s->blas, s->stream);
     if (bs == CUBLAS_STATUS_SUCCESS)
         bs = cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH); // TF32 only when asked
+    // cuBLAS's workspace given once, after cublasSetStream (which drops a workspace given before
+    // it): a handle without one allocates its own, which a graph capture cannot have (docs/gpu.md)
+    if (bs == CUBLAS_STATUS_SUCCESS) {
+        e = cudaMalloc(&s->blas_work, CUDA_BLAS_WORKSPACE);
+        if (e != cudaSuccess) {
+            s->blas_work = NULL;
+            fnet_log(FNET_LOG_WARN, "CUDA device %d: cuBLAS's workspace: %s", s->device,
+                     cudaGetErrorString(e));
+            cuda_state_free(ctx);
+            return e == cudaErrorMemoryAllocation ? FNET_ERR_OUT_OF_MEMORY : FNET_ERR_BACKEND;
+        }
+        bs = cublasSetWorkspace(s->blas, s->blas_work, CUDA_BLAS_WORKSPACE);
+    }
     cusolverStatus_t ss = CUSOLVER_STATUS_SUCCESS;
     if (bs == CUBLAS_STATUS_SUCCESS && (ss = cusolverDnCreate(&s->solver)) ==
                                            CUSOLVER_STATUS_SUCCESS)
@@ -201,6 +246,10 @@ static fnet_status cuda_synchronize(fnet_ctx *ctx)
 {
     struct cuda_state *s = cuda_state(ctx);
     fnet_cuda_enter(ctx);
+    // inside a capture the failures kept so far are graph_make's to judge: none is reported here
+    if (fnet_cuda_refuse_in_capture(ctx, "synchronize", "waits for the device"))
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "CUDA device %d: synchronize inside a CUDA "
+                         "graph capture", s->device);
     fnet_cuda_check(ctx, "synchronize", cudaStreamSynchronize(s->stream));
     if (s->err == FNET_OK)
         return FNET_OK;
@@ -249,7 +298,7 @@ static void cuda_free(fnet_ctx *ctx, void *p)
 
 static void cuda_upload(fnet_ctx *ctx, void *dst, const void *src, size_t bytes)
 {
-    if (bytes == 0)
+    if (bytes == 0 || fnet_cuda_refuse_in_capture(ctx, "upload", "reads host memory"))
         return;
     fnet_cuda_enter(ctx);
     // from pageable memory the call returns once src has been read, so the caller may reuse it;
@@ -267,7 +316,7 @@ static void cuda_upload(fnet_ctx *ctx, void *dst, const void *src, size_t bytes)
 
 static void cuda_download(fnet_ctx *ctx, void *dst, const void *src, size_t bytes)
 {
-    if (bytes == 0)
+    if (bytes == 0 || fnet_cuda_refuse_in_capture(ctx, "download", "waits for the device"))
         return;
     fnet_cuda_enter(ctx);
     cudaStream_t st = cuda_state(ctx)->stream;
@@ -297,7 +346,8 @@ static const double *read_results(fnet_ctx *ctx, const char *op, int n, cudaErro
     struct cuda_state *s = cuda_state(ctx);
     for (int i = 0; i < n; i++)
         s->host_result[i] = NAN; // what a failed op reports
-    if (fnet_cuda_check(ctx, op, launched))
+    if (fnet_cuda_check(ctx, op, launched) ||
+        fnet_cuda_refuse_in_capture(ctx, op, "returns a value to the host"))
         return s->host_result;
     if (!fnet_cuda_check(ctx, op, cudaMemcpyAsync(s->host_result, s->result,
                                                   (size_t)n * sizeof(double),
@@ -414,6 +464,9 @@ static void cuda_bias_grad(fnet_ctx *ctx, int64_t B, int64_t n, const float *dy,
         return;
     }
     if (B > s->ones_cap) { // grown to the largest batch seen
+        // (a buffer allocated in a capture would exist only inside the graph)
+        if (fnet_cuda_refuse_in_capture(ctx, "bias_grad", "grows its vector of ones"))
+            return;
         float *grown = NULL;
         if (fnet_cuda_check(ctx, "bias_grad",
                             cudaMallocAsync((void **)&grown, (size_t)B * sizeof(float), s->stream)))
@@ -563,7 +616,8 @@ static double cuda_regularize(fnet_ctx *ctx, int64_t n, const float *w, float *g
 static void cuda_u8_to_float(fnet_ctx *ctx, int64_t B, int64_t d, const uint8_t *src,
                              const int64_t *idx, float scale, float *x)
 {
-    if (B <= 0 || d <= 0)
+    if (B <= 0 || d <= 0 ||
+        fnet_cuda_refuse_in_capture(ctx, "u8_to_float", "reads its rows from host memory"))
         return;
     fnet_cuda_enter(ctx);
     struct cuda_state *s = cuda_state(ctx);
@@ -641,6 +695,157 @@ static void cuda_adam_step(fnet_ctx *ctx, int64_t n, float *w, const float *g, f
                     fnet_cuda_adam_step(cuda_state(ctx)->stream, n, w, g, m, v, &h));
 }
 
+// ---- a training step replayed (backend.h; docs/gpu.md, "The step as one CUDA graph") ----
+
+static void cuda_u8_gather(fnet_ctx *ctx, int64_t B, int64_t d, const uint8_t *src,
+                           const int64_t *rows, float scale, float *x)
+{
+    fnet_cuda_enter(ctx);
+    fnet_cuda_check(ctx, "u8_gather",
+                    fnet_cuda_u8_to_float(cuda_state(ctx)->stream, B, d, src, rows, scale, x));
+}
+
+// The loss kernels into the reduction buffers, then acc updated on the device from them
+static void cuda_loss_step(fnet_ctx *ctx, bool mse, int64_t B, int64_t K, const float *logits,
+                           const int32_t *labels, float scale, float *dlogits,
+                           const int64_t *step, double *acc)
+{
+    fnet_cuda_enter(ctx);
+    struct cuda_state *s = cuda_state(ctx);
+    fnet_cuda_check(ctx, "loss_step",
+                    fnet_cuda_loss_step(s->stream, mse, B, K, logits, labels, scale, dlogits, step,
+                                        acc, s->scratch, s->result));
+}
+
+static void cuda_step_dev(fnet_ctx *ctx, int kind, bool nesterov, int64_t n, float *w,
+                          const float *g, float *s1, float *s2, const struct fnet_step_args *a,
+                          const double *skip)
+{
+    fnet_cuda_enter(ctx);
+    cudaStream_t st = cuda_state(ctx)->stream;
+    // device memory, never dereferenced here: the layouts are checked equal at the top
+    const struct fnet_cuda_hyper *h = (const struct fnet_cuda_hyper *)(const void *)a;
+    cudaError_t e;
+    switch (kind) {
+    case FNET_OP_SGD_STEP:
+        e = fnet_cuda_sgd_step_dev(st, n, w, g, h, skip);
+        break;
+    case FNET_OP_MOMENTUM_STEP:
+        e = fnet_cuda_momentum_step_dev(st, n, w, g, s1, h, nesterov, skip);
+        break;
+    case FNET_OP_RMSPROP_STEP:
+        e = fnet_cuda_rmsprop_step_dev(st, n, w, g, s1, h, skip);
+        break;
+    case FNET_OP_ADAM_STEP:
+        e = fnet_cuda_adam_step_dev(st, n, w, g, s1, s2, h, skip);
+        break;
+    default:
+        fnet_cuda_keep(ctx, FNET_ERR_INVALID_ARG, "step_dev: %d is not an optimizer step", kind);
+        return;
+    }
+    fnet_cuda_check(ctx, "step_dev", e);
+}
+
+// A captured step: the graph and its executable instance.
+struct cuda_graph {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+};
+
+// fn's ops captured from the ctx's stream (thread-local mode: this thread may not make the calls
+// a capture cannot see, such as cudaMalloc, while other threads' ctxs go on as usual) and
+// instantiated. A capture refused by CUDA (an op waited for the device, say, which invalidates
+// it) or by an op (fnet_cuda_refuse_in_capture, or any failure kept meanwhile) leaves nothing:
+// what was made is destroyed and the failures of the refused ops are dropped, the ctx's kept
+// failure being again what it was before.
+static fnet_status cuda_graph_make(fnet_ctx *ctx, void (*fn)(void *arg), void *arg, void **graph)
+{
+    *graph = NULL;
+    fnet_cuda_enter(ctx);
+    struct cuda_state *s = cuda_state(ctx);
+    if (s->capturing)
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "CUDA graph: graph_make inside a capture");
+    struct cuda_graph *g = fnet_calloc(1, sizeof(*g));
+    if (g == NULL)
+        return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "CUDA graph");
+
+    // the failure kept before, set aside: what is kept during the capture is the capture's
+    const fnet_status kept = s->err;
+    char kept_msg[sizeof(s->err_msg)];
+    memcpy(kept_msg, s->err_msg, sizeof(kept_msg));
+    s->err = FNET_OK;
+    s->err_msg[0] = '\0';
+    // every check clears the runtime's last error; one left over must not fail a captured launch
+    (void)cudaGetLastError();
+
+    const char *what = "cudaStreamBeginCapture";
+    cudaError_t e = cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal);
+    if (e == cudaSuccess) {
+        s->capturing = true;
+        fn(arg);
+        s->capturing = false;
+        what = "cudaStreamEndCapture";
+        e = cudaStreamEndCapture(s->stream, &g->graph);
+        if (e == cudaSuccess && s->err == FNET_OK) {
+            what = "cudaGraphInstantiate";
+            e = cudaGraphInstantiate(&g->exec, g->graph, 0);
+            if (e != cudaSuccess)
+                g->exec = NULL; // nothing made to destroy
+        }
+    }
+    const fnet_status inside = s->err;
+    char inside_msg[sizeof(s->err_msg)];
+    memcpy(inside_msg, s->err_msg, sizeof(inside_msg));
+    s->err = kept;
+    memcpy(s->err_msg, kept_msg, sizeof(kept_msg));
+    if (e == cudaSuccess && inside == FNET_OK) {
+        *graph = g;
+        return FNET_OK;
+    }
+
+    // refused: nothing of it stays, on the stream, in the runtime or in the ctx
+    enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(s->stream, &cs) == cudaSuccess && cs != cudaStreamCaptureStatusNone) {
+        cudaGraph_t dead = NULL; // EndCapture did not end it: ended here
+        if (cudaStreamEndCapture(s->stream, &dead) == cudaSuccess && dead != NULL)
+            (void)cudaGraphDestroy(dead);
+    }
+    if (g->exec != NULL)
+        (void)cudaGraphExecDestroy(g->exec);
+    if (g->graph != NULL)
+        (void)cudaGraphDestroy(g->graph);
+    fnet_free(g);
+    (void)cudaGetLastError();
+    if (e == cudaSuccess) // captured, but an op inside failed or refused
+        return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "CUDA graph capture refused: %s", inside_msg);
+    return fnet_fail(ctx, FNET_ERR_UNSUPPORTED, "CUDA graph capture refused: %s: %s (%s)%s%s", what,
+                     cudaGetErrorString(e), cudaGetErrorName(e),
+                     inside != FNET_OK ? "; first failure inside: " : "",
+                     inside != FNET_OK ? inside_msg : "");
+}
+
+static void cuda_graph_run(fnet_ctx *ctx, void *graph)
+{
+    struct cuda_graph *g = graph;
+    if (g == NULL)
+        return;
+    fnet_cuda_enter(ctx);
+    fnet_cuda_check(ctx, "graph_run", cudaGraphLaunch(g->exec, cuda_state(ctx)->stream));
+}
+
+// No wait: an executable graph destroyed while it runs is freed when it completes (CUDA's
+// cuGraphExecDestroy), and the graph it was made from is no longer needed once it exists.
+static void cuda_graph_free(fnet_ctx *ctx, void *graph)
+{
+    struct cuda_graph *g = graph;
+    if (g == NULL)
+        return;
+    fnet_cuda_enter(ctx);
+    fnet_cuda_check(ctx, "graph_free", cudaGraphExecDestroy(g->exec));
+    fnet_cuda_check(ctx, "graph_free", cudaGraphDestroy(g->graph));
+    fnet_free(g);
+}
+
 const struct fnet_backend_ops fnet_cuda_backend = {
     .name = "cuda",
     .host_memory = false,
@@ -688,4 +893,10 @@ const struct fnet_backend_ops fnet_cuda_backend = {
     .momentum_step = cuda_momentum_step,
     .rmsprop_step = cuda_rmsprop_step,
     .adam_step = cuda_adam_step,
+    .u8_gather = cuda_u8_gather,
+    .loss_step = cuda_loss_step,
+    .step_dev = cuda_step_dev,
+    .graph_make = cuda_graph_make,
+    .graph_run = cuda_graph_run,
+    .graph_free = cuda_graph_free,
 };

@@ -78,6 +78,10 @@ static int slot_for(fnet_ctx *ctx, struct cuda_fft_plan *p, int64_t count)
     for (int i = 0; i < FFT_COUNTS; i++)
         if (p->slot[i].count == count)
             return i;
+    // a plan is made with cudaMalloc, and a replaced one waited for: neither can be captured
+    // (the first step of an epoch, run before the capture, makes the ones a step needs)
+    if (fnet_cuda_refuse_in_capture(ctx, "rfft/irfft", "makes a cuFFT plan"))
+        return -1;
     int i = p->next;
     p->next = (p->next + 1) % FFT_COUNTS;
     // a replaced plan may still be in use by queued transforms

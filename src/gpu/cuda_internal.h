@@ -18,6 +18,9 @@ struct cuda_state {
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;
+    // cuBLAS's workspace (CUDA_BLAS_WORKSPACE bytes, cudaMalloc'd), given to it once so that it
+    // never allocates its own while a graph is captured
+    void *blas_work;
     cusolverDnHandle_t solver;
     double *scratch;     // FNET_CUDA_SCRATCH doubles: the reductions' partial results
     double *result;      // CUDA_RESULTS doubles: what a reduction leaves for the host
@@ -29,9 +32,14 @@ struct cuda_state {
     // the first failure of an op that cannot return one (backend.h: kept for synchronize)
     fnet_status err;
     char err_msg[256];
+    // graph_make is capturing the stream: the ops that cannot be recorded refuse (below)
+    bool capturing;
 };
 
 #define CUDA_RESULTS 8
+
+/* cuBLAS's workspace: what NVIDIA's cuBLAS guide recommends for Hopper (4 MiB for earlier GPUs). */
+#define CUDA_BLAS_WORKSPACE ((size_t)32 << 20)
 
 static inline struct cuda_state *cuda_state(fnet_ctx *ctx)
 {
@@ -45,6 +53,12 @@ void fnet_cuda_keep(fnet_ctx *ctx, fnet_status st, const char *fmt, ...)
 
 /* A launcher's or runtime call's error kept as FNET_ERR_BACKEND naming op; true when it failed. */
 bool fnet_cuda_check(fnet_ctx *ctx, const char *op, cudaError_t e);
+
+/* Inside graph_make's capture, an op that reads host memory, returns a value to the host, waits
+ * for the device or makes something that outlives the step cannot be recorded: it calls this
+ * first, which keeps FNET_ERR_UNSUPPORTED naming op and why (graph_make then refuses the
+ * capture) and answers true, and the op does nothing. False, and nothing kept, outside one. */
+bool fnet_cuda_refuse_in_capture(fnet_ctx *ctx, const char *op, const char *why);
 
 /* Give the device's pool back what it holds unused (after waiting for the stream): before a
  * second try of an allocation that failed, ours or a library's (cuFFT's plans use cudaMalloc,

@@ -167,16 +167,57 @@ __host__ __device__ inline void rmsprop_elem(float &w, float g, float &s, float 
     w -= lr * gi / (sqrtf(si) + eps);
 }
 
-// Adam's two scalars, in double and rounded once, as fnet_ref_adam_step computes them
+// Adam's two scalars, in double and rounded once, as fnet_ref_adam_step computes them. On the
+// host for the eager step, on the device for the replayed one (step_dev): double division,
+// reciprocal and sqrt are correctly rounded on both (PTX div.rn/rcp.rn/sqrt.rn.f64; nvcc's
+// fast-math options touch single precision only, and none is used), and so is the rounding to
+// float, so the two agree bit for bit. (nvcc makes the first one float division, div.rn.f32:
+// the same value, a double having more than twice a float's precision.)
 struct AdamScalars {
     float step, inv_sqrt_bc2;
 };
 
-inline AdamScalars adam_scalars(const struct fnet_cuda_hyper &a)
+__host__ __device__ inline AdamScalars adam_scalars(const struct fnet_cuda_hyper &a)
 {
     return AdamScalars{(float)((double)a.lr / (double)a.bc1),
                        (float)(1.0 / sqrt((double)a.bc2))};
 }
+
+// Where an optimizer kernel's hyper-parameters come from: one kernel per optimizer, templated
+// on this. load(a) gives them to the thread, or false when the step is to be skipped; adam(a)
+// gives Adam's scalars for them.
+//
+// HyperByValue: the eager steps' (sgd_step, ..., adam_step), copied into the launch with Adam's
+// scalars computed on the host; never skipped.
+struct HyperByValue {
+    fnet_cuda_hyper h;
+    AdamScalars sc;
+
+    __device__ bool load(fnet_cuda_hyper &a) const
+    {
+        a = h;
+        return true;
+    }
+    __device__ AdamScalars adam(const fnet_cuda_hyper &) const { return sc; }
+};
+
+// HyperOnDevice: the replayed step's (step_dev), read from device memory when the kernel runs,
+// so that a captured graph sees each replay's values; Adam's scalars computed by every thread
+// from them. skip (device, may be NULL): loss_step's accumulator, the step skipped once its [1]
+// (the first step whose loss was not finite) is set, i.e. >= 0. Each thread reads both once.
+struct HyperOnDevice {
+    const fnet_cuda_hyper *h;
+    const double *skip;
+
+    __device__ bool load(fnet_cuda_hyper &a) const
+    {
+        if (skip != nullptr && skip[1] >= 0.0)
+            return false;
+        a = *h;
+        return true;
+    }
+    __device__ AdamScalars adam(const fnet_cuda_hyper &a) const { return adam_scalars(a); }
+};
 
 __host__ __device__ inline void adam_elem(float &w, float g, float &m, float &v, float b1,
                                           float one_m_b1, float b2, float one_m_b2, float eps,
@@ -682,6 +723,18 @@ __global__ void __launch_bounds__(kReduceThreads)
     }
 }
 
+// The replayed step's loss kept on the device (loss_step): acc[0] += out[0] (the loss
+// kernels' Σ loss), and acc[1] = *step when that Σ is not finite and acc[1] is not yet set (< 0).
+// One thread: nothing comes back to the host.
+__global__ void __launch_bounds__(1)
+    loss_accumulate_kernel(const double *out, const int64_t *step, double *acc)
+{
+    const double sum = out[0];
+    if (!isfinite(sum) && acc[1] < 0.0)
+        acc[1] = (double)*step;
+    acc[0] += sum;
+}
+
 // g (n) += l1·sign(w) + l2·w; partials[block] = Σ|w|, partials[gridDim.x + block] = Σw² in double
 __global__ void __launch_bounds__(kReduceThreads)
     regularize_partial_kernel(int64_t n, const float *__restrict__ w, float *__restrict__ g,
@@ -745,11 +798,16 @@ __global__ void __launch_bounds__(kThreads) all_finite_kernel(int64_t n, const f
 }
 
 // ---- optimizers: the reference's per-element steps (src/cpu/ref_optim.c) ----
+// Hyper: HyperByValue or HyperOnDevice. A skipped step returns before touching any element.
 
 // w (n) -= lr·(g + wd·w)
+template <typename Hyper>
 __global__ void __launch_bounds__(kThreads)
-    sgd_kernel(int64_t n, float *__restrict__ w, const float *__restrict__ g, fnet_cuda_hyper a)
+    sgd_kernel(int64_t n, float *__restrict__ w, const float *__restrict__ g, Hyper src)
 {
+    fnet_cuda_hyper a;
+    if (!src.load(a))
+        return;
     for (int64_t i = thread_first(); i < n; i += thread_stride()) {
         float wi = w[i];
         sgd_elem(wi, g[i], a.lr, a.weight_decay);
@@ -758,10 +816,14 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // v = μv + g';  w -= lr·v, or lr·(g' + μv) for Nesterov
+template <typename Hyper>
 __global__ void __launch_bounds__(kThreads)
     momentum_kernel(int64_t n, float *__restrict__ w, const float *__restrict__ g,
-                    float *__restrict__ v, fnet_cuda_hyper a, bool nesterov)
+                    float *__restrict__ v, Hyper src, bool nesterov)
 {
+    fnet_cuda_hyper a;
+    if (!src.load(a))
+        return;
     for (int64_t i = thread_first(); i < n; i += thread_stride()) {
         float wi = w[i], vi = v[i];
         momentum_elem(wi, g[i], vi, a.lr, a.momentum, a.weight_decay, nesterov);
@@ -771,10 +833,14 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // s = ρs + (1−ρ)g'²;  w -= lr·g'/(√s + ε)
+template <typename Hyper>
 __global__ void __launch_bounds__(kThreads)
     rmsprop_kernel(int64_t n, float *__restrict__ w, const float *__restrict__ g,
-                   float *__restrict__ s, fnet_cuda_hyper a)
+                   float *__restrict__ s, Hyper src)
 {
+    fnet_cuda_hyper a;
+    if (!src.load(a))
+        return;
     const float one_m_rho = 1.0f - a.rho;
     for (int64_t i = thread_first(); i < n; i += thread_stride()) {
         float wi = w[i], si = s[i];
@@ -785,10 +851,15 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // m = β1·m + (1−β1)g';  v = β2·v + (1−β2)g'²;  w -= (lr/bc1)·m / (√v/√bc2 + ε)
+template <typename Hyper>
 __global__ void __launch_bounds__(kThreads)
     adam_kernel(int64_t n, float *__restrict__ w, const float *__restrict__ g,
-                float *__restrict__ m, float *__restrict__ v, fnet_cuda_hyper a, AdamScalars sc)
+                float *__restrict__ m, float *__restrict__ v, Hyper src)
 {
+    fnet_cuda_hyper a;
+    if (!src.load(a))
+        return;
+    const AdamScalars sc = src.adam(a);
     const float one_m_b1 = 1.0f - a.beta1, one_m_b2 = 1.0f - a.beta2;
     for (int64_t i = thread_first(); i < n; i += thread_stride()) {
         float wi = w[i], mi = m[i], vi = v[i];
@@ -1054,7 +1125,7 @@ cudaError_t fnet_cuda_sgd_step(cudaStream_t s, int64_t n, float *w, const float 
 {
     if (n <= 0)
         return cudaSuccess;
-    sgd_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, w, g, *a);
+    sgd_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, w, g, HyperByValue{*a, {}});
     return cudaGetLastError();
 }
 
@@ -1063,7 +1134,8 @@ cudaError_t fnet_cuda_momentum_step(cudaStream_t s, int64_t n, float *w, const f
 {
     if (n <= 0)
         return cudaSuccess;
-    momentum_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, w, g, v, *a, nesterov);
+    momentum_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, w, g, v, HyperByValue{*a, {}},
+                                                               nesterov);
     return cudaGetLastError();
 }
 
@@ -1072,7 +1144,7 @@ cudaError_t fnet_cuda_rmsprop_step(cudaStream_t s, int64_t n, float *w, const fl
 {
     if (n <= 0)
         return cudaSuccess;
-    rmsprop_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, w, g, sq, *a);
+    rmsprop_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, w, g, sq, HyperByValue{*a, {}});
     return cudaGetLastError();
 }
 
@@ -1081,7 +1153,65 @@ cudaError_t fnet_cuda_adam_step(cudaStream_t s, int64_t n, float *w, const float
 {
     if (n <= 0)
         return cudaSuccess;
-    adam_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, w, g, m, v, *a,
-                                                           adam_scalars(*a));
+    adam_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, w, g, m, v,
+                                                           HyperByValue{*a, adam_scalars(*a)});
+    return cudaGetLastError();
+}
+
+// ---- the replayed step's (backend.h, "a training step replayed") ----
+
+cudaError_t fnet_cuda_loss_step(cudaStream_t s, bool mse, int64_t B, int64_t K,
+                                const float *logits, const int32_t *labels, float scale,
+                                float *dlogits, const int64_t *step, double *acc,
+                                double *scratch, double *out)
+{
+    const cudaError_t e =
+        mse ? fnet_cuda_mse(s, B, K, logits, labels, scale, dlogits, scratch, out)
+            : fnet_cuda_softmax_ce(s, B, K, logits, labels, scale, dlogits, scratch, out);
+    if (e != cudaSuccess) // out was not written: nothing to add
+        return e;
+    loss_accumulate_kernel<<<1, 1, 0, s>>>(out, step, acc);
+    return cudaGetLastError();
+}
+
+cudaError_t fnet_cuda_sgd_step_dev(cudaStream_t s, int64_t n, float *w, const float *g,
+                                   const struct fnet_cuda_hyper *a, const double *skip)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    sgd_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, w, g, HyperOnDevice{a, skip});
+    return cudaGetLastError();
+}
+
+cudaError_t fnet_cuda_momentum_step_dev(cudaStream_t s, int64_t n, float *w, const float *g,
+                                        float *v, const struct fnet_cuda_hyper *a, bool nesterov,
+                                        const double *skip)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    momentum_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, w, g, v,
+                                                               HyperOnDevice{a, skip}, nesterov);
+    return cudaGetLastError();
+}
+
+cudaError_t fnet_cuda_rmsprop_step_dev(cudaStream_t s, int64_t n, float *w, const float *g,
+                                       float *sq, const struct fnet_cuda_hyper *a,
+                                       const double *skip)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    rmsprop_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, w, g, sq,
+                                                              HyperOnDevice{a, skip});
+    return cudaGetLastError();
+}
+
+cudaError_t fnet_cuda_adam_step_dev(cudaStream_t s, int64_t n, float *w, const float *g,
+                                    float *m, float *v, const struct fnet_cuda_hyper *a,
+                                    const double *skip)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    adam_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, w, g, m, v,
+                                                           HyperOnDevice{a, skip});
     return cudaGetLastError();
 }

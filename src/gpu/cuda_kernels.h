@@ -24,7 +24,9 @@ extern "C" {
 /* Doubles of the scratch space every reduction may use (its blocks' partial results). */
 #define FNET_CUDA_SCRATCH 4096
 
-/* struct fnet_step_args (src/core/backend.h), field for field, for the optimizer kernels. */
+/* struct fnet_step_args (src/core/backend.h), field for field, for the optimizer kernels; the
+ * replayed step's kernels read one through a pointer to the other (cuda_backend.c checks that
+ * the two layouts are the same). */
 struct fnet_cuda_hyper {
     float lr, momentum, beta1, beta2, eps, rho, weight_decay;
     float bc1, bc2;
@@ -101,6 +103,34 @@ cudaError_t fnet_cuda_rmsprop_step(cudaStream_t s, int64_t n, float *w, const fl
                                    float *sq, const struct fnet_cuda_hyper *a);
 cudaError_t fnet_cuda_adam_step(cudaStream_t s, int64_t n, float *w, const float *g, float *m,
                                 float *v, const struct fnet_cuda_hyper *a);
+
+// ---- the replayed step's (src/core/backend.h, "a training step replayed") ----
+// Every value that changes from one replay of a captured graph to the next is read from device
+// memory when the kernels run; nothing is read back. (u8_gather is fnet_cuda_u8_to_float with
+// the caller's device rows.)
+
+// softmax_ce's (mse's when mse) kernels into out (as fnet_cuda_softmax_ce), then, on the device,
+// acc[0] += out[0] and acc[1] = (double)*step when out[0] is not finite and acc[1] < 0. step
+// (one int64) and acc (two doubles) are device memory.
+cudaError_t fnet_cuda_loss_step(cudaStream_t s, bool mse, int64_t B, int64_t K,
+                                const float *logits, const int32_t *labels, float scale,
+                                float *dlogits, const int64_t *step, double *acc,
+                                double *scratch, double *out);
+
+// The optimizer steps above with their hyper-parameters *a read from device memory when the
+// kernels run (Adam's scalars computed there, bit for bit as the host computes them), and
+// nothing done when skip (device, 2 doubles) is not NULL and skip[1] >= 0
+cudaError_t fnet_cuda_sgd_step_dev(cudaStream_t s, int64_t n, float *w, const float *g,
+                                   const struct fnet_cuda_hyper *a, const double *skip);
+cudaError_t fnet_cuda_momentum_step_dev(cudaStream_t s, int64_t n, float *w, const float *g,
+                                        float *v, const struct fnet_cuda_hyper *a, bool nesterov,
+                                        const double *skip);
+cudaError_t fnet_cuda_rmsprop_step_dev(cudaStream_t s, int64_t n, float *w, const float *g,
+                                       float *sq, const struct fnet_cuda_hyper *a,
+                                       const double *skip);
+cudaError_t fnet_cuda_adam_step_dev(cudaStream_t s, int64_t n, float *w, const float *g,
+                                    float *m, float *v, const struct fnet_cuda_hyper *a,
+                                    const double *skip);
 
 #ifdef __cplusplus
 }
