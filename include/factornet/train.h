@@ -132,6 +132,8 @@ typedef struct fnet_train_stats {
     double checkpoint_seconds; /**< wall time of writing them, and of the training data's
                                     checksum that a run with save_path or resume_path takes
                                     first; not in train_seconds */
+    int64_t replayed_steps; /**< steps run as a recorded step replayed (a CUDA graph on a GPU:
+                                 docs/gpu.md), of `steps` */
 } fnet_train_stats;
 
 FNET_API fnet_train_params fnet_train_params_default(void);

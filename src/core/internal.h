@@ -62,6 +62,11 @@ char *fnet_strdup(const char *s);
 /* Test hook (declared here and in tests): make the k-th next allocation of this thread fail
  * (k >= 1); k = 0 disables. fnet_debug_alloc_count() counts allocations of this thread. */
 FNET_API void fnet_debug_fail_alloc(long k);
+/* Test hook (this thread): whether the trainer replays recorded steps: 0 where the backend
+ * records them (graph_make: CUDA), 1 also where the step would merely be called again (any
+ * backend with u8_gather, loss_step and step_dev: the path then runs and is checked without a
+ * GPU), -1 never. Returns the previous setting. */
+FNET_API int fnet_debug_train_replay(int mode);
 FNET_API long fnet_debug_alloc_count(void);
 /* Count one allocation and say whether the test hook makes it fail: for allocators that do not
  * go through fnet_malloc (the guarded backend's mmap). */

@@ -4,6 +4,7 @@
  * layer kinds and knows none of them. */
 #include "core/layer_impl.h"
 #include "core/model_impl.h"
+#include "core/replay.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -961,6 +962,29 @@ fnet_status fnet_model_loss_grad(fnet_model *m, const float *x, const int32_t *l
     if (!isfinite(value))
         return fnet_fail(m->ctx, FNET_ERR_NUMERIC, "loss is %g", value);
     return FNET_OK;
+}
+
+bool fnet_model_replayable(const fnet_model *m)
+{
+    if (m->l1 != 0.0f || m->l2 != 0.0f || m->fro != 0.0f)
+        return false;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i]->ops->get_rng != NULL) // a mask stream counted on the host
+            return false;
+    return true;
+}
+
+void fnet_model_step_dev(fnet_model *m, const float *x, const int32_t *labels, int64_t B,
+                         const int64_t *step, double *acc)
+{
+    fnet_ctx *ctx = m->ctx;
+    // the layers' own checks passed on the plain step before: nothing here can fail on them
+    (void)forward(m, x, B);
+    ctx->be->loss_step(ctx, m->loss == FNET_LOSS_MSE, B, model_width(m), m->out[m->n_layers - 1],
+                       labels, 1.0f / (float)B, m->gbuf[0], step, acc);
+    (void)backward(m, x, B);
+    if (m->mask != NULL)
+        ctx->be->mul(ctx, m->n_params, m->g, m->mask, m->g);
 }
 
 fnet_status fnet_model_loss_correct(fnet_model *m, const float *x, const int32_t *labels,

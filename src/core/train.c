@@ -3,6 +3,7 @@
 #include "core/internal.h"
 #include "core/backend.h"
 #include "core/train_loop.h"
+#include "core/train_replay.h"
 #include "core/layer_impl.h"
 #include "core/model_impl.h"
 #include "optim/solver.h"
@@ -217,6 +218,13 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
         fnet_train_loop_close(&L);
         return st;
     }
+    // full batches replayed from a recorded step where the backend records them (train_replay.c)
+    struct fnet_replay R;
+    if ((st = fnet_replay_open(&R, m, opt, tp, train, L.x, L.B)) != FNET_OK) {
+        fnet_free(start.snap_host);
+        fnet_train_loop_close(&L);
+        return st;
+    }
     float *w = fnet_model_params(m, NULL);
     const float *g = fnet_model_grads(m, NULL);
     fnet_train_stats *acc = &L.acc;
@@ -239,8 +247,56 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
         double t0 = fnet_now(), loss_sum = mid ? start.loss_sum : 0.0;
         const double ck0 = L.acc.checkpoint_seconds; // checkpoints are not training time
         const double before = mid ? start.seconds : 0.0; // the epoch's time in earlier calls
-        for (int64_t b = mid ? start.batch : 0; b < L.n_batches && st == FNET_OK; b++) {
+        const int64_t b0 = mid ? start.batch : 0; // runs plain: it makes the plans replays use
+        for (int64_t b = b0; b < L.n_batches && st == FNET_OK; b++) {
             int64_t bs = L.n - b * L.B < L.B ? L.n - b * L.B : L.B;
+            if (R.on && R.graph == NULL && b > b0 && bs == L.B)
+                st = fnet_replay_begin(&R, b);
+            if (st == FNET_OK && R.graph != NULL) {
+                fnet_replay_step(&R, L.perm + b * L.B, b);
+                acc->steps++;
+                acc->replayed_steps++;
+                if (tp->on_batch)
+                    tp->on_batch(b + 1, L.n_batches, user);
+                // the segment ends before a partial batch or the epoch's end, and where the host
+                // needs the loss: a checkpoint by time, a stop
+                bool last = b + 1 == L.n_batches || L.n - (b + 1) * L.B < L.B;
+                bool host = tp->save_path != NULL && fnet_train_ckpt_due(&L, tp);
+                if (!last && !host && !(tp->stop != NULL && *tp->stop != 0))
+                    continue;
+                double sum = 0.0;
+                int64_t bad = -1;
+                st = fnet_replay_end(&R, &sum, &bad);
+                loss_sum += sum;
+                if (st == FNET_OK && bad >= 0) { // as a plain step's non-finite loss below
+                    acc->steps -= b + 1 - bad;
+                    acc->replayed_steps -= b + 1 - bad;
+                    if (tp->on_nan == FNET_NAN_ROLLBACK && acc->rollbacks < tp->max_rollbacks)
+                        st = fnet_fail(ctx, FNET_ERR_NUMERIC, "epoch %d, step %lld: the loss is "
+                                       "not finite", epoch + 1, (long long)bad + 1);
+                    else
+                        st = fnet_fail(ctx, FNET_ERR_NUMERIC,
+                                       "epoch %d, step %lld: the loss is not finite; training "
+                                       "stopped%s (the learning rate %g may be too high)",
+                                       epoch + 1, (long long)bad + 1,
+                                       tp->on_nan == FNET_NAN_ROLLBACK ? " after the last rollback"
+                                                                       : "",
+                                       (double)lr);
+                    break;
+                }
+                if (st == FNET_OK && b + 1 < L.n_batches) {
+                    struct fnet_run_pos at = {
+                        .epoch = epoch, .batch = b + 1, .loss_sum = loss_sum,
+                        .seconds = before + fnet_train_loop_elapsed(&L, t0, ck0),
+                        .lr_scale = lr_scale, .snap = snap.w,
+                        .snap_floats = snap.n * (1 + fnet_optimizer_num_states(opt)),
+                        .snap_steps = snap.steps};
+                    st = fnet_train_loop_step_end(&L, opt, NULL, op, tp, &at);
+                }
+                continue;
+            }
+            if (st != FNET_OK)
+                break;
             double loss = 0.0;
             st = fnet_dataset_batch(train, L.perm + b * L.B, 0, bs, L.x, L.labels);
             if (st == FNET_OK)
@@ -327,6 +383,7 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             break;
     }
     fnet_train_loop_stats(&L, stats);
+    fnet_replay_close(&R);
     fnet_free(start.snap_host);
     ctx->be->free(ctx, snap.w);
     fnet_train_loop_close(&L);

@@ -4,6 +4,7 @@
  * converted to float by the backend's u8_to_float op, with no heap allocation (it runs every
  * training step). A dataset keeps the ctx it was made on. */
 #include "data/data_impl.h"
+#include "core/replay.h"
 #include "core/backend.h"
 
 #include <errno.h>
@@ -371,6 +372,21 @@ fnet_status fnet_dataset_subset(const fnet_dataset *d, int64_t n, fnet_dataset *
         memcpy(rows, d->rows, (size_t)n * sizeof(int64_t));
     *out = view_attach(v, ctx, d->s, rows, n);
     return FNET_OK;
+}
+
+void fnet_dataset_rows(const fnet_dataset *d, const int64_t *idx, int64_t B, int64_t *rows,
+                       int32_t *labels)
+{
+    for (int64_t j = 0; j < B; j++) {
+        rows[j] = view_row(d, idx[j]);
+        labels[j] = (int32_t)d->s->labels[rows[j]];
+    }
+}
+
+void fnet_dataset_gather_dev(const fnet_dataset *d, int64_t B, const int64_t *rows, float *x)
+{
+    fnet_ctx *ctx = d->ctx;
+    ctx->be->u8_gather(ctx, B, d->s->dim, d->s->images, rows, PIXEL_SCALE, x);
 }
 
 // x (batch, dim) = images of positions idx[0..batch) (or first..first+batch-1) / 255;

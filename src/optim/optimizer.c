@@ -5,6 +5,7 @@
  * (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", 2019). */
 #include "core/internal.h"
 #include "core/backend.h"
+#include "core/replay.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -265,19 +266,14 @@ void fnet_optimizer_free(fnet_optimizer *opt)
 
 // w, g (n). Adam's t is the number of this step, from 1; the bias corrections are computed in
 // double (β2^t with β2 = 0.999 needs it for small t) and handed to the kernel rounded once.
-fnet_status fnet_optimizer_step(fnet_optimizer *opt, float *w, const float *g)
+// The scalars of step t = steps + 1 and the fused op that takes them; AdamW's decoupled decay
+// factor (1 − lr·wd) in *decay, 1 for the others.
+static void step_args(const fnet_optimizer *opt, struct fnet_step_args *a, int *op,
+                      bool *nesterov, float *decay)
 {
-    if (opt == NULL)
-        return FNET_ERR_INVALID_ARG;
-    fnet_ctx *ctx = opt->ctx;
-    if (w == NULL || g == NULL)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "w and g must not be NULL");
-    if ((const float *)w == g)
-        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "w and g must be distinct vectors");
-    const struct fnet_backend_ops *be = ctx->be;
     const fnet_optim_params *p = &opt->p;
     int64_t t = opt->steps + 1;
-    struct fnet_step_args a = {
+    *a = (struct fnet_step_args){
         .lr = opt->lr,
         .momentum = p->momentum,
         .beta1 = p->beta1,
@@ -288,33 +284,89 @@ fnet_status fnet_optimizer_step(fnet_optimizer *opt, float *w, const float *g)
         .bc1 = 1.0f,
         .bc2 = 1.0f,
     };
+    *nesterov = p->kind == FNET_OPTIM_NESTEROV;
+    *decay = 1.0f;
     switch (p->kind) {
-    case FNET_OPTIM_SGD: be->sgd_step(ctx, opt->n, w, g, &a); break;
+    case FNET_OPTIM_SGD: *op = FNET_OP_SGD_STEP; break;
     case FNET_OPTIM_MOMENTUM:
-        be->momentum_step(ctx, opt->n, w, g, opt->state[0], &a, false);
-        break;
-    case FNET_OPTIM_NESTEROV:
-        be->momentum_step(ctx, opt->n, w, g, opt->state[0], &a, true);
-        break;
-    case FNET_OPTIM_RMSPROP: be->rmsprop_step(ctx, opt->n, w, g, opt->state[0], &a); break;
-    case FNET_OPTIM_ADAM:
-    case FNET_OPTIM_ADAMW:
+    case FNET_OPTIM_NESTEROV: *op = FNET_OP_MOMENTUM_STEP; break;
+    case FNET_OPTIM_RMSPROP: *op = FNET_OP_RMSPROP_STEP; break;
+    default: // Adam, AdamW
+        *op = FNET_OP_ADAM_STEP;
         if (p->kind == FNET_OPTIM_ADAMW) {
             // Decoupled decay first, w *= 1 − lr·wd, as torch.optim.AdamW; then plain Adam.
             // (struct fnet_step_args has no field to tell the kernel which decay it is.)
             if (p->weight_decay > 0.0f)
-                be->scal(ctx, opt->n, (float)(1.0 - (double)opt->lr * p->weight_decay), w);
-            a.weight_decay = 0.0f;
+                *decay = (float)(1.0 - (double)opt->lr * p->weight_decay);
+            a->weight_decay = 0.0f;
         }
-        a.bc1 = (float)(1.0 - pow((double)p->beta1, (double)t));
-        a.bc2 = (float)(1.0 - pow((double)p->beta2, (double)t));
-        be->adam_step(ctx, opt->n, w, g, opt->state[0], opt->state[1], &a);
-        break;
-    default:
-        return fnet_fail(ctx, FNET_ERR_INTERNAL, "optimizer of kind %d cannot step", (int)p->kind);
+        a->bc1 = (float)(1.0 - pow((double)p->beta1, (double)t));
+        a->bc2 = (float)(1.0 - pow((double)p->beta2, (double)t));
     }
-    opt->steps = t;
+}
+
+fnet_status fnet_optimizer_step(fnet_optimizer *opt, float *w, const float *g)
+{
+    if (opt == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_ctx *ctx = opt->ctx;
+    if (w == NULL || g == NULL)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "w and g must not be NULL");
+    if ((const float *)w == g)
+        return fnet_fail(ctx, FNET_ERR_INVALID_ARG, "w and g must be distinct vectors");
+    if (opt->p.kind == FNET_OPTIM_LBFGS || opt->p.kind == FNET_OPTIM_CG || opt->p.kind < 0 ||
+        opt->p.kind >= NUM_KINDS)
+        return fnet_fail(ctx, FNET_ERR_INTERNAL, "optimizer of kind %d cannot step",
+                         (int)opt->p.kind);
+    const struct fnet_backend_ops *be = ctx->be;
+    struct fnet_step_args a;
+    int op;
+    bool nesterov;
+    float decay;
+    step_args(opt, &a, &op, &nesterov, &decay);
+    switch (op) {
+    case FNET_OP_SGD_STEP: be->sgd_step(ctx, opt->n, w, g, &a); break;
+    case FNET_OP_MOMENTUM_STEP:
+        be->momentum_step(ctx, opt->n, w, g, opt->state[0], &a, nesterov);
+        break;
+    case FNET_OP_RMSPROP_STEP: be->rmsprop_step(ctx, opt->n, w, g, opt->state[0], &a); break;
+    default:
+        if (decay != 1.0f)
+            be->scal(ctx, opt->n, decay, w);
+        be->adam_step(ctx, opt->n, w, g, opt->state[0], opt->state[1], &a);
+    }
+    opt->steps++;
     return FNET_OK;
+}
+
+bool fnet_optimizer_replayable(const fnet_optimizer *opt)
+{
+    fnet_optim_kind k = opt->p.kind;
+    return k == FNET_OPTIM_SGD || k == FNET_OPTIM_MOMENTUM || k == FNET_OPTIM_NESTEROV ||
+           k == FNET_OPTIM_RMSPROP || k == FNET_OPTIM_ADAM ||
+           (k == FNET_OPTIM_ADAMW && !(opt->p.weight_decay > 0.0f));
+}
+
+void fnet_optimizer_next_args(fnet_optimizer *opt, struct fnet_step_args *a)
+{
+    int op;
+    bool nesterov;
+    float decay;
+    step_args(opt, a, &op, &nesterov, &decay);
+    opt->steps++;
+}
+
+void fnet_optimizer_step_dev(fnet_optimizer *opt, float *w, const float *g,
+                             const struct fnet_step_args *a, const double *skip)
+{
+    fnet_ctx *ctx = opt->ctx;
+    struct fnet_step_args unused;
+    int op;
+    bool nesterov;
+    float decay;
+    step_args(opt, &unused, &op, &nesterov, &decay); // which op (the scalars are *a's)
+    ctx->be->step_dev(ctx, op, nesterov, opt->n, w, g, opt->state[0],
+                      opt->num_states > 1 ? opt->state[1] : NULL, a, skip);
 }
 
 float fnet_optimizer_lr(const fnet_optimizer *opt)
