@@ -11,9 +11,10 @@ FUZZ_BUILD   ?= build-fuzz
 TSAN_BUILD   ?= build-tsan
 FUZZ_SECONDS ?= 60
 RELIABILITY_PACKAGES = clang libclang-rt-14-dev valgrind
-# The CUDA backend (docs/gpu.md): built whenever the CUDA toolkit's nvcc is here, GPU or not.
+# The CUDA backend (docs/gpu.md): built whenever the CUDA toolkit's nvcc (12 or later, in its
+# standard place first) is here, GPU or not.
 CUDA_BUILD ?= build-cuda
-NVCC       ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
+NVCC       ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
 
 .PHONY: all deps build asan test test-fast test-guarded demo seed bench install clean \
         deps-reliability fuzz tsan valgrind cuda
@@ -69,6 +70,8 @@ test: build asan
 # they compare every op and layer with the CPU. Without nvcc: a note, nothing else.
 cuda: deps
 	@if [ -z "$(NVCC)" ]; then echo "cuda: no nvcc here (CUDA toolkit): the CUDA backend is not built"; exit 0; fi; \
+	major=$$($(NVCC) --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p'); \
+	if [ "$${major:-0}" -lt 12 ]; then echo "cuda: $(NVCC) is CUDA $${major:-?}; the backend needs 12 or later: not built"; exit 0; fi; \
 	set -e; \
 	cmake -S . -B $(CUDA_BUILD) -DCMAKE_BUILD_TYPE=Release -DFNET_WERROR=ON -DFNET_WITH_CUDA=ON \
 	  -DCMAKE_CUDA_COMPILER=$(NVCC); \

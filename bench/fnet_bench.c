@@ -150,7 +150,8 @@ static double time_layer(struct layer_run *r, double seconds, int repeat)
             if (r->backward)
                 fnet_layer_backward(r->l, r->x, r->y, r->dy, r->B, r->dx);
             n++;
-            cli_check(fnet_layer_ctx(r->l), fnet_ctx_synchronize(fnet_layer_ctx(r->l)), "synchronize");
+            fnet_ctx *lctx = fnet_layer_ctx(r->l);
+            cli_check(lctx, fnet_ctx_synchronize(lctx), "synchronize");
             t = fnet_now() - t0;
         } while (t < seconds);
         if (k >= 0)
@@ -460,9 +461,6 @@ static void bench_factored_layers(fnet_ctx *ctx, double seconds, int repeat, FIL
     }
 }
 
-// CSR sparse layers against the dense layer of the same shape (1024x1024), forward and
-// forward+backward, at densities 1..50% and batch 1, 32 and 256; the crossover: the density at
-// which CSR's time reaches dense's, interpolated on a log scale between the densities measured.
 // ‖U·diag(S)·Vt − A‖_F / ‖A‖_F of a thin SVD of A (n, n), in double.
 static double svd_error(int64_t n, const float *A, const float *U, const float *S, const float *Vt)
 {
@@ -484,8 +482,9 @@ static void bench_svd(fnet_ctx *ctx, int64_t n, int repeat, FILE *json)
 {
     fnet_ctx *cpu = NULL;
     cli_check(ctx, fnet_ctx_create_cpu(&cpu), "the CPU ctx");
-    float *A = malloc(sizeof(float) * (size_t)(n * n)), *U = malloc(sizeof(float) * (size_t)(n * n));
-    float *S = malloc(sizeof(float) * (size_t)n), *Vt = malloc(sizeof(float) * (size_t)(n * n));
+    size_t nn = sizeof(float) * (size_t)(n * n);
+    float *A = malloc(nn), *U = malloc(nn), *Vt = malloc(nn);
+    float *S = malloc(sizeof(float) * (size_t)n);
     if (!A || !U || !S || !Vt)
         cli_die(1, "--svd", "out of memory for %lldx%lld matrices", (long long)n, (long long)n);
     fnet_rng rng;
@@ -524,6 +523,9 @@ static void bench_svd(fnet_ctx *ctx, int64_t n, int repeat, FILE *json)
     fnet_ctx_free(cpu);
 }
 
+// CSR sparse layers against the dense layer of the same shape (1024x1024), forward and
+// forward+backward, at densities 1..50% and batch 1, 32 and 256; the crossover: the density at
+// which CSR's time reaches dense's, interpolated on a log scale between the densities measured.
 static void bench_sparse_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
 {
     const int64_t n = 1024, batches[3] = {1, 32, 256};

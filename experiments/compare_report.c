@@ -184,8 +184,8 @@ void cmp_json_run(FILE *f, const struct cmp_variant *v, const struct cmp_run *r)
 void cmp_csv_header(FILE *f)
 {
     fputs("variant,model,optim,seed,batch,epochs,params,compressed_params,as_dense_params,"
-          "compression,flops_per_sample,samples_per_s,tflops,speed,train_seconds,test_acc,test_loss,"
-          "acc_diff,infer_us_batch1,infer_us_batch256,checkpoint_bytes,peak_rss_mb,error\n", f);
+          "compression,flops_per_sample,samples_per_s,tflops,speed,train_seconds,test_acc,"
+          "test_loss,acc_diff,infer_us_batch1,infer_us_batch256,checkpoint_bytes,peak_rss_mb,error\n", f);
 }
 
 void cmp_csv_run(FILE *f, const struct cmp_variant *v, const struct cmp_run *r)

@@ -79,7 +79,7 @@ static const char usage_tail[] =
     "  --seed N            seed of the fine-tuning's shuffling and of CP-ALS's random start\n"
     "                      (default 1)\n"
     "  --threads N         threads (default: the number of cores)\n"
-    "  --device DEV        cpu (default), reference, guarded\n"
+    "  --device DEV        cpu (default), reference, guarded, cuda[:K]\n"
     "  --help, --version\n"
     "\n"
     "compression: the parameters of the compressed layers before over after (pruning: all\n"

@@ -38,7 +38,7 @@ static const char usage[] =
     "  --limit-train N     use only the first N training samples\n"
     "  --seed N            seed of initialization and shuffling (default 1)\n"
     "  --threads N         threads (default: the number of cores)\n"
-    "  --device DEV        cpu (default), reference, guarded\n"
+    "  --device DEV        cpu (default), reference, guarded, cuda[:K]\n"
     "  --help, --version\n"
     "\n"
     "Sparsity counts the weights (biases are never pruned). Exit status: 0 success, 1 runtime\n"

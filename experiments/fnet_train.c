@@ -93,7 +93,8 @@ static const char usage_prune[] =
     "  --resume FILE       continue the run saved in FILE up to its --epochs (the run's total;\n"
     "                      give a larger one to extend it), with the options it was started with;\n"
     "                      options given again must agree, except --epochs, --threads, --device,\n"
-    "                      --data, --json (appended to), --save*, --keep, --predictions. The\n"
+    "                      --tf32, --data, --json (appended to), --save*, --keep,\n"
+    "                      --predictions. The\n"
     "                      same threads and device give the same bits as an uninterrupted run\n"
     "  --json FILE         JSON lines: one object per epoch and a final one\n"
     "  --predictions FILE  the predicted class (argmax of the model's output) of every test\n"
@@ -129,7 +130,8 @@ struct run {
     FILE *json;
     bool tty;
     fnet_model *m;
-    double flops; // of one training sample: 3 forward passes' worth (cli_model_flops)
+    double flops; // of one training sample in this epoch: 3 forward passes' (cli_model_flops)
+    int64_t batch;
 };
 // the trainer hands on_batch the pointer it hands on_epoch; cli_progress reads its bar from it
 _Static_assert(offsetof(struct run, bar) == 0, "struct run must begin with its progress bar");
@@ -186,6 +188,9 @@ static int on_epoch(const fnet_epoch_info *e, void *user)
         cli_json_number(f, "samples_per_s", e->samples_per_s, false);
         cli_json_number(f, "tflops", r->flops * e->samples_per_s / 1e12, true);
     }
+    // TT rounding and structured pruning change the model between epochs: the next one's flops
+    if (r->m != NULL)
+        r->flops = 3.0 * cli_model_flops(r->m, r->batch);
     return 0;
 }
 
@@ -656,7 +661,8 @@ int main(int argc, char **argv)
 
     struct run r = {.json = resume ? cli_json_append(json_path) : cli_json_open(json_path),
                     .tty = cli_is_tty(), .m = m,
-                    .flops = 3.0 * cli_model_flops(m, batch > 0 ? batch : 1)};
+                    .flops = 3.0 * cli_model_flops(m, batch > 0 ? batch : 1),
+                    .batch = batch > 0 ? batch : 1};
     printf("model %s: %lld parameters; %lld training, %lld validation, %lld test samples; %s, %d threads\n",
            fnet_model_spec(m), (long long)fnet_model_num_params(m),
            (long long)fnet_dataset_size(train), (long long)(val ? fnet_dataset_size(val) : 0),

@@ -40,24 +40,31 @@ FNET_API fnet_status fnet_ctx_create_reference(fnet_ctx **out);
  *  domains of factornet/memory.h without a GPU; slow. Same contract as fnet_ctx_create_cpu(). */
 FNET_API fnet_status fnet_ctx_create_guarded(fnet_ctx **out);
 
-/** Create a ctx on CUDA device `device` (0 .. count − 1): a stream, cuBLAS, cuSOLVER, cuFFT and
- *  cuSPARSE on it, and the device's stream-ordered memory pool for backend memory.
- *  @return FNET_OK; FNET_ERR_UNSUPPORTED in a build without FNET_WITH_CUDA, on a machine with no
- *  usable CUDA device or driver, or for a device index that does not exist (then *out is NULL
- *  and fnet_cuda_probe() says why); FNET_ERR_BACKEND or FNET_ERR_OUT_OF_MEMORY when a library
- *  handle cannot be made (nothing is left allocated). */
+/** Create a ctx on CUDA device `device`: a stream, cuBLAS, cuSOLVER and cuFFT on it, and the
+ *  device's stream-ordered memory pool for backend memory (docs/gpu.md).
+ *  @param device 0 .. the number of devices − 1
+ *  @param[out] out new ctx, freed by the caller with fnet_ctx_free().
+ *  @return FNET_OK; FNET_ERR_INVALID_ARG when out is NULL; FNET_ERR_UNSUPPORTED in a build
+ *  without FNET_WITH_CUDA, on a machine with no usable CUDA device or driver, for a device index
+ *  that does not exist, or a GPU this build has no code for (then *out is NULL and
+ *  fnet_cuda_probe() says why); FNET_ERR_BACKEND or FNET_ERR_OUT_OF_MEMORY when a library handle
+ *  or the backend's buffers cannot be made (nothing is left allocated). */
 FNET_API fnet_status fnet_ctx_create_cuda(int device, fnet_ctx **out);
 
-/** Whether fnet_ctx_create_cuda(device) can work here: FNET_OK with the device's name in `why`
- *  ("NVIDIA H100 80GB HBM3, compute capability 9.0, 79.1 GiB"), else the status it would return
- *  with the reason ("this build has no CUDA backend (configure with -DFNET_WITH_CUDA=ON)", "no
- *  CUDA device: ...", "CUDA device 3 does not exist: this machine has 1 (0 .. 0)"). `why` (cap
- *  bytes, may be NULL when cap is 0) is always NUL-terminated. */
+/** Whether fnet_ctx_create_cuda(device) can work here, and why not.
+ *  @param device the device index
+ *  @param[out] why cap bytes (may be NULL when cap is 0), always NUL-terminated: the device
+ *  (for example "NVIDIA H100 80GB HBM3, compute capability 9.0, 79.1 GiB") or the reason
+ *  ("this build has no CUDA backend (configure with -DFNET_WITH_CUDA=ON)", "no CUDA device:
+ *  ...", "CUDA device 3 does not exist: this machine has 1 (0 .. 0)").
+ *  @return FNET_OK, or the status fnet_ctx_create_cuda() would return. */
 FNET_API fnet_status fnet_cuda_probe(int device, char *why, size_t cap);
 
-/** Let the CUDA backend's float GEMMs use TF32 tensor cores (10-bit mantissas in the products,
- *  about 3e-4 relative error; off by default, as in `--tf32`). FNET_ERR_UNSUPPORTED on other
- *  backends. */
+/** Let the CUDA backend's float GEMMs use TF32 tensor cores (inputs rounded to 10-bit
+ *  mantissas, a relative error of 2^-11 to 2^-10 per input; off by default, as without
+ *  `--tf32`).
+ *  @return FNET_OK; FNET_ERR_INVALID_ARG when ctx is NULL; FNET_ERR_UNSUPPORTED on a backend
+ *  without TF32 (every one but cuda); FNET_ERR_BACKEND when cuBLAS refuses. */
 FNET_API fnet_status fnet_ctx_set_tf32(fnet_ctx *ctx, bool on);
 
 /** Free a ctx; NULL is a no-op. Every object created on it must be freed first. */

@@ -126,6 +126,7 @@ fnet_status fnet_replay_end(struct fnet_replay *r, double *loss_sum, int64_t *ba
     *loss_sum = acc[0];
     *bad = acc[1] >= 0 ? (int64_t)acc[1] : -1;
     if (*bad >= 0) // the steps from the bad one on were skipped: not taken
-        fnet_optimizer_set_steps(r->opt, fnet_optimizer_steps(r->opt) - (r->first + r->done - *bad));
+        fnet_optimizer_set_steps(r->opt,
+                                 fnet_optimizer_steps(r->opt) - (r->first + r->done - *bad));
     return fnet_ctx_synchronize(ctx);
 }

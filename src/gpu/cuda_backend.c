@@ -262,7 +262,8 @@ static fnet_status cuda_set_tf32(fnet_ctx *ctx, bool on)
 {
     fnet_cuda_enter(ctx);
     cublasStatus_t st =
-        cublasSetMathMode(cuda_state(ctx)->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+        cublasSetMathMode(cuda_state(ctx)->blas,
+                          on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
     if (st != CUBLAS_STATUS_SUCCESS)
         return fnet_fail(ctx, FNET_ERR_BACKEND, "cublasSetMathMode: %s", cublasGetStatusString(st));
     return FNET_OK;
@@ -378,7 +379,8 @@ static void cuda_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, in
         return;
     }
     check_blas(ctx, "sgemm",
-               cublasSgemm_64(s->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+               cublasSgemm_64(s->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                              ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                               N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
 }
 

@@ -161,7 +161,8 @@ void fnet_cuda_rfft(fnet_ctx *ctx, const void *plan, int64_t count, const float 
     if (i < 0)
         return;
     size_t nx = (size_t)(count * p->n), nX = (size_t)(count * (p->n / 2 + 1) * 2);
-    float *ax = aligned(ctx, "rfft", (float *)x, nx, true), *aX = aligned(ctx, "rfft", X, nX, false);
+    float *ax = aligned(ctx, "rfft", (float *)x, nx, true);
+    float *aX = aligned(ctx, "rfft", X, nX, false);
     if (ax != NULL && aX != NULL) {
         cufftResult r = cufftExecR2C(p->slot[i].r2c, (cufftReal *)ax, (cufftComplex *)aX);
         if (r != CUFFT_SUCCESS)

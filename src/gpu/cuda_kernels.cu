@@ -63,7 +63,8 @@ __device__ inline int64_t thread_stride()
     return (int64_t)gridDim.x * blockDim.x;
 }
 
-// ---- per-element arithmetic, shared with a host check of the formulas ----
+// ---- per-element arithmetic (__host__ too, so that it can be compiled for the host and compared
+// with the reference's formulas, as it was when it was written) ----
 // Each is the reference's expression as written (C's left-to-right association, float where it
 // computes in float); with --fmad=false the device rounds every step as the host does.
 
@@ -281,21 +282,6 @@ __host__ __device__ inline void bias_at(I i, I n, const float *bias, float *y, b
 {
     const float b = bias[i % n];
     y[i] = add ? y[i] + b : b;
-}
-
-// db[j] (+)= Σ_r dy (B, n)[r, j], in double from row 0 on and rounded once, as the reference
-__host__ __device__ inline void bias_grad_col(int64_t j, int64_t B, int64_t n,
-                                              const float *__restrict__ dy,
-                                              float *__restrict__ db, bool accumulate)
-{
-    double acc = accumulate ? (double)db[j] : 0.0;
-    const float *col = dy + j;
-#ifdef __CUDA_ARCH__
-#pragma unroll 4 // the loads run ahead of the chain of additions
-#endif
-    for (int64_t r = 0; r < B; r++)
-        acc += (double)col[r * n];
-    db[j] = (float)acc;
 }
 
 // Complex value f of C[m, j] (+)= Σ_k op_a(A[m, k]) ∘ op_b(B[k, j]), i = (m·N + j)·F + f, k in
@@ -553,16 +539,6 @@ __global__ void __launch_bounds__(kThreads)
     for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total;
          i += (I)gridDim.x * blockDim.x)
         bias_at(i, n, bias, y, add);
-}
-
-// db (n) (+)= Σ_r dy (B, n)[r]: one thread per column summing its rows in order in double, the
-// reference's loop exactly; neighbouring threads read neighbouring columns.
-__global__ void __launch_bounds__(kThreads)
-    bias_grad_kernel(int64_t B, int64_t n, const float *__restrict__ dy, float *__restrict__ db,
-                     bool accumulate)
-{
-    for (int64_t j = thread_first(); j < n; j += thread_stride())
-        bias_grad_col(j, B, n, dy, db, accumulate);
 }
 
 // y (n) = f(x (n)); x == y allowed
@@ -975,17 +951,6 @@ cudaError_t fnet_cuda_bias_add(cudaStream_t s, int64_t B, int64_t n, const float
                                float *y)
 {
     return launch_bias(s, B, n, bias, y, true);
-}
-
-cudaError_t fnet_cuda_bias_grad(cudaStream_t s, int64_t B, int64_t n, const float *dy,
-                                float *db, bool accumulate)
-{
-    if (n <= 0)
-        return cudaSuccess;
-    // B = 0 still writes db: 0, or db itself when accumulating (the reference's loop)
-    bias_grad_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(B < 0 ? 0 : B, n, dy, db,
-                                                               accumulate);
-    return cudaGetLastError();
 }
 
 cudaError_t fnet_cuda_act_forward(cudaStream_t s, int act, int64_t n, const float *x, float *y)

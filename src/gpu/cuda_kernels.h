@@ -51,14 +51,11 @@ cudaError_t fnet_cuda_permute_021(cudaStream_t s, int64_t P, int64_t Q, int64_t 
 cudaError_t fnet_cuda_transpose(cudaStream_t s, int64_t rows, int64_t cols, const float *in,
                                 float *out);
 
-// y (B, n) = bias broadcast;  y (B, n) += bias;  db (n) (+)= Σ_rows dy (B, n) (each column
-// summed as the reference sums it: in double from row 0 on, rounded to float once)
+// y (B, n) = bias broadcast;  y (B, n) += bias  (bias_grad is a cuBLAS GEMV: cuda_backend.c)
 cudaError_t fnet_cuda_bias_fill(cudaStream_t s, int64_t B, int64_t n, const float *bias,
                                 float *y);
 cudaError_t fnet_cuda_bias_add(cudaStream_t s, int64_t B, int64_t n, const float *bias,
                                float *y);
-cudaError_t fnet_cuda_bias_grad(cudaStream_t s, int64_t B, int64_t n, const float *dy,
-                                float *db, bool accumulate);
 // act: enum fnet_act (0 relu, 1 tanh, 2 sigmoid), checked by the caller
 cudaError_t fnet_cuda_act_forward(cudaStream_t s, int act, int64_t n, const float *x, float *y);
 cudaError_t fnet_cuda_act_backward(cudaStream_t s, int act, int64_t n, const float *y,

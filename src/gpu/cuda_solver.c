@@ -1,7 +1,8 @@
 /* The CUDA backend's host linear algebra (backend.h, struct fnet_host_la): thin SVD by cuSOLVER's
  * Jacobi SVD (gesvdj) and thin QR by geqrf + orgqr, on the ctx's device and stream, from host
- * matrices to host results (TT-SVD, TT rounding and the TT layers' orthogonal initialization call
- * them on host copies). Row-major A (m, n) is column-major Aᵀ: the SVD factors Aᵀ and swaps the
+ * matrices to host results (TT-SVD, TT rounding and the Tucker and CP decompositions call them on
+ * host copies; initializations use the CPU's, fnet_init_host_la, so that a seed gives the same
+ * layer on every backend). Row-major A (m, n) is column-major Aᵀ: the SVD factors Aᵀ and swaps the
  * roles of U and V; QR transposes A on the host first. The host GEMM is the CPU backend's. */
 #include "gpu/cuda_internal.h"
 #include "cpu/ref.h"
@@ -36,7 +37,8 @@ static void release(fnet_ctx *ctx, struct bufs *b)
 static fnet_status fail_cuda(fnet_ctx *ctx, const char *what, cudaError_t e)
 {
     (void)cudaGetLastError();
-    return fnet_fail(ctx, e == cudaErrorMemoryAllocation ? FNET_ERR_OUT_OF_MEMORY : FNET_ERR_BACKEND,
+    return fnet_fail(ctx,
+                     e == cudaErrorMemoryAllocation ? FNET_ERR_OUT_OF_MEMORY : FNET_ERR_BACKEND,
                      "%s: %s", what, cudaGetErrorString(e));
 }
 
@@ -126,6 +128,7 @@ static fnet_status cuda_gesvd(fnet_ctx *ctx, int64_t m, int64_t n, const float *
     bool converged = true;
     if (st == FNET_OK && (st = info_status(ctx, "gesvdj", dinfo)) == FNET_ERR_NUMERIC) {
         converged = false;
+        fnet_ctx_clear_error(ctx); // gesvdj's failure is not the call's
         fnet_log(FNET_LOG_INFO, "gesvdj did not converge on a %lldx%lld matrix: LAPACK's SVD "
                  "instead", (long long)m, (long long)n);
         st = fnet_cpu_backend.host_la->gesvd(ctx, m, n, A, U, S, Vt);

@@ -31,7 +31,8 @@ cudaError_t fnet_cuda_csr_sddmm(cudaStream_t s, int64_t M, int64_t N, int64_t B,
                                 const float *X, float *out, bool accumulate);
 
 /* cudaSuccess when this build's kernels hold code the current device can run (else
- * cudaErrorNoKernelImageForDevice: built for another architecture, see CMAKE_CUDA_ARCHITECTURES). */
+ * cudaErrorNoKernelImageForDevice: built for another architecture, see
+ * CMAKE_CUDA_ARCHITECTURES). */
 cudaError_t fnet_cuda_kernels_usable(void);
 
 #ifdef __cplusplus

@@ -99,12 +99,15 @@ fnet_status fnet_tt_sweep_reserve(fnet_ctx *ctx, struct fnet_tt_sweep *w,
     // whole batch at once in one part (chunks would only make its GEMMs small), but for the
     // tests' chunk size
     if (s->d > 1) {
-        bool whole = ctx->be->whole_batches;
-        n.chunk = whole || CHUNK_FLOATS / per_sample <= 1 ? (whole ? B : 1)
-                                                          : CHUNK_FLOATS / per_sample;
+        if (ctx->be->whole_batches) {
+            n.chunk = B;
+            n.nparts = 1;
+        } else {
+            n.chunk = CHUNK_FLOATS / per_sample > 1 ? CHUNK_FLOATS / per_sample : 1;
+            n.nparts = ctx->threads < B ? ctx->threads : (int)B;
+        }
         n.chunk = debug_chunk > 0 ? debug_chunk : n.chunk;
         n.chunk = n.chunk < B ? n.chunk : B;
-        n.nparts = whole ? 1 : (ctx->threads < B ? ctx->threads : (int)B);
         n.nparts = n.nparts < FNET_MAX_PARTS ? n.nparts : FNET_MAX_PARTS;
     }
     int64_t biggest, params = fnet_tt_num_params(s), state = B * sample_state;

@@ -102,6 +102,6 @@ bad 2 'block' "a block not dividing the sizes" --data data --model dense:16,circ
 bad 2 'optimizer' "an unknown optimizer" --optim nope
 bad 2 'rows of --layers' "--kinds without --layers" --kinds tr
 bad 2 'svd' "--svd 0" --svd 0
-bad 2 'cuda' "--device cuda without a GPU" --device cuda --svd 8
+bad 2 'cuda:1024: ' "--device cuda:1024 (no such GPU)" --device cuda:1024 --svd 8
 bad 2 "got 'tr,nope'" "--kinds with an unknown name" --layers --kinds tr,nope
 bad 2 'ring|r0' "a ring rank too wide for its bond" --data data --model dense:16,tr:16:rank=8

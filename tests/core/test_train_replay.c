@@ -149,7 +149,8 @@ static void test_replayed_divergence_stops_where_plain_stops(void **state)
     check_same_run(&plain, &replay, "diverging SGD");
     assert_true(replay.stats.steps > 1); // the first step is plain: it diverged in a replay
     // both name the same step
-    const char *p = strstr(plain.error, "epoch 1, step "), *q = strstr(replay.error, "epoch 1, step ");
+    const char *p = strstr(plain.error, "epoch 1, step ");
+    const char *q = strstr(replay.error, "epoch 1, step ");
     assert_non_null(p);
     assert_non_null(q);
     assert_int_equal(atoi(p + strlen("epoch 1, step ")), atoi(q + strlen("epoch 1, step ")));
