@@ -90,6 +90,13 @@ struct fnet_backend_ops {
     void (*sgemm)(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc);
+    // count GEMMs C_i = alpha·op(A_i)·op(B_i) + beta·C_i as sgemm's, A_i = A + i·sa, B_i = B + i·sb,
+    // C_i = C + i·sc (floats; sa, sb >= 0: 0 shares one operand among all); the C_i share no
+    // memory with each other or with an A_i or B_i. NULL: fnet_sgemm_batched loops over sgemm.
+    void (*sgemm_batched)(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                          float alpha, const float *A, int64_t lda, int64_t sa, const float *B,
+                          int64_t ldb, int64_t sb, float beta, float *C, int64_t ldc, int64_t sc,
+                          int64_t count);
     // y (n) += a·x (n);  x (n) *= a;  Σ x·y returned as a double (the reference accumulates in
     // double; the CPU backend's BLAS dsdot partly in float, within 1e-6 of Σ|x·y|)
     void (*axpy)(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y);
@@ -240,7 +247,7 @@ enum fnet_op {
     FNET_OP_STATE_INIT, FNET_OP_STATE_FREE, FNET_OP_SET_THREADS, FNET_OP_SYNCHRONIZE,
     FNET_OP_SET_TF32,
     FNET_OP_ALLOC, FNET_OP_FREE, FNET_OP_UPLOAD, FNET_OP_DOWNLOAD, FNET_OP_COPY, FNET_OP_FILL,
-    FNET_OP_SGEMM, FNET_OP_AXPY, FNET_OP_SCAL, FNET_OP_DOT, FNET_OP_AXPBY, FNET_OP_AMAX,
+    FNET_OP_SGEMM, FNET_OP_SGEMM_BATCHED, FNET_OP_AXPY, FNET_OP_SCAL, FNET_OP_DOT, FNET_OP_AXPBY, FNET_OP_AMAX,
     FNET_OP_PERMUTE_021, FNET_OP_TRANSPOSE,
     FNET_OP_BIAS_FILL, FNET_OP_BIAS_ADD, FNET_OP_BIAS_GRAD, FNET_OP_ACT_FORWARD,
     FNET_OP_ACT_BACKWARD, FNET_OP_MUL, FNET_OP_DROPOUT_MASK,
@@ -292,6 +299,12 @@ static inline void fnet_run_parts(fnet_ctx *ctx, int parts, void (*fn)(void *arg
     for (int p = 0; p < parts; p++)
         fn(arg, p);
 }
+
+/* ctx's sgemm_batched, or its sgemm once per block where the backend has none. */
+void fnet_sgemm_batched(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                        float alpha, const float *A, int64_t lda, int64_t sa, const float *B,
+                        int64_t ldb, int64_t sb, float beta, float *C, int64_t ldc, int64_t sc,
+                        int64_t count);
 
 /* A step recorded once and run many times (the backend's graph_make, or fn called each time on
  * a backend without one). */

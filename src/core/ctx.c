@@ -27,6 +27,7 @@ static const struct fnet_op_info op_info[FNET_OP_COUNT] = {
     [FNET_OP_COPY] = {"copy", true},
     [FNET_OP_FILL] = {"fill", true},
     [FNET_OP_SGEMM] = {"sgemm", true},
+    [FNET_OP_SGEMM_BATCHED] = {"sgemm_batched", false},
     [FNET_OP_AXPY] = {"axpy", true},
     [FNET_OP_SCAL] = {"scal", true},
     [FNET_OP_DOT] = {"dot", true},
@@ -87,6 +88,7 @@ bool fnet_backend_has(const struct fnet_backend_ops *be, enum fnet_op op)
     case FNET_OP_COPY: return be->copy != NULL;
     case FNET_OP_FILL: return be->fill != NULL;
     case FNET_OP_SGEMM: return be->sgemm != NULL;
+    case FNET_OP_SGEMM_BATCHED: return be->sgemm_batched != NULL;
     case FNET_OP_AXPY: return be->axpy != NULL;
     case FNET_OP_SCAL: return be->scal != NULL;
     case FNET_OP_DOT: return be->dot != NULL;
@@ -323,4 +325,19 @@ void fnet_graph_free(struct fnet_graph *g)
     if (g->native != NULL)
         g->ctx->be->graph_free(g->ctx, g->native);
     fnet_free(g);
+}
+
+void fnet_sgemm_batched(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                        float alpha, const float *A, int64_t lda, int64_t sa, const float *B,
+                        int64_t ldb, int64_t sb, float beta, float *C, int64_t ldc, int64_t sc,
+                        int64_t count)
+{
+    if (ctx->be->sgemm_batched != NULL) {
+        ctx->be->sgemm_batched(ctx, ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc,
+                               sc, count);
+        return;
+    }
+    for (int64_t i = 0; i < count; i++)
+        ctx->be->sgemm(ctx, ta, tb, M, N, K, alpha, A + i * sa, lda, B + i * sb, ldb, beta,
+                       C + i * sc, ldc);
 }

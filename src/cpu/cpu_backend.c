@@ -134,6 +134,18 @@ static void cpu_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int
     fnet_pool_run(pool, n, grain, gemm_range, &j);
 }
 
+// count GEMMs, each split over the pool as sgemm splits one (OpenBLAS 0.3.21 has no batched
+// GEMM)
+static void cpu_sgemm_batched(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                              float alpha, const float *A, int64_t lda, int64_t sa,
+                              const float *B, int64_t ldb, int64_t sb, float beta, float *C,
+                              int64_t ldc, int64_t sc, int64_t count)
+{
+    for (int64_t i = 0; i < count; i++)
+        cpu_sgemm(ctx, ta, tb, M, N, K, alpha, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc,
+                  ldc);
+}
+
 // out (cols, rows) = in (rows, cols)ᵀ in 32×32 tiles; a full tile as 16 blocks of 8×8, each
 // loaded as 8 vectors and transposed in registers by three rounds of shuffles (2.6× faster than
 // the element loop from (1024, 256) to (256, 1024), 1.2× the other way, one thread), the rest
@@ -545,6 +557,7 @@ const struct fnet_backend_ops fnet_cpu_backend = {
     .set_threads = cpu_set_threads,
     .fill = cpu_fill,
     .sgemm = cpu_sgemm,
+    .sgemm_batched = cpu_sgemm_batched,
     .transpose = cpu_transpose,
     .permute_021 = cpu_permute_021,
     .axpy = cpu_axpy,

@@ -17,6 +17,10 @@ fnet_status fnet_ref_synchronize(fnet_ctx *ctx);
 void fnet_ref_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                     int64_t ldc);
+void fnet_ref_sgemm_batched(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                            float alpha, const float *A, int64_t lda, int64_t sa, const float *B,
+                            int64_t ldb, int64_t sb, float beta, float *C, int64_t ldc,
+                            int64_t sc, int64_t count);
 void fnet_ref_permute_021(fnet_ctx *ctx, int64_t P, int64_t Q, int64_t R, const float *in,
                           float *out, bool accumulate);
 void fnet_ref_transpose(fnet_ctx *ctx, int64_t rows, int64_t cols, const float *in, float *out);

@@ -54,6 +54,7 @@ const struct fnet_backend_ops fnet_reference_backend = {
     .copy = fnet_ref_memcpy,
     .fill = fnet_ref_fill,
     .sgemm = fnet_ref_sgemm,
+    .sgemm_batched = fnet_ref_sgemm_batched,
     .axpy = fnet_ref_axpy,
     .scal = fnet_ref_scal,
     .dot = fnet_ref_dot,

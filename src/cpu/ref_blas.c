@@ -25,6 +25,16 @@ void fnet_ref_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64
 
 // out (Q, P, R) (+)= in (P, Q, R)
 FNET_VECTORIZE
+void fnet_ref_sgemm_batched(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                            float alpha, const float *A, int64_t lda, int64_t sa, const float *B,
+                            int64_t ldb, int64_t sb, float beta, float *C, int64_t ldc,
+                            int64_t sc, int64_t count)
+{
+    for (int64_t i = 0; i < count; i++)
+        fnet_ref_sgemm(ctx, ta, tb, M, N, K, alpha, A + i * sa, lda, B + i * sb, ldb, beta,
+                       C + i * sc, ldc);
+}
+
 void fnet_ref_permute_021(fnet_ctx *ctx, int64_t P, int64_t Q, int64_t R, const float *in,
                           float *out, bool accumulate)
 {

@@ -384,6 +384,26 @@ static void cuda_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, in
                               N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
 }
 
+// The batched form of cuda_sgemm's swap: Cᵀ_i = op(B_i)ᵀ·op(A_i)ᵀ, count of them in one call.
+static void cuda_sgemm_batched(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                               float alpha, const float *A, int64_t lda, int64_t sa,
+                               const float *B, int64_t ldb, int64_t sb, float beta, float *C,
+                               int64_t ldc, int64_t sc, int64_t count)
+{
+    if (M == 0 || N == 0 || count <= 0)
+        return;
+    if (K == 0) { // as sgemm's K = 0, block by block
+        for (int64_t i = 0; i < count; i++)
+            cuda_sgemm(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C + i * sc, ldc);
+        return;
+    }
+    fnet_cuda_enter(ctx);
+    check_blas(ctx, "sgemm_batched",
+               cublasSgemmStridedBatched_64(cuda_state(ctx)->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                            ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
+                                            ldb, sb, A, lda, sa, &beta, C, ldc, sc, count));
+}
+
 static void cuda_axpy(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y)
 {
     if (n <= 0)
@@ -864,6 +884,7 @@ const struct fnet_backend_ops fnet_cuda_backend = {
     .copy = cuda_copy,
     .fill = cuda_fill,
     .sgemm = cuda_sgemm,
+    .sgemm_batched = cuda_sgemm_batched,
     .axpy = cuda_axpy,
     .scal = cuda_scal,
     .dot = cuda_dot,

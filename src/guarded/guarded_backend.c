@@ -398,6 +398,34 @@ static void guarded_sgemm(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N,
     guard_close(&gd);
 }
 
+// count GEMMs: each operand's extent runs from its first block to the end of its last
+static void guarded_sgemm_batched(fnet_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N,
+                                  int64_t K, float alpha, const float *A, int64_t lda, int64_t sa,
+                                  const float *B, int64_t ldb, int64_t sb, float beta, float *C,
+                                  int64_t ldc, int64_t sc, int64_t count)
+{
+    struct guard gd = guard_begin(ctx, "sgemm_batched");
+    bool reads = M > 0 && N > 0 && count > 0;
+    size_t last = count > 0 ? (size_t)(count - 1) : 0;
+    size_t a = reads ? add_sat(mul_sat(last, elems(sa, sizeof(float))),
+                               strided(ta ? K : M, ta ? M : K, lda))
+                     : 0;
+    size_t b = reads ? add_sat(mul_sat(last, elems(sb, sizeof(float))),
+                               strided(tb ? N : K, tb ? K : N, ldb))
+                     : 0;
+    size_t c = count > 0 ? add_sat(mul_sat(last, elems(sc, sizeof(float))), strided(M, N, ldc))
+                         : 0;
+    guard_arg(&gd, "A", A, a);
+    guard_arg(&gd, "B", B, b);
+    guard_arg(&gd, "C", C, c);
+    no_overlap("sgemm_batched", "C", C, c, "A", A, a);
+    no_overlap("sgemm_batched", "C", C, c, "B", B, b);
+    guard_open(&gd);
+    fnet_ref_sgemm_batched(ctx, ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc,
+                           count);
+    guard_close(&gd);
+}
+
 // y (n) += a·x (n)
 static void guarded_axpy(fnet_ctx *ctx, int64_t n, float a, const float *x, float *y)
 {
@@ -1020,6 +1048,7 @@ const struct fnet_backend_ops fnet_guarded_backend = {
     .copy = guarded_copy,
     .fill = guarded_fill,
     .sgemm = guarded_sgemm,
+    .sgemm_batched = guarded_sgemm_batched,
     .axpy = guarded_axpy,
     .scal = guarded_scal,
     .dot = guarded_dot,

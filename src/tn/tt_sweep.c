@@ -287,15 +287,14 @@ static void chunk_backward(fnet_ctx *ctx, const struct fnet_tt_sweep *w,
         int64_t o = fnet_tt_step_out(s, k), off = fnet_tt_core_offset(s, k);
         int64_t blocks = k == 0 && s->d > 1 ? R : 1, ab = a / blocks;
         const float *sin = k == s->d - 1 ? x : state + b * w->state_off[k];
-        for (int64_t al = 0; al < blocks; al++)
-            ctx->be->sgemm(ctx, true, false, o, c, ab, 1.0f, dout, o, sin + al * ab * c, c,
-                           first ? 0.0f : 1.0f, part->dcore + off + al * o * c, c);
+        // a ring's α blocks: one GEMM each, the same dOut against its block of S_k
+        fnet_sgemm_batched(ctx, true, false, o, c, ab, 1.0f, dout, o, 0, sin, c, ab * c,
+                           first ? 0.0f : 1.0f, part->dcore + off, c, o * c, blocks);
         if (k == s->d - 1 && dx == NULL)
             break;
         float *ds = k == s->d - 1 ? dx : tmp;
-        for (int64_t al = 0; al < blocks; al++)
-            ctx->be->sgemm(ctx, false, false, ab, c, o, 1.0f, dout, o, w->pcore + off + al * o * c,
-                           c, 0.0f, ds + al * ab * c, c);
+        fnet_sgemm_batched(ctx, false, false, ab, c, o, 1.0f, dout, o, 0, w->pcore + off, c,
+                           o * c, 0.0f, ds, c, ab * c, blocks);
         if (k + 1 == s->d - 1)
             ctx->be->permute_021(ctx, R * s->m[k + 1], fnet_tt_step_rows(s, k + 1, b),
                                  s->r[k + 1], ds, dout, false);

@@ -641,6 +641,54 @@ static void case_sgemm(struct harness *h)
                        100 * s + 10 * (size_t)tr, SUM_RTOL);
 }
 
+// count GEMMs with strided operands, one shared (stride 0) or not, both transposes, beta 0 (C NaN)
+// and 1: each block against the reference's sgemm within SUM_RTOL of its terms' magnitudes
+static void case_sgemm_batched(struct harness *h)
+{
+    static const int64_t shapes[][4] = {{1, 1, 1, 1}, {7, 5, 3, 4}, {33, 17, 9, 3}, {64, 40, 32, 2}};
+    for (size_t s = 0; s < 4; s++)
+        for (int tr = 0; tr < 4; tr++)
+            for (int shared = 0; shared < 2; shared++) {
+                const bool ta = tr & 1, tb = tr & 2, acc = (tr + (int)s) % 2;
+                int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2],
+                        count = shapes[s][3];
+                int64_t lda = (ta ? M : K) + 1, ldb = tb ? K : N, ldc = N + 2;
+                int64_t a_size = (ta ? K : M) * lda, b_size = (tb ? N : K) * ldb,
+                        c_size = M * ldc;
+                int64_t sa = shared ? 0 : a_size, sb = b_size + 3, sc = c_size;
+                set_shape(h, "%lld GEMMs (%lld, %lld, %lld), %s%s, A %s, beta %d",
+                          (long long)count, (long long)M, (long long)N, (long long)K,
+                          ta ? "Aᵀ" : "A", tb ? "Bᵀ" : "B", shared ? "shared" : "strided", acc);
+                struct vec A = vec_random(h, sa * (count - 1) + a_size, -1.0f, 1.0f, 240 + s);
+                struct vec B = vec_random(h, sb * (count - 1) + b_size, -1.0f, 1.0f, 250 + s);
+                struct vec C = acc ? vec_random(h, sc * count, -1.0f, 1.0f, 260 + s)
+                                   : vec_filled(h, sc * count, NAN);
+                double *mag = host_doubles(sc * count);
+                for (int64_t i = 0; i < count; i++)
+                    for (int64_t r = 0; r < M; r++)
+                        for (int64_t c = 0; c < N; c++) {
+                            double m = acc ? fabs((double)C.host[i * sc + r * ldc + c]) : 0.0;
+                            for (int64_t k = 0; k < K; k++) {
+                                float a = A.host[i * sa + (ta ? k * lda + r : r * lda + k)];
+                                float b = B.host[i * sb + (tb ? c * ldb + k : k * ldb + c)];
+                                m += 0.75 * fabs((double)a * b);
+                            }
+                            mag[i * sc + r * ldc + c] = m;
+                        }
+                fnet_ref_sgemm_batched(h->ref, ta, tb, M, N, K, 0.75f, A.host, lda, sa, B.host,
+                                       ldb, sb, acc ? 1.0f : 0.0f, C.host, ldc, sc, count);
+                h->be->sgemm_batched(h->ctx, ta, tb, M, N, K, 0.75f, A.dev, lda, sa, B.dev, ldb,
+                                     sb, acc ? 1.0f : 0.0f, C.dev, ldc, sc, count);
+                vec_check_close(h, "C", &C, mag, SUM_RTOL);
+                vec_check(h, "A (input)", &A);
+                vec_check(h, "B (input)", &B);
+                free(mag);
+                vec_free(h, &C);
+                vec_free(h, &B);
+                vec_free(h, &A);
+            }
+}
+
 // set_tf32: on, sgemm on every shape and transpose pair within TF32_RTOL; off again, within
 // SUM_RTOL as in the sgemm case, so the switch goes both ways (TF32's errors are ~100 times
 // SUM_RTOL on the shapes with K >= 17)
@@ -2200,6 +2248,7 @@ static const struct op_case op_cases[FNET_OP_COUNT] = {
     [FNET_OP_COPY] = {.run = case_copy},
     [FNET_OP_FILL] = {.run = case_fill},
     [FNET_OP_SGEMM] = {.run = case_sgemm},
+    [FNET_OP_SGEMM_BATCHED] = {.run = case_sgemm_batched},
     [FNET_OP_AXPY] = {.run = case_axpy},
     [FNET_OP_SCAL] = {.run = case_scal},
     [FNET_OP_DOT] = {.run = case_dot},
@@ -2260,6 +2309,7 @@ static bool is_reference_own(const struct fnet_backend_ops *be, enum fnet_op op)
     case FNET_OP_COPY: return be->copy == r->copy;
     case FNET_OP_FILL: return be->fill == r->fill;
     case FNET_OP_SGEMM: return be->sgemm == r->sgemm;
+    case FNET_OP_SGEMM_BATCHED: return be->sgemm_batched == r->sgemm_batched;
     case FNET_OP_AXPY: return be->axpy == r->axpy;
     case FNET_OP_SCAL: return be->scal == r->scal;
     case FNET_OP_DOT: return be->dot == r->dot;
