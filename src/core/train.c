@@ -164,6 +164,17 @@ static void snapshot_restore(fnet_model *m, fnet_optimizer *opt, const struct sn
     }
 }
 
+// Where a run stands after batch `batch` of `epoch` (0-based), for a checkpoint within the epoch.
+static struct fnet_run_pos mid_epoch(int epoch, int64_t batch, double loss_sum, double seconds,
+                                     float lr_scale, const struct snapshot *snap,
+                                     const fnet_optimizer *opt)
+{
+    return (struct fnet_run_pos){
+        .epoch = epoch, .batch = batch, .loss_sum = loss_sum, .seconds = seconds,
+        .lr_scale = lr_scale, .snap = snap->w,
+        .snap_floats = snap->n * (1 + fnet_optimizer_num_states(opt)), .snap_steps = snap->steps};
+}
+
 fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim_params *op,
                             const fnet_train_params *tp, const fnet_dataset *train,
                             const fnet_dataset *val, fnet_epoch_fn on_epoch, void *user,
@@ -285,12 +296,9 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
                     break;
                 }
                 if (st == FNET_OK && b + 1 < L.n_batches) {
-                    struct fnet_run_pos at = {
-                        .epoch = epoch, .batch = b + 1, .loss_sum = loss_sum,
-                        .seconds = before + fnet_train_loop_elapsed(&L, t0, ck0),
-                        .lr_scale = lr_scale, .snap = snap.w,
-                        .snap_floats = snap.n * (1 + fnet_optimizer_num_states(opt)),
-                        .snap_steps = snap.steps};
+                    struct fnet_run_pos at = mid_epoch(epoch, b + 1, loss_sum,
+                                                       before + fnet_train_loop_elapsed(&L, t0, ck0),
+                                                       lr_scale, &snap, opt);
                     st = fnet_train_loop_step_end(&L, opt, NULL, op, tp, &at);
                 }
                 continue;
@@ -334,12 +342,9 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
                 tp->on_batch(b + 1, L.n_batches, user);
             // within the epoch: a stop or a checkpoint by time (at its end, after its report)
             if (st == FNET_OK && b + 1 < L.n_batches) {
-                struct fnet_run_pos at = {
-                    .epoch = epoch, .batch = b + 1, .loss_sum = loss_sum,
-                    .seconds = before + fnet_train_loop_elapsed(&L, t0, ck0),
-                    .lr_scale = lr_scale, .snap = snap.w,
-                    .snap_floats = snap.n * (1 + fnet_optimizer_num_states(opt)),
-                    .snap_steps = snap.steps};
+                struct fnet_run_pos at = mid_epoch(epoch, b + 1, loss_sum,
+                                                   before + fnet_train_loop_elapsed(&L, t0, ck0),
+                                                   lr_scale, &snap, opt);
                 st = fnet_train_loop_step_end(&L, opt, NULL, op, tp, &at);
             }
         }
