@@ -76,6 +76,26 @@ void fnet_cuda_enter(fnet_ctx *ctx)
         fnet_cuda_check(ctx, "cudaSetDevice", cudaSetDevice(cuda_state(ctx)->device));
 }
 
+void *fnet_cuda_grow(fnet_ctx *ctx, const char *op, struct cuda_buf *b, size_t bytes, bool *grew)
+{
+    if (grew != NULL)
+        *grew = false;
+    if (bytes <= b->bytes)
+        return b->p;
+    if (fnet_cuda_refuse_in_capture(ctx, op, "grows a buffer of its own"))
+        return NULL;
+    struct cuda_state *s = cuda_state(ctx);
+    void *p = NULL;
+    if (fnet_cuda_check(ctx, op, cudaMallocAsync(&p, bytes, s->stream)))
+        return NULL;
+    if (b->p != NULL)
+        fnet_cuda_check(ctx, op, cudaFreeAsync(b->p, s->stream));
+    *b = (struct cuda_buf){p, bytes};
+    if (grew != NULL)
+        *grew = true;
+    return p;
+}
+
 void fnet_cuda_trim(fnet_ctx *ctx)
 {
     struct cuda_state *s = cuda_state(ctx);
@@ -157,8 +177,9 @@ static void cuda_state_free(fnet_ctx *ctx)
         return;
     (void)cudaSetDevice(s->device);
     if (s->stream != NULL) {
-        void *bufs[] = {s->scratch, s->result, s->idx, s->ones};
-        for (int i = 0; i < 4; i++)
+        void *bufs[] = {s->scratch, s->result, s->idx.p, s->ones.p, s->sums.p, s->fft_in.p,
+                        s->fft_out.p};
+        for (int i = 0; i < 7; i++)
             if (bufs[i] != NULL)
                 (void)cudaFreeAsync(bufs[i], s->stream);
         (void)cudaStreamSynchronize(s->stream);
@@ -485,22 +506,16 @@ static void cuda_bias_grad(fnet_ctx *ctx, int64_t B, int64_t n, const float *dy,
             fnet_cuda_check(ctx, "bias_grad", fnet_cuda_fill(s->stream, n, 0.0f, db));
         return;
     }
-    if (B > s->ones_cap) { // grown to the largest batch seen
-        // (a buffer allocated in a capture would exist only inside the graph)
-        if (fnet_cuda_refuse_in_capture(ctx, "bias_grad", "grows its vector of ones"))
-            return;
-        float *grown = NULL;
-        if (fnet_cuda_check(ctx, "bias_grad",
-                            cudaMallocAsync((void **)&grown, (size_t)B * sizeof(float), s->stream)))
-            return;
-        if (s->ones != NULL)
-            fnet_cuda_check(ctx, "bias_grad", cudaFreeAsync(s->ones, s->stream));
-        s->ones = grown;
-        s->ones_cap = B;
-        fnet_cuda_check(ctx, "bias_grad", fnet_cuda_fill(s->stream, B, 1.0f, s->ones));
-    }
+    bool grew;
+    float *ones = fnet_cuda_grow(ctx, "bias_grad", &s->ones, (size_t)B * sizeof(float), &grew);
+    if (ones == NULL)
+        return;
+    if (grew)
+        fnet_cuda_check(ctx, "bias_grad",
+                        fnet_cuda_fill(s->stream, (int64_t)(s->ones.bytes / sizeof(float)), 1.0f,
+                                       ones));
     const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    check_blas(ctx, "bias_grad", cublasSgemv_64(s->blas, CUBLAS_OP_N, n, B, &one, dy, n, s->ones, 1,
+    check_blas(ctx, "bias_grad", cublasSgemv_64(s->blas, CUBLAS_OP_N, n, B, &one, dy, n, ones, 1,
                                                 &beta, db, 1));
 }
 
@@ -575,15 +590,11 @@ static void cuda_csr_spmm_t(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B,
         return;
     fnet_cuda_enter(ctx);
     struct cuda_state *s = cuda_state(ctx);
-    double *work = NULL;
-    // the double sums' workspace, from the pool (a stream-ordered allocation: no wait)
-    if (fnet_cuda_check(ctx, "csr_spmm_t",
-                        cudaMallocAsync((void **)&work, (size_t)(N * B) * sizeof(double),
-                                        s->stream)))
-        return;
-    fnet_cuda_check(ctx, "csr_spmm_t", fnet_cuda_csr_spmm_t(s->stream, M, N, B, row_ptr, col, val,
-                                                            Y, X, accumulate, work));
-    fnet_cuda_check(ctx, "csr_spmm_t", cudaFreeAsync(work, s->stream));
+    double *work = fnet_cuda_grow(ctx, "csr_spmm_t", &s->sums, (size_t)(N * B) * sizeof(double),
+                                  NULL);
+    if (work != NULL)
+        fnet_cuda_check(ctx, "csr_spmm_t", fnet_cuda_csr_spmm_t(s->stream, M, N, B, row_ptr, col,
+                                                                val, Y, X, accumulate, work));
 }
 
 static void cuda_csr_sddmm(fnet_ctx *ctx, int64_t M, int64_t N, int64_t B, const int32_t *row_ptr,
@@ -643,23 +654,13 @@ static void cuda_u8_to_float(fnet_ctx *ctx, int64_t B, int64_t d, const uint8_t 
         return;
     fnet_cuda_enter(ctx);
     struct cuda_state *s = cuda_state(ctx);
-    if (B > s->idx_cap) { // the rows' device copy grows to the largest batch seen
-        int64_t *grown = NULL;
-        if (fnet_cuda_check(ctx, "u8_to_float",
-                            cudaMallocAsync((void **)&grown, (size_t)B * sizeof(int64_t),
-                                            s->stream)))
-            return;
-        if (s->idx != NULL)
-            fnet_cuda_check(ctx, "u8_to_float", cudaFreeAsync(s->idx, s->stream));
-        s->idx = grown;
-        s->idx_cap = B;
-    }
-    if (fnet_cuda_check(ctx, "u8_to_float",
-                        cudaMemcpyAsync(s->idx, idx, (size_t)B * sizeof(int64_t),
-                                        cudaMemcpyHostToDevice, s->stream)))
+    int64_t *rows = fnet_cuda_grow(ctx, "u8_to_float", &s->idx, (size_t)B * sizeof(int64_t), NULL);
+    if (rows == NULL ||
+        fnet_cuda_check(ctx, "u8_to_float", cudaMemcpyAsync(rows, idx, (size_t)B * sizeof(int64_t),
+                                                            cudaMemcpyHostToDevice, s->stream)))
         return;
     fnet_cuda_check(ctx, "u8_to_float",
-                    fnet_cuda_u8_to_float(s->stream, B, d, src, s->idx, scale, x));
+                    fnet_cuda_u8_to_float(s->stream, B, d, src, rows, scale, x));
 }
 
 static bool cuda_all_finite(fnet_ctx *ctx, int64_t n, const float *x)

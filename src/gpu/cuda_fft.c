@@ -113,32 +113,29 @@ static int slot_for(fnet_ctx *ctx, struct cuda_fft_plan *p, int64_t count)
 
 // cuFFT wants its real and complex arrays aligned to a complex value (8 bytes); the layers'
 // signals are slices of the flat vector and of activations, so they may sit 4 bytes off. Such a
-// one goes through a buffer from the pool (stream-ordered: no wait). NULL when that fails (kept).
-static float *aligned(fnet_ctx *ctx, const char *op, float *p, size_t floats, bool copy_in)
+// one goes through the ctx's buffer b (kept and grown: fnet_cuda_grow). NULL when that fails
+// (kept).
+static float *aligned(fnet_ctx *ctx, const char *op, struct cuda_buf *b, float *p, size_t floats,
+                      bool copy_in)
 {
     if (((uintptr_t)p & 7) == 0)
         return p;
-    cudaStream_t st = cuda_state(ctx)->stream;
-    float *tmp = NULL;
-    if (fnet_cuda_check(ctx, op, cudaMallocAsync((void **)&tmp, floats * sizeof(float), st)))
-        return NULL;
-    if (copy_in)
+    float *tmp = fnet_cuda_grow(ctx, op, b, floats * sizeof(float), NULL);
+    if (tmp != NULL && copy_in)
         fnet_cuda_check(ctx, op, cudaMemcpyAsync(tmp, p, floats * sizeof(float),
-                                                 cudaMemcpyDeviceToDevice, st));
+                                                 cudaMemcpyDeviceToDevice,
+                                                 cuda_state(ctx)->stream));
     return tmp;
 }
 
-// The end of aligned(): tmp copied out to p when asked, and freed (nothing when tmp is p).
+// The end of aligned(): tmp copied out to p when asked (nothing when tmp is p).
 static void unaligned(fnet_ctx *ctx, const char *op, float *p, float *tmp, size_t floats,
                       bool copy_out)
 {
-    if (tmp == p || tmp == NULL)
-        return;
-    cudaStream_t st = cuda_state(ctx)->stream;
-    if (copy_out)
+    if (tmp != p && tmp != NULL && copy_out)
         fnet_cuda_check(ctx, op, cudaMemcpyAsync(p, tmp, floats * sizeof(float),
-                                                 cudaMemcpyDeviceToDevice, st));
-    fnet_cuda_check(ctx, op, cudaFreeAsync(tmp, st));
+                                                 cudaMemcpyDeviceToDevice,
+                                                 cuda_state(ctx)->stream));
 }
 
 void fnet_cuda_rfft(fnet_ctx *ctx, const void *plan, int64_t count, const float *x, float *X)
@@ -161,8 +158,9 @@ void fnet_cuda_rfft(fnet_ctx *ctx, const void *plan, int64_t count, const float 
     if (i < 0)
         return;
     size_t nx = (size_t)(count * p->n), nX = (size_t)(count * (p->n / 2 + 1) * 2);
-    float *ax = aligned(ctx, "rfft", (float *)x, nx, true);
-    float *aX = aligned(ctx, "rfft", X, nX, false);
+    struct cuda_state *s = cuda_state(ctx);
+    float *ax = aligned(ctx, "rfft", &s->fft_in, (float *)x, nx, true);
+    float *aX = aligned(ctx, "rfft", &s->fft_out, X, nX, false);
     if (ax != NULL && aX != NULL) {
         cufftResult r = cufftExecR2C(p->slot[i].r2c, (cufftReal *)ax, (cufftComplex *)aX);
         if (r != CUFFT_SUCCESS)
@@ -198,7 +196,9 @@ void fnet_cuda_irfft(fnet_ctx *ctx, const void *plan, int64_t count, float *X, f
     if (p->n % 2 == 0)
         fnet_cuda_check(ctx, "irfft", cudaMemset2DAsync(X + 2 * (bins - 1) + 1, pitch, 0,
                                                         sizeof(float), (size_t)count, st));
-    float *aX = aligned(ctx, "irfft", X, nX, true), *ax = aligned(ctx, "irfft", x, nx, false);
+    struct cuda_state *s = cuda_state(ctx);
+    float *aX = aligned(ctx, "irfft", &s->fft_in, X, nX, true);
+    float *ax = aligned(ctx, "irfft", &s->fft_out, x, nx, false);
     if (ax != NULL && aX != NULL) {
         // cuFFT's C2R overwrites its input, which the contract allows
         cufftResult r = cufftExecC2R(p->slot[i].c2r, (cufftComplex *)aX, (cufftReal *)ax);

@@ -25,10 +25,13 @@ struct cuda_state {
     double *scratch;     // FNET_CUDA_SCRATCH doubles: the reductions' partial results
     double *result;      // CUDA_RESULTS doubles: what a reduction leaves for the host
     double *host_result; // pinned host copy of result
-    int64_t *idx;        // u8_to_float's rows on the device (idx_cap of them)
-    int64_t idx_cap;
-    float *ones;         // ones_cap ones: bias_grad's column sums as a cuBLAS GEMV
-    int64_t ones_cap;
+    // device buffers the ops keep and grow to the largest size asked (fnet_cuda_grow): the
+    // rows of u8_to_float, the ones of bias_grad's GEMV, csr_spmm_t's double sums, and the
+    // FFTs' aligned copies of their input and output
+    struct cuda_buf {
+        void *p;
+        size_t bytes;
+    } idx, ones, sums, fft_in, fft_out;
     // the first failure of an op that cannot return one (backend.h: kept for synchronize)
     fnet_status err;
     char err_msg[256];
@@ -64,6 +67,12 @@ bool fnet_cuda_refuse_in_capture(fnet_ctx *ctx, const char *op, const char *why)
  * second try of an allocation that failed, ours or a library's (cuFFT's plans use cudaMalloc,
  * which cannot take what the pool keeps). */
 void fnet_cuda_trim(fnet_ctx *ctx);
+
+/* b's buffer, grown (stream-ordered: the old one is freed behind the ops queued on it) to at
+ * least `bytes`; *grew says whether it was (its contents are then undefined). NULL, kept as the
+ * ctx's failure naming op, when it cannot be made, or must grow inside a graph capture (a
+ * buffer allocated there would exist only inside the graph). */
+void *fnet_cuda_grow(fnet_ctx *ctx, const char *op, struct cuda_buf *b, size_t bytes, bool *grew);
 
 /* Make ctx's device current for this thread (several ctxs may share a thread, each its own
  * device); the first thing every op does. */
