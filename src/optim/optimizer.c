@@ -266,6 +266,20 @@ void fnet_optimizer_free(fnet_optimizer *opt)
 
 // w, g (n). Adam's t is the number of this step, from 1; the bias corrections are computed in
 // double (β2^t with β2 = 0.999 needs it for small t) and handed to the kernel rounded once.
+// The fused op of opt's kind (FNET_OP_*_STEP), Nesterov's flag for momentum.
+static int step_op(const fnet_optimizer *opt, bool *nesterov)
+{
+    fnet_optim_kind k = opt->p.kind;
+    *nesterov = k == FNET_OPTIM_NESTEROV;
+    switch (k) {
+    case FNET_OPTIM_SGD: return FNET_OP_SGD_STEP;
+    case FNET_OPTIM_MOMENTUM:
+    case FNET_OPTIM_NESTEROV: return FNET_OP_MOMENTUM_STEP;
+    case FNET_OPTIM_RMSPROP: return FNET_OP_RMSPROP_STEP;
+    default: return FNET_OP_ADAM_STEP; // Adam, AdamW
+    }
+}
+
 // The scalars of step t = steps + 1 and the fused op that takes them; AdamW's decoupled decay
 // factor (1 − lr·wd) in *decay, 1 for the others.
 static void step_args(const fnet_optimizer *opt, struct fnet_step_args *a, int *op,
@@ -284,15 +298,9 @@ static void step_args(const fnet_optimizer *opt, struct fnet_step_args *a, int *
         .bc1 = 1.0f,
         .bc2 = 1.0f,
     };
-    *nesterov = p->kind == FNET_OPTIM_NESTEROV;
+    *op = step_op(opt, nesterov);
     *decay = 1.0f;
-    switch (p->kind) {
-    case FNET_OPTIM_SGD: *op = FNET_OP_SGD_STEP; break;
-    case FNET_OPTIM_MOMENTUM:
-    case FNET_OPTIM_NESTEROV: *op = FNET_OP_MOMENTUM_STEP; break;
-    case FNET_OPTIM_RMSPROP: *op = FNET_OP_RMSPROP_STEP; break;
-    default: // Adam, AdamW
-        *op = FNET_OP_ADAM_STEP;
+    if (*op == FNET_OP_ADAM_STEP) {
         if (p->kind == FNET_OPTIM_ADAMW) {
             // Decoupled decay first, w *= 1 − lr·wd, as torch.optim.AdamW; then plain Adam.
             // (struct fnet_step_args has no field to tell the kernel which decay it is.)
@@ -360,11 +368,8 @@ void fnet_optimizer_step_dev(fnet_optimizer *opt, float *w, const float *g,
                              const struct fnet_step_args *a, const double *skip)
 {
     fnet_ctx *ctx = opt->ctx;
-    struct fnet_step_args unused;
-    int op;
     bool nesterov;
-    float decay;
-    step_args(opt, &unused, &op, &nesterov, &decay); // which op (the scalars are *a's)
+    int op = step_op(opt, &nesterov); // the scalars are *a's
     ctx->be->step_dev(ctx, op, nesterov, opt->n, w, g, opt->state[0],
                       opt->num_states > 1 ? opt->state[1] : NULL, a, skip);
 }
