@@ -15,6 +15,7 @@
 #include <factornet/solver.h>
 #include <factornet/data.h>
 #include <factornet/train.h>
+#include <factornet/dist.h>
 #include <factornet/checkpoint.h>
 #include <factornet/tt.h>
 #include <factornet/tn.h>

@@ -133,8 +133,12 @@ FNET_API fnet_status fnet_model_get_output(const fnet_model *m, float *y);
  *  @param[out] loss  the loss (double)
  *  @param[out] grad  n floats, backend memory; NULL or fnet_model_grads() leaves the gradient in
  *  the model's own vector.
+ *  On a ctx attached to a job (factornet/dist.h) the call is collective: every rank passes the
+ *  whole batch, computes the loss and gradient of its share of the rows (fnet_dist_shard), and
+ *  the all-reduce leaves the whole batch's on every rank.
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (a label out of range, batch < 1), FNET_ERR_NUMERIC
- *          (the loss is NaN or Inf; the gradient is then unspecified), FNET_ERR_OUT_OF_MEMORY. */
+ *          (the loss is NaN or Inf; the gradient is then unspecified), FNET_ERR_OUT_OF_MEMORY,
+ *          FNET_ERR_DIST (an all-reduce failed). */
 FNET_API fnet_status fnet_model_loss_grad(fnet_model *m, const float *x, const int32_t *labels,
                                           int64_t batch, double *loss, float *grad);
 

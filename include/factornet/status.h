@@ -22,6 +22,8 @@ typedef enum fnet_status {
     FNET_ERR_FORMAT = -8,        /**< a file or string does not have the expected format */
     FNET_ERR_INTERNAL = -9,      /**< a bug in factornet */
     FNET_ERR_CANCELLED = -10,    /**< a user callback asked to stop */
+    FNET_ERR_DIST = -11,         /**< a collective across the job's processes failed (MPI or
+                                      NCCL: another process died or the network failed) */
 } fnet_status;
 
 /** Short constant description of a status ("out of memory"); never NULL. */

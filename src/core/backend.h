@@ -51,6 +51,9 @@ struct fnet_host_la {
     fnet_status (*qr)(fnet_ctx *ctx, int64_t m, int64_t n, const float *A, float *Q, float *R);
 };
 
+/* The bytes of a device communicator's id (NCCL's ncclUniqueId). */
+#define FNET_DIST_ID_BYTES 128
+
 struct fnet_backend_ops {
     const char *name;
     bool host_memory; // backend memory is ordinary host memory (reference, cpu)
@@ -234,6 +237,20 @@ struct fnet_backend_ops {
     void (*graph_run)(fnet_ctx *ctx, void *graph);
     void (*graph_free)(fnet_ctx *ctx, void *graph); // NULL graph: no-op
 
+    // ---- collectives across the job's ranks (src/dist/dist.c; NCCL: src/gpu/cuda_nccl.c) ----
+    // NULL: MPI reduces backend memory itself (in place where it is host memory, else through a
+    // host copy). dist_id: a new communicator's id, on rank 0; dist_init: join it as `rank` of
+    // `size` (collective; FNET_ERR_DIST when it cannot); dist_allreduce: x (n floats) = its sum
+    // over the ranks, after the ops queued so far and beside those queued later; dist_wait: the
+    // ops queued from now on wait for those all-reduces, and a failure of one is reported
+    // (FNET_ERR_DIST); dist_free: leave the communicator (state_free does too).
+    fnet_status (*dist_id)(fnet_ctx *ctx, unsigned char id[FNET_DIST_ID_BYTES]);
+    fnet_status (*dist_init)(fnet_ctx *ctx, const unsigned char id[FNET_DIST_ID_BYTES], int rank,
+                             int size);
+    void (*dist_allreduce)(fnet_ctx *ctx, float *x, int64_t n);
+    fnet_status (*dist_wait)(fnet_ctx *ctx);
+    void (*dist_free)(fnet_ctx *ctx);
+
     // ---- parallel parts ----
     // Run fn(arg, part) for part = 0..parts-1 at once, one part per worker (parts <=
     // min(ctx->threads, FNET_MAX_PARTS)), and return when all are done. Inside fn the backend's
@@ -257,6 +274,7 @@ enum fnet_op {
     FNET_OP_SGD_STEP, FNET_OP_MOMENTUM_STEP, FNET_OP_RMSPROP_STEP, FNET_OP_ADAM_STEP,
     FNET_OP_U8_GATHER, FNET_OP_LOSS_STEP, FNET_OP_STEP_DEV, FNET_OP_GRAPH_MAKE, FNET_OP_GRAPH_RUN,
     FNET_OP_GRAPH_FREE,
+    FNET_OP_DIST_ID, FNET_OP_DIST_INIT, FNET_OP_DIST_ALLREDUCE, FNET_OP_DIST_WAIT, FNET_OP_DIST_FREE,
     FNET_OP_RUN_PARTS,
     FNET_OP_COUNT
 };

@@ -65,6 +65,11 @@ static const struct fnet_op_info op_info[FNET_OP_COUNT] = {
     [FNET_OP_GRAPH_MAKE] = {"graph_make", false},
     [FNET_OP_GRAPH_RUN] = {"graph_run", false},
     [FNET_OP_GRAPH_FREE] = {"graph_free", false},
+    [FNET_OP_DIST_ID] = {"dist_id", false},
+    [FNET_OP_DIST_INIT] = {"dist_init", false},
+    [FNET_OP_DIST_ALLREDUCE] = {"dist_allreduce", false},
+    [FNET_OP_DIST_WAIT] = {"dist_wait", false},
+    [FNET_OP_DIST_FREE] = {"dist_free", false},
     [FNET_OP_RUN_PARTS] = {"run_parts", false},
 };
 
@@ -126,6 +131,11 @@ bool fnet_backend_has(const struct fnet_backend_ops *be, enum fnet_op op)
     case FNET_OP_GRAPH_MAKE: return be->graph_make != NULL;
     case FNET_OP_GRAPH_RUN: return be->graph_run != NULL;
     case FNET_OP_GRAPH_FREE: return be->graph_free != NULL;
+    case FNET_OP_DIST_ID: return be->dist_id != NULL;
+    case FNET_OP_DIST_INIT: return be->dist_init != NULL;
+    case FNET_OP_DIST_ALLREDUCE: return be->dist_allreduce != NULL;
+    case FNET_OP_DIST_WAIT: return be->dist_wait != NULL;
+    case FNET_OP_DIST_FREE: return be->dist_free != NULL;
     case FNET_OP_RUN_PARTS: return be->run_parts != NULL;
     case FNET_OP_COUNT: break;
     }

@@ -10,6 +10,7 @@
 #include <factornet.h>
 
 struct fnet_backend_ops;
+struct fnet_dist;
 
 struct fnet_ctx {
     const struct fnet_backend_ops *be;
@@ -17,6 +18,7 @@ struct fnet_ctx {
     int threads;
     int device;             // the backend's device (CUDA), 0 elsewhere; set before state_init
     void *state;            // the backend's own (handles, streams, the CPU thread pool)
+    struct fnet_dist *dist; // the job its training calls are collective over (src/dist), or NULL
     fnet_status last_status;
     int message_at;         // last_error + message_at: the message without "file.c:LINE: "
     char last_error[512];

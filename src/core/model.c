@@ -5,6 +5,7 @@
 #include "core/layer_impl.h"
 #include "core/model_impl.h"
 #include "core/replay.h"
+#include "dist/dist.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -895,11 +896,43 @@ static double batch_loss(fnet_model *m, int64_t B, float scale, float *dlogits, 
     return ctx->be->softmax_ce(ctx, B, K, logits, m->labels, scale, dlogits, correct);
 }
 
-// Backward from dlogits in gbuf[0] through every layer, writing (not accumulating) gradients.
-static fnet_status backward(fnet_model *m, const float *x, int64_t B)
+// After layer i's backward pass: the gradients of its penalties when `penalize` (l1·Σ|w| +
+// ½·l2·Σw² over its decaying tensors and its Frobenius decay, their values returned), the pruning
+// mask on its slice (pruned weights get no gradient: every optimizer and solver then leaves them
+// at zero), and its slice handed to the all-reduce when distributed.
+static double layer_done(fnet_model *m, int i, int64_t off, bool penalize)
+{
+    fnet_ctx *ctx = m->ctx;
+    fnet_layer *l = m->layers[i];
+    double penalty = 0.0;
+    if (penalize && m->fro > 0.0f && l->ops->penalty != NULL)
+        penalty += l->ops->penalty(l, m->fro);
+    if (penalize && (m->l1 != 0.0f || m->l2 != 0.0f)) {
+        int nt = fnet_layer_num_tensors(l);
+        for (int t = 0; t < nt; t++) {
+            fnet_tensor_info info = {0};
+            l->ops->tensor(l, t, &info);
+            if (info.decay)
+                penalty += ctx->be->regularize(ctx, info.numel, l->w + info.offset,
+                                               l->g + info.offset, m->l1, m->l2);
+        }
+    }
+    if (m->mask != NULL && l->n_params > 0)
+        ctx->be->mul(ctx, l->n_params, m->g + off, m->mask + off, m->g + off);
+    fnet_dist_grad_ready(ctx, off);
+    return penalty;
+}
+
+// Backward from dlogits in gbuf[0] through every layer, writing (not accumulating) gradients,
+// each layer finished by layer_done as soon as its pass is over. Returns the penalties' value
+// in *penalty.
+static fnet_status backward(fnet_model *m, const float *x, int64_t B, bool penalize,
+                            double *penalty)
 {
     int cur = 0;
     float *dy = m->gbuf[0];
+    int64_t off = m->n_params; // of layer i's slice
+    *penalty = 0.0;
     for (int i = m->n_layers - 1; i >= 0; i--) {
         fnet_layer *l = m->layers[i];
         const float *in = i == 0 ? x : m->out[i - 1];
@@ -909,6 +942,8 @@ static fnet_status backward(fnet_model *m, const float *x, int64_t B)
         fnet_status st = l->ops->backward(l, in, m->out[i], dy, B, dx, false);
         if (st != FNET_OK)
             return st;
+        off -= l->n_params;
+        *penalty += layer_done(m, i, off, penalize);
         if (dx != NULL && dx != dy) {
             cur = 1 - cur;
             dy = dx;
@@ -917,51 +952,60 @@ static fnet_status backward(fnet_model *m, const float *x, int64_t B)
     return FNET_OK;
 }
 
-// l1·Σ|w| + ½·l2·Σw² over every layer's decaying tensors, and the Frobenius decay of the layers
-// that have one, their gradients added to m->g
-static double regularize(fnet_model *m)
+fnet_status fnet_model_loss_grad_part(fnet_model *m, const float *x, const int32_t *labels,
+                                      int64_t batch, int64_t total, double *loss)
 {
-    double penalty = 0.0;
-    if (m->fro > 0.0f)
-        for (int i = 0; i < m->n_layers; i++)
-            if (m->layers[i]->ops->penalty != NULL)
-                penalty += m->layers[i]->ops->penalty(m->layers[i], m->fro);
-    if (m->l1 == 0.0f && m->l2 == 0.0f)
-        return penalty;
-    for (int i = 0; i < m->n_layers; i++) {
-        fnet_layer *l = m->layers[i];
-        int nt = fnet_layer_num_tensors(l);
-        for (int t = 0; t < nt; t++) {
-            fnet_tensor_info info = {0};
-            l->ops->tensor(l, t, &info);
-            if (info.decay)
-                penalty += m->ctx->be->regularize(m->ctx, info.numel, l->w + info.offset,
-                                                  l->g + info.offset, m->l1, m->l2);
-        }
+    fnet_ctx *ctx = m->ctx;
+    // the penalties once in the sum over the ranks: rank 0's
+    const bool lead = fnet_dist_ctx_rank(ctx) == 0;
+    double value = 0.0, penalty = 0.0;
+    fnet_status st = FNET_OK;
+    if (batch > 0) {
+        if ((st = forward_checked(m, x, labels, batch)) != FNET_OK)
+            return st;
+        // scaled by the whole batch: the ranks' gradients sum to its mean
+        double sum = batch_loss(m, batch, 1.0f / (float)total, m->gbuf[0], NULL);
+        if ((st = fnet_dist_grad_begin(ctx, m->g, m->n_params)) != FNET_OK)
+            return st;
+        if ((st = backward(m, x, batch, lead, &penalty)) != FNET_OK)
+            return st;
+        value = sum / (double)total + penalty;
+    } else { // a rank without samples of this batch adds nothing (rank 0 always has some)
+        if ((st = fnet_dist_grad_begin(ctx, m->g, m->n_params)) != FNET_OK)
+            return st;
+        ctx->be->fill(ctx, m->n_params, 0.0f, m->g);
+        fnet_dist_grad_ready(ctx, 0);
     }
-    return penalty;
+    if ((st = fnet_dist_grad_end(ctx)) != FNET_OK ||
+        (st = fnet_dist_sum(ctx, &value, 1, "the loss")) != FNET_OK)
+        return st;
+    if (loss)
+        *loss = value;
+    if (!isfinite(value))
+        return fnet_fail(ctx, FNET_ERR_NUMERIC, "loss is %g", value);
+    return FNET_OK;
 }
 
 fnet_status fnet_model_loss_grad(fnet_model *m, const float *x, const int32_t *labels,
                                  int64_t batch, double *loss, float *grad)
 {
-    fnet_status st = forward_checked(m, x, labels, batch);
-    if (st != FNET_OK)
-        return st;
-    double sum = batch_loss(m, batch, 1.0f / (float)batch, m->gbuf[0], NULL);
-    if ((st = backward(m, x, batch)) != FNET_OK)
-        return st;
-    double value = sum / (double)batch + regularize(m);
-    // pruned weights get no gradient: every optimizer and solver then leaves them at zero
-    if (m->mask != NULL)
-        m->ctx->be->mul(m->ctx, m->n_params, m->g, m->mask, m->g);
-    if (loss)
-        *loss = value;
-    if (grad != NULL && grad != m->g)
+    if (m == NULL)
+        return FNET_ERR_INVALID_ARG;
+    if (batch < 1)
+        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "batch must be >= 1, got %lld",
+                         (long long)batch);
+    // distributed: this rank's rows of the batch (every rank holds all of them)
+    int64_t first = 0, count = batch;
+    fnet_dist_ctx_shard(m->ctx, batch, &first, &count);
+    if (first > 0 && (x == NULL || labels == NULL))
+        return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "loss_grad: %s must not be NULL",
+                         x == NULL ? "input x" : "labels");
+    fnet_status st = fnet_model_loss_grad_part(m, first > 0 ? x + first * m->n_in : x,
+                                               first > 0 ? labels + first : labels, count, batch,
+                                               loss);
+    if ((st == FNET_OK || st == FNET_ERR_NUMERIC) && grad != NULL && grad != m->g)
         m->ctx->be->copy(m->ctx, grad, m->g, (size_t)m->n_params * sizeof(float));
-    if (!isfinite(value))
-        return fnet_fail(m->ctx, FNET_ERR_NUMERIC, "loss is %g", value);
-    return FNET_OK;
+    return st;
 }
 
 bool fnet_model_replayable(const fnet_model *m)
@@ -982,9 +1026,8 @@ void fnet_model_step_dev(fnet_model *m, const float *x, const int32_t *labels, i
     (void)forward(m, x, B);
     ctx->be->loss_step(ctx, m->loss == FNET_LOSS_MSE, B, model_width(m), m->out[m->n_layers - 1],
                        labels, 1.0f / (float)B, m->gbuf[0], step, acc);
-    (void)backward(m, x, B);
-    if (m->mask != NULL)
-        ctx->be->mul(ctx, m->n_params, m->g, m->mask, m->g);
+    double penalty = 0.0; // none: a replayable model has no penalties
+    (void)backward(m, x, B, false, &penalty);
 }
 
 fnet_status fnet_model_loss_correct(fnet_model *m, const float *x, const int32_t *labels,

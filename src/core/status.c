@@ -18,6 +18,7 @@ const char *fnet_status_str(fnet_status st)
     case FNET_ERR_FORMAT: return "bad format";
     case FNET_ERR_INTERNAL: return "internal error";
     case FNET_ERR_CANCELLED: return "cancelled";
+    case FNET_ERR_DIST: return "a collective across processes failed";
     }
     return "unknown status";
 }

@@ -7,6 +7,7 @@
 #include "core/layer_impl.h"
 #include "core/model_impl.h"
 #include "optim/solver.h"
+#include "dist/dist.h"
 
 #include <math.h>
 #include <string.h>
@@ -59,6 +60,10 @@ fnet_status fnet_model_evaluate(fnet_model *m, const fnet_dataset *d, double *ac
     fnet_status st = fnet_train_check_data(m, d, "evaluation");
     if (st != FNET_OK)
         return st;
+    // distributed: each rank its rows [lo, hi), the sums added up at the end
+    int64_t lo = 0, rows = n;
+    fnet_dist_ctx_shard(ctx, n, &lo, &rows);
+    const int64_t hi = lo + rows;
     int64_t chunk = n < EVAL_CHUNK ? n : EVAL_CHUNK;
     float *x = ctx->be->alloc(ctx, (size_t)(chunk * dim) * sizeof(float));
     int32_t *labels = fnet_malloc_array((size_t)chunk, sizeof(int32_t));
@@ -72,8 +77,8 @@ fnet_status fnet_model_evaluate(fnet_model *m, const fnet_dataset *d, double *ac
     fnet_model_set_training(m, false);
     double loss_sum = 0.0;
     int64_t right = 0;
-    for (int64_t first = 0; first < n; first += chunk) {
-        int64_t bs = n - first < chunk ? n - first : chunk;
+    for (int64_t first = lo; first < hi; first += chunk) {
+        int64_t bs = hi - first < chunk ? hi - first : chunk;
         st = fnet_dataset_batch(d, NULL, first, bs, x, labels);
         if (st != FNET_OK)
             break;
@@ -86,7 +91,10 @@ fnet_status fnet_model_evaluate(fnet_model *m, const fnet_dataset *d, double *ac
         right += c;
     }
     fnet_model_set_training(m, was_training);
-    if (st == FNET_OK) {
+    double sums[2] = {loss_sum, (double)right}; // exact integers up to 2^53 samples
+    if (st == FNET_OK && (st = fnet_dist_sum(ctx, sums, 2, "the evaluation's sums")) == FNET_OK) {
+        loss_sum = sums[0];
+        right = (int64_t)sums[1];
         if (accuracy)
             *accuracy = (double)right / (double)n;
         if (loss)
@@ -306,9 +314,10 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             if (st != FNET_OK)
                 break;
             double loss = 0.0;
-            st = fnet_dataset_batch(train, L.perm + b * L.B, 0, bs, L.x, L.labels);
+            int64_t rows = 0; // this rank's rows of the batch (all of them without a job)
+            st = fnet_train_loop_gather(&L, b, &bs, &rows);
             if (st == FNET_OK)
-                st = fnet_model_loss_grad(m, L.x, L.labels, bs, &loss, NULL);
+                st = fnet_model_loss_grad_part(m, L.x, L.labels, rows, bs, &loss);
             if (st == FNET_ERR_NUMERIC) {
                 if (tp->on_nan == FNET_NAN_ROLLBACK && acc->rollbacks < tp->max_rollbacks)
                     break; // rolled back below
@@ -381,7 +390,9 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             w = fnet_model_params(m, NULL); // rebuilt
             g = fnet_model_grads(m, NULL);
         }
-        bool stop = fnet_train_loop_epoch_end(&L, &info, on_epoch, user);
+        bool stop = false;
+        if ((st = fnet_train_loop_epoch_end(&L, &info, on_epoch, user, &stop)) != FNET_OK)
+            break;
         struct fnet_run_pos at = {.epoch = epoch + 1, .lr_scale = lr_scale};
         st = fnet_train_loop_epoch_saves(&L, opt, NULL, op, tp, &at, stop);
         if (st != FNET_OK || stop)

@@ -11,6 +11,7 @@
 #include "io/checkpoint_impl.h"
 #include "io/json.h"
 #include "optim/solver.h"
+#include "dist/dist.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -424,13 +425,36 @@ static void remove_listed(char *list)
     }
 }
 
+// Rank 0 writes a distributed run's checkpoints (its parameters are every rank's); the others
+// learn whether it could.
+static fnet_status ckpt_write(struct fnet_train_loop *L, const fnet_optimizer *opt,
+                              const fnet_solver *solver, const fnet_optim_params *op,
+                              const fnet_train_params *tp, const struct fnet_run_pos *pos);
+
 fnet_status fnet_train_ckpt_save(struct fnet_train_loop *L, const fnet_optimizer *opt,
                                  const fnet_solver *solver, const fnet_optim_params *op,
                                  const fnet_train_params *tp, const struct fnet_run_pos *pos)
 {
+    fnet_ctx *ctx = fnet_model_ctx(L->m);
+    const double t0 = fnet_now();
+    fnet_status st = fnet_dist_ctx_rank(ctx) == 0 ? ckpt_write(L, opt, solver, op, tp, pos)
+                                                  : FNET_OK;
+    char what[160];
+    snprintf(what, sizeof(what), "writing the checkpoint %.120s", tp->save_path);
+    st = fnet_dist_bcast_status(ctx, st, what);
+    L->last_save = fnet_now();
+    L->acc.checkpoint_seconds += L->last_save - t0;
+    if (st == FNET_OK)
+        L->acc.checkpoints++;
+    return st;
+}
+
+static fnet_status ckpt_write(struct fnet_train_loop *L, const fnet_optimizer *opt,
+                              const fnet_solver *solver, const fnet_optim_params *op,
+                              const fnet_train_params *tp, const struct fnet_run_pos *pos)
+{
     fnet_model *m = L->m;
     fnet_ctx *ctx = fnet_model_ctx(m);
-    const double t0 = fnet_now();
     struct gather g = {.ctx = ctx};
     char v[VALUE_MAX], mv[4][VALUE_MAX];
     const fnet_rng *r = &L->rng;
@@ -514,10 +538,6 @@ fnet_status fnet_train_ckpt_save(struct fnet_train_loop *L, const fnet_optimizer
         L->kept = next;
         next = NULL;
     }
-    L->last_save = fnet_now();
-    L->acc.checkpoint_seconds += L->last_save - t0;
-    if (st == FNET_OK)
-        L->acc.checkpoints++;
     fnet_free(drop);
     fnet_free(next);
     fnet_free(numbered);
@@ -526,9 +546,21 @@ fnet_status fnet_train_ckpt_save(struct fnet_train_loop *L, const fnet_optimizer
     return st;
 }
 
-static bool stop_requested(const fnet_train_params *tp)
+// Whether the run stops here (*tp->stop) and a checkpoint is due by time: rank 0's clock and
+// any rank's stop when distributed, so that every rank decides alike.
+static fnet_status decide(struct fnet_train_loop *L, const fnet_train_params *tp, bool *stop,
+                          bool *due)
 {
-    return tp->stop != NULL && *tp->stop != 0;
+    fnet_ctx *ctx = fnet_model_ctx(L->m);
+    *stop = tp->stop != NULL && *tp->stop != 0;
+    *due = fnet_train_ckpt_due(L, tp);
+    if (fnet_dist_ctx_size(ctx) == 1)
+        return FNET_OK;
+    double v[2] = {*stop ? 1.0 : 0.0, *due && fnet_dist_ctx_rank(ctx) == 0 ? 1.0 : 0.0};
+    fnet_status st = fnet_dist_sum(ctx, v, 2, "the stop and checkpoint decisions");
+    *stop = v[0] != 0.0;
+    *due = v[1] != 0.0;
+    return st;
 }
 
 // FNET_ERR_CANCELLED naming where the run stopped and its checkpoint.
@@ -553,9 +585,12 @@ fnet_status fnet_train_loop_step_end(struct fnet_train_loop *L, const fnet_optim
                                      const fnet_optim_params *op, const fnet_train_params *tp,
                                      const struct fnet_run_pos *at)
 {
-    bool stop = stop_requested(tp);
-    if (tp->save_path != NULL && (stop || fnet_train_ckpt_due(L, tp))) {
-        fnet_status st = fnet_train_ckpt_save(L, opt, solver, op, tp, at);
+    bool stop = false, due = false;
+    fnet_status st = decide(L, tp, &stop, &due);
+    if (st != FNET_OK)
+        return st;
+    if (tp->save_path != NULL && (stop || due)) {
+        st = fnet_train_ckpt_save(L, opt, solver, op, tp, at);
         if (st != FNET_OK)
             return st;
     }
@@ -568,11 +603,14 @@ fnet_status fnet_train_loop_epoch_saves(struct fnet_train_loop *L, const fnet_op
                                         const fnet_train_params *tp,
                                         const struct fnet_run_pos *at, bool stop)
 {
-    bool end = at->epoch >= tp->epochs || stop, req = stop_requested(tp);
+    bool req = false, due = false;
+    fnet_status st = decide(L, tp, &req, &due);
+    if (st != FNET_OK)
+        return st;
+    bool end = at->epoch >= tp->epochs || stop;
     if (tp->save_path != NULL &&
-        (end || req || fnet_train_ckpt_due(L, tp) ||
-         (tp->save_every > 0 && at->epoch % tp->save_every == 0))) {
-        fnet_status st = fnet_train_ckpt_save(L, opt, solver, op, tp, at);
+        (end || req || due || (tp->save_every > 0 && at->epoch % tp->save_every == 0))) {
+        st = fnet_train_ckpt_save(L, opt, solver, op, tp, at);
         if (st != FNET_OK)
             return st;
     }

@@ -1,6 +1,7 @@
 /* What the two trainers share: see train_loop.h. */
 #include "core/train_loop.h"
 #include "core/backend.h"
+#include "dist/dist.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -21,13 +22,15 @@ fnet_status fnet_train_loop_open(struct fnet_train_loop *L, fnet_model *m,
     L->n = fnet_dataset_size(train);
     L->B = tp->batch == 0 || tp->batch > L->n ? L->n : tp->batch;
     L->n_batches = (L->n + L->B - 1) / L->B;
+    // distributed, a rank holds its rows of a batch only: rank 0 has the most
+    L->part = (L->B + fnet_dist_ctx_size(ctx) - 1) / fnet_dist_ctx_size(ctx);
     L->perm = fnet_malloc_array((size_t)L->n, sizeof(int64_t));
-    L->x = ctx->be->alloc(ctx, (size_t)(L->B * fnet_dataset_dim(train)) * sizeof(float));
-    L->labels = fnet_malloc_array((size_t)L->B, sizeof(int32_t));
+    L->x = ctx->be->alloc(ctx, (size_t)(L->part * fnet_dataset_dim(train)) * sizeof(float));
+    L->labels = fnet_malloc_array((size_t)L->part, sizeof(int32_t));
     if (L->perm == NULL || L->x == NULL || L->labels == NULL)
-        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "training batch of %lld", (long long)L->B);
+        st = fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "training batch of %lld", (long long)L->part);
     else
-        st = fnet_model_reserve(m, L->B);
+        st = fnet_model_reserve(m, L->part);
     if (st != FNET_OK) {
         fnet_train_loop_close(L);
         return st;
@@ -62,6 +65,17 @@ void fnet_train_loop_close(struct fnet_train_loop *L)
     L->perm = NULL;
 }
 
+fnet_status fnet_train_loop_gather(struct fnet_train_loop *L, int64_t b, int64_t *size,
+                                   int64_t *count)
+{
+    int64_t bs = L->n - b * L->B < L->B ? L->n - b * L->B : L->B, first = 0, k = bs;
+    fnet_dist_ctx_shard(fnet_model_ctx(L->m), bs, &first, &k);
+    *size = bs;
+    *count = k;
+    return k > 0 ? fnet_dataset_batch(L->train, L->perm + b * L->B + first, 0, k, L->x, L->labels)
+                 : FNET_OK;
+}
+
 fnet_status fnet_train_loop_epoch_info(struct fnet_train_loop *L, int epoch, int epochs,
                                        double loss_sum, double lr, double seconds,
                                        fnet_epoch_info *info)
@@ -76,13 +90,19 @@ fnet_status fnet_train_loop_epoch_info(struct fnet_train_loop *L, int epoch, int
         .seconds = seconds,
         .samples_per_s = seconds > 0 ? (double)L->n / seconds : 0.0,
     };
-    if (L->val == NULL)
-        return FNET_OK;
+    // distributed: the ranks' parameters must have stayed identical (a checksum compared)
+    char where[48];
+    snprintf(where, sizeof(where), "after epoch %d", epoch + 1);
+    int64_t np = 0;
+    const float *w = fnet_model_params(L->m, &np);
+    fnet_status st = fnet_dist_check_same(fnet_model_ctx(L->m), w, np, where);
+    if (st != FNET_OK || L->val == NULL)
+        return st;
     return fnet_model_evaluate(L->m, L->val, &info->val_acc, &info->val_loss);
 }
 
-bool fnet_train_loop_epoch_end(struct fnet_train_loop *L, fnet_epoch_info *info,
-                               fnet_epoch_fn on_epoch, void *user)
+fnet_status fnet_train_loop_epoch_end(struct fnet_train_loop *L, fnet_epoch_info *info,
+                                      fnet_epoch_fn on_epoch, void *user, bool *stop)
 {
     info->params = fnet_model_num_params(L->m);
     L->acc.epochs_run = info->epoch;
@@ -90,7 +110,8 @@ bool fnet_train_loop_epoch_end(struct fnet_train_loop *L, fnet_epoch_info *info,
     L->acc.train_loss = info->train_loss;
     L->acc.val_loss = info->val_loss;
     L->acc.val_acc = info->val_acc;
-    return on_epoch != NULL && on_epoch(info, user) != 0;
+    *stop = on_epoch != NULL && on_epoch(info, user) != 0;
+    return fnet_dist_any_ctx(fnet_model_ctx(L->m), stop);
 }
 
 const char *fnet_train_loss_str(double loss, char *buf, size_t cap)

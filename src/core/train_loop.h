@@ -15,9 +15,10 @@ struct fnet_train_loop {
     fnet_model *m;
     const fnet_dataset *train, *val; // val NULL when there is no validation set
     int64_t n, B, n_batches;         // samples, batch size, batches per epoch
+    int64_t part;                    // the most rows of a batch this rank takes (B alone)
     int64_t *perm;                   // the sample order (identity until shuffled)
-    float *x;                        // one batch (B, dim) in backend memory
-    int32_t *labels;                 // its labels (B)
+    float *x;                        // this rank's rows of one batch (part, dim), backend memory
+    int32_t *labels;                 // their labels (part)
     fnet_rng rng;                    // seeded with tp->seed, for the shuffles
     fnet_train_stats acc;            // the run so far
     // the run's checkpoints (src/core/train_ckpt.c)
@@ -50,6 +51,12 @@ fnet_status fnet_train_loop_open(struct fnet_train_loop *L, fnet_model *m,
                                  const fnet_dataset *val);
 void fnet_train_loop_close(struct fnet_train_loop *L);
 
+/* Batch b (0-based) of the epoch's order into L->x and L->labels: this rank's rows of it when
+ * distributed (src/dist), all of them alone. *size: the batch's samples on all ranks; *count:
+ * the rows gathered here (0 on a rank the batch has none for). */
+fnet_status fnet_train_loop_gather(struct fnet_train_loop *L, int64_t b, int64_t *size,
+                                   int64_t *count);
+
 /* The report of an epoch that took `seconds` with the summed loss loss_sum; its validation
  * figures when there is a validation set (else NaN). */
 fnet_status fnet_train_loop_epoch_info(struct fnet_train_loop *L, int epoch, int epochs,
@@ -57,9 +64,10 @@ fnet_status fnet_train_loop_epoch_info(struct fnet_train_loop *L, int epoch, int
                                        fnet_epoch_info *info);
 
 /* Set info->params to the model's parameters now (after any TT rounding), count the epoch into
- * L->acc and hand it to on_epoch (when not NULL); true when on_epoch asks to stop. */
-bool fnet_train_loop_epoch_end(struct fnet_train_loop *L, fnet_epoch_info *info,
-                               fnet_epoch_fn on_epoch, void *user);
+ * L->acc and hand it to on_epoch (when not NULL); *stop: whether on_epoch asks to stop (on any
+ * rank, when distributed: every rank stops alike). FNET_ERR_DIST when the ranks cannot agree. */
+fnet_status fnet_train_loop_epoch_end(struct fnet_train_loop *L, fnet_epoch_info *info,
+                                      fnet_epoch_fn on_epoch, void *user, bool *stop);
 
 /* A loss for a message: "NaN", "Inf", "-Inf" (glibc prints "-nan" for some NaNs), else %g.
  * Returns buf. */

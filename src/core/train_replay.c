@@ -6,6 +6,7 @@
  * is summed on the device with the first step whose loss was not finite; the optimizer skips
  * every step from that one on, so the parameters are those the plain trainer stops with. */
 #include "core/train_replay.h"
+#include "dist/dist.h"
 
 #include <string.h>
 
@@ -56,8 +57,10 @@ fnet_status fnet_replay_open(struct fnet_replay *r, fnet_model *m, fnet_optimize
     const struct fnet_backend_ops *be = ctx->be;
     bool records = be->graph_make != NULL && be->graph_run != NULL && be->graph_free != NULL;
     bool can = be->u8_gather != NULL && be->loss_step != NULL && be->step_dev != NULL;
+    // distributed, every step all-reduces between its backward pass and its optimizer step
     if (replay_mode < 0 || (replay_mode == 0 && !records) || !can || tp->on_step != NULL ||
-        !fnet_model_replayable(m) || !fnet_optimizer_replayable(opt))
+        !fnet_model_replayable(m) || !fnet_optimizer_replayable(opt) ||
+        fnet_dist_ctx_size(ctx) > 1)
         return FNET_OK; // r->on false: every step plain
     r->host = fnet_malloc(block_bytes(B));
     r->dev = be->alloc(ctx, block_bytes(B));

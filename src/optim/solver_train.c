@@ -6,16 +6,17 @@
 #include "core/backend.h"
 #include "core/train_loop.h"
 #include "core/model_impl.h"
+#include "dist/dist.h"
 
 #include <math.h>
 #include <string.h>
 
-fnet_status fnet_model_objective(const float *x, int64_t n, double *f, float *g, void *user)
+// The objective at x on the rows (xb, labels) of a batch of `total` (all of them without a job,
+// rows == total; this rank's when distributed).
+static fnet_status objective_at(fnet_model *m, const float *xb, const int32_t *labels,
+                                int64_t rows, int64_t total, const float *x, int64_t n, double *f,
+                                float *g)
 {
-    const fnet_model_batch_info *b = user;
-    if (b == NULL || b->model == NULL || x == NULL || f == NULL || g == NULL)
-        return FNET_ERR_INVALID_ARG;
-    fnet_model *m = b->model;
     int64_t np = 0;
     float *w = fnet_model_params(m, &np);
     if (n != np)
@@ -26,12 +27,47 @@ fnet_status fnet_model_objective(const float *x, int64_t n, double *f, float *g,
         fnet_ctx *ctx = fnet_model_ctx(m);
         ctx->be->copy(ctx, w, x, (size_t)n * sizeof(float));
     }
-    fnet_status st = fnet_model_loss_grad(m, b->x, b->labels, b->batch, f, g);
+    fnet_status st = fnet_model_loss_grad_part(m, xb, labels, rows, total, f);
+    if ((st == FNET_OK || st == FNET_ERR_NUMERIC) && g != fnet_model_grads(m, NULL)) {
+        fnet_ctx *ctx = fnet_model_ctx(m);
+        ctx->be->copy(ctx, g, fnet_model_grads(m, NULL), (size_t)n * sizeof(float));
+    }
     if (st == FNET_ERR_NUMERIC) { // a diverging trial point: the line search steps back
         *f = NAN;
         return FNET_OK;
     }
     return st;
+}
+
+fnet_status fnet_model_objective(const float *x, int64_t n, double *f, float *g, void *user)
+{
+    const fnet_model_batch_info *b = user;
+    if (b == NULL || b->model == NULL || x == NULL || f == NULL || g == NULL)
+        return FNET_ERR_INVALID_ARG;
+    fnet_model *m = b->model;
+    if (b->batch < 1 || b->x == NULL || b->labels == NULL)
+        return fnet_fail(fnet_model_ctx(m), FNET_ERR_INVALID_ARG, "objective: a batch of %lld "
+                         "samples at x %p, labels %p", (long long)b->batch, (const void *)b->x,
+                         (const void *)b->labels);
+    // distributed: this rank's rows of the batch (every rank holds all of them)
+    int64_t first = 0, rows = b->batch;
+    fnet_dist_ctx_shard(fnet_model_ctx(m), b->batch, &first, &rows);
+    return objective_at(m, b->x + first * fnet_model_n_in(m), b->labels + first, rows, b->batch,
+                        x, n, f, g);
+}
+
+// The trainer's objective: the rows of a batch this rank gathered.
+struct part_info {
+    fnet_model *m;
+    const float *x;
+    const int32_t *labels;
+    int64_t rows, total;
+};
+
+static fnet_status part_objective(const float *x, int64_t n, double *f, float *g, void *user)
+{
+    const struct part_info *p = user;
+    return objective_at(p->m, p->x, p->labels, p->rows, p->total, x, n, f, g);
 }
 
 // The trainer's progress bar counts solver iterations: K per batch.
@@ -109,8 +145,9 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
     // curvature check guards every new pair), which reached 0.85 test accuracy on the seed
     // network where a fresh history per batch did not (docs/optim.md).
     const bool full = L.n_batches == 1;
+    int64_t bs = L.B, rows = 0; // the batch's samples, and this rank's rows of them
     if (full)
-        st = fnet_dataset_batch(train, NULL, 0, L.n, L.x, L.labels);
+        st = fnet_train_loop_gather(&L, 0, &bs, &rows);
     struct progress pr = {.tp = tp, .user = user, .total = L.n_batches * op->iters_per_batch};
     // minibatches done in the run, for the step hook
     int64_t batches = (int64_t)start.epoch * L.n_batches + start.batch;
@@ -125,16 +162,12 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
         const double before = mid ? start.seconds : 0.0; // the epoch's time in earlier calls
         pr.done = mid ? start.batch * op->iters_per_batch : 0;
         for (int64_t b = mid ? start.batch : 0; b < L.n_batches && st == FNET_OK; b++) {
-            int64_t bs = L.n - b * L.B < L.B ? L.n - b * L.B : L.B;
-            if (!full) {
-                st = fnet_dataset_batch(train, L.perm + b * L.B, 0, bs, L.x, L.labels);
-                if (st != FNET_OK)
-                    break;
-            }
-            fnet_model_batch_info info = {.model = m, .x = L.x, .labels = L.labels, .batch = bs};
+            if (!full && (st = fnet_train_loop_gather(&L, b, &bs, &rows)) != FNET_OK)
+                break;
+            struct part_info info = {.m = m, .x = L.x, .labels = L.labels, .rows = rows,
+                                     .total = bs};
             fnet_solver_stats ss;
-            st = fnet_solver_minimize(solver, w, fnet_model_objective, &info, on_iteration, &pr,
-                                      &ss);
+            st = fnet_solver_minimize(solver, w, part_objective, &info, on_iteration, &pr, &ss);
             if (st == FNET_ERR_NUMERIC) {
                 char ls[32];
                 st = fnet_fail(ctx, FNET_ERR_NUMERIC,
@@ -179,7 +212,9 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
         st = fnet_train_loop_epoch_info(&L, epoch, tp->epochs, loss_sum, NAN, seconds, &info);
         if (st != FNET_OK)
             break;
-        bool stop = fnet_train_loop_epoch_end(&L, &info, on_epoch, user);
+        bool stop = false;
+        if ((st = fnet_train_loop_epoch_end(&L, &info, on_epoch, user, &stop)) != FNET_OK)
+            break;
         struct fnet_run_pos at = {.epoch = epoch + 1, .lr_scale = 1.0f};
         st = fnet_train_loop_epoch_saves(&L, NULL, solver, op, tp, &at, stop);
         if (st != FNET_OK || stop)

@@ -2288,6 +2288,12 @@ static const struct op_case op_cases[FNET_OP_COUNT] = {
     [FNET_OP_GRAPH_MAKE] = {.run = case_graph, .contract_only = true},
     [FNET_OP_GRAPH_RUN] = {.harness = "graph_make's case runs each graph twice"},
     [FNET_OP_GRAPH_FREE] = {.harness = "graph_make's case frees each graph"},
+    [FNET_OP_DIST_ID] = {.harness = "collectives need a job of several ranks: tests/dist (mpi)"},
+    [FNET_OP_DIST_INIT] = {.harness = "collectives need a job of several ranks: tests/dist (mpi)"},
+    [FNET_OP_DIST_ALLREDUCE] = {.harness = "collectives need a job of several ranks: tests/dist "
+                                           "(mpi)"},
+    [FNET_OP_DIST_WAIT] = {.harness = "collectives need a job of several ranks: tests/dist (mpi)"},
+    [FNET_OP_DIST_FREE] = {.harness = "collectives need a job of several ranks: tests/dist (mpi)"},
     [FNET_OP_RUN_PARTS] = {.run = case_run_parts, .contract_only = true},
 };
 
@@ -2347,6 +2353,11 @@ static bool is_reference_own(const struct fnet_backend_ops *be, enum fnet_op op)
     case FNET_OP_GRAPH_MAKE: return be->graph_make == r->graph_make;
     case FNET_OP_GRAPH_RUN: return be->graph_run == r->graph_run;
     case FNET_OP_GRAPH_FREE: return be->graph_free == r->graph_free;
+    case FNET_OP_DIST_ID: return be->dist_id == r->dist_id;
+    case FNET_OP_DIST_INIT: return be->dist_init == r->dist_init;
+    case FNET_OP_DIST_ALLREDUCE: return be->dist_allreduce == r->dist_allreduce;
+    case FNET_OP_DIST_WAIT: return be->dist_wait == r->dist_wait;
+    case FNET_OP_DIST_FREE: return be->dist_free == r->dist_free;
     case FNET_OP_RUN_PARTS: return be->run_parts == r->run_parts;
     case FNET_OP_COUNT: break;
     }
@@ -2378,14 +2389,16 @@ static void test_every_op_has_a_case_or_a_reason(void **state)
 }
 
 // The reference is the oracle: it has every op a case compares with. The cpu backend has all but
-// the GPU's TF32 switch and graphs (a recorded step is run by calling it again).
+// the GPU's TF32 switch, graphs (a recorded step is run by calling it again) and device
+// collectives (MPI reduces its memory in place).
 static void test_reference_and_cpu_have_every_op(void **state)
 {
     (void)state;
     for (int op = 0; op < FNET_OP_COUNT; op++) {
         const char *name = fnet_backend_op_info((enum fnet_op)op)->name;
         bool gpu_only = op == FNET_OP_SET_TF32 || op == FNET_OP_GRAPH_MAKE ||
-                        op == FNET_OP_GRAPH_RUN || op == FNET_OP_GRAPH_FREE;
+                        op == FNET_OP_GRAPH_RUN || op == FNET_OP_GRAPH_FREE ||
+                        (op >= FNET_OP_DIST_ID && op <= FNET_OP_DIST_FREE);
         if (!fnet_backend_has(&fnet_cpu_backend, (enum fnet_op)op) && !gpu_only)
             fail_msg("the cpu backend has no %s", name);
         bool oracle = op_cases[op].run != NULL && !op_cases[op].contract_only;
