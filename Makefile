@@ -5,6 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DATA       ?= /usr/share/datasets/fashion-mnist
 PACKAGES    = cmake gcc make pkg-config libopenblas-dev liblapacke-dev libfftw3-dev libcmocka-dev \
+              libopenmpi-dev openmpi-bin \
               zlib1g-dev dataset-fashion-mnist gnuplot-nox python3 python3-numpy
 # The reliability checks (docs/reliability.md): libFuzzer targets, ThreadSanitizer, valgrind.
 FUZZ_BUILD   ?= build-fuzz
