@@ -96,7 +96,7 @@ fuzz: deps-reliability
 # OpenBLAS's own threads suppressed (tests/reliability/tsan.supp); ASLR off, as TSan's shadow
 # mapping wants on some kernels.
 tsan: deps
-	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFNET_TSAN=ON -DFNET_WERROR=ON \
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFNET_TSAN=ON -DFNET_WERROR=ON -DFNET_WITH_MPI=OFF \
 	  -DFNET_BUILD_EXPERIMENTS=OFF
 	cmake --build $(TSAN_BUILD) -j$(JOBS)
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/reliability/tsan.supp \

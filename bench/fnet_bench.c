@@ -15,6 +15,9 @@
 static const char usage[] =
     "usage: fnet-bench [options]\n"
     "\n"
+    "Under mpirun -np P (or srun) it runs data-parallel: each batch split across the ranks,\n"
+    "rank 0 printing and writing the files (docs/distributed.md).\n"
+    "\n"
     "Time training steps (batch gather, forward, loss, backward, optimizer step: the trainer's\n"
     "epochs, so on a GPU the steps replayed as one CUDA graph) of models and the backend's\n"
     "sgemm alone on the GEMM shapes of their dense and low-rank layers, in the same run;\n"

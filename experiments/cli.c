@@ -14,13 +14,21 @@
 
 static const char *prog_name = "fnet";
 static const char *usage_text = "";
+static fnet_dist *job; // the job this process is a rank of (a job of one without a launcher)
 
-// The library's warnings (a rollback after a NaN loss, ...) as "prog: warning: ..." on stderr.
+// The library's warnings (a rollback after a NaN loss, ...) as "prog: warning: ..." on stderr;
+// in a job, rank 0's alone (the others would repeat them), errors from any rank.
 static void log_to_stderr(fnet_log_level level, const char *msg, void *user)
 {
-    if (level >= FNET_LOG_WARN)
+    if (level >= FNET_LOG_ERROR || (level >= FNET_LOG_WARN && cli_lead()))
         fprintf(stderr, "%s: %s: %s\n", prog_name, level >= FNET_LOG_ERROR ? "error" : "warning",
                 msg);
+}
+
+static void leave_job(void)
+{
+    fnet_dist_finalize(job);
+    job = NULL;
 }
 
 void cli_init(const char *prog, const char *usage)
@@ -28,6 +36,31 @@ void cli_init(const char *prog, const char *usage)
     prog_name = prog;
     usage_text = usage;
     fnet_set_log_callback(log_to_stderr, NULL);
+    // under mpirun or srun: join the job; rank 0 prints and writes the files
+    fnet_status st = fnet_dist_init(NULL, NULL, &job);
+    if (st == FNET_ERR_UNSUPPORTED)
+        cli_die(2, "mpirun", "this build has no MPI (FNET_WITH_MPI=OFF): run one process, or "
+                "rebuild with libopenmpi-dev installed");
+    if (st != FNET_OK)
+        cli_die(1, "mpirun", "cannot join the job: %s", fnet_status_str(st));
+    atexit(leave_job);
+    if (!cli_lead() && freopen("/dev/null", "w", stdout) == NULL)
+        cli_die(1, "stdout", "rank %d cannot silence its output", fnet_dist_rank(job));
+}
+
+fnet_dist *cli_job(void)
+{
+    return job;
+}
+
+bool cli_lead(void)
+{
+    return fnet_dist_rank(job) == 0;
+}
+
+FILE *cli_fopen_out(const char *path, const char *mode)
+{
+    return fopen(cli_lead() ? path : "/dev/null", mode);
 }
 
 void cli_die(int code, const char *where, const char *fmt, ...)
@@ -44,10 +77,16 @@ void cli_die(int code, const char *where, const char *fmt, ...)
     for (char *p = msg; *p; p++)
         if (*p == '\n')
             *p = ' ';
+    char rank[48] = ""; // which rank, in a job of several
+    if (fnet_dist_size(job) > 1)
+        snprintf(rank, sizeof(rank), "rank %d of %d: ", fnet_dist_rank(job), fnet_dist_size(job));
     if (where && *where)
-        fprintf(stderr, "%s: error: %s (%s)\n", prog_name, msg, where);
+        fprintf(stderr, "%s: error: %s%s (%s)\n", prog_name, rank, msg, where);
     else
-        fprintf(stderr, "%s: error: %s\n", prog_name, msg);
+        fprintf(stderr, "%s: error: %s%s\n", prog_name, rank, msg);
+    // the other ranks may wait for this one in a collective: the whole job ends
+    if (fnet_dist_size(job) > 1)
+        fnet_dist_abort(job, code);
     exit(code);
 }
 
@@ -66,6 +105,8 @@ void cli_warn(const char *fmt, ...)
 
 void cli_check_writable(const char *opt, const char *path)
 {
+    if (!cli_lead()) // rank 0 writes the files
+        return;
     bool existed = access(path, F_OK) == 0;
     FILE *f = fopen(path, "a"); // never truncates
     if (f == NULL) {
@@ -177,7 +218,7 @@ static FILE *json_open(const char *path, const char *mode)
 {
     if (path == NULL)
         return NULL;
-    FILE *f = fopen(path, mode);
+    FILE *f = cli_fopen_out(path, mode);
     if (f == NULL)
         cli_die(1, path, "cannot open the JSON file: %s", strerror(errno));
     return f;
@@ -234,8 +275,9 @@ void cli_json_number(FILE *f, const char *key, double value, bool last)
 bool cli_is_tty(void)
 {
     static int tty = -1;
+    // mpirun hands its ranks a terminal even when its own output goes to a file: no bars in a job
     if (tty < 0)
-        tty = isatty(STDOUT_FILENO) ? 1 : 0;
+        tty = isatty(STDOUT_FILENO) && fnet_dist_size(job) == 1 ? 1 : 0;
     return tty == 1;
 }
 
@@ -360,7 +402,9 @@ fnet_ctx *cli_ctx(const char *device, int threads, bool tf32)
     } else if (strcmp(device, "guarded") == 0) {
         st = fnet_ctx_create_guarded(&ctx);
     } else if (strncmp(device, "cuda", 4) == 0 && (device[4] == '\0' || device[4] == ':')) {
-        int dev = device[4] == ':' ? (int)cli_int("--device", device + 5, 0, 1024) : 0;
+        // plain "cuda" in a job: one GPU per rank on each machine
+        int dev = device[4] == ':' ? (int)cli_int("--device", device + 5, 0, 1024)
+                                   : fnet_dist_local_rank(job);
         char why[256];
         // no CUDA in this build, no device, or no such device: the value cannot be honoured
         if (fnet_cuda_probe(dev, why, sizeof(why)) != FNET_OK)
@@ -371,8 +415,14 @@ fnet_ctx *cli_ctx(const char *device, int threads, bool tf32)
     }
     if (st != FNET_OK)
         cli_die(1, "--device", "cannot create the %s context: %s", device, fnet_status_str(st));
+    // ranks that share a machine share its cores
+    if (threads <= 0 && fnet_dist_local_size(job) > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores > fnet_dist_local_size(job) ? (int)(cores / fnet_dist_local_size(job)) : 1;
+    }
     if (threads > 0)
         cli_check(ctx, fnet_ctx_set_threads(ctx, threads), "--threads");
+    cli_check(ctx, fnet_dist_attach(job, ctx), "mpirun");
     if (tf32)
         cli_check_usage(ctx, fnet_ctx_set_tf32(ctx, true), "--tf32");
     return ctx;

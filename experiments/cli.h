@@ -10,10 +10,20 @@
 #include <stdio.h>
 #include <factornet.h>
 
-/* The program name used in messages and by --version, and the text --help prints. */
+/* The program name used in messages and by --version, and the text --help prints. Joins the
+ * job when a launcher (mpirun, srun) started this process as one of several
+ * (docs/distributed.md): rank 0 prints and writes the files, the other ranks' stdout goes to
+ * /dev/null, and cli_ctx attaches the job to the ctx. */
 void cli_init(const char *prog, const char *usage);
+/* The job (a job of one without a launcher), and whether this process is its rank 0, which
+ * writes the run's files (checkpoints, JSON, CSV, plots). */
+fnet_dist *cli_job(void);
+bool cli_lead(void);
+/* fopen for an output file of the run: path on rank 0, /dev/null on the other ranks. */
+FILE *cli_fopen_out(const char *path, const char *mode);
 
-/* Print "prog: error: what (where)" and exit with code (2 usage, 1 runtime). */
+/* Print "prog: error: what (where)" and exit with code (2 usage, 1 runtime); in a job of
+ * several ranks "prog: error: rank R of P: what (where)", and every rank ends (MPI_Abort). */
 void cli_die(int code, const char *where, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
 /* One line "prog: warning: ..." on stderr (stdout flushed first). */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -109,8 +119,10 @@ void cli_exit_interrupted(const char *what, const char *resume_hint) __attribute
 void cli_check_train(fnet_ctx *ctx, fnet_status st, const char *where);
 
 /* Parse a --device value: "cpu", "reference", "guarded" or "cuda[:K]"; creates the ctx (a CUDA
- * device that cannot be used: exit 2 with fnet_cuda_probe's reason). threads > 0 sets the
- * ctx's threads; tf32 turns on TF32 GEMMs (--tf32: exit 2 on a backend without them). */
+ * device that cannot be used: exit 2 with fnet_cuda_probe's reason) and attaches the job to it.
+ * threads > 0 sets the ctx's threads (0: the cores, divided among the job's ranks on this
+ * machine); tf32 turns on TF32 GEMMs (--tf32: exit 2 on a backend without them). Plain "cuda"
+ * in a job is GPU <local rank>: one per rank. */
 fnet_ctx *cli_ctx(const char *device, int threads, bool tf32);
 
 /* Floating-point operations of one sample's forward pass at this batch size (the layers'

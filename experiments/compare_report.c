@@ -199,7 +199,7 @@ bool cmp_plot(const char *prefix, const struct cmp_variant *vars, int n_variants
 {
     char dat[1100];
     plot_path(prefix, ".dat", dat, sizeof(dat));
-    FILE *f = fopen(dat, "w");
+    FILE *f = cli_fopen_out(dat, "w");
     if (f == NULL)
         cli_die(1, dat, "cannot write the plot data");
     // blocks 0..n-1: one variant each (the accuracy panel's points); block n: every variant

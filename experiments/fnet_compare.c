@@ -18,6 +18,9 @@
 static const char usage_head[] =
     "usage: fnet-compare [options]\n"
     "\n"
+    "Under mpirun -np P (or srun) it runs data-parallel: each batch split across the ranks,\n"
+    "rank 0 printing and writing the files (docs/distributed.md).\n"
+    "\n"
     "Train variants of a network one after the other on the same data, evaluate each on the\n"
     "test set and compare them with the first (the reference): parameters, compression, FLOPs,\n"
     "training samples/s and time, test accuracy, inference time, checkpoint size.\n"
@@ -169,7 +172,7 @@ static int64_t checkpoint_bytes(fnet_ctx *ctx, fnet_model *m, const char *save_d
 {
     char path[1400];
     int fd = -1;
-    if (save_dir) {
+    if (save_dir && cli_lead()) { // the other ranks measure their own temporary copy
         snprintf(path, sizeof(path), "%.1000s/%.31s-seed%llu.safetensors", save_dir, name,
                  (unsigned long long)seed);
     } else {
@@ -184,7 +187,7 @@ static int64_t checkpoint_bytes(fnet_ctx *ctx, fnet_model *m, const char *save_d
     struct stat sb;
     if (stat(path, &sb) != 0)
         cli_die(1, path, "cannot read the checkpoint's size");
-    if (!save_dir)
+    if (!save_dir || !cli_lead())
         remove(path);
     return (int64_t)sb.st_size;
 }
@@ -645,7 +648,7 @@ int main(int argc, char **argv)
             if (json == NULL && json_path)
                 json = cli_json_open(json_path);
             if (csv == NULL && csv_path) {
-                csv = fopen(csv_path, "w");
+                csv = cli_fopen_out(csv_path, "w");
                 if (csv == NULL)
                     cli_die(1, csv_path, "cannot open the CSV file");
                 cmp_csv_header(csv);

@@ -16,6 +16,9 @@
 static const char usage_head[] =
     "usage: fnet-compress --load FILE --to KIND [options]\n"
     "\n"
+    "Under mpirun -np P (or srun) it runs data-parallel: each batch split across the ranks,\n"
+    "rank 0 printing and writing the files (docs/distributed.md).\n"
+    "\n"
     "Compress a trained model: test accuracy before, right after compressing and after\n"
     "fine-tuning, and the compressed model saved.\n"
     "\n"
@@ -557,7 +560,7 @@ static void sweep_plot(const char *prefix, const struct config *c, const struct 
 {
     char dat[1100];
     plot_path(prefix, ".dat", dat, sizeof(dat));
-    FILE *f = fopen(dat, "w");
+    FILE *f = cli_fopen_out(dat, "w");
     if (f == NULL)
         cli_die(1, dat, "cannot write the plot data");
     fprintf(f, "# fnet-compress --to %s of %s\n# %s compression acc_after acc_finetuned\n",
@@ -942,7 +945,8 @@ int main(int argc, char **argv)
         json_result(json, &c, &r[i]);
         if (c.save) {
             snprintf(where, sizeof(where), "--save %s", c.save);
-            cli_check(ctx, fnet_model_save(cm, NULL, c.save), where);
+            if (cli_lead())
+                cli_check(ctx, fnet_model_save(cm, NULL, c.save), where);
             printf("saved %s\n", c.save);
         }
         fnet_model_free(cm);

@@ -15,6 +15,9 @@
 static const char usage[] =
     "usage: fnet-optim [options]\n"
     "\n"
+    "Under mpirun -np P (or srun) it runs data-parallel: each batch split across the ranks,\n"
+    "rank 0 printing and writing the files (docs/distributed.md).\n"
+    "\n"
     "Train one network with several optimizers from the same initial weights, record test\n"
     "accuracy and loss against training time and gradient evaluations, print the time and\n"
     "evaluations each needs to reach a target test accuracy, write JSON lines and a plot.\n"
@@ -180,9 +183,13 @@ static void record(fnet_ctx *ctx, struct run *r)
 // After each step or solver iteration: the budget, and a point when one is due.
 static void after_step(fnet_ctx *ctx, struct run *r)
 {
-    if (cli_signal_received()) // SIGINT/SIGTERM: this run ends here, the program below
-        r->stop = true;
+    // in a job, every rank decides alike: a signal on any rank, rank 0's clock
+    int sig = cli_signal_received() != 0;
     double t = r->train_s + (now() - r->seg_start);
+    cli_check(ctx, fnet_dist_any(cli_job(), &sig), "mpirun");
+    cli_check(ctx, fnet_dist_broadcast(cli_job(), &t, sizeof(t)), "mpirun");
+    if (sig) // SIGINT/SIGTERM: this run ends here, the program below
+        r->stop = true;
     if (t >= r->next_eval || t >= r->cfg->seconds)
         record(ctx, r);
 }
@@ -534,7 +541,7 @@ int main(int argc, char **argv)
             snprintf(out_prefix, sizeof(out_prefix), "%s-%s", plot, label);
             snprintf(dat_path, sizeof(dat_path), "%s.dat", out_prefix);
             snprintf(gp_path, sizeof(gp_path), "%s.gp", out_prefix);
-            dat = fopen(dat_path, "w");
+            dat = cli_fopen_out(dat_path, "w");
             if (dat == NULL)
                 cli_die(1, dat_path, "cannot write the plot data: %s", strerror(errno));
         }

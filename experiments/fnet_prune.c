@@ -14,6 +14,9 @@
 static const char usage[] =
     "usage: fnet-prune [--model SPEC | --load FILE] [options]\n"
     "\n"
+    "Under mpirun -np P (or srun) it runs data-parallel: each batch split across the ranks,\n"
+    "rank 0 printing and writing the files (docs/distributed.md).\n"
+    "\n"
     "The accuracy-against-sparsity curve of iterative magnitude pruning (Han et al. 2015):\n"
     "train the network, or load a trained one, then prune it step by step to each sparsity of\n"
     "--sparsities, fine-tuning after each step; test accuracy right after each pruning and\n"
@@ -108,7 +111,7 @@ static void plot(const char *prefix, const struct step *st, int n, double dense_
 {
     char dat[1100];
     plot_path(prefix, ".dat", dat, sizeof(dat));
-    FILE *f = fopen(dat, "w");
+    FILE *f = cli_fopen_out(dat, "w");
     if (f == NULL)
         cli_die(1, dat, "cannot write the plot data");
     fprintf(f, "# fnet-prune of %s\n# sparsity weights_kept_percent acc_pruned acc_tuned\n",
@@ -343,7 +346,8 @@ int main(int argc, char **argv)
     printf("(d_acc: fine-tuned accuracy minus the dense model's, in points)\n");
     if (save) {
         snprintf(where, sizeof(where), "--save %s", save);
-        cli_check(ctx, fnet_model_save(m, NULL, save), where);
+        if (cli_lead()) // rank 0 writes the files
+            cli_check(ctx, fnet_model_save(m, NULL, save), where);
         printf("saved %s\n", save);
     }
     if (plot_arg)

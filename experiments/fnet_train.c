@@ -16,6 +16,9 @@
 static const char usage_train[] =
     "usage: fnet-train --model SPEC [options]\n"
     "\n"
+    "Under mpirun -np P (or srun) it runs data-parallel: each batch split across the ranks,\n"
+    "rank 0 printing and writing the files (docs/distributed.md).\n"
+    "\n"
     "Train a model on an IDX dataset (Fashion-MNIST by default) and evaluate it on the test set.\n"
     "\n"
     "  --model SPEC        layers, comma-separated: dense:N, tt:N:rank=R, lowrank:N:rank=R,\n"
@@ -43,7 +46,7 @@ static const char usage_train[] =
     "  --limit-train N     use only the first N training samples\n"
     "  --seed N            seed of initialization, split and shuffling (default 1)\n"
     "  --threads N         worker threads: GEMMs, element-wise work, TT chunks (default: the\n"
-    "                      number of cores)\n"
+    "                      number of cores, shared by the ranks of a job on one machine)\n"
     "  --l1 X, --l2 X      L1 and L2 penalties on the weights (default 0)\n"
     "  --fro-decay X       Frobenius decay X/2·‖U·V‖²_F of every low-rank layer, in factored\n"
     "                      form (default 0)\n"
@@ -663,10 +666,14 @@ int main(int argc, char **argv)
                     .tty = cli_is_tty(), .m = m,
                     .flops = 3.0 * cli_model_flops(m, batch > 0 ? batch : 1),
                     .batch = batch > 0 ? batch : 1};
-    printf("model %s: %lld parameters; %lld training, %lld validation, %lld test samples; %s, %d threads\n",
-           fnet_model_spec(m), (long long)fnet_model_num_params(m),
+    char ranks[48] = ""; // data-parallel over a job's ranks (docs/distributed.md)
+    if (fnet_dist_size(cli_job()) > 1)
+        snprintf(ranks, sizeof(ranks), " each, %d ranks", fnet_dist_size(cli_job()));
+    printf("model %s: %lld parameters; %lld training, %lld validation, %lld test samples; %s, %d "
+           "threads%s\n", fnet_model_spec(m), (long long)fnet_model_num_params(m),
            (long long)fnet_dataset_size(train), (long long)(val ? fnet_dataset_size(val) : 0),
-           (long long)fnet_dataset_size(test), fnet_ctx_backend_name(ctx), fnet_ctx_threads(ctx));
+           (long long)fnet_dataset_size(test), fnet_ctx_backend_name(ctx), fnet_ctx_threads(ctx),
+           ranks);
     fflush(stdout);
 
     if (resume) {
@@ -802,13 +809,14 @@ int main(int argc, char **argv)
         cli_json_number(r.json, "peak_rss_mb", rss, true);
         cli_json_close(r.json, json_path);
     }
-    if (save && (!saved || save_sparse)) { // the trainer's checkpoint holds the run
+    if (save && (!saved || save_sparse) && cli_lead()) { // the trainer's checkpoint holds the run
         snprintf(where, sizeof(where), "--save %s", save);
         cli_check(ctx, fnet_model_save(m, opt, save), where);
     }
     if (predictions) { // after the save: a bad path found only now still keeps the checkpoint
         snprintf(where, sizeof(where), "--predictions %s", predictions);
-        write_predictions(ctx, m, test, predictions, where);
+        if (cli_lead()) // rank 0 writes the files
+            write_predictions(ctx, m, test, predictions, where);
     }
     fnet_optimizer_free(opt);
     fnet_model_free(m);

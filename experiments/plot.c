@@ -35,7 +35,7 @@ FILE *plot_script_open(const char *prefix, int width, int height)
 {
     char gp[1100];
     plot_path(prefix, ".gp", gp, sizeof(gp));
-    FILE *f = fopen(gp, "w");
+    FILE *f = cli_fopen_out(gp, "w");
     if (f == NULL)
         cli_die(1, gp, "cannot write the gnuplot script: %s", strerror(errno));
     // the file names in the script are relative to nothing: gnuplot runs where we run
@@ -108,6 +108,8 @@ static void last_line(const char *path, char *out, size_t cap)
 
 bool plot_draw(const char *prefix)
 {
+    if (!cli_lead()) // rank 0 draws
+        return true;
     char gp[1100];
     plot_path(prefix, ".gp", gp, sizeof(gp));
     char *version[] = {"gnuplot", "--version", NULL};
