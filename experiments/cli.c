@@ -44,6 +44,11 @@ void cli_init(const char *prog, const char *usage)
     if (st != FNET_OK)
         cli_die(1, "mpirun", "cannot join the job: %s", fnet_status_str(st));
     atexit(leave_job);
+    // FNET_BUCKET_MB: the gradient's all-reduce in buckets of this size during the backward pass
+    const char *bucket = getenv("FNET_BUCKET_MB");
+    if (bucket != NULL && *bucket != '\0')
+        fnet_dist_set_bucket(job, (size_t)(cli_double("FNET_BUCKET_MB", bucket, 0.0, 1e6) *
+                                           1048576.0));
     if (!cli_lead() && freopen("/dev/null", "w", stdout) == NULL)
         cli_die(1, "stdout", "rank %d cannot silence its output", fnet_dist_rank(job));
 }

@@ -13,7 +13,8 @@ set -u
 MPIEXEC=${3:?usage: test_fnet_mpi.sh BIN_DIR MKIDX MPIEXEC}
 cli_setup fnet-train "$1" "$2"
 # Open MPI refuses root unless told; 2 ranks on a machine of fewer cores
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1} OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
+export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
 MODEL=dense:48,relu,tt:32:rank=3,relu,dense:5
 COMMON=(--data data --batch 64 --seed 4 --epochs 3)
 
