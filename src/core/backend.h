@@ -136,10 +136,11 @@ struct fnet_backend_ops {
     // y (n) = x ⊙ mask (n); x == y allowed
     void (*mul)(fnet_ctx *ctx, int64_t n, const float *x, const float *mask, float *y);
     // mask (n): element i is 0 with probability p and 1/(1−p) otherwise, drawn from the
-    // counter-based generator (seed, step, i) of docs/design.md ("Random numbers"), so every
-    // backend draws the same mask. 0 <= p < 1.
+    // counter-based generator (seed, step, first + i) of docs/design.md ("Random numbers"), so
+    // every backend draws the same mask, and a rank holding rows of a batch from `first` on
+    // draws those rows' part of the whole batch's mask. 0 <= p < 1.
     void (*dropout_mask)(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, uint64_t step,
-                         float *mask);
+                         uint64_t first, float *mask);
 
     // ---- FFTs and spectra (block-circulant layers; docs/circulant.md) ----
     // A plan (backend-private, host memory) for real DFTs of length n >= 1 on any number of

@@ -77,6 +77,9 @@ struct fnet_layer {
     int64_t max_batch;    // workspaces are sized for this
     int reserved_threads; // ... and, for threads_sized kinds, this many threads
     bool training;
+    int64_t row0;         // the first row of the batch this forward sees, within the whole batch
+                          // that ranks of a job share (src/dist; 0 otherwise): layers that draw
+                          // per-sample randomness (dropout) draw those rows' part of it
     bool in_model;
 };
 

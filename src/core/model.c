@@ -31,6 +31,7 @@ struct fnet_model {
     float *gbuf[2];      // backward ping-pong (max_batch, max width)
     int32_t *labels;     // (max_batch): the labels of the batch, uploaded
     int64_t last_batch;  // the batch of the last forward (for fnet_model_get_output)
+    int64_t row0;        // the first row of the forward's batch within the job's whole batch
 };
 
 static int64_t model_width(const fnet_model *m)
@@ -818,6 +819,7 @@ static fnet_status forward(fnet_model *m, const float *x, int64_t B)
     m->last_batch = 0;
     for (int i = 0; i < m->n_layers; i++) {
         fnet_layer *l = m->layers[i];
+        l->row0 = m->row0;
         fnet_status st = l->ops->forward(l, in, B, m->out[i]);
         if (st != FNET_OK)
             return st;
@@ -953,29 +955,27 @@ static fnet_status backward(fnet_model *m, const float *x, int64_t B, bool penal
 }
 
 fnet_status fnet_model_loss_grad_part(fnet_model *m, const float *x, const int32_t *labels,
-                                      int64_t batch, int64_t total, double *loss)
+                                      int64_t first, int64_t batch, int64_t total, double *loss)
 {
     fnet_ctx *ctx = m->ctx;
     // the penalties once in the sum over the ranks: rank 0's
     const bool lead = fnet_dist_ctx_rank(ctx) == 0;
-    double value = 0.0, penalty = 0.0;
-    fnet_status st = FNET_OK;
-    if (batch > 0) {
-        if ((st = forward_checked(m, x, labels, batch)) != FNET_OK)
-            return st;
-        // scaled by the whole batch: the ranks' gradients sum to its mean
-        double sum = batch_loss(m, batch, 1.0f / (float)total, m->gbuf[0], NULL);
-        if ((st = fnet_dist_grad_begin(ctx, m->g, m->n_params)) != FNET_OK)
-            return st;
-        if ((st = backward(m, x, batch, lead, &penalty)) != FNET_OK)
-            return st;
-        value = sum / (double)total + penalty;
-    } else { // a rank without samples of this batch adds nothing (rank 0 always has some)
-        if ((st = fnet_dist_grad_begin(ctx, m->g, m->n_params)) != FNET_OK)
-            return st;
-        ctx->be->fill(ctx, m->n_params, 0.0f, m->g);
-        fnet_dist_grad_ready(ctx, 0);
-    }
+    // A rank without rows of this batch runs one row of it with weight 0: its gradient adds
+    // nothing, and its layers' random streams (dropout's step) move on with the other ranks'.
+    // Scaled by the whole batch, the ranks' gradients sum to its mean.
+    const int64_t rows = batch > 0 ? batch : 1;
+    const float scale = batch > 0 ? 1.0f / (float)total : 0.0f;
+    m->row0 = batch > 0 ? first : total;
+    double penalty = 0.0, sum = 0.0;
+    fnet_status st = forward_checked(m, x, labels, rows);
+    m->row0 = 0;
+    if (st != FNET_OK)
+        return st;
+    sum = batch_loss(m, rows, scale, m->gbuf[0], NULL);
+    if ((st = fnet_dist_grad_begin(ctx, m->g, m->n_params)) != FNET_OK ||
+        (st = backward(m, x, rows, lead, &penalty)) != FNET_OK)
+        return st;
+    double value = (batch > 0 ? sum / (double)total : 0.0) + penalty;
     if ((st = fnet_dist_grad_end(ctx)) != FNET_OK ||
         (st = fnet_dist_sum(ctx, &value, 1, "the loss")) != FNET_OK)
         return st;
@@ -1000,8 +1000,10 @@ fnet_status fnet_model_loss_grad(fnet_model *m, const float *x, const int32_t *l
     if (first > 0 && (x == NULL || labels == NULL))
         return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "loss_grad: %s must not be NULL",
                          x == NULL ? "input x" : "labels");
-    fnet_status st = fnet_model_loss_grad_part(m, first > 0 ? x + first * m->n_in : x,
-                                               first > 0 ? labels + first : labels, count, batch,
+    // a rank without rows runs row 0 with weight 0 (fnet_model_loss_grad_part)
+    const int64_t at = count > 0 ? first : 0;
+    fnet_status st = fnet_model_loss_grad_part(m, at > 0 ? x + at * m->n_in : x,
+                                               at > 0 ? labels + at : labels, first, count, batch,
                                                loss);
     if ((st == FNET_OK || st == FNET_ERR_NUMERIC) && grad != NULL && grad != m->g)
         m->ctx->be->copy(m->ctx, grad, m->g, (size_t)m->n_params * sizeof(float));

@@ -36,14 +36,16 @@ void fnet_model_get_settings(const fnet_model *m, fnet_loss *loss, float *l1, fl
  * when it sees a new value. fnet_model_touch bumps it. */
 uint64_t fnet_model_generation(const fnet_model *m);
 
-/* The loss and gradient of `batch` samples (x, backend memory; labels, host) of a batch of
- * `total` (the others on the job's other ranks; batch == total without a job): m's gradient and
- * *loss (may be NULL) become the whole batch's mean, with the penalties, on every rank (one
- * all-reduce, in buckets during the backward pass: src/dist/dist.c). batch may be 0 on a rank
- * other than 0. Collective when distributed. FNET_ERR_NUMERIC (on every rank) for a NaN or Inf
- * loss; a rank's own failure (a layer's, FNET_ERR_OUT_OF_MEMORY) returns on that rank alone. */
+/* The loss and gradient of `batch` samples (x, backend memory; labels, host), rows first.. of a
+ * batch of `total` (the others on the job's other ranks; first 0 and batch == total without a
+ * job): m's gradient and *loss (may be NULL) become the whole batch's mean, with the penalties,
+ * on every rank (one all-reduce, in buckets during the backward pass: src/dist/dist.c).
+ * batch may be 0 on a rank other than 0: x and labels then hold one row of the batch, run with
+ * weight 0 (so that the layers' random streams move on alike). Collective when distributed.
+ * FNET_ERR_NUMERIC (on every rank) for a NaN or Inf loss; a rank's own failure (a layer's,
+ * FNET_ERR_OUT_OF_MEMORY) returns on that rank alone: the caller ends the job. */
 fnet_status fnet_model_loss_grad_part(fnet_model *m, const float *x, const int32_t *labels,
-                                      int64_t batch, int64_t total, double *loss);
+                                      int64_t first, int64_t batch, int64_t total, double *loss);
 void fnet_model_touch(fnet_model *m);
 
 #endif

@@ -314,10 +314,10 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
             if (st != FNET_OK)
                 break;
             double loss = 0.0;
-            int64_t rows = 0; // this rank's rows of the batch (all of them without a job)
-            st = fnet_train_loop_gather(&L, b, &bs, &rows);
+            int64_t first = 0, rows = 0; // this rank's rows of the batch (all without a job)
+            st = fnet_train_loop_gather(&L, b, &bs, &first, &rows);
             if (st == FNET_OK)
-                st = fnet_model_loss_grad_part(m, L.x, L.labels, rows, bs, &loss);
+                st = fnet_model_loss_grad_part(m, L.x, L.labels, first, rows, bs, &loss);
             if (st == FNET_ERR_NUMERIC) {
                 if (tp->on_nan == FNET_NAN_ROLLBACK && acc->rollbacks < tp->max_rollbacks)
                     break; // rolled back below

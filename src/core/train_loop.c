@@ -66,14 +66,15 @@ void fnet_train_loop_close(struct fnet_train_loop *L)
 }
 
 fnet_status fnet_train_loop_gather(struct fnet_train_loop *L, int64_t b, int64_t *size,
-                                   int64_t *count)
+                                   int64_t *first, int64_t *count)
 {
-    int64_t bs = L->n - b * L->B < L->B ? L->n - b * L->B : L->B, first = 0, k = bs;
-    fnet_dist_ctx_shard(fnet_model_ctx(L->m), bs, &first, &k);
+    int64_t bs = L->n - b * L->B < L->B ? L->n - b * L->B : L->B, f = 0, k = bs;
+    fnet_dist_ctx_shard(fnet_model_ctx(L->m), bs, &f, &k);
     *size = bs;
+    *first = f;
     *count = k;
-    return k > 0 ? fnet_dataset_batch(L->train, L->perm + b * L->B + first, 0, k, L->x, L->labels)
-                 : FNET_OK;
+    const int64_t *rows = L->perm + b * L->B + (k > 0 ? f : 0); // no rows: the batch's first
+    return fnet_dataset_batch(L->train, rows, 0, k > 0 ? k : 1, L->x, L->labels);
 }
 
 fnet_status fnet_train_loop_epoch_info(struct fnet_train_loop *L, int epoch, int epochs,

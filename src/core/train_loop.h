@@ -52,10 +52,11 @@ fnet_status fnet_train_loop_open(struct fnet_train_loop *L, fnet_model *m,
 void fnet_train_loop_close(struct fnet_train_loop *L);
 
 /* Batch b (0-based) of the epoch's order into L->x and L->labels: this rank's rows of it when
- * distributed (src/dist), all of them alone. *size: the batch's samples on all ranks; *count:
- * the rows gathered here (0 on a rank the batch has none for). */
+ * distributed (src/dist), all of them alone. *size: the batch's samples on all ranks; *first,
+ * *count: the rows that are this rank's (count 0 on a rank the batch has none for: one row of
+ * it is gathered all the same, for fnet_model_loss_grad_part). */
 fnet_status fnet_train_loop_gather(struct fnet_train_loop *L, int64_t b, int64_t *size,
-                                   int64_t *count);
+                                   int64_t *first, int64_t *count);
 
 /* The report of an epoch that took `seconds` with the summed loss loss_sum; its validation
  * figures when there is a validation set (else NaN). */

@@ -313,7 +313,7 @@ struct ew_job {
     const struct fnet_step_args *args;
     bool nesterov;
     float value, value2;
-    uint64_t seed, step;
+    uint64_t seed, step, first;
 };
 
 // The activations are checked once here, so the split pieces (which cannot report) never see
@@ -450,14 +450,15 @@ static void cpu_axpby(fnet_ctx *ctx, int64_t n, float a, const float *x, float b
 static void dropout_range(void *p, int64_t b, int64_t e)
 {
     struct ew_job *j = p;
-    fnet_ref_dropout_span(b, e - b, j->value, j->seed, j->step, j->out + b);
+    fnet_ref_dropout_span((int64_t)j->first + b, e - b, j->value, j->seed, j->step, j->out + b);
 }
 
 // mask (n): the reference's draws, each piece with its own indices
 static void cpu_dropout_mask(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, uint64_t step,
-                             float *mask)
+                             uint64_t first, float *mask)
 {
-    struct ew_job j = {.ctx = ctx, .value = p, .seed = seed, .step = step, .out = mask};
+    struct ew_job j = {.ctx = ctx, .value = p, .seed = seed, .step = step, .first = first,
+                       .out = mask};
     fnet_pool_run(pool_of(ctx), n, FNET_POOL_GRAIN, dropout_range, &j);
 }
 

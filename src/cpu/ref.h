@@ -41,7 +41,7 @@ fnet_status fnet_ref_act_backward(fnet_ctx *ctx, enum fnet_act act, int64_t n, c
                                   const float *dy, float *dx);
 void fnet_ref_mul(fnet_ctx *ctx, int64_t n, const float *x, const float *mask, float *y);
 void fnet_ref_dropout_mask(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, uint64_t step,
-                           float *mask);
+                           uint64_t first, float *mask);
 // mask (n) with the draws first..first+n-1 of the mask above: the pieces of a split one
 void fnet_ref_dropout_span(int64_t first, int64_t n, float p, uint64_t seed, uint64_t step,
                            float *mask);

@@ -116,9 +116,9 @@ void fnet_ref_dropout_span(int64_t first, int64_t n, float p, uint64_t seed, uin
 }
 
 void fnet_ref_dropout_mask(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, uint64_t step,
-                           float *mask)
+                           uint64_t first, float *mask)
 {
-    fnet_ref_dropout_span(0, n, p, seed, step, mask);
+    fnet_ref_dropout_span((int64_t)first, n, p, seed, step, mask);
 }
 
 static int64_t argmax(const float *v, int64_t K)

@@ -31,7 +31,9 @@ static fnet_status dropout_forward(fnet_layer *l, const float *x, int64_t B, flo
         ctx->be->copy(ctx, y, x, (size_t)n * sizeof(float));
         return FNET_OK;
     }
-    ctx->be->dropout_mask(ctx, n, d->p, d->seed, d->step++, d->mask);
+    // distributed, this rank's rows are rows row0.. of the batch: their part of its mask
+    ctx->be->dropout_mask(ctx, n, d->p, d->seed, d->step++, (uint64_t)(l->row0 * l->n_in),
+                          d->mask);
     ctx->be->mul(ctx, n, x, d->mask, y);
     return FNET_OK;
 }

@@ -553,11 +553,11 @@ static void cuda_mul(fnet_ctx *ctx, int64_t n, const float *x, const float *mask
 }
 
 static void cuda_dropout_mask(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, uint64_t step,
-                              float *mask)
+                              uint64_t first, float *mask)
 {
     fnet_cuda_enter(ctx);
-    fnet_cuda_check(ctx, "dropout_mask",
-                    fnet_cuda_dropout_mask(cuda_state(ctx)->stream, n, p, seed, step, mask));
+    fnet_cuda_check(ctx, "dropout_mask", fnet_cuda_dropout_mask(cuda_state(ctx)->stream, n, p,
+                                                                seed, step, first, mask));
 }
 
 static void cuda_cmac(fnet_ctx *ctx, int64_t F, int64_t M, int64_t N, int64_t K, const float *A,

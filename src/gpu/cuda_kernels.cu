@@ -566,12 +566,12 @@ __global__ void __launch_bounds__(kThreads)
         y[i] = x[i] * mask[i];
 }
 
-// mask (n): element i from draw i of the counter-based stream `key`
+// mask (n): element i from draw first + i of the counter-based stream `key`
 __global__ void __launch_bounds__(kThreads)
-    dropout_kernel(int64_t n, uint64_t key, DropoutScalars sc, float *mask)
+    dropout_kernel(int64_t n, uint64_t key, uint64_t first, DropoutScalars sc, float *mask)
 {
     for (int64_t i = thread_first(); i < n; i += thread_stride())
-        mask[i] = dropout_elem(key, (uint64_t)i, sc.threshold, sc.keep);
+        mask[i] = dropout_elem(key, first + (uint64_t)i, sc.threshold, sc.keep);
 }
 
 // ---- spectra ----
@@ -992,11 +992,11 @@ cudaError_t fnet_cuda_mul(cudaStream_t s, int64_t n, const float *x, const float
 }
 
 cudaError_t fnet_cuda_dropout_mask(cudaStream_t s, int64_t n, float p, uint64_t seed,
-                                   uint64_t step, float *mask)
+                                   uint64_t step, uint64_t first, float *mask)
 {
     if (n <= 0)
         return cudaSuccess;
-    dropout_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, counter_key(seed, step),
+    dropout_kernel<<<elementwise_blocks(n), kThreads, 0, s>>>(n, counter_key(seed, step), first,
                                                               dropout_scalars(p), mask);
     return cudaGetLastError();
 }

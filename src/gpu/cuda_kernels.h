@@ -66,7 +66,7 @@ cudaError_t fnet_cuda_mul(cudaStream_t s, int64_t n, const float *x, const float
 // the counter-based dropout mask of docs/design.md ("Random numbers"), bit for bit the
 // reference's (fnet_ref_dropout_span)
 cudaError_t fnet_cuda_dropout_mask(cudaStream_t s, int64_t n, float p, uint64_t seed,
-                                   uint64_t step, float *mask);
+                                   uint64_t step, uint64_t first, float *mask);
 // the complex multiply-accumulate of block-circulant layers (backend.h, cmac)
 cudaError_t fnet_cuda_cmac(cudaStream_t s, int64_t F, int64_t M, int64_t N, int64_t K,
                            const float *A, int64_t a_m, int64_t a_k, bool conj_a,

@@ -587,12 +587,12 @@ static void guarded_mul(fnet_ctx *ctx, int64_t n, const float *x, const float *m
 
 // mask (n) of the counter-based draws (seed, step)
 static void guarded_dropout_mask(fnet_ctx *ctx, int64_t n, float p, uint64_t seed, uint64_t step,
-                                 float *mask)
+                                 uint64_t first, float *mask)
 {
     struct guard gd = guard_begin(ctx, "dropout_mask");
     guard_arg(&gd, "mask", mask, elems(n, sizeof(float)));
     guard_open(&gd);
-    fnet_ref_dropout_mask(ctx, n, p, seed, step, mask);
+    fnet_ref_dropout_mask(ctx, n, p, seed, step, first, mask);
     guard_close(&gd);
 }
 

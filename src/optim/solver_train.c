@@ -14,8 +14,8 @@
 // The objective at x on the rows (xb, labels) of a batch of `total` (all of them without a job,
 // rows == total; this rank's when distributed).
 static fnet_status objective_at(fnet_model *m, const float *xb, const int32_t *labels,
-                                int64_t rows, int64_t total, const float *x, int64_t n, double *f,
-                                float *g)
+                                int64_t first, int64_t rows, int64_t total, const float *x,
+                                int64_t n, double *f, float *g)
 {
     int64_t np = 0;
     float *w = fnet_model_params(m, &np);
@@ -27,7 +27,7 @@ static fnet_status objective_at(fnet_model *m, const float *xb, const int32_t *l
         fnet_ctx *ctx = fnet_model_ctx(m);
         ctx->be->copy(ctx, w, x, (size_t)n * sizeof(float));
     }
-    fnet_status st = fnet_model_loss_grad_part(m, xb, labels, rows, total, f);
+    fnet_status st = fnet_model_loss_grad_part(m, xb, labels, first, rows, total, f);
     if ((st == FNET_OK || st == FNET_ERR_NUMERIC) && g != fnet_model_grads(m, NULL)) {
         fnet_ctx *ctx = fnet_model_ctx(m);
         ctx->be->copy(ctx, g, fnet_model_grads(m, NULL), (size_t)n * sizeof(float));
@@ -49,10 +49,12 @@ fnet_status fnet_model_objective(const float *x, int64_t n, double *f, float *g,
         return fnet_fail(fnet_model_ctx(m), FNET_ERR_INVALID_ARG, "objective: a batch of %lld "
                          "samples at x %p, labels %p", (long long)b->batch, (const void *)b->x,
                          (const void *)b->labels);
-    // distributed: this rank's rows of the batch (every rank holds all of them)
+    // distributed: this rank's rows of the batch (every rank holds all of them; none: row 0
+    // with weight 0)
     int64_t first = 0, rows = b->batch;
     fnet_dist_ctx_shard(fnet_model_ctx(m), b->batch, &first, &rows);
-    return objective_at(m, b->x + first * fnet_model_n_in(m), b->labels + first, rows, b->batch,
+    const int64_t at = rows > 0 ? first : 0;
+    return objective_at(m, b->x + at * fnet_model_n_in(m), b->labels + at, first, rows, b->batch,
                         x, n, f, g);
 }
 
@@ -61,13 +63,13 @@ struct part_info {
     fnet_model *m;
     const float *x;
     const int32_t *labels;
-    int64_t rows, total;
+    int64_t first, rows, total;
 };
 
 static fnet_status part_objective(const float *x, int64_t n, double *f, float *g, void *user)
 {
     const struct part_info *p = user;
-    return objective_at(p->m, p->x, p->labels, p->rows, p->total, x, n, f, g);
+    return objective_at(p->m, p->x, p->labels, p->first, p->rows, p->total, x, n, f, g);
 }
 
 // The trainer's progress bar counts solver iterations: K per batch.
@@ -145,9 +147,9 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
     // curvature check guards every new pair), which reached 0.85 test accuracy on the seed
     // network where a fresh history per batch did not (docs/optim.md).
     const bool full = L.n_batches == 1;
-    int64_t bs = L.B, rows = 0; // the batch's samples, and this rank's rows of them
+    int64_t bs = L.B, first = 0, rows = 0; // the batch's samples, and this rank's rows of them
     if (full)
-        st = fnet_train_loop_gather(&L, 0, &bs, &rows);
+        st = fnet_train_loop_gather(&L, 0, &bs, &first, &rows);
     struct progress pr = {.tp = tp, .user = user, .total = L.n_batches * op->iters_per_batch};
     // minibatches done in the run, for the step hook
     int64_t batches = (int64_t)start.epoch * L.n_batches + start.batch;
@@ -162,10 +164,10 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
         const double before = mid ? start.seconds : 0.0; // the epoch's time in earlier calls
         pr.done = mid ? start.batch * op->iters_per_batch : 0;
         for (int64_t b = mid ? start.batch : 0; b < L.n_batches && st == FNET_OK; b++) {
-            if (!full && (st = fnet_train_loop_gather(&L, b, &bs, &rows)) != FNET_OK)
+            if (!full && (st = fnet_train_loop_gather(&L, b, &bs, &first, &rows)) != FNET_OK)
                 break;
-            struct part_info info = {.m = m, .x = L.x, .labels = L.labels, .rows = rows,
-                                     .total = bs};
+            struct part_info info = {.m = m, .x = L.x, .labels = L.labels, .first = first,
+                                     .rows = rows, .total = bs};
             fnet_solver_stats ss;
             st = fnet_solver_minimize(solver, w, part_objective, &info, on_iteration, &pr, &ss);
             if (st == FNET_ERR_NUMERIC) {

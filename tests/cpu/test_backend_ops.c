@@ -1062,11 +1062,12 @@ static void case_mul(struct harness *h)
         }
 }
 
-// mask (n) of draws (seed, step): exactly the reference's mask, for each p; two steps differ
+// mask (n) of draws (seed, step) from draw `first` on: exactly the reference's mask, for each p;
+// two steps differ; a mask from `first` is the tail of the mask from 0 (a rank's rows of a batch)
 static void case_dropout_mask(struct harness *h)
 {
     static const float ps[] = {0.0f, 0.1f, 0.5f, 0.999f};
-    const uint64_t seed = 20240611;
+    const uint64_t seed = 20240611, shift = 7;
     for (size_t s = 0; s < n_sizes(h); s++)
         for (size_t k = 0; k < 4; k++) {
             int64_t n = sizes[s];
@@ -1075,10 +1076,23 @@ static void case_dropout_mask(struct harness *h)
                 set_shape(h, "n %lld, p %g, seed %llu, step %llu", (long long)n, (double)ps[k],
                           (unsigned long long)seed, (unsigned long long)step);
                 mask[step] = vec_filled(h, n, NAN);
-                fnet_reference_backend.dropout_mask(h->ref, n, ps[k], seed, step,
+                fnet_reference_backend.dropout_mask(h->ref, n, ps[k], seed, step, 0,
                                                     mask[step].host);
-                h->be->dropout_mask(h->ctx, n, ps[k], seed, step, mask[step].dev);
+                h->be->dropout_mask(h->ctx, n, ps[k], seed, step, 0, mask[step].dev);
                 vec_check(h, "mask", &mask[step]);
+            }
+            if (n > (int64_t)shift) {
+                set_shape(h, "n %lld, p %g, step 1, from draw %llu", (long long)n - (long long)shift,
+                          (double)ps[k], (unsigned long long)shift);
+                struct vec tail = vec_filled(h, n - (int64_t)shift, NAN);
+                fnet_reference_backend.dropout_mask(h->ref, n - (int64_t)shift, ps[k], seed, 1,
+                                                    shift, tail.host);
+                h->be->dropout_mask(h->ctx, n - (int64_t)shift, ps[k], seed, 1, shift, tail.dev);
+                vec_check(h, "mask", &tail);
+                if (memcmp(tail.host, mask[1].host + shift,
+                           (size_t)(n - (int64_t)shift) * sizeof(float)) != 0)
+                    fail_case(h, "mask", "from draw 7 is not the tail of the mask from draw 0");
+                vec_free(h, &tail);
             }
             // a mask of 1000 draws or more with 0 < p < 1 cannot repeat across steps
             if (n >= 1000 && ps[k] > 0.0f &&

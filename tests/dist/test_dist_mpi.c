@@ -20,6 +20,7 @@
              "sparse:12:density=0.5,relu,dense:3"
 
 static fnet_dist *job;
+static const char *spec = SPEC; // what make_model builds
 
 static fnet_ctx *make_ctx(void)
 {
@@ -44,7 +45,7 @@ static fnet_ctx *make_ctx(void)
 static fnet_model *make_model(fnet_ctx *ctx, float l2)
 {
     fnet_model *m = NULL;
-    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, SPEC, DIM, 7, &m));
+    fnet_assert_ok(ctx, fnet_model_create_from_spec(ctx, spec, DIM, 7, &m));
     fnet_assert_ok(ctx, fnet_model_set_regularization(m, 0.0f, l2));
     return m;
 }
@@ -153,6 +154,21 @@ static void test_uneven_and_empty_shards(void **state)
     tp.batch = 51; // 26 + 25 rows
     tp.epochs = 2;
     compare_with_single(&op, &tp, 205, 0.0f, 1e-5, NULL); // 4 batches of 51, then one of 1
+}
+
+// Dropout draws, on each rank, its rows' part of the whole batch's mask: the job trains as one
+// process does, also after a last batch of one sample that leaves rank 1 without rows (its
+// mask stream must move on with rank 0's).
+static void test_dropout_draws_one_process_masks(void **state)
+{
+    (void)state;
+    spec = "dense:32,dropout:0.3,relu,dense:24,relu,dropout:0.5,dense:3";
+    fnet_optim_params op = fnet_optim_params_default(FNET_OPTIM_ADAM);
+    fnet_train_params tp = fnet_train_params_default();
+    tp.batch = 51;
+    tp.epochs = 3;
+    compare_with_single(&op, &tp, 205, 0.0f, 1e-5, NULL);
+    spec = SPEC;
 }
 
 // The gradient sent in buckets while the backward pass runs gives the same bits as one
@@ -373,6 +389,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_adam_20_steps_match_one_process),
         cmocka_unit_test(test_uneven_and_empty_shards),
+        cmocka_unit_test(test_dropout_draws_one_process_masks),
         cmocka_unit_test(test_buckets_give_the_same_bits),
         cmocka_unit_test(test_lbfgs_5_iterations_match_one_process),
         cmocka_unit_test(test_loss_grad_and_evaluate_are_collective),
