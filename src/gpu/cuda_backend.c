@@ -175,6 +175,9 @@ static void cuda_state_free(fnet_ctx *ctx)
     struct cuda_state *s = cuda_state(ctx);
     if (s == NULL)
         return;
+#if FNET_WITH_NCCL
+    fnet_cuda_dist_free(ctx);
+#endif
     (void)cudaSetDevice(s->device);
     if (s->stream != NULL) {
         void *bufs[] = {s->scratch, s->result, s->idx.p, s->ones.p, s->sums.p, s->fft_in.p,
@@ -900,6 +903,13 @@ const struct fnet_backend_ops fnet_cuda_backend = {
     .act_backward = cuda_act_backward,
     .mul = cuda_mul,
     .dropout_mask = cuda_dropout_mask,
+#if FNET_WITH_NCCL
+    .dist_id = fnet_cuda_dist_id,
+    .dist_init = fnet_cuda_dist_init,
+    .dist_allreduce = fnet_cuda_dist_allreduce,
+    .dist_wait = fnet_cuda_dist_wait,
+    .dist_free = fnet_cuda_dist_free,
+#endif
     .fft_plan = fnet_cuda_fft_plan,
     .fft_plan_free = fnet_cuda_fft_plan_free,
     .rfft = fnet_cuda_rfft,

@@ -37,6 +37,8 @@ struct cuda_state {
     char err_msg[256];
     // graph_make is capturing the stream: the ops that cannot be recorded refuse (below)
     bool capturing;
+    // the job's communicator between the GPUs (cuda_nccl.c), NULL when not attached
+    struct cuda_nccl *nccl;
 };
 
 #define CUDA_RESULTS 8
@@ -83,6 +85,16 @@ fnet_status fnet_cuda_fft_plan(fnet_ctx *ctx, int64_t n, void **plan);
 void fnet_cuda_fft_plan_free(fnet_ctx *ctx, void *plan);
 void fnet_cuda_rfft(fnet_ctx *ctx, const void *plan, int64_t count, const float *x, float *X);
 void fnet_cuda_irfft(fnet_ctx *ctx, const void *plan, int64_t count, float *X, float *x);
+
+// cuda_nccl.c: the table's dist_* ops (NCCL), where the toolkit has NCCL
+#if FNET_WITH_NCCL
+fnet_status fnet_cuda_dist_id(fnet_ctx *ctx, unsigned char id[FNET_DIST_ID_BYTES]);
+fnet_status fnet_cuda_dist_init(fnet_ctx *ctx, const unsigned char id[FNET_DIST_ID_BYTES],
+                                int rank, int size);
+void fnet_cuda_dist_allreduce(fnet_ctx *ctx, float *x, int64_t n);
+fnet_status fnet_cuda_dist_wait(fnet_ctx *ctx);
+void fnet_cuda_dist_free(fnet_ctx *ctx);
+#endif
 
 // cuda_solver.c: the host linear algebra of a CUDA ctx (cuSOLVER on its device)
 extern const struct fnet_host_la fnet_cuda_host_la;

@@ -27,11 +27,13 @@ static fnet_ctx *make_ctx(void)
     const char *name = getenv("FNET_TEST_BACKEND");
     int device = 0;
     if (name != NULL && fnet_test_cuda_name(name, &device)) {
-        // one GPU per rank, as the binaries choose them
+        // one GPU per rank, as the binaries choose them; every rank skips when one cannot run
         fnet_ctx *ctx = NULL;
-        char why[256];
+        char why[256] = "another rank has no GPU";
         int dev = fnet_dist_local_rank(job);
-        if (fnet_cuda_probe(dev, why, sizeof(why)) != FNET_OK) {
+        int bad = fnet_cuda_probe(dev, why, sizeof(why)) != FNET_OK;
+        assert_int_equal(fnet_dist_any(job, &bad), FNET_OK);
+        if (bad) {
             printf("skipped: rank %d: GPU %d: %s\n", fnet_dist_rank(job), dev, why);
             fnet_dist_finalize(job);
             exit(FNET_TEST_SKIP);
