@@ -140,6 +140,10 @@ FNET_API fnet_train_params fnet_train_params_default(void);
 
 /** Train m with the optimizer described by op on `train`, validating on `val` (may be NULL)
  *  after every epoch; `on_epoch` (may be NULL) is called with `user` after each.
+ *  On a ctx attached to a job (factornet/dist.h, docs/distributed.md) the call is collective
+ *  and data-parallel: tp->batch is the global batch, each rank computes its rows of it, the
+ *  gradient is all-reduced, stops and checkpoints are agreed, rank 0 writes the checkpoints,
+ *  and the ranks' parameters are compared (a checksum) after every epoch.
  *  The model's loss and regularization settings are used. The datasets must be loaded on the
  *  model's ctx.
  *  @param[out] st totals (may be NULL).
@@ -150,7 +154,9 @@ FNET_API fnet_train_params fnet_train_params_default(void);
  *          NaN or Inf loss: training stopped at that step, the message names the epoch and
  *          step), FNET_ERR_CANCELLED (*tp->stop), FNET_ERR_IO (a checkpoint could not be
  *          written: training stopped there; the previous checkpoint is intact), FNET_ERR_FORMAT
- *          (the resume checkpoint is corrupt or holds no run), FNET_ERR_OUT_OF_MEMORY. */
+ *          (the resume checkpoint is corrupt or holds no run), FNET_ERR_OUT_OF_MEMORY,
+ *          FNET_ERR_DIST (a collective failed), FNET_ERR_INTERNAL (the ranks' parameters
+ *          differ). */
 FNET_API fnet_status fnet_train(fnet_model *m, const fnet_optim_params *op,
                                 const fnet_train_params *tp, const fnet_dataset *train,
                                 const fnet_dataset *val, fnet_epoch_fn on_epoch, void *user,
@@ -176,8 +182,10 @@ FNET_API fnet_status fnet_train_check_resume(fnet_model *m, const fnet_optim_par
                                              int64_t *steps_done);
 
 /** Accuracy and mean loss (without regularization) of m on d (loaded on m's ctx), in evaluation
- *  mode. @return FNET_OK, FNET_ERR_SHAPE, FNET_ERR_INVALID_ARG (empty dataset, another ctx),
- *  FNET_ERR_OUT_OF_MEMORY. */
+ *  mode. On a ctx attached to a job (factornet/dist.h) the call is collective: each rank
+ *  evaluates its rows of d and the sums are added up.
+ *  @return FNET_OK, FNET_ERR_SHAPE, FNET_ERR_INVALID_ARG (empty dataset, another ctx),
+ *  FNET_ERR_OUT_OF_MEMORY, FNET_ERR_DIST. */
 FNET_API fnet_status fnet_model_evaluate(fnet_model *m, const fnet_dataset *d, double *accuracy,
                                          double *loss);
 
