@@ -10,6 +10,7 @@
 #include "dist/dist.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 // Evaluation runs in chunks of this many samples (or the training batch, if larger).
@@ -389,6 +390,11 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
                 break;
             w = fnet_model_params(m, NULL); // rebuilt
             g = fnet_model_grads(m, NULL);
+            // distributed: every rank's SVDs must have chosen the same ranks and values
+            char where[64];
+            snprintf(where, sizeof(where), "TT rounding after epoch %d", epoch + 1);
+            if ((st = fnet_dist_check_same(ctx, w, fnet_model_num_params(m), where)) != FNET_OK)
+                break;
         }
         bool stop = false;
         if ((st = fnet_train_loop_epoch_end(&L, &info, on_epoch, user, &stop)) != FNET_OK)
