@@ -761,10 +761,11 @@ int main(int argc, char **argv)
                 int64_t want = (int64_t)(seconds * st.samples_per_s) / B;
                 want = want < 2 ? 2 : (want > n / B ? n / B : want);
                 samples = want * B;
-                // in a job every rank trains the same epochs: rank 0's clock decides
+            }
+            // in a job every rank trains the same epochs: rank 0's clock decides
+            if (r < 0)
                 cli_check(ctx, fnet_dist_broadcast(cli_job(), &samples, sizeof(samples)),
                           "mpirun");
-            }
 
             // the same GEMMs alone, on the same backend
             int64_t gsteps = 0;

@@ -45,6 +45,8 @@ void cli_init(const char *prog, const char *usage)
         cli_die(1, "mpirun", "cannot join the job: %s", fnet_status_str(st));
     atexit(leave_job);
     // FNET_BUCKET_MB: the gradient's all-reduce in buckets of this size during the backward pass
+    // (rank 0's: fnet_dist_attach hands it to every rank, as mpirun passes the environment to
+    // other machines' ranks only when told)
     const char *bucket = getenv("FNET_BUCKET_MB");
     if (bucket != NULL && *bucket != '\0')
         fnet_dist_set_bucket(job, (size_t)(cli_double("FNET_BUCKET_MB", bucket, 0.0, 1e6) *
@@ -97,6 +99,8 @@ void cli_die(int code, const char *where, const char *fmt, ...)
 
 void cli_warn(const char *fmt, ...)
 {
+    if (!cli_lead()) // in a job, rank 0's warnings stand for all
+        return;
     fflush(stdout);
     if (cli_is_tty())
         fputc('\n', stdout);
@@ -485,20 +489,31 @@ const volatile sig_atomic_t *cli_stop_flag(void)
     return &stop_signal;
 }
 
+static int agreed_signal; // what cli_signal_received last answered
+
 int cli_signal_received(void)
 {
-    return stop_signal;
+    int sig = stop_signal;
+    if (fnet_dist_size(job) > 1) { // every rank answers alike: SIGTERM on any rank, else SIGINT
+        int term = sig == SIGTERM, any = sig != 0;
+        if (fnet_dist_any(job, &term) != FNET_OK || fnet_dist_any(job, &any) != FNET_OK)
+            cli_die(1, "mpirun", "the ranks cannot agree on a signal");
+        sig = term ? SIGTERM : any ? SIGINT : 0;
+    }
+    agreed_signal = sig;
+    return sig;
 }
 
 void cli_check_train(fnet_ctx *ctx, fnet_status st, const char *where)
 {
     cli_signals_uninstall(); // a signal from here on acts as it did before training
-    if (st == FNET_OK && stop_signal != 0) {
+    int sig = cli_signal_received();
+    if (st == FNET_OK && sig != 0) {
         char what[1200];
         snprintf(what, sizeof(what), "%s: after its last step", where);
         cli_exit_interrupted(what, NULL);
     }
-    if (st == FNET_ERR_CANCELLED && stop_signal != 0) {
+    if (st == FNET_ERR_CANCELLED && sig != 0) {
         char what[1400];
         snprintf(what, sizeof(what), "%s: %s; the results printed so far are written", where,
                  fnet_ctx_last_message(ctx));
@@ -509,14 +524,17 @@ void cli_check_train(fnet_ctx *ctx, fnet_status st, const char *where)
 
 void cli_exit_interrupted(const char *what, const char *resume_hint)
 {
-    int sig = stop_signal ? stop_signal : SIGINT;
+    // in a job: the signal the ranks agreed on (cli_signal_received), told by rank 0
+    int sig = agreed_signal ? agreed_signal : stop_signal ? stop_signal : SIGINT;
     fflush(stdout);
     if (cli_is_tty())
         fputc('\n', stdout);
-    fprintf(stderr, "%s: interrupted by %s: %s\n", prog_name, sig == SIGTERM ? "SIGTERM" : "SIGINT",
-            what);
-    if (resume_hint != NULL)
-        fprintf(stderr, "%s: resume with: %s\n", prog_name, resume_hint);
+    if (cli_lead()) {
+        fprintf(stderr, "%s: interrupted by %s: %s\n", prog_name,
+                sig == SIGTERM ? "SIGTERM" : "SIGINT", what);
+        if (resume_hint != NULL)
+            fprintf(stderr, "%s: resume with: %s\n", prog_name, resume_hint);
+    }
     exit(128 + sig);
 }
 

@@ -107,10 +107,13 @@ const volatile sig_atomic_t *cli_stop_flag(void);
 /* After training: SIGINT and SIGTERM act again as they did before cli_signals_install() (which
  * keeps what they did: a no-op when installed already). */
 void cli_signals_uninstall(void);
-/* The signal received (SIGINT, SIGTERM), 0 when none. */
+/* The signal received (SIGINT, SIGTERM), 0 when none. In a job it is collective (every rank
+ * calls it at the same place) and answers alike on every rank: SIGTERM when any rank got one,
+ * else SIGINT when any got that. */
 int cli_signal_received(void);
 /* After training stopped by a signal: "prog: interrupted by SIGINT: <what>", the resume hint
- * when there is a checkpoint (resume_hint not NULL), exit 128 + the signal (130, 143). */
+ * when there is a checkpoint (resume_hint not NULL), exit 128 + the signal (130, 143); in a job
+ * rank 0 prints, every rank exits so. */
 void cli_exit_interrupted(const char *what, const char *resume_hint) __attribute__((noreturn));
 
 /* cli_check for a training call whose tp.stop was cli_stop_flag(): the signal handlers are

@@ -170,9 +170,15 @@ static void inference_time(fnet_ctx *ctx, fnet_model *m, const fnet_dataset *tes
 static int64_t checkpoint_bytes(fnet_ctx *ctx, fnet_model *m, const char *save_dir,
                                 const char *name, uint64_t seed)
 {
+    // in a job rank 0 writes and measures, and tells the others
+    int64_t bytes = 0;
+    if (!cli_lead()) {
+        cli_check(ctx, fnet_dist_broadcast(cli_job(), &bytes, sizeof(bytes)), "mpirun");
+        return bytes;
+    }
     char path[1400];
     int fd = -1;
-    if (save_dir && cli_lead()) { // the other ranks measure their own temporary copy
+    if (save_dir) {
         snprintf(path, sizeof(path), "%.1000s/%.31s-seed%llu.safetensors", save_dir, name,
                  (unsigned long long)seed);
     } else {
@@ -187,9 +193,11 @@ static int64_t checkpoint_bytes(fnet_ctx *ctx, fnet_model *m, const char *save_d
     struct stat sb;
     if (stat(path, &sb) != 0)
         cli_die(1, path, "cannot read the checkpoint's size");
-    if (!save_dir || !cli_lead())
+    if (!save_dir)
         remove(path);
-    return (int64_t)sb.st_size;
+    bytes = (int64_t)sb.st_size;
+    cli_check(ctx, fnet_dist_broadcast(cli_job(), &bytes, sizeof(bytes)), "mpirun");
+    return bytes;
 }
 
 // A plain run's trained parameters, kept when a pruned variant of the same spec comes later:
@@ -277,20 +285,26 @@ static int run_done(struct setup *S, fnet_model *m, const fnet_optim_params *op,
                     int64_t *step)
 {
     *step = 0;
-    if (!S->resume || access(path, F_OK) != 0)
-        return -1;
-    fnet_train_params t = *tp;
-    t.resume_path = path;
-    int done = 0;
-    fnet_status st = fnet_train_check_resume(m, op, &t, S->train, &done, step);
-    if (st != FNET_OK) {
-        char w[2700];
-        snprintf(w, sizeof(w), "%s, --resume %s", where, path);
-        cli_die(st == FNET_ERR_INVALID_ARG || st == FNET_ERR_SHAPE ? 2 : 1, w,
-                "%s; this command's run is another (its model, recipe or data): remove the "
-                "checkpoint or use another --save-dir", fnet_ctx_last_message(S->ctx));
+    // in a job, rank 0's answer: every rank trains the same steps (the others read the file
+    // when they resume from it)
+    int64_t got[2] = {-1, 0};
+    if (S->resume && cli_lead() && access(path, F_OK) == 0) {
+        fnet_train_params t = *tp;
+        t.resume_path = path;
+        int done = 0;
+        fnet_status st = fnet_train_check_resume(m, op, &t, S->train, &done, &got[1]);
+        if (st != FNET_OK) {
+            char w[2700];
+            snprintf(w, sizeof(w), "%s, --resume %s", where, path);
+            cli_die(st == FNET_ERR_INVALID_ARG || st == FNET_ERR_SHAPE ? 2 : 1, w,
+                    "%s; this command's run is another (its model, recipe or data): remove the "
+                    "checkpoint or use another --save-dir", fnet_ctx_last_message(S->ctx));
+        }
+        got[0] = done;
     }
-    return done;
+    cli_check(S->ctx, fnet_dist_broadcast(cli_job(), got, sizeof(got)), "mpirun");
+    *step = got[1];
+    return (int)got[0];
 }
 
 static bool train_plain(struct setup *S, fnet_model *m, const fnet_optim_params *op,

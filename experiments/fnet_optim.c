@@ -119,9 +119,12 @@ struct run {
     bool reached, stop;
 };
 
+// In a job, rank 0's clock: every rank evaluates and stops at the same step.
 static void run_pause(struct run *r)
 {
     r->train_s += now() - r->seg_start;
+    if (fnet_dist_broadcast(cli_job(), &r->train_s, sizeof(r->train_s)) != FNET_OK)
+        cli_die(1, "mpirun", "the ranks cannot agree on the time");
 }
 
 static void run_resume(struct run *r)
@@ -186,7 +189,6 @@ static void after_step(fnet_ctx *ctx, struct run *r)
     // in a job, every rank decides alike: a signal on any rank, rank 0's clock
     int sig = cli_signal_received() != 0;
     double t = r->train_s + (now() - r->seg_start);
-    cli_check(ctx, fnet_dist_any(cli_job(), &sig), "mpirun");
     cli_check(ctx, fnet_dist_broadcast(cli_job(), &t, sizeof(t)), "mpirun");
     if (sig) // SIGINT/SIGTERM: this run ends here, the program below
         r->stop = true;

@@ -60,7 +60,9 @@ FNET_API fnet_status fnet_dist_attach(fnet_dist *d, fnet_ctx *ctx);
 
 /** How much of the gradient is all-reduced at once while the backward pass still runs: after a
  *  layer's backward pass, the finished part of the flat gradient is sent when it holds at least
- *  `bytes`; the rest after the last layer. 0 (the default on MPI: on the CPU an all-reduce
+ *  `bytes`; the rest after the last layer. The ranks must use the same size (it decides which
+ *  all-reduces they post): fnet_dist_attach gives every rank rank 0's; a change after it must
+ *  be made on every rank alike. 0 (the default on MPI: on the CPU an all-reduce
  *  progresses only inside MPI calls, so it cannot overlap the backward pass, and one call is
  *  the fastest: docs/distributed.md) sends all of it after the backward pass. The default with
  *  NCCL is 25 MiB (the all-reduce runs on its own CUDA stream beside the backward kernels). */
@@ -73,6 +75,9 @@ FNET_API void fnet_dist_shard(const fnet_dist *d, int64_t n, int64_t *first, int
 /** For a loop of the caller's own (collective): m's gradient, which fnet_model_loss_grad() left
  *  for this rank's `batch` samples (0: none; the gradient is then ignored), becomes the mean
  *  over every rank's samples (each rank's weighted by its batch), the same on every rank.
+ *  Dropout layers in such a loop draw the same mask rows on every rank (their rows are rows
+ *  0.. of their own batch), and a rank that skips loss_grad leaves its mask stream behind the
+ *  others': attach the ctx instead for the masks one process would draw.
  *  *loss (may be NULL): in, this rank's mean loss; out, the mean over all samples.
  *  m's ctx must not be attached to a job (its loss_grad already reduces).
  *  @return FNET_OK, FNET_ERR_INVALID_ARG (no samples on any rank, an attached ctx),

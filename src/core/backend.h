@@ -243,8 +243,9 @@ struct fnet_backend_ops {
     // host copy). dist_id: a new communicator's id, on rank 0; dist_init: join it as `rank` of
     // `size` (collective; FNET_ERR_DIST when it cannot); dist_allreduce: x (n floats) = its sum
     // over the ranks, after the ops queued so far and beside those queued later; dist_wait: the
-    // ops queued from now on wait for those all-reduces, and a failure of one is reported
-    // (FNET_ERR_DIST); dist_free: leave the communicator (state_free does too).
+    // ops queued from now on wait for those all-reduces, and a failure the collective library
+    // has seen so far is reported (FNET_ERR_DIST; one still running reports at a later call);
+    // dist_free: leave the communicator (aborted after a failure; state_free does too).
     fnet_status (*dist_id)(fnet_ctx *ctx, unsigned char id[FNET_DIST_ID_BYTES]);
     fnet_status (*dist_init)(fnet_ctx *ctx, const unsigned char id[FNET_DIST_ID_BYTES], int rank,
                              int size);

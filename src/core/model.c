@@ -858,7 +858,7 @@ fnet_status fnet_model_get_output(const fnet_model *m, float *y)
     return FNET_OK;
 }
 
-static fnet_status check_labels(fnet_model *m, const int32_t *labels, int64_t batch)
+fnet_status fnet_model_check_labels(fnet_model *m, const int32_t *labels, int64_t batch)
 {
     if (labels == NULL)
         return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "labels must not be NULL");
@@ -879,7 +879,7 @@ static fnet_status forward_checked(fnet_model *m, const float *x, const int32_t 
         return FNET_ERR_INVALID_ARG;
     fnet_status st = check_batch(m, x, batch);
     if (st == FNET_OK)
-        st = check_labels(m, labels, batch);
+        st = fnet_model_check_labels(m, labels, batch);
     if (st != FNET_OK)
         return st;
     m->ctx->be->upload(m->ctx, m->labels, labels, (size_t)batch * sizeof(int32_t));
@@ -972,7 +972,7 @@ fnet_status fnet_model_loss_grad_part(fnet_model *m, const float *x, const int32
     if (st != FNET_OK)
         return st;
     sum = batch_loss(m, rows, scale, m->gbuf[0], NULL);
-    if ((st = fnet_dist_grad_begin(ctx, m->g, m->n_params)) != FNET_OK ||
+    if ((st = fnet_dist_grad_begin(ctx, m->g, m->n_params, m->n_layers)) != FNET_OK ||
         (st = backward(m, x, rows, lead, &penalty)) != FNET_OK)
         return st;
     double value = (batch > 0 ? sum / (double)total : 0.0) + penalty;
@@ -994,12 +994,16 @@ fnet_status fnet_model_loss_grad(fnet_model *m, const float *x, const int32_t *l
     if (batch < 1)
         return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "batch must be >= 1, got %lld",
                          (long long)batch);
-    // distributed: this rank's rows of the batch (every rank holds all of them)
+    // distributed: this rank's rows of the batch (every rank holds all of them); every rank
+    // checks every label, so that a bad one stops all ranks alike
     int64_t first = 0, count = batch;
     fnet_dist_ctx_shard(m->ctx, batch, &first, &count);
     if (first > 0 && (x == NULL || labels == NULL))
         return fnet_fail(m->ctx, FNET_ERR_INVALID_ARG, "loss_grad: %s must not be NULL",
                          x == NULL ? "input x" : "labels");
+    fnet_status st0 = count < batch ? fnet_model_check_labels(m, labels, batch) : FNET_OK;
+    if (st0 != FNET_OK)
+        return st0;
     // a rank without rows runs row 0 with weight 0 (fnet_model_loss_grad_part)
     const int64_t at = count > 0 ? first : 0;
     fnet_status st = fnet_model_loss_grad_part(m, at > 0 ? x + at * m->n_in : x,

@@ -339,7 +339,7 @@ fnet_status fnet_train_with(fnet_model *m, fnet_optimizer *opt, const fnet_optim
                 fnet_step_info si = {.epoch = epoch, .epochs = tp->epochs, .step = b + 1,
                                      .steps_per_epoch = L.n_batches, .run_steps = acc->steps};
                 uint64_t gen = fnet_model_generation(m);
-                st = tp->on_step(m, opt, &si, tp->step_user);
+                st = fnet_train_loop_hook(&L, tp->on_step(m, opt, &si, tp->step_user), &si);
                 w = fnet_model_params(m, NULL);
                 g = fnet_model_grads(m, NULL);
                 // a new sparse pattern: the snapshot's values belong to the old one, so the

@@ -115,6 +115,24 @@ fnet_status fnet_train_loop_epoch_end(struct fnet_train_loop *L, fnet_epoch_info
     return fnet_dist_any_ctx(fnet_model_ctx(L->m), stop);
 }
 
+fnet_status fnet_train_loop_hook(struct fnet_train_loop *L, fnet_status st,
+                                 const fnet_step_info *si)
+{
+    fnet_ctx *ctx = fnet_model_ctx(L->m);
+    if (fnet_dist_ctx_size(ctx) == 1)
+        return st;
+    bool bad = st != FNET_OK;
+    fnet_status agreed = fnet_dist_any_ctx(ctx, &bad);
+    if (st != FNET_OK)
+        return st;
+    if (agreed != FNET_OK)
+        return agreed;
+    return bad ? fnet_fail(ctx, FNET_ERR_DIST, "epoch %d, step %lld: the step hook failed on "
+                           "another rank (its message is on its stderr)", si->epoch + 1,
+                           (long long)si->step)
+               : FNET_OK;
+}
+
 const char *fnet_train_loss_str(double loss, char *buf, size_t cap)
 {
     if (isnan(loss))

@@ -70,6 +70,11 @@ fnet_status fnet_train_loop_epoch_info(struct fnet_train_loop *L, int epoch, int
 fnet_status fnet_train_loop_epoch_end(struct fnet_train_loop *L, fnet_epoch_info *info,
                                       fnet_epoch_fn on_epoch, void *user, bool *stop);
 
+/* The step hook's status st at si: distributed, a failure on any rank is one on every rank
+ * (FNET_ERR_DIST on the others, naming the step), so that all stop there. */
+fnet_status fnet_train_loop_hook(struct fnet_train_loop *L, fnet_status st,
+                                 const fnet_step_info *si);
+
 /* A loss for a message: "NaN", "Inf", "-Inf" (glibc prints "-nan" for some NaNs), else %g.
  * Returns buf. */
 const char *fnet_train_loss_str(double loss, char *buf, size_t cap);

@@ -332,13 +332,27 @@ static fnet_status host_reserve(fnet_dist *d, fnet_ctx *ctx, int64_t n)
     return FNET_OK;
 }
 
-static fnet_status grad_begin(fnet_dist *d, fnet_ctx *ctx, float *g, int64_t n)
+static fnet_status grad_begin(fnet_dist *d, fnet_ctx *ctx, float *g, int64_t n, int parts)
 {
     d->g = g;
     d->n = d->sent = n;
     d->err = 0;
 #if FNET_WITH_MPI
     d->n_req = 0;
+    // room for every bucket in flight (at most one per part, each in pieces), made here so that
+    // posting one never fails halfway through the ranks' common sequence
+    int64_t cap = (int64_t)parts + n / PIECE + 2;
+    if (cap > d->cap_req) {
+        MPI_Request *r = fnet_malloc_array((size_t)cap, sizeof(*r));
+        if (r == NULL)
+            return fnet_fail(ctx, FNET_ERR_OUT_OF_MEMORY, "the all-reduce's %lld requests",
+                             (long long)cap);
+        fnet_free(d->req);
+        d->req = r;
+        d->cap_req = (int)cap;
+    }
+#else
+    (void)parts;
 #endif
     if (ctx->be->dist_allreduce != NULL && ctx->dist == d)
         d->way = GRAD_DEVICE;
@@ -362,21 +376,9 @@ static void grad_post(fnet_dist *d, fnet_ctx *ctx, int64_t from)
 #if FNET_WITH_MPI
     for (int64_t end = d->sent; end > from && d->err == 0;) {
         int64_t k = end - from < PIECE ? end - from : PIECE;
-        if (d->n_req == d->cap_req) {
-            int cap = d->cap_req ? 2 * d->cap_req : 16;
-            MPI_Request *r = fnet_malloc_array((size_t)cap, sizeof(*r));
-            if (r == NULL) { // no room to keep one more in flight: finish those, then go on
-                int rc = MPI_Waitall(d->n_req, d->req, MPI_STATUSES_IGNORE);
-                d->n_req = 0;
-                if (rc != MPI_SUCCESS)
-                    d->err = rc;
-                continue;
-            }
-            if (d->n_req > 0)
-                memcpy(r, d->req, (size_t)d->n_req * sizeof(*r));
-            fnet_free(d->req);
-            d->req = r;
-            d->cap_req = cap;
+        if (d->n_req == d->cap_req) { // more parts than grad_begin was told: a bug
+            d->err = MPI_ERR_INTERN;
+            break;
         }
         int rc = MPI_Iallreduce(MPI_IN_PLACE, d->g + end - k, (int)k, MPI_FLOAT, MPI_SUM, d->comm,
                                 &d->req[d->n_req]);
@@ -471,7 +473,7 @@ fnet_status fnet_dist_allreduce_grad(fnet_dist *d, fnet_model *m, int64_t batch,
     else if ((double)batch != v[1])
         ctx->be->scal(ctx, n, (float)((double)batch / v[1]), g);
     if (d != NULL && d->size > 1) {
-        if ((st = grad_begin(d, ctx, g, n)) != FNET_OK)
+        if ((st = grad_begin(d, ctx, g, n, 1)) != FNET_OK)
             return st;
         if ((st = grad_end(d, ctx)) != FNET_OK)
             return st;
@@ -522,10 +524,19 @@ fnet_status fnet_dist_bcast_status(fnet_ctx *ctx, fnet_status st, const char *wh
     return bcast_status_on(job(ctx), ctx, st, what);
 }
 
-fnet_status fnet_dist_grad_begin(fnet_ctx *ctx, float *g, int64_t n)
+fnet_status fnet_dist_grad_begin(fnet_ctx *ctx, float *g, int64_t n, int parts)
 {
     fnet_dist *d = job(ctx);
-    return d ? grad_begin(d, ctx, g, n) : FNET_OK;
+    return d ? grad_begin(d, ctx, g, n, parts) : FNET_OK;
+}
+
+fnet_status fnet_dist_sum_floats(fnet_ctx *ctx, float *x, int64_t n)
+{
+    fnet_dist *d = job(ctx);
+    if (d == NULL)
+        return FNET_OK;
+    fnet_status st = grad_begin(d, ctx, x, n, 1);
+    return st == FNET_OK ? grad_end(d, ctx) : st;
 }
 
 void fnet_dist_grad_ready(fnet_ctx *ctx, int64_t from)
@@ -555,8 +566,9 @@ fnet_status fnet_dist_check_same(fnet_ctx *ctx, const float *w, int64_t n, const
         h = d->host;
     }
     uLong crc = crc32(0L, Z_NULL, 0);
-    for (int64_t at = 0; at < n; at += PIECE) {
-        int64_t k = n - at < PIECE ? n - at : PIECE;
+    const int64_t piece = INT64_C(1) << 28; // floats: 1 GiB, within zlib's uInt
+    for (int64_t at = 0; at < n; at += piece) {
+        int64_t k = n - at < piece ? n - at : piece;
         crc = crc32(crc, (const Bytef *)(h + at), (uInt)((size_t)k * sizeof(float)));
     }
     // the largest checksum and the largest complement: equal on every rank iff all agree
@@ -598,23 +610,19 @@ fnet_status fnet_dist_attach(fnet_dist *d, fnet_ctx *ctx)
         int rc = MPI_Bcast(id, (int)sizeof(id), MPI_BYTE, 0, d->comm);
         if (rc != MPI_SUCCESS)
             return mpi_fail(ctx, d, rc, "MPI_Bcast of the GPUs' communicator id");
-        st = ctx->be->dist_init(ctx, id, d->rank, d->size);
-        // every rank learns whether all could join
-        bool bad = st != FNET_OK;
-        fnet_status ok = any_on(d, ctx, &bad);
-        if (ok != FNET_OK)
-            return ok;
-        if (bad) {
-            if (st == FNET_OK) {
-                ctx->be->dist_free(ctx);
-                st = fnet_fail(ctx, FNET_ERR_DIST, "another rank could not join the GPUs' "
-                               "communicator (its message is on its stderr)");
-            }
+        // NCCL's own collective: a rank that cannot join leaves the others waiting inside it,
+        // so its error goes straight back (the binaries then end the job)
+        if ((st = ctx->be->dist_init(ctx, id, d->rank, d->size)) != FNET_OK)
             return st;
-        }
         if (!d->bucket_set)
             d->bucket = (size_t)25 << 20;
     }
+    // one bucket size for all: it decides which all-reduces each rank posts
+    uint64_t bucket = d->bucket;
+    fnet_status st = bcast_on(d, ctx, &bucket, sizeof(bucket), "the bucket size");
+    if (st != FNET_OK)
+        return st;
+    d->bucket = (size_t)bucket;
 #endif
     ctx->dist = d;
     return FNET_OK;

@@ -20,12 +20,15 @@ fnet_status fnet_dist_sum(fnet_ctx *ctx, double *v, int n, const char *what);
 /* The all-reduce (sum) of a flat gradient g (n floats, backend memory) that the backward pass
  * fills from its end: begin, then ready(from) each time g[from, n) is final (the parts worth a
  * bucket are sent while the backward pass goes on), then end, which sends the rest and waits.
- * Every rank calls the same sequence. In a job of one: nothing. begin fails only for the
- * staging copy of a backend whose memory is not host memory (FNET_ERR_OUT_OF_MEMORY); end with
- * FNET_ERR_DIST. */
-fnet_status fnet_dist_grad_begin(fnet_ctx *ctx, float *g, int64_t n);
+ * Every rank calls the same sequence, with at most `parts` calls of ready. In a job of one:
+ * nothing. begin fails only for memory (the requests, the staging copy of a backend whose memory
+ * is not host memory: FNET_ERR_OUT_OF_MEMORY); end with FNET_ERR_DIST. */
+fnet_status fnet_dist_grad_begin(fnet_ctx *ctx, float *g, int64_t n, int parts);
 void fnet_dist_grad_ready(fnet_ctx *ctx, int64_t from);
 fnet_status fnet_dist_grad_end(fnet_ctx *ctx);
+
+/* The sum over the ranks of x (n floats, backend memory), in place (the gradient's way). */
+fnet_status fnet_dist_sum_floats(fnet_ctx *ctx, float *x, int64_t n);
 
 /* Rank 0's status st on every rank (rank 0 passes its own, the others anything): FNET_OK or,
  * on the other ranks, the same status with a message saying that rank 0 failed at `what` (its

@@ -19,6 +19,7 @@ struct cuda_nccl {
     cudaEvent_t ready;   // on the ctx's stream: what an all-reduce waits for
     cudaEvent_t done;    // on `stream`: what the ctx's stream waits for
     bool pending;        // an all-reduce was queued since the last dist_wait
+    bool failed;         // NCCL reported an error: the communicator is aborted, not destroyed
 };
 
 static fnet_status nccl_fail(fnet_ctx *ctx, const char *what, ncclResult_t r)
@@ -44,10 +45,13 @@ void fnet_cuda_dist_free(fnet_ctx *ctx)
     if (c == NULL)
         return;
     fnet_cuda_enter(ctx);
-    if (c->stream != NULL)
+    // after a failure (a peer gone) a destroy or a wait for the stream would block for ever
+    if (c->comm != NULL && c->failed)
+        (void)ncclCommAbort(c->comm);
+    else if (c->comm != NULL) {
         (void)cudaStreamSynchronize(c->stream);
-    if (c->comm != NULL)
         (void)ncclCommDestroy(c->comm);
+    }
     if (c->done != NULL)
         (void)cudaEventDestroy(c->done);
     if (c->ready != NULL)
@@ -107,9 +111,11 @@ void fnet_cuda_dist_allreduce(fnet_ctx *ctx, float *x, int64_t n)
         fnet_cuda_check(ctx, "dist_allreduce", cudaStreamWaitEvent(c->stream, c->ready, 0)))
         return;
     ncclResult_t r = ncclAllReduce(x, x, (size_t)n, ncclFloat, ncclSum, c->comm, c->stream);
-    if (r != ncclSuccess)
+    if (r != ncclSuccess) {
+        c->failed = true;
         fnet_cuda_keep(ctx, FNET_ERR_DIST, "ncclAllReduce of %lld floats: %s", (long long)n,
                        ncclGetErrorString(r));
+    }
     c->pending = true;
 }
 
@@ -126,10 +132,13 @@ fnet_status fnet_cuda_dist_wait(fnet_ctx *ctx)
             fnet_cuda_check(ctx, "dist_wait", cudaStreamWaitEvent(s->stream, c->done, 0)))
             return fnet_fail(ctx, FNET_ERR_DIST, "%s", s->err_msg);
     }
+    // what NCCL has seen go wrong so far (an all-reduce still running reports at a later call)
     ncclResult_t async = ncclSuccess;
     ncclResult_t r = ncclCommGetAsyncError(c->comm, &async);
-    if (r != ncclSuccess || async != ncclSuccess)
+    if (r != ncclSuccess || (async != ncclSuccess && async != ncclInProgress)) {
+        c->failed = true;
         return nccl_fail(ctx, "the GPUs' all-reduce", r != ncclSuccess ? r : async);
+    }
     if (s->err == FNET_ERR_DIST) { // an all-reduce that could not be queued
         s->err = FNET_OK;
         return fnet_fail(ctx, FNET_ERR_DIST, "%s", s->err_msg);

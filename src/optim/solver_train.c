@@ -49,10 +49,13 @@ fnet_status fnet_model_objective(const float *x, int64_t n, double *f, float *g,
         return fnet_fail(fnet_model_ctx(m), FNET_ERR_INVALID_ARG, "objective: a batch of %lld "
                          "samples at x %p, labels %p", (long long)b->batch, (const void *)b->x,
                          (const void *)b->labels);
-    // distributed: this rank's rows of the batch (every rank holds all of them; none: row 0
-    // with weight 0)
+    // distributed: this rank's rows of the batch (every rank holds all of them, and checks all
+    // their labels; none: row 0 with weight 0)
     int64_t first = 0, rows = b->batch;
     fnet_dist_ctx_shard(fnet_model_ctx(m), b->batch, &first, &rows);
+    fnet_status st = rows < b->batch ? fnet_model_check_labels(m, b->labels, b->batch) : FNET_OK;
+    if (st != FNET_OK)
+        return st;
     const int64_t at = rows > 0 ? first : 0;
     return objective_at(m, b->x + at * fnet_model_n_in(m), b->labels + at, first, rows, b->batch,
                         x, n, f, g);
@@ -186,7 +189,7 @@ fnet_status fnet_train_solver(fnet_model *m, const fnet_optim_params *op,
                 uint64_t gen = fnet_model_generation(m);
                 fnet_step_info si = {.epoch = epoch, .epochs = tp->epochs, .step = b + 1,
                                      .steps_per_epoch = L.n_batches, .run_steps = ++batches};
-                st = tp->on_step(m, NULL, &si, tp->step_user);
+                st = fnet_train_loop_hook(&L, tp->on_step(m, NULL, &si, tp->step_user), &si);
                 // history from before a new mask or pattern would step into pruned weights
                 if (fnet_model_generation(m) != gen)
                     fnet_solver_reset(solver);

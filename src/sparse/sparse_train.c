@@ -6,6 +6,7 @@
 #include "core/model_impl.h"
 #include "dense/init.h"
 #include "sparse/csr.h"
+#include "dist/dist.h"
 
 #include <factornet/sparse.h>
 
@@ -293,6 +294,9 @@ fnet_status fnet_sparse_update_topology(fnet_model *m, fnet_optimizer *opt,
             double loss;
             st = fnet_model_loss_grad(m, x, labels, batch, &loss, NULL);
             fnet_sparse_probe(l, NULL);
+            // distributed, each rank probed its rows: the batch's gradient is their sum
+            if (st == FNET_OK)
+                st = fnet_dist_sum_floats(ctx, G, total);
             if (st == FNET_OK)
                 ctx->be->download(ctx, Gh, G, (size_t)total * sizeof(float));
             ctx->be->free(ctx, G);

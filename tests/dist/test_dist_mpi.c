@@ -174,7 +174,8 @@ static void test_dropout_draws_one_process_masks(void **state)
 }
 
 // The gradient sent in buckets while the backward pass runs gives the same bits as one
-// all-reduce after it (a sum of two floats does not depend on how it is cut).
+// all-reduce after it on 2 ranks (a sum of two floats does not depend on how it is cut; on more
+// ranks MPI's algorithms may add in another order: within rounding then).
 static void test_buckets_give_the_same_bits(void **state)
 {
     (void)state;
@@ -188,7 +189,11 @@ static void test_buckets_give_the_same_bits(void **state)
     assert_int_equal(fnet_dist_set_bucket(job, 256), FNET_OK); // a bucket after every layer
     compare_with_single(&op, &tp, 320, 1e-3f, 1e-5, &parts);
     assert_int_equal(fnet_dist_set_bucket(job, 0), FNET_OK);
-    assert_memory_equal(whole.w, parts.w, (size_t)whole.n * sizeof(float));
+    if (fnet_dist_size(job) <= 2)
+        assert_memory_equal(whole.w, parts.w, (size_t)whole.n * sizeof(float));
+    else if (!(rel_diff(parts.w, whole.w, whole.n) <= 1e-6))
+        fail_msg("buckets and one all-reduce differ by %g (relative)",
+                 rel_diff(parts.w, whole.w, whole.n));
     free(whole.w);
     free(parts.w);
 }

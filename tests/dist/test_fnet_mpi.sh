@@ -59,13 +59,42 @@ mpirun2 lbfgs fnet-train --model dense:16,relu,dense:5 --data data --optim lbfgs
     --epochs 2 --seed 4
 [ "$RC" -eq 0 ] && grep -q 'test_acc' lbfgs.out && ok "L-BFGS runs in a job" ||
     fail "mpirun -n 2 fnet-train --optim lbfgs" "rc $RC" "$(show lbfgs.err)" "$(show lbfgs.out)"
-mpirun2 optim fnet-optim --network seed --data data --optims adam,lbfgs \
-    --seconds 1 --eval-every 0.5 --json optim.json
-[ "$RC" -eq 0 ] && [ "$(grep -c '"event":"final"' optim.json)" -eq 2 ] &&
+# (evaluations every 3 ms of training: the ranks must agree on when, by rank 0's clock)
+mpirun2 optim fnet-optim --network seed --data data --optims adam,sgd,lbfgs \
+    --seconds 0.3 --eval-every 0.003 --json optim.json
+[ "$RC" -eq 0 ] && [ "$(grep -c '"event":"final"' optim.json)" -eq 3 ] &&
     ok "fnet-optim runs in a job, rank 0 writing its JSON" ||
     fail "mpirun -n 2 fnet-optim" "rc $RC" "$(show optim.err)" "$(show optim.json)"
 
-# 5. A rank that dies: every rank ends, the launcher names it, the exit is non-zero, and the
+# 5. RigL in a job: its dense gradient probe is all-reduced like the gradient
+mpirun2 rigl fnet-train --model sparse:64:density=0.3,relu,dense:5 --data data \
+    --sparse-update rigl --epochs 2 --batch 64
+[ "$RC" -eq 0 ] && grep -q 'test_acc' rigl.out && ok "RigL runs in a job" ||
+    fail "mpirun -n 2 fnet-train --sparse-update rigl" "rc $RC" "$(show rigl.err)"
+
+# 6. SIGINT to one rank only: every rank stops at the same step and exits 130, rank 0 says how
+# to resume, and the resume finishes the run
+timeout 300 "$MPIEXEC" -n 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then
+        (while [ ! -s int.safetensors ]; do sleep 0.05; done; kill -INT $$) &
+    fi
+    exec "$0" "$@"' "$PROG_PATH" --model dense:256,relu,dense:5 --data data --batch 16 \
+    --epochs 1000 --save int.safetensors --save-every-seconds 0.1 </dev/null >int.out 2>int.err
+RC=$?
+[ "$RC" -eq 130 ] && grep -q 'resume with: fnet-train --resume int.safetensors' int.err &&
+    ok "SIGINT to rank 1 alone: exit 130 and the resume hint" ||
+    fail "SIGINT to one rank ends the job as an interruption" "rc $RC" "$(show int.err)"
+[ "$(grep -c 'interrupted by SIGINT' int.err)" -eq 1 ] && ok "rank 0 alone says so" ||
+    fail "one 'interrupted' line" "$(show int.err)"
+# to the end of the epoch it stopped in ("in epoch E of 1000 after step S", or "after epoch E")
+e=$(sed -n 's/.*in epoch \([0-9]*\) of 1000.*/\1/p; s/.*after epoch \([0-9]*\) of 1000.*/\1/p' \
+    int.err | head -n 1)
+[ -n "$e" ] || fail "the interruption says where it stopped" "$(show int.err)"
+mpirun2 resumed fnet-train --model dense:256,relu,dense:5 --data data --batch 16 \
+    --epochs $((e + 1)) --resume int.safetensors
+[ "$RC" -eq 0 ] && grep -q 'test_acc' resumed.out && ok "the job resumes it" ||
+    fail "mpirun -n 2 fnet-train --resume" "rc $RC" "$(show resumed.err)"
+
+# 7. A rank that dies: every rank ends, the launcher names it, the exit is non-zero, and the
 # checkpoint written before is whole (it loads) with no temporary file beside it
 mkdir dead
 timeout 300 "$MPIEXEC" -n 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then
