@@ -85,14 +85,17 @@ static struct launcher launcher(void)
 // The job
 
 #if FNET_WITH_MPI
-static fnet_status mpi_fail(fnet_ctx *ctx, const fnet_dist *d, int rc, const char *what)
+// "<call> of <what> failed on rank R of P: <MPI's words> ..." (call NULL: what alone).
+static fnet_status mpi_fail(fnet_ctx *ctx, const fnet_dist *d, int rc, const char *call,
+                            const char *what)
 {
     char s[MPI_MAX_ERROR_STRING] = "";
     int len = 0;
     if (MPI_Error_string(rc, s, &len) != MPI_SUCCESS)
         snprintf(s, sizeof(s), "MPI error %d", rc);
-    return fnet_fail(ctx, FNET_ERR_DIST, "%s failed on rank %d of %d: %s (another rank may have "
-                     "died: the job cannot go on)", what, d->rank, d->size, s);
+    return fnet_fail(ctx, FNET_ERR_DIST, "%s%s%s failed on rank %d of %d: %s (another rank may "
+                     "have died: the job cannot go on)", call ? call : "", call ? " of " : "",
+                     what, d->rank, d->size, s);
 }
 
 // MPI is running (this process joined a job of several, or its caller started MPI).
@@ -144,7 +147,7 @@ fnet_status fnet_dist_init(int *argc, char ***argv, fnet_dist **out)
         if (local != MPI_COMM_NULL)
             MPI_Comm_free(&local);
         if (rc != MPI_SUCCESS) {
-            fnet_status st = mpi_fail(NULL, d, rc, "joining the job (MPI_COMM_WORLD)");
+            fnet_status st = mpi_fail(NULL, d, rc, NULL, "joining the job (MPI_COMM_WORLD)");
             fnet_dist_finalize(d);
             return st;
         }
@@ -235,11 +238,8 @@ static fnet_status sum_on(fnet_dist *d, fnet_ctx *ctx, double *v, int n, const c
         return FNET_OK;
 #if FNET_WITH_MPI
     int rc = MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, d->comm);
-    if (rc != MPI_SUCCESS) {
-        char w[160];
-        snprintf(w, sizeof(w), "MPI_Allreduce of %s", what);
-        return mpi_fail(ctx, d, rc, w);
-    }
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(ctx, d, rc, "MPI_Allreduce", what);
 #else
     (void)ctx, (void)v, (void)n, (void)what;
 #endif
@@ -263,11 +263,8 @@ static fnet_status bcast_on(fnet_dist *d, fnet_ctx *ctx, void *buf, size_t bytes
     for (size_t at = 0; at < bytes; at += (size_t)PIECE) {
         size_t k = bytes - at < (size_t)PIECE ? bytes - at : (size_t)PIECE;
         int rc = MPI_Bcast((char *)buf + at, (int)k, MPI_BYTE, 0, d->comm);
-        if (rc != MPI_SUCCESS) {
-            char w[160];
-            snprintf(w, sizeof(w), "MPI_Bcast of %s", what);
-            return mpi_fail(ctx, d, rc, w);
-        }
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(ctx, d, rc, "MPI_Bcast", what);
     }
 #else
     (void)ctx, (void)buf, (void)bytes, (void)what;
@@ -442,7 +439,7 @@ static fnet_status grad_end(fnet_dist *d, fnet_ctx *ctx)
     if (rc == MPI_SUCCESS && d->err != 0)
         rc = d->err;
     if (rc != MPI_SUCCESS)
-        return mpi_fail(ctx, d, rc, what);
+        return mpi_fail(ctx, d, rc, NULL, what);
 #else
     (void)what;
 #endif
@@ -577,7 +574,7 @@ fnet_status fnet_dist_check_same(fnet_ctx *ctx, const float *w, int64_t n, const
 #if FNET_WITH_MPI
     int rc = MPI_Allreduce(v, hi, 2, MPI_DOUBLE, MPI_MAX, d->comm);
     if (rc != MPI_SUCCESS)
-        return mpi_fail(ctx, d, rc, "MPI_Allreduce of the parameters' checksum");
+        return mpi_fail(ctx, d, rc, "MPI_Allreduce", "the parameters' checksum");
 #endif
     if (hi[0] != v[0] || hi[1] != v[1] || hi[0] + hi[1] != (double)0xFFFFFFFFu)
         return fnet_fail(ctx, FNET_ERR_INTERNAL, "%s: the parameters differ between the ranks "
@@ -609,7 +606,7 @@ fnet_status fnet_dist_attach(fnet_dist *d, fnet_ctx *ctx)
             return all;
         int rc = MPI_Bcast(id, (int)sizeof(id), MPI_BYTE, 0, d->comm);
         if (rc != MPI_SUCCESS)
-            return mpi_fail(ctx, d, rc, "MPI_Bcast of the GPUs' communicator id");
+            return mpi_fail(ctx, d, rc, "MPI_Bcast", "the GPUs' communicator id");
         // NCCL's own collective: a rank that cannot join leaves the others waiting inside it,
         // so its error goes straight back (the binaries then end the job)
         if ((st = ctx->be->dist_init(ctx, id, d->rank, d->size)) != FNET_OK)
