@@ -155,7 +155,11 @@ static void test_uneven_and_empty_shards(void **state)
     fnet_train_params tp = fnet_train_params_default();
     tp.batch = 51; // 26 + 25 rows
     tp.epochs = 2;
-    compare_with_single(&op, &tp, 205, 0.0f, 1e-5, NULL); // 4 batches of 51, then one of 1
+    struct trained b;
+    compare_with_single(&op, &tp, 205, 0.0f, 1e-5, &b); // 4 batches of 51, then one of 1
+    assert_int_equal(b.st.steps, 10);                    // the 1-sample batch a step, too
+    assert_int_equal(b.st.epochs_run, 2);
+    free(b.w);
 }
 
 // Dropout draws, on each rank, its rows' part of the whole batch's mask: the job trains as one
@@ -169,8 +173,13 @@ static void test_dropout_draws_one_process_masks(void **state)
     fnet_train_params tp = fnet_train_params_default();
     tp.batch = 51;
     tp.epochs = 3;
-    compare_with_single(&op, &tp, 205, 0.0f, 1e-5, NULL);
+    struct trained b;
+    compare_with_single(&op, &tp, 205, 0.0f, 1e-5, &b);
     spec = SPEC;
+    assert_int_equal(b.st.steps, 15);
+    // the loss fell: dropout's masks train the model, whichever rank draws them
+    assert_true(isfinite(b.st.train_loss) && b.st.train_loss < log((double)CLASSES));
+    free(b.w);
 }
 
 // The gradient sent in buckets while the backward pass runs gives the same bits as one
