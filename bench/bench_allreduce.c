@@ -21,12 +21,6 @@ static const char usage[] =
     "count (2·(P−1)/P·4·params) and the bandwidth they make (GB/s). In a job of one there is\n"
     "nothing to reduce: the times are the bookkeeping alone.\n";
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static bool takes_value(const char *opt)
 {
     return strcmp(opt, "--repeat") == 0 || strcmp(opt, "--threads") == 0;
@@ -76,8 +70,7 @@ int main(int argc, char **argv)
                 t[r] = cli_seconds() - t0;
         }
         // rank 0's median, as every rank waits for the slowest
-        qsort(t, (size_t)repeat, sizeof(double), cmp_double);
-        double med = t[repeat / 2], mb = 4.0 * (double)n / 1e6;
+        double med = cli_median(t, repeat), mb = 4.0 * (double)n / 1e6;
         double ring = 2.0 * (double)(P - 1) / (double)P * mb;
         printf("%-10s %10lld %8.2f %9.3f %13.2f %8.2f\n", nets[s][0], (long long)n, mb,
                1e3 * med, ring, P > 1 && med > 0 ? ring / 1e3 / med : 0.0);

@@ -76,17 +76,6 @@ static bool takes_value(const char *opt)
 
 static bool layers_mode;
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 struct bench_case {
     const char *spec;
@@ -161,7 +150,7 @@ static double time_layer(struct layer_run *r, double seconds, int repeat)
         if (k >= 0)
             med[k] = t / (double)n;
     }
-    return median(med, repeat);
+    return cli_median(med, repeat);
 }
 
 // The grouping as text: "0123" is the plain sweep, "(01)(23)" merges two pairs.
@@ -295,8 +284,8 @@ static void bench_layers(fnet_ctx *ctx, double seconds, int repeat, FILE *json)
                     tc[k] = time_layer(&rt, seconds, 1);
                     ta[k] = time_layer(&ra, seconds, 1);
                 }
-                chosen = median(tc, repeat);
-                best = median(ta, repeat);
+                chosen = cli_median(tc, repeat);
+                best = cli_median(ta, repeat);
                 if (chosen <= best) {
                     best = chosen;
                     best_mask = info.merge;
@@ -439,8 +428,8 @@ static void bench_factored_layers(fnet_ctx *ctx, double seconds, int repeat, FIL
                 db[k] = time_layer(&rd, seconds, 1);
                 fb[k] = time_layer(&rf, seconds, 1);
             }
-            double mdf = median(df, repeat), mff = median(ff, repeat);
-            double mdb = median(db, repeat), mfb = median(fb, repeat);
+            double mdf = cli_median(df, repeat), mff = cli_median(ff, repeat);
+            double mdb = cli_median(db, repeat), mfb = cli_median(fb, repeat);
             printf("%-*s %5lld %12.3f %12.3f %7.1fx %12.3f %12.3f %7.1fx\n", w, name,
                    (long long)B, mdf * 1e3, mff * 1e3, mdf / mff, mdb * 1e3, mfb * 1e3, mdb / mfb);
             fflush(stdout);
@@ -509,7 +498,7 @@ static void bench_svd(fnet_ctx *ctx, int64_t n, int repeat, FILE *json)
             if (r >= 0)
                 t[r] = fnet_now() - t0;
         }
-        double ms = 1e3 * median(t, repeat), err = n <= 1024 ? svd_error(n, A, U, S, Vt) : NAN;
+        double ms = 1e3 * cli_median(t, repeat), err = n <= 1024 ? svd_error(n, A, U, S, Vt) : NAN;
         printf("%-10s %-10s %10.2f %12.2e\n", fnet_ctx_backend_name(x), x->be->host_la->name, ms,
                err);
         if (json) {
@@ -560,8 +549,8 @@ static void bench_sparse_layers(fnet_ctx *ctx, double seconds, int repeat, FILE 
                 db[k] = time_layer(&rd, seconds, 1);
                 sb[k] = time_layer(&rs, seconds, 1);
             }
-            double mdf = median(df, repeat), msf = median(sf, repeat);
-            double mdb = median(db, repeat), msb = median(sb, repeat);
+            double mdf = cli_median(df, repeat), msf = cli_median(sf, repeat);
+            double mdb = cli_median(db, repeat), msb = cli_median(sb, repeat);
             ratio_f[d] = mdf / msf;
             ratio_b[d] = mdb / msb;
             char name[64];
@@ -786,7 +775,7 @@ int main(int argc, char **argv)
                 gemm_rate[r] = (double)(gsteps * B) / gt;
             }
         }
-        double ms = median(model_rate, repeat), gs = median(gemm_rate, repeat);
+        double ms = cli_median(model_rate, repeat), gs = cli_median(gemm_rate, repeat);
         double gflops = ms / (double)B * step_flops * 1e-9, sgemm_gflops = gs / (double)B * step_flops * 1e-9;
         double rss = cli_peak_rss_mb();
         printf("%-*s %6lld %12.0f %10.1f %10.1f %9.1f%% %8.1f\n", spec_w, cases[c].spec,

@@ -112,6 +112,18 @@ void cli_warn(const char *fmt, ...)
     fprintf(stderr, "%s: warning: %s\n", prog_name, msg);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double cli_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 void cli_check_writable(const char *opt, const char *path)
 {
     if (!cli_lead()) // rank 0 writes the files
@@ -424,10 +436,10 @@ fnet_ctx *cli_ctx(const char *device, int threads, bool tf32)
     }
     if (st != FNET_OK)
         cli_die(1, "--device", "cannot create the %s context: %s", device, fnet_status_str(st));
-    // ranks that share a machine share its cores
+    // ranks that share a machine share its cores (a ctx starts with one thread a core)
     if (threads <= 0 && fnet_dist_local_size(job) > 1) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cores > fnet_dist_local_size(job) ? (int)(cores / fnet_dist_local_size(job)) : 1;
+        threads = fnet_ctx_threads(ctx) / fnet_dist_local_size(job);
+        threads = threads > 0 ? threads : 1;
     }
     if (threads > 0)
         cli_check(ctx, fnet_ctx_set_threads(ctx, threads), "--threads");

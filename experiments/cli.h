@@ -54,6 +54,9 @@ struct cli_args {
 };
 const char *cli_next(struct cli_args *a, bool (*takes_value)(const char *opt), const char **value);
 
+/* The median of v (n >= 1 values; sorted in place). */
+double cli_median(double *v, int n);
+
 /* Peak resident memory of this process in MB. */
 double cli_peak_rss_mb(void);
 

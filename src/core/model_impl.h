@@ -35,6 +35,10 @@ void fnet_model_get_settings(const fnet_model *m, fnet_loss *loss, float *l1, fl
  * (fnet_model_set_mask, SET and RigL updates): a solver that keeps history across calls resets
  * when it sees a new value. fnet_model_touch bumps it. */
 uint64_t fnet_model_generation(const fnet_model *m);
+void fnet_model_touch(fnet_model *m);
+
+/* FNET_ERR_INVALID_ARG naming the sample unless every label (host) is a class of m's output. */
+fnet_status fnet_model_check_labels(fnet_model *m, const int32_t *labels, int64_t batch);
 
 /* The loss and gradient of `batch` samples (x, backend memory; labels, host), rows first.. of a
  * batch of `total` (the others on the job's other ranks; first 0 and batch == total without a
@@ -44,11 +48,7 @@ uint64_t fnet_model_generation(const fnet_model *m);
  * weight 0 (so that the layers' random streams move on alike). Collective when distributed.
  * FNET_ERR_NUMERIC (on every rank) for a NaN or Inf loss; a rank's own failure (a layer's,
  * FNET_ERR_OUT_OF_MEMORY) returns on that rank alone: the caller ends the job. */
-/* FNET_ERR_INVALID_ARG naming the sample unless every label (host) is a class of m's output. */
-fnet_status fnet_model_check_labels(fnet_model *m, const int32_t *labels, int64_t batch);
-
 fnet_status fnet_model_loss_grad_part(fnet_model *m, const float *x, const int32_t *labels,
                                       int64_t first, int64_t batch, int64_t total, double *loss);
-void fnet_model_touch(fnet_model *m);
 
 #endif

@@ -6,16 +6,12 @@
 #include "core/backend.h"
 #include "core/train_loop.h"
 #include "core/model_impl.h"
-#include "dist/dist.h"
 
 #include <math.h>
 #include <string.h>
 
-// The objective at x on the rows (xb, labels) of a batch of `total` (all of them without a job,
-// rows == total; this rank's when distributed).
-static fnet_status objective_at(fnet_model *m, const float *xb, const int32_t *labels,
-                                int64_t first, int64_t rows, int64_t total, const float *x,
-                                int64_t n, double *f, float *g)
+// Load the solver's point x (n floats) into m's parameters (nothing to copy when x is them).
+static fnet_status load_point(fnet_model *m, const float *x, int64_t n)
 {
     int64_t np = 0;
     float *w = fnet_model_params(m, &np);
@@ -27,12 +23,14 @@ static fnet_status objective_at(fnet_model *m, const float *xb, const int32_t *l
         fnet_ctx *ctx = fnet_model_ctx(m);
         ctx->be->copy(ctx, w, x, (size_t)n * sizeof(float));
     }
-    fnet_status st = fnet_model_loss_grad_part(m, xb, labels, first, rows, total, f);
-    if ((st == FNET_OK || st == FNET_ERR_NUMERIC) && g != fnet_model_grads(m, NULL)) {
-        fnet_ctx *ctx = fnet_model_ctx(m);
-        ctx->be->copy(ctx, g, fnet_model_grads(m, NULL), (size_t)n * sizeof(float));
-    }
-    if (st == FNET_ERR_NUMERIC) { // a diverging trial point: the line search steps back
+    return FNET_OK;
+}
+
+// The oracle's status as a solver takes it: a NaN or Inf loss is a value (a diverging trial
+// point: the line search steps back), not an error.
+static fnet_status as_value(fnet_status st, double *f)
+{
+    if (st == FNET_ERR_NUMERIC) {
         *f = NAN;
         return FNET_OK;
     }
@@ -44,24 +42,14 @@ fnet_status fnet_model_objective(const float *x, int64_t n, double *f, float *g,
     const fnet_model_batch_info *b = user;
     if (b == NULL || b->model == NULL || x == NULL || f == NULL || g == NULL)
         return FNET_ERR_INVALID_ARG;
-    fnet_model *m = b->model;
-    if (b->batch < 1 || b->x == NULL || b->labels == NULL)
-        return fnet_fail(fnet_model_ctx(m), FNET_ERR_INVALID_ARG, "objective: a batch of %lld "
-                         "samples at x %p, labels %p", (long long)b->batch, (const void *)b->x,
-                         (const void *)b->labels);
-    // distributed: this rank's rows of the batch (every rank holds all of them, and checks all
-    // their labels; none: row 0 with weight 0)
-    int64_t first = 0, rows = b->batch;
-    fnet_dist_ctx_shard(fnet_model_ctx(m), b->batch, &first, &rows);
-    fnet_status st = rows < b->batch ? fnet_model_check_labels(m, b->labels, b->batch) : FNET_OK;
+    fnet_status st = load_point(b->model, x, n);
     if (st != FNET_OK)
         return st;
-    const int64_t at = rows > 0 ? first : 0;
-    return objective_at(m, b->x + at * fnet_model_n_in(m), b->labels + at, first, rows, b->batch,
-                        x, n, f, g);
+    // (distributed, loss_grad takes this rank's rows of the batch itself)
+    return as_value(fnet_model_loss_grad(b->model, b->x, b->labels, b->batch, f, g), f);
 }
 
-// The trainer's objective: the rows of a batch this rank gathered.
+// The trainer's objective: the rows of a batch this rank gathered (all of them without a job).
 struct part_info {
     fnet_model *m;
     const float *x;
@@ -72,7 +60,16 @@ struct part_info {
 static fnet_status part_objective(const float *x, int64_t n, double *f, float *g, void *user)
 {
     const struct part_info *p = user;
-    return objective_at(p->m, p->x, p->labels, p->first, p->rows, p->total, x, n, f, g);
+    fnet_status st = load_point(p->m, x, n);
+    if (st != FNET_OK)
+        return st;
+    st = fnet_model_loss_grad_part(p->m, p->x, p->labels, p->first, p->rows, p->total, f);
+    float *mg = fnet_model_grads(p->m, NULL);
+    if ((st == FNET_OK || st == FNET_ERR_NUMERIC) && g != mg) {
+        fnet_ctx *ctx = fnet_model_ctx(p->m);
+        ctx->be->copy(ctx, g, mg, (size_t)n * sizeof(float));
+    }
+    return as_value(st, f);
 }
 
 // The trainer's progress bar counts solver iterations: K per batch.
